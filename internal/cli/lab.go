@@ -1,0 +1,336 @@
+package cli
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"podpath/internal/calico"
+	"podpath/internal/lab"
+)
+
+func newLab(s Streams) *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "lab",
+		Short: "Build, break and remove a Calico-style cluster made of network namespaces",
+		Long: `The lab builds a Calico-style Kubernetes dataplane out of Linux network namespaces:
+a fabric (one bridge, or a router between two subnets) with an underlay in 198.18.0.0/15,
+nodes that each own a /26 block of 10.233.64.0/18, and Pods wired as the Calico CNI
+plugin wires them (/32 address, 169.254.1.1 gateway by proxy ARP on a cali* veth).
+Nodes reach each other's blocks over VXLAN (vxlan.calico, VNI 4096, UDP 4789), BGP
+(BIRD 2, full mesh) or not at all (none). It needs root and never routes outside itself.
+
+Several labs can run side by side; --name picks one. Namespaces are named
+<lab>.fabric, <lab>.node1, <lab>.node1-pod1 …; state lives in ` + lab.StateRoot + `/<lab>/.`,
+	}
+	cmd.AddCommand(newLabUp(s), newLabDown(s), newLabStatus(s), newLabFault(s), newLabExec(s), newLabWire())
+	return cmd
+}
+
+func nameFlag(c *cobra.Command, p *string) {
+	c.Flags().StringVar(p, "name", lab.DefaultName, "which lab")
+}
+
+type labUpFlags struct {
+	cfg       lab.Config
+	backend   string
+	topology  string
+	overrides []string
+	output    string
+}
+
+func newLabUp(s Streams) *cobra.Command {
+	var f labUpFlags
+	c := &cobra.Command{
+		Use:   "up",
+		Short: "Build a lab (idempotent: an identical running lab is left as it is)",
+		Example: `  podpath lab up
+  podpath lab up --backend bgp
+  podpath lab up --name big --nodes 50 --topology routed
+  podpath lab up --mtu-override node3:underlay=9000`,
+		Args: cobra.NoArgs,
+		RunE: func(c *cobra.Command, _ []string) error {
+			var err error
+			if f.cfg.Backend, err = lab.ParseBackend(f.backend); err != nil {
+				return err
+			}
+			if f.cfg.Topology, err = lab.ParseTopology(f.topology); err != nil {
+				return err
+			}
+			if err := checkOutput(f.output, "text", "json"); err != nil {
+				return err
+			}
+			f.cfg.NodeMTUs = map[string]lab.NodeMTU{}
+			for _, o := range f.overrides {
+				if err := lab.ParseNodeMTU(o, f.cfg.NodeMTUs); err != nil {
+					return err
+				}
+			}
+			l, err := lab.Up(c.Context(), f.cfg)
+			if err != nil {
+				return err
+			}
+			return printStatus(s.Out, &l.State, f.output, nil)
+		},
+	}
+	nameFlag(c, &f.cfg.Name)
+	fl := c.Flags()
+	fl.IntVar(&f.cfg.Nodes, "nodes", lab.DefaultNodes, fmt.Sprintf("number of nodes (1-%d)", lab.MaxNodes))
+	fl.IntVar(&f.cfg.PodsPerNode, "pods-per-node", lab.DefaultPodsPerNode, fmt.Sprintf("Pods on each node (0-%d)", lab.MaxPodsPerNode))
+	fl.StringVar(&f.backend, "backend", string(lab.BackendVXLAN), "how nodes reach each other's Pods: vxlan, bgp or none")
+	fl.StringVar(&f.topology, "topology", string(lab.TopologyFlat), "underlay: flat (one bridge) or routed (two subnets and a router)")
+	fl.IntVar(&f.cfg.UnderlayMTU, "underlay-mtu", lab.DefaultUnderlayMTU, "MTU of every node's eth0 and fabric port")
+	fl.IntVar(&f.cfg.PodMTU, "pod-mtu", 0, "MTU of Pod interfaces (0: underlay MTU less the backend's overhead, 1450 for vxlan)")
+	fl.IntVar(&f.cfg.VXLANMTU, "vxlan-mtu", 0, "MTU of vxlan.calico (0: the Pod MTU, as Calico sets it)")
+	fl.StringArrayVar(&f.overrides, "mtu-override", nil, "per-node MTU, NODE:underlay=N, NODE:pod=N or NODE:vxlan=N (repeatable)")
+	fl.StringVarP(&f.output, "output", "o", "text", "output format: text or json")
+	return c
+}
+
+func newLabDown(s Streams) *cobra.Command {
+	var name string
+	c := &cobra.Command{
+		Use:   "down",
+		Short: "Remove a lab: its namespaces, processes and state (idempotent)",
+		Args:  cobra.NoArgs,
+		RunE: func(c *cobra.Command, _ []string) error {
+			if err := lab.Down(c.Context(), name); err != nil {
+				return err
+			}
+			fmt.Fprintf(s.Out, "lab %s removed\n", name)
+			return nil
+		},
+	}
+	nameFlag(c, &name)
+	return c
+}
+
+func newLabStatus(s Streams) *cobra.Command {
+	var name, output string
+	c := &cobra.Command{
+		Use:   "status",
+		Short: "Show a lab's nodes, Pods, faults and, with BGP, each node's sessions",
+		Args:  cobra.NoArgs,
+		RunE: func(c *cobra.Command, _ []string) error {
+			if err := checkOutput(output, "text", "json"); err != nil {
+				return err
+			}
+			l, err := lab.Open(name)
+			if err != nil {
+				return err
+			}
+			var bgp map[string]any
+			if l.Spec.Backend == lab.BackendBGP {
+				bgp = map[string]any{}
+				for _, n := range l.Spec.Nodes {
+					sessions, err := l.BGPSessions(c.Context(), n.Name)
+					if err != nil {
+						bgp[n.Name] = err.Error()
+						continue
+					}
+					bgp[n.Name] = sessions
+				}
+			}
+			return printStatus(s.Out, &l.State, output, bgp)
+		},
+	}
+	nameFlag(c, &name)
+	c.Flags().StringVarP(&output, "output", "o", "text", "output format: text or json")
+	return c
+}
+
+func newLabFault(s Streams) *cobra.Command {
+	var name string
+	c := &cobra.Command{
+		Use:   "fault",
+		Short: "Break a running lab the way real clusters break, and mend it",
+		Long: "Faults:\n" + lab.FaultUsage() + `
+Firewall faults (block-*, loss) are nftables tables named podpath_<fault> in the node's
+namespace. delay holds packets leaving the node; loss drops them at random.`,
+	}
+	c.PersistentFlags().StringVar(&name, "name", lab.DefaultName, "which lab")
+	add := &cobra.Command{
+		Use:     "add FAULT...",
+		Short:   "Inject faults; one with the same kind and node replaces the old one",
+		Example: "  podpath lab fault add underlay-mtu=node3:1400\n  podpath lab fault add block-vxlan=node2 delay=node1:20",
+		Args:    cobra.MinimumNArgs(1),
+		RunE: func(c *cobra.Command, args []string) error {
+			faults, err := parseFaults(args)
+			if err != nil {
+				return err
+			}
+			// Check them all before touching the lab, so a typo in the
+			// second leaves the first un-applied.
+			l, err := lab.Open(name)
+			if err != nil {
+				return err
+			}
+			for _, f := range faults {
+				if err := l.Spec.CheckFault(f); err != nil {
+					return err
+				}
+			}
+			for _, f := range faults {
+				if err := l.AddFault(c.Context(), f); err != nil {
+					return err
+				}
+				fmt.Fprintf(s.Out, "fault %s added\n", f)
+			}
+			return nil
+		},
+	}
+	clear := &cobra.Command{
+		Use:     "clear [FAULT...]",
+		Short:   "Clear the given faults, or all of them",
+		Example: "  podpath lab fault clear\n  podpath lab fault clear underlay-mtu=node3:1400",
+		RunE: func(c *cobra.Command, args []string) error {
+			faults, err := parseFaults(args)
+			if err != nil {
+				return err
+			}
+			cleared, err := lab.ClearFaults(c.Context(), name, faults...)
+			for _, f := range cleared {
+				fmt.Fprintf(s.Out, "fault %s cleared\n", f)
+			}
+			if err == nil && len(cleared) == 0 {
+				fmt.Fprintln(s.Out, "no faults to clear")
+			}
+			return err
+		},
+	}
+	c.AddCommand(add, clear)
+	return c
+}
+
+func parseFaults(args []string) ([]lab.Fault, error) {
+	var out []lab.Fault
+	for _, a := range args {
+		f, err := lab.ParseFault(a)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, f)
+	}
+	return out, nil
+}
+
+func newLabExec(s Streams) *cobra.Command {
+	var name string
+	c := &cobra.Command{
+		Use:     "exec NODE|POD|fabric -- COMMAND [ARG...]",
+		Short:   "Run a command inside a lab node's, Pod's or the fabric's namespace",
+		Example: "  podpath lab exec node1-pod1 -- ping -c 3 -M do -s 1422 10.233.64.129\n  podpath lab exec node2 -- ip route",
+		Args:    cobra.MinimumNArgs(2),
+		RunE: func(c *cobra.Command, args []string) error {
+			l, err := lab.Open(name)
+			if err != nil {
+				return err
+			}
+			cmd, err := l.Command(c.Context(), args[0], args[1:]...)
+			if err != nil {
+				return err
+			}
+			cmd.Stdin, cmd.Stdout, cmd.Stderr = s.In, s.Out, s.Err
+			if err := cmd.Run(); err != nil {
+				if cmd.ProcessState != nil {
+					return exitError{code: cmd.ProcessState.ExitCode()}
+				}
+				return err
+			}
+			return nil
+		},
+	}
+	nameFlag(c, &name)
+	return c
+}
+
+// newLabWire is the process the delay fault starts; not for users.
+func newLabWire() *cobra.Command {
+	var netns, from, to, ready, id string
+	var delayMs int
+	c := &cobra.Command{
+		Use:    "wire",
+		Hidden: true,
+		Args:   cobra.NoArgs,
+		RunE: func(c *cobra.Command, _ []string) error {
+			_ = id // only marks the process's command line, so down finds it
+			return lab.RunWire(c.Context(), netns, from, to, time.Duration(delayMs)*time.Millisecond, ready)
+		},
+	}
+	fl := c.Flags()
+	fl.StringVar(&netns, "netns", "", "namespace of both links")
+	fl.StringVar(&from, "from", "", "link whose arriving frames are delayed")
+	fl.StringVar(&to, "to", "", "link on the other side")
+	fl.IntVar(&delayMs, "delay-ms", 0, "delay in milliseconds")
+	fl.StringVar(&ready, "ready", "", "file to create once the wire carries frames")
+	fl.StringVar(&id, "id", "", "identifies the wire's process")
+	return c
+}
+
+func checkOutput(got string, allowed ...string) error {
+	for _, a := range allowed {
+		if got == a {
+			return nil
+		}
+	}
+	return usageError{fmt.Errorf("output format %q: use %s", got, strings.Join(allowed, " or "))}
+}
+
+func printStatus(w io.Writer, st *lab.State, output string, bgp map[string]any) error {
+	if output == "json" {
+		enc := json.NewEncoder(w)
+		enc.SetIndent("", "  ")
+		return enc.Encode(struct {
+			*lab.State
+			BGP map[string]any `json:"bgp,omitempty"`
+		}{st, bgp})
+	}
+	sp := &st.Spec
+	fmt.Fprintf(w, "lab %s: %s, %d nodes, backend %s, topology %s (built in %.1fs)\n",
+		sp.Name, st.Phase, len(sp.Nodes), sp.Backend, sp.Topology, st.UpSeconds)
+	fmt.Fprintf(w, "inventory: %s\n\n", st.Inventory)
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "NODE\tADDRESS\tBLOCK\tMTU (eth0/pod/vxlan)\tPODS")
+	for _, n := range sp.Nodes {
+		var pods []string
+		for _, p := range n.Pods {
+			pods = append(pods, p.Name+" "+p.Address.String())
+		}
+		vx := "-"
+		if sp.Backend == lab.BackendVXLAN {
+			vx = fmt.Sprint(n.VXLANMTU)
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%d/%d/%s\t%s\n", n.Name, n.Address, n.Block, n.UnderlayMTU, n.PodMTU, vx, strings.Join(pods, ", "))
+	}
+	tw.Flush()
+	if len(st.Faults) == 0 {
+		fmt.Fprintln(w, "\nfaults: none")
+	} else {
+		var fs []string
+		for _, f := range st.Faults {
+			fs = append(fs, f.String())
+		}
+		fmt.Fprintf(w, "\nfaults: %s\n", strings.Join(fs, " "))
+	}
+	if bgp != nil {
+		fmt.Fprintln(w, "\nBGP sessions (from each node's BIRD control socket):")
+		for _, n := range sp.Nodes {
+			fmt.Fprintf(w, "  %s:", n.Name)
+			switch v := bgp[n.Name].(type) {
+			case string:
+				fmt.Fprintf(w, " unavailable: %s", v)
+			case []calico.Protocol:
+				for _, p := range v {
+					fmt.Fprintf(w, " %s %s", p.Name, p.Info)
+				}
+			}
+			fmt.Fprintln(w)
+		}
+	}
+	return nil
+}

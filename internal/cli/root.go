@@ -1,0 +1,100 @@
+// Package cli holds podpath's commands, one file per verb.
+package cli
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"strings"
+
+	"github.com/spf13/cobra"
+
+	"podpath/internal/lab"
+	"podpath/internal/version"
+)
+
+// Exit codes, as DESIGN.md fixes them.
+const (
+	ExitOK       = 0
+	ExitFindings = 1 // at least one finding of severity error
+	ExitNoRun    = 2 // could not run: bad input, no access, timeout before any result
+)
+
+// Streams are the command's standard streams, replaced in tests.
+type Streams struct {
+	In       io.Reader
+	Out, Err io.Writer
+}
+
+// usageError marks mistakes in how the command was called.
+type usageError struct{ err error }
+
+func (e usageError) Error() string { return e.err.Error() }
+func (e usageError) Unwrap() error { return e.err }
+
+// Run runs podpath with args and returns the exit code; errors are printed
+// on one line to stderr.
+func Run(ctx context.Context, s Streams, args []string) int {
+	root := newRoot(s)
+	root.SetArgs(args)
+	root.SetIn(s.In)
+	root.SetOut(s.Out)
+	root.SetErr(s.Err)
+	err := root.ExecuteContext(ctx)
+	if err == nil {
+		return ExitOK
+	}
+	var ee exitError
+	if errors.As(err, &ee) {
+		return ee.code
+	}
+	fmt.Fprintf(s.Err, "podpath: %s\n", oneLine(err))
+	return ExitNoRun
+}
+
+// exitError carries an exit code other than 2 without a message (the
+// command has already reported).
+type exitError struct{ code int }
+
+func (e exitError) Error() string { return fmt.Sprintf("exit %d", e.code) }
+
+func oneLine(err error) string {
+	msg := err.Error()
+	if errors.Is(err, lab.ErrInvalid) {
+		msg = strings.TrimPrefix(msg, lab.ErrInvalid.Error()+": ")
+	}
+	return strings.Join(strings.Fields(msg), " ")
+}
+
+func newRoot(s Streams) *cobra.Command {
+	root := &cobra.Command{
+		Use:   "podpath",
+		Short: "Find out why Pods on different nodes cannot talk, prove it, and fix it",
+		Long: `podpath finds out why Pods on different Kubernetes nodes cannot talk to each other,
+proves it with measurements, and says what to change. It knows Calico deeply.
+
+Start with the built-in lab, a Calico-style cluster made of network namespaces:
+  podpath lab up                                # 3 nodes, VXLAN, as Kubespray sets up Calico
+  podpath lab fault add underlay-mtu=node3:1400 # the underlay towards node3 carries 1400 bytes
+  podpath lab status
+  podpath lab down`,
+		SilenceUsage:  true,
+		SilenceErrors: true,
+	}
+	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return usageError{err} })
+	root.AddCommand(newVersion(s), newLab(s), newDemo(s))
+	return root
+}
+
+func newVersion(s Streams) *cobra.Command {
+	return &cobra.Command{
+		Use:   "version",
+		Short: "Print podpath's version",
+		Args:  cobra.NoArgs,
+		RunE: func(*cobra.Command, []string) error {
+			fmt.Fprintln(s.Out, version.String())
+			return nil
+		},
+	}
+}

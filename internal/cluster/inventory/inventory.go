@@ -1,0 +1,126 @@
+// Package inventory reads and writes podpath's static description of a
+// cluster: nodes, their agents, and the network they are configured with.
+// It serves clusters without API access, hosts before install, and the lab.
+package inventory
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"net/netip"
+	"os"
+	"path/filepath"
+
+	"go.yaml.in/yaml/v3"
+)
+
+const (
+	APIVersion = "podpath/v1"
+	Kind       = "Inventory"
+)
+
+// Inventory is the file format of DESIGN.md ("Inventory").
+type Inventory struct {
+	APIVersion string   `yaml:"apiVersion"`
+	Kind       string   `yaml:"kind"`
+	TokenFile  string   `yaml:"tokenFile,omitempty"` // relative to the inventory file
+	Network    *Network `yaml:"network,omitempty"`
+	Nodes      []Node   `yaml:"nodes"`
+}
+
+// Network is what the cluster is configured with, when known.
+type Network struct {
+	Backend     string `yaml:"backend,omitempty"` // vxlan | ipip | wireguard | bgp | none
+	PodMTU      int    `yaml:"podMTU,omitempty"`  // 0: unknown or auto
+	PodCIDR     string `yaml:"podCIDR,omitempty"`
+	ServiceCIDR string `yaml:"serviceCIDR,omitempty"`
+}
+
+// Node is one node with its host-network agent and optional Pod-network agents.
+type Node struct {
+	Name    string `yaml:"name"`
+	Address string `yaml:"address"`
+	Agent   string `yaml:"agent,omitempty"`
+	Pods    []Pod  `yaml:"pods,omitempty"`
+}
+
+// Pod is a Pod-network agent.
+type Pod struct {
+	Name    string `yaml:"name"`
+	Address string `yaml:"address"`
+	Agent   string `yaml:"agent,omitempty"`
+}
+
+// Marshal renders inv as YAML.
+func Marshal(inv *Inventory) ([]byte, error) {
+	var b bytes.Buffer
+	enc := yaml.NewEncoder(&b)
+	enc.SetIndent(2)
+	if err := enc.Encode(inv); err != nil {
+		return nil, fmt.Errorf("encode inventory: %w", err)
+	}
+	return b.Bytes(), nil
+}
+
+// Load reads and checks an inventory file; errors name the file and, where
+// the YAML parser knows it, the line.
+func Load(path string) (*Inventory, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("read inventory: %w", err)
+	}
+	inv, err := Parse(data)
+	if err != nil {
+		return nil, fmt.Errorf("inventory %s: %w", path, err)
+	}
+	if inv.TokenFile != "" && !filepath.IsAbs(inv.TokenFile) {
+		inv.TokenFile = filepath.Join(filepath.Dir(path), inv.TokenFile)
+	}
+	return inv, nil
+}
+
+// Parse decodes and validates inventory YAML. Unknown fields are errors, so a
+// typo does not silently change what gets probed.
+func Parse(data []byte) (*Inventory, error) {
+	var inv Inventory
+	dec := yaml.NewDecoder(bytes.NewReader(data))
+	dec.KnownFields(true)
+	if err := dec.Decode(&inv); err != nil {
+		return nil, err
+	}
+	if inv.APIVersion != APIVersion || inv.Kind != Kind {
+		return nil, fmt.Errorf("want apiVersion %s and kind %s, got %q and %q", APIVersion, Kind, inv.APIVersion, inv.Kind)
+	}
+	if len(inv.Nodes) == 0 {
+		return nil, errors.New("no nodes")
+	}
+	seen := map[string]bool{}
+	for i, n := range inv.Nodes {
+		if n.Name == "" {
+			return nil, fmt.Errorf("nodes[%d]: no name", i)
+		}
+		if seen[n.Name] {
+			return nil, fmt.Errorf("nodes[%d]: node %q listed twice", i, n.Name)
+		}
+		seen[n.Name] = true
+		if _, err := netip.ParseAddr(n.Address); err != nil {
+			return nil, fmt.Errorf("node %s: address %q is not an IP address", n.Name, n.Address)
+		}
+		if n.Agent != "" {
+			if _, err := netip.ParseAddrPort(n.Agent); err != nil {
+				return nil, fmt.Errorf("node %s: agent %q is not IP:port", n.Name, n.Agent)
+			}
+		}
+		for _, p := range n.Pods {
+			if _, err := netip.ParseAddr(p.Address); err != nil {
+				return nil, fmt.Errorf("node %s: Pod %q address %q is not an IP address", n.Name, p.Name, p.Address)
+			}
+			if p.Agent != "" {
+				if _, err := netip.ParseAddrPort(p.Agent); err != nil {
+					return nil, fmt.Errorf("node %s: Pod %q agent %q is not IP:port", n.Name, p.Name, p.Agent)
+				}
+			}
+		}
+	}
+	return &inv, nil
+}

@@ -1,0 +1,184 @@
+package lab
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"text/template"
+	"time"
+
+	"github.com/vishvananda/netlink"
+
+	"podpath/internal/calico"
+)
+
+// Bounded waits for BIRD, the way calicoctl bounds its reads of the socket.
+const (
+	birdStartTimeout = 5 * time.Second
+	birdStopTimeout  = 3 * time.Second
+)
+
+// rtprotBIRD is RTPROT_BIRD: "proto bird" in `ip route`.
+const rtprotBIRD = 12
+
+// birdConf is a node-to-node mesh as calico-node's confd writes it for BIRD,
+// in BIRD 2 syntax, with short timers so a lab notices a cut session in
+// seconds rather than minutes. The kernel scan is rare so a route deleted by
+// the route-missing fault stays missing until the fault is cleared.
+var birdConf = template.Must(template.New("bird").Parse(`# podpath lab {{.Lab}}: BIRD for {{.Node.Name}}, full iBGP mesh as calico-node runs it
+router id {{.Node.Address}};
+log "{{.Dir}}/bird.log" all;
+
+protocol device { scan time 10; }
+
+protocol kernel {
+  scan time 3600;
+  merge paths on;
+  ipv4 { import none; export where source = RTS_BGP; };
+}
+
+# The node's IPAM block; the kernel already blackholes it, BIRD only announces it.
+protocol static blocks {
+  ipv4;
+  route {{.Node.Block}} blackhole;
+}
+
+template bgp mesh {
+  local {{.Node.Address}} as {{.AS}};
+  direct;
+  hold time 9;
+  keepalive time 3;
+  connect retry time 2;
+  error wait time 1, 4;
+  ipv4 { import all; export where proto = "blocks"; next hop self; };
+}
+{{range .Peers}}
+protocol bgp {{.Name}} from mesh { neighbor {{.Address}} as {{$.AS}}; }
+{{- end}}
+`))
+
+type birdPeer struct {
+	Name    string
+	Address string
+}
+
+func birdFiles(dir, node string) (conf, sock, pid string) {
+	d := filepath.Join(dir, node)
+	return filepath.Join(d, "bird.conf"), filepath.Join(d, "bird.ctl"), filepath.Join(d, "bird.pid")
+}
+
+// BIRDSocket is where the lab's BIRD for node listens.
+func BIRDSocket(lab, node string) string {
+	_, sock, _ := birdFiles(Dir(lab), node)
+	return sock
+}
+
+// startBIRD writes n's BIRD configuration and starts BIRD in n's namespace.
+func startBIRD(ctx context.Context, s *Spec, n *Node) (string, error) {
+	dir := Dir(s.Name)
+	conf, sock, pidf := birdFiles(dir, n.Name)
+	if err := os.MkdirAll(filepath.Dir(conf), 0o755); err != nil {
+		return "", fmt.Errorf("create BIRD directory: %w", err)
+	}
+	var peers []birdPeer
+	for _, r := range s.Nodes {
+		if r.Name != n.Name {
+			peers = append(peers, birdPeer{Name: calico.MeshPeerName(r.Address), Address: r.Address.String()})
+		}
+	}
+	var b strings.Builder
+	if err := birdConf.Execute(&b, map[string]any{"Lab": s.Name, "Node": n, "Dir": filepath.Dir(conf), "AS": ASNumber, "Peers": peers}); err != nil {
+		return "", fmt.Errorf("render BIRD configuration: %w", err)
+	}
+	if err := os.WriteFile(conf, []byte(b.String()), 0o644); err != nil {
+		return "", fmt.Errorf("write BIRD configuration: %w", err)
+	}
+	return sock, runBIRD(ctx, n.Netns, conf, sock, pidf)
+}
+
+func runBIRD(ctx context.Context, ns, conf, sock, pidf string) error {
+	ctx, cancel := context.WithTimeout(ctx, birdStartTimeout)
+	defer cancel()
+	_ = os.Remove(pidf)
+	// BIRD daemonises once its configuration parses; the parent's exit status
+	// tells whether it did.
+	cmd := exec.CommandContext(ctx, "ip", "netns", "exec", ns, "bird", "-c", conf, "-s", sock, "-P", pidf)
+	if out, err := cmd.CombinedOutput(); err != nil {
+		return fmt.Errorf("start bird in %s: %w: %s", ns, err, strings.TrimSpace(string(out)))
+	}
+	for {
+		if pid := readPid(pidf); pidAlive(pid, sock) {
+			if _, err := os.Stat(sock); err == nil {
+				return nil
+			}
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("bird in %s did not come up within %s", ns, birdStartTimeout)
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
+}
+
+// stopBIRD stops the lab's BIRD on node, if it runs; it only signals a PID
+// whose command line names this lab's socket.
+func stopBIRD(dir, node string) {
+	_, sock, pidf := birdFiles(dir, node)
+	stopPid(readPid(pidf), sock, birdStopTimeout)
+	_ = os.Remove(pidf)
+}
+
+func stopPid(pid int, marker string, grace time.Duration) {
+	if !pidAlive(pid, marker) {
+		return
+	}
+	_ = syscall.Kill(pid, syscall.SIGTERM)
+	deadline := time.Now().Add(grace)
+	for time.Now().Before(deadline) {
+		if !pidAlive(pid, marker) {
+			return
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	_ = syscall.Kill(pid, syscall.SIGKILL)
+}
+
+func readPid(path string) int {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return 0
+	}
+	pid, _ := strconv.Atoi(strings.TrimSpace(string(b)))
+	return pid
+}
+
+// BGPSessions reads node's BGP sessions from its BIRD control socket.
+func (l *Lab) BGPSessions(ctx context.Context, node string) ([]calico.Protocol, error) {
+	if l.Spec.Backend != BackendBGP {
+		return nil, errors.New("lab runs no BGP")
+	}
+	if _, err := l.Spec.Node(node); err != nil {
+		return nil, err
+	}
+	protos, err := calico.ShowProtocols(ctx, BIRDSocket(l.Spec.Name, node))
+	if err != nil {
+		return nil, err
+	}
+	var out []calico.Protocol
+	for _, p := range protos {
+		if p.Proto == "BGP" {
+			out = append(out, p)
+		}
+	}
+	return out, nil
+}
+
+func bgpRoute(eth0 netlink.Link, r Node) *netlink.Route {
+	return &netlink.Route{Dst: prefixNet(r.Block), Gw: r.Address.AsSlice(), LinkIndex: eth0.Attrs().Index, Protocol: rtprotBIRD}
+}

@@ -1,0 +1,205 @@
+package lab
+
+import (
+	"fmt"
+	"net/netip"
+	"sort"
+	"strconv"
+	"strings"
+)
+
+// FaultKind names a way the lab can be broken.
+type FaultKind string
+
+// The faults a running lab accepts. Each mirrors a way real Calico clusters break.
+const (
+	FaultUnderlayMTU    FaultKind = "underlay-mtu"     // <node>:<bytes>: fabric side of the node's link carries fewer bytes (silent L2 drop)
+	FaultPodMTU         FaultKind = "pod-mtu"          // <bytes>: every Pod interface gets this MTU
+	FaultBlockVXLAN     FaultKind = "block-vxlan"      // <node>: nftables drops UDP 4789 arriving at the node
+	FaultBlockBGP       FaultKind = "block-bgp"        // <node>: nftables drops TCP 179 arriving at the node
+	FaultBlockICMP      FaultKind = "block-icmp"       // <node>: nftables drops ICMP to, from and through the node
+	FaultBIRDDown       FaultKind = "bird-down"        // <node>: BIRD stopped
+	FaultRouteMissing   FaultKind = "route-missing"    // <node>:<block>: the route to a remote block deleted
+	FaultIPForwardOff   FaultKind = "ip-forward-off"   // <node>: net.ipv4.ip_forward=0
+	FaultRPFilterStrict FaultKind = "rp-filter-strict" // <node>: net.ipv4.conf.all.rp_filter=1
+	FaultDelay          FaultKind = "delay"            // <node>:<ms>: packets leaving the node wait ms
+	FaultLoss           FaultKind = "loss"             // <node>:<pct>: packets leaving the node dropped at random
+	FaultNodeMTU        FaultKind = "node-mtu"         // <node>:<bytes>: the node's eth0 MTU (e.g. one node jumbo)
+)
+
+// faultArgs says what follows "kind=" for each kind.
+var faultArgs = map[FaultKind]string{
+	FaultUnderlayMTU:    "<node>:<bytes>",
+	FaultPodMTU:         "<bytes>",
+	FaultBlockVXLAN:     "<node>",
+	FaultBlockBGP:       "<node>",
+	FaultBlockICMP:      "<node>",
+	FaultBIRDDown:       "<node>",
+	FaultRouteMissing:   "<node>:<block CIDR>",
+	FaultIPForwardOff:   "<node>",
+	FaultRPFilterStrict: "<node>",
+	FaultDelay:          "<node>:<ms>",
+	FaultLoss:           "<node>:<pct>",
+	FaultNodeMTU:        "<node>:<bytes>",
+}
+
+// FaultUsage lists every fault with its argument, for --help.
+func FaultUsage() string {
+	var kinds []string
+	for k := range faultArgs {
+		kinds = append(kinds, string(k))
+	}
+	sort.Strings(kinds)
+	var b strings.Builder
+	for _, k := range kinds {
+		fmt.Fprintf(&b, "  %s=%s\n", k, faultArgs[FaultKind(k)])
+	}
+	return b.String()
+}
+
+// Fault is one injected fault.
+type Fault struct {
+	Kind  FaultKind    `json:"kind"`
+	Node  string       `json:"node,omitempty"`
+	Value int          `json:"value,omitempty"` // bytes, ms or percent
+	Block netip.Prefix `json:"block,omitzero"`
+}
+
+// String renders the fault as it is typed on the command line.
+func (f Fault) String() string {
+	switch faultArgs[f.Kind] {
+	case "<bytes>":
+		return fmt.Sprintf("%s=%d", f.Kind, f.Value)
+	case "<node>":
+		return fmt.Sprintf("%s=%s", f.Kind, f.Node)
+	case "<node>:<block CIDR>":
+		return fmt.Sprintf("%s=%s:%s", f.Kind, f.Node, f.Block)
+	}
+	return fmt.Sprintf("%s=%s:%d", f.Kind, f.Node, f.Value)
+}
+
+// Key identifies what a fault breaks: adding a fault with the same key
+// replaces the old one (underlay-mtu=node3:1400 then :1300 leaves one fault).
+func (f Fault) Key() string {
+	k := string(f.Kind) + "=" + f.Node
+	if f.Block.IsValid() {
+		k += ":" + f.Block.String()
+	}
+	return k
+}
+
+// ParseFault reads "kind=args" as typed on the command line. It checks the
+// syntax and ranges; Spec.CheckFault checks it against a lab.
+func ParseFault(s string) (Fault, error) {
+	kind, args, ok := strings.Cut(s, "=")
+	form, known := faultArgs[FaultKind(kind)]
+	if !known {
+		return Fault{}, invalidf("unknown fault %q: known faults are %s", kind, strings.Join(faultNames(), ", "))
+	}
+	f := Fault{Kind: FaultKind(kind)}
+	bad := func(why string) (Fault, error) {
+		return Fault{}, invalidf("fault %q: %s (write %s=%s)", s, why, kind, form)
+	}
+	if !ok || args == "" {
+		return bad("missing argument")
+	}
+	number := func(v string) (int, bool) {
+		n, err := strconv.Atoi(v)
+		return n, err == nil
+	}
+	switch form {
+	case "<bytes>":
+		n, ok := number(args)
+		if !ok {
+			return bad(fmt.Sprintf("%q is not a number", args))
+		}
+		f.Value = n
+	case "<node>":
+		if strings.Contains(args, ":") {
+			return bad("takes only a node name")
+		}
+		f.Node = args
+	default:
+		node, v, ok := strings.Cut(args, ":")
+		if !ok || node == "" || v == "" {
+			return bad("missing node or value")
+		}
+		f.Node = node
+		if form == "<node>:<block CIDR>" {
+			p, err := netip.ParsePrefix(v)
+			if err != nil || !p.Addr().Is4() {
+				return bad(fmt.Sprintf("%q is not an IPv4 CIDR", v))
+			}
+			f.Block = p.Masked()
+			break
+		}
+		n, ok := number(v)
+		if !ok {
+			return bad(fmt.Sprintf("%q is not a number", v))
+		}
+		f.Value = n
+	}
+	switch f.Kind {
+	case FaultUnderlayMTU, FaultPodMTU, FaultNodeMTU:
+		if err := checkMTU(kind, f.Value); err != nil {
+			return Fault{}, err
+		}
+	case FaultDelay:
+		if f.Value < 1 || f.Value > 10000 {
+			return bad(fmt.Sprintf("delay %d ms must be between 1 and 10000", f.Value))
+		}
+	case FaultLoss:
+		if f.Value < 1 || f.Value > 100 {
+			return bad(fmt.Sprintf("loss %d%% must be between 1 and 100", f.Value))
+		}
+	}
+	return f, nil
+}
+
+func faultNames() []string {
+	var out []string
+	for k := range faultArgs {
+		out = append(out, string(k))
+	}
+	sort.Strings(out)
+	return out
+}
+
+// CheckFault checks that f makes sense on this lab: the node exists, the
+// block is one the node routes, BIRD runs where it is to be stopped.
+func (s *Spec) CheckFault(f Fault) error {
+	if f.Node == "" {
+		return nil
+	}
+	n, err := s.Node(f.Node)
+	if err != nil {
+		return err
+	}
+	switch f.Kind {
+	case FaultBIRDDown, FaultBlockBGP:
+		if s.Backend != BackendBGP {
+			return invalidf("fault %s: lab %s runs backend %s, which has no BGP (use --backend bgp)", f, s.Name, s.Backend)
+		}
+	case FaultRouteMissing:
+		if s.Backend == BackendNone {
+			return invalidf("fault %s: backend none has no routes between nodes", f)
+		}
+		for _, o := range s.Nodes {
+			if o.Block == f.Block && o.Name != n.Name {
+				return nil
+			}
+		}
+		return invalidf("fault %s: %s has no route to %s (remote blocks are the other nodes' /26 blocks, e.g. %s)",
+			f, n.Name, f.Block, s.Nodes[(nodeIdx(s, n.Name)+1)%len(s.Nodes)].Block)
+	}
+	return nil
+}
+
+func nodeIdx(s *Spec, name string) int {
+	for i, n := range s.Nodes {
+		if n.Name == name {
+			return i
+		}
+	}
+	return 0
+}

@@ -1,0 +1,308 @@
+package lab
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"time"
+
+	"github.com/google/nftables"
+	"github.com/vishvananda/netlink"
+	"golang.org/x/sys/unix"
+)
+
+// AddFault injects f into the named lab. A fault with the same key (kind and
+// node) is cleared first, so re-adding with a new value replaces it.
+func AddFault(ctx context.Context, name string, f Fault) (*Lab, error) {
+	return withState(name, func(st *State) error {
+		if err := st.Spec.CheckFault(f); err != nil {
+			return err
+		}
+		for i, old := range st.Faults {
+			if old.Key() == f.Key() {
+				if err := revertFault(ctx, st, old); err != nil {
+					return fmt.Errorf("clear %s before replacing it: %w", old, err)
+				}
+				st.Faults = append(st.Faults[:i], st.Faults[i+1:]...)
+				break
+			}
+		}
+		if err := applyFault(ctx, st, f); err != nil {
+			// Leave nothing half-applied.
+			if rerr := revertFault(ctx, st, f); rerr != nil {
+				return fmt.Errorf("inject %s: %w (undoing it failed too: %v)", f, err, rerr)
+			}
+			return fmt.Errorf("inject %s: %w", f, err)
+		}
+		st.Faults = append(st.Faults, f)
+		return nil
+	})
+}
+
+// ClearFaults removes the given faults from the named lab, or all of them
+// when none is given, restoring the healthy state. It returns what it cleared.
+func ClearFaults(ctx context.Context, name string, which ...Fault) ([]Fault, error) {
+	var cleared []Fault
+	_, err := withState(name, func(st *State) error {
+		want := map[string]bool{}
+		for _, f := range which {
+			want[f.Key()] = true
+		}
+		var keep []Fault
+		var errs []error
+		// Newest first, the reverse of how they were stacked up.
+		for i := len(st.Faults) - 1; i >= 0; i-- {
+			f := st.Faults[i]
+			if len(which) > 0 && !want[f.Key()] {
+				keep = append([]Fault{f}, keep...)
+				continue
+			}
+			if err := revertFault(ctx, st, f); err != nil {
+				errs = append(errs, fmt.Errorf("clear %s: %w", f, err))
+				keep = append([]Fault{f}, keep...)
+				continue
+			}
+			cleared = append(cleared, f)
+			delete(want, f.Key())
+		}
+		st.Faults = keep
+		if keep == nil {
+			st.Faults = []Fault{}
+		}
+		for k := range want {
+			errs = append(errs, invalidf("fault %s is not active (see `podpath lab status`)", k))
+		}
+		return errors.Join(errs...)
+	})
+	return cleared, err
+}
+
+// withState runs fn on the lab's state under the lab's lock and saves it.
+func withState(name string, fn func(*State) error) (*Lab, error) {
+	if err := ValidName(name); err != nil {
+		return nil, err
+	}
+	if os.Geteuid() != 0 {
+		return nil, ErrNotRoot
+	}
+	unlock, err := lock(name)
+	if err != nil {
+		return nil, err
+	}
+	defer unlock()
+	st, err := LoadState(name)
+	if err != nil {
+		return nil, err
+	}
+	if st.Phase != PhaseReady {
+		return nil, fmt.Errorf("lab %s is %s, not ready: remove it with `podpath lab down --name %s`", name, st.Phase, name)
+	}
+	ferr := fn(st)
+	if err := saveState(st); err != nil {
+		return nil, errors.Join(ferr, err)
+	}
+	return &Lab{State: *st}, ferr
+}
+
+// AddFault injects f and refreshes l.
+func (l *Lab) AddFault(ctx context.Context, f Fault) error {
+	nl, err := AddFault(ctx, l.Spec.Name, f)
+	if nl != nil {
+		l.State = nl.State
+	}
+	return err
+}
+
+// ClearFaults clears faults (all when none given) and refreshes l.
+func (l *Lab) ClearFaults(ctx context.Context, which ...Fault) error {
+	_, err := ClearFaults(ctx, l.Spec.Name, which...)
+	if st, lerr := LoadState(l.Spec.Name); lerr == nil {
+		l.State = *st
+	}
+	return err
+}
+
+func applyFault(ctx context.Context, st *State, f Fault) error { return setFault(ctx, st, f, true) }
+
+func revertFault(ctx context.Context, st *State, f Fault) error { return setFault(ctx, st, f, false) }
+
+// setFault injects (on) or clears (!on) one fault. Clearing restores the
+// value the lab was built with, so it is safe to call on a fault that was
+// never fully applied.
+func setFault(ctx context.Context, st *State, f Fault, on bool) error {
+	s := &st.Spec
+	if f.Kind == FaultPodMTU {
+		for i := range s.Nodes {
+			n := &s.Nodes[i]
+			mtu := n.PodMTU
+			if on {
+				mtu = f.Value
+			}
+			if err := setPodMTU(n, mtu); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
+	n, err := s.Node(f.Node)
+	if err != nil {
+		return err
+	}
+	h, err := openNS(n.Netns)
+	if err != nil {
+		return err
+	}
+	defer h.Close()
+	switch f.Kind {
+	case FaultUnderlayMTU, FaultDelay:
+		fab, err := openNS(s.Fabric)
+		if err != nil {
+			return err
+		}
+		defer fab.Close()
+		if f.Kind == FaultDelay {
+			if on {
+				return startWire(s, fab, n, time.Duration(f.Value)*time.Millisecond)
+			}
+			return unwire(s, fab, n)
+		}
+		return setMTU(fab, n.FabricPort, pick(on, f.Value, n.UnderlayMTU))
+	case FaultNodeMTU:
+		return setMTU(h, "eth0", pick(on, f.Value, n.UnderlayMTU))
+	case FaultIPForwardOff:
+		return h.sysctl("net/ipv4/ip_forward", boolStr(!on))
+	case FaultRPFilterStrict:
+		return h.sysctl("net/ipv4/conf/all/rp_filter", boolStr(on))
+	case FaultBIRDDown:
+		if on {
+			stopBIRD(Dir(s.Name), n.Name)
+			return nil
+		}
+		conf, sock, pidf := birdFiles(Dir(s.Name), n.Name)
+		if pidAlive(readPid(pidf), sock) {
+			return nil
+		}
+		return runBIRD(ctx, n.Netns, conf, sock, pidf)
+	case FaultRouteMissing:
+		return setRoute(s, h, n, f, on)
+	case FaultBlockVXLAN, FaultBlockBGP, FaultBlockICMP, FaultLoss:
+		table := faultTable(f.Kind)
+		if !on {
+			return delTable(h, table)
+		}
+		return addDropTable(h, table, firewallRules(f))
+	}
+	return fmt.Errorf("fault kind %s has no implementation", f.Kind)
+}
+
+func firewallRules(f Fault) []nftRule {
+	switch f.Kind {
+	case FaultBlockVXLAN:
+		return []nftRule{{nftables.ChainHookInput, portMatch(unix.IPPROTO_UDP, 2, VXLANPort)}}
+	case FaultBlockBGP:
+		// Both the sessions peers open to this node and the replies to the
+		// ones it opens itself.
+		return []nftRule{
+			{nftables.ChainHookInput, portMatch(unix.IPPROTO_TCP, 2, 179)},
+			{nftables.ChainHookInput, portMatch(unix.IPPROTO_TCP, 0, 179)},
+		}
+	case FaultBlockICMP:
+		icmp := l4proto(unix.IPPROTO_ICMP)
+		return []nftRule{
+			{nftables.ChainHookInput, icmp},
+			{nftables.ChainHookForward, icmp},
+			{nftables.ChainHookOutput, icmp},
+		}
+	case FaultLoss:
+		return []nftRule{{nftables.ChainHookPostrouting, randomBelow("eth0", f.Value)}}
+	}
+	return nil
+}
+
+func pick(on bool, faulty, healthy int) int {
+	if on {
+		return faulty
+	}
+	return healthy
+}
+
+func setMTU(h *nsHandle, ifname string, mtu int) error {
+	l, err := h.link(ifname)
+	if err != nil {
+		return err
+	}
+	if err := h.nl.LinkSetMTU(l, mtu); err != nil {
+		return fmt.Errorf("set MTU %d on %s in %s: %w", mtu, ifname, h.name, err)
+	}
+	return nil
+}
+
+// setPodMTU sets both ends of every Pod veth on n, as a CNI plugin would
+// for new Pods.
+func setPodMTU(n *Node, mtu int) error {
+	h, err := openNS(n.Netns)
+	if err != nil {
+		return err
+	}
+	defer h.Close()
+	for _, p := range n.Pods {
+		if err := setMTU(h, p.HostIf, mtu); err != nil {
+			return err
+		}
+		ph, err := openNS(p.Netns)
+		if err != nil {
+			return err
+		}
+		err = setMTU(ph, "eth0", mtu)
+		ph.Close()
+		if err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// setRoute deletes (on) or restores (!on) n's route to another node's block,
+// as Felix or BIRD had programmed it.
+func setRoute(s *Spec, h *nsHandle, n *Node, f Fault, on bool) error {
+	var r *Node
+	for i := range s.Nodes {
+		if s.Nodes[i].Block == f.Block {
+			r = &s.Nodes[i]
+		}
+	}
+	if r == nil {
+		return invalidf("no node owns block %s", f.Block)
+	}
+	route, err := backendRoute(h, r, s.Backend)
+	if err != nil {
+		return err
+	}
+	if on {
+		if err := h.nl.RouteDel(route); err != nil && !errors.Is(err, unix.ESRCH) {
+			return fmt.Errorf("delete route to %s on %s: %w", f.Block, n.Name, err)
+		}
+		return nil
+	}
+	if err := h.nl.RouteReplace(route); err != nil {
+		return fmt.Errorf("restore route to %s on %s: %w", f.Block, n.Name, err)
+	}
+	return nil
+}
+
+// backendRoute is the route to r's block that the backend programs.
+func backendRoute(h *nsHandle, r *Node, b Backend) (*netlink.Route, error) {
+	if b == BackendVXLAN {
+		vx, err := h.link(VXLANDevice)
+		if err != nil {
+			return nil, err
+		}
+		return vxlanRoute(vx.Attrs().Index, *r), nil
+	}
+	eth0, err := h.link("eth0")
+	if err != nil {
+		return nil, err
+	}
+	return bgpRoute(eth0, *r), nil
+}

@@ -1,0 +1,165 @@
+package lab
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+	"runtime"
+	"strings"
+
+	"github.com/vishvananda/netlink"
+	"github.com/vishvananda/netns"
+)
+
+// netnsDir is where iproute2 (and so `ip netns list`) keeps named namespaces.
+const netnsDir = "/var/run/netns"
+
+// inNetns runs fn on an OS thread switched into the named namespace, on a
+// goroutine of its own: if the thread cannot be switched back it is left
+// locked and dies with the goroutine instead of leaking into other work
+// (the pattern of containernetworking's ns.Do).
+func inNetns(name string, fn func() error) error {
+	errc := make(chan error, 1)
+	go func() {
+		runtime.LockOSThread()
+		orig, err := netns.Get()
+		if err != nil {
+			errc <- fmt.Errorf("open current netns: %w", err)
+			return
+		}
+		defer orig.Close()
+		target, err := netns.GetFromName(name)
+		if err != nil {
+			runtime.UnlockOSThread()
+			errc <- fmt.Errorf("open netns %s: %w", name, err)
+			return
+		}
+		defer target.Close()
+		if err := netns.Set(target); err != nil {
+			runtime.UnlockOSThread()
+			errc <- fmt.Errorf("enter netns %s: %w", name, err)
+			return
+		}
+		ferr := fn()
+		if err := netns.Set(orig); err != nil {
+			errc <- fmt.Errorf("leave netns %s: %w", name, err)
+			return // thread stays locked and is discarded
+		}
+		runtime.UnlockOSThread()
+		errc <- ferr
+	}()
+	return <-errc
+}
+
+// createNetns makes a named namespace the way `ip netns add` does.
+func createNetns(name string) error {
+	errc := make(chan error, 1)
+	go func() {
+		runtime.LockOSThread()
+		orig, err := netns.Get()
+		if err != nil {
+			errc <- err
+			return
+		}
+		defer orig.Close()
+		h, err := netns.NewNamed(name)
+		if err == nil {
+			h.Close()
+		}
+		if serr := netns.Set(orig); serr != nil {
+			errc <- fmt.Errorf("return from new netns %s: %w", name, serr)
+			return
+		}
+		runtime.UnlockOSThread()
+		errc <- err
+	}()
+	if err := <-errc; err != nil {
+		return fmt.Errorf("create netns %s: %w", name, err)
+	}
+	return nil
+}
+
+// deleteNetns removes a named namespace; a missing one is not an error.
+func deleteNetns(name string) error {
+	if err := netns.DeleteNamed(name); err != nil && !os.IsNotExist(err) {
+		if _, serr := os.Stat(filepath.Join(netnsDir, name)); os.IsNotExist(serr) {
+			return nil
+		}
+		return fmt.Errorf("delete netns %s: %w", name, err)
+	}
+	return nil
+}
+
+// listNetns returns the named namespaces whose names start with prefix.
+func listNetns(prefix string) ([]string, error) {
+	entries, err := os.ReadDir(netnsDir)
+	if os.IsNotExist(err) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("list namespaces: %w", err)
+	}
+	var out []string
+	for _, e := range entries {
+		if strings.HasPrefix(e.Name(), prefix) {
+			out = append(out, e.Name())
+		}
+	}
+	return out, nil
+}
+
+// nsHandle is an open namespace with a netlink handle bound to it.
+type nsHandle struct {
+	name string
+	fd   netns.NsHandle
+	nl   *netlink.Handle
+}
+
+func openNS(name string) (*nsHandle, error) {
+	fd, err := netns.GetFromName(name)
+	if err != nil {
+		return nil, fmt.Errorf("open netns %s: %w", name, err)
+	}
+	nl, err := netlink.NewHandleAt(fd)
+	if err != nil {
+		fd.Close()
+		return nil, fmt.Errorf("netlink in netns %s: %w", name, err)
+	}
+	return &nsHandle{name: name, fd: fd, nl: nl}, nil
+}
+
+func (h *nsHandle) Close() {
+	h.nl.Close()
+	h.fd.Close()
+}
+
+// sysctl writes a /proc/sys value inside the namespace. key is in path form
+// ("net/ipv4/conf/vxlan.calico/rp_filter"), since interface names hold dots.
+func (h *nsHandle) sysctl(key, value string) error {
+	return inNetns(h.name, func() error {
+		if err := os.WriteFile("/proc/sys/"+key, []byte(value), 0o644); err != nil {
+			return fmt.Errorf("sysctl %s=%s in %s: %w", key, value, h.name, err)
+		}
+		return nil
+	})
+}
+
+// readSysctl reads a /proc/sys value inside the namespace.
+func (h *nsHandle) readSysctl(key string) (string, error) {
+	var v []byte
+	err := inNetns(h.name, func() error {
+		var err error
+		v, err = os.ReadFile("/proc/sys/" + key)
+		return err
+	})
+	return strings.TrimSpace(string(v)), err
+}
+
+// link looks a link up by name, saying where it looked when it is missing.
+func (h *nsHandle) link(name string) (netlink.Link, error) {
+	l, err := h.nl.LinkByName(name)
+	if err != nil {
+		return nil, fmt.Errorf("find link %s in %s: %w", name, h.name, err)
+	}
+	return l, nil
+}

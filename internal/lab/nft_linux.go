@@ -1,0 +1,103 @@
+package lab
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"strings"
+
+	"github.com/google/nftables"
+	"github.com/google/nftables/binaryutil"
+	"github.com/google/nftables/expr"
+	"golang.org/x/sys/unix"
+)
+
+// Each firewall fault owns one inet table in the node's namespace, so
+// clearing a fault is deleting its table and never touches another's rules.
+func faultTable(k FaultKind) string { return "podpath_" + strings.ReplaceAll(string(k), "-", "_") }
+
+// nftRule is one rule: the chain it goes into and its match; the verdict is drop.
+type nftRule struct {
+	hook  *nftables.ChainHook
+	match []expr.Any
+}
+
+func addDropTable(h *nsHandle, table string, rules []nftRule) error {
+	c, err := nftables.New(nftables.WithNetNSFd(int(h.fd)))
+	if err != nil {
+		return fmt.Errorf("nftables in %s: %w", h.name, err)
+	}
+	t := c.AddTable(&nftables.Table{Family: nftables.TableFamilyINet, Name: table})
+	accept := nftables.ChainPolicyAccept
+	chains := map[*nftables.ChainHook]*nftables.Chain{}
+	for _, r := range rules {
+		ch, ok := chains[r.hook]
+		if !ok {
+			ch = c.AddChain(&nftables.Chain{Name: hookName(r.hook), Table: t, Type: nftables.ChainTypeFilter,
+				Hooknum: r.hook, Priority: nftables.ChainPriorityFilter, Policy: &accept})
+			chains[r.hook] = ch
+		}
+		exprs := append(append([]expr.Any{}, r.match...), &expr.Counter{}, &expr.Verdict{Kind: expr.VerdictDrop})
+		c.AddRule(&nftables.Rule{Table: t, Chain: ch, Exprs: exprs})
+	}
+	if err := c.Flush(); err != nil {
+		return fmt.Errorf("add nftables table %s in %s: %w", table, h.name, err)
+	}
+	return nil
+}
+
+func delTable(h *nsHandle, table string) error {
+	c, err := nftables.New(nftables.WithNetNSFd(int(h.fd)))
+	if err != nil {
+		return fmt.Errorf("nftables in %s: %w", h.name, err)
+	}
+	c.DelTable(&nftables.Table{Family: nftables.TableFamilyINet, Name: table})
+	if err := c.Flush(); err != nil && !errors.Is(err, unix.ENOENT) && !errors.Is(err, os.ErrNotExist) {
+		return fmt.Errorf("delete nftables table %s in %s: %w", table, h.name, err)
+	}
+	return nil
+}
+
+func hookName(h *nftables.ChainHook) string {
+	switch *h {
+	case *nftables.ChainHookInput:
+		return "input"
+	case *nftables.ChainHookForward:
+		return "forward"
+	case *nftables.ChainHookOutput:
+		return "output"
+	case *nftables.ChainHookPostrouting:
+		return "postrouting"
+	}
+	return "prerouting"
+}
+
+// l4proto matches `meta l4proto <p>`.
+func l4proto(p byte) []expr.Any {
+	return []expr.Any{
+		&expr.Meta{Key: expr.MetaKeyL4PROTO, Register: 1},
+		&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: []byte{p}},
+	}
+}
+
+// portMatch matches `<proto> dport|sport <port>`; offset 0 is the source port, 2 the destination.
+func portMatch(p byte, offset uint32, port uint16) []expr.Any {
+	return append(l4proto(p),
+		&expr.Payload{DestRegister: 1, Base: expr.PayloadBaseTransportHeader, Offset: offset, Len: 2},
+		&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: binaryutil.BigEndian.PutUint16(port)},
+	)
+}
+
+// randomBelow matches `oifname <dev> numgen random mod 100 < pct`.
+func randomBelow(dev string, pct int) []expr.Any {
+	name := make([]byte, unix.IFNAMSIZ)
+	copy(name, dev)
+	return []expr.Any{
+		&expr.Meta{Key: expr.MetaKeyOIFNAME, Register: 1},
+		&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: name},
+		&expr.Numgen{Register: 1, Modulus: 100, Type: unix.NFT_NG_RANDOM},
+		// numgen writes host order; nft compares big-endian bytes, as nft itself does.
+		&expr.Byteorder{SourceRegister: 1, DestRegister: 1, Op: expr.ByteorderHton, Len: 4, Size: 4},
+		&expr.Cmp{Op: expr.CmpOpLt, Register: 1, Data: binaryutil.BigEndian.PutUint32(uint32(pct))},
+	}
+}

@@ -1,0 +1,372 @@
+package lab
+
+import (
+	"crypto/sha1"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"net/netip"
+	"regexp"
+	"sort"
+	"strconv"
+	"strings"
+)
+
+// Backend is how nodes reach each other's Pod blocks.
+type Backend string
+
+// Topology is the shape of the underlay.
+type Topology string
+
+const (
+	BackendVXLAN Backend = "vxlan"
+	BackendBGP   Backend = "bgp"
+	BackendNone  Backend = "none"
+
+	TopologyFlat   Topology = "flat"
+	TopologyRouted Topology = "routed"
+)
+
+// Limits and defaults of the lab. Calico's and Kubespray's values where they have one.
+const (
+	DefaultName        = "podpath"
+	DefaultNodes       = 3
+	DefaultPodsPerNode = 1
+	DefaultUnderlayMTU = 1500
+	MaxNodes           = 250 // a /18 pool holds 256 /26 blocks, one per node here
+	MaxPodsPerNode     = 62  // block .0 is the VXLAN tunnel address, .63 is left free
+	MinMTU             = 576 // smallest IPv4 datagram every host must accept (RFC 791)
+	MaxMTU             = 9216
+	VXLANOverhead      = 50 // outer IPv4 20 + UDP 8 + VXLAN 8 + inner Ethernet 14
+	VXLANVNI           = 4096
+	VXLANPort          = 4789
+	VXLANDevice        = "vxlan.calico"
+	ASNumber           = 64512
+	AgentPort          = 7946
+	PodGateway         = "169.254.1.1"
+	CaliMAC            = "ee:ee:ee:ee:ee:ee"
+	PodCIDR            = "10.233.64.0/18"
+	ServiceCIDR        = "10.233.0.0/18"
+	BlockBits          = 26
+)
+
+// NodeMTU overrides MTUs on one node; zero fields keep the lab's value.
+type NodeMTU struct {
+	Underlay int `json:"underlay,omitempty"`
+	Pod      int `json:"pod,omitempty"`
+	VXLAN    int `json:"vxlan,omitempty"`
+}
+
+// Config is what a user asks for. Builder fills it; Plan turns it into a Spec.
+type Config struct {
+	Name        string             `json:"name"`
+	Nodes       int                `json:"nodes"`
+	PodsPerNode int                `json:"podsPerNode"`
+	Backend     Backend            `json:"backend"`
+	Topology    Topology           `json:"topology"`
+	UnderlayMTU int                `json:"underlayMTU"`
+	PodMTU      int                `json:"podMTU"`   // 0: underlay MTU less the backend's overhead
+	VXLANMTU    int                `json:"vxlanMTU"` // 0: as PodMTU, as Calico sets it
+	NodeMTUs    map[string]NodeMTU `json:"nodeMTUs,omitempty"`
+}
+
+// Spec is the fully planned lab: every name, address and MTU the kernel will see.
+type Spec struct {
+	Config
+	Fabric  string   `json:"fabric"` // namespace of the bridge(s) and, when routed, the router
+	Subnets []Subnet `json:"subnets"`
+	Nodes   []Node   `json:"nodes"`
+}
+
+// Subnet is one underlay segment: a bridge in the fabric namespace.
+type Subnet struct {
+	Bridge  string       `json:"bridge"`
+	Prefix  netip.Prefix `json:"prefix"`
+	Gateway netip.Addr   `json:"gateway"`
+}
+
+// Node is one lab node: a namespace with eth0 on the underlay.
+type Node struct {
+	Name        string       `json:"name"`
+	Netns       string       `json:"netns"`
+	Address     netip.Addr   `json:"address"`
+	Subnet      int          `json:"subnet"`     // index into Spec.Subnets
+	FabricPort  string       `json:"fabricPort"` // fabric-side name of the node's eth0 veth
+	Block       netip.Prefix `json:"block"`
+	VTEP        netip.Addr   `json:"vtep"` // vxlan.calico address, first of the block
+	VTEPMAC     string       `json:"vtepMAC"`
+	UnderlayMTU int          `json:"underlayMTU"`
+	PodMTU      int          `json:"podMTU"`
+	VXLANMTU    int          `json:"vxlanMTU"`
+	Pods        []Pod        `json:"pods"`
+}
+
+// Pod is a Pod namespace with eth0 veth'd to a cali* interface on its node.
+type Pod struct {
+	Name    string     `json:"name"`
+	Netns   string     `json:"netns"`
+	Address netip.Addr `json:"address"`
+	HostIf  string     `json:"hostIf"`
+}
+
+// ErrInvalid marks bad input: the CLI exits 2 on it.
+var ErrInvalid = errors.New("invalid input")
+
+func invalidf(format string, a ...any) error {
+	return fmt.Errorf("%w: %s", ErrInvalid, fmt.Sprintf(format, a...))
+}
+
+var nameRE = regexp.MustCompile(`^[a-z0-9]([a-z0-9-]{0,18}[a-z0-9])?$`)
+
+// ValidName reports whether name can name a lab. Names end up in namespace
+// names ("<lab>.node1"), so no dots and a bounded length.
+func ValidName(name string) error {
+	if !nameRE.MatchString(name) {
+		return invalidf("lab name %q: use 1-20 lowercase letters, digits or '-', starting and ending with a letter or digit", name)
+	}
+	return nil
+}
+
+// Overhead is the bytes the backend's encapsulation adds to each Pod packet.
+func (b Backend) Overhead() int {
+	if b == BackendVXLAN {
+		return VXLANOverhead
+	}
+	return 0
+}
+
+// ParseBackend accepts the backend names of the CLI.
+func ParseBackend(s string) (Backend, error) {
+	switch b := Backend(s); b {
+	case BackendVXLAN, BackendBGP, BackendNone:
+		return b, nil
+	}
+	return "", invalidf("backend %q: use vxlan, bgp or none", s)
+}
+
+// ParseTopology accepts the topology names of the CLI.
+func ParseTopology(s string) (Topology, error) {
+	switch t := Topology(s); t {
+	case TopologyFlat, TopologyRouted:
+		return t, nil
+	}
+	return "", invalidf("topology %q: use flat or routed", s)
+}
+
+func checkMTU(what string, v int) error {
+	if v < MinMTU || v > MaxMTU {
+		return invalidf("%s %d: must be between %d and %d", what, v, MinMTU, MaxMTU)
+	}
+	return nil
+}
+
+// withDefaults fills zero fields with the lab's defaults.
+func (c Config) withDefaults() Config {
+	if c.Name == "" {
+		c.Name = DefaultName
+	}
+	if c.Nodes == 0 {
+		c.Nodes = DefaultNodes
+	}
+	if c.PodsPerNode == 0 {
+		c.PodsPerNode = DefaultPodsPerNode
+	}
+	if c.Backend == "" {
+		c.Backend = BackendVXLAN
+	}
+	if c.Topology == "" {
+		c.Topology = TopologyFlat
+	}
+	if c.UnderlayMTU == 0 {
+		c.UnderlayMTU = DefaultUnderlayMTU
+	}
+	return c
+}
+
+// NodeName is the name of the i-th node, counting from 1.
+func NodeName(i int) string { return "node" + strconv.Itoa(i) }
+
+// Plan validates c and lays out every address and name. It is pure.
+func Plan(c Config) (Spec, error) {
+	c = c.withDefaults()
+	if err := ValidName(c.Name); err != nil {
+		return Spec{}, err
+	}
+	if c.Nodes < 1 || c.Nodes > MaxNodes {
+		return Spec{}, invalidf("nodes %d: must be between 1 and %d", c.Nodes, MaxNodes)
+	}
+	if c.PodsPerNode < 0 || c.PodsPerNode > MaxPodsPerNode {
+		return Spec{}, invalidf("pods per node %d: must be between 0 and %d", c.PodsPerNode, MaxPodsPerNode)
+	}
+	if _, err := ParseBackend(string(c.Backend)); err != nil {
+		return Spec{}, err
+	}
+	if _, err := ParseTopology(string(c.Topology)); err != nil {
+		return Spec{}, err
+	}
+	if c.Backend == BackendBGP && c.Topology == TopologyRouted {
+		// Without encapsulation the router would need to learn the blocks; the lab's
+		// router does not speak BGP, as a plain L3 hop in a real network would not.
+		return Spec{}, invalidf("backend bgp needs --topology flat: the lab's router does not peer with the nodes (use vxlan across subnets)")
+	}
+	if err := checkMTU("underlay MTU", c.UnderlayMTU); err != nil {
+		return Spec{}, err
+	}
+	for _, f := range []struct {
+		name string
+		v    int
+	}{{"Pod MTU", c.PodMTU}, {"VXLAN MTU", c.VXLANMTU}} {
+		if f.v != 0 {
+			if err := checkMTU(f.name, f.v); err != nil {
+				return Spec{}, err
+			}
+		}
+	}
+	for name, m := range c.NodeMTUs {
+		if n, ok := nodeIndex(name); !ok || n > c.Nodes {
+			return Spec{}, invalidf("MTU override for %q: no such node (the lab has node1..node%d)", name, c.Nodes)
+		}
+		for what, v := range map[string]int{"underlay MTU": m.Underlay, "Pod MTU": m.Pod, "VXLAN MTU": m.VXLAN} {
+			if v != 0 {
+				if err := checkMTU(name+" "+what, v); err != nil {
+					return Spec{}, err
+				}
+			}
+		}
+	}
+
+	s := Spec{Config: c, Fabric: c.Name + ".fabric"}
+	s.Subnets = append(s.Subnets, Subnet{Bridge: "br-a",
+		Prefix: netip.MustParsePrefix("198.18.0.0/16"), Gateway: netip.MustParseAddr("198.18.255.254")})
+	if c.Topology == TopologyRouted {
+		s.Subnets = append(s.Subnets, Subnet{Bridge: "br-b",
+			Prefix: netip.MustParsePrefix("198.19.0.0/16"), Gateway: netip.MustParseAddr("198.19.255.254")})
+	}
+	pool := netip.MustParsePrefix(PodCIDR)
+	firstHalf := (c.Nodes + 1) / 2
+	for i := 1; i <= c.Nodes; i++ {
+		n := Node{Name: NodeName(i), FabricPort: "n" + strconv.Itoa(i)}
+		n.Netns = c.Name + "." + n.Name
+		if c.Topology == TopologyRouted && i > firstHalf {
+			n.Subnet = 1
+		}
+		n.Address = addrAdd(s.Subnets[n.Subnet].Prefix.Addr(), i)
+		n.Block = netip.PrefixFrom(addrAdd(pool.Addr(), (i-1)*64), BlockBits)
+		n.VTEP = n.Block.Addr()
+		n.VTEPMAC = fmt.Sprintf("66:70:70:00:%02x:%02x", i>>8, i&0xff)
+		n.UnderlayMTU, n.PodMTU, n.VXLANMTU = c.UnderlayMTU, c.PodMTU, c.VXLANMTU
+		if m, ok := c.NodeMTUs[n.Name]; ok {
+			if m.Underlay != 0 {
+				n.UnderlayMTU = m.Underlay
+			}
+			if m.Pod != 0 {
+				n.PodMTU = m.Pod
+			}
+			if m.VXLAN != 0 {
+				n.VXLANMTU = m.VXLAN
+			}
+		}
+		if n.PodMTU == 0 {
+			n.PodMTU = n.UnderlayMTU - c.Backend.Overhead()
+		}
+		if n.VXLANMTU == 0 {
+			n.VXLANMTU = n.PodMTU
+		}
+		for k := 1; k <= c.PodsPerNode; k++ {
+			p := Pod{Name: fmt.Sprintf("%s-pod%d", n.Name, k), Address: addrAdd(n.Block.Addr(), k)}
+			p.Netns = c.Name + "." + p.Name
+			p.HostIf = caliName(c.Name, p.Name)
+			n.Pods = append(n.Pods, p)
+		}
+		s.Nodes = append(s.Nodes, n)
+	}
+	return s, nil
+}
+
+// caliName names the host side of a Pod veth as the Calico CNI plugin does:
+// "cali" and 11 hex digits of a hash of the workload's identity.
+func caliName(lab, pod string) string {
+	sum := sha1.Sum([]byte(lab + "/" + pod))
+	return "cali" + hex.EncodeToString(sum[:])[:11]
+}
+
+func addrAdd(a netip.Addr, n int) netip.Addr {
+	b := a.As4()
+	v := uint32(b[0])<<24 | uint32(b[1])<<16 | uint32(b[2])<<8 | uint32(b[3])
+	v += uint32(n)
+	return netip.AddrFrom4([4]byte{byte(v >> 24), byte(v >> 16), byte(v >> 8), byte(v)})
+}
+
+func nodeIndex(name string) (int, bool) {
+	rest, ok := strings.CutPrefix(name, "node")
+	if !ok {
+		return 0, false
+	}
+	i, err := strconv.Atoi(rest)
+	if err != nil || i < 1 || strconv.Itoa(i) != rest {
+		return 0, false
+	}
+	return i, true
+}
+
+// Node returns the node called name.
+func (s *Spec) Node(name string) (*Node, error) {
+	for i := range s.Nodes {
+		if s.Nodes[i].Name == name {
+			return &s.Nodes[i], nil
+		}
+	}
+	return nil, invalidf("no node %q in lab %s (it has node1..node%d)", name, s.Name, len(s.Nodes))
+}
+
+// Namespaces lists every namespace of the lab, fabric first.
+func (s *Spec) Namespaces() []string {
+	out := []string{s.Fabric}
+	for _, n := range s.Nodes {
+		out = append(out, n.Netns)
+		for _, p := range n.Pods {
+			out = append(out, p.Netns)
+		}
+	}
+	return out
+}
+
+// NamespacePrefix is shared by all of a lab's namespaces and by no other lab's:
+// lab names hold no dots.
+func NamespacePrefix(lab string) string { return lab + "." }
+
+// ParseNodeMTU reads a per-node override such as "node3:underlay=9000".
+func ParseNodeMTU(s string, into map[string]NodeMTU) error {
+	node, kv, ok := strings.Cut(s, ":")
+	k, v, ok2 := strings.Cut(kv, "=")
+	if !ok || !ok2 || node == "" {
+		return invalidf("MTU override %q: use NODE:underlay=N, NODE:pod=N or NODE:vxlan=N", s)
+	}
+	n, err := strconv.Atoi(v)
+	if err != nil {
+		return invalidf("MTU override %q: %q is not a number", s, v)
+	}
+	m := into[node]
+	switch k {
+	case "underlay":
+		m.Underlay = n
+	case "pod":
+		m.Pod = n
+	case "vxlan":
+		m.VXLAN = n
+	default:
+		return invalidf("MTU override %q: unknown field %q (use underlay, pod or vxlan)", s, k)
+	}
+	into[node] = m
+	return nil
+}
+
+// SortedNodeMTUs renders overrides in a stable order, for status output.
+func SortedNodeMTUs(m map[string]NodeMTU) []string {
+	var out []string
+	for n, v := range m {
+		out = append(out, fmt.Sprintf("%s:%+v", n, v))
+	}
+	sort.Strings(out)
+	return out
+}

@@ -1,0 +1,96 @@
+package lab
+
+import (
+	"fmt"
+	"net"
+	"net/netip"
+
+	"github.com/vishvananda/netlink"
+	"golang.org/x/sys/unix"
+)
+
+// rtprotFelix is the route protocol Felix stamps on the routes it programs
+// ("proto 80" in `ip route`), so they can be told from others.
+const rtprotFelix = 80
+
+// programVXLAN sets up vxlan.calico on n and the static neighbour, FDB and
+// onlink route entries to every other node, as Felix does (no learning, no
+// multicast: every remote VTEP is known up front).
+func programVXLAN(s *Spec, n *Node) error {
+	h, err := openNS(n.Netns)
+	if err != nil {
+		return err
+	}
+	defer h.Close()
+	eth0, err := h.link("eth0")
+	if err != nil {
+		return err
+	}
+	mac, err := net.ParseMAC(n.VTEPMAC)
+	if err != nil {
+		return fmt.Errorf("VTEP MAC %s: %w", n.VTEPMAC, err)
+	}
+	vx := &netlink.Vxlan{
+		LinkAttrs:    netlink.LinkAttrs{Name: VXLANDevice, MTU: n.VXLANMTU, HardwareAddr: mac},
+		VxlanId:      VXLANVNI,
+		VtepDevIndex: eth0.Attrs().Index,
+		SrcAddr:      n.Address.AsSlice(),
+		Port:         VXLANPort,
+		Learning:     false,
+	}
+	if err := h.nl.LinkAdd(vx); err != nil {
+		return fmt.Errorf("create %s: %w", VXLANDevice, err)
+	}
+	link, err := h.link(VXLANDevice)
+	if err != nil {
+		return err
+	}
+	if err := addAddr(h, link, n.VTEP, 32); err != nil {
+		return err
+	}
+	if err := h.nl.LinkSetUp(link); err != nil {
+		return fmt.Errorf("bring up %s: %w", VXLANDevice, err)
+	}
+	for _, r := range s.Nodes {
+		if r.Name == n.Name {
+			continue
+		}
+		rmac, err := net.ParseMAC(r.VTEPMAC)
+		if err != nil {
+			return fmt.Errorf("VTEP MAC of %s: %w", r.Name, err)
+		}
+		arp := &netlink.Neigh{LinkIndex: link.Attrs().Index, Family: unix.AF_INET, State: netlink.NUD_PERMANENT,
+			IP: r.VTEP.AsSlice(), HardwareAddr: rmac}
+		if err := h.nl.NeighSet(arp); err != nil {
+			return fmt.Errorf("neighbour %s of %s: %w", r.VTEP, r.Name, err)
+		}
+		fdb := &netlink.Neigh{LinkIndex: link.Attrs().Index, Family: unix.AF_BRIDGE, State: netlink.NUD_PERMANENT,
+			Flags: netlink.NTF_SELF, IP: r.Address.AsSlice(), HardwareAddr: rmac}
+		if err := h.nl.NeighSet(fdb); err != nil {
+			return fmt.Errorf("FDB entry for %s: %w", r.Name, err)
+		}
+		if err := h.nl.RouteAdd(vxlanRoute(link.Attrs().Index, r)); err != nil {
+			return fmt.Errorf("route to %s: %w", r.Block, err)
+		}
+	}
+	return nil
+}
+
+func vxlanRoute(ifindex int, r Node) *netlink.Route {
+	return &netlink.Route{Dst: prefixNet(r.Block), Gw: r.VTEP.AsSlice(), LinkIndex: ifindex,
+		Flags: int(netlink.FLAG_ONLINK), Protocol: rtprotFelix}
+}
+
+func addAddr(h *nsHandle, l netlink.Link, a netip.Addr, bits int) error {
+	addr := &netlink.Addr{IPNet: &net.IPNet{IP: a.AsSlice(), Mask: net.CIDRMask(bits, 32)}}
+	if err := h.nl.AddrAdd(l, addr); err != nil {
+		return fmt.Errorf("address %s/%d on %s in %s: %w", a, bits, l.Attrs().Name, h.name, err)
+	}
+	return nil
+}
+
+func prefixNet(p netip.Prefix) *net.IPNet {
+	return &net.IPNet{IP: p.Addr().AsSlice(), Mask: net.CIDRMask(p.Bits(), 32)}
+}
+
+func hostNet(a netip.Addr) *net.IPNet { return prefixNet(netip.PrefixFrom(a, 32)) }
