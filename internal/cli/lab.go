@@ -6,7 +6,6 @@ import (
 	"io"
 	"strings"
 	"text/tabwriter"
-	"time"
 
 	"github.com/spf13/cobra"
 
@@ -251,25 +250,14 @@ func newLabExec(s Streams) *cobra.Command {
 
 // newLabWire is the process the delay fault starts; not for users.
 func newLabWire() *cobra.Command {
-	var netns, from, to, ready, id string
-	var delayMs int
-	c := &cobra.Command{
-		Use:    "wire",
-		Hidden: true,
-		Args:   cobra.NoArgs,
-		RunE: func(c *cobra.Command, _ []string) error {
-			_ = id // only marks the process's command line, so down finds it
-			return lab.RunWire(c.Context(), netns, from, to, time.Duration(delayMs)*time.Millisecond, ready)
+	return &cobra.Command{
+		Use:                "wire",
+		Hidden:             true,
+		DisableFlagParsing: true,
+		RunE: func(c *cobra.Command, args []string) error {
+			return lab.WireMain(c.Context(), args)
 		},
 	}
-	fl := c.Flags()
-	fl.StringVar(&netns, "netns", "", "namespace of both links")
-	fl.StringVar(&from, "from", "", "link whose arriving frames are delayed")
-	fl.StringVar(&to, "to", "", "link on the other side")
-	fl.IntVar(&delayMs, "delay-ms", 0, "delay in milliseconds")
-	fl.StringVar(&ready, "ready", "", "file to create once the wire carries frames")
-	fl.StringVar(&id, "id", "", "identifies the wire's process")
-	return c
 }
 
 func checkOutput(got string, allowed ...string) error {

@@ -42,12 +42,17 @@ func (l *Lab) Command(ctx context.Context, who string, argv ...string) (*exec.Cm
 // PingResult is what iputils ping reported.
 type PingResult struct {
 	Sent, Received int
+	AvgRTT         time.Duration // zero when nothing came back
+	Output         string
 }
 
 // Lost reports whether no reply came back.
 func (r PingResult) Lost() bool { return r.Received == 0 }
 
-var pingSummary = regexp.MustCompile(`(\d+) packets transmitted, (\d+) (?:packets )?received`)
+var (
+	pingSummary = regexp.MustCompile(`(\d+) packets transmitted, (\d+) (?:packets )?received`)
+	pingRTT     = regexp.MustCompile(`= [\d.]+/([\d.]+)/[\d.]+/[\d.]+ ms`)
+)
 
 // PingTimeout bounds the wait for each echo reply of Ping.
 const PingTimeout = time.Second
@@ -56,7 +61,7 @@ const PingTimeout = time.Second
 // (headers included); with df the Don't Fragment bit is set and the kernel
 // may not fragment (-M do).
 func (l *Lab) Ping(ctx context.Context, who string, addr netip.Addr, size int, df bool, count int) (PingResult, error) {
-	args := []string{"ping", "-n", "-q", "-c", strconv.Itoa(count), "-i", "0.2",
+	args := []string{"ping", "-n", "-c", strconv.Itoa(count), "-i", "0.2",
 		"-W", strconv.Itoa(int(PingTimeout / time.Second)), "-s", strconv.Itoa(size - 28)}
 	if df {
 		args = append(args, "-M", "do")
@@ -72,5 +77,11 @@ func (l *Lab) Ping(ctx context.Context, who string, addr netip.Addr, size int, d
 	}
 	sent, _ := strconv.Atoi(string(m[1]))
 	recv, _ := strconv.Atoi(string(m[2]))
-	return PingResult{Sent: sent, Received: recv}, nil
+	res := PingResult{Sent: sent, Received: recv, Output: string(out)}
+	if m := pingRTT.FindSubmatch(out); m != nil {
+		if ms, err := strconv.ParseFloat(string(m[1]), 64); err == nil {
+			res.AvgRTT = time.Duration(ms * float64(time.Millisecond))
+		}
+	}
+	return res, nil
 }

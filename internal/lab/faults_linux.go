@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/google/nftables"
+	"github.com/google/nftables/expr"
 	"github.com/vishvananda/netlink"
 	"golang.org/x/sys/unix"
 )
@@ -167,7 +168,10 @@ func setFault(ctx context.Context, st *State, f Fault, on bool) error {
 			}
 			return unwire(s, fab, n)
 		}
-		return setMTU(fab, n.FabricPort, pick(on, f.Value, n.UnderlayMTU))
+		if err := setMTU(fab, n.FabricPort, pick(on, f.Value, n.UnderlayMTU)); err != nil {
+			return err
+		}
+		return limitLength(fab, n, f.Value, on)
 	case FaultNodeMTU:
 		return setMTU(h, "eth0", pick(on, f.Value, n.UnderlayMTU))
 	case FaultIPForwardOff:
@@ -218,6 +222,27 @@ func firewallRules(f Fault) []nftRule {
 		return []nftRule{{nftables.ChainHookPostrouting, randomBelow("eth0", f.Value)}}
 	}
 	return nil
+}
+
+// limitLength makes the underlay-mtu fault exact to the byte. The lowered
+// port MTU alone is not: the kernel lets frames 4 bytes over a veth's MTU
+// through (room for a VLAN tag) and the bridge passes some encapsulated
+// frames above it, where a real switch port drops every frame above its MTU.
+// A bridge-family rule on the node's port (and on its wire port, when the
+// delay fault has spliced one in) drops every IP packet longer than the MTU.
+func limitLength(fab *nsHandle, n *Node, mtu int, on bool) error {
+	table := "podpath_underlay_mtu_" + n.Name
+	if !on {
+		return delTableFamily(fab, nftables.TableFamilyBridge, table)
+	}
+	toBridge, _ := wireLinks(n)
+	var rules []nftRule
+	for _, port := range []string{n.FabricPort, toBridge} {
+		for _, key := range []expr.MetaKey{expr.MetaKeyIIFNAME, expr.MetaKeyOIFNAME} {
+			rules = append(rules, nftRule{nftables.ChainHookForward, append(ifname(key, port), longerThan(mtu)...)})
+		}
+	}
+	return addTable(fab, nftables.TableFamilyBridge, table, rules)
 }
 
 func pick(on bool, faulty, healthy int) int {

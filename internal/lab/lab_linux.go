@@ -1,15 +1,16 @@
 package lab
 
 import (
+	"bytes"
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"net"
 	"os"
 	"path/filepath"
-	"reflect"
 	"time"
 
 	"github.com/vishvananda/netlink"
@@ -50,7 +51,7 @@ func Up(ctx context.Context, cfg Config) (*Lab, error) {
 	defer unlock()
 
 	if st, err := LoadState(spec.Name); err == nil {
-		if st.Phase == PhaseReady && reflect.DeepEqual(st.Spec, spec) {
+		if st.Phase == PhaseReady && sameSpec(&st.Spec, &spec) {
 			return &Lab{State: *st}, nil
 		}
 		return nil, fmt.Errorf("%w: lab %q already exists (%d nodes, backend %s, phase %s); remove it with `podpath lab down --name %s` or pick another --name",
@@ -85,6 +86,13 @@ func Up(ctx context.Context, cfg Config) (*Lab, error) {
 		return nil, err
 	}
 	return &Lab{State: *st}, nil
+}
+
+// sameSpec compares plans as their state file records them.
+func sameSpec(a, b *Spec) bool {
+	ja, erra := json.Marshal(a)
+	jb, errb := json.Marshal(b)
+	return erra == nil && errb == nil && bytes.Equal(ja, jb)
 }
 
 // Open returns a running lab.

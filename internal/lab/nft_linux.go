@@ -23,11 +23,15 @@ type nftRule struct {
 }
 
 func addDropTable(h *nsHandle, table string, rules []nftRule) error {
+	return addTable(h, nftables.TableFamilyINet, table, rules)
+}
+
+func addTable(h *nsHandle, family nftables.TableFamily, table string, rules []nftRule) error {
 	c, err := nftables.New(nftables.WithNetNSFd(int(h.fd)))
 	if err != nil {
 		return fmt.Errorf("nftables in %s: %w", h.name, err)
 	}
-	t := c.AddTable(&nftables.Table{Family: nftables.TableFamilyINet, Name: table})
+	t := c.AddTable(&nftables.Table{Family: family, Name: table})
 	accept := nftables.ChainPolicyAccept
 	chains := map[*nftables.ChainHook]*nftables.Chain{}
 	for _, r := range rules {
@@ -47,11 +51,15 @@ func addDropTable(h *nsHandle, table string, rules []nftRule) error {
 }
 
 func delTable(h *nsHandle, table string) error {
+	return delTableFamily(h, nftables.TableFamilyINet, table)
+}
+
+func delTableFamily(h *nsHandle, family nftables.TableFamily, table string) error {
 	c, err := nftables.New(nftables.WithNetNSFd(int(h.fd)))
 	if err != nil {
 		return fmt.Errorf("nftables in %s: %w", h.name, err)
 	}
-	c.DelTable(&nftables.Table{Family: nftables.TableFamilyINet, Name: table})
+	c.DelTable(&nftables.Table{Family: family, Name: table})
 	if err := c.Flush(); err != nil && !errors.Is(err, unix.ENOENT) && !errors.Is(err, os.ErrNotExist) {
 		return fmt.Errorf("delete nftables table %s in %s: %w", table, h.name, err)
 	}
@@ -88,16 +96,33 @@ func portMatch(p byte, offset uint32, port uint16) []expr.Any {
 	)
 }
 
-// randomBelow matches `oifname <dev> numgen random mod 100 < pct`.
-func randomBelow(dev string, pct int) []expr.Any {
+// ifname matches `iifname|oifname <dev>`.
+func ifname(key expr.MetaKey, dev string) []expr.Any {
 	name := make([]byte, unix.IFNAMSIZ)
 	copy(name, dev)
 	return []expr.Any{
-		&expr.Meta{Key: expr.MetaKeyOIFNAME, Register: 1},
+		&expr.Meta{Key: key, Register: 1},
 		&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: name},
+	}
+}
+
+// longerThan matches `meta length > n`: in the bridge family that is the
+// length of the IP packet, Ethernet header excluded.
+func longerThan(n int) []expr.Any {
+	return []expr.Any{
+		&expr.Meta{Key: expr.MetaKeyLEN, Register: 1},
+		// meta length is host order; compare big-endian bytes, as nft does.
+		&expr.Byteorder{SourceRegister: 1, DestRegister: 1, Op: expr.ByteorderHton, Len: 4, Size: 4},
+		&expr.Cmp{Op: expr.CmpOpGt, Register: 1, Data: binaryutil.BigEndian.PutUint32(uint32(n))},
+	}
+}
+
+// randomBelow matches `oifname <dev> numgen random mod 100 < pct`.
+func randomBelow(dev string, pct int) []expr.Any {
+	return append(ifname(expr.MetaKeyOIFNAME, dev),
 		&expr.Numgen{Register: 1, Modulus: 100, Type: unix.NFT_NG_RANDOM},
 		// numgen writes host order; nft compares big-endian bytes, as nft itself does.
 		&expr.Byteorder{SourceRegister: 1, DestRegister: 1, Op: expr.ByteorderHton, Len: 4, Size: 4},
 		&expr.Cmp{Op: expr.CmpOpLt, Register: 1, Data: binaryutil.BigEndian.PutUint32(uint32(pct))},
-	}
+	)
 }

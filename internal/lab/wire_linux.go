@@ -2,6 +2,7 @@ package lab
 
 import (
 	"context"
+	"flag"
 	"fmt"
 	"os"
 	"os/exec"
@@ -115,6 +116,23 @@ func unwire(s *Spec, f *nsHandle, n *Node) error {
 		}
 	}
 	return attachPort(f, n.FabricPort, s.Subnets[n.Subnet].Bridge)
+}
+
+// WireMain is the body of the wire process, started as "<self> lab wire
+// FLAGS" by the delay fault. It is shared by the podpath binary's hidden
+// `lab wire` command and test binaries' TestMain.
+func WireMain(ctx context.Context, args []string) error {
+	fs := flag.NewFlagSet("wire", flag.ContinueOnError)
+	netnsName := fs.String("netns", "", "namespace of both links")
+	from := fs.String("from", "", "link whose arriving frames are delayed")
+	to := fs.String("to", "", "link on the other side")
+	delayMs := fs.Int("delay-ms", 0, "delay in milliseconds")
+	ready := fs.String("ready", "", "file to create once the wire carries frames")
+	fs.String("id", "", "marks the process's command line, so down finds it")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	return RunWire(ctx, *netnsName, *from, *to, time.Duration(*delayMs)*time.Millisecond, *ready)
 }
 
 // RunWire is the wire process: it splices links from and to inside netns,
