@@ -163,6 +163,9 @@ namespace. delay holds packets leaving the node; loss drops them at random.`,
 			if err != nil {
 				return err
 			}
+			if err := lab.RequireRoot(); err != nil {
+				return err
+			}
 			// Check them all before touching the lab, so a typo in the
 			// second leaves the first un-applied.
 			l, err := lab.Open(name)

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"os"
 	"time"
 
 	"github.com/google/nftables"
@@ -84,8 +83,8 @@ func withState(name string, fn func(*State) error) (*Lab, error) {
 	if err := ValidName(name); err != nil {
 		return nil, err
 	}
-	if os.Geteuid() != 0 {
-		return nil, ErrNotRoot
+	if err := RequireRoot(); err != nil {
+		return nil, err
 	}
 	unlock, err := lock(name)
 	if err != nil {

@@ -25,6 +25,14 @@ var ErrNotRoot = errors.New("the lab needs root: it creates network namespaces (
 // ErrTaken means a different lab already has that name.
 var ErrTaken = errors.New("lab name taken")
 
+// RequireRoot returns ErrNotRoot unless the process may build namespaces.
+func RequireRoot() error {
+	if os.Geteuid() != 0 {
+		return ErrNotRoot
+	}
+	return nil
+}
+
 // Lab is a running lab.
 type Lab struct {
 	State
@@ -41,8 +49,8 @@ func Up(ctx context.Context, cfg Config) (*Lab, error) {
 	if err != nil {
 		return nil, err
 	}
-	if os.Geteuid() != 0 {
-		return nil, ErrNotRoot
+	if err := RequireRoot(); err != nil {
+		return nil, err
 	}
 	unlock, err := lock(spec.Name)
 	if err != nil {
@@ -114,8 +122,8 @@ func Down(ctx context.Context, name string) error {
 	if err := ValidName(name); err != nil {
 		return err
 	}
-	if os.Geteuid() != 0 {
-		return ErrNotRoot
+	if err := RequireRoot(); err != nil {
+		return err
 	}
 	unlock, err := lock(name)
 	if err != nil {

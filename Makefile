@@ -1,0 +1,44 @@
+# podpath: `make demo` runs the main job on the built-in lab, `make test` runs every test.
+# Both install what they need first (scripts/deps.sh).
+
+GO      ?= go
+BIN     := bin/podpath
+VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
+LDFLAGS := -s -w -X podpath/internal/version.Version=$(VERSION)
+# Go lives here on a fresh Debian machine set up by the official tarball.
+export PATH := $(PATH):/usr/local/go/bin
+
+.PHONY: all deps build demo test test-unprivileged vet clean
+
+all: build
+
+deps:
+	@scripts/deps.sh
+
+build: deps
+	CGO_ENABLED=0 $(GO) build -ldflags "$(LDFLAGS)" -o $(BIN) ./cmd/podpath
+
+demo: build
+	$(BIN) demo
+
+vet:
+	@test -z "$$(gofmt -l cmd internal)" || { echo "gofmt would change:"; gofmt -l cmd internal; exit 1; }
+	$(GO) vet ./...
+
+# Every test. As root (CI) the namespace tests run, then the suite runs again
+# as an unprivileged user to prove those tests skip cleanly there.
+test: deps vet
+	$(GO) test -count=1 -timeout 30m ./...
+	@if [ "$$(id -u)" -eq 0 ]; then $(MAKE) --no-print-directory test-unprivileged; fi
+
+test-unprivileged:
+	@tmp=$$(mktemp -d) && chmod 1777 $$tmp && trap 'rm -rf $$tmp' EXIT && \
+	if setpriv --reuid=65534 --regid=65534 --clear-groups test -r go.mod -a -x internal; then \
+		echo "== the same tests as an unprivileged user (root-only tests must skip) =="; \
+		GOTMPDIR=$$tmp $(GO) test -count=1 -exec "setpriv --reuid=65534 --regid=65534 --clear-groups" ./... ; \
+	else \
+		echo "test-unprivileged: skipped: user nobody cannot read this checkout"; \
+	fi
+
+clean:
+	rm -rf bin

@@ -1,0 +1,75 @@
+package cli
+
+import (
+	"bytes"
+	"context"
+	"strings"
+	"testing"
+)
+
+func run(t *testing.T, args ...string) (code int, stdout, stderr string) {
+	t.Helper()
+	var out, errb bytes.Buffer
+	code = Run(context.Background(), Streams{In: strings.NewReader(""), Out: &out, Err: &errb}, args)
+	return code, out.String(), errb.String()
+}
+
+// wantUsageError checks the contract for bad input: exit 2 and one line on
+// stderr that names the problem.
+func wantUsageError(t *testing.T, want string, args ...string) {
+	t.Helper()
+	code, _, stderr := run(t, args...)
+	if code != ExitNoRun {
+		t.Errorf("podpath %s: exit %d; want %d", strings.Join(args, " "), code, ExitNoRun)
+	}
+	if strings.Count(stderr, "\n") != 1 || !strings.HasPrefix(stderr, "podpath: ") || !strings.Contains(stderr, want) {
+		t.Errorf("podpath %s: stderr %q; want one line 'podpath: …%s…'", strings.Join(args, " "), stderr, want)
+	}
+}
+
+func TestVersion(t *testing.T) {
+	code, out, _ := run(t, "version")
+	if code != 0 || !strings.HasPrefix(out, "podpath ") {
+		t.Errorf("version: exit %d, %q", code, out)
+	}
+}
+
+// Checked before anything needs root, so these hold for every user.
+func TestBadInput(t *testing.T) {
+	tests := []struct {
+		name string
+		args []string
+		want string
+	}{
+		{"unknown_command", []string{"frobnicate"}, `unknown command "frobnicate"`},
+		{"unknown_flag", []string{"lab", "up", "--nodez", "3"}, "unknown flag: --nodez"},
+		{"negative_mtu", []string{"lab", "up", "--underlay-mtu", "-1500"}, "underlay MTU -1500: must be between 576 and 9216"},
+		{"negative_pod_mtu", []string{"lab", "up", "--pod-mtu", "-1"}, "Pod MTU -1"},
+		{"too_many_nodes", []string{"lab", "up", "--nodes", "1000"}, "nodes 1000: must be between 1 and 250"},
+		{"bad_backend", []string{"lab", "up", "--backend", "flannel"}, `backend "flannel": use vxlan, bgp or none`},
+		{"bad_name", []string{"lab", "up", "--name", "My.Lab"}, `lab name "My.Lab"`},
+		{"bad_override", []string{"lab", "up", "--mtu-override", "node3=9000"}, "use NODE:underlay=N"},
+		{"bad_output", []string{"lab", "up", "-o", "yaml"}, `output format "yaml": use text or json`},
+		{"unknown_fault", []string{"lab", "fault", "add", "mtu-broken=node3"}, `unknown fault "mtu-broken"`},
+		{"negative_fault_mtu", []string{"lab", "fault", "add", "underlay-mtu=node3:-1"}, "underlay-mtu -1"},
+		{"fault_without_args", []string{"lab", "fault", "add"}, "requires at least 1 arg"},
+		{"extra_args", []string{"lab", "down", "now"}, `unknown command "now"`},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			wantUsageError(t, tt.want, tt.args...)
+		})
+	}
+}
+
+func TestHelpListsFaults(t *testing.T) {
+	code, out, _ := run(t, "lab", "fault", "--help")
+	if code != 0 {
+		t.Fatalf("exit %d", code)
+	}
+	for _, f := range []string{"underlay-mtu=<node>:<bytes>", "route-missing=<node>:<block CIDR>", "delay=<node>:<ms>"} {
+		if !strings.Contains(out, f) {
+			t.Errorf("lab fault --help lacks %q:\n%s", f, out)
+		}
+	}
+}

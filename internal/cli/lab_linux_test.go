@@ -1,0 +1,130 @@
+package cli
+
+import (
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+
+	"podpath/internal/lab"
+)
+
+func requireRoot(t *testing.T) {
+	t.Helper()
+	if os.Geteuid() != 0 {
+		t.Skip("skipped: needs root to create network namespaces (CI runs as root; try sudo make test)")
+	}
+}
+
+func labName(t *testing.T) string {
+	b := make([]byte, 3)
+	_, _ = rand.Read(b)
+	return "c" + hex.EncodeToString(b)
+}
+
+func netns(t *testing.T) string {
+	t.Helper()
+	out, err := exec.Command("ip", "netns", "list").Output()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(out)
+}
+
+func TestLabLifecycle(t *testing.T) {
+	requireRoot(t)
+	name := labName(t)
+	before := netns(t)
+	t.Cleanup(func() { _ = lab.Down(t.Context(), name) })
+
+	code, out, errOut := run(t, "lab", "up", "--name", name, "--nodes", "3")
+	if code != 0 {
+		t.Fatalf("lab up: exit %d: %s", code, errOut)
+	}
+	for _, want := range []string{"lab " + name + ": ready, 3 nodes, backend vxlan", "node3  198.18.0.3", "inventory: " + lab.Dir(name) + "/inventory.yaml"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("lab up output lacks %q:\n%s", want, out)
+		}
+	}
+
+	// Bad input on a running lab: exit 2, one line, lab untouched.
+	wantUsageError(t, `no node "node7" in lab `+name, "lab", "fault", "add", "--name", name, "underlay-mtu=node7:1400")
+	wantUsageError(t, "already exists (3 nodes, backend vxlan", "lab", "up", "--name", name, "--nodes", "4")
+	wantUsageError(t, "has no BGP", "lab", "fault", "add", "--name", name, "bird-down=node1")
+	// A bad second fault stops the first from being applied.
+	wantUsageError(t, `no node "node9"`, "lab", "fault", "add", "--name", name, "block-vxlan=node2", "block-vxlan=node9")
+	wantUsageError(t, "is not active", "lab", "fault", "clear", "--name", name, "block-icmp=node2")
+
+	if code, out, errOut = run(t, "lab", "fault", "add", "--name", name, "underlay-mtu=node3:1400", "block-icmp=node1"); code != 0 {
+		t.Fatalf("fault add: exit %d: %s", code, errOut)
+	}
+	code, out, _ = run(t, "lab", "status", "--name", name, "-o", "json")
+	var st lab.State
+	if err := json.Unmarshal([]byte(out), &st); code != 0 || err != nil {
+		t.Fatalf("status -o json: exit %d, %v:\n%s", code, err, out)
+	}
+	if len(st.Faults) != 2 || st.Faults[0].String() != "underlay-mtu=node3:1400" || st.Faults[1].String() != "block-icmp=node1" {
+		t.Errorf("faults in status = %v; want exactly the two added", st.Faults)
+	}
+	if code, out, _ = run(t, "lab", "fault", "clear", "--name", name, "block-icmp=node1"); code != 0 || !strings.Contains(out, "fault block-icmp=node1 cleared") {
+		t.Errorf("clear one fault: exit %d: %s", code, out)
+	}
+	if code, out, _ = run(t, "lab", "fault", "clear", "--name", name); code != 0 || !strings.Contains(out, "fault underlay-mtu=node3:1400 cleared") {
+		t.Errorf("clear all: exit %d: %s", code, out)
+	}
+	if code, out, _ = run(t, "lab", "exec", "--name", name, "node1", "--", "ip", "-o", "link", "show", "eth0"); code != 0 || !strings.Contains(out, "mtu 1500") {
+		t.Errorf("lab exec: exit %d: %s", code, out)
+	}
+	if code, _, _ = run(t, "lab", "exec", "--name", name, "node1", "--", "false"); code != 1 {
+		t.Errorf("lab exec of a failing command: exit %d; want its exit code 1", code)
+	}
+	if code, _, errOut = run(t, "lab", "down", "--name", name); code != 0 {
+		t.Fatalf("lab down: exit %d: %s", code, errOut)
+	}
+	if after := netns(t); after != before {
+		t.Errorf("ip netns list after down:\n%s\nwant as before up:\n%s", after, before)
+	}
+	if code, _, _ = run(t, "lab", "down", "--name", name); code != 0 {
+		t.Errorf("second down: exit %d; want 0 (idempotent)", code)
+	}
+	wantUsageError(t, "no lab \""+name+"\"", "lab", "status", "--name", name)
+}
+
+// The same binary, run by an unprivileged user, refuses with exit 2 and
+// builds nothing.
+func TestLabNeedsRoot(t *testing.T) {
+	requireRoot(t)
+	dir, err := os.MkdirTemp("", "podpath-nonroot-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer os.RemoveAll(dir)
+	if err := os.Chmod(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	bin := filepath.Join(dir, "podpath")
+	build := exec.Command("go", "build", "-o", bin, "podpath/cmd/podpath")
+	if out, err := build.CombinedOutput(); err != nil {
+		t.Fatalf("go build: %v\n%s", err, out)
+	}
+	before := netns(t)
+	for _, args := range [][]string{{"lab", "up", "--name", labName(t)}, {"lab", "down"}, {"lab", "fault", "add", "pod-mtu=1500"}} {
+		cmd := exec.Command(bin, args...)
+		cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: 65534, Gid: 65534}}
+		var stderr strings.Builder
+		cmd.Stderr = &stderr
+		err := cmd.Run()
+		code := cmd.ProcessState.ExitCode()
+		if code != ExitNoRun || strings.Count(stderr.String(), "\n") != 1 || !strings.Contains(stderr.String(), "needs root") {
+			t.Errorf("podpath %s as nobody: exit %d (%v), stderr %q; want exit 2 and one line saying it needs root", strings.Join(args, " "), code, err, stderr.String())
+		}
+	}
+	if after := netns(t); after != before {
+		t.Errorf("namespaces changed after refused runs:\n%s", after)
+	}
+}

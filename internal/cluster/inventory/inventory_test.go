@@ -1,0 +1,62 @@
+package inventory
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+const good = `apiVersion: podpath/v1
+kind: Inventory
+tokenFile: token
+network:
+  backend: vxlan
+  podMTU: 1450
+nodes:
+  - name: node1
+    address: 198.18.0.1
+    agent: 198.18.0.1:7946
+    pods:
+      - name: probe-node1
+        address: 10.233.64.2
+        agent: 10.233.64.2:7946
+`
+
+func TestLoadResolvesTokenFileNextToInventory(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "inv.yaml")
+	if err := os.WriteFile(path, []byte(good), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	inv, err := Load(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if inv.TokenFile != filepath.Join(dir, "token") {
+		t.Errorf("tokenFile = %s; want it next to the inventory", inv.TokenFile)
+	}
+	if inv.Nodes[0].Pods[0].Agent != "10.233.64.2:7946" || inv.Network.PodMTU != 1450 {
+		t.Errorf("inventory = %+v", inv)
+	}
+}
+
+func TestParseRejects(t *testing.T) {
+	tests := []struct{ name, yaml, want string }{
+		{"unknown_field", strings.Replace(good, "podMTU", "podMtu", 1), "field podMtu not found"},
+		{"bad_yaml", "nodes: [", "yaml"},
+		{"wrong_kind", strings.Replace(good, "kind: Inventory", "kind: Cluster", 1), "want apiVersion podpath/v1 and kind Inventory"},
+		{"no_nodes", "apiVersion: podpath/v1\nkind: Inventory\nnodes: []\n", "no nodes"},
+		{"bad_address", strings.Replace(good, "address: 198.18.0.1", "address: node1.example", 1), `address "node1.example" is not an IP address`},
+		{"bad_agent", strings.Replace(good, "agent: 198.18.0.1:7946", "agent: 198.18.0.1", 1), "is not IP:port"},
+		{"duplicate_node", good + "  - name: node1\n    address: 198.18.0.2\n", `node "node1" listed twice`},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, err := Parse([]byte(tt.yaml))
+			if err == nil || !strings.Contains(err.Error(), tt.want) {
+				t.Errorf("Parse error = %v; want one containing %q", err, tt.want)
+			}
+		})
+	}
+}

@@ -1,0 +1,116 @@
+package lab
+
+import (
+	"errors"
+	"net/netip"
+	"strings"
+	"testing"
+)
+
+func TestParseFault(t *testing.T) {
+	tests := []struct {
+		in   string
+		want Fault
+	}{
+		{"underlay-mtu=node3:1400", Fault{Kind: FaultUnderlayMTU, Node: "node3", Value: 1400}},
+		{"pod-mtu=1500", Fault{Kind: FaultPodMTU, Value: 1500}},
+		{"block-vxlan=node2", Fault{Kind: FaultBlockVXLAN, Node: "node2"}},
+		{"block-bgp=node2", Fault{Kind: FaultBlockBGP, Node: "node2"}},
+		{"block-icmp=node1", Fault{Kind: FaultBlockICMP, Node: "node1"}},
+		{"bird-down=node2", Fault{Kind: FaultBIRDDown, Node: "node2"}},
+		{"route-missing=node1:10.233.64.64/26", Fault{Kind: FaultRouteMissing, Node: "node1", Block: netip.MustParsePrefix("10.233.64.64/26")}},
+		{"route-missing=node1:10.233.64.70/26", Fault{Kind: FaultRouteMissing, Node: "node1", Block: netip.MustParsePrefix("10.233.64.64/26")}},
+		{"ip-forward-off=node2", Fault{Kind: FaultIPForwardOff, Node: "node2"}},
+		{"rp-filter-strict=node2", Fault{Kind: FaultRPFilterStrict, Node: "node2"}},
+		{"delay=node2:20", Fault{Kind: FaultDelay, Node: "node2", Value: 20}},
+		{"loss=node2:5", Fault{Kind: FaultLoss, Node: "node2", Value: 5}},
+		{"node-mtu=node3:9000", Fault{Kind: FaultNodeMTU, Node: "node3", Value: 9000}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.in, func(t *testing.T) {
+			got, err := ParseFault(tt.in)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got != tt.want {
+				t.Errorf("ParseFault(%q) = %+v; want %+v", tt.in, got, tt.want)
+			}
+			// What status prints parses back to the same fault.
+			if again, err := ParseFault(got.String()); err != nil || again != got {
+				t.Errorf("round trip of %s: %+v, %v", got, again, err)
+			}
+		})
+	}
+	if len(tests) < len(faultArgs) {
+		t.Errorf("%d fault kinds, %d tested", len(faultArgs), len(tests))
+	}
+}
+
+func TestParseFaultRejects(t *testing.T) {
+	tests := []struct{ in, want string }{
+		{"mtu-broken=node3", `unknown fault "mtu-broken": known faults are`},
+		{"underlay-mtu", "missing argument"},
+		{"underlay-mtu=node3", "missing node or value"},
+		{"underlay-mtu=node3:-1", "underlay-mtu -1: must be between 576 and 9216"},
+		{"underlay-mtu=node3:big", `"big" is not a number`},
+		{"pod-mtu=0", "pod-mtu 0"},
+		{"block-vxlan=node2:4789", "takes only a node name"},
+		{"route-missing=node1:10.233.64.64", "is not an IPv4 CIDR"},
+		{"delay=node1:0", "delay 0 ms must be between 1 and 10000"},
+		{"loss=node1:101", "loss 101% must be between 1 and 100"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.in, func(t *testing.T) {
+			_, err := ParseFault(tt.in)
+			if err == nil || !errors.Is(err, ErrInvalid) || !strings.Contains(err.Error(), tt.want) {
+				t.Errorf("ParseFault(%q) error = %v; want ErrInvalid containing %q", tt.in, err, tt.want)
+			}
+		})
+	}
+}
+
+func TestCheckFault(t *testing.T) {
+	vx, _ := Plan(Config{})
+	bgp, _ := Plan(Config{Backend: BackendBGP})
+	none, _ := Plan(Config{Backend: BackendNone})
+	tests := []struct {
+		name  string
+		spec  Spec
+		fault string
+		want  string // "" for accepted
+	}{
+		{"known_node", vx, "underlay-mtu=node3:1400", ""},
+		{"unknown_node", vx, "underlay-mtu=node9:1400", `no node "node9" in lab podpath (it has node1..node3)`},
+		{"bird_without_bgp", vx, "bird-down=node1", "runs backend vxlan, which has no BGP"},
+		{"bird_with_bgp", bgp, "bird-down=node1", ""},
+		{"remote_block", vx, "route-missing=node1:10.233.64.64/26", ""},
+		{"own_block", vx, "route-missing=node1:10.233.64.0/26", "node1 has no route to 10.233.64.0/26"},
+		{"foreign_block", vx, "route-missing=node1:10.1.0.0/26", "node1 has no route to 10.1.0.0/26"},
+		{"no_routes_on_none", none, "route-missing=node1:10.233.64.64/26", "backend none has no routes"},
+		{"pod_mtu_has_no_node", vx, "pod-mtu=1500", ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			f, err := ParseFault(tt.fault)
+			if err != nil {
+				t.Fatal(err)
+			}
+			err = tt.spec.CheckFault(f)
+			if tt.want == "" && err != nil {
+				t.Errorf("CheckFault(%s) = %v; want accepted", tt.fault, err)
+			}
+			if tt.want != "" && (err == nil || !strings.Contains(err.Error(), tt.want)) {
+				t.Errorf("CheckFault(%s) = %v; want error containing %q", tt.fault, err, tt.want)
+			}
+		})
+	}
+}
+
+func TestFaultKeyReplacesSameTarget(t *testing.T) {
+	a, _ := ParseFault("underlay-mtu=node3:1400")
+	b, _ := ParseFault("underlay-mtu=node3:1300")
+	c, _ := ParseFault("underlay-mtu=node2:1400")
+	if a.Key() != b.Key() || a.Key() == c.Key() {
+		t.Errorf("keys %s %s %s: want the first two equal, the third different", a.Key(), b.Key(), c.Key())
+	}
+}
