@@ -154,23 +154,38 @@ func teardown(name string) error {
 	if err := os.RemoveAll(Dir(name)); err != nil {
 		errs = append(errs, fmt.Errorf("remove lab directory: %w", err))
 	}
+	// The last lab out removes the (then empty) state root and its parent;
+	// os.Remove refuses non-empty directories.
+	_ = os.Remove(StateRoot)
+	_ = os.Remove(filepath.Dir(StateRoot))
 	return errors.Join(errs...)
 }
 
-// lock serialises commands on one lab (up, down, fault) across processes.
-func lock(name string) (func(), error) {
-	if err := os.MkdirAll(StateRoot, 0o755); err != nil {
-		return nil, fmt.Errorf("create %s: %w", StateRoot, err)
-	}
-	f, err := os.OpenFile(filepath.Join(StateRoot, "."+name+".lock"), os.O_CREATE|os.O_RDWR, 0o600)
-	if err != nil {
-		return nil, fmt.Errorf("lock lab %s: %w", name, err)
-	}
-	if err := unix.Flock(int(f.Fd()), unix.LOCK_EX); err != nil {
+// lock serialises lab commands (up, down, fault) across processes with a
+// flock on the state root. Commands are short, so one lock for all labs
+// costs nothing, and it leaves no lock file behind: teardown removes the
+// state root once it is empty. A waiter that wakes holding a directory
+// that was removed meanwhile tries again on the new one.
+func lock(string) (func(), error) {
+	for {
+		if err := os.MkdirAll(StateRoot, 0o755); err != nil {
+			return nil, fmt.Errorf("create %s: %w", StateRoot, err)
+		}
+		f, err := os.Open(StateRoot)
+		if err != nil {
+			return nil, fmt.Errorf("open %s: %w", StateRoot, err)
+		}
+		if err := unix.Flock(int(f.Fd()), unix.LOCK_EX); err != nil {
+			f.Close()
+			return nil, fmt.Errorf("lock %s: %w", StateRoot, err)
+		}
+		held, herr := f.Stat()
+		now, nerr := os.Stat(StateRoot)
+		if herr == nil && nerr == nil && os.SameFile(held, now) {
+			return func() { f.Close() }, nil
+		}
 		f.Close()
-		return nil, fmt.Errorf("lock lab %s: %w", name, err)
 	}
-	return func() { f.Close() }, nil
 }
 
 func build(ctx context.Context, st *State) error {
