@@ -41,7 +41,7 @@ func testLab(t *testing.T, b *Builder) *Lab {
 	suffix := make([]byte, 3)
 	_, _ = rand.Read(suffix)
 	b.cfg.Name = "t" + hex.EncodeToString(suffix)
-	before := netnsList(t)
+	before := netnsList(t, b.cfg.Name)
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 	l, err := b.Up(ctx)
@@ -60,7 +60,7 @@ func testLab(t *testing.T, b *Builder) *Lab {
 // assertGone checks that down left no namespace, process or file of the lab.
 func assertGone(t *testing.T, l *Lab, before []string) {
 	t.Helper()
-	if after := netnsList(t); !slices.Equal(before, after) {
+	if after := netnsList(t, l.Spec.Name); !slices.Equal(before, after) {
 		t.Errorf("ip netns list after down = %v; want %v as before up", after, before)
 	}
 	if _, err := os.Stat(Dir(l.Spec.Name)); !os.IsNotExist(err) {
@@ -72,7 +72,9 @@ func assertGone(t *testing.T, l *Lab, before []string) {
 	}
 }
 
-func netnsList(t *testing.T) []string {
+// netnsList is what `ip netns list` shows of a lab's namespaces (other
+// packages' tests build labs at the same time).
+func netnsList(t *testing.T, lab string) []string {
 	t.Helper()
 	out, err := exec.Command("ip", "netns", "list").Output()
 	if err != nil {
@@ -80,7 +82,7 @@ func netnsList(t *testing.T) []string {
 	}
 	var names []string
 	for _, line := range strings.Split(strings.TrimSpace(string(out)), "\n") {
-		if f := strings.Fields(line); len(f) > 0 {
+		if f := strings.Fields(line); len(f) > 0 && strings.HasPrefix(f[0], NamespacePrefix(lab)) {
 			names = append(names, f[0])
 		}
 	}

@@ -373,9 +373,9 @@ func TestUpIsIdempotentAndNamesAreExclusive(t *testing.T) {
 
 func TestFailedUpRemovesWhatItBuilt(t *testing.T) {
 	requireRoot(t)
-	before := netnsList(t)
 	// A clashing namespace name makes the build fail half-way, at node2.
 	name := "tfail"
+	before := netnsList(t, name)
 	if err := createNetns(name + ".node2"); err != nil {
 		t.Fatal(err)
 	}
@@ -399,7 +399,7 @@ func TestFailedUpRemovesWhatItBuilt(t *testing.T) {
 	if err == nil || !strings.Contains(err.Error(), "bird") {
 		t.Fatalf("BGP lab up without BIRD installed: %v; want an error naming bird", err)
 	}
-	if after := netnsList(t); strings.Join(after, ",") != strings.Join(before, ",") {
+	if after := netnsList(t, name); strings.Join(after, ",") != strings.Join(before, ",") {
 		t.Errorf("namespaces after a failed up = %v; want %v", after, before)
 	}
 	if _, err := os.Stat(Dir(name)); !os.IsNotExist(err) {
