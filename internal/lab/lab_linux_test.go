@@ -373,7 +373,7 @@ func TestUpIsIdempotentAndNamesAreExclusive(t *testing.T) {
 
 func TestFailedUpRemovesWhatItBuilt(t *testing.T) {
 	requireRoot(t)
-	// A clashing namespace name makes the build fail half-way, at node2.
+	// A namespace left by a crashed lab makes up refuse before building anything.
 	name := "tfail"
 	before := netnsList(t, name)
 	if err := createNetns(name + ".node2"); err != nil {
