@@ -103,23 +103,32 @@ func TestMeshPeerName(t *testing.T) {
 	}
 }
 
-// A BIRD that accepts and never answers must not hang the caller.
-func TestShowProtocolsIsBounded(t *testing.T) {
+// fakeBIRD listens on a control socket in a temporary directory and hands
+// the first connection to serve.
+func fakeBIRD(t *testing.T, serve func(net.Conn)) string {
+	t.Helper()
 	sock := filepath.Join(t.TempDir(), "bird.ctl")
 	ln, err := net.Listen("unix", sock)
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer ln.Close()
+	t.Cleanup(func() { ln.Close() })
 	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			defer c.Close()
+		c, err := ln.Accept()
+		if err != nil {
+			return
 		}
+		defer c.Close()
+		serve(c)
 	}()
+	return sock
+}
+
+// A BIRD that accepts and never answers must not hang the caller.
+func TestShowProtocolsIsBounded(t *testing.T) {
+	hold := make(chan struct{})
+	defer close(hold)
+	sock := fakeBIRD(t, func(net.Conn) { <-hold })
 	ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
 	defer cancel()
 	done := make(chan error, 1)
@@ -141,18 +150,7 @@ func TestShowProtocolsConversation(t *testing.T) {
 		t.Fatal(err)
 	}
 	greeting, rest, _ := strings.Cut(string(reply), "\n")
-	sock := filepath.Join(t.TempDir(), "bird.ctl")
-	ln, err := net.Listen("unix", sock)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	go func() {
-		c, err := ln.Accept()
-		if err != nil {
-			return
-		}
-		defer c.Close()
+	sock := fakeBIRD(t, func(c net.Conn) {
 		_, _ = c.Write([]byte(greeting + "\n"))
 		buf := make([]byte, 64)
 		n, _ := c.Read(buf)
@@ -161,7 +159,7 @@ func TestShowProtocolsConversation(t *testing.T) {
 			return
 		}
 		_, _ = c.Write([]byte(rest))
-	}()
+	})
 	got, err := ShowProtocols(context.Background(), sock)
 	if err != nil {
 		t.Fatal(err)
