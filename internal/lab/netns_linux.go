@@ -9,47 +9,15 @@ import (
 
 	"github.com/vishvananda/netlink"
 	"github.com/vishvananda/netns"
+
+	"podpath/internal/nsenter"
 )
 
 // netnsDir is where iproute2 (and so `ip netns list`) keeps named namespaces.
 const netnsDir = "/var/run/netns"
 
-// inNetns runs fn on an OS thread switched into the named namespace, on a
-// goroutine of its own: if the thread cannot be switched back it is left
-// locked and dies with the goroutine instead of leaking into other work
-// (the pattern of containernetworking's ns.Do).
-func inNetns(name string, fn func() error) error {
-	errc := make(chan error, 1)
-	go func() {
-		runtime.LockOSThread()
-		orig, err := netns.Get()
-		if err != nil {
-			errc <- fmt.Errorf("open current netns: %w", err)
-			return
-		}
-		defer orig.Close()
-		target, err := netns.GetFromName(name)
-		if err != nil {
-			runtime.UnlockOSThread()
-			errc <- fmt.Errorf("open netns %s: %w", name, err)
-			return
-		}
-		defer target.Close()
-		if err := netns.Set(target); err != nil {
-			runtime.UnlockOSThread()
-			errc <- fmt.Errorf("enter netns %s: %w", name, err)
-			return
-		}
-		ferr := fn()
-		if err := netns.Set(orig); err != nil {
-			errc <- fmt.Errorf("leave netns %s: %w", name, err)
-			return // thread stays locked and is discarded
-		}
-		runtime.UnlockOSThread()
-		errc <- ferr
-	}()
-	return <-errc
-}
+// inNetns runs fn inside the named namespace.
+func inNetns(name string, fn func() error) error { return nsenter.Do(name, fn) }
 
 // createNetns makes a named namespace the way `ip netns add` does.
 func createNetns(name string) error {

@@ -1,0 +1,380 @@
+package agent
+
+import (
+	"bufio"
+	"context"
+	"crypto/subtle"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/netip"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"golang.org/x/time/rate"
+
+	"podpath/internal/probe"
+)
+
+// Timeouts and rates of the API.
+const (
+	ReadHeaderTimeout = 5 * time.Second
+	ShutdownTimeout   = 5 * time.Second
+	// MaxProbeRun bounds one probe request, whatever it asks for.
+	MaxProbeRun = 90 * time.Second
+	// APIRate is the authenticated API's request budget: a controller
+	// sends a handful of requests per run.
+	APIRate  = 20
+	APIBurst = 40
+	// maxConcurrentTargets bounds the sockets one request opens at once.
+	maxConcurrentTargets = 64
+)
+
+// Config is how an agent is started.
+type Config struct {
+	Name  string
+	Role  string // host | pod
+	Token string
+	// Facts returns the host facts (internal/hostfacts); nil: none served.
+	Facts func(ctx context.Context) (any, error)
+	// Registry receives the agent's metrics; nil: a fresh one.
+	Registry *prometheus.Registry
+	Logger   *slog.Logger
+	// Dial opens TCP connections to peers; nil: a plain dialer.
+	Dial probe.Dialer
+}
+
+// Agent is a running agent.
+type Agent struct {
+	cfg       Config
+	limiter   *rate.Limiter
+	responder *probe.Responder
+	reg       *prometheus.Registry
+	requests  *prometheus.CounterVec
+	probes    prometheus.Counter
+
+	mu    sync.RWMutex
+	peers map[string]Peer // by name
+}
+
+// New makes an agent; Serve starts it.
+func New(cfg Config) (*Agent, error) {
+	if cfg.Token == "" {
+		return nil, errors.New("agent needs a token (--token-file): every call that makes it act is authenticated")
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
+	}
+	if cfg.Dial == nil {
+		cfg.Dial = (&net.Dialer{}).DialContext
+	}
+	a := &Agent{
+		cfg:       cfg,
+		limiter:   rate.NewLimiter(APIRate, APIBurst),
+		responder: &probe.Responder{},
+		reg:       cfg.Registry,
+		peers:     map[string]Peer{},
+	}
+	if a.reg == nil {
+		a.reg = prometheus.NewRegistry()
+	}
+	a.requests = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "podpath_agent_requests_total", Help: "API requests by endpoint and status code.",
+	}, []string{"endpoint", "code"})
+	a.probes = prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "podpath_agent_probe_targets_total", Help: "Peers probed on request.",
+	})
+	answered := prometheus.NewCounterFunc(prometheus.CounterOpts{
+		Name: "podpath_agent_udp_answers_total", Help: "UDP probes answered.",
+	}, func() float64 { return float64(a.responder.Answered.Load()) })
+	dropped := prometheus.NewCounterFunc(prometheus.CounterOpts{
+		Name: "podpath_agent_udp_dropped_total", Help: "UDP datagrams not answered: not probes, or over the rate.",
+	}, func() float64 { return float64(a.responder.Dropped.Load()) })
+	for _, c := range []prometheus.Collector{a.requests, a.probes, answered, dropped} {
+		if err := a.reg.Register(c); err != nil {
+			return nil, fmt.Errorf("register agent metrics: %w", err)
+		}
+	}
+	return a, nil
+}
+
+// Serve runs the API on ln and the UDP responder on pc (the same address)
+// until ctx ends.
+func (a *Agent) Serve(ctx context.Context, ln net.Listener, pc net.PacketConn) error {
+	srv := &http.Server{Handler: a.Handler(), ReadHeaderTimeout: ReadHeaderTimeout,
+		BaseContext: func(net.Listener) context.Context { return ctx }}
+	errc := make(chan error, 2)
+	go func() { errc <- a.responder.Serve(ctx, pc) }()
+	go func() { errc <- srv.Serve(ln) }()
+	select {
+	case <-ctx.Done():
+	case err := <-errc:
+		if err != nil && !errors.Is(err, http.ErrServerClosed) {
+			return err
+		}
+	}
+	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), ShutdownTimeout)
+	defer cancel()
+	pc.Close()
+	return srv.Shutdown(sctx)
+}
+
+// ListenAndServe listens on addr (TCP for the API, UDP for probes) and serves.
+func (a *Agent) ListenAndServe(ctx context.Context, addr string) error {
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return fmt.Errorf("listen on tcp %s: %w", addr, err)
+	}
+	pc, err := net.ListenPacket("udp", ln.Addr().String())
+	if err != nil {
+		ln.Close()
+		return fmt.Errorf("listen on udp %s: %w", addr, err)
+	}
+	a.cfg.Logger.Info("agent listening", "addr", ln.Addr().String(), "name", a.cfg.Name, "role", a.cfg.Role)
+	return a.Serve(ctx, ln, pc)
+}
+
+// Handler is the agent's HTTP API.
+func (a *Agent) Handler() http.Handler {
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) { _, _ = io.WriteString(w, "ok\n") })
+	mux.Handle("GET /metrics", promhttp.HandlerFor(a.reg, promhttp.HandlerOpts{}))
+	mux.Handle("GET /v1/peers", a.guard("peers", a.getPeers))
+	mux.Handle("PUT /v1/peers", a.guard("peers", a.putPeers))
+	mux.Handle("POST /v1/probe", a.guard("probe", a.probe))
+	mux.Handle("GET /v1/facts", a.guard("facts", a.facts))
+	mux.Handle("POST "+probe.SinkPath, a.guard("sink", a.sink))
+	return mux
+}
+
+// statusWriter remembers the status code for the metrics.
+type statusWriter struct {
+	http.ResponseWriter
+	code int
+}
+
+func (w *statusWriter) WriteHeader(code int) { w.code = code; w.ResponseWriter.WriteHeader(code) }
+
+// Hijack lets the sink take over the connection through the wrapper.
+func (w *statusWriter) Hijack() (net.Conn, *bufio.ReadWriter, error) {
+	h, ok := w.ResponseWriter.(http.Hijacker)
+	if !ok {
+		return nil, nil, errors.New("connection cannot be hijacked")
+	}
+	w.code = http.StatusSwitchingProtocols
+	return h.Hijack()
+}
+
+// guard rate-limits, authenticates and bounds a request before fn sees it.
+func (a *Agent) guard(endpoint string, fn http.HandlerFunc) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		sw := &statusWriter{ResponseWriter: w, code: http.StatusOK}
+		defer func() { a.requests.WithLabelValues(endpoint, fmt.Sprint(sw.code)).Inc() }()
+		if !a.limiter.Allow() {
+			httpError(sw, http.StatusTooManyRequests, "rate limit: try again shortly")
+			return
+		}
+		if !a.authorized(r) {
+			sw.Header().Set("WWW-Authenticate", `Bearer realm="podpath-agent"`)
+			httpError(sw, http.StatusUnauthorized, "missing or wrong bearer token")
+			return
+		}
+		r.Body = http.MaxBytesReader(sw, r.Body, MaxBodyBytes)
+		fn(sw, r)
+	})
+}
+
+func (a *Agent) authorized(r *http.Request) bool {
+	got, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
+	return ok && subtle.ConstantTimeCompare([]byte(got), []byte(a.cfg.Token)) == 1
+}
+
+func httpError(w http.ResponseWriter, code int, msg string) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(code)
+	_ = json.NewEncoder(w).Encode(map[string]string{"error": msg})
+}
+
+func writeJSON(w http.ResponseWriter, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	_ = json.NewEncoder(w).Encode(v)
+}
+
+// decode reads a JSON body strictly: unknown fields and trailing data are
+// errors, an oversized body is 413.
+func decode(w http.ResponseWriter, r *http.Request, v any) bool {
+	dec := json.NewDecoder(r.Body)
+	dec.DisallowUnknownFields()
+	err := dec.Decode(v)
+	if err == nil && dec.More() {
+		err = errors.New("trailing data after the JSON object")
+	}
+	if err != nil {
+		var tooBig *http.MaxBytesError
+		if errors.As(err, &tooBig) {
+			httpError(w, http.StatusRequestEntityTooLarge, fmt.Sprintf("request body over %d bytes", MaxBodyBytes))
+			return false
+		}
+		httpError(w, http.StatusBadRequest, "malformed request: "+err.Error())
+		return false
+	}
+	return true
+}
+
+func (a *Agent) getPeers(w http.ResponseWriter, _ *http.Request) {
+	a.mu.RLock()
+	defer a.mu.RUnlock()
+	out := PeersRequest{Peers: []Peer{}}
+	for _, p := range a.peers {
+		out.Peers = append(out.Peers, p)
+	}
+	writeJSON(w, out)
+}
+
+func (a *Agent) putPeers(w http.ResponseWriter, r *http.Request) {
+	var req PeersRequest
+	if !decode(w, r, &req) {
+		return
+	}
+	if len(req.Peers) > MaxPeers {
+		httpError(w, http.StatusBadRequest, fmt.Sprintf("%d peers: at most %d", len(req.Peers), MaxPeers))
+		return
+	}
+	peers := map[string]Peer{}
+	for _, p := range req.Peers {
+		if p.Name == "" {
+			httpError(w, http.StatusBadRequest, "a peer without a name")
+			return
+		}
+		if _, err := netip.ParseAddrPort(p.Address); err != nil {
+			httpError(w, http.StatusBadRequest, fmt.Sprintf("peer %s: address %q is not IP:port", p.Name, p.Address))
+			return
+		}
+		peers[p.Name] = p
+	}
+	a.mu.Lock()
+	a.peers = peers
+	a.mu.Unlock()
+	writeJSON(w, map[string]int{"peers": len(peers)})
+}
+
+// resolve maps request targets to known peers; anything else is refused.
+func (a *Agent) resolve(targets []string) ([]Peer, error) {
+	a.mu.RLock()
+	defer a.mu.RUnlock()
+	var out []Peer
+	for _, t := range targets {
+		p, ok := a.peers[t]
+		if !ok {
+			for _, q := range a.peers {
+				if q.Address == t {
+					p, ok = q, true
+					break
+				}
+			}
+		}
+		if !ok {
+			return nil, fmt.Errorf("target %q is not a known peer: set peers with PUT /v1/peers first", t)
+		}
+		out = append(out, p)
+	}
+	return out, nil
+}
+
+func checkSeries(what string, s *Series) error {
+	if s == nil {
+		return nil
+	}
+	if s.Count < 1 || s.Count > MaxSeriesCount {
+		return fmt.Errorf("%s count %d: must be 1-%d", what, s.Count, MaxSeriesCount)
+	}
+	if s.IntervalMs < MinIntervalMs || s.IntervalMs > 10000 {
+		return fmt.Errorf("%s interval %d ms: must be %d-10000", what, s.IntervalMs, MinIntervalMs)
+	}
+	if s.Size < 0 || s.Size > 65535 {
+		return fmt.Errorf("%s size %d: must be 0-65535", what, s.Size)
+	}
+	return nil
+}
+
+func (req *ProbeRequest) check() error {
+	if len(req.Targets) == 0 || len(req.Targets) > MaxTargets {
+		return fmt.Errorf("%d targets: must be 1-%d", len(req.Targets), MaxTargets)
+	}
+	if err := errors.Join(checkSeries("rtt", req.RTT), checkSeries("icmp", req.ICMP)); err != nil {
+		return err
+	}
+	if req.TCPConnect < 0 || req.TCPConnect > MaxSeriesCount {
+		return fmt.Errorf("tcpConnect %d: must be 0-%d", req.TCPConnect, MaxSeriesCount)
+	}
+	if req.TransferBytes < 0 || req.TransferBytes > MaxTransferBytes {
+		return fmt.Errorf("transferBytes %d: must be 0-%d", req.TransferBytes, MaxTransferBytes)
+	}
+	if t := req.Throughput; t != nil && (t.Seconds <= 0 || t.Seconds > MaxThroughputSecs || t.Streams < 1 || t.Streams > MaxStreams) {
+		return fmt.Errorf("throughput %+v: seconds must be in (0, %d], streams 1-%d", *t, MaxThroughputSecs, MaxStreams)
+	}
+	return nil
+}
+
+func (a *Agent) probe(w http.ResponseWriter, r *http.Request) {
+	var req ProbeRequest
+	if !decode(w, r, &req) {
+		return
+	}
+	if err := req.check(); err != nil {
+		httpError(w, http.StatusBadRequest, err.Error())
+		return
+	}
+	peers, err := a.resolve(req.Targets)
+	if err != nil {
+		httpError(w, http.StatusForbidden, err.Error())
+		return
+	}
+	ctx, cancel := context.WithTimeout(r.Context(), MaxProbeRun)
+	defer cancel()
+	start := time.Now()
+	resp := ProbeResponse{From: a.cfg.Name, Results: a.run(ctx, peers, &req)}
+	resp.DurationMs = float64(time.Since(start)) / float64(time.Millisecond)
+	writeJSON(w, resp)
+}
+
+func (a *Agent) facts(w http.ResponseWriter, r *http.Request) {
+	if a.cfg.Facts == nil {
+		httpError(w, http.StatusNotFound, "this agent serves no host facts")
+		return
+	}
+	f, err := a.cfg.Facts(r.Context())
+	if err != nil {
+		httpError(w, http.StatusInternalServerError, "collect host facts: "+err.Error())
+		return
+	}
+	writeJSON(w, f)
+}
+
+// sink swallows an upload (probe.Upload) on the hijacked connection.
+func (a *Agent) sink(w http.ResponseWriter, r *http.Request) {
+	if !strings.EqualFold(r.Header.Get("Upgrade"), probe.SinkProtocol) {
+		httpError(w, http.StatusBadRequest, "sink needs Upgrade: "+probe.SinkProtocol)
+		return
+	}
+	conn, brw, err := http.NewResponseController(w).Hijack()
+	if err != nil {
+		httpError(w, http.StatusInternalServerError, err.Error())
+		return
+	}
+	defer conn.Close()
+	_, _ = fmt.Fprintf(brw, "HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\nUpgrade: %s\r\n\r\n", probe.SinkProtocol)
+	if err := brw.Flush(); err != nil {
+		return
+	}
+	if err := probe.ServeSink(conn, brw.Reader, MaxThroughputSecs*time.Second+probe.StallTimeout); err != nil {
+		a.cfg.Logger.Debug("sink", "err", err)
+	}
+}

@@ -1,0 +1,228 @@
+package agent
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"io"
+	"net"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"podpath/internal/probe"
+)
+
+const token = "s3cret-token"
+
+// startAgent runs an agent on a loopback port and returns its address.
+func startAgent(t *testing.T, name string) string {
+	t.Helper()
+	a, err := New(Config{Name: name, Role: "host", Token: token,
+		Facts: func(context.Context) (any, error) { return map[string]string{"hostname": name}, nil }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	pc, err := net.ListenPacket("udp", ln.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { _ = a.Serve(ctx, ln, pc); close(done) }()
+	t.Cleanup(func() { cancel(); <-done })
+	return ln.Addr().String()
+}
+
+func call(t *testing.T, method, url, auth string, body io.Reader) (int, string) {
+	t.Helper()
+	req, _ := http.NewRequest(method, url, body)
+	if auth != "" {
+		req.Header.Set("Authorization", auth)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatalf("%s %s: %v", method, url, err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(b)
+}
+
+func TestAuthentication(t *testing.T) {
+	addr := startAgent(t, "a")
+	base := "http://" + addr
+	for _, tc := range []struct {
+		name, method, path, auth string
+		want                     int
+	}{
+		{"healthz_is_open", "GET", "/healthz", "", 200},
+		{"metrics_is_open", "GET", "/metrics", "", 200},
+		{"facts_without_token", "GET", "/v1/facts", "", 401},
+		{"facts_wrong_token", "GET", "/v1/facts", "Bearer nope", 401},
+		{"facts_basic_auth", "GET", "/v1/facts", "Basic " + token, 401},
+		{"facts_with_token", "GET", "/v1/facts", "Bearer " + token, 200},
+		{"probe_without_token", "POST", "/v1/probe", "", 401},
+		{"peers_without_token", "PUT", "/v1/peers", "", 401},
+		{"sink_without_token", "POST", probe.SinkPath, "", 401},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if code, body := call(t, tc.method, base+tc.path, tc.auth, strings.NewReader("{}")); code != tc.want {
+				t.Errorf("%s %s: %d %s; want %d", tc.method, tc.path, code, body, tc.want)
+			}
+		})
+	}
+}
+
+func TestProbeOnlyKnownPeers(t *testing.T) {
+	a := startAgent(t, "a")
+	b := startAgent(t, "b")
+	c := NewClient(a, token, "")
+	ctx := context.Background()
+	if _, err := c.Probe(ctx, ProbeRequest{Targets: []string{b}}); err == nil || !strings.Contains(err.Error(), "403") {
+		t.Errorf("probe of an address that is no peer: %v; want 403", err)
+	}
+	if err := c.SetPeers(ctx, []Peer{{Name: "b", Address: b}}); err != nil {
+		t.Fatal(err)
+	}
+	for _, target := range []string{"127.0.0.9:7946", "c", "10.0.0.1:1"} {
+		if _, err := c.Probe(ctx, ProbeRequest{Targets: []string{target}}); err == nil || !strings.Contains(err.Error(), "not a known peer") {
+			t.Errorf("probe of %s: %v; want refused as not a known peer", target, err)
+		}
+	}
+	resp, err := c.Probe(ctx, ProbeRequest{Targets: []string{"b"}, PathMTU: true,
+		RTT: &Series{Count: 20, IntervalMs: 1}, TCPConnect: 3, HTTP: true, TransferBytes: 300_000})
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := resp.Results[0]
+	if !r.Reachable || r.RTT == nil || r.RTT.Received != 20 || r.TCPConnect.Received != 3 || r.HTTP.Status != 200 {
+		t.Errorf("probe of b over loopback: %+v", r)
+	}
+	// Loopback carries close to the largest IPv4 packet; the exact value
+	// depends on the kernel's buffers. Byte-exact checks run on the lab.
+	if r.PathMTU == nil || r.PathMTU.PathMTU < 60000 || r.PathMTU.PathMTU > 65535 {
+		t.Errorf("loopback path MTU = %+v (%s); want 60000-65535", r.PathMTU, r.PathMTUError)
+	}
+	if r.Transfer == nil || r.Transfer.Bytes != 300_000 || r.Transfer.Stalled {
+		t.Errorf("300 KB transfer over loopback: %+v", r.Transfer)
+	}
+	// The same target by address is the same peer.
+	if _, err := c.Probe(ctx, ProbeRequest{Targets: []string{b}}); err != nil {
+		t.Errorf("probe of a known peer by address: %v", err)
+	}
+}
+
+func TestBadRequestsAndTheAgentKeepsServing(t *testing.T) {
+	addr := startAgent(t, "a")
+	base := "http://" + addr
+	auth := "Bearer " + token
+	cases := []struct {
+		name, method, path, body string
+		want                     int
+	}{
+		{"malformed_json", "POST", "/v1/probe", `{"targets": [`, 400},
+		{"unknown_field", "POST", "/v1/probe", `{"targets": ["b"], "bogus": 1}`, 400},
+		{"trailing_data", "PUT", "/v1/peers", `{"peers": []} {}`, 400},
+		{"no_targets", "POST", "/v1/probe", `{"targets": []}`, 400},
+		{"huge_series", "POST", "/v1/probe", `{"targets": ["b"], "rtt": {"count": 1000000, "intervalMs": 1}}`, 400},
+		{"oversized_body", "PUT", "/v1/peers", `{"peers": [` + strings.Repeat(`{"name":"x","address":"1.2.3.4:5"},`, 20000) + `{}]}`, 413},
+		{"bad_peer_address", "PUT", "/v1/peers", `{"peers": [{"name": "b", "address": "b:1"}]}`, 400},
+		{"sink_without_upgrade", "POST", probe.SinkPath, ``, 400},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			if code, body := call(t, tc.method, base+tc.path, auth, strings.NewReader(tc.body)); code != tc.want {
+				t.Errorf("%s: %d %s; want %d", tc.name, code, body, tc.want)
+			}
+			if code, _ := call(t, "GET", base+"/healthz", "", nil); code != 200 {
+				t.Errorf("agent stopped serving after %s", tc.name)
+			}
+		})
+	}
+}
+
+func TestAPIRateLimit(t *testing.T) {
+	addr := startAgent(t, "a")
+	limited := 0
+	for range APIBurst + 20 {
+		if code, _ := call(t, "GET", "http://"+addr+"/v1/peers", "Bearer "+token, nil); code == http.StatusTooManyRequests {
+			limited++
+		}
+	}
+	if limited == 0 {
+		t.Errorf("%d requests in a burst: none refused with 429", APIBurst+20)
+	}
+}
+
+// A flood of UDP probes gets no answer larger than itself, no answer at
+// all to what is not a probe, and at most the responder's rate.
+func TestUDPFlood(t *testing.T) {
+	addr := startAgent(t, "a")
+	c, err := net.Dial("udp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	const flood = 30000
+	replies, larger := 0, 0
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		buf := make([]byte, 2048)
+		for {
+			_ = c.SetReadDeadline(time.Now().Add(500 * time.Millisecond))
+			n, err := c.Read(buf)
+			if err != nil {
+				return
+			}
+			replies++
+			if n > 200 {
+				larger++
+			}
+		}
+	}()
+	start := time.Now()
+	req := make([]byte, 200)
+	probe.Header{Seq: 1}.Put(req)
+	junk := bytes.Repeat([]byte{0xff}, 200)
+	for i := range flood {
+		if i%2 == 0 {
+			_, _ = c.Write(req)
+		} else {
+			_, _ = c.Write(junk) // not a probe: never answered
+		}
+	}
+	elapsed := time.Since(start)
+	<-done
+	maxAllowed := probe.ResponderBurst + int(probe.ResponderRate*(elapsed.Seconds()+0.6))
+	if larger > 0 {
+		t.Errorf("%d answers larger than the 200-byte probe", larger)
+	}
+	if replies > flood/2 || replies > maxAllowed {
+		t.Errorf("%d answers to %d probes and %d junk datagrams in %s; want at most %d (rate limit) and none to junk", replies, flood/2, flood/2, elapsed, maxAllowed)
+	}
+	if replies == 0 {
+		t.Errorf("no answers at all")
+	}
+	t.Logf("%d probes + %d junk in %s: %d answers", flood/2, flood/2, elapsed, replies)
+}
+
+func TestMetricsCountRequests(t *testing.T) {
+	addr := startAgent(t, "a")
+	call(t, "GET", "http://"+addr+"/v1/facts", "", nil)
+	_, body := call(t, "GET", "http://"+addr+"/metrics", "", nil)
+	if !strings.Contains(body, `podpath_agent_requests_total{code="401",endpoint="facts"} 1`) {
+		t.Errorf("metrics lack the refused facts request:\n%s", body)
+	}
+	var f map[string]string
+	_, body = call(t, "GET", "http://"+addr+"/v1/facts", "Bearer "+token, nil)
+	if err := json.Unmarshal([]byte(body), &f); err != nil || f["hostname"] != "a" {
+		t.Errorf("facts = %s, %v", body, err)
+	}
+}

@@ -1,0 +1,79 @@
+// Package agent is podpath's per-node daemon: an authenticated HTTP API
+// that runs probes against the peers its controller named, a UDP responder
+// on the same port, host facts, health and metrics.
+package agent
+
+import "podpath/internal/probe"
+
+// Peer is another agent this one may probe. Agents only ever probe peers
+// their controller gave them, never an address from a probe request.
+type Peer struct {
+	Name    string `json:"name"`
+	Address string `json:"address"` // IP:port of the peer agent (HTTP and UDP)
+}
+
+// PeersRequest replaces the agent's peer set (PUT /v1/peers).
+type PeersRequest struct {
+	Peers []Peer `json:"peers"`
+}
+
+// Series asks for a series of echoes.
+type Series struct {
+	Count      int `json:"count"`
+	IntervalMs int `json:"intervalMs"`
+	Size       int `json:"size,omitempty"` // IP bytes; 0 = smallest
+}
+
+// ThroughputSpec asks for a TCP throughput test.
+type ThroughputSpec struct {
+	Seconds float64 `json:"seconds"`
+	Streams int     `json:"streams"`
+}
+
+// ProbeRequest asks the agent to probe some of its peers (POST /v1/probe).
+type ProbeRequest struct {
+	Targets       []string        `json:"targets"` // peer names (or their addresses); each must be a known peer
+	PathMTU       bool            `json:"pathMTU,omitempty"`
+	RTT           *Series         `json:"rtt,omitempty"`
+	ICMP          *Series         `json:"icmp,omitempty"`
+	TCPConnect    int             `json:"tcpConnect,omitempty"` // handshakes to time
+	HTTP          bool            `json:"http,omitempty"`
+	TransferBytes int64           `json:"transferBytes,omitempty"` // bulk upload that must not stall
+	Throughput    *ThroughputSpec `json:"throughput,omitempty"`
+}
+
+// TargetResult is what the agent measured towards one peer.
+type TargetResult struct {
+	Peer         string            `json:"peer"`
+	Address      string            `json:"address"`
+	Reachable    bool              `json:"reachable"` // a UDP probe came back
+	PathMTU      *probe.PMTUResult `json:"pathMTU,omitempty"`
+	PathMTUError string            `json:"pathMTUError,omitempty"`
+	RTT          *probe.Stats      `json:"rtt,omitempty"`
+	ICMP         *probe.Stats      `json:"icmp,omitempty"`
+	TCPConnect   *probe.Stats      `json:"tcpConnect,omitempty"`
+	HTTP         *probe.HTTPPhases `json:"http,omitempty"`
+	Transfer     *probe.Transfer   `json:"transfer,omitempty"`
+	Throughput   *probe.Transfer   `json:"throughput,omitempty"`
+	Errors       []string          `json:"errors,omitempty"`
+}
+
+// ProbeResponse is the answer to a ProbeRequest.
+type ProbeResponse struct {
+	From       string         `json:"from"`
+	Results    []TargetResult `json:"results"`
+	DurationMs float64        `json:"durationMs"`
+}
+
+// Request limits: a controller never needs more, and anything above is a
+// mistake or an attack.
+const (
+	MaxBodyBytes      = 256 << 10
+	MaxPeers          = 10000
+	MaxTargets        = 1000
+	MaxSeriesCount    = 1000
+	MinIntervalMs     = 1
+	MaxThroughputSecs = 30
+	MaxStreams        = 16
+	MaxTransferBytes  = 64 << 20
+)

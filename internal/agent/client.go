@@ -1,0 +1,97 @@
+package agent
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"time"
+
+	"podpath/internal/nsenter"
+)
+
+// ClientTimeout bounds a control call that is not a probe run.
+const ClientTimeout = 10 * time.Second
+
+// Client is a controller's handle on one agent.
+type Client struct {
+	Addr  string // IP:port
+	token string
+	http  *http.Client
+}
+
+// NewClient talks to the agent at addr. With netns set it dials from inside
+// that network namespace (lab and test set-ups, where the agent is only
+// reachable there).
+func NewClient(addr, token, netns string) *Client {
+	d := &net.Dialer{Timeout: ClientTimeout}
+	tr := &http.Transport{
+		DialContext: func(ctx context.Context, network, a string) (net.Conn, error) {
+			return nsenter.DialContext(ctx, netns, d, network, a)
+		},
+		MaxIdleConnsPerHost: 2,
+	}
+	return &Client{Addr: addr, token: token, http: &http.Client{Transport: tr}}
+}
+
+func (c *Client) do(ctx context.Context, method, path string, in, out any) error {
+	var body io.Reader
+	if in != nil {
+		b, err := json.Marshal(in)
+		if err != nil {
+			return err
+		}
+		body = bytes.NewReader(b)
+	}
+	req, err := http.NewRequestWithContext(ctx, method, "http://"+c.Addr+path, body)
+	if err != nil {
+		return err
+	}
+	req.Header.Set("Authorization", "Bearer "+c.token)
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := c.http.Do(req)
+	if err != nil {
+		return fmt.Errorf("agent %s: %w", c.Addr, err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		var e struct{ Error string }
+		_ = json.NewDecoder(io.LimitReader(resp.Body, 4096)).Decode(&e)
+		return fmt.Errorf("agent %s: %s %s: %s: %s", c.Addr, method, path, resp.Status, e.Error)
+	}
+	if out == nil {
+		return nil
+	}
+	if err := json.NewDecoder(resp.Body).Decode(out); err != nil {
+		return fmt.Errorf("agent %s: decode %s answer: %w", c.Addr, path, err)
+	}
+	return nil
+}
+
+// SetPeers replaces the agent's peer set.
+func (c *Client) SetPeers(ctx context.Context, peers []Peer) error {
+	ctx, cancel := context.WithTimeout(ctx, ClientTimeout)
+	defer cancel()
+	return c.do(ctx, http.MethodPut, "/v1/peers", PeersRequest{Peers: peers}, nil)
+}
+
+// Probe runs a probe request; ctx bounds it.
+func (c *Client) Probe(ctx context.Context, req ProbeRequest) (*ProbeResponse, error) {
+	var out ProbeResponse
+	if err := c.do(ctx, http.MethodPost, "/v1/probe", req, &out); err != nil {
+		return nil, err
+	}
+	return &out, nil
+}
+
+// Facts fetches the agent's host facts as raw JSON.
+func (c *Client) Facts(ctx context.Context) (json.RawMessage, error) {
+	ctx, cancel := context.WithTimeout(ctx, ClientTimeout)
+	defer cancel()
+	var out json.RawMessage
+	err := c.do(ctx, http.MethodGet, "/v1/facts", nil, &out)
+	return out, err
+}

@@ -1,0 +1,94 @@
+package agent
+
+import (
+	"context"
+	"net/netip"
+	"sync"
+	"time"
+
+	"podpath/internal/probe"
+)
+
+// run probes every peer as req asks: path MTU, echoes and TCP checks for
+// all peers at once (bounded), then throughput one peer at a time so the
+// streams do not share the link with each other.
+func (a *Agent) run(ctx context.Context, peers []Peer, req *ProbeRequest) []TargetResult {
+	results := make([]TargetResult, len(peers))
+	sem := make(chan struct{}, maxConcurrentTargets)
+	var wg sync.WaitGroup
+	for i, p := range peers {
+		wg.Go(func() {
+			sem <- struct{}{}
+			defer func() { <-sem }()
+			results[i] = a.probeOne(ctx, p, req)
+		})
+	}
+	wg.Wait()
+	if t := req.Throughput; t != nil {
+		for i, p := range peers {
+			tp := probe.Throughput(ctx, a.cfg.Dial, p.Address, a.cfg.Token, time.Duration(t.Seconds*float64(time.Second)), t.Streams)
+			results[i].Throughput = &tp
+		}
+	}
+	a.probes.Add(float64(len(peers)))
+	return results
+}
+
+func (a *Agent) probeOne(ctx context.Context, p Peer, req *ProbeRequest) TargetResult {
+	res := TargetResult{Peer: p.Name, Address: p.Address}
+	fail := func(err error) { res.Errors = append(res.Errors, err.Error()) }
+	addr, err := netip.ParseAddrPort(p.Address)
+	if err != nil {
+		fail(err)
+		return res
+	}
+	conn, err := probe.Dial(ctx, addr)
+	if err != nil {
+		fail(err)
+		return res
+	}
+	defer conn.Close()
+	// Reachability first: one small echo, answered or not.
+	rtt := req.RTT
+	reach, err := conn.Ping(ctx, 1, 0, 0)
+	if err != nil {
+		fail(err)
+	}
+	res.Reachable = reach.Received > 0
+	if req.PathMTU && res.Reachable {
+		m, err := conn.PathMTU(ctx)
+		if err != nil {
+			res.PathMTUError = err.Error()
+		} else {
+			res.PathMTU = &m
+		}
+	}
+	if rtt != nil {
+		s, err := conn.Ping(ctx, rtt.Count, time.Duration(rtt.IntervalMs)*time.Millisecond, rtt.Size)
+		if err != nil {
+			fail(err)
+		}
+		res.RTT = &s
+	}
+	if s := req.ICMP; s != nil {
+		st, err := probe.ICMPPing(ctx, addr.Addr(), s.Count, time.Duration(s.IntervalMs)*time.Millisecond, s.Size)
+		if err != nil {
+			fail(err)
+		} else {
+			res.ICMP = &st
+		}
+	}
+	if req.TCPConnect > 0 {
+		st := probe.ConnectTimes(ctx, a.cfg.Dial, p.Address, req.TCPConnect)
+		res.TCPConnect = &st
+	}
+	if req.HTTP {
+		h := probe.HTTPGet(ctx, a.cfg.Dial, "http://"+p.Address+"/healthz")
+		res.HTTP = &h
+	}
+	if req.TransferBytes > 0 {
+		t := probe.Upload(ctx, a.cfg.Dial, p.Address, a.cfg.Token, req.TransferBytes, 0)
+		res.Transfer = &t
+	}
+	return res
+}

@@ -1,0 +1,58 @@
+package probe
+
+import (
+	"context"
+	"errors"
+	"net"
+	"sync/atomic"
+
+	"golang.org/x/time/rate"
+)
+
+// Responder limits: enough for a path-MTU search to a hundred peers at
+// once, far below what would make the agent a useful flood source.
+const (
+	ResponderRate  = 20000 // answers per second
+	ResponderBurst = 4000
+)
+
+// Responder answers probes on a UDP socket: the whole datagram echoed, or
+// only its header when the probe asks for an acknowledgement. It never
+// answers with more bytes than it received, answers nothing that is not a
+// probe, and answers at most ResponderRate probes a second.
+type Responder struct {
+	Limiter  *rate.Limiter // nil: ResponderRate/ResponderBurst
+	Answered atomic.Uint64
+	Dropped  atomic.Uint64 // not a probe, or over the rate
+}
+
+// Serve answers probes arriving on pc until ctx ends or pc is closed.
+func (r *Responder) Serve(ctx context.Context, pc net.PacketConn) error {
+	lim := r.Limiter
+	if lim == nil {
+		lim = rate.NewLimiter(ResponderRate, ResponderBurst)
+	}
+	go func() {
+		<-ctx.Done()
+		pc.Close()
+	}()
+	buf := make([]byte, 65536)
+	out := make([]byte, 65536)
+	for {
+		n, from, err := pc.ReadFrom(buf)
+		if err != nil {
+			if ctx.Err() != nil || errors.Is(err, net.ErrClosed) {
+				return nil
+			}
+			continue // an ICMP error about an earlier answer
+		}
+		reply, err := Reply(buf[:n], out)
+		if err != nil || !lim.Allow() {
+			r.Dropped.Add(1)
+			continue
+		}
+		if _, err := pc.WriteTo(reply, from); err == nil {
+			r.Answered.Add(1)
+		}
+	}
+}
