@@ -86,6 +86,7 @@ func newLabUp(s Streams) *cobra.Command {
 	fl.IntVar(&f.cfg.UnderlayMTU, "underlay-mtu", lab.DefaultUnderlayMTU, "MTU of every node's eth0 and fabric port")
 	fl.IntVar(&f.cfg.PodMTU, "pod-mtu", 0, "MTU of Pod interfaces (0: underlay MTU less the backend's overhead, 1450 for vxlan)")
 	fl.IntVar(&f.cfg.VXLANMTU, "vxlan-mtu", 0, "MTU of vxlan.calico (0: the Pod MTU, as Calico sets it)")
+	fl.BoolVar(&f.cfg.Agents, "agents", false, "start a podpath agent in every node (host network) and every Pod (Pod network)")
 	fl.StringArrayVar(&f.overrides, "mtu-override", nil, "per-node MTU, NODE:underlay=N, NODE:pod=N or NODE:vxlan=N (repeatable)")
 	fl.StringVarP(&f.output, "output", "o", "text", "output format: text or json")
 	return c

@@ -17,6 +17,9 @@ func (b *Builder) UnderlayMTU(n int) *Builder   { b.cfg.UnderlayMTU = n; return 
 func (b *Builder) PodMTU(n int) *Builder        { b.cfg.PodMTU = n; return b }
 func (b *Builder) VXLANMTU(n int) *Builder      { b.cfg.VXLANMTU = n; return b }
 
+// Agents starts podpath agents in the lab's nodes and Pods.
+func (b *Builder) Agents(on bool) *Builder { b.cfg.Agents = on; return b }
+
 // NodeMTU overrides MTUs on one node.
 func (b *Builder) NodeMTU(node string, m NodeMTU) *Builder {
 	if b.cfg.NodeMTUs == nil {

@@ -137,6 +137,9 @@ func teardown(name string) error {
 	var errs []error
 	st, err := LoadState(name)
 	if err == nil {
+		// Processes first: one still inside a namespace would keep it alive
+		// after its name is gone.
+		stopAgents(&st.Spec)
 		for _, n := range st.Spec.Nodes {
 			stopBIRD(Dir(name), n.Name)
 			stopWire(Dir(name), n.Name)
@@ -218,7 +221,13 @@ func build(ctx context.Context, st *State) error {
 			st.BIRDSockets[s.Nodes[i].Name] = sock
 		}
 	}
-	return writeInventory(st)
+	if err := writeInventory(st); err != nil {
+		return err
+	}
+	if s.Agents {
+		return startAgents(ctx, s)
+	}
+	return nil
 }
 
 func writeInventory(st *State) error {

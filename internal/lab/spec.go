@@ -68,6 +68,9 @@ type Config struct {
 	PodMTU      int                `json:"podMTU"`   // 0: underlay MTU less the backend's overhead
 	VXLANMTU    int                `json:"vxlanMTU"` // 0: as PodMTU, as Calico sets it
 	NodeMTUs    map[string]NodeMTU `json:"nodeMTUs,omitempty"`
+	// Agents starts a host agent in every node and a Pod-network agent in
+	// every Pod, listening on AgentPort.
+	Agents bool `json:"agents,omitempty"`
 }
 
 // Spec is the fully planned lab: every name, address and MTU the kernel will see.

@@ -91,9 +91,9 @@ func (s *Spec) Inventory(tokenFile string) *inventory.Inventory {
 		},
 	}
 	for _, n := range s.Nodes {
-		in := inventory.Node{Name: n.Name, Address: n.Address.String(), Agent: agentAddr(n.Address)}
+		in := inventory.Node{Name: n.Name, Address: n.Address.String(), Agent: agentAddr(n.Address), Netns: n.Netns}
 		for _, p := range n.Pods {
-			in.Pods = append(in.Pods, inventory.Pod{Name: p.Name, Address: p.Address.String(), Agent: agentAddr(p.Address)})
+			in.Pods = append(in.Pods, inventory.Pod{Name: p.Name, Address: p.Address.String(), Agent: agentAddr(p.Address), Netns: p.Netns})
 		}
 		inv.Nodes = append(inv.Nodes, in)
 	}

@@ -155,6 +155,12 @@ func (c *Conn) send(buf []byte, size int, flags byte, seq uint32) (localMTU int,
 		_, _ = c.drainErrors() // an ICMP error reported on this send; the probe itself went out
 		return 0, nil
 	}
+	if errors.Is(err, unix.ENOBUFS) {
+		// The link dropped it on the spot (a full queue, or a veth whose peer
+		// has a smaller MTU, as in the lab): the probe is lost, as it would be
+		// one hop later on a real wire.
+		return 0, nil
+	}
 	return 0, err
 }
 

@@ -41,7 +41,10 @@ type Node struct {
 	Name    string `yaml:"name"`
 	Address string `yaml:"address"`
 	Agent   string `yaml:"agent,omitempty"`
-	Pods    []Pod  `yaml:"pods,omitempty"`
+	// Netns, when set, is the network namespace to reach the agent from
+	// (the lab's agents listen only inside their namespaces).
+	Netns string `yaml:"netns,omitempty"`
+	Pods  []Pod  `yaml:"pods,omitempty"`
 }
 
 // Pod is a Pod-network agent.
@@ -49,6 +52,7 @@ type Pod struct {
 	Name    string `yaml:"name"`
 	Address string `yaml:"address"`
 	Agent   string `yaml:"agent,omitempty"`
+	Netns   string `yaml:"netns,omitempty"`
 }
 
 // Marshal renders inv as YAML.

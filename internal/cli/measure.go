@@ -1,0 +1,208 @@
+package cli
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"podpath/internal/agent"
+	"podpath/internal/cluster/inventory"
+	"podpath/internal/measure"
+	"podpath/internal/model"
+	"podpath/internal/plan"
+	"podpath/internal/report"
+)
+
+// DefaultRunTimeout bounds a whole mtu or perf run: what is not measured
+// by then is reported as missing, not waited for.
+const DefaultRunTimeout = 45 * time.Second
+
+// sourceFlags select the cluster: for now an inventory file.
+type sourceFlags struct {
+	inventory, tokenFile, output, layers string
+	timeout                              time.Duration
+}
+
+func (f *sourceFlags) register(c *cobra.Command) {
+	fl := c.Flags()
+	fl.StringVar(&f.inventory, "inventory", "", "inventory file describing the nodes and their agents (required)")
+	fl.StringVar(&f.tokenFile, "token-file", "", "agent token (default: the inventory's tokenFile)")
+	fl.StringVarP(&f.output, "output", "o", "text", "output format: text or json")
+	fl.StringVar(&f.layers, "layers", "node,pod", "layers to measure: node (underlay), pod (overlay)")
+	fl.DurationVar(&f.timeout, "timeout", DefaultRunTimeout, "bound on the whole run")
+}
+
+// load reads the inventory and the token and parses the layer list.
+func (f *sourceFlags) load() (*inventory.Inventory, string, []model.Layer, error) {
+	if err := checkOutput(f.output, "text", "json"); err != nil {
+		return nil, "", nil, err
+	}
+	if f.inventory == "" {
+		return nil, "", nil, usageError{fmt.Errorf("--inventory is required (the lab writes one: podpath lab up --agents)")}
+	}
+	inv, err := inventory.Load(f.inventory)
+	if err != nil {
+		return nil, "", nil, err
+	}
+	tf := f.tokenFile
+	if tf == "" {
+		tf = inv.TokenFile
+	}
+	if tf == "" {
+		return nil, "", nil, usageError{fmt.Errorf("no agent token: give --token-file or tokenFile in the inventory")}
+	}
+	tok, err := os.ReadFile(tf)
+	if err != nil {
+		return nil, "", nil, fmt.Errorf("read agent token: %w", err)
+	}
+	var layers []model.Layer
+	for _, l := range strings.Split(f.layers, ",") {
+		switch model.Layer(strings.TrimSpace(l)) {
+		case model.LayerNode:
+			layers = append(layers, model.LayerNode)
+		case model.LayerPod:
+			layers = append(layers, model.LayerPod)
+		default:
+			return nil, "", nil, usageError{fmt.Errorf("layer %q: use node, pod or node,pod", l)}
+		}
+	}
+	return inv, strings.TrimSpace(string(tok)), layers, nil
+}
+
+// runMesh probes every planned pair and renders the report.
+func runMesh(ctx context.Context, w io.Writer, f *sourceFlags, req agent.ProbeRequest, facts bool, text func(io.Writer, *model.Report)) error {
+	inv, token, layers, err := f.load()
+	if err != nil {
+		return err
+	}
+	jobs := plan.Mesh(inv, layers...)
+	if len(jobs) == 0 {
+		return fmt.Errorf("nothing to measure: the inventory names fewer than two agents on the %s layer(s)", f.layers)
+	}
+	ctx, cancel := context.WithTimeout(ctx, f.timeout)
+	defer cancel()
+	start := time.Now()
+	r := &measure.Runner{Token: token}
+	rep := &model.Report{Pairs: r.Run(ctx, jobs, req)}
+	if facts {
+		rep.Nodes = r.Facts(ctx, inv)
+	}
+	rep.DurationMs = float64(time.Since(start)) / float64(time.Millisecond)
+	if !anyAnswer(rep.Pairs) {
+		return fmt.Errorf("no agent answered (first error: %s)", firstError(rep.Pairs))
+	}
+	if f.output == "json" {
+		return report.JSON(w, rep)
+	}
+	text(w, rep)
+	return nil
+}
+
+func anyAnswer(pairs []model.Pair) bool {
+	for _, p := range pairs {
+		if p.Reachable || len(p.Errors) == 0 {
+			return true
+		}
+	}
+	return false
+}
+
+func firstError(pairs []model.Pair) string {
+	for _, p := range pairs {
+		if len(p.Errors) > 0 {
+			return p.Errors[0]
+		}
+	}
+	return "none"
+}
+
+func newMTU(s Streams) *cobra.Command {
+	var f sourceFlags
+	c := &cobra.Command{
+		Use:   "mtu --inventory FILE",
+		Short: "Measure the path MTU of every node pair and Pod pair, exact to the byte, each direction",
+		Long: `mtu asks every agent to find, towards every other agent on the same layer, the largest IP
+packet that crosses: UDP probes with Don't Fragment, several sizes per round, retries to tell
+loss from a limit. It needs no ICMP ("fragmentation needed" is used when it comes). The node
+layer is the underlay; the Pod layer is the overlay, what Pods actually get.`,
+		Example: "  podpath lab up --agents && podpath lab fault add underlay-mtu=node3:1400\n  podpath mtu --inventory /run/podpath/lab/podpath/inventory.yaml",
+		Args:    cobra.NoArgs,
+		RunE: func(c *cobra.Command, _ []string) error {
+			return runMesh(c.Context(), s.Out, &f, agent.ProbeRequest{PathMTU: true}, false, report.MTUText)
+		},
+	}
+	f.register(c)
+	return c
+}
+
+type perfFlags struct {
+	sourceFlags
+	count      int
+	interval   time.Duration
+	throughput time.Duration
+	streams    int
+}
+
+func newPerf(s Streams) *cobra.Command {
+	var f perfFlags
+	c := &cobra.Command{
+		Use:   "perf --inventory FILE",
+		Short: "Measure latency, loss, jitter and TCP throughput, node↔node and Pod↔Pod",
+		Long: `perf measures every ordered pair on each layer: UDP round trips (percentiles, loss, jitter),
+TCP connect time, an HTTP GET, and with --throughput TCP throughput, one pair at a time per
+agent. Compare the node and Pod layers to see what the overlay costs.`,
+		Args: cobra.NoArgs,
+		RunE: func(c *cobra.Command, _ []string) error {
+			if f.count < 1 || f.count > agent.MaxSeriesCount {
+				return usageError{fmt.Errorf("--count %d: must be 1-%d", f.count, agent.MaxSeriesCount)}
+			}
+			if f.interval < time.Millisecond {
+				return usageError{fmt.Errorf("--interval %s: must be at least 1ms", f.interval)}
+			}
+			req := agent.ProbeRequest{
+				RTT:        &agent.Series{Count: f.count, IntervalMs: int(f.interval / time.Millisecond)},
+				TCPConnect: 5,
+				HTTP:       true,
+			}
+			if f.throughput > 0 {
+				if f.streams < 1 || f.streams > agent.MaxStreams || f.throughput > agent.MaxThroughputSecs*time.Second {
+					return usageError{fmt.Errorf("--throughput up to %ds with 1-%d --streams", agent.MaxThroughputSecs, agent.MaxStreams)}
+				}
+				req.Throughput = &agent.ThroughputSpec{Seconds: f.throughput.Seconds(), Streams: f.streams}
+			}
+			return runMesh(c.Context(), s.Out, &f.sourceFlags, req, false, report.PerfText)
+		},
+	}
+	f.register(c)
+	fl := c.Flags()
+	fl.IntVar(&f.count, "count", 50, "UDP echoes per pair")
+	fl.DurationVar(&f.interval, "interval", 10*time.Millisecond, "time between echoes")
+	fl.DurationVar(&f.throughput, "throughput", 0, "TCP throughput test length per pair (0: none), e.g. 3s")
+	fl.IntVar(&f.streams, "streams", 1, "parallel TCP streams in the throughput test")
+	return c
+}
+
+// newFacts prints this host's network facts, as the host agent serves them.
+func newFacts(s Streams) *cobra.Command {
+	var f agentFlags
+	c := &cobra.Command{
+		Use:   "facts",
+		Short: "Print this host's network facts as JSON (links, routes, sysctls, modules, firewall, Calico)",
+		Args:  cobra.NoArgs,
+		RunE: func(c *cobra.Command, _ []string) error {
+			facts, err := hostfactsCollect(c.Context(), f)
+			if err != nil {
+				return err
+			}
+			return writeIndented(s.Out, facts)
+		},
+	}
+	c.Flags().StringVar(&f.birdSocket, "bird-socket", "", "BIRD control socket (default: calico-node's)")
+	c.Flags().StringVar(&f.felixHealth, "felix-health", "", "Felix readiness URL (default: calico-node's)")
+	return c
+}

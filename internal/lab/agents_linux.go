@@ -1,0 +1,160 @@
+package lab
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"net/http"
+	"net/netip"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	"podpath/internal/nsenter"
+)
+
+// Binary is the podpath executable the lab starts as agents and wires;
+// tests that run from a test binary point it at a built podpath.
+var Binary = ""
+
+const (
+	agentStartTimeout = 10 * time.Second
+	agentStopTimeout  = 3 * time.Second
+)
+
+func binary() (string, error) {
+	if Binary != "" {
+		return Binary, nil
+	}
+	exe, err := os.Executable()
+	if err != nil {
+		return "", fmt.Errorf("find own executable: %w", err)
+	}
+	return exe, nil
+}
+
+// agentProc is one agent the lab runs.
+type agentProc struct {
+	name, netns, role string
+	addr              netip.Addr
+	birdSocket        string
+}
+
+func (s *Spec) agentProcs() []agentProc {
+	var out []agentProc
+	for _, n := range s.Nodes {
+		a := agentProc{name: n.Name, netns: n.Netns, role: "host", addr: n.Address}
+		if s.Backend == BackendBGP {
+			a.birdSocket = BIRDSocket(s.Name, n.Name)
+		}
+		out = append(out, a)
+		for _, p := range n.Pods {
+			out = append(out, agentProc{name: p.Name, netns: p.Netns, role: "pod", addr: p.Address})
+		}
+	}
+	return out
+}
+
+func agentFiles(dir, who string) (pid, log string) {
+	d := filepath.Join(dir, "agents")
+	return filepath.Join(d, who+".pid"), filepath.Join(d, who+".log")
+}
+
+// startAgents starts every agent of the lab and waits until each answers
+// its health check from inside its namespace.
+func startAgents(ctx context.Context, s *Spec) error {
+	bin, err := binary()
+	if err != nil {
+		return err
+	}
+	dir := Dir(s.Name)
+	if err := os.MkdirAll(filepath.Join(dir, "agents"), 0o755); err != nil {
+		return fmt.Errorf("create agents directory: %w", err)
+	}
+	procs := s.agentProcs()
+	for _, a := range procs {
+		if err := startAgent(bin, dir, a); err != nil {
+			return err
+		}
+	}
+	ctx, cancel := context.WithTimeout(ctx, agentStartTimeout)
+	defer cancel()
+	for _, a := range procs {
+		if err := waitAgent(ctx, dir, a); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func startAgent(bin, dir string, a agentProc) error {
+	pidf, logf := agentFiles(dir, a.name)
+	logFile, err := os.OpenFile(logf, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
+	if err != nil {
+		return fmt.Errorf("open agent log: %w", err)
+	}
+	defer logFile.Close()
+	args := []string{"netns", "exec", a.netns, bin, "agent",
+		"--listen", netip.AddrPortFrom(a.addr, AgentPort).String(), "--name", a.name, "--role", a.role,
+		"--token-file", filepath.Join(dir, "token")}
+	if a.birdSocket != "" {
+		args = append(args, "--bird-socket", a.birdSocket)
+	}
+	cmd := exec.Command("ip", args...) // ip execs the agent in place: same PID
+	cmd.Stdout, cmd.Stderr = logFile, logFile
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
+	if err := cmd.Start(); err != nil {
+		return fmt.Errorf("start agent %s: %w", a.name, err)
+	}
+	pid := cmd.Process.Pid
+	go func() { _ = cmd.Wait() }() // reap it if it dies while we run
+	return os.WriteFile(pidf, []byte(strconv.Itoa(pid)+"\n"), 0o644)
+}
+
+func waitAgent(ctx context.Context, dir string, a agentProc) error {
+	url := "http://" + netip.AddrPortFrom(a.addr, AgentPort).String() + "/healthz"
+	tr := &http.Transport{DialContext: func(ctx context.Context, network, addr string) (net.Conn, error) {
+		return nsenter.DialContext(ctx, a.netns, &net.Dialer{Timeout: time.Second}, network, addr)
+	}}
+	defer tr.CloseIdleConnections()
+	client := &http.Client{Transport: tr, Timeout: time.Second}
+	pidf, logf := agentFiles(dir, a.name)
+	for {
+		if resp, err := client.Get(url); err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == http.StatusOK {
+				return nil
+			}
+		}
+		if !pidAlive(readPid(pidf), dir) {
+			log, _ := os.ReadFile(logf)
+			return fmt.Errorf("agent %s exited: %s", a.name, lastLine(log))
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("agent %s not healthy within %s (see %s)", a.name, agentStartTimeout, logf)
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
+}
+
+func lastLine(b []byte) string {
+	lines := strings.Split(strings.TrimSpace(string(b)), "\n")
+	if lines[len(lines)-1] == "" {
+		return "no output"
+	}
+	return lines[len(lines)-1]
+}
+
+// stopAgents stops every agent the lab started.
+func stopAgents(s *Spec) {
+	dir := Dir(s.Name)
+	for _, a := range s.agentProcs() {
+		pidf, _ := agentFiles(dir, a.name)
+		stopPid(readPid(pidf), dir, agentStopTimeout)
+	}
+}

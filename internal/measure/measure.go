@@ -1,0 +1,159 @@
+// Package measure runs a plan through the agents and turns their answers
+// into the report's pairs.
+package measure
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"sync"
+
+	"podpath/internal/agent"
+	"podpath/internal/cluster/inventory"
+	"podpath/internal/model"
+	"podpath/internal/plan"
+	"podpath/internal/probe"
+)
+
+// Runner runs probe requests on agents.
+type Runner struct {
+	Token string
+	// Client makes the handle on one agent; tests may replace it.
+	Client func(addr, token, netns string) *agent.Client
+}
+
+func (r *Runner) client(e plan.Endpoint) *agent.Client {
+	if r.Client != nil {
+		return r.Client(e.Agent, r.Token, e.Netns)
+	}
+	return agent.NewClient(e.Agent, r.Token, e.Netns)
+}
+
+// Run gives every job's agent its peers and the request, all jobs at once,
+// and collects one Pair per job and peer. An agent that does not answer
+// makes its pairs unreachable with the reason, never an error of Run: a
+// dead node is a result.
+func (r *Runner) Run(ctx context.Context, jobs []plan.Job, req agent.ProbeRequest) []model.Pair {
+	out := make([][]model.Pair, len(jobs))
+	var wg sync.WaitGroup
+	for i, j := range jobs {
+		wg.Go(func() { out[i] = r.runJob(ctx, j, req) })
+	}
+	wg.Wait()
+	var pairs []model.Pair
+	for _, ps := range out {
+		pairs = append(pairs, ps...)
+	}
+	return pairs
+}
+
+func (r *Runner) runJob(ctx context.Context, j plan.Job, req agent.ProbeRequest) []model.Pair {
+	c := r.client(j.From)
+	var peers []agent.Peer
+	req.Targets = nil
+	for _, p := range j.Peers {
+		peers = append(peers, agent.Peer{Name: p.Name(), Address: p.Agent})
+		req.Targets = append(req.Targets, p.Name())
+	}
+	pairs := make([]model.Pair, len(j.Peers))
+	for i, p := range j.Peers {
+		pairs[i] = model.Pair{From: j.From.Node, To: p.Node, Layer: j.Layer, FromPod: j.From.Pod, ToPod: p.Pod}
+	}
+	fail := func(err error) []model.Pair {
+		for i := range pairs {
+			pairs[i].Errors = append(pairs[i].Errors, fmt.Sprintf("agent on %s: %v", j.From.Name(), err))
+		}
+		return pairs
+	}
+	if err := c.SetPeers(ctx, peers); err != nil {
+		return fail(err)
+	}
+	resp, err := c.Probe(ctx, req)
+	if err != nil {
+		return fail(err)
+	}
+	byPeer := map[string]agent.TargetResult{}
+	for _, tr := range resp.Results {
+		byPeer[tr.Peer] = tr
+	}
+	for i, p := range j.Peers {
+		if tr, ok := byPeer[p.Name()]; ok {
+			fill(&pairs[i], tr)
+		}
+	}
+	return pairs
+}
+
+// fill copies an agent's measurements into a pair.
+func fill(p *model.Pair, tr agent.TargetResult) {
+	p.Reachable = tr.Reachable
+	p.Errors = append(p.Errors, tr.Errors...)
+	if m := tr.PathMTU; m != nil {
+		p.PathMTU, p.PathMTULimit, p.ICMPMTU, p.PMTUProbes = m.PathMTU, m.Limit, m.ICMPMTU, m.Probes
+		p.LocalMTU = m.LocalMTU
+		p.PMTUMs = float64(m.Duration.Microseconds()) / 1000
+	}
+	if tr.PathMTUError != "" {
+		p.Errors = append(p.Errors, "path MTU: "+tr.PathMTUError)
+	}
+	if s := tr.RTT; s != nil {
+		p.RTTMs = percentiles(s)
+		p.LossPct = s.LossPct
+		p.JitterMs = s.JitterMs
+	}
+	if s := tr.ICMP; s != nil {
+		p.ICMPRTTMs = percentiles(s)
+		loss := s.LossPct
+		p.ICMPLossPct = &loss
+	}
+	if s := tr.TCPConnect; s != nil {
+		p.TCPConnectMs = percentiles(s)
+	}
+	if h := tr.HTTP; h != nil {
+		p.HTTPTotalMs = h.TotalMs
+		if h.Error != "" {
+			p.Errors = append(p.Errors, "HTTP: "+h.Error)
+		}
+	}
+	if t := tr.Transfer; t != nil {
+		p.TransferBytes, p.Stalled = t.Bytes, t.Stalled
+		if t.Error != "" {
+			p.Errors = append(p.Errors, "transfer: "+t.Error)
+		}
+	}
+	if t := tr.Throughput; t != nil {
+		p.ThroughputBps = t.BitsPerSec
+		if t.Error != "" {
+			p.Errors = append(p.Errors, "throughput: "+t.Error)
+		}
+	}
+}
+
+func percentiles(s *probe.Stats) *model.Percentiles {
+	if s.Received == 0 {
+		return nil
+	}
+	return &model.Percentiles{Min: s.MinMs, Mean: s.MeanMs, P50: s.P50Ms, P90: s.P90Ms, P99: s.P99Ms, Max: s.MaxMs}
+}
+
+// Facts asks every node's host agent for its host facts.
+func (r *Runner) Facts(ctx context.Context, inv *inventory.Inventory) []model.NodeInfo {
+	out := make([]model.NodeInfo, len(inv.Nodes))
+	var wg sync.WaitGroup
+	for i, n := range inv.Nodes {
+		out[i] = model.NodeInfo{Name: n.Name, Address: n.Address}
+		if n.Agent == "" {
+			continue
+		}
+		wg.Go(func() {
+			f, err := r.client(plan.Endpoint{Node: n.Name, Agent: n.Agent, Netns: n.Netns}).Facts(ctx)
+			if err != nil {
+				out[i].Error = err.Error()
+				return
+			}
+			out[i].Facts = json.RawMessage(f)
+		})
+	}
+	wg.Wait()
+	return out
+}

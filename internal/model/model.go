@@ -1,0 +1,95 @@
+// Package model is podpath's shared vocabulary: layers, pairs, findings and
+// the report they make up (DESIGN.md, "Report JSON").
+package model
+
+import "encoding/json"
+
+// Layer is where a pair was measured.
+type Layer string
+
+const (
+	LayerNode Layer = "node" // host network to host network: the underlay
+	LayerPod  Layer = "pod"  // Pod network to Pod network: the overlay
+)
+
+// Report is the JSON document every command's -o json prints.
+type Report struct {
+	Findings   []Finding  `json:"findings"`
+	Pairs      []Pair     `json:"pairs"`
+	Nodes      []NodeInfo `json:"nodes"`
+	DurationMs float64    `json:"durationMs"`
+}
+
+// Finding is a diagnosis with its evidence and remedy.
+type Finding struct {
+	ID       string    `json:"id"`
+	Severity string    `json:"severity"` // error | warning | info
+	Title    string    `json:"title"`
+	Summary  string    `json:"summary"`
+	Nodes    []string  `json:"nodes,omitempty"`
+	Pairs    []PairRef `json:"pairs,omitempty"`
+	Evidence []string  `json:"evidence,omitempty"`
+	Remedy   *Remedy   `json:"remedy,omitempty"`
+}
+
+// PairRef names a pair in a finding.
+type PairRef struct {
+	From  string `json:"from"`
+	To    string `json:"to"`
+	Layer Layer  `json:"layer"`
+}
+
+// Remedy is what to change.
+type Remedy struct {
+	Summary  string   `json:"summary"`
+	MTU      int      `json:"mtu,omitempty"`
+	Commands []string `json:"commands,omitempty"`
+}
+
+// Percentiles of a round-trip series, in milliseconds.
+type Percentiles struct {
+	Min  float64 `json:"min"`
+	Mean float64 `json:"mean"`
+	P50  float64 `json:"p50"`
+	P90  float64 `json:"p90"`
+	P99  float64 `json:"p99"`
+	Max  float64 `json:"max"`
+}
+
+// Pair is one ordered pair on one layer: from's agent towards to's.
+type Pair struct {
+	From      string `json:"from"`
+	To        string `json:"to"`
+	Layer     Layer  `json:"layer"`
+	FromPod   string `json:"fromPod,omitempty"`
+	ToPod     string `json:"toPod,omitempty"`
+	Reachable bool   `json:"reachable"`
+	// PathMTU is the largest IP packet (bytes, headers included) that
+	// crossed from From to To; 0 when not measured.
+	PathMTU      int     `json:"pathMTU,omitempty"`
+	PathMTULimit string  `json:"pathMTULimit,omitempty"` // local | icmp | silent | none
+	LocalMTU     int     `json:"localMTU,omitempty"`     // the sender's interface MTU
+	ICMPMTU      int     `json:"icmpMTU,omitempty"`      // what a router reported, when ICMP came
+	PMTUProbes   int     `json:"pmtuProbes,omitempty"`
+	PMTUMs       float64 `json:"pmtuMs,omitempty"`
+
+	RTTMs         *Percentiles `json:"rttMs,omitempty"`
+	LossPct       float64      `json:"lossPct"`
+	JitterMs      float64      `json:"jitterMs,omitempty"`
+	ICMPRTTMs     *Percentiles `json:"icmpRttMs,omitempty"`
+	ICMPLossPct   *float64     `json:"icmpLossPct,omitempty"`
+	TCPConnectMs  *Percentiles `json:"tcpConnectMs,omitempty"`
+	HTTPTotalMs   float64      `json:"httpTotalMs,omitempty"`
+	TransferBytes int64        `json:"transferBytes,omitempty"`
+	Stalled       bool         `json:"stalled,omitempty"`
+	ThroughputBps float64      `json:"throughputBps,omitempty"`
+	Errors        []string     `json:"errors,omitempty"`
+}
+
+// NodeInfo is a node and what its agent knows about it.
+type NodeInfo struct {
+	Name    string          `json:"name"`
+	Address string          `json:"address,omitempty"`
+	Facts   json.RawMessage `json:"facts,omitempty"`
+	Error   string          `json:"error,omitempty"`
+}

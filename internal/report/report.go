@@ -1,0 +1,157 @@
+// Package report renders a model.Report for people (text) and programs
+// (JSON). Renderers are pure: same report, same bytes.
+package report
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"strings"
+	"text/tabwriter"
+
+	"podpath/internal/model"
+)
+
+// JSON writes the report as indented JSON (DESIGN.md's Report JSON).
+func JSON(w io.Writer, r *model.Report) error {
+	if r.Findings == nil {
+		r.Findings = []model.Finding{}
+	}
+	if r.Pairs == nil {
+		r.Pairs = []model.Pair{}
+	}
+	if r.Nodes == nil {
+		r.Nodes = []model.NodeInfo{}
+	}
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	return enc.Encode(r)
+}
+
+// layers returns the layers present, node first.
+func layers(pairs []model.Pair) []model.Layer {
+	var out []model.Layer
+	for _, l := range []model.Layer{model.LayerNode, model.LayerPod} {
+		for _, p := range pairs {
+			if p.Layer == l {
+				out = append(out, l)
+				break
+			}
+		}
+	}
+	return out
+}
+
+// matrix renders one value per ordered pair of a layer as a node×node grid.
+func matrix(w io.Writer, pairs []model.Pair, layer model.Layer, cell func(model.Pair) string) {
+	var nodes []string
+	seen := map[string]bool{}
+	at := map[[2]string]model.Pair{}
+	for _, p := range pairs {
+		if p.Layer != layer {
+			continue
+		}
+		for _, n := range []string{p.From, p.To} {
+			if !seen[n] {
+				seen[n] = true
+				nodes = append(nodes, n)
+			}
+		}
+		at[[2]string{p.From, p.To}] = p
+	}
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', tabwriter.AlignRight)
+	fmt.Fprint(tw, "from \\ to\t")
+	for _, n := range nodes {
+		fmt.Fprintf(tw, "%s\t", n)
+	}
+	fmt.Fprintln(tw)
+	for _, a := range nodes {
+		fmt.Fprintf(tw, "%s\t", a)
+		for _, b := range nodes {
+			p, ok := at[[2]string{a, b}]
+			switch {
+			case a == b:
+				fmt.Fprint(tw, "-\t")
+			case !ok:
+				fmt.Fprint(tw, "?\t")
+			default:
+				fmt.Fprintf(tw, "%s\t", cell(p))
+			}
+		}
+		fmt.Fprintln(tw)
+	}
+	tw.Flush()
+}
+
+// MTUText renders path MTUs: a matrix per layer, then what went wrong.
+func MTUText(w io.Writer, r *model.Report) {
+	for _, l := range layers(r.Pairs) {
+		fmt.Fprintf(w, "Path MTU, %s layer (largest IP packet, bytes, that crossed from row to column):\n", l)
+		matrix(w, r.Pairs, l, func(p model.Pair) string {
+			switch {
+			case !p.Reachable:
+				return "unreachable"
+			case p.PathMTU == 0:
+				return "?"
+			case p.LocalMTU > p.PathMTU || (p.PathMTULimit == "silent" && p.LocalMTU == 0):
+				return fmt.Sprintf("%d*", p.PathMTU)
+			}
+			return fmt.Sprint(p.PathMTU)
+		})
+		fmt.Fprintln(w)
+	}
+	fmt.Fprintln(w, "* below the sender's own interface MTU: larger packets vanish on the way")
+	problems(w, r)
+	fmt.Fprintf(w, "(%d pairs in %.1fs)\n", len(r.Pairs), r.DurationMs/1000)
+}
+
+// PerfText renders latency, loss and throughput per pair.
+func PerfText(w io.Writer, r *model.Report) {
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "LAYER\tFROM\tTO\tRTT p50 ms\tp99 ms\tLOSS %\tJITTER ms\tTCP CONNECT ms\tHTTP ms\tTHROUGHPUT")
+	for _, p := range r.Pairs {
+		rtt50, rtt99, conn := "-", "-", "-"
+		if p.RTTMs != nil {
+			rtt50, rtt99 = fmt.Sprintf("%.3f", p.RTTMs.P50), fmt.Sprintf("%.3f", p.RTTMs.P99)
+		}
+		if p.TCPConnectMs != nil {
+			conn = fmt.Sprintf("%.3f", p.TCPConnectMs.P50)
+		}
+		httpMs := "-"
+		if p.HTTPTotalMs > 0 {
+			httpMs = fmt.Sprintf("%.3f", p.HTTPTotalMs)
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%.1f\t%.3f\t%s\t%s\t%s\n", p.Layer, p.From, p.To, rtt50, rtt99, p.LossPct, p.JitterMs, conn, httpMs, bits(p.ThroughputBps))
+	}
+	tw.Flush()
+	problems(w, r)
+	fmt.Fprintf(w, "(%d pairs in %.1fs)\n", len(r.Pairs), r.DurationMs/1000)
+}
+
+func problems(w io.Writer, r *model.Report) {
+	for _, p := range r.Pairs {
+		var what []string
+		if !p.Reachable {
+			what = append(what, "unreachable")
+		}
+		if p.Stalled {
+			what = append(what, fmt.Sprintf("transfer stalled after %d bytes", p.TransferBytes))
+		}
+		what = append(what, p.Errors...)
+		if len(what) > 0 {
+			fmt.Fprintf(w, "%s %s → %s: %s\n", p.Layer, p.From, p.To, strings.Join(what, "; "))
+		}
+	}
+}
+
+func bits(bps float64) string {
+	switch {
+	case bps <= 0:
+		return "-"
+	case bps >= 1e9:
+		return fmt.Sprintf("%.2f Gbit/s", bps/1e9)
+	case bps >= 1e6:
+		return fmt.Sprintf("%.1f Mbit/s", bps/1e6)
+	}
+	return fmt.Sprintf("%.0f kbit/s", bps/1e3)
+}
