@@ -25,8 +25,8 @@ const (
 	// over any path.
 	FlagAckOnly byte = 1 << 0
 	// FlagReply marks the responder's answer.
-	FlagReply byte = 1 << 1
-	knownFlags     = FlagAckOnly | FlagReply
+	FlagReply  byte = 1 << 1
+	knownFlags      = FlagAckOnly | FlagReply
 )
 
 // Header is the decoded start of a probe datagram.
