@@ -6,7 +6,6 @@ import (
 	"encoding/json"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"strings"
 	"syscall"
 	"testing"
@@ -107,19 +106,7 @@ func TestLabLifecycle(t *testing.T) {
 // builds nothing.
 func TestLabNeedsRoot(t *testing.T) {
 	requireRoot(t)
-	dir, err := os.MkdirTemp("", "podpath-nonroot-")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer os.RemoveAll(dir)
-	if err := os.Chmod(dir, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	bin := filepath.Join(dir, "podpath")
-	build := exec.Command("go", "build", "-o", bin, "podpath/cmd/podpath")
-	if out, err := build.CombinedOutput(); err != nil {
-		t.Fatalf("go build: %v\n%s", err, out)
-	}
+	bin := podpathBin
 	name := labName(t)
 	for _, args := range [][]string{{"lab", "up", "--name", name}, {"lab", "down"}, {"lab", "fault", "add", "pod-mtu=1500"}} {
 		cmd := exec.Command(bin, args...)
@@ -135,4 +122,13 @@ func TestLabNeedsRoot(t *testing.T) {
 	if left := netns(t, name+"."); left != "" {
 		t.Errorf("namespaces left after a refused up:\n%s", left)
 	}
+}
+
+func readToken(t *testing.T, path string) string {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return strings.TrimSpace(string(b))
 }

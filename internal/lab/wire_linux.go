@@ -63,9 +63,9 @@ func startWire(s *Spec, f *nsHandle, n *Node, delay time.Duration) error {
 	if err := os.MkdirAll(filepath.Dir(pidf), 0o755); err != nil {
 		return fmt.Errorf("create wire directory: %w", err)
 	}
-	exe, err := os.Executable()
+	exe, err := binary()
 	if err != nil {
-		return fmt.Errorf("find own executable for the wire: %w", err)
+		return err
 	}
 	logFile, err := os.OpenFile(logf, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
 	if err != nil {

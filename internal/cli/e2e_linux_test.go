@@ -1,0 +1,163 @@
+package cli
+
+import (
+	"context"
+	"encoding/json"
+	"strings"
+	"testing"
+	"time"
+
+	"podpath/internal/agent"
+	"podpath/internal/cluster/inventory"
+	"podpath/internal/lab"
+	"podpath/internal/model"
+)
+
+// agentLab builds a lab with agents and removes it when the test ends.
+func agentLab(t *testing.T, b *lab.Builder) *lab.Lab {
+	t.Helper()
+	requireRoot(t)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	l, err := b.Agents(true).Up(ctx)
+	if err != nil {
+		t.Fatalf("lab up --agents: %v", err)
+	}
+	t.Cleanup(func() {
+		if err := lab.Down(context.Background(), l.Spec.Name); err != nil {
+			t.Errorf("lab down: %v", err)
+		}
+		if left := netns(t, l.Spec.Name+"."); left != "" {
+			t.Errorf("namespaces left after down:\n%s", left)
+		}
+	})
+	return l
+}
+
+func fault(t *testing.T, l *lab.Lab, spec string) {
+	t.Helper()
+	f, err := lab.ParseFault(spec)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := l.AddFault(context.Background(), f); err != nil {
+		t.Fatalf("fault add %s: %v", spec, err)
+	}
+}
+
+func jsonReport(t *testing.T, args ...string) *model.Report {
+	t.Helper()
+	code, out, errOut := run(t, args...)
+	if code != 0 {
+		t.Fatalf("podpath %s: exit %d: %s", strings.Join(args, " "), code, errOut)
+	}
+	var r model.Report
+	if err := json.Unmarshal([]byte(out), &r); err != nil {
+		t.Fatalf("podpath %s -o json: %v\n%s", strings.Join(args, " "), err, out)
+	}
+	return &r
+}
+
+// The acceptance case: VXLAN, the underlay towards node3 carries 1400
+// bytes, ICMP dropped on every node. Path MTU exact to the byte, both
+// directions, both layers.
+func TestMTUIsByteExact(t *testing.T) {
+	l := agentLab(t, lab.New(labName(t)).Nodes(3).Backend(lab.BackendVXLAN))
+	fault(t, l, "underlay-mtu=node3:1400")
+	for _, n := range []string{"node1", "node2", "node3"} {
+		fault(t, l, "block-icmp="+n)
+	}
+	r := jsonReport(t, "mtu", "--inventory", l.Inventory, "-o", "json")
+	want := func(p model.Pair) int {
+		node3 := p.From == "node3" || p.To == "node3"
+		switch {
+		case p.Layer == model.LayerNode && node3:
+			return 1400
+		case p.Layer == model.LayerNode:
+			return 1500
+		case node3:
+			return 1350
+		}
+		return 1450
+	}
+	if len(r.Pairs) != 12 {
+		t.Fatalf("%d pairs; want 12 (3×2 ordered pairs on 2 layers)", len(r.Pairs))
+	}
+	for _, p := range r.Pairs {
+		if !p.Reachable || p.PathMTU != want(p) {
+			t.Errorf("%s %s → %s: path MTU %d (reachable %v, %v); want %d", p.Layer, p.From, p.To, p.PathMTU, p.Reachable, p.Errors, want(p))
+		}
+		if p.ICMPMTU != 0 {
+			t.Errorf("%s %s → %s: ICMP MTU %d reported with ICMP blocked", p.Layer, p.From, p.To, p.ICMPMTU)
+		}
+	}
+	code, out, _ := run(t, "mtu", "--inventory", l.Inventory)
+	if code != 0 || !strings.Contains(out, "node3") || !strings.Contains(out, "1350*") {
+		t.Errorf("mtu text output (exit %d):\n%s", code, out)
+	}
+}
+
+func TestPerfOnTheLab(t *testing.T) {
+	l := agentLab(t, lab.New(labName(t)).Nodes(2).Backend(lab.BackendVXLAN))
+	fault(t, l, "delay=node2:20")
+	r := jsonReport(t, "perf", "--inventory", l.Inventory, "-o", "json", "--count", "20", "--interval", "5ms", "--throughput", "1s")
+	if len(r.Pairs) != 4 {
+		t.Fatalf("%d pairs; want 4", len(r.Pairs))
+	}
+	for _, p := range r.Pairs {
+		if !p.Reachable || p.RTTMs == nil || p.LossPct != 0 || p.ThroughputBps <= 0 || p.TCPConnectMs == nil || p.HTTPTotalMs <= 0 {
+			t.Errorf("%s %s → %s: %+v", p.Layer, p.From, p.To, p)
+			continue
+		}
+		// 20 ms leave node2 on every round trip, whichever end starts it.
+		if p.RTTMs.P50 < 20 || p.RTTMs.P50 > 25 {
+			t.Errorf("%s %s → %s: RTT p50 %.3f ms; want 20-25 with delay=node2:20", p.Layer, p.From, p.To, p.RTTMs.P50)
+		}
+	}
+}
+
+// Host facts, as the host agent serves them.
+func TestFactsThroughTheAgent(t *testing.T) {
+	l := agentLab(t, lab.New(labName(t)).Nodes(2).Backend(lab.BackendVXLAN))
+	fault(t, l, "block-vxlan=node1")
+	inv, err := inventory.Load(l.Inventory)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tok := readToken(t, inv.TokenFile)
+	n1 := inv.Nodes[0]
+	raw, err := agent.NewClient(n1.Agent, tok, n1.Netns).Facts(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	var f struct {
+		Links []struct {
+			Name  string
+			MTU   int
+			VXLAN *struct{ VNI, Port int }
+		}
+		Routes   []struct{ Dst, Type string }
+		Sysctls  struct{ IPv4Forward, RPFilterAll *int }
+		Firewall json.RawMessage
+	}
+	if err := json.Unmarshal(raw, &f); err != nil {
+		t.Fatal(err)
+	}
+	var vx, blackhole bool
+	for _, ln := range f.Links {
+		if ln.Name == "vxlan.calico" && ln.VXLAN != nil && ln.VXLAN.VNI == 4096 && ln.VXLAN.Port == 4789 && ln.MTU == 1450 {
+			vx = true
+		}
+	}
+	for _, r := range f.Routes {
+		if r.Dst == "10.233.64.0/26" && r.Type == "blackhole" {
+			blackhole = true
+		}
+	}
+	if !vx || !blackhole || f.Sysctls.IPv4Forward == nil || *f.Sysctls.IPv4Forward != 1 || f.Sysctls.RPFilterAll == nil {
+		t.Errorf("facts of node1 lack vxlan.calico (VNI 4096, MTU 1450) %v, the blackhole block %v, or sysctls %+v", vx, blackhole, f.Sysctls)
+	}
+	if !strings.Contains(string(f.Firewall), "4789") {
+		t.Errorf("firewall facts of node1 with block-vxlan lack the 4789 drop: %s", f.Firewall)
+	}
+}
