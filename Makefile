@@ -8,7 +8,11 @@ LDFLAGS := -s -w -X podpath/internal/version.Version=$(VERSION)
 # Go lives here on a fresh Debian machine set up by the official tarball.
 export PATH := $(PATH):/usr/local/go/bin
 
-.PHONY: all deps build demo test test-unprivileged vet clean
+.PHONY: all deps build demo test test-unprivileged fuzz vet bench clean
+
+# Fuzz targets run briefly in every `make test`; longer with FUZZTIME=10m make fuzz.
+FUZZTIME ?= 5s
+FUZZ := ./internal/calico:FuzzParseProtocols ./internal/probe:FuzzDecode ./internal/cluster/inventory:FuzzParse
 
 all: build
 
@@ -29,6 +33,7 @@ vet:
 # as an unprivileged user to prove those tests skip cleanly there.
 test: deps vet
 	$(GO) test -count=1 -timeout 30m ./...
+	@$(MAKE) --no-print-directory fuzz
 	@if [ "$$(id -u)" -eq 0 ]; then $(MAKE) --no-print-directory test-unprivileged; fi
 
 test-unprivileged:
@@ -39,6 +44,16 @@ test-unprivileged:
 	else \
 		echo "test-unprivileged: skipped: user nobody cannot read this checkout"; \
 	fi
+
+fuzz:
+	@for t in $(FUZZ); do \
+		echo "== fuzz $${t#*:} ($(FUZZTIME))"; \
+		$(GO) test -run NONE -fuzz "^$${t#*:}$$" -fuzztime $(FUZZTIME) $${t%%:*} || exit 1; \
+	done
+
+# Compares podpath with iperf3, ping and tracepath on the lab (root); see docs/benchmarks.md.
+bench: build
+	$(GO) run ./bench --podpath $(BIN)
 
 clean:
 	rm -rf bin

@@ -106,7 +106,7 @@ func ParseProtocols(reply string) ([]Protocol, error) {
 		switch {
 		case len(line) >= 5 && isCode(line[:4]) && (line[4] == '-' || line[4] == ' '):
 			code, body = line[:4], line[5:]
-		case line[0] == ' ':
+		case line[0] == ' ' && last != "":
 			code, body = last, line[1:]
 		default:
 			return nil, fmt.Errorf("unexpected BIRD reply line %q", line)

@@ -168,3 +168,28 @@ func TestShowProtocolsConversation(t *testing.T) {
 		t.Errorf("ShowProtocols = %+v; want 5 rows, Mesh_198_18_0_2 Established, Mesh_198_18_0_3 not", got)
 	}
 }
+
+// FuzzParseProtocols: whatever a BIRD (or something pretending to be one)
+// sends must not crash the parser, and every row it returns is complete.
+func FuzzParseProtocols(f *testing.F) {
+	for _, file := range []string{"bird1-show-protocols.txt", "bird2-show-protocols.txt"} {
+		data, err := os.ReadFile(filepath.Join("testdata", file))
+		if err != nil {
+			f.Fatal(err)
+		}
+		f.Add(string(data))
+	}
+	f.Add("9001 syntax error\n")
+	f.Add(" \n0000 \n")
+	f.Fuzz(func(t *testing.T, reply string) {
+		rows, err := ParseProtocols(reply)
+		if err != nil {
+			return
+		}
+		for _, r := range rows {
+			if r.Name == "" || r.Proto == "" || r.Table == "" || r.State == "" {
+				t.Fatalf("incomplete row %+v from %q", r, reply)
+			}
+		}
+	})
+}

@@ -60,3 +60,26 @@ func TestParseRejects(t *testing.T) {
 		})
 	}
 }
+
+// FuzzParse: any file a user points --inventory at must give an inventory
+// that holds up (names, IP addresses, IP:port agents) or an error, never a
+// panic.
+func FuzzParse(f *testing.F) {
+	f.Add([]byte(good))
+	f.Add([]byte("apiVersion: podpath/v1\nkind: Inventory\nnodes:\n  - name: a\n    address: ::1\n"))
+	f.Add([]byte("nodes: [{name: x}]"))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		inv, err := Parse(data)
+		if err != nil {
+			return
+		}
+		if len(inv.Nodes) == 0 {
+			t.Fatal("accepted an inventory without nodes")
+		}
+		for _, n := range inv.Nodes {
+			if n.Name == "" {
+				t.Fatalf("accepted a node without a name: %q", data)
+			}
+		}
+	})
+}
