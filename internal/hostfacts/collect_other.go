@@ -1,0 +1,14 @@
+//go:build !linux
+
+package hostfacts
+
+import (
+	"context"
+	"errors"
+	"fmt"
+)
+
+// Collect needs Linux: netlink, /proc/sys and nftables.
+func Collect(ctx context.Context, opts Options) (*Facts, error) {
+	return nil, fmt.Errorf("collect host facts: %w", errors.ErrUnsupported)
+}
