@@ -74,7 +74,8 @@ func (f *sourceFlags) load() (*inventory.Inventory, string, []model.Layer, error
 	return inv, strings.TrimSpace(string(tok)), layers, nil
 }
 
-// runMesh probes every planned pair and renders the report.
+// runMesh probes every planned pair and renders the report. Throughput, if
+// asked for, runs afterwards one pair at a time.
 func runMesh(ctx context.Context, w io.Writer, f *sourceFlags, req agent.ProbeRequest, facts bool, text func(io.Writer, *model.Report)) error {
 	inv, token, layers, err := f.load()
 	if err != nil {
@@ -88,7 +89,12 @@ func runMesh(ctx context.Context, w io.Writer, f *sourceFlags, req agent.ProbeRe
 	defer cancel()
 	start := time.Now()
 	r := &measure.Runner{Token: token}
+	throughput := req.Throughput
+	req.Throughput = nil
 	rep := &model.Report{Pairs: r.Run(ctx, jobs, req)}
+	if throughput != nil {
+		r.RunOneByOne(ctx, jobs, agent.ProbeRequest{Throughput: throughput}, rep.Pairs)
+	}
 	if facts {
 		rep.Nodes = r.Facts(ctx, inv)
 	}

@@ -25,6 +25,7 @@ const (
 	FaultDelay          FaultKind = "delay"            // <node>:<ms>: packets leaving the node wait ms
 	FaultLoss           FaultKind = "loss"             // <node>:<pct>: packets leaving the node dropped at random
 	FaultNodeMTU        FaultKind = "node-mtu"         // <node>:<bytes>: the node's eth0 MTU (e.g. one node jumbo)
+	FaultRate           FaultKind = "rate"             // <node>:<mbit>: packets leaving the node shaped to this rate (a slower NIC)
 )
 
 // faultArgs says what follows "kind=" for each kind.
@@ -41,6 +42,7 @@ var faultArgs = map[FaultKind]string{
 	FaultDelay:          "<node>:<ms>",
 	FaultLoss:           "<node>:<pct>",
 	FaultNodeMTU:        "<node>:<bytes>",
+	FaultRate:           "<node>:<mbit>",
 }
 
 // FaultUsage lists every fault with its argument, for --help.
@@ -147,6 +149,10 @@ func ParseFault(s string) (Fault, error) {
 	case FaultDelay:
 		if f.Value < 1 || f.Value > 10000 {
 			return bad(fmt.Sprintf("delay %d ms must be between 1 and 10000", f.Value))
+		}
+	case FaultRate:
+		if f.Value < 1 || f.Value > 100000 {
+			return bad(fmt.Sprintf("rate %d Mbit/s must be between 1 and 100000", f.Value))
 		}
 	case FaultLoss:
 		if f.Value < 1 || f.Value > 100 {

@@ -25,6 +25,7 @@ func TestParseFault(t *testing.T) {
 		{"delay=node2:20", Fault{Kind: FaultDelay, Node: "node2", Value: 20}},
 		{"loss=node2:5", Fault{Kind: FaultLoss, Node: "node2", Value: 5}},
 		{"node-mtu=node3:9000", Fault{Kind: FaultNodeMTU, Node: "node3", Value: 9000}},
+		{"rate=node2:100", Fault{Kind: FaultRate, Node: "node2", Value: 100}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.in, func(t *testing.T) {
@@ -58,6 +59,7 @@ func TestParseFaultRejects(t *testing.T) {
 		{"route-missing=node1:10.233.64.64", "is not an IPv4 CIDR"},
 		{"delay=node1:0", "delay 0 ms must be between 1 and 10000"},
 		{"loss=node1:101", "loss 101% must be between 1 and 100"},
+		{"rate=node1:0", "rate 0 Mbit/s must be between 1 and 100000"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.in, func(t *testing.T) {

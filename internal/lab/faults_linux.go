@@ -173,6 +173,8 @@ func setFault(ctx context.Context, st *State, f Fault, on bool) error {
 		return limitLength(fab, n, f.Value, on)
 	case FaultNodeMTU:
 		return setMTU(h, "eth0", pick(on, f.Value, n.UnderlayMTU))
+	case FaultRate:
+		return shape(h, f.Value, on)
 	case FaultIPForwardOff:
 		return h.sysctl("net/ipv4/ip_forward", boolStr(!on))
 	case FaultRPFilterStrict:
@@ -242,6 +244,39 @@ func limitLength(fab *nsHandle, n *Node, mtu int, on bool) error {
 		}
 	}
 	return addTable(fab, nftables.TableFamilyBridge, table, rules)
+}
+
+// Shaping of the rate fault: a token bucket on the node's eth0 with room
+// for 10 ms of traffic and a queue of 50 ms, like a modest NIC and switch.
+const (
+	rateBurst = 10 * time.Millisecond
+	rateQueue = 50 * time.Millisecond
+)
+
+// shape puts (on) or removes (!on) a token-bucket filter on the node's eth0.
+// tbf rather than netem: it is in every kernel this project meets.
+func shape(h *nsHandle, mbit int, on bool) error {
+	eth0, err := h.link("eth0")
+	if err != nil {
+		return err
+	}
+	attrs := netlink.QdiscAttrs{LinkIndex: eth0.Attrs().Index, Handle: netlink.MakeHandle(1, 0), Parent: netlink.HANDLE_ROOT}
+	if !on {
+		err := h.nl.QdiscDel(&netlink.Tbf{QdiscAttrs: attrs})
+		if err != nil && !errors.Is(err, unix.ENOENT) && !errors.Is(err, unix.EINVAL) {
+			return fmt.Errorf("remove rate limit on %s: %w", h.name, err)
+		}
+		return nil
+	}
+	rate := uint64(mbit) * 1_000_000 / 8 // bytes per second
+	burst := uint32(max(rate*uint64(rateBurst)/uint64(time.Second), 64<<10))
+	q := &netlink.Tbf{QdiscAttrs: attrs, Rate: rate,
+		Limit:  uint32(rate*uint64(rateQueue)/uint64(time.Second)) + burst,
+		Buffer: netlink.Xmittime(rate, burst)}
+	if err := h.nl.QdiscReplace(q); err != nil {
+		return fmt.Errorf("rate limit %d Mbit/s on %s: %w", mbit, h.name, err)
+	}
+	return nil
 }
 
 func pick(on bool, faulty, healthy int) int {

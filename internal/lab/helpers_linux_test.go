@@ -154,7 +154,7 @@ func serveBytes(t *testing.T, l *Lab, p Pod, size int) string {
 	var ln net.Listener
 	err := inNetns(p.Netns, func() error {
 		var err error
-		ln, err = net.Listen("tcp", netip.AddrPortFrom(p.Address, 8080).String())
+		ln, err = net.Listen("tcp", netip.AddrPortFrom(p.Address, 0).String())
 		return err
 	})
 	if err != nil {

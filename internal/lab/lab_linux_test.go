@@ -312,6 +312,19 @@ func TestFaults(t *testing.T) {
 			},
 		},
 		{
+			fault: "rate=node2:100",
+			broken: func(t *testing.T) {
+				if mbit := downloadMbit(t, l, p2, p1); mbit < 60 || mbit > 110 {
+					t.Errorf("download from node2 shaped to 100 Mbit/s ran at %.0f Mbit/s; want 60-110", mbit)
+				}
+			},
+			healthy: func(t *testing.T) {
+				if mbit := downloadMbit(t, l, p2, p1); mbit < 300 {
+					t.Errorf("download from node2 unshaped ran at %.0f Mbit/s; want far above 100", mbit)
+				}
+			},
+		},
+		{
 			fault: "node-mtu=node3:9000",
 			broken: func(t *testing.T) {
 				// node3 now sends 3000-byte frames unfragmented; the 1500 fabric drops them.
@@ -333,6 +346,19 @@ func TestFaults(t *testing.T) {
 			tt.healthy(t)
 		})
 	}
+}
+
+// downloadMbit times a 4 MB HTTP download from server to client, in Mbit/s.
+func downloadMbit(t *testing.T, l *Lab, server, client Pod) float64 {
+	t.Helper()
+	const size = 4 << 20
+	url := serveBytes(t, l, server, size)
+	start := time.Now()
+	n, err := download(client, url)
+	if err != nil || n != size {
+		t.Fatalf("download: %d bytes, %v", n, err)
+	}
+	return 8 * size / time.Since(start).Seconds() / 1e6
 }
 
 func TestFiftyNodes(t *testing.T) {

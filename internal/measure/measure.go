@@ -84,6 +84,30 @@ func (r *Runner) runJob(ctx context.Context, j plan.Job, req agent.ProbeRequest)
 	return pairs
 }
 
+// RunOneByOne runs req for one pair at a time across the whole plan and
+// merges the results into pairs (matched by layer, from and to). Throughput
+// needs this: two transfers at once would share the link and the CPUs and
+// each measure half.
+func (r *Runner) RunOneByOne(ctx context.Context, jobs []plan.Job, req agent.ProbeRequest, pairs []model.Pair) {
+	index := map[[3]string]int{}
+	for i, p := range pairs {
+		index[[3]string{string(p.Layer), p.From, p.To}] = i
+	}
+	for _, j := range jobs {
+		for _, peer := range j.Peers {
+			one := j
+			one.Peers = []plan.Endpoint{peer}
+			got := r.runJob(ctx, one, req)
+			i, ok := index[[3]string{string(j.Layer), j.From.Node, peer.Node}]
+			if !ok || len(got) != 1 {
+				continue
+			}
+			pairs[i].ThroughputBps = got[0].ThroughputBps
+			pairs[i].Errors = append(pairs[i].Errors, got[0].Errors...)
+		}
+	}
+}
+
 // fill copies an agent's measurements into a pair.
 func fill(p *model.Pair, tr agent.TargetResult) {
 	p.Reachable = tr.Reachable
