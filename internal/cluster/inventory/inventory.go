@@ -66,9 +66,16 @@ func Marshal(inv *Inventory) ([]byte, error) {
 	return b.Bytes(), nil
 }
 
+// MaxFileBytes bounds an inventory file: 5,000 nodes with Pods fit in a
+// few MiB; anything far larger is not an inventory.
+const MaxFileBytes = 16 << 20
+
 // Load reads and checks an inventory file; errors name the file and, where
 // the YAML parser knows it, the line.
 func Load(path string) (*Inventory, error) {
+	if st, err := os.Stat(path); err == nil && st.Size() > MaxFileBytes {
+		return nil, fmt.Errorf("inventory %s: %d bytes, more than %d: not an inventory", path, st.Size(), MaxFileBytes)
+	}
 	data, err := os.ReadFile(path)
 	if err != nil {
 		return nil, fmt.Errorf("read inventory: %w", err)
