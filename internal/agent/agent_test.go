@@ -104,10 +104,11 @@ func TestProbeOnlyKnownPeers(t *testing.T) {
 	if !r.Reachable || r.RTT == nil || r.RTT.Received != 20 || r.TCPConnect.Received != 3 || r.HTTP.Status != 200 {
 		t.Errorf("probe of b over loopback: %+v", r)
 	}
-	// Loopback carries close to the largest IPv4 packet; the exact value
-	// depends on the kernel's buffers. Byte-exact checks run on the lab.
-	if r.PathMTU == nil || r.PathMTU.PathMTU < 60000 || r.PathMTU.PathMTU > 65535 {
-		t.Errorf("loopback path MTU = %+v (%s); want 60000-65535", r.PathMTU, r.PathMTUError)
+	// Loopback carries up to the largest IPv4 packet, but how much of a
+	// burst of 60 KB datagrams survives depends on socket buffers and load.
+	// Byte-exact checks run on the lab; here: far beyond any Ethernet MTU.
+	if r.PathMTU == nil || r.PathMTU.PathMTU < 16000 || r.PathMTU.PathMTU > 65535 {
+		t.Errorf("loopback path MTU = %+v (%s); want 16000-65535", r.PathMTU, r.PathMTUError)
 	}
 	if r.Transfer == nil || r.Transfer.Bytes != 300_000 || r.Transfer.Stalled {
 		t.Errorf("300 KB transfer over loopback: %+v", r.Transfer)

@@ -116,6 +116,22 @@ func TestPerfOnTheLab(t *testing.T) {
 	}
 }
 
+// ICMP blocked at node2: ICMP echoes vanish, UDP and TCP do not.
+func TestPerfTellsICMPFromUDP(t *testing.T) {
+	l := agentLab(t, lab.New(labName(t)).Nodes(2).Backend(lab.BackendVXLAN))
+	fault(t, l, "block-icmp=node2")
+	r := jsonReport(t, "perf", "--inventory", l.Inventory, "-o", "json", "--count", "5", "--interval", "2ms", "--layers", "node")
+	for _, p := range r.Pairs {
+		if p.ICMPLossPct == nil || *p.ICMPLossPct != 100 || p.LossPct != 0 || p.TCPConnectMs == nil {
+			t.Errorf("%s → %s with ICMP blocked at node2: ICMP loss %v, UDP loss %.0f%%, TCP %v; want 100, 0, connected", p.From, p.To, p.ICMPLossPct, p.LossPct, p.TCPConnectMs)
+		}
+	}
+	code, out, _ := run(t, "perf", "--inventory", l.Inventory, "--count", "3", "--interval", "2ms", "--layers", "node")
+	if code != 0 || !strings.Contains(out, "ICMP LOSS %") || !strings.Contains(out, "100.0") {
+		t.Errorf("perf text (exit %d):\n%s", code, out)
+	}
+}
+
 // Host facts, as the host agent serves them.
 func TestFactsThroughTheAgent(t *testing.T) {
 	l := agentLab(t, lab.New(labName(t)).Nodes(2).Backend(lab.BackendVXLAN))

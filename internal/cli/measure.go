@@ -160,7 +160,7 @@ func newPerf(s Streams) *cobra.Command {
 		Use:   "perf --inventory FILE",
 		Short: "Measure latency, loss, jitter and TCP throughput, node↔node and Pod↔Pod",
 		Long: `perf measures every ordered pair on each layer: UDP round trips (percentiles, loss, jitter),
-TCP connect time, an HTTP GET, and with --throughput TCP throughput, one pair at a time per
+ICMP echo beside them, TCP connect time, an HTTP GET, and with --throughput TCP throughput, one pair at a time per
 agent. Compare the node and Pod layers to see what the overlay costs.`,
 		Args: cobra.NoArgs,
 		RunE: func(c *cobra.Command, _ []string) error {
@@ -170,8 +170,10 @@ agent. Compare the node and Pod layers to see what the overlay costs.`,
 			if f.interval < time.Millisecond {
 				return usageError{fmt.Errorf("--interval %s: must be at least 1ms", f.interval)}
 			}
+			series := &agent.Series{Count: f.count, IntervalMs: int(f.interval / time.Millisecond)}
 			req := agent.ProbeRequest{
-				RTT:        &agent.Series{Count: f.count, IntervalMs: int(f.interval / time.Millisecond)},
+				RTT:        series,
+				ICMP:       series, // beside UDP: ICMP filtered while UDP passes is its own finding
 				TCPConnect: 5,
 				HTTP:       true,
 			}

@@ -14,6 +14,9 @@ import (
 const (
 	ResponderRate  = 20000 // answers per second
 	ResponderBurst = 4000
+	// ResponderBuffer holds a round of jumbo probes while the responder
+	// catches up; the kernel caps it at net.core.rmem_max unless root.
+	ResponderBuffer = 4 << 20
 )
 
 // Responder answers probes on a UDP socket: the whole datagram echoed, or
@@ -31,6 +34,9 @@ func (r *Responder) Serve(ctx context.Context, pc net.PacketConn) error {
 	lim := r.Limiter
 	if lim == nil {
 		lim = rate.NewLimiter(ResponderRate, ResponderBurst)
+	}
+	if uc, ok := pc.(*net.UDPConn); ok {
+		setReadBuffer(uc, ResponderBuffer)
 	}
 	go func() {
 		<-ctx.Done()

@@ -26,6 +26,8 @@ const (
 	MaxRoundWait = time.Second
 	// ProbeTimeout is how long a single echo may take before it counts as lost.
 	ProbeTimeout = time.Second
+	pacingBytes  = 64 << 10
+	pacingPause  = 200 * time.Microsecond
 )
 
 // Conn is a UDP socket connected to a podpath responder, with the Don't
@@ -221,8 +223,16 @@ func (c *Conn) Round(ctx context.Context, sizes []int, attempts int) (RoundResul
 		maxSize = max(maxSize, s)
 	}
 	buf := make([]byte, max(PayloadLen(maxSize, c.v6), HeaderLen))
+	burst := 0
 	for range attempts {
 		for _, s := range sizes {
+			// Jumbo and loopback sizes would overrun the responder's
+			// receive buffer in one burst and read as a limit; pause
+			// briefly every pacingBytes.
+			if burst += s; burst > pacingBytes {
+				time.Sleep(pacingPause)
+				burst = s
+			}
 			seq := c.nextSeq()
 			local, err := c.send(buf, s, FlagAckOnly, seq)
 			if err != nil {

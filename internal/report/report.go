@@ -108,7 +108,7 @@ func MTUText(w io.Writer, r *model.Report) {
 // PerfText renders latency, loss and throughput per pair.
 func PerfText(w io.Writer, r *model.Report) {
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "LAYER\tFROM\tTO\tRTT p50 ms\tp99 ms\tLOSS %\tJITTER ms\tTCP CONNECT ms\tHTTP ms\tTHROUGHPUT")
+	fmt.Fprintln(tw, "LAYER\tFROM\tTO\tRTT p50 ms\tp99 ms\tLOSS %\tJITTER ms\tICMP LOSS %\tTCP CONNECT ms\tHTTP ms\tTHROUGHPUT")
 	for _, p := range r.Pairs {
 		rtt50, rtt99, conn := "-", "-", "-"
 		if p.RTTMs != nil {
@@ -121,7 +121,11 @@ func PerfText(w io.Writer, r *model.Report) {
 		if p.HTTPTotalMs > 0 {
 			httpMs = fmt.Sprintf("%.3f", p.HTTPTotalMs)
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%.1f\t%.3f\t%s\t%s\t%s\n", p.Layer, p.From, p.To, rtt50, rtt99, p.LossPct, p.JitterMs, conn, httpMs, bits(p.ThroughputBps))
+		icmpLoss := "-"
+		if p.ICMPLossPct != nil {
+			icmpLoss = fmt.Sprintf("%.1f", *p.ICMPLossPct)
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%.1f\t%.3f\t%s\t%s\t%s\t%s\n", p.Layer, p.From, p.To, rtt50, rtt99, p.LossPct, p.JitterMs, icmpLoss, conn, httpMs, bits(p.ThroughputBps))
 	}
 	tw.Flush()
 	problems(w, r)
