@@ -95,6 +95,17 @@ func TestMTUIsByteExact(t *testing.T) {
 	if code != 0 || !strings.Contains(out, "node3") || !strings.Contains(out, "1350*") {
 		t.Errorf("mtu text output (exit %d):\n%s", code, out)
 	}
+
+	// The symptom users see: small requests pass, a 300 KB transfer to or
+	// from node3's Pod stalls; node1↔node2 are fine.
+	r = jsonReport(t, "perf", "--inventory", l.Inventory, "-o", "json", "--count", "3", "--interval", "2ms", "--layers", "pod")
+	for _, p := range r.Pairs {
+		node3 := p.From == "node3" || p.To == "node3"
+		if p.Stalled != node3 || p.TCPConnectMs == nil || p.HTTPTotalMs <= 0 {
+			t.Errorf("pod %s → %s: stalled %v after %d bytes, TCP connect %v, HTTP %.1f ms; want stalled=%v with small requests passing",
+				p.From, p.To, p.Stalled, p.TransferBytes, p.TCPConnectMs, p.HTTPTotalMs, node3)
+		}
+	}
 }
 
 func TestPerfOnTheLab(t *testing.T) {

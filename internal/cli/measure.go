@@ -148,6 +148,7 @@ layer is the underlay; the Pod layer is the overlay, what Pods actually get.`,
 
 type perfFlags struct {
 	sourceFlags
+	transfer   int64
 	count      int
 	interval   time.Duration
 	throughput time.Duration
@@ -160,7 +161,8 @@ func newPerf(s Streams) *cobra.Command {
 		Use:   "perf --inventory FILE",
 		Short: "Measure latency, loss, jitter and TCP throughput, node↔node and Pod↔Pod",
 		Long: `perf measures every ordered pair on each layer: UDP round trips (percentiles, loss, jitter),
-ICMP echo beside them, TCP connect time, an HTTP GET, and with --throughput TCP throughput, one pair at a time per
+ICMP echo beside them, TCP connect time, an HTTP GET, a 300 KB upload that stalls where an MTU
+black hole swallows full-sized segments while small requests pass, and with --throughput TCP throughput, one pair at a time per
 agent. Compare the node and Pod layers to see what the overlay costs.`,
 		Args: cobra.NoArgs,
 		RunE: func(c *cobra.Command, _ []string) error {
@@ -177,6 +179,10 @@ agent. Compare the node and Pod layers to see what the overlay costs.`,
 				TCPConnect: 5,
 				HTTP:       true,
 			}
+			if f.transfer < 0 || f.transfer > agent.MaxTransferBytes {
+				return usageError{fmt.Errorf("--transfer-bytes %d: must be 0-%d", f.transfer, agent.MaxTransferBytes)}
+			}
+			req.TransferBytes = f.transfer
 			if f.throughput > 0 {
 				if f.streams < 1 || f.streams > agent.MaxStreams || f.throughput > agent.MaxThroughputSecs*time.Second {
 					return usageError{fmt.Errorf("--throughput up to %ds with 1-%d --streams", agent.MaxThroughputSecs, agent.MaxStreams)}
@@ -189,6 +195,7 @@ agent. Compare the node and Pod layers to see what the overlay costs.`,
 	f.register(c)
 	fl := c.Flags()
 	fl.IntVar(&f.count, "count", 50, "UDP echoes per pair")
+	fl.Int64Var(&f.transfer, "transfer-bytes", 300_000, "bulk TCP upload per pair that must not stall, the MTU black hole's signature (0: none)")
 	fl.DurationVar(&f.interval, "interval", 10*time.Millisecond, "time between echoes")
 	fl.DurationVar(&f.throughput, "throughput", 0, "TCP throughput test length per pair (0: none), e.g. 3s")
 	fl.IntVar(&f.streams, "streams", 1, "parallel TCP streams in the throughput test")

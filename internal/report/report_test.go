@@ -1,0 +1,72 @@
+package report
+
+import (
+	"bytes"
+	"flag"
+	"os"
+	"path/filepath"
+	"testing"
+
+	"podpath/internal/model"
+)
+
+var update = flag.Bool("update", false, "rewrite the golden files in testdata/")
+
+// seedReport is the seed case as `podpath mtu` and `perf` see it.
+func seedReport() *model.Report {
+	loss := 100.0
+	pair := func(layer model.Layer, from, to string, mtu int, limit string) model.Pair {
+		return model.Pair{From: from, To: to, Layer: layer, Reachable: true, PathMTU: mtu, PathMTULimit: limit,
+			RTTMs: &model.Percentiles{P50: 0.061, P99: 0.2}, TCPConnectMs: &model.Percentiles{P50: 0.09}, HTTPTotalMs: 0.4}
+	}
+	r := &model.Report{DurationMs: 283}
+	for _, l := range []model.Layer{model.LayerNode, model.LayerPod} {
+		full, cut := 1500, 1400
+		if l == model.LayerPod {
+			full, cut = 1450, 1350
+		}
+		r.Pairs = append(r.Pairs,
+			pair(l, "node1", "node2", full, "none"), pair(l, "node1", "node3", cut, "silent"),
+			pair(l, "node2", "node1", full, "none"), pair(l, "node2", "node3", cut, "silent"),
+			pair(l, "node3", "node1", cut, "silent"), pair(l, "node3", "node2", cut, "silent"))
+	}
+	r.Pairs[7].Stalled, r.Pairs[7].TransferBytes = true, 131072
+	r.Pairs[1].ICMPLossPct = &loss
+	r.Pairs = append(r.Pairs, model.Pair{From: "node4", To: "node1", Layer: model.LayerNode,
+		Errors: []string{"agent on node4: connection refused"}})
+	return r
+}
+
+func golden(t *testing.T, name string, got []byte) {
+	t.Helper()
+	path := filepath.Join("testdata", name)
+	if *update {
+		if err := os.WriteFile(path, got, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	want, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatalf("%v (run go test ./internal/report -update to create it)", err)
+	}
+	if !bytes.Equal(got, want) {
+		t.Errorf("%s differs from the golden file (go test ./internal/report -update to accept):\n%s", name, got)
+	}
+}
+
+func TestGolden(t *testing.T) {
+	for _, tc := range []struct {
+		file   string
+		render func(*bytes.Buffer, *model.Report)
+	}{
+		{"mtu.txt", func(b *bytes.Buffer, r *model.Report) { MTUText(b, r) }},
+		{"perf.txt", func(b *bytes.Buffer, r *model.Report) { PerfText(b, r) }},
+		{"report.json", func(b *bytes.Buffer, r *model.Report) { _ = JSON(b, r) }},
+	} {
+		t.Run(tc.file, func(t *testing.T) {
+			var b bytes.Buffer
+			tc.render(&b, seedReport())
+			golden(t, tc.file, b.Bytes())
+		})
+	}
+}
