@@ -16,15 +16,20 @@ import (
 
 const token = "s3cret-token"
 
-// startAgent runs an agent on a loopback port and returns its address.
+// startAgent runs an agent on an IPv4 loopback port and returns its address.
 func startAgent(t *testing.T, name string) string {
+	t.Helper()
+	return startAgentOn(t, name, "127.0.0.1:0")
+}
+
+func startAgentOn(t *testing.T, name, listen string) string {
 	t.Helper()
 	a, err := New(Config{Name: name, Role: "host", Token: token,
 		Facts: func(context.Context) (any, error) { return map[string]string{"hostname": name}, nil }})
 	if err != nil {
 		t.Fatal(err)
 	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	ln, err := net.Listen("tcp", listen)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -116,6 +121,29 @@ func TestProbeOnlyKnownPeers(t *testing.T) {
 	// The same target by address is the same peer.
 	if _, err := c.Probe(ctx, ProbeRequest{Targets: []string{b}}); err != nil {
 		t.Errorf("probe of a known peer by address: %v", err)
+	}
+}
+
+// IPv6: the DF option and the error queue are the IPV6_ ones.
+func TestProbeOverIPv6(t *testing.T) {
+	if ln, err := net.Listen("tcp", "[::1]:0"); err != nil {
+		t.Skipf("skipped: no IPv6 loopback here: %v", err)
+	} else {
+		ln.Close()
+	}
+	a := startAgentOn(t, "a", "[::1]:0")
+	b := startAgentOn(t, "b", "[::1]:0")
+	c := NewClient(a, token, "")
+	if err := c.SetPeers(context.Background(), []Peer{{Name: "b", Address: b}}); err != nil {
+		t.Fatal(err)
+	}
+	resp, err := c.Probe(context.Background(), ProbeRequest{Targets: []string{"b"}, PathMTU: true, RTT: &Series{Count: 5, IntervalMs: 1}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := resp.Results[0]
+	if !r.Reachable || r.RTT.Received != 5 || r.PathMTU == nil || r.PathMTU.PathMTU < 16000 {
+		t.Errorf("IPv6 loopback probe: %+v (path MTU %+v, %s)", r, r.PathMTU, r.PathMTUError)
 	}
 }
 
