@@ -114,7 +114,7 @@ func fill(p *model.Pair, tr agent.TargetResult) {
 	p.Errors = append(p.Errors, tr.Errors...)
 	if m := tr.PathMTU; m != nil {
 		p.PathMTU, p.PathMTULimit, p.ICMPMTU, p.PMTUProbes = m.PathMTU, m.Limit, m.ICMPMTU, m.Probes
-		p.LocalMTU = m.LocalMTU
+		p.LocalMTU, p.IfaceMTU = m.LocalMTU, m.IfaceMTU
 		p.PMTUMs = float64(m.Duration.Microseconds()) / 1000
 	}
 	if tr.PathMTUError != "" {

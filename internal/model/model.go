@@ -68,7 +68,8 @@ type Pair struct {
 	// crossed from From to To; 0 when not measured.
 	PathMTU      int     `json:"pathMTU,omitempty"`
 	PathMTULimit string  `json:"pathMTULimit,omitempty"` // local | icmp | silent | none
-	LocalMTU     int     `json:"localMTU,omitempty"`     // the sender's interface MTU
+	IfaceMTU     int     `json:"ifaceMTU,omitempty"`     // the sender's interface MTU towards the peer
+	LocalMTU     int     `json:"localMTU,omitempty"`     // set when the sender's own interface was the limit
 	ICMPMTU      int     `json:"icmpMTU,omitempty"`      // what a router reported, when ICMP came
 	PMTUProbes   int     `json:"pmtuProbes,omitempty"`
 	PMTUMs       float64 `json:"pmtuMs,omitempty"`

@@ -26,6 +26,7 @@ type RoundResult struct {
 // PMTUResult is a path-MTU search's answer for one direction.
 type PMTUResult struct {
 	PathMTU  int           `json:"pathMTU"`            // largest IP packet that crossed, bytes, headers included
+	IfaceMTU int           `json:"ifaceMTU"`           // the sender's interface MTU towards the peer: the most it could try
 	LocalMTU int           `json:"localMTU,omitempty"` // the sender's own limit, when it was the limit
 	ICMPMTU  int           `json:"icmpMTU,omitempty"`  // MTU a router reported; 0 when ICMP never came (blocked or silent drop)
 	Limit    string        `json:"limit"`              // "local" (own interface), "icmp" (router said so), "silent" (packets vanished), "none" (max tested size crossed)
@@ -59,7 +60,7 @@ var ErrUnreachable = errors.New("no answer to the smallest probe")
 // with extra attempts before it is reported.
 func SearchPMTU(ctx context.Context, r Rounder, lo, hi int) (PMTUResult, error) {
 	start := time.Now()
-	res := PMTUResult{}
+	res := PMTUResult{IfaceMTU: hi}
 	if hi < lo {
 		return res, fmt.Errorf("path MTU search: upper bound %d below lower bound %d", hi, lo)
 	}

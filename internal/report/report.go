@@ -93,7 +93,7 @@ func MTUText(w io.Writer, r *model.Report) {
 				return "unreachable"
 			case p.PathMTU == 0:
 				return "?"
-			case p.LocalMTU > p.PathMTU || (p.PathMTULimit == "silent" && p.LocalMTU == 0):
+			case p.IfaceMTU > p.PathMTU:
 				return fmt.Sprintf("%d*", p.PathMTU)
 			}
 			return fmt.Sprint(p.PathMTU)

@@ -16,7 +16,11 @@ var update = flag.Bool("update", false, "rewrite the golden files in testdata/")
 func seedReport() *model.Report {
 	loss := 100.0
 	pair := func(layer model.Layer, from, to string, mtu int, limit string) model.Pair {
-		return model.Pair{From: from, To: to, Layer: layer, Reachable: true, PathMTU: mtu, PathMTULimit: limit,
+		iface := 1500
+		if layer == model.LayerPod {
+			iface = 1450
+		}
+		return model.Pair{From: from, To: to, Layer: layer, Reachable: true, PathMTU: mtu, PathMTULimit: limit, IfaceMTU: iface,
 			RTTMs: &model.Percentiles{P50: 0.061, P99: 0.2}, TCPConnectMs: &model.Percentiles{P50: 0.09}, HTTPTotalMs: 0.4}
 	}
 	r := &model.Report{DurationMs: 283}
