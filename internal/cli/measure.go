@@ -37,9 +37,13 @@ func (f *sourceFlags) register(c *cobra.Command) {
 	fl.DurationVar(&f.timeout, "timeout", DefaultRunTimeout, "bound on the whole run")
 }
 
-// load reads the inventory and the token and parses the layer list.
-func (f *sourceFlags) load() (*inventory.Inventory, string, []model.Layer, error) {
-	if err := checkOutput(f.output, "text", "json"); err != nil {
+// load reads the inventory and the token and parses the layer list;
+// formats are the -o values the command accepts (default text, json).
+func (f *sourceFlags) load(formats ...string) (*inventory.Inventory, string, []model.Layer, error) {
+	if len(formats) == 0 {
+		formats = []string{"text", "json"}
+	}
+	if err := checkOutput(f.output, formats...); err != nil {
 		return nil, "", nil, err
 	}
 	if f.inventory == "" {

@@ -83,7 +83,7 @@ Start with the built-in lab, a Calico-style cluster made of network namespaces:
 		SilenceErrors: true,
 	}
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return usageError{err} })
-	root.AddCommand(newVersion(s), newLab(s), newDemo(s), newAgent(s), newMTU(s), newPerf(s), newFacts(s))
+	root.AddCommand(newVersion(s), newLab(s), newDemo(s), newDoctor(s), newAgent(s), newMTU(s), newPerf(s), newFacts(s))
 	return root
 }
 

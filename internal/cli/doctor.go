@@ -1,0 +1,193 @@
+package cli
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"os"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/spf13/cobra"
+	"golang.org/x/sys/unix"
+
+	"podpath/internal/agent"
+	"podpath/internal/cluster/inventory"
+	"podpath/internal/diagnose"
+	"podpath/internal/hostfacts"
+	"podpath/internal/measure"
+	"podpath/internal/model"
+	"podpath/internal/plan"
+	"podpath/internal/report"
+)
+
+// DefaultDoctorTimeout bounds a doctor run: what has not answered by then is
+// reported as unknown.
+const DefaultDoctorTimeout = 30 * time.Second
+
+// doctorProbes is what the doctor measures on every pair: path MTU, a short
+// UDP and ICMP echo series, TCP handshakes and a 300 KB upload that must
+// not stall.
+var doctorProbes = agent.ProbeRequest{
+	PathMTU:       true,
+	RTT:           &agent.Series{Count: 10, IntervalMs: 10},
+	ICMP:          &agent.Series{Count: 5, IntervalMs: 10},
+	TCPConnect:    2,
+	TransferBytes: 300_000,
+}
+
+type doctorFlags struct {
+	sourceFlags
+	outputFile string
+}
+
+func newDoctor(s Streams) *cobra.Command {
+	var f doctorFlags
+	c := &cobra.Command{
+		Use:   "doctor --inventory FILE",
+		Short: "Find why Pods on different nodes cannot talk: root cause, evidence and the exact fix",
+		Long: `doctor probes every node pair and Pod pair through the agents (path MTU, echoes, ICMP, TCP,
+a 300 KB transfer), reads every node's host facts (links, routes, sysctls, firewall, BIRD,
+Felix), and names the root cause with its evidence and remedy. Root causes come before the
+symptoms they explain. Exit code 0: no error found; 1: at least one error; 2: could not run.`,
+		Example: "  podpath lab up --agents && podpath lab fault add underlay-mtu=node3:1400\n  podpath doctor --inventory /run/podpath/lab/podpath/inventory.yaml\n  podpath doctor --inventory inv.yaml -o html --output-file report.html",
+		Args:    cobra.NoArgs,
+		RunE: func(c *cobra.Command, _ []string) error {
+			return runDoctor(c.Context(), s, &f)
+		},
+	}
+	f.register(c)
+	c.Flags().Lookup("output").Usage = "output format: text, json, junit or html"
+	c.Flags().Lookup("timeout").DefValue = DefaultDoctorTimeout.String()
+	f.timeout = DefaultDoctorTimeout
+	c.Flags().StringVar(&f.outputFile, "output-file", "", "write the report here instead of standard output")
+	return c
+}
+
+// progress prints what the doctor is doing: one line updated in place on a
+// terminal, plain lines otherwise (CI logs).
+type progress struct {
+	w   io.Writer
+	tty bool
+	mu  sync.Mutex
+}
+
+func newProgress(w io.Writer) *progress {
+	p := &progress{w: w}
+	if f, ok := w.(*os.File); ok {
+		_, err := unix.IoctlGetTermios(int(f.Fd()), unix.TCGETS)
+		p.tty = err == nil
+	}
+	return p
+}
+
+func (p *progress) say(format string, a ...any) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	msg := fmt.Sprintf(format, a...)
+	if p.tty {
+		fmt.Fprintf(p.w, "\r\033[K%s", msg)
+		return
+	}
+	fmt.Fprintln(p.w, msg)
+}
+
+func (p *progress) done() {
+	if p.tty {
+		fmt.Fprint(p.w, "\r\033[K")
+	}
+}
+
+func runDoctor(ctx context.Context, s Streams, f *doctorFlags) error {
+	inv, token, layers, err := f.load("text", "json", "junit", "html")
+	if err != nil {
+		return err
+	}
+	jobs := plan.Mesh(inv, layers...)
+	if len(jobs) == 0 {
+		return fmt.Errorf("nothing to diagnose: the inventory names fewer than two agents")
+	}
+	out := s.Out
+	if f.outputFile != "" {
+		file, err := os.Create(f.outputFile)
+		if err != nil {
+			return fmt.Errorf("open output file: %w", err)
+		}
+		defer file.Close()
+		out = file
+	}
+	ctx, cancel := context.WithTimeout(ctx, f.timeout)
+	defer cancel()
+	start := time.Now()
+	prog := newProgress(s.Err)
+	pairs := 0
+	for _, j := range jobs {
+		pairs += len(j.Peers)
+	}
+	prog.say("podpath doctor: probing %d pairs on %d layer(s) and reading %d nodes' host facts…", pairs, len(layers), len(inv.Nodes))
+	r := &measure.Runner{Token: token}
+	rep := &model.Report{}
+	var wg sync.WaitGroup
+	wg.Go(func() { rep.Nodes = r.Facts(ctx, inv) })
+	rep.Pairs = r.Run(ctx, jobs, doctorProbes)
+	wg.Wait()
+	prog.say("podpath doctor: diagnosing…")
+	ev := evidence(inv, rep)
+	if len(ev.Facts) == 0 && !anyAnswer(rep.Pairs) {
+		prog.done()
+		return fmt.Errorf("no agent answered within %s (first error: %s)", f.timeout, firstError(rep.Pairs))
+	}
+	rep.Findings = diagnose.Diagnose(ev)
+	rep.DurationMs = float64(time.Since(start)) / float64(time.Millisecond)
+	prog.done()
+	switch f.output {
+	case "json":
+		err = report.JSON(out, rep)
+	case "junit":
+		err = report.JUnit(out, rep, diagnose.Catalogue)
+	case "html":
+		err = report.HTML(out, rep)
+	default:
+		report.DoctorText(out, rep)
+	}
+	if err != nil {
+		return fmt.Errorf("write report: %w", err)
+	}
+	if f.outputFile != "" && f.output != "text" {
+		fmt.Fprintf(s.Err, "podpath doctor: report written to %s\n", f.outputFile)
+	}
+	for _, fd := range rep.Findings {
+		if fd.Severity == diagnose.Error {
+			return exitError{code: ExitFindings}
+		}
+	}
+	return nil
+}
+
+// evidence assembles what the rules look at from the inventory and the run.
+func evidence(inv *inventory.Inventory, rep *model.Report) diagnose.Evidence {
+	ev := diagnose.Evidence{Addresses: map[string]string{}, Pairs: rep.Pairs,
+		Facts: map[string]*hostfacts.Facts{}, FactErrors: map[string]string{}}
+	if inv.Network != nil {
+		ev.Network = *inv.Network
+	}
+	for _, n := range inv.Nodes {
+		ev.Nodes = append(ev.Nodes, n.Name)
+		ev.Addresses[n.Name] = n.Address
+	}
+	for _, n := range rep.Nodes {
+		if n.Error != "" || len(n.Facts) == 0 {
+			ev.FactErrors[n.Name] = strings.TrimSpace(n.Error)
+			continue
+		}
+		var f hostfacts.Facts
+		if err := json.Unmarshal(n.Facts, &f); err != nil {
+			ev.FactErrors[n.Name] = "unreadable host facts: " + err.Error()
+			continue
+		}
+		ev.Facts[n.Name] = &f
+	}
+	return ev
+}

@@ -1,0 +1,172 @@
+// Package diagnose turns evidence (probe results, host facts, the
+// configured network) into findings with stable IDs, root causes ranked
+// above the symptoms they explain. It is pure: no I/O, no clock.
+package diagnose
+
+import (
+	"slices"
+	"sort"
+
+	"podpath/internal/cluster/inventory"
+	"podpath/internal/hostfacts"
+	"podpath/internal/model"
+)
+
+// Evidence is everything a diagnosis may look at.
+type Evidence struct {
+	Nodes     []string          // every node of the run, in inventory order
+	Addresses map[string]string // node → underlay address, from the inventory
+	Network inventory.Network           // what the cluster is configured with (backend, Pod MTU)
+	Pairs   []model.Pair                // one per ordered pair and layer
+	Facts   map[string]*hostfacts.Facts // by node; missing when the node's agent did not answer
+	// FactErrors says why a node's facts are missing.
+	FactErrors map[string]string
+}
+
+// Severities.
+const (
+	Error   = "error"
+	Warning = "warning"
+	Info    = "info"
+)
+
+// Finding IDs (DESIGN.md: stable names, add more, never rename).
+const (
+	MTUBlackhole        = "mtu-blackhole"
+	MTUInconsistent     = "mtu-inconsistent"
+	MTUWasteful         = "mtu-wasteful"
+	EncapBlocked        = "encap-blocked"
+	BGPSessionDown      = "bgp-session-down"
+	RouteMissing        = "route-missing"
+	IPForwardDisabled   = "ip-forward-disabled"
+	RPFilterStrict      = "rp-filter-strict"
+	NodeUnreachable     = "node-unreachable"
+	PodNetworkPartition = "pod-network-partition"
+	CalicoNodeUnhealthy = "calico-node-unhealthy"
+	KernelModuleMissing = "kernel-module-missing"
+	HighLatency         = "high-latency"
+	PacketLoss          = "packet-loss"
+	ConntrackFull       = "conntrack-full"
+	ICMPFiltered        = "icmp-filtered"
+	FirewallDrop        = "firewall-drop"
+)
+
+// Catalogue is every rule the doctor runs, in the order root causes rank:
+// a finding earlier in the list explains symptoms of later ones.
+var Catalogue = []string{
+	NodeUnreachable, FirewallDrop, EncapBlocked, BGPSessionDown, IPForwardDisabled,
+	RouteMissing, MTUInconsistent, MTUBlackhole, PodNetworkPartition, RPFilterStrict,
+	KernelModuleMissing, CalicoNodeUnhealthy, ConntrackFull, PacketLoss, HighLatency,
+	MTUWasteful, ICMPFiltered,
+}
+
+func rank(id string) int {
+	if i := slices.Index(Catalogue, id); i >= 0 {
+		return i
+	}
+	return len(Catalogue)
+}
+
+func severityRank(s string) int {
+	switch s {
+	case Error:
+		return 0
+	case Warning:
+		return 1
+	}
+	return 2
+}
+
+// sortFindings puts errors first, then root causes before symptoms.
+func sortFindings(fs []model.Finding) {
+	sort.SliceStable(fs, func(i, j int) bool {
+		if a, b := severityRank(fs[i].Severity), severityRank(fs[j].Severity); a != b {
+			return a < b
+		}
+		return rank(fs[i].ID) < rank(fs[j].ID)
+	})
+}
+
+// pairKey identifies an ordered pair on a layer.
+type pairKey struct {
+	layer    model.Layer
+	from, to string
+}
+
+func keyOf(p model.Pair) pairKey { return pairKey{p.Layer, p.From, p.To} }
+
+func ref(p model.Pair) model.PairRef { return model.PairRef{From: p.From, To: p.To, Layer: p.Layer} }
+
+// localize names the nodes a set of pairs has in common: a node that is an
+// end of every pair, or of all of its own pairs in the set when the set
+// covers every pair of that node. Empty when the pairs share no node (the
+// problem is everywhere, or scattered).
+func localize(affected []model.Pair, all []model.Pair) []string {
+	if len(affected) == 0 {
+		return nil
+	}
+	count := map[string]int{}
+	total := map[string]int{}
+	layers := map[model.Layer]bool{}
+	for _, p := range affected {
+		layers[p.Layer] = true
+		count[p.From]++
+		count[p.To]++
+	}
+	for _, p := range all {
+		if layers[p.Layer] {
+			total[p.From]++
+			total[p.To]++
+		}
+	}
+	// A node in every affected pair.
+	var inAll []string
+	for n, c := range count {
+		if c == len(affected) {
+			inAll = append(inAll, n)
+		}
+	}
+	if len(inAll) == 1 || (len(inAll) == 2 && len(affected) <= 2) {
+		sort.Strings(inAll)
+		return inAll
+	}
+	// Otherwise the nodes all of whose pairs are affected, when they are a
+	// minority (else it is the whole cluster).
+	var whole []string
+	for n, c := range count {
+		if c == total[n] {
+			whole = append(whole, n)
+		}
+	}
+	sort.Strings(whole)
+	if len(whole) > 0 && 2*len(whole) < len(total) {
+		return whole
+	}
+	return nil
+}
+
+func nodesOrAll(nodes []string) string {
+	if len(nodes) == 0 {
+		return "all nodes"
+	}
+	if len(nodes) == 1 {
+		return nodes[0]
+	}
+	out := nodes[0]
+	for _, n := range nodes[1:] {
+		out += ", " + n
+	}
+	return out
+}
+
+func refs(ps []model.Pair) []model.PairRef {
+	var out []model.PairRef
+	for _, p := range ps {
+		out = append(out, ref(p))
+	}
+	return out
+}
+
+func involves(p model.Pair, nodes []string) bool {
+	return slices.Contains(nodes, p.From) || slices.Contains(nodes, p.To)
+}

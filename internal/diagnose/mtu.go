@@ -1,0 +1,243 @@
+package diagnose
+
+import (
+	"fmt"
+	"sort"
+	"strings"
+
+	"podpath/internal/hostfacts"
+	"podpath/internal/model"
+)
+
+// underlayLink is the link holding the node's underlay address.
+func (s *state) underlayLink(n string) *hostfacts.Link {
+	f := s.ev.Facts[n]
+	if f == nil {
+		return nil
+	}
+	addr := s.ev.Addresses[n]
+	for i, l := range f.Links {
+		for _, a := range l.Addresses {
+			if strings.SplitN(a, "/", 2)[0] == addr {
+				return &f.Links[i]
+			}
+		}
+	}
+	return nil
+}
+
+// podAndTunnelMTU reads a node's cali* MTUs and its vxlan.calico MTU.
+func podAndTunnelMTU(f *hostfacts.Facts) (pod []int, tunnel int) {
+	seen := map[int]bool{}
+	for _, l := range f.Links {
+		switch {
+		case strings.HasPrefix(l.Name, "cali"):
+			if !seen[l.MTU] {
+				seen[l.MTU] = true
+				pod = append(pod, l.MTU)
+			}
+		case l.Name == "vxlan.calico":
+			tunnel = l.MTU
+		}
+	}
+	sort.Ints(pod)
+	return pod, tunnel
+}
+
+func blackholed(p model.Pair) bool {
+	return p.PathMTU > 0 && p.IfaceMTU > p.PathMTU && p.PathMTULimit == "silent"
+}
+
+// mtuInconsistent: MTUs that should agree do not — a node's underlay MTU
+// against the others', or Pod interfaces above the tunnel they go through.
+func mtuInconsistent(s *state) {
+	// Underlay MTU: the odd nodes out.
+	mtus := map[string]int{}
+	count := map[int]int{}
+	for _, n := range s.ev.Nodes {
+		if l := s.underlayLink(n); l != nil {
+			mtus[n] = l.MTU
+			count[l.MTU]++
+		}
+	}
+	mode, best := 0, 0
+	for m, c := range count {
+		if c > best || (c == best && m < mode) {
+			mode, best = m, c
+		}
+	}
+	var odd []string
+	var ev []string
+	for _, n := range s.ev.Nodes {
+		if m, ok := mtus[n]; ok && m != mode && 2*best > len(mtus) {
+			odd = append(odd, n)
+			ev = append(ev, fmt.Sprintf("%s: %s MTU %d, the other nodes %d", n, s.underlayLink(n).Name, m, mode))
+		}
+	}
+	if len(odd) > 0 {
+		holes := s.pairs(model.LayerNode, func(p model.Pair) bool { return involves(p, odd) && blackholed(p) })
+		sev := Warning
+		for _, p := range holes {
+			sev = Error
+			ev = append(ev, fmt.Sprintf("node %s → %s: only %d of %d bytes cross, larger packets vanish", p.From, p.To, p.PathMTU, p.IfaceMTU))
+		}
+		s.add(model.Finding{
+			ID: MTUInconsistent, Severity: sev, Title: "Node MTUs differ: " + nodesOrAll(odd),
+			Summary: fmt.Sprintf("%s use%s a different underlay MTU from the rest of the cluster (%d); traffic between them is limited by the smaller and larger packets are lost.", nodesOrAll(odd), plural(odd), mode),
+			Nodes:   odd, Pairs: refs(holes), Evidence: ev,
+			Remedy: &model.Remedy{Summary: fmt.Sprintf("Give every node's underlay interface the same MTU the network carries (%d here), or make the network carry the larger one everywhere.", mode),
+				Commands: []string{fmt.Sprintf("ip link set dev <underlay interface> mtu %d   # on %s, and in its network configuration", mode, nodesOrAll(odd))}},
+		}, holes)
+	}
+
+	// Pod interfaces above the VXLAN tunnel's MTU.
+	var over []string
+	ev = nil
+	tunnelMTU := 0
+	podMTUs := map[int][]string{}
+	for _, n := range s.ev.Nodes {
+		f := s.ev.Facts[n]
+		if f == nil {
+			continue
+		}
+		pod, tunnel := podAndTunnelMTU(f)
+		for _, m := range pod {
+			podMTUs[m] = append(podMTUs[m], n)
+			if tunnel > 0 && m > tunnel {
+				over = append(over, n)
+				ev = append(ev, fmt.Sprintf("%s: Pod interfaces MTU %d, vxlan.calico MTU %d", n, m, tunnel))
+				tunnelMTU = tunnel
+			}
+		}
+	}
+	if len(over) > 0 {
+		affected := s.pairs(model.LayerPod, func(p model.Pair) bool { return involves(p, over) && p.IfaceMTU > p.PathMTU && p.PathMTU > 0 })
+		s.add(model.Finding{
+			ID: MTUInconsistent, Severity: Error, Title: "Pod MTU is above the VXLAN tunnel's",
+			Summary: fmt.Sprintf("Pods on %s may send packets larger than vxlan.calico carries (%d): those are dropped or need ICMP to shrink, and any path that filters ICMP turns it into a black hole. Pod MTU and tunnel MTU must be equal.", nodesOrAll(over), tunnelMTU),
+			Nodes:   over, Pairs: refs(affected), Evidence: ev,
+			Remedy: mtuRemedy(tunnelMTU, "", 0),
+		}, affected)
+	} else if len(podMTUs) > 1 {
+		var parts []string
+		for m, ns := range podMTUs {
+			parts = append(parts, fmt.Sprintf("%d on %s", m, strings.Join(ns, ", ")))
+		}
+		sort.Strings(parts)
+		s.add(model.Finding{
+			ID: MTUInconsistent, Severity: Warning, Title: "Pod MTUs differ between nodes",
+			Summary:  "Pods on different nodes have different MTUs: usually a changed MTU that only new Pods picked up.",
+			Evidence: parts,
+			Remedy:   &model.Remedy{Summary: "Restart the Pods that still have the old MTU (a rolling restart of their workloads)."},
+		}, nil)
+	}
+}
+
+func plural(ns []string) string {
+	if len(ns) == 1 {
+		return "s"
+	}
+	return ""
+}
+
+// mtuRemedy says where the Pod MTU lives for each install type, and the
+// underlay alternative when the path, not the configuration, is short.
+func mtuRemedy(mtu int, underlayNodes string, underlayMTU int) *model.Remedy {
+	r := &model.Remedy{
+		MTU: mtu,
+		Summary: fmt.Sprintf("Set the Pod MTU to %d where this install keeps it — Kubespray: calico_mtu: %d in group_vars/k8s_cluster/k8s-net-calico.yml (calico_veth_mtu alone is ignored); "+
+			"operator: the Installation's spec.calicoNetwork.mtu; manifest: veth_mtu in the calico-config ConfigMap — then restart calico-node and the Pods (only new Pods get the new MTU).", mtu, mtu),
+		Commands: []string{
+			fmt.Sprintf("kubectl patch installation.operator.tigera.io default --type merge -p '{\"spec\":{\"calicoNetwork\":{\"mtu\":%d}}}'", mtu),
+			fmt.Sprintf("kubectl -n kube-system patch configmap calico-config --type merge -p '{\"data\":{\"veth_mtu\":\"%d\"}}' && kubectl -n kube-system rollout restart daemonset calico-node", mtu),
+			fmt.Sprintf("podpath fix mtu --mtu %d", mtu),
+		},
+	}
+	if underlayNodes != "" {
+		r.Summary += fmt.Sprintf(" Or make the underlay towards %s carry %d bytes again (the link, switch port, VPN or cloud network of that node), and keep the Pod MTU.", underlayNodes, underlayMTU)
+	}
+	return r
+}
+
+// mtuBlackhole: packets above some size vanish on a path, silently, while
+// the sender's interface allows them: small requests pass, big ones stall.
+func mtuBlackhole(s *state) {
+	var pod, node, stalled []model.Pair
+	for _, p := range s.ev.Pairs {
+		if s.isExplained(p) {
+			continue
+		}
+		switch {
+		case blackholed(p) && p.Layer == model.LayerPod:
+			pod = append(pod, p)
+		case blackholed(p):
+			node = append(node, p)
+		case p.Layer == model.LayerPod && p.Stalled && p.Reachable:
+			stalled = append(stalled, p)
+		}
+	}
+	if len(pod)+len(node)+len(stalled) == 0 {
+		return
+	}
+	sev, affected, layer := Error, append(pod, stalled...), model.LayerPod
+	if len(affected) == 0 {
+		sev, affected, layer = Warning, node, model.LayerNode
+	}
+	nodes := localize(affected, s.pairs(layer, func(model.Pair) bool { return true }))
+	// The Pod MTU is one value for the cluster: it must fit the worst path.
+	safe, underlay := 0, 0
+	for _, p := range s.ev.Pairs {
+		if p.PathMTU == 0 {
+			continue
+		}
+		v := p.PathMTU
+		if p.Layer == model.LayerNode {
+			v -= overhead(s.ev.Network.Backend)
+			underlay = max(underlay, p.IfaceMTU)
+		}
+		if p.Layer == layer || len(pod) == 0 {
+			if safe == 0 || v < safe {
+				safe = v
+			}
+		}
+	}
+	var ev []string
+	for _, p := range append(append(append([]model.Pair{}, pod...), node...), stalled...) {
+		switch {
+		case p.Stalled && !blackholed(p):
+			ev = append(ev, fmt.Sprintf("%s %s → %s: a bulk TCP transfer stalled while small requests passed", p.Layer, p.From, p.To))
+		default:
+			line := fmt.Sprintf("%s %s → %s: %d of %d bytes cross; larger packets vanish without an ICMP error", p.Layer, p.From, p.To, p.PathMTU, p.IfaceMTU)
+			if p.Stalled {
+				line += "; a bulk TCP transfer stalled"
+			}
+			ev = append(ev, line)
+		}
+	}
+	for _, n := range nodes {
+		if ds := s.drops(n, hostfacts.NeedICMPFragNeeded); len(ds) > 0 {
+			ev = append(ev, describe(n, ds)...)
+		}
+	}
+	where := "between nodes"
+	if len(nodes) > 0 {
+		where = "on paths to and from " + nodesOrAll(nodes)
+	}
+	title := "MTU black hole " + where
+	summary := fmt.Sprintf("Packets larger than %d bytes are silently dropped %s while the Pod network allows larger ones: small requests and pings work, full-sized packets (large HTTP responses, TLS handshakes) are lost.", safe, where)
+	if layer == model.LayerNode {
+		summary = fmt.Sprintf("Host-network packets above the path's limit are silently dropped %s; Pod traffic is not affected at its current MTU.", where)
+	}
+	s.add(model.Finding{
+		ID: MTUBlackhole, Severity: sev, Title: title, Summary: summary,
+		Nodes: nodes, Pairs: refs(affected), Evidence: capLines(ev, 12),
+		Remedy: mtuRemedy(safe, nodesOrAll(nodes), underlay),
+	}, append(affected, node...))
+}
+
+func capLines(ev []string, n int) []string {
+	if len(ev) <= n {
+		return ev
+	}
+	return append(ev[:n], fmt.Sprintf("… and %d more", len(ev)-n))
+}

@@ -1,0 +1,277 @@
+package diagnose
+
+import (
+	"fmt"
+	"slices"
+	"sort"
+
+	"podpath/internal/hostfacts"
+	"podpath/internal/model"
+)
+
+// podNetworkPartition: cross-node Pod traffic fails and nothing more
+// specific explains it.
+func podNetworkPartition(s *state) {
+	failing := s.pairs(model.LayerPod, func(p model.Pair) bool { return !p.Reachable && !s.isExplained(p) })
+	if len(failing) == 0 {
+		return
+	}
+	nodes := localize(failing, s.pairs(model.LayerPod, func(model.Pair) bool { return true }))
+	var ev []string
+	for _, p := range failing {
+		ev = append(ev, fmt.Sprintf("pod %s → %s: no answer", p.From, p.To))
+	}
+	nodeOK := s.pairs(model.LayerNode, func(p model.Pair) bool { return p.Reachable })
+	if len(nodeOK) > 0 {
+		ev = append(ev, "the nodes themselves reach each other: the Pod network, not the underlay, is cut")
+	}
+	s.add(model.Finding{
+		ID: PodNetworkPartition, Severity: Error, Title: "Pods cannot reach Pods on other nodes: " + nodesOrAll(nodes),
+		Summary: "Cross-node Pod traffic fails and no firewall rule, route, BGP session or sysctl podpath reads explains it.",
+		Nodes:   nodes, Pairs: refs(failing), Evidence: capLines(ev, 12),
+		Remedy: &model.Remedy{Summary: "Compare the failing nodes' routes to other nodes' Pod blocks, their vxlan.calico neighbour/FDB entries or BGP routes, and calico-node's logs.",
+			Commands: []string{"ip route; ip neigh show dev vxlan.calico; bridge fdb show dev vxlan.calico", "kubectl -n kube-system logs -l k8s-app=calico-node --tail=100"}},
+	}, failing)
+}
+
+// rpFilterStrict: strict reverse-path filtering on a node drops packets
+// whose reply would leave by another interface, as encapsulated or
+// un-NATed Pod traffic often does.
+func rpFilterStrict(s *state) {
+	var nodes, ev []string
+	for _, n := range s.ev.Nodes {
+		f := s.ev.Facts[n]
+		l := s.underlayLink(n)
+		if f == nil || l == nil {
+			continue
+		}
+		for _, link := range []string{l.Name, "vxlan.calico"} {
+			if mode, ok := f.Sysctls.EffectiveRPFilter(link); ok && mode == 1 {
+				nodes = append(nodes, n)
+				ev = append(ev, fmt.Sprintf("%s: effective rp_filter on %s is 1 (strict): max(all=%s, %s=%s)", n, link, intp(f.Sysctls.RPFilterAll), link, intp(f.Sysctls.Conf[link].RPFilter)))
+				break
+			}
+		}
+	}
+	if len(nodes) == 0 {
+		return
+	}
+	s.add(model.Finding{
+		ID: RPFilterStrict, Severity: Warning, Title: "Strict reverse-path filtering on " + nodesOrAll(nodes),
+		Summary: "With rp_filter=1 a node drops packets whose source it would route back out of another interface: Pod traffic to host addresses without NAT, and encapsulated traffic on some set-ups.",
+		Nodes:   nodes, Evidence: ev,
+		Remedy: &model.Remedy{Summary: "Use loose mode (2), as most distributions do.",
+			Commands: []string{"sysctl -w net.ipv4.conf.all.rp_filter=2   # and persist it in /etc/sysctl.d"}},
+	}, nil)
+}
+
+func intp(p *int) string {
+	if p == nil {
+		return "?"
+	}
+	return fmt.Sprint(*p)
+}
+
+// kernelModuleMissing: a module the configured backend or Calico needs
+// cannot be had on a node.
+func kernelModuleMissing(s *state) {
+	for _, n := range s.ev.Nodes {
+		f := s.ev.Facts[n]
+		if f == nil {
+			continue
+		}
+		var ev []string
+		for _, m := range f.KernelModules {
+			if m.State != hostfacts.ModuleMissing || (m.Need != "calico" && m.Need != s.ev.Network.Backend) {
+				continue
+			}
+			ev = append(ev, fmt.Sprintf("%s: %s (needed by %s) is missing: %s", n, m.Name, m.Need, m.Evidence))
+		}
+		if len(ev) == 0 {
+			continue
+		}
+		s.add(model.Finding{
+			ID: KernelModuleMissing, Severity: Error, Title: "Kernel modules missing on " + n,
+			Summary: "The kernel on " + n + " lacks modules Calico needs; the dataplane cannot work there.",
+			Nodes:   []string{n}, Evidence: ev,
+			Remedy: &model.Remedy{Summary: "Install the kernel's extra modules package (e.g. linux-modules-extra-$(uname -r)) and load them, or use a backend this kernel supports.",
+				Commands: []string{"modprobe <module>   # on " + n}},
+		}, nil)
+	}
+}
+
+// calicoNodeUnhealthy: Felix answers its readiness probe with "not ready".
+// A Felix that is not there at all is not a finding (not every cluster runs Calico).
+func calicoNodeUnhealthy(s *state) {
+	for _, n := range s.ev.Nodes {
+		f := s.ev.Facts[n]
+		if f == nil || f.Calico.Felix.StatusCode == 0 || f.Calico.Felix.Ready {
+			continue
+		}
+		s.add(model.Finding{
+			ID: CalicoNodeUnhealthy, Severity: Error, Title: "calico-node is not ready on " + n,
+			Summary:  "Felix reports not ready: the node's Calico dataplane may be stale or incomplete.",
+			Nodes:    []string{n},
+			Evidence: []string{fmt.Sprintf("%s: GET %s answered %d", n, f.Calico.Felix.URL, f.Calico.Felix.StatusCode)},
+			Remedy:   &model.Remedy{Summary: "Read calico-node's logs on " + n + " and its readiness probe output.", Commands: []string{"kubectl -n kube-system describe pod -l k8s-app=calico-node   # the Pod on " + n}},
+		}, nil)
+	}
+}
+
+// conntrackFull: the connection-tracking table is nearly full: new flows are dropped.
+func conntrackFull(s *state) {
+	for _, n := range s.ev.Nodes {
+		f := s.ev.Facts[n]
+		if f == nil || f.Conntrack.Count == nil || f.Conntrack.Max == nil || *f.Conntrack.Max == 0 {
+			continue
+		}
+		c, m := *f.Conntrack.Count, *f.Conntrack.Max
+		if float64(c) < ConntrackFullRatio*float64(m) {
+			continue
+		}
+		s.add(model.Finding{
+			ID: ConntrackFull, Severity: Warning, Title: "Connection tracking nearly full on " + n,
+			Summary:  "When the conntrack table is full the kernel drops new connections ('nf_conntrack: table full').",
+			Nodes:    []string{n},
+			Evidence: []string{fmt.Sprintf("%s: %d of %d entries in use", n, c, m)},
+			Remedy:   &model.Remedy{Summary: "Raise net.netfilter.nf_conntrack_max or find what opens so many flows.", Commands: []string{fmt.Sprintf("sysctl -w net.netfilter.nf_conntrack_max=%d", 2*m)}},
+		}, nil)
+	}
+}
+
+// packetLoss: echoes lost on reachable pairs.
+func packetLoss(s *state) {
+	lossy := slices.DeleteFunc(slices.Clone(s.ev.Pairs), func(p model.Pair) bool {
+		return !p.Reachable || p.RTTMs == nil || p.LossPct < LossWarnPct || s.isExplained(p)
+	})
+	if len(lossy) == 0 {
+		return
+	}
+	nodes := localize(lossy, s.ev.Pairs)
+	var ev []string
+	for _, p := range lossy {
+		ev = append(ev, fmt.Sprintf("%s %s → %s: %.0f%% of echoes lost", p.Layer, p.From, p.To, p.LossPct))
+	}
+	s.add(model.Finding{
+		ID: PacketLoss, Severity: Warning, Title: "Packet loss " + where(nodes),
+		Summary: "Echoes are lost on paths that otherwise work: TCP slows down and retransmits, latency-sensitive traffic suffers.",
+		Nodes:   nodes, Pairs: refs(lossy), Evidence: capLines(ev, 12),
+		Remedy: &model.Remedy{Summary: "Look at the interface error and drop counters on the named nodes and their network path.",
+			Commands: []string{"ip -s link   # on " + nodesOrAll(nodes)}},
+	}, nil)
+}
+
+func where(nodes []string) string {
+	if len(nodes) == 0 {
+		return "across the cluster"
+	}
+	return "on paths of " + nodesOrAll(nodes)
+}
+
+func median(v []float64) float64 {
+	if len(v) == 0 {
+		return 0
+	}
+	s := slices.Clone(v)
+	sort.Float64s(s)
+	return s[len(s)/2]
+}
+
+// highLatency: a node whose every pair is much slower than the rest, or a
+// cluster whose every pair is slow.
+func highLatency(s *state) {
+	var all []float64
+	for _, p := range s.ev.Pairs {
+		if p.RTTMs != nil {
+			all = append(all, p.RTTMs.P50)
+		}
+	}
+	if len(all) == 0 {
+		return
+	}
+	var nodes, ev []string
+	var slow []model.Pair
+	for _, n := range s.ev.Nodes {
+		var in, out []float64
+		var mine []model.Pair
+		for _, p := range s.ev.Pairs {
+			if p.RTTMs == nil {
+				continue
+			}
+			if p.From == n || p.To == n {
+				in = append(in, p.RTTMs.P50)
+				mine = append(mine, p)
+			} else {
+				out = append(out, p.RTTMs.P50)
+			}
+		}
+		if len(in) == 0 || len(out) == 0 {
+			continue
+		}
+		fastest, typical := slices.Min(in), median(out)
+		if fastest >= LatencyFactor*typical && fastest-typical >= LatencyMinExtraMs {
+			nodes = append(nodes, n)
+			slow = append(slow, mine...)
+			ev = append(ev, fmt.Sprintf("%s: its pairs take at least %.1f ms (p50), the others %.2f ms", n, fastest, typical))
+		}
+	}
+	if len(nodes) == 0 && median(all) > LatencyAbsoluteMs {
+		ev = append(ev, fmt.Sprintf("median round trip between nodes %.1f ms", median(all)))
+		slow = s.ev.Pairs
+	}
+	if len(ev) == 0 {
+		return
+	}
+	s.add(model.Finding{
+		ID: HighLatency, Severity: Warning, Title: "High latency " + where(nodes),
+		Summary: "Round trips are far slower than the rest of the cluster's.",
+		Nodes:   nodes, Pairs: refs(slow), Evidence: ev,
+		Remedy: &model.Remedy{Summary: "Check the named nodes' links, CPU load and any traffic shaping (tc qdisc) on their interfaces.",
+			Commands: []string{"tc qdisc show; ip -s link   # on " + nodesOrAll(nodes)}},
+	}, nil)
+}
+
+// mtuWasteful: the Pod MTU is far below what the path carries.
+func mtuWasteful(s *state) {
+	minNode, podIface := 0, 0
+	for _, p := range s.ev.Pairs {
+		switch {
+		case p.Layer == model.LayerNode && p.PathMTU > 0:
+			if minNode == 0 || p.PathMTU < minNode {
+				minNode = p.PathMTU
+			}
+		case p.Layer == model.LayerPod && p.IfaceMTU > 0:
+			podIface = max(podIface, p.IfaceMTU)
+		}
+	}
+	best := minNode - overhead(s.ev.Network.Backend)
+	if minNode == 0 || podIface == 0 || podIface+WastefulMarginB > best {
+		return
+	}
+	s.add(model.Finding{
+		ID: MTUWasteful, Severity: Info, Title: fmt.Sprintf("Pod MTU %d could be %d", podIface, best),
+		Summary:  fmt.Sprintf("Every node path carries %d bytes; with %s's overhead Pods could use %d instead of %d: fewer packets for the same data.", minNode, s.ev.Network.Backend, best, podIface),
+		Evidence: []string{fmt.Sprintf("smallest node-to-node path MTU %d, Pod interface MTU %d", minNode, podIface)},
+		Remedy:   mtuRemedy(best, "", 0),
+	}, nil)
+}
+
+// icmpFiltered: ICMP echo is blocked while UDP passes: not a partition,
+// but ping-based checks will mislead, and ICMP errors that PMTU discovery
+// needs may be dropped too.
+func icmpFiltered(s *state) {
+	filtered := slices.DeleteFunc(slices.Clone(s.ev.Pairs), func(p model.Pair) bool {
+		return !p.Reachable || p.ICMPLossPct == nil || *p.ICMPLossPct < 100 || p.LossPct >= 100 || s.isExplained(p)
+	})
+	if len(filtered) == 0 {
+		return
+	}
+	nodes := localize(filtered, s.ev.Pairs)
+	s.add(model.Finding{
+		ID: ICMPFiltered, Severity: Info, Title: "ICMP is filtered " + where(nodes),
+		Summary:  "ping fails on these paths while UDP and TCP pass: the network is up, ICMP is dropped. Ping-based checks will mislead; if 'fragmentation needed' is dropped too, path MTU discovery cannot work.",
+		Nodes:    nodes,
+		Pairs:    refs(filtered),
+		Evidence: []string{fmt.Sprintf("%d pairs: every ICMP echo lost, UDP echoes answered", len(filtered))},
+	}, nil)
+}

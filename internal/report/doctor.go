@@ -1,0 +1,140 @@
+package report
+
+import (
+	"encoding/xml"
+	"fmt"
+	"io"
+	"strings"
+
+	"podpath/internal/model"
+)
+
+var severityMark = map[string]string{"error": "✗ ERROR", "warning": "! WARNING", "info": "i INFO"}
+
+// DoctorText renders findings first (what is wrong, the evidence, the fix),
+// then compact node×node matrices of the measurements.
+func DoctorText(w io.Writer, r *model.Report) {
+	if len(r.Findings) == 0 {
+		fmt.Fprintln(w, "✓ No problems found: every pair reachable, path MTUs match the configured MTUs, no drops, routes or sessions missing.")
+	}
+	for _, f := range r.Findings {
+		fmt.Fprintf(w, "%s %s: %s\n", severityMark[f.Severity], f.ID, f.Title)
+		fmt.Fprintf(w, "  %s\n", f.Summary)
+		if len(f.Nodes) > 0 {
+			fmt.Fprintf(w, "  nodes: %s\n", strings.Join(f.Nodes, ", "))
+		}
+		if len(f.Evidence) > 0 {
+			fmt.Fprintln(w, "  evidence:")
+			for _, e := range f.Evidence {
+				fmt.Fprintf(w, "    - %s\n", e)
+			}
+		}
+		if f.Remedy != nil {
+			fmt.Fprintf(w, "  fix: %s\n", f.Remedy.Summary)
+			for _, c := range f.Remedy.Commands {
+				fmt.Fprintf(w, "    $ %s\n", c)
+			}
+		}
+		fmt.Fprintln(w)
+	}
+	for _, l := range layers(r.Pairs) {
+		fmt.Fprintf(w, "%s layer — path MTU (bytes; * = below the sender's MTU, x = unreachable):\n", l)
+		matrix(w, r.Pairs, l, func(p model.Pair) string {
+			switch {
+			case !p.Reachable:
+				return "x"
+			case p.PathMTU == 0:
+				return "?"
+			case p.IfaceMTU > p.PathMTU:
+				return fmt.Sprintf("%d*", p.PathMTU)
+			}
+			return fmt.Sprint(p.PathMTU)
+		})
+		fmt.Fprintf(w, "%s layer — RTT p50 ms / loss %%:\n", l)
+		matrix(w, r.Pairs, l, func(p model.Pair) string {
+			if p.RTTMs == nil {
+				return "x"
+			}
+			return fmt.Sprintf("%.2f/%.0f", p.RTTMs.P50, p.LossPct)
+		})
+		fmt.Fprintln(w)
+	}
+	counts := map[string]int{}
+	for _, f := range r.Findings {
+		counts[f.Severity]++
+	}
+	fmt.Fprintf(w, "%d errors, %d warnings, %d notes; %d pairs, %d nodes in %.1fs\n",
+		counts["error"], counts["warning"], counts["info"], len(r.Pairs), len(r.Nodes), r.DurationMs/1000)
+}
+
+type junitSuites struct {
+	XMLName xml.Name     `xml:"testsuites"`
+	Suites  []junitSuite `xml:"testsuite"`
+}
+
+type junitSuite struct {
+	Name     string      `xml:"name,attr"`
+	Tests    int         `xml:"tests,attr"`
+	Failures int         `xml:"failures,attr"`
+	Time     string      `xml:"time,attr"`
+	Cases    []junitCase `xml:"testcase"`
+}
+
+type junitCase struct {
+	Name      string        `xml:"name,attr"`
+	Classname string        `xml:"classname,attr"`
+	Failure   *junitFailure `xml:"failure,omitempty"`
+	SystemOut string        `xml:"system-out,omitempty"`
+}
+
+type junitFailure struct {
+	Message string `xml:"message,attr"`
+	Type    string `xml:"type,attr"`
+	Body    string `xml:",chardata"`
+}
+
+// JUnit renders one test case per rule and scope: a rule that found
+// something fails once per finding (scope: its nodes), a rule that found
+// nothing passes once. Info findings pass, with their text as output.
+func JUnit(w io.Writer, r *model.Report, catalogue []string) error {
+	suite := junitSuite{Name: "podpath doctor", Time: fmt.Sprintf("%.3f", r.DurationMs/1000)}
+	for _, id := range catalogue {
+		fired := false
+		for _, f := range r.Findings {
+			if f.ID != id {
+				continue
+			}
+			fired = true
+			scope := "cluster"
+			if len(f.Nodes) > 0 {
+				scope = strings.Join(f.Nodes, ",")
+			}
+			c := junitCase{Name: id + " [" + scope + "]", Classname: "podpath." + id}
+			body := f.Summary + "\n" + strings.Join(f.Evidence, "\n")
+			if f.Remedy != nil {
+				body += "\nfix: " + f.Remedy.Summary
+			}
+			if f.Severity == "info" {
+				c.SystemOut = body
+			} else {
+				c.Failure = &junitFailure{Message: f.Title, Type: f.Severity, Body: body}
+				suite.Failures++
+			}
+			suite.Cases = append(suite.Cases, c)
+		}
+		if !fired {
+			suite.Cases = append(suite.Cases, junitCase{Name: id + " [cluster]", Classname: "podpath." + id})
+		}
+	}
+	suite.Tests = len(suite.Cases)
+	if _, err := io.WriteString(w, xml.Header); err != nil {
+		return err
+	}
+	enc := xml.NewEncoder(w)
+	enc.Indent("", "  ")
+	if err := enc.Encode(junitSuites{Suites: []junitSuite{suite}}); err != nil {
+		return err
+	}
+	_, err := io.WriteString(w, "\n")
+	return err
+}
