@@ -9,6 +9,10 @@ import (
 	"podpath/internal/probe"
 )
 
+// reachEchoes is how many echoes decide reachability: at 30% loss each way
+// all five are lost once in a few hundred pairs.
+const reachEchoes = 5
+
 // run probes every peer as req asks: path MTU, echoes and TCP checks for
 // all peers at once (bounded), then throughput one peer at a time so the
 // streams do not share the link with each other.
@@ -48,14 +52,18 @@ func (a *Agent) probeOne(ctx context.Context, p Peer, req *ProbeRequest) TargetR
 		return res
 	}
 	defer conn.Close()
-	// Reachability first: one small echo, answered or not.
+	// Reachability first: a burst of small echoes, so random loss does not
+	// pass for a cut path (one answer is enough).
 	rtt := req.RTT
-	reach, err := conn.Ping(ctx, 1, 0, 0)
+	reach, err := conn.Ping(ctx, reachEchoes, 0, 0)
 	if err != nil {
 		fail(err)
 	}
 	res.Reachable = reach.Received > 0
-	if req.PathMTU && res.Reachable {
+	if !res.Reachable {
+		return a.probeUnreachable(ctx, p, addr, req, res)
+	}
+	if req.PathMTU {
 		m, err := conn.PathMTU(ctx)
 		if err != nil {
 			res.PathMTUError = err.Error()
@@ -89,6 +97,35 @@ func (a *Agent) probeOne(ctx context.Context, p Peer, req *ProbeRequest) TargetR
 	if req.TransferBytes > 0 {
 		t := probe.Upload(ctx, a.cfg.Dial, p.Address, a.cfg.Token, req.TransferBytes, 0)
 		res.Transfer = &t
+	}
+	return res
+}
+
+// probeUnreachable: no UDP echo came back, so series and transfers would
+// only wait out their timeouts. One ICMP echo and one TCP handshake, at
+// once, still tell "UDP blocked" from "nothing gets through".
+func (a *Agent) probeUnreachable(ctx context.Context, p Peer, addr netip.AddrPort, req *ProbeRequest, res TargetResult) TargetResult {
+	var wg sync.WaitGroup
+	if req.ICMP != nil {
+		wg.Go(func() {
+			st, err := probe.ICMPPing(ctx, addr.Addr(), 1, 0, req.ICMP.Size)
+			if err != nil {
+				res.Errors = append(res.Errors, err.Error())
+				return
+			}
+			res.ICMP = &st
+		})
+	}
+	if req.TCPConnect > 0 || req.HTTP || req.TransferBytes > 0 {
+		wg.Go(func() {
+			st := probe.ConnectTimes(ctx, a.cfg.Dial, p.Address, 1)
+			res.TCPConnect = &st
+		})
+	}
+	wg.Wait()
+	if req.RTT != nil {
+		lost := probe.Summarize(nil, 1)
+		res.RTT = &lost
 	}
 	return res
 }

@@ -170,3 +170,6 @@ func refs(ps []model.Pair) []model.PairRef {
 func involves(p model.Pair, nodes []string) bool {
 	return slices.Contains(nodes, p.From) || slices.Contains(nodes, p.To)
 }
+
+// cut reports a pair that nothing crossed: no UDP echo and no TCP handshake.
+func cut(p model.Pair) bool { return !p.Reachable && p.TCPConnectMs == nil }

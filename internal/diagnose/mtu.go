@@ -164,7 +164,9 @@ func mtuRemedy(mtu int, underlayNodes string, underlayMTU int) *model.Remedy {
 func mtuBlackhole(s *state) {
 	var pod, node, stalled []model.Pair
 	for _, p := range s.ev.Pairs {
-		if s.isExplained(p) {
+		// Loss explains a stalled transfer and blurs a size search; packet-loss
+		// reports those pairs instead.
+		if s.isExplained(p) || p.LossPct >= LossWarnPct {
 			continue
 		}
 		switch {

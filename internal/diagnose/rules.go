@@ -138,7 +138,7 @@ func (s *state) podPairsOf(n string) []model.Pair {
 }
 
 func (s *state) failingPodPairsOf(n string) []model.Pair {
-	return s.pairs(model.LayerPod, func(p model.Pair) bool { return (p.From == n || p.To == n) && (!p.Reachable || p.Stalled) })
+	return s.pairs(model.LayerPod, func(p model.Pair) bool { return (p.From == n || p.To == n) && (cut(p) || p.Stalled) })
 }
 
 // drops lists node n's firewall rules that drop traffic for need.
@@ -375,8 +375,8 @@ func routeMissing(s *state) {
 				}
 			}
 		}
-		if len(missing) == 0 {
-			continue
+		if len(missing) == 0 || s.explainedBy(n, BGPSessionDown) {
+			continue // a node whose own BGP is down has lost every learned route: a symptom
 		}
 		// Owners whose BGP session is down explain these: fold them.
 		var unexplained []string
@@ -386,7 +386,10 @@ func routeMissing(s *state) {
 				continue
 			}
 			unexplained = append(unexplained, missing[i])
-			pairs = append(pairs, s.pairs(model.LayerPod, func(p model.Pair) bool { return p.From == n && p.To == m })...)
+			// Both directions: without the route, n's replies cannot return either.
+			pairs = append(pairs, s.pairs(model.LayerPod, func(p model.Pair) bool {
+				return (p.From == n && p.To == m) || (p.From == m && p.To == n)
+			})...)
 		}
 		if len(unexplained) == 0 {
 			continue

@@ -12,7 +12,7 @@ import (
 // podNetworkPartition: cross-node Pod traffic fails and nothing more
 // specific explains it.
 func podNetworkPartition(s *state) {
-	failing := s.pairs(model.LayerPod, func(p model.Pair) bool { return !p.Reachable && !s.isExplained(p) })
+	failing := s.pairs(model.LayerPod, func(p model.Pair) bool { return cut(p) && !s.isExplained(p) })
 	if len(failing) == 0 {
 		return
 	}
