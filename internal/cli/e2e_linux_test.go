@@ -188,3 +188,5 @@ func TestFactsThroughTheAgent(t *testing.T) {
 		t.Errorf("firewall facts of node1 with block-vxlan lack the 4789 drop: %s", f.Firewall)
 	}
 }
+
+func jsonUnmarshal(s string, v any) error { return json.Unmarshal([]byte(s), v) }
