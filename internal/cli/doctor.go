@@ -118,30 +118,10 @@ func runDoctor(ctx context.Context, s Streams, f *doctorFlags) error {
 		defer file.Close()
 		out = file
 	}
-	ctx, cancel := context.WithTimeout(ctx, f.timeout)
-	defer cancel()
-	start := time.Now()
-	prog := newProgress(s.Err)
-	pairs := 0
-	for _, j := range jobs {
-		pairs += len(j.Peers)
+	rep, err := diagnoseRun(ctx, inv, token, jobs, f.timeout, newProgress(s.Err))
+	if err != nil {
+		return err
 	}
-	prog.say("podpath doctor: probing %d pairs on %d layer(s) and reading %d nodes' host facts…", pairs, len(layers), len(inv.Nodes))
-	r := &measure.Runner{Token: token}
-	rep := &model.Report{}
-	var wg sync.WaitGroup
-	wg.Go(func() { rep.Nodes = r.Facts(ctx, inv) })
-	rep.Pairs = r.Run(ctx, jobs, doctorProbes)
-	wg.Wait()
-	prog.say("podpath doctor: diagnosing…")
-	ev := evidence(inv, rep)
-	if len(ev.Facts) == 0 && !anyAnswer(rep.Pairs) {
-		prog.done()
-		return fmt.Errorf("no agent answered within %s (first error: %s)", f.timeout, firstError(rep.Pairs))
-	}
-	rep.Findings = diagnose.Diagnose(ev)
-	rep.DurationMs = float64(time.Since(start)) / float64(time.Millisecond)
-	prog.done()
 	switch f.output {
 	case "json":
 		err = report.JSON(out, rep)
@@ -164,6 +144,35 @@ func runDoctor(ctx context.Context, s Streams, f *doctorFlags) error {
 		}
 	}
 	return nil
+}
+
+// diagnoseRun probes the plan, reads the host facts, diagnoses and returns
+// the report, all within timeout.
+func diagnoseRun(ctx context.Context, inv *inventory.Inventory, token string, jobs []plan.Job, timeout time.Duration, prog *progress) (*model.Report, error) {
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	start := time.Now()
+	pairs, layers := 0, map[model.Layer]bool{}
+	for _, j := range jobs {
+		pairs += len(j.Peers)
+		layers[j.Layer] = true
+	}
+	prog.say("podpath doctor: probing %d pairs on %d layer(s) and reading %d nodes' host facts…", pairs, len(layers), len(inv.Nodes))
+	r := &measure.Runner{Token: token}
+	rep := &model.Report{}
+	var wg sync.WaitGroup
+	wg.Go(func() { rep.Nodes = r.Facts(ctx, inv) })
+	rep.Pairs = r.Run(ctx, jobs, doctorProbes)
+	wg.Wait()
+	prog.say("podpath doctor: diagnosing…")
+	defer prog.done()
+	ev := evidence(inv, rep)
+	if len(ev.Facts) == 0 && !anyAnswer(rep.Pairs) {
+		return nil, fmt.Errorf("no agent answered within %s (first error: %s)", timeout, firstError(rep.Pairs))
+	}
+	rep.Findings = diagnose.Diagnose(ev)
+	rep.DurationMs = float64(time.Since(start)) / float64(time.Millisecond)
+	return rep, nil
 }
 
 // evidence assembles what the rules look at from the inventory and the run.

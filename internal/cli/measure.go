@@ -60,9 +60,9 @@ func (f *sourceFlags) load(formats ...string) (*inventory.Inventory, string, []m
 	if tf == "" {
 		return nil, "", nil, usageError{fmt.Errorf("no agent token: give --token-file or tokenFile in the inventory")}
 	}
-	tok, err := os.ReadFile(tf)
+	tok, err := readTokenFile(tf)
 	if err != nil {
-		return nil, "", nil, fmt.Errorf("read agent token: %w", err)
+		return nil, "", nil, err
 	}
 	var layers []model.Layer
 	for _, l := range strings.Split(f.layers, ",") {
@@ -75,7 +75,15 @@ func (f *sourceFlags) load(formats ...string) (*inventory.Inventory, string, []m
 			return nil, "", nil, usageError{fmt.Errorf("layer %q: use node, pod or node,pod", l)}
 		}
 	}
-	return inv, strings.TrimSpace(string(tok)), layers, nil
+	return inv, tok, layers, nil
+}
+
+func readTokenFile(path string) (string, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return "", fmt.Errorf("read agent token: %w", err)
+	}
+	return strings.TrimSpace(string(b)), nil
 }
 
 // runMesh probes every planned pair and renders the report. Throughput, if

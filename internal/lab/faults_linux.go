@@ -365,3 +365,34 @@ func backendRoute(h *nsHandle, r *Node, b Backend) (*netlink.Route, error) {
 	}
 	return bgpRoute(eth0, *r), nil
 }
+
+// SetPodMTU changes the lab's configured Pod MTU, as Calico does after an
+// MTU change once Pods restart: every Pod interface and, with VXLAN, the
+// tunnel get mtu. Faults cleared later restore to this value.
+func SetPodMTU(ctx context.Context, name string, mtu int) (*Lab, error) {
+	if err := checkMTU("Pod MTU", mtu); err != nil {
+		return nil, err
+	}
+	return withState(name, func(st *State) error {
+		for i := range st.Spec.Nodes {
+			n := &st.Spec.Nodes[i]
+			if err := setPodMTU(n, mtu); err != nil {
+				return err
+			}
+			n.PodMTU = mtu
+			if st.Spec.Backend == BackendVXLAN {
+				h, err := openNS(n.Netns)
+				if err != nil {
+					return err
+				}
+				err = setMTU(h, VXLANDevice, mtu)
+				h.Close()
+				if err != nil {
+					return err
+				}
+				n.VXLANMTU = mtu
+			}
+		}
+		return nil
+	})
+}
