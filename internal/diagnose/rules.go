@@ -402,7 +402,7 @@ func routeMissing(s *state) {
 			ID: RouteMissing, Severity: Error, Title: "Routes to other nodes' Pods are missing on " + n,
 			Summary: fmt.Sprintf("%s cannot send to some Pod blocks: %d route(s) missing.", n, len(unexplained)),
 			Nodes:   []string{n}, Pairs: refs(pairs), Evidence: unexplained,
-			Remedy:  &model.Remedy{Summary: remedy, Commands: []string{"ip route   # on " + n}},
+			Remedy: &model.Remedy{Summary: remedy, Commands: []string{"ip route   # on " + n}},
 		}, pairs)
 	}
 }
