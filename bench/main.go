@@ -43,6 +43,8 @@ func main() {
 	fmt.Printf("podpath bench, %s, kernel %s\n\n", time.Now().UTC().Format(time.DateOnly), kernel())
 	throughputAndRTT(ctx, *secs)
 	pathMTU(ctx, abs)
+	doctorTime(ctx, abs, 3)
+	doctorTime(ctx, abs, 20)
 	agentCost(ctx, *peers)
 }
 
@@ -241,6 +243,29 @@ func pathMTU(ctx context.Context, bin string) {
 		}
 	}
 	fmt.Printf("  podpath mtu  %s wall time (best of 3, process start to exit)\n\n", best.Round(time.Millisecond))
+	_ = lab.Down(ctx, "bench")
+}
+
+// doctorTime times `podpath doctor` on a healthy lab of n nodes and with
+// the seed fault (whose stalled transfers wait out the stall timeout).
+func doctorTime(ctx context.Context, bin string, n int) {
+	l, _, _ := up(ctx, lab.New("bench").Nodes(n).Backend(lab.BackendVXLAN))
+	fmt.Printf("== podpath doctor, %d nodes, both layers (%d ordered pairs), best of 3\n", n, 2*n*(n-1))
+	best := func() time.Duration {
+		var b time.Duration
+		for range 3 {
+			start := time.Now()
+			_ = exec.Command(bin, "doctor", "--inventory", l.Inventory, "-o", "json").Run() // exit 1 with findings
+			if d := time.Since(start); b == 0 || d < b {
+				b = d
+			}
+		}
+		return b
+	}
+	healthy := best()
+	fault(ctx, l, "underlay-mtu=node3:1400")
+	seed := best()
+	fmt.Printf("  healthy %s; seed fault (underlay-mtu=node3:1400) %s\n\n", healthy.Round(time.Millisecond), seed.Round(time.Millisecond))
 	_ = lab.Down(ctx, "bench")
 }
 
