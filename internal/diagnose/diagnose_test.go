@@ -1,0 +1,332 @@
+package diagnose
+
+import (
+	"fmt"
+	"slices"
+	"strings"
+	"testing"
+
+	"podpath/internal/calico"
+	"podpath/internal/cluster/inventory"
+	"podpath/internal/hostfacts"
+	"podpath/internal/model"
+)
+
+func ip(i int) string    { return fmt.Sprintf("198.18.0.%d", i) }
+func block(i int) string { return fmt.Sprintf("10.233.64.%d/26", 64*(i-1)) }
+func iptr(v int) *int    { return &v }
+
+// healthy is the evidence of a healthy n-node VXLAN cluster, as the doctor
+// collects it on the lab.
+func healthy(n int) Evidence {
+	ev := Evidence{Network: inventory.Network{Backend: "vxlan", PodMTU: 1450}, Addresses: map[string]string{},
+		Facts: map[string]*hostfacts.Facts{}, FactErrors: map[string]string{}}
+	for i := 1; i <= n; i++ {
+		name := fmt.Sprintf("node%d", i)
+		ev.Nodes = append(ev.Nodes, name)
+		ev.Addresses[name] = ip(i)
+		f := &hostfacts.Facts{
+			Links: []hostfacts.Link{
+				{Name: "lo", MTU: 65536, Addresses: []string{"127.0.0.1/8"}},
+				{Name: "eth0", MTU: 1500, Addresses: []string{ip(i) + "/16"}},
+				{Name: "vxlan.calico", MTU: 1450, Addresses: []string{strings.TrimSuffix(block(i), "/26") + "/32"}, VXLAN: &hostfacts.VXLAN{VNI: 4096, Port: 4789}},
+				{Name: "cali0123456789a", MTU: 1450},
+			},
+			Routes:        []hostfacts.Route{{Family: "ipv4", Dst: block(i), Type: "blackhole"}},
+			Sysctls:       hostfacts.Sysctls{IPv4Forward: iptr(1), RPFilterAll: iptr(0), Conf: map[string]hostfacts.LinkConf{"eth0": {RPFilter: iptr(0)}}},
+			KernelModules: []hostfacts.Module{{Name: "vxlan", State: hostfacts.ModuleBuiltin, Need: "vxlan"}, {Name: "ipip", State: hostfacts.ModuleMissing, Need: "ipip"}},
+			Conntrack:     hostfacts.Conntrack{Count: iptr(10), Max: iptr(1000)},
+			Calico: hostfacts.Calico{Felix: hostfacts.Felix{Error: "connection refused"},
+				BIRD: hostfacts.BIRDState{Error: "no such file or directory"}},
+		}
+		for j := 1; j <= n; j++ {
+			if j != i {
+				f.Routes = append(f.Routes, hostfacts.Route{Family: "ipv4", Dst: block(j), Type: "unicast", Dev: "vxlan.calico"})
+			}
+		}
+		ev.Facts[name] = f
+	}
+	for _, l := range []model.Layer{model.LayerNode, model.LayerPod} {
+		mtu := 1500
+		if l == model.LayerPod {
+			mtu = 1450
+		}
+		for _, a := range ev.Nodes {
+			for _, b := range ev.Nodes {
+				if a == b {
+					continue
+				}
+				loss := 0.0
+				ev.Pairs = append(ev.Pairs, model.Pair{From: a, To: b, Layer: l, Reachable: true,
+					PathMTU: mtu, IfaceMTU: mtu, PathMTULimit: "none",
+					RTTMs: &model.Percentiles{P50: 0.1, P99: 0.3}, ICMPRTTMs: &model.Percentiles{P50: 0.1},
+					ICMPLossPct: &loss, TCPConnectMs: &model.Percentiles{P50: 0.1}, TransferBytes: 300000})
+			}
+		}
+	}
+	return ev
+}
+
+// each applies fn to the pairs that match.
+func each(ev *Evidence, match func(model.Pair) bool, fn func(*model.Pair)) {
+	for i := range ev.Pairs {
+		if match(ev.Pairs[i]) {
+			fn(&ev.Pairs[i])
+		}
+	}
+}
+
+func with(n string) func(model.Pair) bool {
+	return func(p model.Pair) bool { return p.From == n || p.To == n }
+}
+
+func podWith(n string) func(model.Pair) bool {
+	return func(p model.Pair) bool { return p.Layer == model.LayerPod && (p.From == n || p.To == n) }
+}
+
+func cutPair(p *model.Pair) {
+	p.Reachable, p.RTTMs, p.TCPConnectMs, p.PathMTU, p.LossPct = false, nil, nil, 0, 100
+}
+
+func TestDiagnose(t *testing.T) {
+	tests := []struct {
+		name     string
+		mutate   func(*Evidence)
+		id       string // top finding; "" = none above info
+		severity string
+		nodes    []string
+		absent   []string // IDs that must not appear: look-alikes and folded symptoms
+	}{
+		{name: "healthy_cluster_is_quiet", mutate: func(*Evidence) {}},
+		{
+			name: "seed_case_blackhole_towards_node3",
+			mutate: func(ev *Evidence) {
+				each(ev, with("node3"), func(p *model.Pair) {
+					p.PathMTU, p.PathMTULimit, p.Stalled = p.IfaceMTU-100, "silent", p.Layer == model.LayerPod
+				})
+			},
+			id: MTUBlackhole, severity: Error, nodes: []string{"node3"}, absent: []string{PodNetworkPartition, PacketLoss},
+		},
+		{
+			name: "icmp_blocked_is_not_a_partition",
+			mutate: func(ev *Evidence) {
+				each(ev, with("node2"), func(p *model.Pair) { loss := 100.0; p.ICMPLossPct, p.ICMPRTTMs = &loss, nil })
+			},
+			id: ICMPFiltered, severity: Info, nodes: []string{"node2"}, absent: []string{PodNetworkPartition, NodeUnreachable, PacketLoss},
+		},
+		{
+			name:   "slow_node_is_high_latency_on_that_node",
+			mutate: func(ev *Evidence) { each(ev, with("node2"), func(p *model.Pair) { p.RTTMs.P50 = 40 }) },
+			id:     HighLatency, severity: Warning, nodes: []string{"node2"},
+		},
+		{
+			name:   "slow_everywhere_names_no_node",
+			mutate: func(ev *Evidence) { each(ev, func(model.Pair) bool { return true }, func(p *model.Pair) { p.RTTMs.P50 = 80 }) },
+			id:     HighLatency, severity: Warning, nodes: nil,
+		},
+		{
+			name: "vxlan_dropped_at_node2",
+			mutate: func(ev *Evidence) {
+				ev.Facts["node2"].Firewall.Drops = []hostfacts.FirewallDrop{{Family: "inet", Table: "t", Chain: "input", Rule: "udp dport 4789 drop", Needs: []string{hostfacts.NeedVXLAN}}}
+				each(ev, podWith("node2"), cutPair)
+			},
+			id: EncapBlocked, severity: Error, nodes: []string{"node2"}, absent: []string{PodNetworkPartition},
+		},
+		{
+			name: "bird_down_explains_missing_routes",
+			mutate: func(ev *Evidence) {
+				ev.Network.Backend = "bgp"
+				for _, n := range []string{"node1", "node2", "node3"} {
+					f := ev.Facts[n]
+					f.Calico.BIRD.Error = ""
+					for j := 1; j <= 3; j++ {
+						if peer := fmt.Sprintf("node%d", j); peer != n {
+							state := "Established"
+							if peer == "node2" {
+								state = "Active"
+							}
+							f.Calico.BIRD.Protocols = append(f.Calico.BIRD.Protocols, calico.Protocol{Name: fmt.Sprintf("Mesh_198_18_0_%d", j), Proto: "BGP", State: "up", Info: state})
+						}
+					}
+				}
+				ev.Facts["node2"].Calico.BIRD = hostfacts.BIRDState{Error: "dial unix bird.ctl: no such file or directory"}
+				for _, n := range []string{"node1", "node3"} {
+					ev.Facts[n].Routes = slices.DeleteFunc(ev.Facts[n].Routes, func(r hostfacts.Route) bool { return r.Dst == block(2) })
+				}
+				each(ev, podWith("node2"), cutPair)
+			},
+			id: BGPSessionDown, severity: Error, nodes: []string{"node2"}, absent: []string{RouteMissing, PodNetworkPartition},
+		},
+		{
+			name: "route_missing_on_node1",
+			mutate: func(ev *Evidence) {
+				ev.Facts["node1"].Routes = slices.DeleteFunc(ev.Facts["node1"].Routes, func(r hostfacts.Route) bool { return r.Dst == block(2) })
+				each(ev, func(p model.Pair) bool {
+					return p.Layer == model.LayerPod && ((p.From == "node1" && p.To == "node2") || (p.From == "node2" && p.To == "node1"))
+				}, cutPair)
+			},
+			id: RouteMissing, severity: Error, nodes: []string{"node1"}, absent: []string{PodNetworkPartition},
+		},
+		{
+			name: "ip_forward_off",
+			mutate: func(ev *Evidence) {
+				ev.Facts["node2"].Sysctls.IPv4Forward = iptr(0)
+				each(ev, podWith("node2"), cutPair)
+			},
+			id: IPForwardDisabled, severity: Error, nodes: []string{"node2"}, absent: []string{PodNetworkPartition},
+		},
+		{
+			name:   "strict_rp_filter",
+			mutate: func(ev *Evidence) { ev.Facts["node2"].Sysctls.RPFilterAll = iptr(1) },
+			id:     RPFilterStrict, severity: Warning, nodes: []string{"node2"},
+		},
+		{
+			name:   "unexplained_partition",
+			mutate: func(ev *Evidence) { each(ev, podWith("node2"), cutPair) },
+			id:     PodNetworkPartition, severity: Error, nodes: []string{"node2"},
+		},
+		{
+			name: "dead_node_is_unreachable_not_broken",
+			mutate: func(ev *Evidence) {
+				delete(ev.Facts, "node3")
+				ev.FactErrors["node3"] = "connection refused"
+				each(ev, with("node3"), func(p *model.Pair) {
+					cutPair(p)
+					if p.From == "node3" {
+						p.Errors = []string{"agent on node3: connection refused"}
+					}
+				})
+			},
+			id: NodeUnreachable, severity: Error, nodes: []string{"node3"}, absent: []string{PodNetworkPartition, RouteMissing},
+		},
+		{
+			name: "loss_is_not_a_blackhole",
+			mutate: func(ev *Evidence) {
+				each(ev, with("node2"), func(p *model.Pair) { p.LossPct, p.Stalled = 30, true })
+			},
+			id: PacketLoss, severity: Warning, nodes: []string{"node2"}, absent: []string{MTUBlackhole},
+		},
+		{
+			name: "pod_mtu_above_the_tunnel",
+			mutate: func(ev *Evidence) {
+				for _, f := range ev.Facts {
+					f.Links[3].MTU = 1500
+				}
+				each(ev, func(p model.Pair) bool { return p.Layer == model.LayerPod }, func(p *model.Pair) {
+					p.IfaceMTU, p.PathMTU, p.PathMTULimit, p.ICMPMTU = 1500, 1450, "icmp", 1450
+				})
+			},
+			id: MTUInconsistent, severity: Error, nodes: []string{"node1", "node2", "node3"}, absent: []string{MTUBlackhole},
+		},
+		{
+			name: "one_node_jumbo",
+			mutate: func(ev *Evidence) {
+				ev.Facts["node3"].Links[1].MTU = 9000
+				each(ev, func(p model.Pair) bool { return p.Layer == model.LayerNode && p.From == "node3" }, func(p *model.Pair) {
+					p.IfaceMTU, p.PathMTULimit = 9000, "silent"
+				})
+			},
+			id: MTUInconsistent, severity: Error, nodes: []string{"node3"}, absent: []string{MTUBlackhole},
+		},
+		{
+			name:   "vxlan_module_missing",
+			mutate: func(ev *Evidence) { ev.Facts["node1"].KernelModules[0].State = hostfacts.ModuleMissing },
+			id:     KernelModuleMissing, severity: Error, nodes: []string{"node1"},
+		},
+		{
+			name:   "felix_not_ready",
+			mutate: func(ev *Evidence) { ev.Facts["node2"].Calico.Felix = hostfacts.Felix{StatusCode: 503} },
+			id:     CalicoNodeUnhealthy, severity: Error, nodes: []string{"node2"},
+		},
+		{
+			name:   "conntrack_nearly_full",
+			mutate: func(ev *Evidence) { ev.Facts["node1"].Conntrack.Count = iptr(950) },
+			id:     ConntrackFull, severity: Warning, nodes: []string{"node1"},
+		},
+		{
+			name: "bgp_port_dropped",
+			mutate: func(ev *Evidence) {
+				ev.Network.Backend = "bgp"
+				for _, f := range ev.Facts {
+					f.Calico.BIRD.Error = ""
+				}
+				ev.Facts["node2"].Firewall.Drops = []hostfacts.FirewallDrop{{Family: "inet", Table: "t", Chain: "input", Rule: "tcp dport 179 drop", Needs: []string{hostfacts.NeedBGP}}}
+			},
+			id: FirewallDrop, severity: Error, nodes: []string{"node2"},
+		},
+		{
+			name: "jumbo_path_with_small_pods_is_wasteful",
+			mutate: func(ev *Evidence) {
+				each(ev, func(p model.Pair) bool { return p.Layer == model.LayerNode }, func(p *model.Pair) { p.PathMTU, p.IfaceMTU = 9000, 9000 })
+			},
+			id: MTUWasteful, severity: Info,
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			ev := healthy(3)
+			tt.mutate(&ev)
+			got := Diagnose(ev)
+			var top *model.Finding
+			for i := range got {
+				if got[i].Severity != Info || tt.severity == Info {
+					top = &got[i]
+					break
+				}
+			}
+			switch {
+			case tt.id == "" && top != nil:
+				t.Errorf("findings %v; want none above info", ids(got))
+			case tt.id != "" && (top == nil || top.ID != tt.id || top.Severity != tt.severity || !slices.Equal(top.Nodes, tt.nodes)):
+				t.Errorf("findings %v; want top %s (%s) on %v", ids(got), tt.id, tt.severity, tt.nodes)
+			}
+			for _, f := range got {
+				if slices.Contains(tt.absent, f.ID) {
+					t.Errorf("findings %v include %s, which the cause explains (or which this is not)", ids(got), f.ID)
+				}
+			}
+		})
+	}
+}
+
+func TestSeedRemedy(t *testing.T) {
+	ev := healthy(3)
+	each(&ev, with("node3"), func(p *model.Pair) { p.PathMTU, p.PathMTULimit = p.IfaceMTU-100, "silent" })
+	f := Diagnose(ev)[0]
+	if f.Remedy == nil || f.Remedy.MTU != 1350 {
+		t.Fatalf("remedy %+v; want MTU 1350", f.Remedy)
+	}
+	text := f.Remedy.Summary + strings.Join(f.Remedy.Commands, " ")
+	for _, want := range []string{"calico_mtu: 1350", "spec.calicoNetwork.mtu", "veth_mtu", "underlay towards node3 carry 1500"} {
+		if !strings.Contains(text, want) {
+			t.Errorf("remedy lacks %q: %s", want, text)
+		}
+	}
+}
+
+func TestLocalize(t *testing.T) {
+	all := healthy(4).Pairs
+	var node3, all2 []model.Pair
+	for _, p := range all {
+		if p.Layer == model.LayerPod && (p.From == "node3" || p.To == "node3") {
+			node3 = append(node3, p)
+		}
+		if p.Layer == model.LayerPod {
+			all2 = append(all2, p)
+		}
+	}
+	if got := localize(node3, all); !slices.Equal(got, []string{"node3"}) {
+		t.Errorf("localize(pairs of node3) = %v", got)
+	}
+	if got := localize(all2, all); got != nil {
+		t.Errorf("localize(every pair) = %v; want nil (everywhere)", got)
+	}
+}
+
+func ids(fs []model.Finding) []string {
+	var out []string
+	for _, f := range fs {
+		out = append(out, f.ID+"/"+f.Severity+"/"+strings.Join(f.Nodes, ","))
+	}
+	return out
+}
