@@ -66,6 +66,11 @@ func TestGolden(t *testing.T) {
 		{"mtu.txt", func(b *bytes.Buffer, r *model.Report) { MTUText(b, r) }},
 		{"perf.txt", func(b *bytes.Buffer, r *model.Report) { PerfText(b, r) }},
 		{"report.json", func(b *bytes.Buffer, r *model.Report) { _ = JSON(b, r) }},
+		{"doctor.txt", func(b *bytes.Buffer, r *model.Report) { DoctorText(b, withFindings(r)) }},
+		{"doctor.json", func(b *bytes.Buffer, r *model.Report) { _ = JSON(b, withFindings(r)) }},
+		{"doctor.junit.xml", func(b *bytes.Buffer, r *model.Report) {
+			_ = JUnit(b, withFindings(r), []string{"node-unreachable", "mtu-blackhole", "pod-network-partition", "icmp-filtered"})
+		}},
 	} {
 		t.Run(tc.file, func(t *testing.T) {
 			var b bytes.Buffer
@@ -73,4 +78,18 @@ func TestGolden(t *testing.T) {
 			golden(t, tc.file, b.Bytes())
 		})
 	}
+}
+
+// withFindings adds the seed case's diagnosis to a report.
+func withFindings(r *model.Report) *model.Report {
+	r.Findings = []model.Finding{
+		{ID: "mtu-blackhole", Severity: "error", Title: "MTU black hole on paths to and from node3",
+			Summary: "Packets larger than 1350 bytes are silently dropped on paths to and from node3.",
+			Nodes:   []string{"node3"}, Pairs: []model.PairRef{{From: "node1", To: "node3", Layer: model.LayerPod}},
+			Evidence: []string{"pod node1 → node3: 1350 of 1450 bytes cross; larger packets vanish without an ICMP error"},
+			Remedy:   &model.Remedy{Summary: "Set the Pod MTU to 1350 (Kubespray: calico_mtu: 1350).", MTU: 1350, Commands: []string{"podpath fix mtu --mtu 1350"}}},
+		{ID: "node-unreachable", Severity: "error", Title: "Node node4 is unreachable", Summary: "Nothing could be measured to or from node4.", Nodes: []string{"node4"}},
+		{ID: "icmp-filtered", Severity: "info", Title: "ICMP is filtered on paths of node3", Summary: "ping fails while UDP and TCP pass.", Nodes: []string{"node3"}},
+	}
+	return r
 }
