@@ -362,7 +362,7 @@ func pairProblems(p model.Pair) []string {
 		what = append(what, "unreachable")
 	}
 	if p.Stalled {
-		what = append(what, fmt.Sprintf("transfer stalled after %d bytes", p.TransferBytes))
+		what = append(what, "bulk TCP transfer stalled")
 	}
 	return append(what, p.Errors...)
 }

@@ -44,21 +44,7 @@ func layers(pairs []model.Pair) []model.Layer {
 
 // matrix renders one value per ordered pair of a layer as a node×node grid.
 func matrix(w io.Writer, pairs []model.Pair, layer model.Layer, cell func(model.Pair) string) {
-	var nodes []string
-	seen := map[string]bool{}
-	at := map[[2]string]model.Pair{}
-	for _, p := range pairs {
-		if p.Layer != layer {
-			continue
-		}
-		for _, n := range []string{p.From, p.To} {
-			if !seen[n] {
-				seen[n] = true
-				nodes = append(nodes, n)
-			}
-		}
-		at[[2]string{p.From, p.To}] = p
-	}
+	nodes, at := grid(pairs, layer)
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', tabwriter.AlignRight)
 	fmt.Fprint(tw, "from \\ to\t")
 	for _, n := range nodes {
@@ -134,15 +120,7 @@ func PerfText(w io.Writer, r *model.Report) {
 
 func problems(w io.Writer, r *model.Report) {
 	for _, p := range r.Pairs {
-		var what []string
-		if !p.Reachable {
-			what = append(what, "unreachable")
-		}
-		if p.Stalled {
-			what = append(what, fmt.Sprintf("transfer stalled after %d bytes", p.TransferBytes))
-		}
-		what = append(what, p.Errors...)
-		if len(what) > 0 {
+		if what := pairProblems(p); len(what) > 0 {
 			fmt.Fprintf(w, "%s %s → %s: %s\n", p.Layer, p.From, p.To, strings.Join(what, "; "))
 		}
 	}
