@@ -120,9 +120,11 @@ func TestDiagnose(t *testing.T) {
 			id:     HighLatency, severity: Warning, nodes: []string{"node2"},
 		},
 		{
-			name:   "slow_everywhere_names_no_node",
-			mutate: func(ev *Evidence) { each(ev, func(model.Pair) bool { return true }, func(p *model.Pair) { p.RTTMs.P50 = 80 }) },
-			id:     HighLatency, severity: Warning, nodes: nil,
+			name: "slow_everywhere_names_no_node",
+			mutate: func(ev *Evidence) {
+				each(ev, func(model.Pair) bool { return true }, func(p *model.Pair) { p.RTTMs.P50 = 80 })
+			},
+			id: HighLatency, severity: Warning, nodes: nil,
 		},
 		{
 			name: "vxlan_dropped_at_node2",
