@@ -76,26 +76,29 @@ func startAgents(ctx context.Context, s *Spec) error {
 		return fmt.Errorf("create agents directory: %w", err)
 	}
 	procs := s.agentProcs()
-	for _, a := range procs {
-		if err := startAgent(bin, dir, a); err != nil {
+	exited := make([]<-chan struct{}, len(procs))
+	for i, a := range procs {
+		var err error
+		if exited[i], err = startAgent(bin, dir, a); err != nil {
 			return err
 		}
 	}
 	ctx, cancel := context.WithTimeout(ctx, agentStartTimeout)
 	defer cancel()
-	for _, a := range procs {
-		if err := waitAgent(ctx, dir, a); err != nil {
+	for i, a := range procs {
+		if err := waitAgent(ctx, dir, a, exited[i]); err != nil {
 			return err
 		}
 	}
 	return nil
 }
 
-func startAgent(bin, dir string, a agentProc) error {
+// startAgent starts one agent; the channel closes when it exits.
+func startAgent(bin, dir string, a agentProc) (<-chan struct{}, error) {
 	pidf, logf := agentFiles(dir, a.name)
 	logFile, err := os.OpenFile(logf, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
 	if err != nil {
-		return fmt.Errorf("open agent log: %w", err)
+		return nil, fmt.Errorf("open agent log: %w", err)
 	}
 	defer logFile.Close()
 	args := []string{"netns", "exec", a.netns, bin, "agent",
@@ -108,21 +111,24 @@ func startAgent(bin, dir string, a agentProc) error {
 	cmd.Stdout, cmd.Stderr = logFile, logFile
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
 	if err := cmd.Start(); err != nil {
-		return fmt.Errorf("start agent %s: %w", a.name, err)
+		return nil, fmt.Errorf("start agent %s: %w", a.name, err)
 	}
-	pid := cmd.Process.Pid
-	go func() { _ = cmd.Wait() }() // reap it if it dies while we run
-	return os.WriteFile(pidf, []byte(strconv.Itoa(pid)+"\n"), 0o644)
+	exited := make(chan struct{})
+	go func() { _ = cmd.Wait(); close(exited) }() // reap it if it dies while we run
+	return exited, os.WriteFile(pidf, []byte(strconv.Itoa(cmd.Process.Pid)+"\n"), 0o644)
 }
 
-func waitAgent(ctx context.Context, dir string, a agentProc) error {
+// waitAgent waits until the agent answers its health check. Whether it
+// died is told by its exit, not by /proc: mid-exec (ip netns exec → agent)
+// a process's command line reads empty for a moment.
+func waitAgent(ctx context.Context, dir string, a agentProc, exited <-chan struct{}) error {
 	url := "http://" + netip.AddrPortFrom(a.addr, AgentPort).String() + "/healthz"
 	tr := &http.Transport{DialContext: func(ctx context.Context, network, addr string) (net.Conn, error) {
 		return nsenter.DialContext(ctx, a.netns, &net.Dialer{Timeout: time.Second}, network, addr)
 	}}
 	defer tr.CloseIdleConnections()
 	client := &http.Client{Transport: tr, Timeout: time.Second}
-	pidf, logf := agentFiles(dir, a.name)
+	_, logf := agentFiles(dir, a.name)
 	for {
 		if resp, err := client.Get(url); err == nil {
 			resp.Body.Close()
@@ -130,11 +136,10 @@ func waitAgent(ctx context.Context, dir string, a agentProc) error {
 				return nil
 			}
 		}
-		if !pidAlive(readPid(pidf), dir) {
+		select {
+		case <-exited:
 			log, _ := os.ReadFile(logf)
 			return fmt.Errorf("agent %s exited: %s", a.name, lastLine(log))
-		}
-		select {
 		case <-ctx.Done():
 			return fmt.Errorf("agent %s not healthy within %s (see %s)", a.name, agentStartTimeout, logf)
 		case <-time.After(20 * time.Millisecond):

@@ -79,20 +79,27 @@ func startWire(s *Spec, f *nsHandle, n *Node, delay time.Duration) error {
 	if err := cmd.Start(); err != nil {
 		return fmt.Errorf("start wire: %w", err)
 	}
-	pid := cmd.Process.Pid
-	_ = cmd.Process.Release()
-	if err := os.WriteFile(pidf, []byte(strconv.Itoa(pid)+"\n"), 0o644); err != nil {
+	exited := make(chan struct{})
+	go func() { _ = cmd.Wait(); close(exited) }() // reap it if it dies while we run
+	if err := os.WriteFile(pidf, []byte(strconv.Itoa(cmd.Process.Pid)+"\n"), 0o644); err != nil {
 		return fmt.Errorf("write wire pid: %w", err)
 	}
-	// The wire reports readiness by creating its ready file once both sockets are bound.
+	// The wire reports readiness by creating its ready file once both
+	// sockets are bound. Its exit is watched through Wait, not /proc: between
+	// fork and exec its command line is still ours.
 	ready := pidf + ".ready"
-	_ = os.Remove(ready)
-	for deadline := time.Now().Add(wireStopTimeout); time.Now().Before(deadline); time.Sleep(10 * time.Millisecond) {
+	deadline := time.After(wireStopTimeout)
+wait:
+	for {
 		if _, err := os.Stat(ready); err == nil {
 			return nil
 		}
-		if !pidAlive(pid, marker) {
-			break
+		select {
+		case <-exited:
+			break wait
+		case <-deadline:
+			break wait
+		case <-time.After(10 * time.Millisecond):
 		}
 	}
 	return fmt.Errorf("wire for %s did not start (see %s)", n.Name, logf)
