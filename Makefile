@@ -42,7 +42,7 @@ test-unprivileged:
 	@tmp=$$(mktemp -d) && chmod 1777 $$tmp && trap 'rm -rf $$tmp' EXIT && \
 	if setpriv --reuid=65534 --regid=65534 --clear-groups test -r go.mod -a -x internal; then \
 		echo "== the same tests as an unprivileged user (root-only tests must skip) =="; \
-		GOTMPDIR=$$tmp $(GO) test -count=1 -exec "setpriv --reuid=65534 --regid=65534 --clear-groups" ./... ; \
+		GOTMPDIR=$$tmp PODPATH_ARTIFACTS=$$tmp $(GO) test -count=1 -exec "setpriv --reuid=65534 --regid=65534 --clear-groups" ./... ; \
 	else \
 		echo "test-unprivileged: skipped: user nobody cannot read this checkout"; \
 	fi
