@@ -105,8 +105,24 @@ func TestDoctorVXLANMatrix(t *testing.T) {
 			checkTop(t, r, code, c)
 			if c.fault == "underlay-mtu=node3:1400" {
 				checkSeedRemedy(t, r)
+				checkOtherFormats(t, l.Inventory)
 			}
 		})
+	}
+}
+
+// The same run as HTML (written to a file) and JUnit.
+func checkOtherFormats(t *testing.T, inv string) {
+	t.Helper()
+	file := filepath.Join(t.TempDir(), "report.html")
+	code, _, errOut := run(t, "doctor", "--inventory", inv, "-o", "html", "--output-file", file)
+	page, err := os.ReadFile(file)
+	if code != ExitFindings || err != nil || !strings.Contains(string(page), "mtu-blackhole") || strings.Count(string(page), `class="cell broken`) < 4 {
+		t.Errorf("doctor -o html: exit %d (%s), %v; want the finding and its broken cells in %s", code, errOut, err, file)
+	}
+	code, out, _ := run(t, "doctor", "--inventory", inv, "-o", "junit")
+	if code != ExitFindings || !strings.Contains(out, `<testcase name="mtu-blackhole [node3]"`) || !strings.Contains(out, "<failure") {
+		t.Errorf("doctor -o junit: exit %d:\n%s", code, out)
 	}
 }
 
