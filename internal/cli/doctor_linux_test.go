@@ -91,8 +91,23 @@ func TestDoctorVXLANMatrix(t *testing.T) {
 		{"node-mtu=node3:9000", "mtu-inconsistent", "error", []string{"node3"}},
 		{"rate=node2:100", "", "", nil}, // the doctor does not measure throughput: perf does
 	}
+	runMatrix(t, l, cases, nil, func(t *testing.T, c doctorCase, r *model.Report) {
+		if c.fault == "underlay-mtu=node3:1400" {
+			checkSeedRemedy(t, r)
+			checkOtherFormats(t, l.Inventory)
+		}
+	})
+}
+
+// runMatrix injects each case's fault, runs the doctor, checks the top
+// finding, then clears the fault; ready waits for the lab to settle first.
+func runMatrix(t *testing.T, l *lab.Lab, cases []doctorCase, ready func(*testing.T), more func(*testing.T, doctorCase, *model.Report)) {
+	t.Helper()
 	for _, c := range cases {
 		t.Run(strings.NewReplacer("=", "_", ":", "_", "/", "_").Replace(c.fault), func(t *testing.T) {
+			if ready != nil {
+				ready(t)
+			}
 			if c.fault != "healthy" {
 				fault(t, l, c.fault)
 				defer func() {
@@ -103,9 +118,8 @@ func TestDoctorVXLANMatrix(t *testing.T) {
 			}
 			r, code := doctorJSON(t, l.Inventory)
 			checkTop(t, r, code, c)
-			if c.fault == "underlay-mtu=node3:1400" {
-				checkSeedRemedy(t, r)
-				checkOtherFormats(t, l.Inventory)
+			if more != nil {
+				more(t, c, r)
 			}
 		})
 	}
@@ -150,21 +164,7 @@ func TestDoctorBGPMatrix(t *testing.T) {
 		{"route-missing=node1:10.233.64.64/26", "route-missing", "error", []string{"node1"}},
 		{"ip-forward-off=node2", "ip-forward-disabled", "error", []string{"node2"}},
 	}
-	for _, c := range cases {
-		t.Run(strings.NewReplacer("=", "_", ":", "_", "/", "_").Replace(c.fault), func(t *testing.T) {
-			waitMesh(t, l)
-			if c.fault != "healthy" {
-				fault(t, l, c.fault)
-				defer func() {
-					if err := l.ClearFaults(context.Background()); err != nil {
-						t.Fatal(err)
-					}
-				}()
-			}
-			r, code := doctorJSON(t, l.Inventory)
-			checkTop(t, r, code, c)
-		})
-	}
+	runMatrix(t, l, cases, func(t *testing.T) { waitMesh(t, l) }, nil)
 }
 
 // waitMesh waits until every BGP session of the lab is Established again.
