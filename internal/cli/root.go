@@ -74,10 +74,13 @@ func newRoot(s Streams) *cobra.Command {
 		Long: `podpath finds out why Pods on different Kubernetes nodes cannot talk to each other,
 proves it with measurements, and says what to change. It knows Calico deeply.
 
-Start with the built-in lab, a Calico-style cluster made of network namespaces:
-  podpath lab up                                # 3 nodes, VXLAN, as Kubespray sets up Calico
+See it work on the built-in lab, a Calico-style cluster made of network namespaces:
+  podpath demo                                  # the seed case: break, diagnose, fix, re-check
+
+or step by step:
+  podpath lab up --agents                       # 3 nodes, VXLAN, as Kubespray sets up Calico
   podpath lab fault add underlay-mtu=node3:1400 # the underlay towards node3 carries 1400 bytes
-  podpath lab status
+  podpath doctor --inventory /run/podpath/lab/podpath/inventory.yaml
   podpath lab down`,
 		SilenceUsage:  true,
 		SilenceErrors: true,
