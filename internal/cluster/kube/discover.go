@@ -1,0 +1,353 @@
+// Package kube discovers a cluster through its API server: nodes, the CNI
+// and how it was installed, and Calico's configuration (client-go, dynamic
+// client for Calico's resources in both API groups).
+package kube
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"strconv"
+	"strings"
+
+	appsv1 "k8s.io/api/apps/v1"
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/runtime/schema"
+	"k8s.io/client-go/dynamic"
+	"k8s.io/client-go/kubernetes"
+)
+
+// Calico's per-node data in KDD mode lives on the Node's annotations.
+const (
+	AnnotIPv4Address   = "projectcalico.org/IPv4Address"
+	AnnotVXLANAddr     = "projectcalico.org/IPv4VXLANTunnelAddr"
+	AnnotVXLANMAC      = "projectcalico.org/VXLANTunnelMACAddr"
+	AnnotIPIPAddr      = "projectcalico.org/IPv4IPIPTunnelAddr"
+	AnnotASNumber      = "projectcalico.org/ASNumber"
+	lastAppliedAnnot   = "kubectl.kubernetes.io/last-applied-configuration"
+	calicoConfigMap    = "calico-config"
+	calicoNodeDS       = "calico-node"
+	operatorNamespace  = "calico-system"
+	installationName   = "default"
+	defaultCalicoGroup = "crd.projectcalico.org"
+)
+
+// Node is a Kubernetes node as podpath needs it.
+type Node struct {
+	Name       string            `json:"name"`
+	InternalIP string            `json:"internalIP"`
+	Ready      bool              `json:"ready"`
+	Cordoned   bool              `json:"cordoned"`
+	Taints     []string          `json:"taints,omitempty"`
+	Calico     map[string]string `json:"calico,omitempty"` // projectcalico.org/* annotations
+}
+
+// CNI says which network plugin runs and how it was installed.
+type CNI struct {
+	Name     string   `json:"name"`              // calico | cilium | flannel | unknown
+	Install  string   `json:"install,omitempty"` // Calico: manifest | operator
+	Evidence []string `json:"evidence"`
+}
+
+// IPPool is the part of a Calico IPPool podpath reads.
+type IPPool struct {
+	Name      string `json:"name"`
+	CIDR      string `json:"cidr"`
+	BlockSize int    `json:"blockSize"`
+	VXLANMode string `json:"vxlanMode"`
+	IPIPMode  string `json:"ipipMode"`
+	Disabled  bool   `json:"disabled,omitempty"`
+	// MTU is an `mtu` field found in the spec or in kubectl's last-applied
+	// annotation: Calico has no such field and ignores it.
+	MTU int `json:"mtu,omitempty"`
+}
+
+// Calico is the Calico configuration of the cluster.
+type Calico struct {
+	APIGroup      string            `json:"apiGroup"` // crd.projectcalico.org or projectcalico.org
+	IPPools       []IPPool          `json:"ipPools"`
+	ConfigMap     map[string]string `json:"calicoConfig,omitempty"`
+	FelixMTUs     map[string]int    `json:"felixMTUs,omitempty"` // FelixConfiguration default: ipipMTU, vxlanMTU, … when set
+	InstallMTU    int               `json:"installationMTU,omitempty"`
+	InstallStatus int               `json:"installationStatusMTU,omitempty"`
+	NodeReady     map[string]bool   `json:"calicoNodeReady,omitempty"` // node → its calico-node Pod is Ready
+}
+
+// Cluster is what discovery found.
+type Cluster struct {
+	Nodes  []Node  `json:"nodes"`
+	CNI    CNI     `json:"cni"`
+	Calico *Calico `json:"calico,omitempty"`
+}
+
+// Backend is the encapsulation the IP pools select: vxlan, ipip or bgp.
+func (c *Calico) Backend() string {
+	for _, p := range c.IPPools {
+		if p.Disabled {
+			continue
+		}
+		if p.VXLANMode != "" && p.VXLANMode != "Never" {
+			return "vxlan"
+		}
+		if p.IPIPMode != "" && p.IPIPMode != "Never" {
+			return "ipip"
+		}
+	}
+	if c.ConfigMap["calico_backend"] == "vxlan" {
+		return "vxlan"
+	}
+	return "bgp"
+}
+
+// PodMTU is the configured Pod MTU, 0 when Calico auto-detects it.
+func (c *Calico) PodMTU() int {
+	if c.InstallMTU > 0 {
+		return c.InstallMTU
+	}
+	if v, err := strconv.Atoi(c.ConfigMap["veth_mtu"]); err == nil && v > 0 {
+		return v
+	}
+	return c.FelixMTUs[c.Backend()+"MTU"]
+}
+
+// Discover reads nodes, the CNI and Calico's configuration.
+func Discover(ctx context.Context, cs kubernetes.Interface, dyn dynamic.Interface) (*Cluster, error) {
+	nodes, err := Nodes(ctx, cs)
+	if err != nil {
+		return nil, err
+	}
+	c := &Cluster{Nodes: nodes}
+	c.CNI, c.Calico, err = detect(ctx, cs, dyn)
+	if err != nil {
+		return nil, err
+	}
+	return c, nil
+}
+
+// Nodes lists the cluster's nodes.
+func Nodes(ctx context.Context, cs kubernetes.Interface) ([]Node, error) {
+	list, err := cs.CoreV1().Nodes().List(ctx, metav1.ListOptions{})
+	if err != nil {
+		return nil, fmt.Errorf("list nodes: %w", err)
+	}
+	var out []Node
+	for _, n := range list.Items {
+		node := Node{Name: n.Name, Cordoned: n.Spec.Unschedulable, Calico: map[string]string{}}
+		for _, a := range n.Status.Addresses {
+			if a.Type == corev1.NodeInternalIP && node.InternalIP == "" {
+				node.InternalIP = a.Address
+			}
+		}
+		for _, c := range n.Status.Conditions {
+			if c.Type == corev1.NodeReady {
+				node.Ready = c.Status == corev1.ConditionTrue
+			}
+		}
+		for _, t := range n.Spec.Taints {
+			node.Taints = append(node.Taints, fmt.Sprintf("%s=%s:%s", t.Key, t.Value, t.Effect))
+		}
+		for k, v := range n.Annotations {
+			if strings.HasPrefix(k, "projectcalico.org/") {
+				node.Calico[k] = v
+			}
+		}
+		out = append(out, node)
+	}
+	return out, nil
+}
+
+func detect(ctx context.Context, cs kubernetes.Interface, dyn dynamic.Interface) (CNI, *Calico, error) {
+	cni := CNI{Name: "unknown"}
+	ds, dsNS, err := findDaemonSet(ctx, cs, calicoNodeDS, "kube-system", operatorNamespace)
+	if err != nil {
+		return cni, nil, err
+	}
+	inst, err := getInstallation(ctx, dyn)
+	if err != nil {
+		return cni, nil, err
+	}
+	cm, err := cs.CoreV1().ConfigMaps("kube-system").Get(ctx, calicoConfigMap, metav1.GetOptions{})
+	if err != nil && !apierrors.IsNotFound(err) {
+		return cni, nil, fmt.Errorf("read kube-system/calico-config: %w", err)
+	}
+	switch {
+	case inst != nil:
+		cni = CNI{Name: "calico", Install: "operator", Evidence: []string{"Installation operator.tigera.io/v1 default"}}
+	case ds != nil || (cm != nil && err == nil):
+		cni = CNI{Name: "calico", Install: "manifest"}
+		if ds != nil {
+			cni.Evidence = append(cni.Evidence, "DaemonSet "+dsNS+"/"+calicoNodeDS)
+		}
+		if err == nil {
+			cni.Evidence = append(cni.Evidence, "ConfigMap kube-system/calico-config")
+		}
+	default:
+		for name, ds := range map[string]string{"cilium": "cilium", "flannel": "kube-flannel-ds"} {
+			if d, ns, err := findDaemonSet(ctx, cs, ds, "kube-system", "kube-flannel"); err == nil && d != nil {
+				return CNI{Name: name, Evidence: []string{"DaemonSet " + ns + "/" + ds}}, nil, nil
+			}
+		}
+		return cni, nil, nil
+	}
+	cal := &Calico{ConfigMap: map[string]string{}, FelixMTUs: map[string]int{}, NodeReady: map[string]bool{}}
+	if cm != nil && err == nil {
+		cal.ConfigMap = cm.Data
+	}
+	if inst != nil {
+		cal.InstallMTU = intField(inst.Object, "spec", "calicoNetwork", "mtu")
+		cal.InstallStatus = intField(inst.Object, "status", "mtu")
+	}
+	if err := readCalicoResources(ctx, dyn, cal); err != nil {
+		return cni, nil, err
+	}
+	if ds != nil {
+		if err := calicoNodeReadiness(ctx, cs, ds, cal); err != nil {
+			return cni, nil, err
+		}
+	}
+	return cni, cal, nil
+}
+
+func findDaemonSet(ctx context.Context, cs kubernetes.Interface, name string, namespaces ...string) (*appsv1.DaemonSet, string, error) {
+	for _, ns := range namespaces {
+		ds, err := cs.AppsV1().DaemonSets(ns).Get(ctx, name, metav1.GetOptions{})
+		if err == nil {
+			return ds, ns, nil
+		}
+		if !apierrors.IsNotFound(err) {
+			return nil, "", fmt.Errorf("read DaemonSet %s/%s: %w", ns, name, err)
+		}
+	}
+	return nil, "", nil
+}
+
+var installationGVR = schema.GroupVersionResource{Group: "operator.tigera.io", Version: "v1", Resource: "installations"}
+
+func getInstallation(ctx context.Context, dyn dynamic.Interface) (*unstructured.Unstructured, error) {
+	u, err := dyn.Resource(installationGVR).Get(ctx, installationName, metav1.GetOptions{})
+	if apierrors.IsNotFound(err) || isNoKind(err) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("read Installation default: %w", err)
+	}
+	return u, nil
+}
+
+// isNoKind: the API server does not serve that resource (CRD not installed).
+func isNoKind(err error) bool {
+	return err != nil && (apierrors.IsNotFound(err) || strings.Contains(err.Error(), "the server could not find the requested resource"))
+}
+
+// readCalicoResources reads IPPools and FelixConfiguration from
+// projectcalico.org/v3 when the Calico API server serves it, else from the
+// crd.projectcalico.org/v1 CRDs that manifest and Kubespray installs use.
+func readCalicoResources(ctx context.Context, dyn dynamic.Interface, cal *Calico) error {
+	var pools *unstructured.UnstructuredList
+	var err error
+	for _, g := range []schema.GroupVersion{{Group: "projectcalico.org", Version: "v3"}, {Group: defaultCalicoGroup, Version: "v1"}} {
+		pools, err = dyn.Resource(g.WithResource("ippools")).List(ctx, metav1.ListOptions{})
+		if err == nil {
+			cal.APIGroup = g.Group
+			break
+		}
+		if !isNoKind(err) {
+			return fmt.Errorf("list IPPools (%s): %w", g, err)
+		}
+	}
+	if pools == nil {
+		return nil // no Calico resources served at all
+	}
+	for _, p := range pools.Items {
+		pool := IPPool{Name: p.GetName(),
+			CIDR:      stringField(p.Object, "spec", "cidr"),
+			BlockSize: intField(p.Object, "spec", "blockSize"),
+			VXLANMode: stringField(p.Object, "spec", "vxlanMode"),
+			IPIPMode:  stringField(p.Object, "spec", "ipipMode"),
+			MTU:       intField(p.Object, "spec", "mtu")}
+		pool.Disabled, _, _ = unstructured.NestedBool(p.Object, "spec", "disabled")
+		if pool.MTU == 0 {
+			pool.MTU = lastAppliedMTU(p.GetAnnotations()[lastAppliedAnnot])
+		}
+		cal.IPPools = append(cal.IPPools, pool)
+	}
+	gv := schema.GroupVersion{Group: cal.APIGroup, Version: "v1"}
+	if cal.APIGroup == "projectcalico.org" {
+		gv.Version = "v3"
+	}
+	felix, err := dyn.Resource(gv.WithResource("felixconfigurations")).Get(ctx, "default", metav1.GetOptions{})
+	if err != nil && !isNoKind(err) {
+		return fmt.Errorf("read FelixConfiguration default: %w", err)
+	}
+	if err == nil {
+		for _, f := range []string{"ipipMTU", "vxlanMTU", "vxlanMTUV6", "wireguardMTU", "wireguardMTUV6"} {
+			if v := intField(felix.Object, "spec", f); v > 0 {
+				cal.FelixMTUs[f] = v
+			}
+		}
+	}
+	return nil
+}
+
+// lastAppliedMTU reads spec.mtu from kubectl's last-applied annotation: the
+// API server prunes an unknown field from the object, not from the annotation.
+func lastAppliedMTU(annot string) int {
+	if annot == "" {
+		return 0
+	}
+	var obj map[string]any
+	if err := json.Unmarshal([]byte(annot), &obj); err != nil {
+		return 0
+	}
+	return intField(obj, "spec", "mtu")
+}
+
+func calicoNodeReadiness(ctx context.Context, cs kubernetes.Interface, ds *appsv1.DaemonSet, cal *Calico) error {
+	sel, err := metav1.LabelSelectorAsSelector(ds.Spec.Selector)
+	if err != nil {
+		return fmt.Errorf("calico-node selector: %w", err)
+	}
+	pods, err := cs.CoreV1().Pods(ds.Namespace).List(ctx, metav1.ListOptions{LabelSelector: sel.String()})
+	if err != nil {
+		return fmt.Errorf("list calico-node Pods: %w", err)
+	}
+	for _, p := range pods.Items {
+		if p.Spec.NodeName == "" {
+			continue
+		}
+		ready := false
+		for _, c := range p.Status.Conditions {
+			if c.Type == corev1.PodReady && c.Status == corev1.ConditionTrue {
+				ready = true
+			}
+		}
+		cal.NodeReady[p.Spec.NodeName] = ready
+	}
+	return nil
+}
+
+func stringField(obj map[string]any, path ...string) string {
+	s, _, _ := unstructured.NestedString(obj, path...)
+	return s
+}
+
+// intField reads an integer that JSON may have decoded as int64 or float64.
+func intField(obj map[string]any, path ...string) int {
+	v, ok, _ := unstructured.NestedFieldNoCopy(obj, path...)
+	if !ok {
+		return 0
+	}
+	switch n := v.(type) {
+	case int64:
+		return int(n)
+	case float64:
+		return int(n)
+	case int:
+		return n
+	}
+	return 0
+}
+

@@ -1,0 +1,392 @@
+// Package kubetest runs a real Kubernetes control plane for tests: etcd,
+// kube-apiserver (RBAC and admission on), kube-controller-manager and
+// kube-scheduler, built from their Go modules by scripts/kube-tools.sh and
+// cached, started on loopback and stopped when the test ends.
+package kubetest
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"crypto/rsa"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/pem"
+	"fmt"
+	"io"
+	"math/big"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	utilyaml "k8s.io/apimachinery/pkg/util/yaml"
+	"k8s.io/client-go/discovery"
+	"k8s.io/client-go/dynamic"
+	"k8s.io/client-go/rest"
+	"k8s.io/client-go/restmapper"
+	"k8s.io/client-go/tools/clientcmd"
+	clientcmdapi "k8s.io/client-go/tools/clientcmd/api"
+)
+
+// Bounds of the control plane's start.
+const (
+	BuildTimeout = 45 * time.Minute // first build on a fresh machine; later runs hit the cache
+	StartTimeout = 60 * time.Second
+	ServiceCIDR  = "10.233.0.0/18"
+)
+
+// Env is a running control plane.
+type Env struct {
+	Dir        string // certificates, kubeconfigs, logs
+	Kubeconfig string // admin (system:masters)
+	Config     *rest.Config
+	URL        string
+	caCert     *x509.Certificate
+	caKey      *rsa.PrivateKey
+}
+
+// Binaries builds (or finds in the cache) the control plane's binaries.
+func Binaries(t testing.TB) string {
+	t.Helper()
+	root, err := repoRoot()
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), BuildTimeout)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, filepath.Join(root, "scripts", "kube-tools.sh"))
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	out, err := cmd.Output()
+	if err != nil {
+		t.Fatalf("build the control plane (scripts/kube-tools.sh): %v\n%s", err, stderr.String())
+	}
+	return strings.TrimSpace(string(out))
+}
+
+func repoRoot() (string, error) {
+	dir, err := os.Getwd()
+	if err != nil {
+		return "", err
+	}
+	for {
+		if _, err := os.Stat(filepath.Join(dir, "scripts", "kube-tools.sh")); err == nil {
+			return dir, nil
+		}
+		parent := filepath.Dir(dir)
+		if parent == dir {
+			return "", fmt.Errorf("no scripts/kube-tools.sh above the working directory")
+		}
+		dir = parent
+	}
+}
+
+// Start runs etcd and kube-apiserver (and, with controllers, the
+// controller-manager and scheduler) until the test ends.
+func Start(t testing.TB, controllers bool) *Env {
+	t.Helper()
+	bin := Binaries(t)
+	dir := t.TempDir()
+	e := &Env{Dir: dir}
+	if err := e.pki(); err != nil {
+		t.Fatal(err)
+	}
+	etcdClient, etcdPeer, apiPort := freePort(t), freePort(t), freePort(t)
+	start(t, dir, filepath.Join(bin, "etcd"), "etcd",
+		"--data-dir", filepath.Join(dir, "etcd"),
+		"--listen-client-urls", "http://127.0.0.1:"+etcdClient, "--advertise-client-urls", "http://127.0.0.1:"+etcdClient,
+		"--listen-peer-urls", "http://127.0.0.1:"+etcdPeer, "--initial-advertise-peer-urls", "http://127.0.0.1:"+etcdPeer,
+		"--initial-cluster", "default=http://127.0.0.1:"+etcdPeer, "--log-level", "warn")
+	e.URL = "https://127.0.0.1:" + apiPort
+	apiserver := start(t, dir, filepath.Join(bin, "kube-apiserver"), "kube-apiserver",
+		"--etcd-servers", "http://127.0.0.1:"+etcdClient,
+		"--bind-address", "127.0.0.1", "--advertise-address", "127.0.0.1", "--secure-port", apiPort,
+		"--tls-cert-file", filepath.Join(dir, "apiserver.crt"), "--tls-private-key-file", filepath.Join(dir, "apiserver.key"),
+		"--client-ca-file", filepath.Join(dir, "ca.crt"),
+		"--service-account-issuer", "https://kubernetes.default.svc", "--service-account-key-file", filepath.Join(dir, "sa.key"),
+		"--service-account-signing-key-file", filepath.Join(dir, "sa.key"),
+		"--service-cluster-ip-range", ServiceCIDR,
+		"--authorization-mode", "Node,RBAC", "--allow-privileged=true",
+		// The "kubernetes" Service's endpoint cannot be a loopback address.
+		"--endpoint-reconciler-type", "none",
+		"--enable-admission-plugins", "NodeRestriction")
+	if err := e.writeKubeconfig("admin", []string{"system:masters"}, filepath.Join(dir, "admin.kubeconfig")); err != nil {
+		t.Fatal(err)
+	}
+	e.Kubeconfig = filepath.Join(dir, "admin.kubeconfig")
+	cfg, err := clientcmd.BuildConfigFromFlags("", e.Kubeconfig)
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.Config = cfg
+	e.waitReady(t, apiserver)
+	if controllers {
+		for _, who := range []string{"system:kube-controller-manager", "system:kube-scheduler"} {
+			if err := e.writeKubeconfig(who, nil, filepath.Join(dir, strings.TrimPrefix(who, "system:")+".kubeconfig")); err != nil {
+				t.Fatal(err)
+			}
+		}
+		start(t, dir, filepath.Join(bin, "kube-controller-manager"), "kube-controller-manager",
+			"--kubeconfig", filepath.Join(dir, "kube-controller-manager.kubeconfig"),
+			"--authentication-kubeconfig", filepath.Join(dir, "kube-controller-manager.kubeconfig"),
+			"--authorization-kubeconfig", filepath.Join(dir, "kube-controller-manager.kubeconfig"),
+			"--bind-address", "127.0.0.1", "--secure-port", freePort(t), "--use-service-account-credentials",
+			"--service-account-private-key-file", filepath.Join(dir, "sa.key"), "--root-ca-file", filepath.Join(dir, "ca.crt"),
+			"--cluster-signing-cert-file", filepath.Join(dir, "ca.crt"), "--cluster-signing-key-file", filepath.Join(dir, "ca.key"),
+			"--controllers", "*,-nodeipam,-cloud-node-lifecycle", "--leader-elect=false")
+		start(t, dir, filepath.Join(bin, "kube-scheduler"), "kube-scheduler",
+			"--kubeconfig", filepath.Join(dir, "kube-scheduler.kubeconfig"),
+			"--authentication-kubeconfig", filepath.Join(dir, "kube-scheduler.kubeconfig"),
+			"--authorization-kubeconfig", filepath.Join(dir, "kube-scheduler.kubeconfig"),
+			"--bind-address", "127.0.0.1", "--secure-port", freePort(t), "--leader-elect=false")
+	}
+	return e
+}
+
+// start runs a control-plane process, logging to dir/<name>.log, and stops
+// it (SIGTERM, then SIGKILL) when the test ends.
+func start(t testing.TB, dir, bin, name string, args ...string) <-chan struct{} {
+	t.Helper()
+	logf, err := os.Create(filepath.Join(dir, name+".log"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(bin, args...)
+	cmd.Stdout, cmd.Stderr = logf, logf
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
+	if err := cmd.Start(); err != nil {
+		t.Fatalf("start %s: %v", name, err)
+	}
+	done := make(chan struct{})
+	go func() { _ = cmd.Wait(); close(done) }()
+	t.Cleanup(func() {
+		_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGTERM)
+		select {
+		case <-done:
+		case <-time.After(10 * time.Second):
+			_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
+			<-done
+		}
+		logf.Close()
+	})
+	return done
+}
+
+func (e *Env) waitReady(t testing.TB, exited <-chan struct{}) {
+	t.Helper()
+	tc, err := rest.TransportFor(e.Config)
+	if err != nil {
+		t.Fatal(err)
+	}
+	client := &http.Client{Transport: tc, Timeout: 2 * time.Second}
+	deadline := time.Now().Add(StartTimeout)
+	for {
+		resp, err := client.Get(e.URL + "/readyz")
+		if err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == http.StatusOK {
+				return
+			}
+		}
+		select {
+		case <-exited:
+			log, _ := os.ReadFile(filepath.Join(e.Dir, "kube-apiserver.log"))
+			t.Fatalf("kube-apiserver exited:\n%s", tail(log, 3000))
+		case <-time.After(200 * time.Millisecond):
+		}
+		if time.Now().After(deadline) {
+			log, _ := os.ReadFile(filepath.Join(e.Dir, "kube-apiserver.log"))
+			t.Fatalf("kube-apiserver not ready after %s: %v\n%s", StartTimeout, err, tail(log, 3000))
+		}
+	}
+}
+
+func tail(b []byte, n int) string {
+	if len(b) > n {
+		b = b[len(b)-n:]
+	}
+	return string(b)
+}
+
+func freePort(t testing.TB) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	return strconv.Itoa(ln.Addr().(*net.TCPAddr).Port)
+}
+
+// pki writes a CA, the API server's serving certificate and the service
+// account key.
+func (e *Env) pki() error {
+	caKey, err := rsa.GenerateKey(rand.Reader, 2048)
+	if err != nil {
+		return err
+	}
+	ca := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "podpath-test-ca"},
+		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(24 * time.Hour),
+		IsCA: true, BasicConstraintsValid: true, KeyUsage: x509.KeyUsageCertSign | x509.KeyUsageDigitalSignature}
+	der, err := x509.CreateCertificate(rand.Reader, ca, ca, &caKey.PublicKey, caKey)
+	if err != nil {
+		return err
+	}
+	if e.caCert, err = x509.ParseCertificate(der); err != nil {
+		return err
+	}
+	e.caKey = caKey
+	if err := writePEM(filepath.Join(e.Dir, "ca.crt"), "CERTIFICATE", der); err != nil {
+		return err
+	}
+	if err := writePEM(filepath.Join(e.Dir, "ca.key"), "RSA PRIVATE KEY", x509.MarshalPKCS1PrivateKey(caKey)); err != nil {
+		return err
+	}
+	certPEM, keyPEM, err := e.issue("kube-apiserver", nil, []string{"kubernetes", "kubernetes.default", "localhost"},
+		[]net.IP{net.ParseIP("127.0.0.1"), net.ParseIP("10.233.0.1")}, x509.ExtKeyUsageServerAuth)
+	if err != nil {
+		return err
+	}
+	if err := os.WriteFile(filepath.Join(e.Dir, "apiserver.crt"), certPEM, 0o600); err != nil {
+		return err
+	}
+	if err := os.WriteFile(filepath.Join(e.Dir, "apiserver.key"), keyPEM, 0o600); err != nil {
+		return err
+	}
+	saKey, err := rsa.GenerateKey(rand.Reader, 2048)
+	if err != nil {
+		return err
+	}
+	return writePEM(filepath.Join(e.Dir, "sa.key"), "RSA PRIVATE KEY", x509.MarshalPKCS1PrivateKey(saKey))
+}
+
+func (e *Env) issue(cn string, groups, dns []string, ips []net.IP, usage x509.ExtKeyUsage) (certPEM, keyPEM []byte, err error) {
+	key, err := rsa.GenerateKey(rand.Reader, 2048)
+	if err != nil {
+		return nil, nil, err
+	}
+	serial, _ := rand.Int(rand.Reader, big.NewInt(1<<62))
+	tmpl := &x509.Certificate{SerialNumber: serial, Subject: pkix.Name{CommonName: cn, Organization: groups},
+		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(24 * time.Hour),
+		KeyUsage: x509.KeyUsageDigitalSignature | x509.KeyUsageKeyEncipherment, ExtKeyUsage: []x509.ExtKeyUsage{usage},
+		DNSNames: dns, IPAddresses: ips}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, e.caCert, &key.PublicKey, e.caKey)
+	if err != nil {
+		return nil, nil, err
+	}
+	return pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}),
+		pem.EncodeToMemory(&pem.Block{Type: "RSA PRIVATE KEY", Bytes: x509.MarshalPKCS1PrivateKey(key)}), nil
+}
+
+func writePEM(path, typ string, der []byte) error {
+	return os.WriteFile(path, pem.EncodeToMemory(&pem.Block{Type: typ, Bytes: der}), 0o600)
+}
+
+// Kubeconfig writes a kubeconfig for user (client certificate) in groups,
+// as a test gives one to a user bound only to some role.
+func (e *Env) writeKubeconfig(user string, groups []string, path string) error {
+	certPEM, keyPEM, err := e.issue(user, groups, nil, nil, x509.ExtKeyUsageClientAuth)
+	if err != nil {
+		return err
+	}
+	caPEM, err := os.ReadFile(filepath.Join(e.Dir, "ca.crt"))
+	if err != nil {
+		return err
+	}
+	cfg := clientcmdapi.NewConfig()
+	cfg.Clusters["test"] = &clientcmdapi.Cluster{Server: e.URL, CertificateAuthorityData: caPEM}
+	cfg.AuthInfos[user] = &clientcmdapi.AuthInfo{ClientCertificateData: certPEM, ClientKeyData: keyPEM}
+	cfg.Contexts["test"] = &clientcmdapi.Context{Cluster: "test", AuthInfo: user}
+	cfg.CurrentContext = "test"
+	return clientcmd.WriteToFile(*cfg, path)
+}
+
+// UserKubeconfig writes a kubeconfig for an ordinary user (no groups) and
+// returns its path: bind it to a role to test least privilege.
+func (e *Env) UserKubeconfig(t testing.TB, user string) string {
+	t.Helper()
+	path := filepath.Join(e.Dir, user+".kubeconfig")
+	if err := e.writeKubeconfig(user, nil, path); err != nil {
+		t.Fatal(err)
+	}
+	return path
+}
+
+
+// Apply creates every object of a multi-document YAML file, as `kubectl
+// create -f` would, waiting for CustomResourceDefinitions to be established
+// so that objects of their kinds can follow.
+func (e *Env) Apply(t testing.TB, path string) {
+	t.Helper()
+	data, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := e.ApplyBytes(context.Background(), data); err != nil {
+		t.Fatalf("apply %s: %v", path, err)
+	}
+}
+
+// ApplyBytes creates the objects of multi-document YAML.
+func (e *Env) ApplyBytes(ctx context.Context, data []byte) error {
+	dyn, err := dynamic.NewForConfig(e.Config)
+	if err != nil {
+		return err
+	}
+	dc, err := discovery.NewDiscoveryClientForConfig(e.Config)
+	if err != nil {
+		return err
+	}
+	dec := utilyaml.NewYAMLOrJSONDecoder(bytes.NewReader(data), 4096)
+	for {
+		var obj unstructured.Unstructured
+		if err := dec.Decode(&obj.Object); err != nil {
+			if err == io.EOF {
+				return nil
+			}
+			return fmt.Errorf("decode: %w", err)
+		}
+		if len(obj.Object) == 0 {
+			continue
+		}
+		gvk := obj.GroupVersionKind()
+		var mapping *meta.RESTMapping
+		// A CRD created a moment ago takes a while to be served: retry the mapping.
+		deadline := time.Now().Add(30 * time.Second)
+		for {
+			groups, err := restmapper.GetAPIGroupResources(dc)
+			if err == nil {
+				mapping, err = restmapper.NewDiscoveryRESTMapper(groups).RESTMapping(gvk.GroupKind(), gvk.Version)
+			}
+			if err == nil {
+				break
+			}
+			if time.Now().After(deadline) {
+				return fmt.Errorf("%s %s: %w", gvk, obj.GetName(), err)
+			}
+			time.Sleep(200 * time.Millisecond)
+		}
+		var ri dynamic.ResourceInterface = dyn.Resource(mapping.Resource)
+		if mapping.Scope.Name() == meta.RESTScopeNameNamespace {
+			ns := obj.GetNamespace()
+			if ns == "" {
+				ns = "default"
+			}
+			ri = dyn.Resource(mapping.Resource).Namespace(ns)
+		}
+		if _, err := ri.Create(ctx, &obj, metav1.CreateOptions{}); err != nil && !apierrors.IsAlreadyExists(err) {
+			return fmt.Errorf("create %s %s: %w", gvk.Kind, obj.GetName(), err)
+		}
+	}
+}
