@@ -323,7 +323,6 @@ func (e *Env) UserKubeconfig(t testing.TB, user string) string {
 	return path
 }
 
-
 // Apply creates every object of a multi-document YAML file, as `kubectl
 // create -f` would, waiting for CustomResourceDefinitions to be established
 // so that objects of their kinds can follow.

@@ -350,4 +350,3 @@ func intField(obj map[string]any, path ...string) int {
 	}
 	return 0
 }
-
