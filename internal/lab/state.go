@@ -110,9 +110,17 @@ func pidAlive(pid int, marker string) bool {
 	if pid <= 0 {
 		return false
 	}
-	cmd, err := os.ReadFile(filepath.Join("/proc", strconv.Itoa(pid), "cmdline"))
-	if err != nil {
-		return false
+	// Around exec (ip netns exec → the program) the command line reads empty
+	// for a moment: look again before deciding the process is not ours.
+	for range 50 {
+		cmd, err := os.ReadFile(filepath.Join("/proc", strconv.Itoa(pid), "cmdline"))
+		if err != nil {
+			return false
+		}
+		if len(cmd) > 0 {
+			return marker == "" || bytes.Contains(cmd, []byte(marker))
+		}
+		time.Sleep(2 * time.Millisecond)
 	}
-	return marker == "" || bytes.Contains(cmd, []byte(marker))
+	return false
 }
