@@ -2,6 +2,7 @@ package cli
 
 import (
 	"context"
+	"os/exec"
 	"encoding/json"
 	"strings"
 	"testing"
@@ -29,6 +30,9 @@ func agentLab(t *testing.T, b *lab.Builder) *lab.Lab {
 		}
 		if left := netns(t, l.Spec.Name+"."); left != "" {
 			t.Errorf("namespaces left after down:\n%s", left)
+		}
+		if out, _ := exec.Command("pgrep", "-af", lab.Dir(l.Spec.Name)+"/").Output(); len(out) > 0 {
+			t.Errorf("processes of the lab left after down:\n%s", out)
 		}
 	})
 	return l
