@@ -2,8 +2,8 @@ package cli
 
 import (
 	"context"
-	"os/exec"
 	"encoding/json"
+	"os/exec"
 	"strings"
 	"testing"
 	"time"
