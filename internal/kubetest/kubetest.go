@@ -137,19 +137,28 @@ func Start(t testing.TB, controllers bool) *Env {
 				t.Fatal(err)
 			}
 		}
-		start(t, dir, filepath.Join(bin, "kube-controller-manager"), "kube-controller-manager",
+		kcm := start(t, dir, filepath.Join(bin, "kube-controller-manager"), "kube-controller-manager",
 			"--kubeconfig", filepath.Join(dir, "kube-controller-manager.kubeconfig"),
 			"--authentication-kubeconfig", filepath.Join(dir, "kube-controller-manager.kubeconfig"),
 			"--authorization-kubeconfig", filepath.Join(dir, "kube-controller-manager.kubeconfig"),
 			"--bind-address", "127.0.0.1", "--secure-port", freePort(t), "--use-service-account-credentials",
 			"--service-account-private-key-file", filepath.Join(dir, "sa.key"), "--root-ca-file", filepath.Join(dir, "ca.crt"),
 			"--cluster-signing-cert-file", filepath.Join(dir, "ca.crt"), "--cluster-signing-key-file", filepath.Join(dir, "ca.key"),
-			"--controllers", "*,-nodeipam,-cloud-node-lifecycle", "--leader-elect=false")
-		start(t, dir, filepath.Join(bin, "kube-scheduler"), "kube-scheduler",
+			"--controllers", "*,-nodeipam", "--leader-elect=false")
+		sched := start(t, dir, filepath.Join(bin, "kube-scheduler"), "kube-scheduler",
 			"--kubeconfig", filepath.Join(dir, "kube-scheduler.kubeconfig"),
 			"--authentication-kubeconfig", filepath.Join(dir, "kube-scheduler.kubeconfig"),
 			"--authorization-kubeconfig", filepath.Join(dir, "kube-scheduler.kubeconfig"),
 			"--bind-address", "127.0.0.1", "--secure-port", freePort(t), "--leader-elect=false")
+		// A bad flag makes them exit at once: say so here, not as a mystery later.
+		for name, done := range map[string]<-chan struct{}{"kube-controller-manager": kcm, "kube-scheduler": sched} {
+			select {
+			case <-done:
+				log, _ := os.ReadFile(filepath.Join(dir, name+".log"))
+				t.Fatalf("%s exited:\n%s", name, tail(log, 3000))
+			case <-time.After(time.Second):
+			}
+		}
 	}
 	return e
 }

@@ -1,0 +1,218 @@
+// Package deploy installs podpath's short-lived agents into a cluster for
+// one run, waits for them, and removes everything it made: by label, on
+// success, failure, timeout and interrupt.
+package deploy
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	_ "embed"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"strings"
+	"text/template"
+	"time"
+
+	appsv1 "k8s.io/api/apps/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	utilyaml "k8s.io/apimachinery/pkg/util/yaml"
+	"k8s.io/client-go/discovery"
+	"k8s.io/client-go/dynamic"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/restmapper"
+)
+
+// Labels every object of a run carries.
+const (
+	ManagedByLabel = "app.kubernetes.io/managed-by"
+	ManagedBy      = "podpath"
+	RunLabel       = "podpath.io/run"
+	AgentPort      = 7946
+)
+
+// Bounds of a deployment.
+const (
+	DefaultWaitTimeout = 60 * time.Second
+	CleanupTimeout     = 30 * time.Second
+)
+
+//go:embed manifests/agents.yaml
+var agentsYAML string
+
+var agentsTemplate = template.Must(template.New("agents").Parse(agentsYAML))
+
+// Options say what to deploy.
+type Options struct {
+	Image     string // the podpath image the agents run
+	Namespace string // default podpath-<run>
+}
+
+// Run is one deployment of the agents.
+type Run struct {
+	ID        string
+	Namespace string
+	Token     string
+	cs        kubernetes.Interface
+	dyn       dynamic.Interface
+	mapper    meta.RESTMapper
+}
+
+// Render returns the manifests of a run, for review (`--dry-run`) and for Install.
+func Render(id, namespace, image, token string) ([]byte, error) {
+	var b bytes.Buffer
+	err := agentsTemplate.Execute(&b, map[string]any{"Run": id, "Namespace": namespace, "Image": image, "Token": token, "Port": AgentPort})
+	return b.Bytes(), err
+}
+
+// NewRun prepares a run with a fresh ID and token.
+func NewRun(cs kubernetes.Interface, dyn dynamic.Interface, dc discovery.DiscoveryInterface, opts Options) (*Run, error) {
+	if opts.Image == "" {
+		return nil, errors.New("no agent image: give --image")
+	}
+	id := randomHex(4)
+	ns := opts.Namespace
+	if ns == "" {
+		ns = "podpath-" + id
+	}
+	groups, err := restmapper.GetAPIGroupResources(dc)
+	if err != nil {
+		return nil, fmt.Errorf("discover the API server's resources: %w", err)
+	}
+	return &Run{ID: id, Namespace: ns, Token: randomHex(32), cs: cs, dyn: dyn, mapper: restmapper.NewDiscoveryRESTMapper(groups)}, nil
+}
+
+func randomHex(n int) string {
+	b := make([]byte, n)
+	_, _ = rand.Read(b)
+	return hex.EncodeToString(b)
+}
+
+// Install creates the run's objects. On error it removes what it created.
+func (r *Run) Install(ctx context.Context, image string) error {
+	data, err := Render(r.ID, r.Namespace, image, r.Token)
+	if err != nil {
+		return fmt.Errorf("render agent manifests: %w", err)
+	}
+	dec := utilyaml.NewYAMLOrJSONDecoder(bytes.NewReader(data), 4096)
+	for {
+		var obj unstructured.Unstructured
+		if err := dec.Decode(&obj.Object); err != nil {
+			if err == io.EOF {
+				return nil
+			}
+			return r.fail(ctx, fmt.Errorf("decode agent manifests: %w", err))
+		}
+		if len(obj.Object) == 0 {
+			continue
+		}
+		if err := r.create(ctx, &obj); err != nil {
+			return r.fail(ctx, err)
+		}
+	}
+}
+
+func (r *Run) fail(ctx context.Context, err error) error {
+	if cerr := r.Cleanup(context.WithoutCancel(ctx)); cerr != nil {
+		return fmt.Errorf("%w (and cleaning up: %v)", err, cerr)
+	}
+	return err
+}
+
+func (r *Run) create(ctx context.Context, obj *unstructured.Unstructured) error {
+	gvk := obj.GroupVersionKind()
+	m, err := r.mapper.RESTMapping(gvk.GroupKind(), gvk.Version)
+	if err != nil {
+		return fmt.Errorf("%s: %w", gvk.Kind, err)
+	}
+	var ri dynamic.ResourceInterface = r.dyn.Resource(m.Resource)
+	if m.Scope.Name() == meta.RESTScopeNameNamespace {
+		ri = r.dyn.Resource(m.Resource).Namespace(obj.GetNamespace())
+	}
+	if _, err := ri.Create(ctx, obj, metav1.CreateOptions{FieldManager: "podpath"}); err != nil {
+		if apierrors.IsForbidden(err) {
+			return fmt.Errorf("create %s %s: %w (bind the user to podpath's ClusterRole: deploy/rbac.yaml)", gvk.Kind, obj.GetName(), err)
+		}
+		return fmt.Errorf("create %s %s: %w", gvk.Kind, obj.GetName(), err)
+	}
+	return nil
+}
+
+// NotReadyError lists the agents that did not become ready in time.
+type NotReadyError struct {
+	Pending []string
+	Timeout time.Duration
+}
+
+func (e *NotReadyError) Error() string {
+	return fmt.Sprintf("agents not ready within %s: %s", e.Timeout, strings.Join(e.Pending, "; "))
+}
+
+// Wait waits until both DaemonSets have every scheduled Pod ready, or the
+// timeout passes; then it names what is still pending.
+func (r *Run) Wait(ctx context.Context, timeout time.Duration) error {
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	for {
+		var pending []string
+		for _, name := range []string{"podpath-host", "podpath-pod"} {
+			ds, err := r.cs.AppsV1().DaemonSets(r.Namespace).Get(ctx, name, metav1.GetOptions{})
+			if err != nil {
+				if ctx.Err() != nil {
+					break
+				}
+				return fmt.Errorf("read DaemonSet %s: %w", name, err)
+			}
+			if !dsReady(ds) {
+				pending = append(pending, fmt.Sprintf("%s %d/%d ready", name, ds.Status.NumberReady, ds.Status.DesiredNumberScheduled))
+			}
+		}
+		if len(pending) == 0 && ctx.Err() == nil {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			if errors.Is(ctx.Err(), context.DeadlineExceeded) {
+				return &NotReadyError{Pending: pending, Timeout: timeout}
+			}
+			return ctx.Err()
+		case <-time.After(500 * time.Millisecond):
+		}
+	}
+}
+
+func dsReady(ds *appsv1.DaemonSet) bool {
+	s := ds.Status
+	return ds.Generation <= s.ObservedGeneration && s.NumberReady == s.DesiredNumberScheduled && s.NumberUnavailable == 0
+}
+
+// Cleanup deletes the run's namespace (and with it everything in it) and
+// waits until it is gone.
+func (r *Run) Cleanup(ctx context.Context) error {
+	return DeleteByLabel(ctx, r.cs, RunLabel+"="+r.ID)
+}
+
+// DeleteByLabel removes podpath's namespaces matching selector and waits
+// for them to disappear: `podpath cleanup` uses it with the managed-by label.
+func DeleteByLabel(ctx context.Context, cs kubernetes.Interface, selector string) error {
+	ctx, cancel := context.WithTimeout(ctx, CleanupTimeout)
+	defer cancel()
+	list, err := cs.CoreV1().Namespaces().List(ctx, metav1.ListOptions{LabelSelector: selector})
+	if err != nil {
+		return fmt.Errorf("list podpath namespaces: %w", err)
+	}
+	bg := metav1.DeletePropagationBackground
+	for _, ns := range list.Items {
+		err := cs.CoreV1().Namespaces().Delete(ctx, ns.Name, metav1.DeleteOptions{PropagationPolicy: &bg})
+		if err != nil && !apierrors.IsNotFound(err) {
+			return fmt.Errorf("delete namespace %s: %w", ns.Name, err)
+		}
+	}
+	return nil
+}
+

@@ -1,0 +1,167 @@
+package deploy
+
+import (
+	"context"
+	"errors"
+	"os"
+	"strings"
+	"testing"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime/schema"
+	"k8s.io/client-go/discovery"
+	"k8s.io/client-go/dynamic"
+	"k8s.io/client-go/kubernetes"
+
+	"podpath/internal/kubetest"
+)
+
+func TestRenderIsValidAndLabelled(t *testing.T) {
+	out, err := Render("abcd1234", "podpath-abcd1234", "podpath:test", "tok")
+	if err != nil {
+		t.Fatal(err)
+	}
+	docs := strings.Split(string(out), "\n---\n")
+	if len(docs) != 5 {
+		t.Fatalf("%d documents; want 5 (namespace, service account, secret, two DaemonSets)", len(docs))
+	}
+	for i, d := range docs {
+		if !strings.Contains(d, `podpath.io/run: "abcd1234"`) || !strings.Contains(d, "app.kubernetes.io/managed-by: podpath") {
+			t.Errorf("document %d lacks the run's labels:\n%s", i, d)
+		}
+	}
+}
+
+// Against the real API server with its controllers: the objects are
+// created, the Pod-network agent passes the "restricted" Pod Security level
+// (and the host agent, which needs more, does not), Wait is bounded and says
+// what is pending, and Cleanup leaves no object behind.
+func TestInstallWaitCleanup(t *testing.T) {
+	if testing.Short() {
+		t.Skip("skipped in -short: starts a real control plane")
+	}
+	if os.Geteuid() != 0 {
+		t.Skip("skipped: the control plane's binaries are built and cached by root (CI runs as root)")
+	}
+	env := kubetest.Start(t, true)
+	cs := kubernetes.NewForConfigOrDie(env.Config)
+	dyn := dynamic.NewForConfigOrDie(env.Config)
+	dc := discovery.NewDiscoveryClientForConfigOrDie(env.Config)
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	if _, err := cs.CoreV1().Nodes().Create(ctx, &corev1.Node{ObjectMeta: metav1.ObjectMeta{Name: "node1"}}, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	run, err := NewRun(cs, dyn, dc, Options{Image: "podpath:test"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := run.Install(ctx, "podpath:test"); err != nil {
+		t.Fatal(err)
+	}
+	for _, name := range []string{"podpath-host", "podpath-pod"} {
+		if _, err := cs.AppsV1().DaemonSets(run.Namespace).Get(ctx, name, metav1.GetOptions{}); err != nil {
+			t.Errorf("DaemonSet %s: %v", name, err)
+		}
+	}
+
+	// Pod Security: the Pod-network agent's Pod in a restricted namespace.
+	restricted := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "psa-restricted",
+		Labels: map[string]string{"pod-security.kubernetes.io/enforce": "restricted"}}}
+	if _, err := cs.CoreV1().Namespaces().Create(ctx, restricted, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	sa := &corev1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Name: "podpath-agent", Namespace: "psa-restricted"}}
+	if _, err := cs.CoreV1().ServiceAccounts("psa-restricted").Create(ctx, sa, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []struct {
+		ds    string
+		admit bool
+	}{{"podpath-pod", true}, {"podpath-host", false}} {
+		ds, err := cs.AppsV1().DaemonSets(run.Namespace).Get(ctx, c.ds, metav1.GetOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		pod := &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Name: "probe", Namespace: "psa-restricted"}, Spec: ds.Spec.Template.Spec}
+		_, err = cs.CoreV1().Pods("psa-restricted").Create(ctx, pod, metav1.CreateOptions{DryRun: []string{metav1.DryRunAll}})
+		if admitted := err == nil; admitted != c.admit {
+			t.Errorf("%s's Pod under the restricted level: admitted=%v (%v); want %v", c.ds, admitted, err, c.admit)
+		}
+	}
+
+	// No kubelet runs here: the agents are scheduled but never become ready,
+	// and Wait says so in time.
+	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(250 * time.Millisecond) {
+		ds, err := cs.AppsV1().DaemonSets(run.Namespace).Get(ctx, "podpath-host", metav1.GetOptions{})
+		if err == nil && ds.Status.DesiredNumberScheduled == 1 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the DaemonSet controller never scheduled podpath-host on node1")
+		}
+	}
+	start := time.Now()
+	err = run.Wait(ctx, 3*time.Second)
+	var nr *NotReadyError
+	if !errors.As(err, &nr) || !strings.Contains(err.Error(), "podpath-host 0/1 ready") {
+		t.Errorf("Wait = %v; want a NotReadyError naming podpath-host 0/1", err)
+	}
+	if d := time.Since(start); d > 6*time.Second {
+		t.Errorf("Wait with a 3 s timeout took %s", d)
+	}
+
+	if err := run.Cleanup(ctx); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(60 * time.Second)
+	for {
+		_, err := cs.CoreV1().Namespaces().Get(ctx, run.Namespace, metav1.GetOptions{})
+		if apierrors.IsNotFound(err) {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("namespace %s still there 60 s after cleanup", run.Namespace)
+		}
+		time.Sleep(500 * time.Millisecond)
+	}
+	if err := cs.CoreV1().Namespaces().Delete(ctx, "psa-restricted", metav1.DeleteOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if left := labelled(t, ctx, dc, dyn, ManagedByLabel+"="+ManagedBy); len(left) > 0 {
+		t.Errorf("objects labelled by podpath left after cleanup: %v", left)
+	}
+}
+
+// labelled lists every object of every listable resource type, namespaced
+// and cluster-scoped, that matches selector.
+func labelled(t *testing.T, ctx context.Context, dc discovery.DiscoveryInterface, dyn dynamic.Interface, selector string) []string {
+	t.Helper()
+	lists, err := dc.ServerPreferredResources()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out []string
+	for _, l := range lists {
+		gv, err := schema.ParseGroupVersion(l.GroupVersion)
+		if err != nil {
+			continue
+		}
+		for _, r := range l.APIResources {
+			if !strings.Contains(strings.Join(r.Verbs, ","), "list") || strings.Contains(r.Name, "/") {
+				continue
+			}
+			items, err := dyn.Resource(gv.WithResource(r.Name)).List(ctx, metav1.ListOptions{LabelSelector: selector})
+			if err != nil {
+				continue
+			}
+			for _, it := range items.Items {
+				out = append(out, r.Name+"/"+it.GetNamespace()+"/"+it.GetName())
+			}
+		}
+	}
+	return out
+}
