@@ -215,4 +215,3 @@ func DeleteByLabel(ctx context.Context, cs kubernetes.Interface, selector string
 	}
 	return nil
 }
-
