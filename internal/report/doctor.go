@@ -39,17 +39,7 @@ func DoctorText(w io.Writer, r *model.Report) {
 	}
 	for _, l := range layers(r.Pairs) {
 		fmt.Fprintf(w, "%s layer — path MTU (bytes; * = below the sender's MTU, x = unreachable):\n", l)
-		matrix(w, r.Pairs, l, func(p model.Pair) string {
-			switch {
-			case !p.Reachable:
-				return "x"
-			case p.PathMTU == 0:
-				return "?"
-			case p.IfaceMTU > p.PathMTU:
-				return fmt.Sprintf("%d*", p.PathMTU)
-			}
-			return fmt.Sprint(p.PathMTU)
-		})
+		matrix(w, r.Pairs, l, mtuCell("x"))
 		fmt.Fprintf(w, "%s layer — RTT p50 ms / loss %%:\n", l)
 		matrix(w, r.Pairs, l, func(p model.Pair) string {
 			if p.RTTMs == nil {

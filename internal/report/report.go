@@ -73,22 +73,27 @@ func matrix(w io.Writer, pairs []model.Pair, layer model.Layer, cell func(model.
 func MTUText(w io.Writer, r *model.Report) {
 	for _, l := range layers(r.Pairs) {
 		fmt.Fprintf(w, "Path MTU, %s layer (largest IP packet, bytes, that crossed from row to column):\n", l)
-		matrix(w, r.Pairs, l, func(p model.Pair) string {
-			switch {
-			case !p.Reachable:
-				return "unreachable"
-			case p.PathMTU == 0:
-				return "?"
-			case p.IfaceMTU > p.PathMTU:
-				return fmt.Sprintf("%d*", p.PathMTU)
-			}
-			return fmt.Sprint(p.PathMTU)
-		})
+		matrix(w, r.Pairs, l, mtuCell("unreachable"))
 		fmt.Fprintln(w)
 	}
 	fmt.Fprintln(w, "* below the sender's own interface MTU: larger packets vanish on the way")
 	problems(w, r)
 	fmt.Fprintf(w, "(%d pairs in %.1fs)\n", len(r.Pairs), r.DurationMs/1000)
+}
+
+// mtuCell renders a pair's path MTU, starred when below the sender's MTU.
+func mtuCell(unreachable string) func(model.Pair) string {
+	return func(p model.Pair) string {
+		switch {
+		case !p.Reachable:
+			return unreachable
+		case p.PathMTU == 0:
+			return "?"
+		case p.IfaceMTU > p.PathMTU:
+			return fmt.Sprintf("%d*", p.PathMTU)
+		}
+		return fmt.Sprint(p.PathMTU)
+	}
 }
 
 // PerfText renders latency, loss and throughput per pair.
