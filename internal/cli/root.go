@@ -86,7 +86,7 @@ or step by step:
 		SilenceErrors: true,
 	}
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return usageError{err} })
-	root.AddCommand(newVersion(s), newLab(s), newDemo(s), newDoctor(s), newAgent(s), newMTU(s), newPerf(s), newFacts(s))
+	root.AddCommand(newVersion(s), newLab(s), newDemo(s), newDoctor(s), newAgent(s), newMTU(s), newPerf(s), newFacts(s), newCleanup(s))
 	return root
 }
 

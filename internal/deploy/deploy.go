@@ -191,27 +191,33 @@ func dsReady(ds *appsv1.DaemonSet) bool {
 	return ds.Generation <= s.ObservedGeneration && s.NumberReady == s.DesiredNumberScheduled && s.NumberUnavailable == 0
 }
 
-// Cleanup deletes the run's namespace (and with it everything in it) and
-// waits until it is gone.
+// Cleanup deletes the run's namespace, and with it everything in it (the
+// namespace controller finishes the job in the background).
 func (r *Run) Cleanup(ctx context.Context) error {
-	return DeleteByLabel(ctx, r.cs, RunLabel+"="+r.ID)
+	_, err := DeleteByLabel(ctx, r.cs, RunLabel+"="+r.ID)
+	return err
 }
 
-// DeleteByLabel removes podpath's namespaces matching selector and waits
-// for them to disappear: `podpath cleanup` uses it with the managed-by label.
-func DeleteByLabel(ctx context.Context, cs kubernetes.Interface, selector string) error {
+// DeleteByLabel deletes podpath's namespaces matching selector and says how
+// many: `podpath cleanup` uses it with the managed-by label.
+func DeleteByLabel(ctx context.Context, cs kubernetes.Interface, selector string) (int, error) {
 	ctx, cancel := context.WithTimeout(ctx, CleanupTimeout)
 	defer cancel()
 	list, err := cs.CoreV1().Namespaces().List(ctx, metav1.ListOptions{LabelSelector: selector})
 	if err != nil {
-		return fmt.Errorf("list podpath namespaces: %w", err)
+		return 0, fmt.Errorf("list podpath namespaces: %w", err)
 	}
 	bg := metav1.DeletePropagationBackground
+	n := 0
 	for _, ns := range list.Items {
+		if ns.DeletionTimestamp != nil {
+			continue // already going
+		}
 		err := cs.CoreV1().Namespaces().Delete(ctx, ns.Name, metav1.DeleteOptions{PropagationPolicy: &bg})
 		if err != nil && !apierrors.IsNotFound(err) {
-			return fmt.Errorf("delete namespace %s: %w", ns.Name, err)
+			return n, fmt.Errorf("delete namespace %s: %w", ns.Name, err)
 		}
+		n++
 	}
-	return nil
+	return n, nil
 }

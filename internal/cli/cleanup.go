@@ -1,0 +1,41 @@
+package cli
+
+import (
+	"fmt"
+
+	"github.com/spf13/cobra"
+	"k8s.io/cli-runtime/pkg/genericclioptions"
+	"k8s.io/client-go/kubernetes"
+
+	"podpath/internal/deploy"
+)
+
+func newCleanup(s Streams) *cobra.Command {
+	kf := genericclioptions.NewConfigFlags(true)
+	c := &cobra.Command{
+		Use:   "cleanup",
+		Short: "Remove what an interrupted podpath run left in the cluster",
+		Long: `cleanup deletes every namespace labelled app.kubernetes.io/managed-by=podpath, and with
+them the agents, their token and everything else a run created. A run removes its own objects
+on success, failure, timeout and Ctrl-C; cleanup is for a run that was killed outright.`,
+		Args: cobra.NoArgs,
+		RunE: func(c *cobra.Command, _ []string) error {
+			cfg, err := kf.ToRESTConfig()
+			if err != nil {
+				return usageError{fmt.Errorf("kubeconfig: %w", err)}
+			}
+			cs, err := kubernetes.NewForConfig(cfg)
+			if err != nil {
+				return fmt.Errorf("kubernetes client: %w", err)
+			}
+			n, err := deploy.DeleteByLabel(c.Context(), cs, deploy.ManagedByLabel+"="+deploy.ManagedBy)
+			if err != nil {
+				return err
+			}
+			fmt.Fprintf(s.Out, "removed %d podpath namespace(s)\n", n)
+			return nil
+		},
+	}
+	kf.AddFlags(c.Flags())
+	return c
+}
