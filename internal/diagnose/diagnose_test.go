@@ -257,6 +257,11 @@ func TestDiagnose(t *testing.T) {
 			id: FirewallDrop, severity: Error, nodes: []string{"node2"},
 		},
 		{
+			name:   "ippool_mtu_is_ignored",
+			mutate: func(ev *Evidence) { ev.IPPoolMTUs = map[string]int{"default-ipv4-ippool": 1500} },
+			id:     IPPoolMTUIgnored, severity: Warning,
+		},
+		{
 			name: "jumbo_path_with_small_pods_is_wasteful",
 			mutate: func(ev *Evidence) {
 				each(ev, func(p model.Pair) bool { return p.Layer == model.LayerNode }, func(p *model.Pair) { p.PathMTU, p.IfaceMTU = 9000, 9000 })

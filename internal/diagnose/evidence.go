@@ -21,6 +21,9 @@ type Evidence struct {
 	Facts     map[string]*hostfacts.Facts // by node; missing when the node's agent did not answer
 	// FactErrors says why a node's facts are missing.
 	FactErrors map[string]string
+	// IPPoolMTUs are IPPools (by name) that carry an `mtu` field, from the
+	// object or kubectl's last-applied annotation (Kubernetes source only).
+	IPPoolMTUs map[string]int
 }
 
 // Severities.
@@ -47,6 +50,7 @@ const (
 	HighLatency         = "high-latency"
 	PacketLoss          = "packet-loss"
 	ConntrackFull       = "conntrack-full"
+	IPPoolMTUIgnored    = "ippool-mtu-ignored"
 	ICMPFiltered        = "icmp-filtered"
 	FirewallDrop        = "firewall-drop"
 )
@@ -57,7 +61,7 @@ var Catalogue = []string{
 	NodeUnreachable, FirewallDrop, EncapBlocked, BGPSessionDown, IPForwardDisabled,
 	RouteMissing, MTUInconsistent, MTUBlackhole, PodNetworkPartition, RPFilterStrict,
 	KernelModuleMissing, CalicoNodeUnhealthy, ConntrackFull, PacketLoss, HighLatency,
-	MTUWasteful, ICMPFiltered,
+	MTUWasteful, IPPoolMTUIgnored, ICMPFiltered,
 }
 
 func rank(id string) int {

@@ -61,7 +61,7 @@ func Diagnose(ev Evidence) []model.Finding {
 		nodeUnreachable, firewallDrop, encapBlocked, bgpSessionDown, ipForwardDisabled,
 		routeMissing, mtuInconsistent, mtuBlackhole, podNetworkPartition, rpFilterStrict,
 		kernelModuleMissing, calicoNodeUnhealthy, conntrackFull, packetLoss, highLatency,
-		mtuWasteful, icmpFiltered,
+		mtuWasteful, ipPoolMTUIgnored, icmpFiltered,
 	} {
 		rule(s)
 	}

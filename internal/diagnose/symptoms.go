@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"slices"
 	"sort"
+	"strings"
 
 	"podpath/internal/hostfacts"
 	"podpath/internal/model"
@@ -273,5 +274,30 @@ func icmpFiltered(s *state) {
 		Nodes:    nodes,
 		Pairs:    refs(filtered),
 		Evidence: []string{fmt.Sprintf("%d pairs: every ICMP echo lost, UDP echoes answered", len(filtered))},
+	}, nil)
+}
+
+// ipPoolMTUIgnored: an IPPool carries an `mtu` field, as some articles
+// suggest. No Calico release has one: the API server prunes it (or a strict
+// kubectl refuses it) and nothing changes, which misleads whoever set it.
+func ipPoolMTUIgnored(s *state) {
+	if len(s.ev.IPPoolMTUs) == 0 {
+		return
+	}
+	var names, ev []string
+	for name := range s.ev.IPPoolMTUs {
+		names = append(names, name)
+	}
+	sort.Strings(names)
+	for _, n := range names {
+		ev = append(ev, fmt.Sprintf("IPPool %s: mtu %d (in the object or in kubectl's last-applied annotation)", n, s.ev.IPPoolMTUs[n]))
+	}
+	r := mtuRemedy(0, "", 0)
+	r.Summary = "Remove mtu from the IPPool (it does nothing) and set the MTU where Calico reads it — Kubespray: calico_mtu; operator: the Installation's spec.calicoNetwork.mtu; manifest: veth_mtu in calico-config."
+	r.Commands = nil
+	s.add(model.Finding{
+		ID: IPPoolMTUIgnored, Severity: Warning, Title: "IPPool mtu is ignored: " + strings.Join(names, ", "),
+		Summary:  "Calico's IPPool has no mtu field: setting it changes nothing, so the MTU you think you set is not the one in use.",
+		Evidence: ev, Remedy: r,
 	}, nil)
 }
