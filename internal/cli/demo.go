@@ -67,7 +67,7 @@ func runDemo(ctx context.Context, s Streams, name string, keep bool) (err error)
 	}
 	jobs := plan.Mesh(inv, model.LayerNode, model.LayerPod)
 	doctor := func() (*model.Report, error) {
-		return diagnoseRun(ctx, inv, token, jobs, DefaultDoctorTimeout, newProgress(s.Err))
+		return diagnoseRun(ctx, inv, token, jobs, DefaultDoctorTimeout, newProgress(io.Discard)) // the demo narrates itself
 	}
 
 	fault, _ := lab.ParseFault(demoFault)
