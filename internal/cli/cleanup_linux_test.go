@@ -33,7 +33,7 @@ func TestCleanupRemovesLeftovers(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := dep.Install(ctx, "podpath:test"); err != nil {
+	if err := dep.Install(ctx); err != nil {
 		t.Fatal(err)
 	}
 	// Someone else's namespace is not touched.

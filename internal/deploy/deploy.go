@@ -11,7 +11,6 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
-	"io"
 	"strings"
 	"text/template"
 	"time"
@@ -21,11 +20,12 @@ import (
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
-	utilyaml "k8s.io/apimachinery/pkg/util/yaml"
 	"k8s.io/client-go/discovery"
 	"k8s.io/client-go/dynamic"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/restmapper"
+
+	"podpath/internal/kubeobj"
 )
 
 // Labels every object of a run carries.
@@ -57,6 +57,7 @@ type Options struct {
 type Run struct {
 	ID        string
 	Namespace string
+	Image     string
 	Token     string
 	cs        kubernetes.Interface
 	dyn       dynamic.Interface
@@ -84,7 +85,7 @@ func NewRun(cs kubernetes.Interface, dyn dynamic.Interface, dc discovery.Discove
 	if err != nil {
 		return nil, fmt.Errorf("discover the API server's resources: %w", err)
 	}
-	return &Run{ID: id, Namespace: ns, Token: randomHex(32), cs: cs, dyn: dyn, mapper: restmapper.NewDiscoveryRESTMapper(groups)}, nil
+	return &Run{ID: id, Namespace: ns, Image: opts.Image, Token: randomHex(32), cs: cs, dyn: dyn, mapper: restmapper.NewDiscoveryRESTMapper(groups)}, nil
 }
 
 func randomHex(n int) string {
@@ -94,27 +95,21 @@ func randomHex(n int) string {
 }
 
 // Install creates the run's objects. On error it removes what it created.
-func (r *Run) Install(ctx context.Context, image string) error {
-	data, err := Render(r.ID, r.Namespace, image, r.Token)
+func (r *Run) Install(ctx context.Context) error {
+	data, err := Render(r.ID, r.Namespace, r.Image, r.Token)
 	if err != nil {
 		return fmt.Errorf("render agent manifests: %w", err)
 	}
-	dec := utilyaml.NewYAMLOrJSONDecoder(bytes.NewReader(data), 4096)
-	for {
-		var obj unstructured.Unstructured
-		if err := dec.Decode(&obj.Object); err != nil {
-			if err == io.EOF {
-				return nil
-			}
-			return r.fail(ctx, fmt.Errorf("decode agent manifests: %w", err))
-		}
-		if len(obj.Object) == 0 {
-			continue
-		}
-		if err := r.create(ctx, &obj); err != nil {
+	objs, err := kubeobj.Decode(data)
+	if err != nil {
+		return fmt.Errorf("agent manifests: %w", err)
+	}
+	for _, obj := range objs {
+		if err := r.create(ctx, obj); err != nil {
 			return r.fail(ctx, err)
 		}
 	}
+	return nil
 }
 
 func (r *Run) fail(ctx context.Context, err error) error {
@@ -130,11 +125,7 @@ func (r *Run) create(ctx context.Context, obj *unstructured.Unstructured) error 
 	if err != nil {
 		return fmt.Errorf("%s: %w", gvk.Kind, err)
 	}
-	var ri dynamic.ResourceInterface = r.dyn.Resource(m.Resource)
-	if m.Scope.Name() == meta.RESTScopeNameNamespace {
-		ri = r.dyn.Resource(m.Resource).Namespace(obj.GetNamespace())
-	}
-	if _, err := ri.Create(ctx, obj, metav1.CreateOptions{FieldManager: "podpath"}); err != nil {
+	if err := kubeobj.Create(ctx, r.dyn, m, obj, "podpath"); err != nil {
 		if apierrors.IsForbidden(err) {
 			return fmt.Errorf("create %s %s: %w (bind the user to podpath's ClusterRole: deploy/rbac.yaml)", gvk.Kind, obj.GetName(), err)
 		}

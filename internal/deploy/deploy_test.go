@@ -59,7 +59,7 @@ func TestInstallWaitCleanup(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := run.Install(ctx, "podpath:test"); err != nil {
+	if err := run.Install(ctx); err != nil {
 		t.Fatal(err)
 	}
 	for _, name := range []string{"podpath-host", "podpath-pod"} {

@@ -13,7 +13,6 @@ import (
 	"crypto/x509/pkix"
 	"encoding/pem"
 	"fmt"
-	"io"
 	"math/big"
 	"net"
 	"net/http"
@@ -28,15 +27,14 @@ import (
 
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
-	utilyaml "k8s.io/apimachinery/pkg/util/yaml"
 	"k8s.io/client-go/discovery"
 	"k8s.io/client-go/dynamic"
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/restmapper"
+
 	"k8s.io/client-go/tools/clientcmd"
 	clientcmdapi "k8s.io/client-go/tools/clientcmd/api"
+	"podpath/internal/kubeobj"
 )
 
 // Bounds of the control plane's start.
@@ -356,18 +354,11 @@ func (e *Env) ApplyBytes(ctx context.Context, data []byte) error {
 	if err != nil {
 		return err
 	}
-	dec := utilyaml.NewYAMLOrJSONDecoder(bytes.NewReader(data), 4096)
-	for {
-		var obj unstructured.Unstructured
-		if err := dec.Decode(&obj.Object); err != nil {
-			if err == io.EOF {
-				return nil
-			}
-			return fmt.Errorf("decode: %w", err)
-		}
-		if len(obj.Object) == 0 {
-			continue
-		}
+	objs, err := kubeobj.Decode(data)
+	if err != nil {
+		return err
+	}
+	for _, obj := range objs {
 		gvk := obj.GroupVersionKind()
 		var mapping *meta.RESTMapping
 		// A CRD created a moment ago takes a while to be served: retry the mapping.
@@ -385,16 +376,9 @@ func (e *Env) ApplyBytes(ctx context.Context, data []byte) error {
 			}
 			time.Sleep(200 * time.Millisecond)
 		}
-		var ri dynamic.ResourceInterface = dyn.Resource(mapping.Resource)
-		if mapping.Scope.Name() == meta.RESTScopeNameNamespace {
-			ns := obj.GetNamespace()
-			if ns == "" {
-				ns = "default"
-			}
-			ri = dyn.Resource(mapping.Resource).Namespace(ns)
-		}
-		if _, err := ri.Create(ctx, &obj, metav1.CreateOptions{}); err != nil && !apierrors.IsAlreadyExists(err) {
+		if err := kubeobj.Create(ctx, dyn, mapping, obj, "podpath-test"); err != nil && !apierrors.IsAlreadyExists(err) {
 			return fmt.Errorf("create %s %s: %w", gvk.Kind, obj.GetName(), err)
 		}
 	}
+	return nil
 }

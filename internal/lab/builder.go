@@ -29,8 +29,5 @@ func (b *Builder) NodeMTU(node string, m NodeMTU) *Builder {
 	return b
 }
 
-// Config returns what was described so far.
-func (b *Builder) Config() Config { return b.cfg }
-
 // Spec validates the description and plans every address and name.
 func (b *Builder) Spec() (Spec, error) { return Plan(b.cfg) }

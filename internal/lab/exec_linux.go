@@ -46,9 +46,6 @@ type PingResult struct {
 	Output         string
 }
 
-// Lost reports whether no reply came back.
-func (r PingResult) Lost() bool { return r.Received == 0 }
-
 var (
 	pingSummary = regexp.MustCompile(`(\d+) packets transmitted, (\d+) (?:packets )?received`)
 	pingRTT     = regexp.MustCompile(`= [\d.]+/([\d.]+)/[\d.]+/[\d.]+ ms`)

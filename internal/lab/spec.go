@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"net/netip"
 	"regexp"
-	"sort"
 	"strconv"
 	"strings"
 )
@@ -322,18 +321,6 @@ func (s *Spec) Node(name string) (*Node, error) {
 	return nil, invalidf("no node %q in lab %s (it has node1..node%d)", name, s.Name, len(s.Nodes))
 }
 
-// Namespaces lists every namespace of the lab, fabric first.
-func (s *Spec) Namespaces() []string {
-	out := []string{s.Fabric}
-	for _, n := range s.Nodes {
-		out = append(out, n.Netns)
-		for _, p := range n.Pods {
-			out = append(out, p.Netns)
-		}
-	}
-	return out
-}
-
 // NamespacePrefix is shared by all of a lab's namespaces and by no other lab's:
 // lab names hold no dots.
 func NamespacePrefix(lab string) string { return lab + "." }
@@ -362,14 +349,4 @@ func ParseNodeMTU(s string, into map[string]NodeMTU) error {
 	}
 	into[node] = m
 	return nil
-}
-
-// SortedNodeMTUs renders overrides in a stable order, for status output.
-func SortedNodeMTUs(m map[string]NodeMTU) []string {
-	var out []string
-	for n, v := range m {
-		out = append(out, fmt.Sprintf("%s:%+v", n, v))
-	}
-	sort.Strings(out)
-	return out
 }

@@ -251,7 +251,8 @@ func (c *Conn) Round(ctx context.Context, sizes []int, attempts int) (RoundResul
 		deadline = dl
 	}
 	rbuf := make([]byte, 2048)
-	for len(rr.Acked) < len(distinct(seqSize)) {
+	want := len(distinct(seqSize)) // sizes that went out: the round ends early when all are answered
+	for len(rr.Acked) < want {
 		_ = c.c.SetReadDeadline(deadline)
 		n, err := c.c.Read(rbuf)
 		if err != nil {
