@@ -90,10 +90,28 @@ func repoRoot() (string, error) {
 	}
 }
 
+// Options shape a control plane.
+type Options struct {
+	// Controllers also starts kube-controller-manager and kube-scheduler.
+	Controllers bool
+	// EgressSocket, when set, is a Unix socket where an HTTP CONNECT proxy
+	// (the lab's) carries the API server's connections into the cluster
+	// network: the Pod and node proxy, logs. The Konnectivity set-up of
+	// many managed clusters, with the lab in the place of the agents.
+	EgressSocket string
+}
+
 // Start runs etcd and kube-apiserver (and, with controllers, the
 // controller-manager and scheduler) until the test ends.
 func Start(t testing.TB, controllers bool) *Env {
 	t.Helper()
+	return StartWith(t, Options{Controllers: controllers})
+}
+
+// StartWith runs a control plane shaped by opts until the test ends.
+func StartWith(t testing.TB, opts Options) *Env {
+	t.Helper()
+	controllers := opts.Controllers
 	bin := Binaries(t)
 	dir := t.TempDir()
 	e := &Env{Dir: dir}
@@ -107,7 +125,15 @@ func Start(t testing.TB, controllers bool) *Env {
 		"--listen-peer-urls", "http://127.0.0.1:"+etcdPeer, "--initial-advertise-peer-urls", "http://127.0.0.1:"+etcdPeer,
 		"--initial-cluster", "default=http://127.0.0.1:"+etcdPeer, "--log-level", "warn")
 	e.URL = "https://127.0.0.1:" + apiPort
-	apiserver := start(t, dir, filepath.Join(bin, "kube-apiserver"), "kube-apiserver",
+	var extra []string
+	if opts.EgressSocket != "" {
+		cfg := filepath.Join(dir, "egress-selector.yaml")
+		if err := os.WriteFile(cfg, []byte(egressConfig(opts.EgressSocket)), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		extra = append(extra, "--egress-selector-config-file", cfg)
+	}
+	apiserver := start(t, dir, filepath.Join(bin, "kube-apiserver"), "kube-apiserver", append([]string{
 		"--etcd-servers", "http://127.0.0.1:"+etcdClient,
 		"--bind-address", "127.0.0.1", "--advertise-address", "127.0.0.1", "--secure-port", apiPort,
 		"--tls-cert-file", filepath.Join(dir, "apiserver.crt"), "--tls-private-key-file", filepath.Join(dir, "apiserver.key"),
@@ -118,7 +144,7 @@ func Start(t testing.TB, controllers bool) *Env {
 		"--authorization-mode", "Node,RBAC", "--allow-privileged=true",
 		// The "kubernetes" Service's endpoint cannot be a loopback address.
 		"--endpoint-reconciler-type", "none",
-		"--enable-admission-plugins", "NodeRestriction")
+		"--enable-admission-plugins", "NodeRestriction"}, extra...)...)
 	if err := e.writeKubeconfig("admin", []string{"system:masters"}, filepath.Join(dir, "admin.kubeconfig")); err != nil {
 		t.Fatal(err)
 	}
@@ -188,6 +214,21 @@ func start(t testing.TB, dir, bin, name string, args ...string) <-chan struct{} 
 		logf.Close()
 	})
 	return done
+}
+
+// egressConfig routes the API server's "cluster" traffic (Pod and node
+// proxy, logs, exec) through an HTTP CONNECT proxy on a Unix socket.
+func egressConfig(socket string) string {
+	return `apiVersion: apiserver.k8s.io/v1beta1
+kind: EgressSelectorConfiguration
+egressSelections:
+- name: cluster
+  connection:
+    proxyProtocol: HTTPConnect
+    transport:
+      uds:
+        udsName: ` + socket + `
+`
 }
 
 func (e *Env) waitReady(t testing.TB, exited <-chan struct{}) {
