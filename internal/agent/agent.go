@@ -191,9 +191,17 @@ func (a *Agent) guard(endpoint string, fn http.HandlerFunc) http.Handler {
 	})
 }
 
+// TokenHeader carries the token through the API server's Pod proxy, which
+// consumes the Authorization header (the caller's own credentials) and
+// never forwards it.
+const TokenHeader = "X-Podpath-Token"
+
 func (a *Agent) authorized(r *http.Request) bool {
 	got, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
-	return ok && subtle.ConstantTimeCompare([]byte(got), []byte(a.cfg.Token)) == 1
+	if !ok {
+		got = r.Header.Get(TokenHeader)
+	}
+	return got != "" && subtle.ConstantTimeCompare([]byte(got), []byte(a.cfg.Token)) == 1
 }
 
 func httpError(w http.ResponseWriter, code int, msg string) {

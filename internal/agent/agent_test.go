@@ -84,6 +84,25 @@ func TestAuthentication(t *testing.T) {
 	}
 }
 
+// Through the API server's Pod proxy the token travels in its own header
+// (the proxy keeps Authorization for the caller's credentials).
+func TestProxyTokenHeader(t *testing.T) {
+	addr := startAgent(t, "a")
+	ctx := context.Background()
+	proxy := func(tok string) *Client {
+		return NewProxyClient(addr, "http://"+addr+"/", tok, &http.Client{Timeout: ClientTimeout})
+	}
+	if _, err := proxy(token).Facts(ctx); err != nil {
+		t.Errorf("facts with the token in %s: %v", TokenHeader, err)
+	}
+	if _, err := proxy("nope").Facts(ctx); err == nil || !strings.Contains(err.Error(), "401") {
+		t.Errorf("facts with a wrong token in %s: %v; want 401", TokenHeader, err)
+	}
+	if _, err := proxy("").Facts(ctx); err == nil || !strings.Contains(err.Error(), "401") {
+		t.Errorf("facts with an empty %s: %v; want 401", TokenHeader, err)
+	}
+}
+
 func TestProbeOnlyKnownPeers(t *testing.T) {
 	a := startAgent(t, "a")
 	b := startAgent(t, "b")

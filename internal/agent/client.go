@@ -8,6 +8,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"strings"
 	"time"
 
 	"podpath/internal/nsenter"
@@ -18,9 +19,12 @@ const ClientTimeout = 10 * time.Second
 
 // Client is a controller's handle on one agent.
 type Client struct {
-	Addr  string // IP:port
+	Addr  string // IP:port, as peers reach it
+	base  string // URL the controller reaches it at
 	token string
 	http  *http.Client
+	// proxied: the Authorization header belongs to the proxy.
+	proxied bool
 }
 
 // NewClient talks to the agent at addr. With netns set it dials from inside
@@ -34,7 +38,14 @@ func NewClient(addr, token, netns string) *Client {
 		},
 		MaxIdleConnsPerHost: 2,
 	}
-	return &Client{Addr: addr, token: token, http: &http.Client{Transport: tr}}
+	return &Client{Addr: addr, base: "http://" + addr, token: token, http: &http.Client{Transport: tr}}
+}
+
+// NewProxyClient talks to the agent at addr through a proxy URL, such as the
+// API server's Pod proxy (…/pods/NAME:PORT/proxy), with hc carrying the
+// caller's own credentials for the proxy. The token goes in TokenHeader.
+func NewProxyClient(addr, base, token string, hc *http.Client) *Client {
+	return &Client{Addr: addr, base: strings.TrimSuffix(base, "/"), token: token, http: hc, proxied: true}
 }
 
 func (c *Client) do(ctx context.Context, method, path string, in, out any) error {
@@ -46,11 +57,15 @@ func (c *Client) do(ctx context.Context, method, path string, in, out any) error
 		}
 		body = bytes.NewReader(b)
 	}
-	req, err := http.NewRequestWithContext(ctx, method, "http://"+c.Addr+path, body)
+	req, err := http.NewRequestWithContext(ctx, method, c.base+path, body)
 	if err != nil {
 		return err
 	}
-	req.Header.Set("Authorization", "Bearer "+c.token)
+	if c.proxied {
+		req.Header.Set(TokenHeader, c.token)
+	} else {
+		req.Header.Set("Authorization", "Bearer "+c.token)
+	}
 	req.Header.Set("Content-Type", "application/json")
 	resp, err := c.http.Do(req)
 	if err != nil {
