@@ -16,6 +16,7 @@ import (
 	"time"
 
 	appsv1 "k8s.io/api/apps/v1"
+	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -49,8 +50,9 @@ var agentsTemplate = template.Must(template.New("agents").Parse(agentsYAML))
 
 // Options say what to deploy.
 type Options struct {
-	Image     string // the podpath image the agents run
-	Namespace string // default podpath-<run>
+	Image     string   // the podpath image the agents run
+	Namespace string   // default podpath-<run>
+	Exclude   []string // nodes that get no agent (NotReady)
 }
 
 // Run is one deployment of the agents.
@@ -59,15 +61,18 @@ type Run struct {
 	Namespace string
 	Image     string
 	Token     string
+	Exclude   []string
 	cs        kubernetes.Interface
 	dyn       dynamic.Interface
 	mapper    meta.RESTMapper
 }
 
-// Render returns the manifests of a run, for review (`--dry-run`) and for Install.
-func Render(id, namespace, image, token string) ([]byte, error) {
+// Render returns the manifests of a run, for review and for Install;
+// excluded nodes get no agent.
+func Render(id, namespace, image, token string, exclude ...string) ([]byte, error) {
 	var b bytes.Buffer
-	err := agentsTemplate.Execute(&b, map[string]any{"Run": id, "Namespace": namespace, "Image": image, "Token": token, "Port": AgentPort})
+	err := agentsTemplate.Execute(&b, map[string]any{"Run": id, "Namespace": namespace, "Image": image, "Token": token,
+		"Port": AgentPort, "Exclude": exclude})
 	return b.Bytes(), err
 }
 
@@ -85,7 +90,7 @@ func NewRun(cs kubernetes.Interface, dyn dynamic.Interface, dc discovery.Discove
 	if err != nil {
 		return nil, fmt.Errorf("discover the API server's resources: %w", err)
 	}
-	return &Run{ID: id, Namespace: ns, Image: opts.Image, Token: randomHex(32), cs: cs, dyn: dyn, mapper: restmapper.NewDiscoveryRESTMapper(groups)}, nil
+	return &Run{ID: id, Namespace: ns, Image: opts.Image, Token: randomHex(32), Exclude: opts.Exclude, cs: cs, dyn: dyn, mapper: restmapper.NewDiscoveryRESTMapper(groups)}, nil
 }
 
 func randomHex(n int) string {
@@ -96,7 +101,7 @@ func randomHex(n int) string {
 
 // Install creates the run's objects. On error it removes what it created.
 func (r *Run) Install(ctx context.Context) error {
-	data, err := Render(r.ID, r.Namespace, r.Image, r.Token)
+	data, err := Render(r.ID, r.Namespace, r.Image, r.Token, r.Exclude...)
 	if err != nil {
 		return fmt.Errorf("render agent manifests: %w", err)
 	}
@@ -182,11 +187,66 @@ func dsReady(ds *appsv1.DaemonSet) bool {
 	return ds.Generation <= s.ObservedGeneration && s.NumberReady == s.DesiredNumberScheduled && s.NumberUnavailable == 0
 }
 
-// Cleanup deletes the run's namespace, and with it everything in it (the
-// namespace controller finishes the job in the background).
+// Cleanup deletes the run's namespace, and with it everything in it, and
+// waits (within CleanupTimeout) until the namespace controller has finished,
+// so that nothing of the run is left when the command returns.
 func (r *Run) Cleanup(ctx context.Context) error {
-	_, err := DeleteByLabel(ctx, r.cs, RunLabel+"="+r.ID)
-	return err
+	ctx, cancel := context.WithTimeout(ctx, CleanupTimeout)
+	defer cancel()
+	if _, err := DeleteByLabel(ctx, r.cs, RunLabel+"="+r.ID); err != nil {
+		return err
+	}
+	return WaitGone(ctx, r.cs, RunLabel+"="+r.ID)
+}
+
+// WaitGone waits until no namespace matches selector.
+func WaitGone(ctx context.Context, cs kubernetes.Interface, selector string) error {
+	for {
+		list, err := cs.CoreV1().Namespaces().List(ctx, metav1.ListOptions{LabelSelector: selector})
+		if err == nil && len(list.Items) == 0 {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			var names []string
+			if list != nil {
+				for _, ns := range list.Items {
+					names = append(names, ns.Name)
+				}
+			}
+			return fmt.Errorf("namespace %s still terminating (it finishes once its Pods have stopped; check for NotReady nodes, then `podpath cleanup`)", strings.Join(names, ", "))
+		case <-time.After(250 * time.Millisecond):
+		}
+	}
+}
+
+// Agent is one running agent Pod of a run.
+type Agent struct {
+	Pod, Node, IP string
+	Host          bool // host network (node layer); else the Pod network
+	Ready         bool
+}
+
+// Agents lists the run's agent Pods.
+func (r *Run) Agents(ctx context.Context) ([]Agent, error) {
+	pods, err := r.cs.CoreV1().Pods(r.Namespace).List(ctx, metav1.ListOptions{LabelSelector: RunLabel + "=" + r.ID})
+	if err != nil {
+		return nil, fmt.Errorf("list agent Pods: %w", err)
+	}
+	var out []Agent
+	for _, p := range pods.Items {
+		if p.DeletionTimestamp != nil || p.Spec.NodeName == "" {
+			continue
+		}
+		a := Agent{Pod: p.Name, Node: p.Spec.NodeName, IP: p.Status.PodIP, Host: p.Spec.HostNetwork}
+		for _, c := range p.Status.Conditions {
+			if c.Type == corev1.PodReady && c.Status == corev1.ConditionTrue {
+				a.Ready = true
+			}
+		}
+		out = append(out, a)
+	}
+	return out, nil
 }
 
 // DeleteByLabel deletes podpath's namespaces matching selector and says how

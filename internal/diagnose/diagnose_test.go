@@ -262,6 +262,25 @@ func TestDiagnose(t *testing.T) {
 			id:     IPPoolMTUIgnored, severity: Warning,
 		},
 		{
+			// As the cluster source hands it over: node3 NotReady and
+			// cordoned, so no agent and no pairs there.
+			name: "not_ready_node_is_not_a_partition",
+			mutate: func(ev *Evidence) {
+				ev.Nodes = ev.Nodes[:2]
+				ev.Pairs = slices.DeleteFunc(ev.Pairs, with("node3"))
+				delete(ev.Facts, "node3")
+				ev.NotReady = map[string]string{"node3": "False (KubeletNotReady)"}
+				ev.Cordoned = []string{"node3"}
+			},
+			id: NodeNotReady, severity: Warning, nodes: []string{"node3"},
+			absent: []string{PodNetworkPartition, NodeUnreachable, NodeCordoned},
+		},
+		{
+			name:   "cordoned_ready_node_is_info",
+			mutate: func(ev *Evidence) { ev.Cordoned = []string{"node2"} },
+			id:     NodeCordoned, severity: Info, nodes: []string{"node2"},
+		},
+		{
 			name: "jumbo_path_with_small_pods_is_wasteful",
 			mutate: func(ev *Evidence) {
 				each(ev, func(p model.Pair) bool { return p.Layer == model.LayerNode }, func(p *model.Pair) { p.PathMTU, p.IfaceMTU = 9000, 9000 })
@@ -307,6 +326,34 @@ func TestSeedRemedy(t *testing.T) {
 	for _, want := range []string{"calico_mtu: 1350", "spec.calicoNetwork.mtu", "veth_mtu", "underlay towards node3 carry 1500"} {
 		if !strings.Contains(text, want) {
 			t.Errorf("remedy lacks %q: %s", want, text)
+		}
+	}
+}
+
+// Knowing how Calico was installed, the remedy names the one object to
+// change and where the configuration was read.
+func TestRemedyByInstall(t *testing.T) {
+	for install, want := range map[string][]string{
+		"operator": {"installation.operator.tigera.io default", "spec.calicoNetwork.mtu"},
+		"manifest": {"configmap calico-config", "veth_mtu", "calico_mtu: 1350"},
+	} {
+		ev := healthy(3)
+		ev.Network.Install = install
+		ev.Network.Sources = []string{"Pod MTU 1450: calico-config veth_mtu"}
+		each(&ev, with("node3"), func(p *model.Pair) { p.PathMTU, p.PathMTULimit = p.IfaceMTU-100, "silent" })
+		f := Diagnose(ev)[0]
+		text := f.Remedy.Summary + strings.Join(f.Remedy.Commands, " ")
+		for _, w := range want {
+			if !strings.Contains(text, w) {
+				t.Errorf("%s: remedy lacks %q: %s", install, w, text)
+			}
+		}
+		other := map[string]string{"operator": "calico-config", "manifest": "installation.operator"}[install]
+		if strings.Contains(text, other) {
+			t.Errorf("%s: remedy mentions %s, another install type's object: %s", install, other, text)
+		}
+		if !slices.Contains(f.Evidence, "Pod MTU 1450: calico-config veth_mtu") {
+			t.Errorf("%s: evidence %v lacks where the configuration was read", install, f.Evidence)
 		}
 	}
 }

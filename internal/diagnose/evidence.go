@@ -24,6 +24,11 @@ type Evidence struct {
 	// IPPoolMTUs are IPPools (by name) that carry an `mtu` field, from the
 	// object or kubectl's last-applied annotation (Kubernetes source only).
 	IPPoolMTUs map[string]int
+	// NotReady are nodes the cluster reports NotReady (node → why): they
+	// get no agent and are not probed (Kubernetes source only).
+	NotReady map[string]string
+	// Cordoned are nodes marked unschedulable.
+	Cordoned []string
 }
 
 // Severities.
@@ -53,15 +58,17 @@ const (
 	IPPoolMTUIgnored    = "ippool-mtu-ignored"
 	ICMPFiltered        = "icmp-filtered"
 	FirewallDrop        = "firewall-drop"
+	NodeNotReady        = "node-not-ready"
+	NodeCordoned        = "node-cordoned"
 )
 
 // Catalogue is every rule the doctor runs, in the order root causes rank:
 // a finding earlier in the list explains symptoms of later ones.
 var Catalogue = []string{
-	NodeUnreachable, FirewallDrop, EncapBlocked, BGPSessionDown, IPForwardDisabled,
+	NodeNotReady, NodeUnreachable, FirewallDrop, EncapBlocked, BGPSessionDown, IPForwardDisabled,
 	RouteMissing, MTUInconsistent, MTUBlackhole, PodNetworkPartition, RPFilterStrict,
 	KernelModuleMissing, CalicoNodeUnhealthy, ConntrackFull, PacketLoss, HighLatency,
-	MTUWasteful, IPPoolMTUIgnored, ICMPFiltered,
+	MTUWasteful, IPPoolMTUIgnored, ICMPFiltered, NodeCordoned,
 }
 
 func rank(id string) int {

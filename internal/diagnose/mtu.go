@@ -116,7 +116,7 @@ func mtuInconsistent(s *state) {
 			ID: MTUInconsistent, Severity: Error, Title: "Pod MTU is above the VXLAN tunnel's",
 			Summary: fmt.Sprintf("Pods on %s may send packets larger than vxlan.calico carries (%d): those are dropped or need ICMP to shrink, and any path that filters ICMP turns it into a black hole. Pod MTU and tunnel MTU must be equal.", nodesOrAll(over), tunnelMTU),
 			Nodes:   over, Pairs: refs(affected), Evidence: ev,
-			Remedy: mtuRemedy(tunnelMTU, "", 0),
+			Remedy: s.mtuRemedy(tunnelMTU, "", 0),
 		}, affected)
 	} else if len(podMTUs) > 1 {
 		var parts []string
@@ -140,18 +140,25 @@ func plural(ns []string) string {
 	return ""
 }
 
-// mtuRemedy says where the Pod MTU lives for each install type, and the
-// underlay alternative when the path, not the configuration, is short.
-func mtuRemedy(mtu int, underlayNodes string, underlayMTU int) *model.Remedy {
-	r := &model.Remedy{
-		MTU: mtu,
-		Summary: fmt.Sprintf("Set the Pod MTU to %d where this install keeps it — Kubespray: calico_mtu: %d in group_vars/k8s_cluster/k8s-net-calico.yml (calico_veth_mtu alone is ignored); "+
-			"operator: the Installation's spec.calicoNetwork.mtu; manifest: veth_mtu in the calico-config ConfigMap — then restart calico-node and the Pods (only new Pods get the new MTU).", mtu, mtu),
-		Commands: []string{
-			fmt.Sprintf("kubectl patch installation.operator.tigera.io default --type merge -p '{\"spec\":{\"calicoNetwork\":{\"mtu\":%d}}}'", mtu),
-			fmt.Sprintf("kubectl -n kube-system patch configmap calico-config --type merge -p '{\"data\":{\"veth_mtu\":\"%d\"}}' && kubectl -n kube-system rollout restart daemonset calico-node", mtu),
-			fmt.Sprintf("podpath fix mtu --mtu %d", mtu),
-		},
+// mtuRemedy says where the Pod MTU lives — in this install when the
+// evidence knows how Calico was installed, else for each install type — and
+// the underlay alternative when the path, not the configuration, is short.
+func (s *state) mtuRemedy(mtu int, underlayNodes string, underlayMTU int) *model.Remedy {
+	installation := fmt.Sprintf("kubectl patch installation.operator.tigera.io default --type merge -p '{\"spec\":{\"calicoNetwork\":{\"mtu\":%d}}}'", mtu)
+	configMap := fmt.Sprintf("kubectl -n kube-system patch configmap calico-config --type merge -p '{\"data\":{\"veth_mtu\":\"%d\"}}' && kubectl -n kube-system rollout restart daemonset calico-node", mtu)
+	fix := fmt.Sprintf("podpath fix mtu --mtu %d", mtu)
+	r := &model.Remedy{MTU: mtu}
+	switch s.ev.Network.Install {
+	case "operator":
+		r.Summary = fmt.Sprintf("Set the Pod MTU to %d in the operator's Installation default (spec.calicoNetwork.mtu); the operator rolls calico-node, then restart the Pods (only new Pods get the new MTU).", mtu)
+		r.Commands = []string{installation, fix}
+	case "manifest":
+		r.Summary = fmt.Sprintf("Set the Pod MTU to %d in the calico-config ConfigMap (veth_mtu; with Kubespray: calico_mtu: %d in group_vars/k8s_cluster/k8s-net-calico.yml, or its next run reverts it), restart calico-node, then the Pods (only new Pods get the new MTU).", mtu, mtu)
+		r.Commands = []string{configMap, fix}
+	default:
+		r.Summary = fmt.Sprintf("Set the Pod MTU to %d where this install keeps it — Kubespray: calico_mtu: %d in group_vars/k8s_cluster/k8s-net-calico.yml (calico_veth_mtu alone is ignored); "+
+			"operator: the Installation's spec.calicoNetwork.mtu; manifest: veth_mtu in the calico-config ConfigMap — then restart calico-node and the Pods (only new Pods get the new MTU).", mtu, mtu)
+		r.Commands = []string{installation, configMap, fix}
 	}
 	if underlayNodes != "" {
 		r.Summary += fmt.Sprintf(" Or make the underlay towards %s carry %d bytes again (the link, switch port, VPN or cloud network of that node), and keep the Pod MTU.", underlayNodes, underlayMTU)
@@ -232,8 +239,8 @@ func mtuBlackhole(s *state) {
 	}
 	s.add(model.Finding{
 		ID: MTUBlackhole, Severity: sev, Title: title, Summary: summary,
-		Nodes: nodes, Pairs: refs(affected), Evidence: capLines(ev, 12),
-		Remedy: mtuRemedy(safe, nodesOrAll(nodes), underlay),
+		Nodes: nodes, Pairs: refs(affected), Evidence: append(capLines(ev, 12), s.ev.Network.Sources...),
+		Remedy: s.mtuRemedy(safe, nodesOrAll(nodes), underlay),
 	}, append(affected, node...))
 }
 

@@ -58,10 +58,10 @@ func (s *state) pairs(layer model.Layer, pred func(model.Pair) bool) []model.Pai
 func Diagnose(ev Evidence) []model.Finding {
 	s := &state{ev: &ev, explained: map[pairKey]string{}}
 	for _, rule := range []func(*state){
-		nodeUnreachable, firewallDrop, encapBlocked, bgpSessionDown, ipForwardDisabled,
+		nodeNotReady, nodeUnreachable, firewallDrop, encapBlocked, bgpSessionDown, ipForwardDisabled,
 		routeMissing, mtuInconsistent, mtuBlackhole, podNetworkPartition, rpFilterStrict,
 		kernelModuleMissing, calicoNodeUnhealthy, conntrackFull, packetLoss, highLatency,
-		mtuWasteful, ipPoolMTUIgnored, icmpFiltered,
+		mtuWasteful, ipPoolMTUIgnored, icmpFiltered, nodeCordoned,
 	} {
 		rule(s)
 	}
@@ -79,6 +79,55 @@ func overhead(backend string) int {
 		return 60
 	}
 	return 0
+}
+
+// nodeNotReady: Kubernetes reports the node NotReady. Its kubelet, not the
+// network, is the first suspect; podpath ran no agent there, so nothing
+// about its network is claimed either way.
+func nodeNotReady(s *state) {
+	if len(s.ev.NotReady) == 0 {
+		return
+	}
+	var nodes, ev []string
+	for n := range s.ev.NotReady {
+		nodes = append(nodes, n)
+	}
+	sort.Strings(nodes)
+	for _, n := range nodes {
+		line := fmt.Sprintf("%s: Ready condition %s", n, s.ev.NotReady[n])
+		if slices.Contains(s.ev.Cordoned, n) {
+			line += "; cordoned (unschedulable)"
+		}
+		ev = append(ev, line)
+	}
+	s.add(model.Finding{
+		ID: NodeNotReady, Severity: Warning, Title: "Node not ready, not probed: " + strings.Join(nodes, ", "),
+		Summary:  "Kubernetes reports these nodes NotReady: podpath deployed no agent there and did not probe them. Their Pods' traffic is not judged; the kubelet is the first thing to check.",
+		Nodes:    nodes,
+		Evidence: ev,
+		Remedy: &model.Remedy{Summary: "Check the node's kubelet and container runtime; once it is Ready, run podpath again.",
+			Commands: []string{"kubectl describe node " + nodes[0], "journalctl -u kubelet --since -15m   # on the node"}},
+	}, nil)
+}
+
+// nodeCordoned: a Ready node marked unschedulable. It was probed like any
+// other (DaemonSets ignore cordons); said so the reader knows why new Pods
+// avoid it.
+func nodeCordoned(s *state) {
+	var nodes []string
+	for _, n := range s.ev.Cordoned {
+		if _, down := s.ev.NotReady[n]; !down {
+			nodes = append(nodes, n)
+		}
+	}
+	if len(nodes) == 0 {
+		return
+	}
+	s.add(model.Finding{
+		ID: NodeCordoned, Severity: Info, Title: "Node cordoned: " + strings.Join(nodes, ", "),
+		Summary: "These nodes are marked unschedulable: new Pods avoid them. They are Ready and were probed like the others.",
+		Nodes:   nodes,
+	}, nil)
 }
 
 // nodeUnreachable: the node's agent answered neither the controller nor

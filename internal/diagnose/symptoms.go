@@ -253,7 +253,7 @@ func mtuWasteful(s *state) {
 		ID: MTUWasteful, Severity: Info, Title: fmt.Sprintf("Pod MTU %d could be %d", podIface, best),
 		Summary:  fmt.Sprintf("Every node path carries %d bytes; with %s's overhead Pods could use %d instead of %d: fewer packets for the same data.", minNode, s.ev.Network.Backend, best, podIface),
 		Evidence: []string{fmt.Sprintf("smallest node-to-node path MTU %d, Pod interface MTU %d", minNode, podIface)},
-		Remedy:   mtuRemedy(best, "", 0),
+		Remedy:   s.mtuRemedy(best, "", 0),
 	}, nil)
 }
 
@@ -292,7 +292,7 @@ func ipPoolMTUIgnored(s *state) {
 	for _, n := range names {
 		ev = append(ev, fmt.Sprintf("IPPool %s: mtu %d (in the object or in kubectl's last-applied annotation)", n, s.ev.IPPoolMTUs[n]))
 	}
-	r := mtuRemedy(0, "", 0)
+	r := s.mtuRemedy(0, "", 0)
 	r.Summary = "Remove mtu from the IPPool (it does nothing) and set the MTU where Calico reads it — Kubespray: calico_mtu; operator: the Installation's spec.calicoNetwork.mtu; manifest: veth_mtu in calico-config."
 	r.Commands = nil
 	s.add(model.Finding{

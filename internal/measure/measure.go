@@ -18,9 +18,15 @@ import (
 // Runner runs probe requests on agents.
 type Runner struct {
 	Token string
+	// Connect, when set, makes the client for an endpoint: through the API
+	// server's Pod proxy on a cluster. Nil dials the agent directly.
+	Connect func(e plan.Endpoint) *agent.Client
 }
 
 func (r *Runner) client(e plan.Endpoint) *agent.Client {
+	if r.Connect != nil {
+		return r.Connect(e)
+	}
 	return agent.NewClient(e.Agent, r.Token, e.Netns)
 }
 

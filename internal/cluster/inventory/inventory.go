@@ -34,6 +34,11 @@ type Network struct {
 	PodMTU      int    `yaml:"podMTU,omitempty"`  // 0: unknown or auto
 	PodCIDR     string `yaml:"podCIDR,omitempty"`
 	ServiceCIDR string `yaml:"serviceCIDR,omitempty"`
+	// Install is how Calico was installed (operator | manifest), when
+	// known: the remedy then names the one place the MTU lives.
+	Install string `yaml:"install,omitempty"`
+	// Sources say where each value was read (cluster discovery).
+	Sources []string `yaml:"sources,omitempty"`
 }
 
 // Node is one node with its host-network agent and optional Pod-network agents.
