@@ -66,8 +66,9 @@ func runDemo(ctx context.Context, s Streams, name string, keep bool) (err error)
 		return err
 	}
 	jobs := plan.Mesh(inv, model.LayerNode, model.LayerPod)
+	src := &source{inv: inv, token: token, close: func() {}}
 	doctor := func() (*model.Report, error) {
-		return diagnoseRun(ctx, inv, token, jobs, DefaultDoctorTimeout, newProgress(io.Discard)) // the demo narrates itself
+		return diagnoseRun(ctx, src, jobs, DefaultDoctorTimeout, newProgress(io.Discard)) // the demo narrates itself
 	}
 
 	fault, _ := lab.ParseFault(demoFault)

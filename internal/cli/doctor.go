@@ -46,7 +46,7 @@ type doctorFlags struct {
 func newDoctor(s Streams) *cobra.Command {
 	var f doctorFlags
 	c := &cobra.Command{
-		Use:   "doctor --inventory FILE",
+		Use:   "doctor [--inventory FILE | kubectl flags]",
 		Short: "Find why Pods on different nodes cannot talk: root cause, evidence and the exact fix",
 		Long: `doctor probes every node pair and Pod pair through the agents (path MTU, echoes, ICMP, TCP,
 a 300 KB transfer), reads every node's host facts (links, routes, sysctls, firewall, BIRD,
@@ -101,24 +101,27 @@ func (p *progress) done() {
 }
 
 func runDoctor(ctx context.Context, s Streams, f *doctorFlags) error {
-	inv, token, layers, err := f.load("text", "json", "junit", "html")
-	if err != nil {
-		return err
-	}
-	jobs := plan.Mesh(inv, layers...)
-	if len(jobs) == 0 {
-		return fmt.Errorf("nothing to diagnose: the inventory names fewer than two agents")
-	}
 	out := s.Out
 	if f.outputFile != "" {
+		// Before anything is deployed: a bad path must not cost a run.
 		file, err := os.Create(f.outputFile)
 		if err != nil {
-			return fmt.Errorf("open output file: %w", err)
+			return usageError{fmt.Errorf("open output file: %w", err)}
 		}
 		defer file.Close()
 		out = file
 	}
-	rep, err := diagnoseRun(ctx, inv, token, jobs, f.timeout, newProgress(s.Err))
+	prog := newProgress(s.Err)
+	src, layers, err := f.open(ctx, prog, "text", "json", "junit", "html")
+	if err != nil {
+		return err
+	}
+	defer src.close()
+	jobs := plan.Mesh(src.inv, layers...)
+	if len(jobs) == 0 {
+		return fmt.Errorf("nothing to diagnose: fewer than two agents")
+	}
+	rep, err := diagnoseRun(ctx, src, jobs, f.timeout, prog)
 	if err != nil {
 		return err
 	}
@@ -148,7 +151,8 @@ func runDoctor(ctx context.Context, s Streams, f *doctorFlags) error {
 
 // diagnoseRun probes the plan, reads the host facts, diagnoses and returns
 // the report, all within timeout.
-func diagnoseRun(ctx context.Context, inv *inventory.Inventory, token string, jobs []plan.Job, timeout time.Duration, prog *progress) (*model.Report, error) {
+func diagnoseRun(ctx context.Context, src *source, jobs []plan.Job, timeout time.Duration, prog *progress) (*model.Report, error) {
+	inv := src.inv
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
 	start := time.Now()
@@ -158,8 +162,8 @@ func diagnoseRun(ctx context.Context, inv *inventory.Inventory, token string, jo
 		layers[j.Layer] = true
 	}
 	prog.say("podpath doctor: probing %d pairs on %d layer(s) and reading %d nodes' host facts…", pairs, len(layers), len(inv.Nodes))
-	r := &measure.Runner{Token: token}
-	rep := &model.Report{}
+	r := &measure.Runner{Token: src.token, Connect: src.connect}
+	rep := &model.Report{Config: src.config()}
 	var wg sync.WaitGroup
 	wg.Go(func() { rep.Nodes = r.Facts(ctx, inv) })
 	rep.Pairs = r.Run(ctx, jobs, doctorProbes)
@@ -167,6 +171,9 @@ func diagnoseRun(ctx context.Context, inv *inventory.Inventory, token string, jo
 	prog.say("podpath doctor: diagnosing…")
 	defer prog.done()
 	ev := evidence(inv, rep)
+	if src.cluster != nil {
+		clusterEvidence(&ev, src.cluster)
+	}
 	if len(ev.Facts) == 0 && !anyAnswer(rep.Pairs) {
 		return nil, fmt.Errorf("no agent answered within %s (first error: %s)", timeout, firstError(rep.Pairs))
 	}

@@ -22,47 +22,33 @@ import (
 // by then is reported as missing, not waited for.
 const DefaultRunTimeout = 45 * time.Second
 
-// sourceFlags select the cluster: for now an inventory file.
+// sourceFlags select what to measure: an inventory file, or (without
+// --inventory) the cluster of the kubeconfig, where podpath deploys its
+// agents for the run.
 type sourceFlags struct {
 	inventory, tokenFile, output, layers string
 	timeout                              time.Duration
+	kube                                 kubeFlags
 }
 
 func (f *sourceFlags) register(c *cobra.Command) {
 	fl := c.Flags()
-	fl.StringVar(&f.inventory, "inventory", "", "inventory file describing the nodes and their agents (required)")
+	fl.StringVar(&f.inventory, "inventory", "", "inventory file describing the nodes and their agents (default: the cluster of the kubeconfig)")
 	fl.StringVar(&f.tokenFile, "token-file", "", "agent token (default: the inventory's tokenFile)")
 	fl.StringVarP(&f.output, "output", "o", "text", "output format: text or json")
 	fl.StringVar(&f.layers, "layers", "node,pod", "layers to measure: node (underlay), pod (overlay)")
 	fl.DurationVar(&f.timeout, "timeout", DefaultRunTimeout, "bound on the whole run")
+	f.kube.register(c)
 }
 
-// load reads the inventory and the token and parses the layer list;
-// formats are the -o values the command accepts (default text, json).
-func (f *sourceFlags) load(formats ...string) (*inventory.Inventory, string, []model.Layer, error) {
+// open checks the flags and opens the source: formats are the -o values
+// the command accepts (default text, json). The caller must close it.
+func (f *sourceFlags) open(ctx context.Context, prog *progress, formats ...string) (*source, []model.Layer, error) {
 	if len(formats) == 0 {
 		formats = []string{"text", "json"}
 	}
 	if err := checkOutput(f.output, formats...); err != nil {
-		return nil, "", nil, err
-	}
-	if f.inventory == "" {
-		return nil, "", nil, usageError{fmt.Errorf("--inventory is required (the lab writes one: podpath lab up --agents)")}
-	}
-	inv, err := inventory.Load(f.inventory)
-	if err != nil {
-		return nil, "", nil, err
-	}
-	tf := f.tokenFile
-	if tf == "" {
-		tf = inv.TokenFile
-	}
-	if tf == "" {
-		return nil, "", nil, usageError{fmt.Errorf("no agent token: give --token-file or tokenFile in the inventory")}
-	}
-	tok, err := readTokenFile(tf)
-	if err != nil {
-		return nil, "", nil, err
+		return nil, nil, err
 	}
 	var layers []model.Layer
 	for _, l := range strings.Split(f.layers, ",") {
@@ -72,10 +58,29 @@ func (f *sourceFlags) load(formats ...string) (*inventory.Inventory, string, []m
 		case model.LayerPod:
 			layers = append(layers, model.LayerPod)
 		default:
-			return nil, "", nil, usageError{fmt.Errorf("layer %q: use node, pod or node,pod", l)}
+			return nil, nil, usageError{fmt.Errorf("layer %q: use node, pod or node,pod", l)}
 		}
 	}
-	return inv, tok, layers, nil
+	if f.inventory == "" {
+		src, err := openCluster(ctx, &f.kube, prog)
+		return src, layers, err
+	}
+	inv, err := inventory.Load(f.inventory)
+	if err != nil {
+		return nil, nil, err
+	}
+	tf := f.tokenFile
+	if tf == "" {
+		tf = inv.TokenFile
+	}
+	if tf == "" {
+		return nil, nil, usageError{fmt.Errorf("no agent token: give --token-file or tokenFile in the inventory")}
+	}
+	tok, err := readTokenFile(tf)
+	if err != nil {
+		return nil, nil, err
+	}
+	return &source{inv: inv, token: tok, close: func() {}}, layers, nil
 }
 
 func readTokenFile(path string) (string, error) {
@@ -88,19 +93,25 @@ func readTokenFile(path string) (string, error) {
 
 // runMesh probes every planned pair and renders the report. Throughput, if
 // asked for, runs afterwards one pair at a time.
-func runMesh(ctx context.Context, w io.Writer, f *sourceFlags, req agent.ProbeRequest, facts bool, text func(io.Writer, *model.Report)) error {
-	inv, token, layers, err := f.load()
+func runMesh(ctx context.Context, s Streams, f *sourceFlags, req agent.ProbeRequest, facts bool, text func(io.Writer, *model.Report)) error {
+	prog := newProgress(s.Err)
+	src, layers, err := f.open(ctx, prog)
 	if err != nil {
 		return err
 	}
+	defer src.close()
+	defer prog.done()
+	inv := src.inv
+	w := s.Out
 	jobs := plan.Mesh(inv, layers...)
 	if len(jobs) == 0 {
-		return fmt.Errorf("nothing to measure: the inventory names fewer than two agents on the %s layer(s)", f.layers)
+		return fmt.Errorf("nothing to measure: fewer than two agents on the %s layer(s)", f.layers)
 	}
 	ctx, cancel := context.WithTimeout(ctx, f.timeout)
 	defer cancel()
 	start := time.Now()
-	r := &measure.Runner{Token: token}
+	prog.say("podpath: measuring %d agents' pairs…", len(jobs))
+	r := &measure.Runner{Token: src.token, Connect: src.connect}
 	throughput := req.Throughput
 	req.Throughput = nil
 	rep := &model.Report{Pairs: r.Run(ctx, jobs, req)}
@@ -114,6 +125,8 @@ func runMesh(ctx context.Context, w io.Writer, f *sourceFlags, req agent.ProbeRe
 	if !anyAnswer(rep.Pairs) {
 		return fmt.Errorf("no agent answered (first error: %s)", firstError(rep.Pairs))
 	}
+	rep.Config = src.config()
+	prog.done()
 	if f.output == "json" {
 		return report.JSON(w, rep)
 	}
@@ -142,7 +155,7 @@ func firstError(pairs []model.Pair) string {
 func newMTU(s Streams) *cobra.Command {
 	var f sourceFlags
 	c := &cobra.Command{
-		Use:   "mtu --inventory FILE",
+		Use:   "mtu [--inventory FILE | kubectl flags]",
 		Short: "Measure the path MTU of every node pair and Pod pair, exact to the byte, each direction",
 		Long: `mtu asks every agent to find, towards every other agent on the same layer, the largest IP
 packet that crosses: UDP probes with Don't Fragment, several sizes per round, retries to tell
@@ -151,7 +164,7 @@ layer is the underlay; the Pod layer is the overlay, what Pods actually get.`,
 		Example: "  podpath lab up --agents && podpath lab fault add underlay-mtu=node3:1400\n  podpath mtu --inventory /run/podpath/lab/podpath/inventory.yaml",
 		Args:    cobra.NoArgs,
 		RunE: func(c *cobra.Command, _ []string) error {
-			return runMesh(c.Context(), s.Out, &f, agent.ProbeRequest{PathMTU: true}, false, report.MTUText)
+			return runMesh(c.Context(), s, &f, agent.ProbeRequest{PathMTU: true}, false, report.MTUText)
 		},
 	}
 	f.register(c)
@@ -170,7 +183,7 @@ type perfFlags struct {
 func newPerf(s Streams) *cobra.Command {
 	var f perfFlags
 	c := &cobra.Command{
-		Use:   "perf --inventory FILE",
+		Use:   "perf [--inventory FILE | kubectl flags]",
 		Short: "Measure latency, loss, jitter and TCP throughput, node↔node and Pod↔Pod",
 		Long: `perf measures every ordered pair on each layer: UDP round trips (percentiles, loss, jitter),
 ICMP echo beside them, TCP connect time, an HTTP GET, a 300 KB upload that stalls where an MTU
@@ -201,7 +214,7 @@ agent. Compare the node and Pod layers to see what the overlay costs.`,
 				}
 				req.Throughput = &agent.ThroughputSpec{Seconds: f.throughput.Seconds(), Streams: f.streams}
 			}
-			return runMesh(c.Context(), s.Out, &f.sourceFlags, req, false, report.PerfText)
+			return runMesh(c.Context(), s, &f.sourceFlags, req, false, report.PerfText)
 		},
 	}
 	f.register(c)

@@ -18,6 +18,22 @@ type Report struct {
 	Pairs      []Pair     `json:"pairs"`
 	Nodes      []NodeInfo `json:"nodes"`
 	DurationMs float64    `json:"durationMs"`
+	Config     *Config    `json:"config,omitempty"`
+}
+
+// Config is the network configuration a run read from the cluster (or was
+// given by the inventory), and the nodes it left out.
+type Config struct {
+	Source    string   `json:"source"` // cluster | inventory
+	CNI       string   `json:"cni,omitempty"`
+	Install   string   `json:"install,omitempty"` // operator | manifest
+	Backend   string   `json:"backend,omitempty"`
+	PodMTU    int      `json:"podMTU,omitempty"` // 0: auto-detected or unknown
+	PodCIDR   string   `json:"podCIDR,omitempty"`
+	Sources   []string `json:"sources,omitempty"`   // where each value was read
+	Namespace string   `json:"namespace,omitempty"` // the run's agents (removed afterwards)
+	NotReady  []string `json:"notReady,omitempty"`  // not probed
+	Cordoned  []string `json:"cordoned,omitempty"`
 }
 
 // Finding is a diagnosis with its evidence and remedy.

@@ -14,6 +14,7 @@ var severityMark = map[string]string{"error": "✗ ERROR", "warning": "! WARNING
 // DoctorText renders findings first (what is wrong, the evidence, the fix),
 // then compact node×node matrices of the measurements.
 func DoctorText(w io.Writer, r *model.Report) {
+	configText(w, r.Config)
 	if len(r.Findings) == 0 {
 		fmt.Fprintln(w, "✓ No problems found: every pair reachable, path MTUs match the configured MTUs, no drops, routes or sessions missing.")
 	}
@@ -127,4 +128,23 @@ func JUnit(w io.Writer, r *model.Report, catalogue []string) error {
 	}
 	_, err := io.WriteString(w, "\n")
 	return err
+}
+
+// configText says, before the findings, what configuration the run read.
+func configText(w io.Writer, c *model.Config) {
+	if c == nil || c.Source != "cluster" {
+		return
+	}
+	line := "Cluster: CNI " + c.CNI
+	if c.Install != "" {
+		line += " (" + c.Install + " install)"
+	}
+	fmt.Fprintln(w, line)
+	for _, s := range c.Sources {
+		fmt.Fprintf(w, "  %s\n", s)
+	}
+	if len(c.NotReady) > 0 {
+		fmt.Fprintf(w, "  not probed (NotReady): %s\n", strings.Join(c.NotReady, ", "))
+	}
+	fmt.Fprintln(w)
 }

@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
+	"time"
 
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
@@ -18,6 +19,8 @@ import (
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/client-go/dynamic"
 	"k8s.io/client-go/kubernetes"
+
+	"podpath/internal/cluster/inventory"
 )
 
 // Calico's per-node data in KDD mode lives on the Node's annotations.
@@ -37,12 +40,14 @@ const (
 
 // Node is a Kubernetes node as podpath needs it.
 type Node struct {
-	Name       string            `json:"name"`
-	InternalIP string            `json:"internalIP"`
-	Ready      bool              `json:"ready"`
-	Cordoned   bool              `json:"cordoned"`
-	Taints     []string          `json:"taints,omitempty"`
-	Calico     map[string]string `json:"calico,omitempty"` // projectcalico.org/* annotations
+	Name       string `json:"name"`
+	InternalIP string `json:"internalIP"`
+	Ready      bool   `json:"ready"`
+	// ReadyReason is the Ready condition as kubectl describe shows it.
+	ReadyReason string            `json:"readyReason,omitempty"`
+	Cordoned    bool              `json:"cordoned"`
+	Taints      []string          `json:"taints,omitempty"`
+	Calico      map[string]string `json:"calico,omitempty"` // projectcalico.org/* annotations
 }
 
 // CNI says which network plugin runs and how it was installed.
@@ -85,32 +90,94 @@ type Cluster struct {
 
 // Backend is the encapsulation the IP pools select: vxlan, ipip or bgp.
 func (c *Calico) Backend() string {
+	b, _ := c.backend()
+	return b
+}
+
+// PodMTU is the configured Pod MTU, 0 when Calico auto-detects it.
+func (c *Calico) PodMTU() int {
+	mtu, _ := c.podMTU()
+	return mtu
+}
+
+// podMTU is the configured Pod MTU and where it was read, in the order
+// Calico's own precedence puts them.
+func (c *Calico) podMTU() (int, string) {
+	if c.InstallMTU > 0 {
+		return c.InstallMTU, "Installation default spec.calicoNetwork.mtu"
+	}
+	if v, err := strconv.Atoi(c.ConfigMap["veth_mtu"]); err == nil && v > 0 {
+		return v, "ConfigMap kube-system/calico-config veth_mtu"
+	}
+	// Kubespray's calico-config has no veth_mtu: calico_mtu lands in the
+	// CNI configuration.
+	var cni struct {
+		Plugins []struct {
+			MTU int `json:"mtu"`
+		} `json:"plugins"`
+	}
+	if json.Unmarshal([]byte(c.ConfigMap["cni_network_config"]), &cni) == nil {
+		for _, p := range cni.Plugins {
+			if p.MTU > 0 {
+				return p.MTU, "ConfigMap kube-system/calico-config cni_network_config mtu (Kubespray: calico_mtu)"
+			}
+		}
+	}
+	if v := c.FelixMTUs[c.Backend()+"MTU"]; v > 0 {
+		return v, "FelixConfiguration default " + c.Backend() + "MTU"
+	}
+	if c.InstallStatus > 0 {
+		return c.InstallStatus, "Installation default status.mtu (auto-detected)"
+	}
+	return 0, ""
+}
+
+// backend is the encapsulation and the setting that chose it.
+func (c *Calico) backend() (string, string) {
 	for _, p := range c.IPPools {
 		if p.Disabled {
 			continue
 		}
 		if p.VXLANMode != "" && p.VXLANMode != "Never" {
-			return "vxlan"
+			return "vxlan", fmt.Sprintf("IPPool %s vxlanMode %s", p.Name, p.VXLANMode)
 		}
 		if p.IPIPMode != "" && p.IPIPMode != "Never" {
-			return "ipip"
+			return "ipip", fmt.Sprintf("IPPool %s ipipMode %s", p.Name, p.IPIPMode)
 		}
 	}
 	if c.ConfigMap["calico_backend"] == "vxlan" {
-		return "vxlan"
+		return "vxlan", "ConfigMap kube-system/calico-config calico_backend vxlan"
 	}
-	return "bgp"
+	if len(c.IPPools) > 0 {
+		return "bgp", "IPPools without encapsulation"
+	}
+	return "bgp", "no IPPool found: assumed"
 }
 
-// PodMTU is the configured Pod MTU, 0 when Calico auto-detects it.
-func (c *Calico) PodMTU() int {
-	if c.InstallMTU > 0 {
-		return c.InstallMTU
+// Network is what discovery found, as the diagnosis reads it, with the
+// object each value came from.
+func (c *Cluster) Network() inventory.Network {
+	n := inventory.Network{}
+	if c.Calico == nil {
+		n.Sources = append(n.Sources, "CNI "+c.CNI.Name+": configuration not read (podpath reads Calico's)")
+		return n
 	}
-	if v, err := strconv.Atoi(c.ConfigMap["veth_mtu"]); err == nil && v > 0 {
-		return v
+	n.Install = c.CNI.Install
+	var from string
+	n.Backend, from = c.Calico.backend()
+	n.Sources = append(n.Sources, fmt.Sprintf("configured backend %s (%s, Calico %s install)", n.Backend, from, n.Install))
+	n.PodMTU, from = c.Calico.podMTU()
+	if n.PodMTU > 0 {
+		n.Sources = append(n.Sources, fmt.Sprintf("configured Pod MTU %d (%s)", n.PodMTU, from))
+	} else {
+		n.Sources = append(n.Sources, "configured Pod MTU: auto-detected by Calico (no MTU set in the Installation, calico-config or FelixConfiguration)")
 	}
-	return c.FelixMTUs[c.Backend()+"MTU"]
+	for _, p := range c.Calico.IPPools {
+		if !p.Disabled && n.PodCIDR == "" {
+			n.PodCIDR = p.CIDR
+		}
+	}
+	return n
 }
 
 // Discover reads nodes, the CNI and Calico's configuration.
@@ -144,6 +211,7 @@ func Nodes(ctx context.Context, cs kubernetes.Interface) ([]Node, error) {
 		for _, c := range n.Status.Conditions {
 			if c.Type == corev1.NodeReady {
 				node.Ready = c.Status == corev1.ConditionTrue
+				node.ReadyReason = fmt.Sprintf("%s (%s) since %s", c.Status, c.Reason, c.LastTransitionTime.UTC().Format(time.RFC3339))
 			}
 		}
 		for _, t := range n.Spec.Taints {
