@@ -77,7 +77,7 @@ type source struct {
 func openCluster(ctx context.Context, k *kubeFlags, prog *progress) (*source, error) {
 	cfg, err := k.config.ToRESTConfig()
 	if err != nil {
-		return nil, usageError{fmt.Errorf("kubeconfig: %w (give --kubeconfig, or --inventory for a cluster without API access)", err)}
+		return nil, usageError{fmt.Errorf("kubeconfig: %w (check --kubeconfig or $KUBECONFIG; --inventory measures without API access)", err)}
 	}
 	calls := rest.CopyConfig(cfg)
 	calls.Timeout = APICallTimeout

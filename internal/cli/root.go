@@ -67,6 +67,14 @@ func oneLine(err error) string {
 	return strings.Join(strings.Fields(msg), " ")
 }
 
+// PluginName is the executable's name when kubectl runs it as a plugin
+// (`kubectl podpath …` finds kubectl-podpath on the PATH).
+const PluginName = "kubectl-podpath"
+
+// CommandName is how help and usage name the command: "podpath", or
+// "kubectl podpath" when run as the plugin.
+var CommandName = "podpath"
+
 func newRoot(s Streams) *cobra.Command {
 	root := &cobra.Command{
 		Use:   "podpath",
@@ -85,6 +93,7 @@ or step by step:
 		SilenceUsage:  true,
 		SilenceErrors: true,
 	}
+	root.Annotations = map[string]string{cobra.CommandDisplayNameAnnotation: CommandName}
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return usageError{err} })
 	root.AddCommand(newVersion(s), newLab(s), newDemo(s), newDoctor(s), newAgent(s), newMTU(s), newPerf(s), newFacts(s), newCleanup(s))
 	return root
