@@ -11,7 +11,6 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/client-go/discovery"
 	"k8s.io/client-go/dynamic"
 	"k8s.io/client-go/kubernetes"
@@ -131,37 +130,7 @@ func TestInstallWaitCleanup(t *testing.T) {
 	if err := cs.CoreV1().Namespaces().Delete(ctx, "psa-restricted", metav1.DeleteOptions{}); err != nil {
 		t.Fatal(err)
 	}
-	if left := labelled(t, ctx, dc, dyn, ManagedByLabel+"="+ManagedBy); len(left) > 0 {
+	if left := env.Labelled(t, ManagedByLabel+"="+ManagedBy); len(left) > 0 {
 		t.Errorf("objects labelled by podpath left after cleanup: %v", left)
 	}
-}
-
-// labelled lists every object of every listable resource type, namespaced
-// and cluster-scoped, that matches selector.
-func labelled(t *testing.T, ctx context.Context, dc discovery.DiscoveryInterface, dyn dynamic.Interface, selector string) []string {
-	t.Helper()
-	lists, err := dc.ServerPreferredResources()
-	if err != nil {
-		t.Fatal(err)
-	}
-	var out []string
-	for _, l := range lists {
-		gv, err := schema.ParseGroupVersion(l.GroupVersion)
-		if err != nil {
-			continue
-		}
-		for _, r := range l.APIResources {
-			if !strings.Contains(strings.Join(r.Verbs, ","), "list") || strings.Contains(r.Name, "/") {
-				continue
-			}
-			items, err := dyn.Resource(gv.WithResource(r.Name)).List(ctx, metav1.ListOptions{LabelSelector: selector})
-			if err != nil {
-				continue
-			}
-			for _, it := range items.Items {
-				out = append(out, r.Name+"/"+it.GetNamespace()+"/"+it.GetName())
-			}
-		}
-	}
-	return out
 }

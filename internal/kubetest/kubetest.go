@@ -19,6 +19,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -27,6 +28,8 @@ import (
 
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/client-go/discovery"
 	"k8s.io/client-go/dynamic"
 	"k8s.io/client-go/rest"
@@ -134,7 +137,7 @@ func StartWith(t testing.TB, opts Options) *Env {
 		extra = append(extra, "--egress-selector-config-file", cfg)
 	}
 	apiserver := start(t, dir, filepath.Join(bin, "kube-apiserver"), "kube-apiserver", append([]string{
-		"--etcd-servers", "http://127.0.0.1:"+etcdClient,
+		"--etcd-servers", "http://127.0.0.1:" + etcdClient,
 		"--bind-address", "127.0.0.1", "--advertise-address", "127.0.0.1", "--secure-port", apiPort,
 		"--tls-cert-file", filepath.Join(dir, "apiserver.crt"), "--tls-private-key-file", filepath.Join(dir, "apiserver.key"),
 		"--client-ca-file", filepath.Join(dir, "ca.crt"),
@@ -422,4 +425,46 @@ func (e *Env) ApplyBytes(ctx context.Context, data []byte) error {
 		}
 	}
 	return nil
+}
+
+// Labelled lists every object of every listable resource type, namespaced
+// and cluster-scoped, that matches selector: what "nothing left behind"
+// means on a real API server.
+func (e *Env) Labelled(t testing.TB, selector string) []string {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	dc, err := discovery.NewDiscoveryClientForConfig(e.Config)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dyn, err := dynamic.NewForConfig(e.Config)
+	if err != nil {
+		t.Fatal(err)
+	}
+	lists, err := dc.ServerPreferredResources()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out []string
+	for _, l := range lists {
+		gv, err := schema.ParseGroupVersion(l.GroupVersion)
+		if err != nil {
+			continue
+		}
+		for _, r := range l.APIResources {
+			if !slices.Contains(r.Verbs, "list") || strings.Contains(r.Name, "/") {
+				continue
+			}
+			items, err := dyn.Resource(gv.WithResource(r.Name)).List(ctx, metav1.ListOptions{LabelSelector: selector})
+			if err != nil {
+				t.Errorf("list %s %s: %v", gv, r.Name, err)
+				continue
+			}
+			for _, it := range items.Items {
+				out = append(out, r.Name+"/"+it.GetNamespace()+"/"+it.GetName())
+			}
+		}
+	}
+	return out
 }
