@@ -73,9 +73,15 @@ func (c *Client) do(ctx context.Context, method, path string, in, out any) error
 	}
 	defer resp.Body.Close()
 	if resp.StatusCode != http.StatusOK {
-		var e struct{ Error string }
-		_ = json.NewDecoder(io.LimitReader(resp.Body, 4096)).Decode(&e)
-		return fmt.Errorf("agent %s: %s %s: %s: %s", c.Addr, method, path, resp.Status, e.Error)
+		// The agent says {"error": …}; a proxy in between (the API server)
+		// says {"message": …}.
+		b, _ := io.ReadAll(io.LimitReader(resp.Body, 4096))
+		var e struct{ Error, Message string }
+		msg := strings.TrimSpace(string(b))
+		if json.Unmarshal(b, &e) == nil {
+			msg = e.Error + e.Message
+		}
+		return fmt.Errorf("agent %s: %s %s: %s: %s", c.Addr, method, path, resp.Status, msg)
 	}
 	if out == nil {
 		return nil

@@ -79,6 +79,7 @@ func openCluster(ctx context.Context, k *kubeFlags, prog *progress) (*source, er
 	if err != nil {
 		return nil, usageError{fmt.Errorf("kubeconfig: %w (check --kubeconfig or $KUBECONFIG; --inventory measures without API access)", err)}
 	}
+	cfg.WarningHandler = rest.NoWarnings{} // the run's objects are podpath's own; their warnings are no news to the user
 	calls := rest.CopyConfig(cfg)
 	calls.Timeout = APICallTimeout
 	cs, err := kubernetes.NewForConfig(calls)
@@ -89,13 +90,15 @@ func openCluster(ctx context.Context, k *kubeFlags, prog *progress) (*source, er
 	if err != nil {
 		return nil, fmt.Errorf("kubernetes client: %w", err)
 	}
-	prog.say("podpath: reading the cluster at %s…", cfg.Host)
+	// Reachability and RBAC first, silently: a run that cannot work fails
+	// with one line and leaves nothing.
 	if _, err := cs.Discovery().ServerVersion(); err != nil {
 		return nil, fmt.Errorf("cannot reach the API server at %s: %s", cfg.Host, shortAPIError(err))
 	}
 	if err := deploy.CheckAccess(ctx, cs); err != nil {
 		return nil, err
 	}
+	prog.say("podpath: reading the cluster at %s…", cfg.Host)
 	cl, err := kube.Discover(ctx, cs, dyn)
 	if err != nil {
 		return nil, fmt.Errorf("discover the cluster: %w", err)

@@ -434,11 +434,13 @@ func (e *Env) Labelled(t testing.TB, selector string) []string {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	dc, err := discovery.NewDiscoveryClientForConfig(e.Config)
+	cfg := rest.CopyConfig(e.Config)
+	cfg.WarningHandler = rest.NoWarnings{} // deprecated kinds are listed too, on purpose
+	dc, err := discovery.NewDiscoveryClientForConfig(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
-	dyn, err := dynamic.NewForConfig(e.Config)
+	dyn, err := dynamic.NewForConfig(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -1,0 +1,439 @@
+package cli
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/runtime/schema"
+	"k8s.io/client-go/dynamic"
+	"k8s.io/client-go/kubernetes"
+
+	"podpath/internal/deploy"
+	"podpath/internal/diagnose"
+	"podpath/internal/kubetest"
+	"podpath/internal/lab"
+	"podpath/internal/lab/kubelet"
+	"podpath/internal/model"
+)
+
+const calicoFixtures = "../../../shared/fixtures/calico"
+
+// kubeCluster is the lab made a Kubernetes cluster: a real control plane
+// whose Pod proxy reaches into the lab, the lab kubelet on its nodes, and
+// Calico's objects as an install of the given flavour leaves them.
+type kubeCluster struct {
+	lab   *lab.Lab
+	env   *kubetest.Env
+	cs    kubernetes.Interface
+	dyn   dynamic.Interface
+	alice string // kubeconfig of a user bound only to deploy/rbac.yaml's ClusterRole
+}
+
+// Objects of a Kubespray VXLAN install (manifest flavour): calico_mtu
+// unset, so Calico auto-detects the MTU; Kubespray's calico-config has no
+// veth_mtu and FelixConfiguration default carries the VXLAN settings.
+const kubesprayObjects = `
+apiVersion: crd.projectcalico.org/v1
+kind: IPPool
+metadata: {name: default-pool}
+spec: {cidr: 10.233.64.0/18, blockSize: 26, vxlanMode: Always, ipipMode: Never, natOutgoing: true, nodeSelector: all()}
+---
+apiVersion: crd.projectcalico.org/v1
+kind: FelixConfiguration
+metadata: {name: default}
+spec: {vxlanEnabled: true, vxlanPort: 4789, vxlanVNI: 4096, vxlanMTU: 1450, logSeverityScreen: Info}
+---
+apiVersion: crd.projectcalico.org/v1
+kind: BGPConfiguration
+metadata: {name: default}
+spec: {asNumber: 64512, nodeToNodeMeshEnabled: false, serviceClusterIPs: [{cidr: 10.233.0.0/18}]}
+---
+apiVersion: v1
+kind: ConfigMap
+metadata: {name: calico-config, namespace: kube-system}
+data:
+  cluster_type: kubespray
+  calico_backend: vxlan
+  cni_network_config: '{"name": "cni0", "cniVersion": "0.3.1", "plugins": [{"type": "calico", "datastore_type": "kubernetes", "nodename": "__KUBERNETES_NODE_NAME__", "ipam": {"type": "calico-ipam"}, "policy": {"type": "k8s"}, "kubernetes": {"kubeconfig": "__KUBECONFIG_FILEPATH__"}}, {"type": "portmap", "capabilities": {"portMappings": true}}]}'
+` + calicoNodeDS
+
+// The operator flavour: the Installation (status.mtu is what the operator
+// reports), the pool it creates, calico-node in calico-system.
+const operatorObjects = `
+apiVersion: operator.tigera.io/v1
+kind: Installation
+metadata: {name: default}
+spec:
+  calicoNetwork:
+    ipPools:
+      - {name: default-ipv4-ippool, blockSize: 26, cidr: 10.233.64.0/18, encapsulation: VXLAN, natOutgoing: Enabled, nodeSelector: all()}
+---
+apiVersion: crd.projectcalico.org/v1
+kind: IPPool
+metadata: {name: default-ipv4-ippool}
+spec: {cidr: 10.233.64.0/18, blockSize: 26, vxlanMode: Always, ipipMode: Never, natOutgoing: true, nodeSelector: all()}
+---
+apiVersion: v1
+kind: Namespace
+metadata: {name: calico-system}
+` + calicoNodeDS
+
+// calicoNodeDS is Calico's node DaemonSet, trimmed to what the API server
+// and the lab kubelet look at (namespace set per flavour).
+const calicoNodeDS = `---
+apiVersion: apps/v1
+kind: DaemonSet
+metadata: {name: calico-node, namespace: NAMESPACE, labels: {k8s-app: calico-node}}
+spec:
+  selector: {matchLabels: {k8s-app: calico-node}}
+  template:
+    metadata: {labels: {k8s-app: calico-node}}
+    spec:
+      hostNetwork: true
+      tolerations: [{operator: Exists}]
+      containers:
+        - name: calico-node
+          image: calico/node:v3.30.0
+          env: [{name: CALICO_NETWORKING_BACKEND, value: vxlan}]
+`
+
+func newKubeCluster(t *testing.T, flavour string, notReady ...string) *kubeCluster {
+	t.Helper()
+	if testing.Short() {
+		t.Skip("skipped in -short: starts a real control plane")
+	}
+	requireRoot(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	l, err := lab.New(labName(t)).Nodes(3).Backend(lab.BackendVXLAN).Up(ctx)
+	if err != nil {
+		t.Fatalf("lab up: %v", err)
+	}
+	t.Cleanup(func() {
+		if err := lab.Down(context.Background(), l.Spec.Name); err != nil {
+			t.Errorf("lab down: %v", err)
+		}
+	})
+	// The egress proxy and the kubelet live as long as the test.
+	life, end := context.WithCancel(context.Background())
+	t.Cleanup(end)
+	sock := filepath.Join(t.TempDir(), "egress.sock")
+	stopEgress, err := kubelet.ServeEgress(life, l, sock)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(stopEgress)
+	env := kubetest.StartWith(t, kubetest.Options{Controllers: true, EgressSocket: sock})
+	k := &kubeCluster{lab: l, env: env, cs: kubernetes.NewForConfigOrDie(env.Config), dyn: dynamic.NewForConfigOrDie(env.Config)}
+
+	crds, _ := filepath.Glob(filepath.Join(calicoFixtures, "crds-v1", "*.yaml"))
+	for _, f := range crds {
+		env.Apply(t, f)
+	}
+	objects := strings.ReplaceAll(kubesprayObjects, "NAMESPACE", "kube-system")
+	if flavour == "operator" {
+		env.Apply(t, filepath.Join(calicoFixtures, "operator", "operator.tigera.io_installations.yaml"))
+		objects = strings.ReplaceAll(operatorObjects, "NAMESPACE", "calico-system")
+	}
+	if err := env.ApplyBytes(ctx, []byte(objects)); err != nil {
+		t.Fatal(err)
+	}
+	if flavour == "operator" {
+		inst := k.dyn.Resource(schema.GroupVersionResource{Group: "operator.tigera.io", Version: "v1", Resource: "installations"})
+		u, err := inst.Get(ctx, "default", metav1.GetOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		_ = unstructured.SetNestedField(u.Object, int64(1450), "status", "mtu")
+		if _, err := inst.UpdateStatus(ctx, u, metav1.UpdateOptions{}); err != nil {
+			t.Fatalf("Installation status: %v", err)
+		}
+	}
+
+	kl, err := kubelet.Start(life, k.cs, kubelet.Options{Lab: l, Binary: podpathBin, NotReady: notReady, Cordoned: notReady})
+	if err != nil {
+		t.Fatalf("lab kubelet: %v", err)
+	}
+	t.Cleanup(kl.Stop)
+
+	// The least-privileged user: bound to the shipped ClusterRole only.
+	env.Apply(t, "../../deploy/rbac.yaml")
+	if err := env.ApplyBytes(ctx, []byte(`
+apiVersion: rbac.authorization.k8s.io/v1
+kind: ClusterRoleBinding
+metadata: {name: podpath-doctor-alice}
+roleRef: {apiGroup: rbac.authorization.k8s.io, kind: ClusterRole, name: podpath-doctor}
+subjects: [{apiGroup: rbac.authorization.k8s.io, kind: User, name: alice}]
+`)); err != nil {
+		t.Fatal(err)
+	}
+	k.alice = env.UserKubeconfig(t, "alice")
+	return k
+}
+
+// doctor runs `podpath doctor` against the cluster as alice.
+func (k *kubeCluster) doctor(t *testing.T, args ...string) (*model.Report, int, string) {
+	t.Helper()
+	code, out, errOut := run(t, append([]string{"doctor", "--kubeconfig", k.alice, "--image", "podpath/podpath:test", "-o", "json"}, args...)...)
+	if code == ExitNoRun {
+		t.Fatalf("doctor: exit 2: %s", errOut)
+	}
+	var r model.Report
+	if err := json.Unmarshal([]byte(out), &r); err != nil {
+		t.Fatalf("doctor -o json: %v\n%s\n%s", err, out, errOut)
+	}
+	return &r, code, errOut
+}
+
+// nothingLeft checks that no object labelled by podpath exists, across
+// every namespaced and cluster-scoped resource type.
+func (k *kubeCluster) nothingLeft(t *testing.T) {
+	t.Helper()
+	if left := k.env.Labelled(t, deploy.ManagedByLabel+"="+deploy.ManagedBy); len(left) > 0 {
+		t.Errorf("objects labelled by podpath left behind: %v", left)
+	}
+}
+
+func finding(r *model.Report, id string) *model.Finding {
+	for i := range r.Findings {
+		if r.Findings[i].ID == id {
+			return &r.Findings[i]
+		}
+	}
+	return nil
+}
+
+// The seed case on a Kubespray-style (manifest) install, run by a user
+// bound only to the shipped ClusterRole, through the API server alone.
+func TestKubeDoctorManifest(t *testing.T) {
+	k := newKubeCluster(t, "manifest")
+
+	t.Run("missing_rbac", func(t *testing.T) {
+		bob := k.env.UserKubeconfig(t, "bob") // bound to nothing
+		wantUsageError(t, "missing RBAC permissions: list nodes", "doctor", "--kubeconfig", bob)
+		k.nothingLeft(t)
+	})
+
+	t.Run("seed_mtu_blackhole", func(t *testing.T) {
+		fault(t, k.lab, "underlay-mtu=node3:1400")
+		defer func() {
+			if _, err := lab.ClearFaults(context.Background(), k.lab.Spec.Name); err != nil {
+				t.Fatal(err)
+			}
+		}()
+		r, code, _ := k.doctor(t)
+		f := finding(r, diagnose.MTUBlackhole)
+		if code != ExitFindings || f == nil || !slices.Contains(f.Nodes, "node3") || f.Remedy == nil || f.Remedy.MTU != 1350 {
+			t.Fatalf("exit %d, findings %s; want exit 1 and mtu-blackhole on node3 with remedy.mtu 1350", code, summary(r))
+		}
+		c := r.Config
+		if c == nil || c.Source != "cluster" || c.Install != "manifest" || c.Backend != "vxlan" || c.PodMTU != 1450 {
+			t.Errorf("config %+v; want the cluster's: manifest install, vxlan, Pod MTU 1450", c)
+		}
+		evidence := strings.Join(f.Evidence, "\n")
+		for _, want := range []string{"IPPool default-pool vxlanMode Always", "FelixConfiguration default vxlanMTU"} {
+			if !strings.Contains(evidence, want) {
+				t.Errorf("mtu-blackhole evidence lacks %q:\n%s", want, evidence)
+			}
+		}
+		if cmds := strings.Join(f.Remedy.Commands, "\n"); !strings.Contains(cmds, "configmap calico-config") || strings.Contains(cmds, "installation") {
+			t.Errorf("remedy commands for a manifest install:\n%s", cmds)
+		}
+		k.nothingLeft(t)
+	})
+
+	t.Run("ippool_mtu_ignored", func(t *testing.T) {
+		pools := k.dyn.Resource(schema.GroupVersionResource{Group: "crd.projectcalico.org", Version: "v1", Resource: "ippools"})
+		pool := func() *unstructured.Unstructured {
+			u := &unstructured.Unstructured{}
+			_ = json.Unmarshal([]byte(`{"apiVersion":"crd.projectcalico.org/v1","kind":"IPPool","metadata":{"name":"article-pool"},"spec":{"cidr":"10.240.0.0/16","mtu":1500,"disabled":true}}`), &u.Object)
+			return u
+		}
+		ctx := context.Background()
+		// kubectl apply's default (strict) validation: the real CRD refuses it.
+		_, err := pools.Create(ctx, pool(), metav1.CreateOptions{FieldValidation: "Strict"})
+		if err == nil || !strings.Contains(err.Error(), `unknown field "spec.mtu"`) {
+			t.Fatalf("strict create of an IPPool with spec.mtu: %v; want unknown field", err)
+		}
+		t.Logf("strict validation: %v", err)
+		// --validate=warn: the server prunes the field; kubectl's annotation keeps it.
+		u := pool()
+		last, _ := json.Marshal(u.Object)
+		u.SetAnnotations(map[string]string{"kubectl.kubernetes.io/last-applied-configuration": string(last)})
+		stored, err := pools.Create(ctx, u, metav1.CreateOptions{FieldValidation: "Warn"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, found, _ := unstructured.NestedFieldNoCopy(stored.Object, "spec", "mtu"); found {
+			t.Errorf("the API server kept spec.mtu; the rule assumes it prunes it")
+		} else {
+			t.Logf("warn validation: spec.mtu pruned from the stored object, kept in the annotation")
+		}
+		defer func() { _ = pools.Delete(ctx, "article-pool", metav1.DeleteOptions{}) }()
+		r, code, _ := k.doctor(t)
+		if f := finding(r, diagnose.IPPoolMTUIgnored); f == nil || !strings.Contains(f.Title, "article-pool") {
+			t.Errorf("findings %s; want ippool-mtu-ignored naming article-pool", summary(r))
+		}
+		if code != ExitOK {
+			t.Errorf("healthy cluster with a misleading IPPool: exit %d (%s); want 0 (a warning)", code, summary(r))
+		}
+		k.nothingLeft(t)
+	})
+
+	t.Run("sigint_during_wait", func(t *testing.T) {
+		cmd, stderr := k.start(t)
+		waitFor(t, stderr, "waiting up to")
+		start := time.Now()
+		_ = cmd.Process.Signal(syscall.SIGINT)
+		err := cmd.Wait()
+		took := time.Since(start)
+		if ee, ok := err.(*exec.ExitError); !ok || ee.ExitCode() != ExitNoRun {
+			t.Errorf("after SIGINT: %v; want exit 2", err)
+		}
+		if took > 15*time.Second {
+			t.Errorf("exit %s after SIGINT; want within seconds", took)
+		}
+		t.Logf("exit %s after SIGINT, cleanup included", took.Round(time.Millisecond))
+		k.nothingLeft(t)
+	})
+
+	t.Run("second_run_after_sigkill", func(t *testing.T) {
+		cmd, stderr := k.start(t)
+		waitFor(t, stderr, "waiting up to")
+		_ = cmd.Process.Kill()
+		_ = cmd.Wait()
+		if left := k.env.Labelled(t, deploy.ManagedByLabel+"="+deploy.ManagedBy); len(left) == 0 {
+			t.Fatalf("a SIGKILLed run left nothing: the test proves nothing")
+		}
+		r, code, errOut := k.doctor(t)
+		if code != ExitOK || !strings.Contains(errOut, "removing what an interrupted run left") {
+			t.Errorf("second run: exit %d, findings %s, stderr:\n%s\nwant exit 0 after removing the leftovers", code, summary(r), errOut)
+		}
+		k.nothingLeft(t)
+	})
+}
+
+// start runs podpath doctor as a process (signals need one) and returns
+// its stderr lines.
+func (k *kubeCluster) start(t *testing.T) (*exec.Cmd, <-chan string) {
+	t.Helper()
+	cmd := exec.Command(podpathBin, "doctor", "--kubeconfig", k.alice, "--image", "podpath/podpath:test")
+	pipe, pw := io.Pipe()
+	cmd.Stderr = pw
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if cmd.ProcessState == nil {
+			_ = cmd.Process.Kill()
+			_ = cmd.Wait()
+		}
+		pw.Close()
+	})
+	lines := make(chan string, 100)
+	go func() {
+		sc := bufio.NewScanner(pipe)
+		for sc.Scan() {
+			select {
+			case lines <- sc.Text():
+			default: // nobody listens any more; keep draining
+			}
+		}
+		close(lines)
+	}()
+	return cmd, lines
+}
+
+func waitFor(t *testing.T, lines <-chan string, want string) {
+	t.Helper()
+	var seen bytes.Buffer
+	deadline := time.After(60 * time.Second)
+	for {
+		select {
+		case l, ok := <-lines:
+			if !ok {
+				t.Fatalf("podpath exited before printing %q:\n%s", want, seen.String())
+			}
+			fmt.Fprintln(&seen, l)
+			if strings.Contains(l, want) {
+				return
+			}
+		case <-deadline:
+			t.Fatalf("no %q within 60 s:\n%s", want, seen.String())
+		}
+	}
+}
+
+// The operator flavour: the remedy is the Installation patch.
+func TestKubeDoctorOperator(t *testing.T) {
+	k := newKubeCluster(t, "operator")
+	fault(t, k.lab, "underlay-mtu=node3:1400")
+	r, code, _ := k.doctor(t)
+	f := finding(r, diagnose.MTUBlackhole)
+	if code != ExitFindings || f == nil || !slices.Contains(f.Nodes, "node3") || f.Remedy == nil || f.Remedy.MTU != 1350 {
+		t.Fatalf("exit %d, findings %s; want exit 1 and mtu-blackhole on node3 with remedy.mtu 1350", code, summary(r))
+	}
+	if c := r.Config; c == nil || c.Install != "operator" || c.Backend != "vxlan" || c.PodMTU != 1450 {
+		t.Errorf("config %+v; want operator install, vxlan, Pod MTU 1450 (Installation status)", c)
+	}
+	want := `kubectl patch installation.operator.tigera.io default --type merge -p '{"spec":{"calicoNetwork":{"mtu":1350}}}'`
+	if !slices.Contains(f.Remedy.Commands, want) || strings.Contains(strings.Join(f.Remedy.Commands, "\n"), "calico-config") {
+		t.Errorf("remedy commands %q; want the Installation patch %q and no ConfigMap", f.Remedy.Commands, want)
+	}
+	k.nothingLeft(t)
+}
+
+// A cordoned NotReady node is reported as such: no agent there, no network
+// finding about it.
+func TestKubeDoctorNotReadyNode(t *testing.T) {
+	k := newKubeCluster(t, "manifest", "node3")
+	r, code, _ := k.doctor(t)
+	f := finding(r, diagnose.NodeNotReady)
+	if f == nil || !slices.Equal(f.Nodes, []string{"node3"}) || !strings.Contains(strings.Join(f.Evidence, " "), "cordoned") {
+		t.Errorf("findings %s; want node-not-ready on node3, cordoned", summary(r))
+	}
+	for _, bad := range []string{diagnose.PodNetworkPartition, diagnose.NodeUnreachable} {
+		if finding(r, bad) != nil {
+			t.Errorf("findings %s include %s for a node that is merely NotReady", summary(r), bad)
+		}
+	}
+	for _, p := range r.Pairs {
+		if p.From == "node3" || p.To == "node3" {
+			t.Errorf("pair %s→%s probed; node3 is NotReady", p.From, p.To)
+		}
+	}
+	if code != ExitOK {
+		t.Errorf("exit %d; want 0 (a NotReady node is a warning, the network is fine)", code)
+	}
+	if c := r.Config; c == nil || !slices.Equal(c.NotReady, []string{"node3"}) {
+		t.Errorf("config %+v; want node3 listed NotReady", c)
+	}
+	k.nothingLeft(t)
+}
+
+// Errors before anything is deployed: one line, exit 2, nothing created.
+func TestKubeBadAccess(t *testing.T) {
+	dir := t.TempDir()
+	bad := filepath.Join(dir, "bad.kubeconfig")
+	if err := os.WriteFile(bad, []byte("apiVersion: v1\nclusters: [\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	wantUsageError(t, "kubeconfig: error loading config file", "doctor", "--kubeconfig", bad)
+	wantUsageError(t, "kubeconfig: stat", "mtu", "--kubeconfig", filepath.Join(dir, "missing"))
+	wantUsageError(t, "cannot reach the API server at https://127.0.0.1:1: connection failed: connection refused",
+		"perf", "--server", "https://127.0.0.1:1", "--insecure-skip-tls-verify")
+}
