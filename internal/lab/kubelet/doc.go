@@ -1,0 +1,12 @@
+// Package kubelet makes a running lab a Kubernetes cluster's nodes for a
+// real control plane (internal/kubetest): it registers one Node per lab
+// node, runs the Pods bound to them that are podpath agents as real
+// processes inside the lab's network namespaces, reports their status as a
+// kubelet does, and confirms their deletion. ServeEgress stands in for the
+// Konnectivity agents, so the API server's Pod proxy reaches addresses that
+// exist only inside the lab.
+//
+// It is a test double with a narrow repertoire, not a kubelet: no images,
+// no container isolation beyond the network namespace and the user, only
+// Secret volumes, only the first container of a Pod.
+package kubelet
