@@ -1,0 +1,231 @@
+package kubelet
+
+import (
+	"context"
+	"fmt"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"syscall"
+
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+)
+
+// basePath is the PATH a container gets when its Pod sets none, as
+// container runtimes default it.
+const basePath = "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+
+// sandbox is where a Pod runs: its network namespace and addresses.
+type sandbox struct {
+	netns  string
+	podIP  netip.Addr
+	hostIP netip.Addr
+}
+
+// containerEnv resolves a container's environment in order, each value
+// able to refer to the ones before it, as the kubelet does.
+func containerEnv(pod *corev1.Pod, c *corev1.Container, sb sandbox) (map[string]string, []string, error) {
+	vars := map[string]string{}
+	hostname := pod.Name
+	if pod.Spec.HostNetwork {
+		hostname = pod.Spec.NodeName
+	}
+	list := []string{basePath, "HOSTNAME=" + hostname}
+	for _, e := range c.Env {
+		var v string
+		switch {
+		case e.ValueFrom == nil:
+			v = expand(e.Value, vars)
+		case e.ValueFrom.FieldRef != nil:
+			var err error
+			if v, err = fieldValue(pod, e.ValueFrom.FieldRef.FieldPath, sb); err != nil {
+				return nil, nil, fmt.Errorf("env %s: %w", e.Name, err)
+			}
+		default:
+			return nil, nil, fmt.Errorf("env %s: only values and fieldRefs are supported by the lab kubelet", e.Name)
+		}
+		vars[e.Name] = v
+		list = append(list, e.Name+"="+v)
+	}
+	return vars, list, nil
+}
+
+func fieldValue(pod *corev1.Pod, path string, sb sandbox) (string, error) {
+	switch path {
+	case "spec.nodeName":
+		return pod.Spec.NodeName, nil
+	case "spec.serviceAccountName":
+		return pod.Spec.ServiceAccountName, nil
+	case "metadata.name":
+		return pod.Name, nil
+	case "metadata.namespace":
+		return pod.Namespace, nil
+	case "metadata.uid":
+		return string(pod.UID), nil
+	case "status.podIP", "status.podIPs":
+		return sb.podIP.String(), nil
+	case "status.hostIP", "status.hostIPs":
+		return sb.hostIP.String(), nil
+	}
+	return "", fmt.Errorf("fieldRef %s is not supported by the lab kubelet", path)
+}
+
+// expand replaces $(VAR) with VAR's value as Kubernetes does: $$ is a
+// literal $, and a reference to an unknown variable stays as written.
+func expand(s string, vars map[string]string) string {
+	var b strings.Builder
+	for i := 0; i < len(s); i++ {
+		if s[i] != '$' || i+1 == len(s) {
+			b.WriteByte(s[i])
+			continue
+		}
+		switch s[i+1] {
+		case '$':
+			b.WriteByte('$')
+			i++
+		case '(':
+			end := strings.IndexByte(s[i+2:], ')')
+			if end < 0 {
+				b.WriteString(s[i:])
+				return b.String()
+			}
+			name := s[i+2 : i+2+end]
+			if v, ok := vars[name]; ok {
+				b.WriteString(v)
+			} else {
+				b.WriteString("$(" + name + ")")
+			}
+			i += 2 + end
+		default:
+			b.WriteByte('$')
+		}
+	}
+	return b.String()
+}
+
+// mount is a volume mount the kubelet made: mountPath inside the
+// container stands for dir on the host.
+type mount struct{ path, dir string }
+
+// writeSecretVolumes writes each Secret volume the container mounts as
+// files (0644: the container may run as any user) under dir/volumes.
+func (k *Kubelet) writeSecretVolumes(ctx context.Context, pod *corev1.Pod, c *corev1.Container, dir string) ([]mount, error) {
+	var mounts []mount
+	for _, vol := range pod.Spec.Volumes {
+		if vol.Secret == nil {
+			continue
+		}
+		i := slices.IndexFunc(c.VolumeMounts, func(m corev1.VolumeMount) bool { return m.Name == vol.Name })
+		if i < 0 {
+			continue
+		}
+		vdir := filepath.Join(dir, "volumes", vol.Name)
+		if err := os.MkdirAll(vdir, 0o755); err != nil {
+			return nil, fmt.Errorf("volume %s: %w", vol.Name, err)
+		}
+		if err := k.writeSecret(ctx, pod.Namespace, vol.Secret, vdir); err != nil {
+			return nil, fmt.Errorf("volume %s: %w", vol.Name, err)
+		}
+		mounts = append(mounts, mount{path: filepath.Clean(c.VolumeMounts[i].MountPath), dir: vdir})
+	}
+	// The longest mount path first, so a nested mount wins when rewriting.
+	slices.SortFunc(mounts, func(a, b mount) int { return len(b.path) - len(a.path) })
+	return mounts, nil
+}
+
+func (k *Kubelet) writeSecret(ctx context.Context, ns string, src *corev1.SecretVolumeSource, dir string) error {
+	ctx, cancel := context.WithTimeout(ctx, apiTimeout)
+	defer cancel()
+	sec, err := k.cs.CoreV1().Secrets(ns).Get(ctx, src.SecretName, metav1.GetOptions{})
+	if apierrors.IsNotFound(err) && src.Optional != nil && *src.Optional {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("read Secret %s: %w", src.SecretName, err)
+	}
+	files := map[string]string{} // file → key
+	if len(src.Items) == 0 {
+		for key := range sec.Data {
+			files[key] = key
+		}
+	}
+	for _, it := range src.Items {
+		files[it.Path] = it.Key
+	}
+	for file, key := range files {
+		data, ok := sec.Data[key]
+		if !ok {
+			return fmt.Errorf("Secret %s has no key %q", src.SecretName, key)
+		}
+		path := filepath.Join(dir, filepath.Clean("/"+file)) // never outside dir
+		if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+			return err
+		}
+		if err := os.WriteFile(path, data, 0o644); err != nil {
+			return fmt.Errorf("write Secret %s key %s: %w", src.SecretName, key, err)
+		}
+	}
+	return nil
+}
+
+// rewriteArgs points arguments at a mounted volume ("/etc/podpath/token",
+// "--token-file=/etc/podpath/token") to where the kubelet wrote it.
+func rewriteArgs(args []string, mounts []mount) []string {
+	out := make([]string, len(args))
+	for i, a := range args {
+		out[i] = a
+		prefix, value := "", a
+		if flag, v, ok := strings.Cut(a, "="); ok && strings.HasPrefix(flag, "-") {
+			prefix, value = flag+"=", v
+		}
+		for _, m := range mounts {
+			if value == m.path || strings.HasPrefix(value, m.path+"/") {
+				out[i] = prefix + m.dir + strings.TrimPrefix(value, m.path)
+				break
+			}
+		}
+	}
+	return out
+}
+
+// credential is the user a container runs as: its runAsUser/runAsGroup,
+// else the Pod's; nil when neither sets a user (the kubelet's own, root).
+// Without runAsGroup the group is 0, as a runtime gives a numeric user
+// that the image's /etc/passwd does not name.
+func credential(pod *corev1.Pod, c *corev1.Container) *syscall.Credential {
+	var uid, gid *int64
+	if psc := pod.Spec.SecurityContext; psc != nil {
+		uid, gid = psc.RunAsUser, psc.RunAsGroup
+	}
+	if sc := c.SecurityContext; sc != nil {
+		if sc.RunAsUser != nil {
+			uid = sc.RunAsUser
+		}
+		if sc.RunAsGroup != nil {
+			gid = sc.RunAsGroup
+		}
+	}
+	if uid == nil && gid == nil {
+		return nil
+	}
+	cred := &syscall.Credential{Groups: []uint32{}}
+	if uid != nil {
+		cred.Uid = uint32(*uid)
+	}
+	if gid != nil {
+		cred.Gid = uint32(*gid)
+	}
+	if psc := pod.Spec.SecurityContext; psc != nil {
+		for _, g := range psc.SupplementalGroups {
+			cred.Groups = append(cred.Groups, uint32(g))
+		}
+		if psc.FSGroup != nil {
+			cred.Groups = append(cred.Groups, uint32(*psc.FSGroup))
+		}
+	}
+	return cred
+}
