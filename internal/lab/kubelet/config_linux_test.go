@@ -1,0 +1,32 @@
+package kubelet
+
+import (
+	"slices"
+	"testing"
+)
+
+func TestExpand(t *testing.T) {
+	vars := map[string]string{"NODE_NAME": "node1", "A": "x"}
+	for in, want := range map[string]string{
+		"$(NODE_NAME)":     "node1",
+		"--name=$(A)-$(A)": "--name=x-x",
+		"$(MISSING)":       "$(MISSING)",
+		"$$(NODE_NAME)":    "$(NODE_NAME)",
+		"cost $5":          "cost $5",
+		"open $(A":         "open $(A",
+		"end$":             "end$",
+	} {
+		if got := expand(in, vars); got != want {
+			t.Errorf("expand(%q) = %q; want %q", in, got, want)
+		}
+	}
+}
+
+func TestRewriteArgs(t *testing.T) {
+	mounts := []mount{{path: "/etc/podpath/sub", dir: "/tmp/k/sub"}, {path: "/etc/podpath", dir: "/tmp/k/token"}}
+	got := rewriteArgs([]string{"--token-file", "/etc/podpath/token", "--x=/etc/podpath/sub/f", "/etc/podpathological", "/etc/podpath"}, mounts)
+	want := []string{"--token-file", "/tmp/k/token/token", "--x=/tmp/k/sub/f", "/etc/podpathological", "/tmp/k/token"}
+	if !slices.Equal(got, want) {
+		t.Errorf("rewriteArgs = %q; want %q", got, want)
+	}
+}
