@@ -80,6 +80,9 @@ func openCluster(ctx context.Context, k *kubeFlags, prog *progress) (*source, er
 		return nil, usageError{fmt.Errorf("kubeconfig: %w (check --kubeconfig or $KUBECONFIG; --inventory measures without API access)", err)}
 	}
 	cfg.WarningHandler = rest.NoWarnings{} // the run's objects are podpath's own; their warnings are no news to the user
+	if cfg.QPS == 0 {
+		cfg.QPS, cfg.Burst = 50, 100 // kubectl's rate: the RBAC check alone makes 16 calls
+	}
 	calls := rest.CopyConfig(cfg)
 	calls.Timeout = APICallTimeout
 	cs, err := kubernetes.NewForConfig(calls)

@@ -21,6 +21,7 @@ import (
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/client-go/dynamic"
 	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/rest"
 
 	"podpath/internal/deploy"
 	"podpath/internal/diagnose"
@@ -164,7 +165,9 @@ func newKubeCluster(t *testing.T, flavour string, notReady ...string) *kubeClust
 		}
 	}
 
-	kl, err := kubelet.Start(life, k.cs, kubelet.Options{Lab: l, Binary: podpathBin, NotReady: notReady, Cordoned: notReady})
+	kcfg := rest.CopyConfig(env.Config)
+	kcfg.QPS, kcfg.Burst = 50, 100 // a kubelet's own client, as a real one has
+	kl, err := kubelet.Start(life, kubernetes.NewForConfigOrDie(kcfg), kubelet.Options{Lab: l, Binary: podpathBin, NotReady: notReady, Cordoned: notReady})
 	if err != nil {
 		t.Fatalf("lab kubelet: %v", err)
 	}
@@ -188,7 +191,9 @@ subjects: [{apiGroup: rbac.authorization.k8s.io, kind: User, name: alice}]
 // doctor runs `podpath doctor` against the cluster as alice.
 func (k *kubeCluster) doctor(t *testing.T, args ...string) (*model.Report, int, string) {
 	t.Helper()
+	start := time.Now()
 	code, out, errOut := run(t, append([]string{"doctor", "--kubeconfig", k.alice, "--image", "podpath/podpath:test", "-o", "json"}, args...)...)
+	t.Logf("doctor took %s:\n%s", time.Since(start), errOut)
 	if code == ExitNoRun {
 		t.Fatalf("doctor: exit 2: %s", errOut)
 	}

@@ -168,7 +168,7 @@ func StartWith(t testing.TB, opts Options) *Env {
 			"--kubeconfig", filepath.Join(dir, "kube-controller-manager.kubeconfig"),
 			"--authentication-kubeconfig", filepath.Join(dir, "kube-controller-manager.kubeconfig"),
 			"--authorization-kubeconfig", filepath.Join(dir, "kube-controller-manager.kubeconfig"),
-			"--bind-address", "127.0.0.1", "--secure-port", freePort(t), "--use-service-account-credentials",
+			"--bind-address", "127.0.0.1", "--secure-port", "0", "--use-service-account-credentials",
 			"--service-account-private-key-file", filepath.Join(dir, "sa.key"), "--root-ca-file", filepath.Join(dir, "ca.crt"),
 			"--cluster-signing-cert-file", filepath.Join(dir, "ca.crt"), "--cluster-signing-key-file", filepath.Join(dir, "ca.key"),
 			"--controllers", "*,-nodeipam", "--leader-elect=false")
@@ -176,7 +176,7 @@ func StartWith(t testing.TB, opts Options) *Env {
 			"--kubeconfig", filepath.Join(dir, "kube-scheduler.kubeconfig"),
 			"--authentication-kubeconfig", filepath.Join(dir, "kube-scheduler.kubeconfig"),
 			"--authorization-kubeconfig", filepath.Join(dir, "kube-scheduler.kubeconfig"),
-			"--bind-address", "127.0.0.1", "--secure-port", freePort(t), "--leader-elect=false")
+			"--bind-address", "127.0.0.1", "--secure-port", "0", "--leader-elect=false")
 		// A bad flag makes them exit at once: say so here, not as a mystery later.
 		for name, done := range map[string]<-chan struct{}{"kube-controller-manager": kcm, "kube-scheduler": sched} {
 			select {
@@ -270,14 +270,24 @@ func tail(b []byte, n int) string {
 	return string(b)
 }
 
+// freePort finds a free loopback port below the kernel's ephemeral range
+// (32768 and up by default), so that no outgoing connection of a test
+// running beside this one takes it between this check and the server's
+// bind; tests of several packages start control planes at once.
 func freePort(t testing.TB) string {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
+	for range 100 {
+		n, _ := rand.Int(rand.Reader, big.NewInt(12000))
+		port := strconv.Itoa(20000 + int(n.Int64()))
+		ln, err := net.Listen("tcp", "127.0.0.1:"+port)
+		if err != nil {
+			continue
+		}
+		ln.Close()
+		return port
 	}
-	defer ln.Close()
-	return strconv.Itoa(ln.Addr().(*net.TCPAddr).Port)
+	t.Fatal("no free loopback port in 20000-31999")
+	return ""
 }
 
 // pki writes a CA, the API server's serving certificate and the service
@@ -436,6 +446,7 @@ func (e *Env) Labelled(t testing.TB, selector string) []string {
 	defer cancel()
 	cfg := rest.CopyConfig(e.Config)
 	cfg.WarningHandler = rest.NoWarnings{} // deprecated kinds are listed too, on purpose
+	cfg.QPS, cfg.Burst = 500, 1000         // one list per resource type: do not crawl at client-go's 5/s
 	dc, err := discovery.NewDiscoveryClientForConfig(cfg)
 	if err != nil {
 		t.Fatal(err)
