@@ -263,6 +263,24 @@ func (s *source) config() *model.Config {
 		return c
 	}
 	c.Source, c.CNI, c.Namespace = "cluster", s.cluster.CNI.Name, s.namespace
+	if cal := s.cluster.Calico; cal != nil {
+		c.LogErrors = cal.LogErrors
+		if cal.LogsUnavailable != "" {
+			c.Notes = append(c.Notes, cal.LogsUnavailable)
+		}
+		if c.Backend == "bgp" || len(cal.BGP.Peers) > 0 {
+			mesh := "on (default)"
+			if cal.BGP.NodeMesh != nil && !*cal.BGP.NodeMesh {
+				mesh = "off"
+			}
+			c.Notes = append(c.Notes, fmt.Sprintf("BGP: node-to-node mesh %s, AS %d, %d BGPPeer(s) %s", mesh, cal.BGP.ASNumber, len(cal.BGP.Peers), strings.Join(cal.BGP.Peers, ", ")))
+		}
+		for _, n := range s.cluster.Nodes {
+			if n.Ready && len(cal.Blocks) > 0 && len(cal.Blocks[n.Name]) == 0 {
+				c.Notes = append(c.Notes, fmt.Sprintf("node %s has no Pod address block (no BlockAffinity): Calico has not set it up yet", n.Name))
+			}
+		}
+	}
 	for _, n := range s.cluster.Nodes {
 		if !n.Ready {
 			c.NotReady = append(c.NotReady, n.Name)
@@ -290,6 +308,12 @@ func clusterEvidence(ev *diagnose.Evidence, cl *kube.Cluster) {
 	}
 	if cl.Calico == nil {
 		return
+	}
+	for n, pod := range cl.Calico.NodePods {
+		if ev.CalicoPods == nil {
+			ev.CalicoPods = map[string]diagnose.CalicoPod{}
+		}
+		ev.CalicoPods[n] = diagnose.CalicoPod{Name: pod, Ready: cl.Calico.NodeReady[n], LogErrors: cl.Calico.LogErrors[n]}
 	}
 	for _, p := range cl.Calico.IPPools {
 		if p.MTU > 0 {

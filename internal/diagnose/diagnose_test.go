@@ -276,6 +276,14 @@ func TestDiagnose(t *testing.T) {
 			absent: []string{PodNetworkPartition, NodeUnreachable, NodeCordoned},
 		},
 		{
+			name: "calico_node_pod_not_ready",
+			mutate: func(ev *Evidence) {
+				ev.CalicoPods = map[string]CalicoPod{"node1": {Name: "kube-system/calico-node-a", Ready: true},
+					"node2": {Name: "kube-system/calico-node-b", LogErrors: []string{"[WARNING] Failed to auto-detect host MTU"}}}
+			},
+			id: CalicoNodeUnhealthy, severity: Error, nodes: []string{"node2"},
+		},
+		{
 			name:   "cordoned_ready_node_is_info",
 			mutate: func(ev *Evidence) { ev.Cordoned = []string{"node2"} },
 			id:     NodeCordoned, severity: Info, nodes: []string{"node2"},
@@ -334,8 +342,9 @@ func TestSeedRemedy(t *testing.T) {
 // change and where the configuration was read.
 func TestRemedyByInstall(t *testing.T) {
 	for install, want := range map[string][]string{
-		"operator": {"installation.operator.tigera.io default", "spec.calicoNetwork.mtu"},
-		"manifest": {"configmap calico-config", "veth_mtu", "calico_mtu: 1350"},
+		"operator":  {"installation.operator.tigera.io default", "spec.calicoNetwork.mtu"},
+		"manifest":  {"configmap calico-config", "veth_mtu"},
+		"kubespray": {"calico_mtu: 1350", "k8s-net-calico.yml", "--inventory-dir", "reverted by the next Kubespray run"},
 	} {
 		ev := healthy(3)
 		ev.Network.Install = install
@@ -348,7 +357,7 @@ func TestRemedyByInstall(t *testing.T) {
 				t.Errorf("%s: remedy lacks %q: %s", install, w, text)
 			}
 		}
-		other := map[string]string{"operator": "calico-config", "manifest": "installation.operator"}[install]
+		other := map[string]string{"operator": "calico-config", "manifest": "installation.operator", "kubespray": "patch configmap"}[install]
 		if strings.Contains(text, other) {
 			t.Errorf("%s: remedy mentions %s, another install type's object: %s", install, other, text)
 		}

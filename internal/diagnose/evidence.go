@@ -29,6 +29,16 @@ type Evidence struct {
 	NotReady map[string]string
 	// Cordoned are nodes marked unschedulable.
 	Cordoned []string
+	// CalicoPods are the calico-node Pods by node, as the API server reports
+	// them (Kubernetes source only).
+	CalicoPods map[string]CalicoPod
+}
+
+// CalicoPod is a node's calico-node Pod.
+type CalicoPod struct {
+	Name      string   // namespace/name
+	Ready     bool     // its Ready condition
+	LogErrors []string // recent log lines matching known errors
 }
 
 // Severities.

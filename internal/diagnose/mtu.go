@@ -152,8 +152,15 @@ func (s *state) mtuRemedy(mtu int, underlayNodes string, underlayMTU int) *model
 	case "operator":
 		r.Summary = fmt.Sprintf("Set the Pod MTU to %d in the operator's Installation default (spec.calicoNetwork.mtu); the operator rolls calico-node, then restart the Pods (only new Pods get the new MTU).", mtu)
 		r.Commands = []string{installation, fix}
+	case "kubespray":
+		r.Summary = fmt.Sprintf("Set calico_mtu: %d in the Kubespray inventory (group_vars/k8s_cluster/k8s-net-calico.yml; calico_veth_mtu alone is ignored) and re-run Kubespray's network role: it renders calico-node's CNI_MTU and FELIX_*MTU and the CNI configuration. A kubectl-only change is reverted by the next Kubespray run. Then restart the Pods (only new Pods get the new MTU).", mtu)
+		r.Commands = []string{
+			fmt.Sprintf("podpath fix mtu --mtu %d --inventory-dir inventory/mycluster", mtu),
+			"ansible-playbook -i inventory/mycluster/hosts.yaml cluster.yml --tags network",
+			"kubectl -n kube-system rollout status daemonset calico-node",
+		}
 	case "manifest":
-		r.Summary = fmt.Sprintf("Set the Pod MTU to %d in the calico-config ConfigMap (veth_mtu; with Kubespray: calico_mtu: %d in group_vars/k8s_cluster/k8s-net-calico.yml, or its next run reverts it), restart calico-node, then the Pods (only new Pods get the new MTU).", mtu, mtu)
+		r.Summary = fmt.Sprintf("Set the Pod MTU to %d in the calico-config ConfigMap (veth_mtu), restart calico-node, then the Pods (only new Pods get the new MTU).", mtu)
 		r.Commands = []string{configMap, fix}
 	default:
 		r.Summary = fmt.Sprintf("Set the Pod MTU to %d where this install keeps it — Kubespray: calico_mtu: %d in group_vars/k8s_cluster/k8s-net-calico.yml (calico_veth_mtu alone is ignored); "+

@@ -105,16 +105,32 @@ func kernelModuleMissing(s *state) {
 // A Felix that is not there at all is not a finding (not every cluster runs Calico).
 func calicoNodeUnhealthy(s *state) {
 	for _, n := range s.ev.Nodes {
+		var ev []string
 		f := s.ev.Facts[n]
-		if f == nil || f.Calico.Felix.StatusCode == 0 || f.Calico.Felix.Ready {
+		if f != nil && f.Calico.Felix.StatusCode != 0 && !f.Calico.Felix.Ready {
+			ev = append(ev, fmt.Sprintf("%s: GET %s answered %d", n, f.Calico.Felix.URL, f.Calico.Felix.StatusCode))
+		}
+		pod, known := s.ev.CalicoPods[n]
+		if known && !pod.Ready {
+			ev = append(ev, fmt.Sprintf("%s: Pod %s is not Ready", n, pod.Name))
+		}
+		if len(ev) == 0 {
 			continue
+		}
+		for _, l := range pod.LogErrors {
+			ev = append(ev, n+" log: "+l)
+		}
+		describe := "kubectl -n kube-system describe pod -l k8s-app=calico-node   # the Pod on " + n
+		if pod.Name != "" {
+			ns, name, _ := strings.Cut(pod.Name, "/")
+			describe = fmt.Sprintf("kubectl -n %s describe pod %s && kubectl -n %s logs %s -c calico-node --tail=100", ns, name, ns, name)
 		}
 		s.add(model.Finding{
 			ID: CalicoNodeUnhealthy, Severity: Error, Title: "calico-node is not ready on " + n,
-			Summary:  "Felix reports not ready: the node's Calico dataplane may be stale or incomplete.",
+			Summary:  "calico-node reports not ready: the node's Calico dataplane (routes, tunnel, BGP sessions) may be stale or incomplete.",
 			Nodes:    []string{n},
-			Evidence: []string{fmt.Sprintf("%s: GET %s answered %d", n, f.Calico.Felix.URL, f.Calico.Felix.StatusCode)},
-			Remedy:   &model.Remedy{Summary: "Read calico-node's logs on " + n + " and its readiness probe output.", Commands: []string{"kubectl -n kube-system describe pod -l k8s-app=calico-node   # the Pod on " + n}},
+			Evidence: ev,
+			Remedy:   &model.Remedy{Summary: "Read calico-node's logs on " + n + " and its readiness probe output.", Commands: []string{describe}},
 		}, nil)
 	}
 }

@@ -26,7 +26,7 @@ type Report struct {
 type Config struct {
 	Source    string   `json:"source"` // cluster | inventory
 	CNI       string   `json:"cni,omitempty"`
-	Install   string   `json:"install,omitempty"` // operator | manifest
+	Install   string   `json:"install,omitempty"` // operator | manifest | kubespray
 	Backend   string   `json:"backend,omitempty"`
 	PodMTU    int      `json:"podMTU,omitempty"` // 0: auto-detected or unknown
 	PodCIDR   string   `json:"podCIDR,omitempty"`
@@ -34,6 +34,9 @@ type Config struct {
 	Namespace string   `json:"namespace,omitempty"` // the run's agents (removed afterwards)
 	NotReady  []string `json:"notReady,omitempty"`  // not probed
 	Cordoned  []string `json:"cordoned,omitempty"`
+	// LogErrors are recent calico-node log lines matching known errors, by node.
+	LogErrors map[string][]string `json:"calicoLogErrors,omitempty"`
+	Notes     []string            `json:"notes,omitempty"`
 }
 
 // Finding is a diagnosis with its evidence and remedy.

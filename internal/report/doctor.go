@@ -146,5 +146,8 @@ func configText(w io.Writer, c *model.Config) {
 	if len(c.NotReady) > 0 {
 		fmt.Fprintf(w, "  not probed (NotReady): %s\n", strings.Join(c.NotReady, ", "))
 	}
+	for _, n := range c.Notes {
+		fmt.Fprintf(w, "  %s\n", n)
+	}
 	fmt.Fprintln(w)
 }

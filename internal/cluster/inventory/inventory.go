@@ -34,7 +34,7 @@ type Network struct {
 	PodMTU      int    `yaml:"podMTU,omitempty"`  // 0: unknown or auto
 	PodCIDR     string `yaml:"podCIDR,omitempty"`
 	ServiceCIDR string `yaml:"serviceCIDR,omitempty"`
-	// Install is how Calico was installed (operator | manifest), when
+	// Install is how Calico was installed (operator | manifest | kubespray), when
 	// known: the remedy then names the one place the MTU lives.
 	Install string `yaml:"install,omitempty"`
 	// Sources say where each value was read (cluster discovery).

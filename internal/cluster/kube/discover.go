@@ -53,7 +53,7 @@ type Node struct {
 // CNI says which network plugin runs and how it was installed.
 type CNI struct {
 	Name     string   `json:"name"`              // calico | cilium | flannel | unknown
-	Install  string   `json:"install,omitempty"` // Calico: manifest | operator
+	Install  string   `json:"install,omitempty"` // Calico: manifest | kubespray | operator
 	Evidence []string `json:"evidence"`
 }
 
@@ -79,6 +79,24 @@ type Calico struct {
 	InstallMTU    int               `json:"installationMTU,omitempty"`
 	InstallStatus int               `json:"installationStatusMTU,omitempty"`
 	NodeReady     map[string]bool   `json:"calicoNodeReady,omitempty"` // node → its calico-node Pod is Ready
+	// NodePods maps node → its calico-node Pod (namespace/name).
+	NodePods map[string]string `json:"calicoNodePods,omitempty"`
+	// BGP is BGPConfiguration default and the BGPPeers.
+	BGP BGP `json:"bgp"`
+	// Blocks maps node → the Pod address blocks affine to it (BlockAffinities).
+	Blocks map[string][]string `json:"blocks,omitempty"`
+	// LogErrors maps node → recent calico-node log lines that match known
+	// errors; LogsUnavailable says why none could be read.
+	LogErrors       map[string][]string `json:"logErrors,omitempty"`
+	LogsUnavailable string              `json:"logsUnavailable,omitempty"`
+}
+
+// BGP is Calico's BGP configuration.
+type BGP struct {
+	Configured bool     `json:"configured"` // BGPConfiguration default exists
+	ASNumber   int      `json:"asNumber,omitempty"`
+	NodeMesh   *bool    `json:"nodeToNodeMesh,omitempty"` // nil: unset (Calico's default: on)
+	Peers      []string `json:"peers,omitempty"`          // name (peerIP)
 }
 
 // Cluster is what discovery found.
@@ -246,6 +264,11 @@ func detect(ctx context.Context, cs kubernetes.Interface, dyn dynamic.Interface)
 		cni = CNI{Name: "calico", Install: "operator", Evidence: []string{"Installation operator.tigera.io/v1 default"}}
 	case ds != nil || (cm != nil && err == nil):
 		cni = CNI{Name: "calico", Install: "manifest"}
+		// Kubespray renders its own calico-config and says so.
+		if err == nil && strings.HasPrefix(cm.Data["cluster_type"], "kubespray") {
+			cni.Install = "kubespray"
+			cni.Evidence = append(cni.Evidence, "ConfigMap kube-system/calico-config cluster_type "+cm.Data["cluster_type"])
+		}
 		if ds != nil {
 			cni.Evidence = append(cni.Evidence, "DaemonSet "+dsNS+"/"+calicoNodeDS)
 		}
@@ -260,7 +283,7 @@ func detect(ctx context.Context, cs kubernetes.Interface, dyn dynamic.Interface)
 		}
 		return cni, nil, nil
 	}
-	cal := &Calico{ConfigMap: map[string]string{}, FelixMTUs: map[string]int{}, NodeReady: map[string]bool{}}
+	cal := &Calico{ConfigMap: map[string]string{}, FelixMTUs: map[string]int{}, NodeReady: map[string]bool{}, NodePods: map[string]string{}}
 	if cm != nil && err == nil {
 		cal.ConfigMap = cm.Data
 	}
@@ -275,6 +298,7 @@ func detect(ctx context.Context, cs kubernetes.Interface, dyn dynamic.Interface)
 		if err := calicoNodeReadiness(ctx, cs, ds, cal); err != nil {
 			return cni, nil, err
 		}
+		calicoLogs(ctx, cs, cal)
 	}
 	return cni, cal, nil
 }
@@ -346,6 +370,9 @@ func readCalicoResources(ctx context.Context, dyn dynamic.Interface, cal *Calico
 	if cal.APIGroup == "projectcalico.org" {
 		gv.Version = "v3"
 	}
+	if err := readBGP(ctx, dyn, gv, cal); err != nil {
+		return err
+	}
 	felix, err := dyn.Resource(gv.WithResource("felixconfigurations")).Get(ctx, "default", metav1.GetOptions{})
 	if err != nil && !isNoKind(err) {
 		return fmt.Errorf("read FelixConfiguration default: %w", err)
@@ -356,6 +383,45 @@ func readCalicoResources(ctx context.Context, dyn dynamic.Interface, cal *Calico
 				cal.FelixMTUs[f] = v
 			}
 		}
+	}
+	return nil
+}
+
+// readBGP reads BGPConfiguration default, the BGPPeers and the
+// BlockAffinities. A resource the caller may not read is skipped: they
+// enrich the report, none is needed to run.
+func readBGP(ctx context.Context, dyn dynamic.Interface, gv schema.GroupVersion, cal *Calico) error {
+	conf, err := dyn.Resource(gv.WithResource("bgpconfigurations")).Get(ctx, "default", metav1.GetOptions{})
+	switch {
+	case err == nil:
+		cal.BGP.Configured = true
+		cal.BGP.ASNumber = intField(conf.Object, "spec", "asNumber")
+		if v, ok, _ := unstructured.NestedBool(conf.Object, "spec", "nodeToNodeMeshEnabled"); ok {
+			cal.BGP.NodeMesh = &v
+		}
+	case !isNoKind(err) && !apierrors.IsForbidden(err):
+		return fmt.Errorf("read BGPConfiguration default: %w", err)
+	}
+	peers, err := dyn.Resource(gv.WithResource("bgppeers")).List(ctx, metav1.ListOptions{})
+	switch {
+	case err == nil:
+		for _, p := range peers.Items {
+			cal.BGP.Peers = append(cal.BGP.Peers, fmt.Sprintf("%s (%s)", p.GetName(), stringField(p.Object, "spec", "peerIP")))
+		}
+	case !isNoKind(err) && !apierrors.IsForbidden(err):
+		return fmt.Errorf("list BGPPeers: %w", err)
+	}
+	affs, err := dyn.Resource(gv.WithResource("blockaffinities")).List(ctx, metav1.ListOptions{})
+	switch {
+	case err == nil:
+		cal.Blocks = map[string][]string{}
+		for _, a := range affs.Items {
+			if node := stringField(a.Object, "spec", "node"); node != "" {
+				cal.Blocks[node] = append(cal.Blocks[node], stringField(a.Object, "spec", "cidr"))
+			}
+		}
+	case !isNoKind(err) && !apierrors.IsForbidden(err):
+		return fmt.Errorf("list BlockAffinities: %w", err)
 	}
 	return nil
 }
@@ -393,6 +459,7 @@ func calicoNodeReadiness(ctx context.Context, cs kubernetes.Interface, ds *appsv
 			}
 		}
 		cal.NodeReady[p.Spec.NodeName] = ready
+		cal.NodePods[p.Spec.NodeName] = p.Namespace + "/" + p.Name
 	}
 	return nil
 }

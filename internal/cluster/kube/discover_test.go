@@ -50,6 +50,21 @@ apiVersion: crd.projectcalico.org/v1
 kind: FelixConfiguration
 metadata: {name: default}
 spec: {vxlanMTU: 1400}
+---
+apiVersion: crd.projectcalico.org/v1
+kind: BGPConfiguration
+metadata: {name: default}
+spec: {asNumber: 64512, nodeToNodeMeshEnabled: false}
+---
+apiVersion: crd.projectcalico.org/v1
+kind: BGPPeer
+metadata: {name: tor}
+spec: {peerIP: 198.18.0.254, asNumber: 64513}
+---
+apiVersion: crd.projectcalico.org/v1
+kind: BlockAffinity
+metadata: {name: node1-10-233-64-0-26}
+spec: {node: node1, cidr: 10.233.64.0/26, state: confirmed, deleted: "false"}
 `)); err != nil {
 		t.Fatal(err)
 	}
@@ -94,6 +109,12 @@ spec: {vxlanMTU: 1400}
 	cal := c.Calico
 	if cal == nil || cal.APIGroup != "crd.projectcalico.org" || cal.Backend() != "vxlan" || cal.ConfigMap["veth_mtu"] != "0" || cal.PodMTU() != 1400 {
 		t.Fatalf("calico = %+v; want crd.projectcalico.org, backend vxlan, veth_mtu 0 (auto), Felix vxlanMTU 1400", cal)
+	}
+	if b := cal.BGP; !b.Configured || b.ASNumber != 64512 || b.NodeMesh == nil || *b.NodeMesh || len(b.Peers) != 1 || b.Peers[0] != "tor (198.18.0.254)" {
+		t.Errorf("BGP = %+v; want AS 64512, mesh off, peer tor (198.18.0.254)", b)
+	}
+	if got := cal.Blocks["node1"]; len(got) != 1 || got[0] != "10.233.64.0/26" {
+		t.Errorf("blocks = %v; want node1 → 10.233.64.0/26", cal.Blocks)
 	}
 	var article *IPPool
 	for i, p := range cal.IPPools {
