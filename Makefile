@@ -23,6 +23,8 @@ deps:
 
 build: deps
 	CGO_ENABLED=0 $(GO) build -ldflags "$(LDFLAGS)" -o $(BIN) ./cmd/podpath
+	@# kubectl runs kubectl-podpath on the PATH as `kubectl podpath`.
+	ln -sf podpath bin/kubectl-podpath
 
 demo: build
 	$(BIN) demo
