@@ -459,6 +459,12 @@ func TestKubeDoctorNotReadyNode(t *testing.T) {
 // Errors before anything is deployed: one line, exit 2, nothing created.
 func TestKubeBadAccess(t *testing.T) {
 	dir := t.TempDir()
+	// Not the machine's own kubeconfig: an empty one.
+	empty := filepath.Join(dir, "empty.kubeconfig")
+	if err := os.WriteFile(empty, nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv("KUBECONFIG", empty)
 	bad := filepath.Join(dir, "bad.kubeconfig")
 	if err := os.WriteFile(bad, []byte("apiVersion: v1\nclusters: [\n"), 0o600); err != nil {
 		t.Fatal(err)
