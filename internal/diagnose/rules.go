@@ -2,6 +2,7 @@ package diagnose
 
 import (
 	"fmt"
+	"maps"
 	"net/netip"
 	"slices"
 	"sort"
@@ -88,11 +89,8 @@ func nodeNotReady(s *state) {
 	if len(s.ev.NotReady) == 0 {
 		return
 	}
-	var nodes, ev []string
-	for n := range s.ev.NotReady {
-		nodes = append(nodes, n)
-	}
-	sort.Strings(nodes)
+	var ev []string
+	nodes := slices.Sorted(maps.Keys(s.ev.NotReady))
 	for _, n := range nodes {
 		line := fmt.Sprintf("%s: Ready condition %s", n, s.ev.NotReady[n])
 		if slices.Contains(s.ev.Cordoned, n) {

@@ -2,6 +2,7 @@ package diagnose
 
 import (
 	"fmt"
+	"maps"
 	"slices"
 	"sort"
 	"strings"
@@ -300,11 +301,8 @@ func ipPoolMTUIgnored(s *state) {
 	if len(s.ev.IPPoolMTUs) == 0 {
 		return
 	}
-	var names, ev []string
-	for name := range s.ev.IPPoolMTUs {
-		names = append(names, name)
-	}
-	sort.Strings(names)
+	var ev []string
+	names := slices.Sorted(maps.Keys(s.ev.IPPoolMTUs))
 	for _, n := range names {
 		ev = append(ev, fmt.Sprintf("IPPool %s: mtu %d (in the object or in kubectl's last-applied annotation)", n, s.ev.IPPoolMTUs[n]))
 	}
