@@ -279,6 +279,24 @@ func TestKubeDoctorManifest(t *testing.T) {
 				t.Errorf("mtu-blackhole evidence lacks %q:\n%s", want, evidence)
 			}
 		}
+		// mtu through the cluster too: the same agents' view, byte-exact.
+		code, out, errOut := run(t, "mtu", "--kubeconfig", k.alice, "--image", "podpath/podpath:test", "-o", "json")
+		var m model.Report
+		if err := json.Unmarshal([]byte(out), &m); code != ExitOK || err != nil {
+			t.Fatalf("mtu: exit %d, %v: %s", code, err, errOut)
+		}
+		for _, p := range m.Pairs {
+			want := map[model.Layer]int{model.LayerNode: 1500, model.LayerPod: 1450}[p.Layer]
+			if p.From == "node3" || p.To == "node3" {
+				want -= 100
+			}
+			if p.PathMTU != want {
+				t.Errorf("mtu %s %s→%s = %d; want %d", p.Layer, p.From, p.To, p.PathMTU, want)
+			}
+		}
+		if len(m.Pairs) != 12 {
+			t.Errorf("mtu measured %d pairs; want 12 (6 ordered pairs on each layer)", len(m.Pairs))
+		}
 		// Kubespray keeps the MTU in its inventory: a kubectl-only fix would be reverted.
 		if cmds := strings.Join(f.Remedy.Commands, "\n"); !strings.Contains(f.Remedy.Summary, "calico_mtu: 1350") ||
 			!strings.Contains(cmds, "--inventory-dir") || strings.Contains(cmds, "installation") {
