@@ -379,20 +379,68 @@ func SetPodMTU(ctx context.Context, name string, mtu int) (*Lab, error) {
 			if err := setPodMTU(n, mtu); err != nil {
 				return err
 			}
-			n.PodMTU = mtu
-			if st.Spec.Backend == BackendVXLAN {
-				h, err := openNS(n.Netns)
-				if err != nil {
-					return err
-				}
-				err = setMTU(h, VXLANDevice, mtu)
-				h.Close()
-				if err != nil {
-					return err
-				}
-				n.VXLANMTU = mtu
+			if err := setTunnelMTU(&st.Spec, n, mtu); err != nil {
+				return err
 			}
 		}
 		return nil
 	})
+}
+
+// SetNodePodMTU is Felix's part of an MTU change on one node, when its
+// calico-node restarts: the node's Pod MTU becomes mtu and, with VXLAN, its
+// tunnel too. Existing Pods keep theirs (SetPodInterfaceMTU is the CNI
+// plugin's part, for each new Pod).
+func SetNodePodMTU(ctx context.Context, name, node string, mtu int) (*Lab, error) {
+	if err := checkMTU("Pod MTU", mtu); err != nil {
+		return nil, err
+	}
+	return withState(name, func(st *State) error {
+		for i := range st.Spec.Nodes {
+			if st.Spec.Nodes[i].Name == node {
+				return setTunnelMTU(&st.Spec, &st.Spec.Nodes[i], mtu)
+			}
+		}
+		return invalidf("lab %s has no node %q", name, node)
+	})
+}
+
+// SetPodInterfaceMTU gives one Pod's interfaces its node's current Pod
+// MTU, as the CNI plugin does when a Pod is created; it returns that MTU.
+func SetPodInterfaceMTU(ctx context.Context, name, pod string) (int, error) {
+	mtu := 0
+	_, err := withState(name, func(st *State) error {
+		for i := range st.Spec.Nodes {
+			n := &st.Spec.Nodes[i]
+			for _, p := range n.Pods {
+				if p.Name != pod {
+					continue
+				}
+				mtu = n.PodMTU
+				one := *n
+				one.Pods = []Pod{p}
+				return setPodMTU(&one, mtu)
+			}
+		}
+		return invalidf("lab %s has no Pod %q", name, pod)
+	})
+	return mtu, err
+}
+
+// setTunnelMTU records n's Pod MTU and sets its VXLAN tunnel to it.
+func setTunnelMTU(s *Spec, n *Node, mtu int) error {
+	n.PodMTU = mtu
+	if s.Backend != BackendVXLAN {
+		return nil
+	}
+	h, err := openNS(n.Netns)
+	if err != nil {
+		return err
+	}
+	defer h.Close()
+	if err := setMTU(h, VXLANDevice, mtu); err != nil {
+		return err
+	}
+	n.VXLANMTU = mtu
+	return nil
 }

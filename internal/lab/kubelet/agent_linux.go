@@ -38,6 +38,7 @@ func (w *podWorker) runAgent() {
 		}
 		defer w.k.slots.release(slot.Netns, pod.UID)
 		sb.netns, sb.podIP = slot.Netns, slot.Address
+		w.k.cniMTU(w.ctx, slot.Name)
 	}
 	w.st.podIP, w.st.sandbox, w.st.reason, w.st.message = sb.podIP, true, "", ""
 	w.dirty = true

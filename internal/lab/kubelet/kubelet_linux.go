@@ -14,6 +14,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/client-go/dynamic"
 	"k8s.io/client-go/informers"
 	"k8s.io/client-go/kubernetes"
 	corelisters "k8s.io/client-go/listers/core/v1"
@@ -37,6 +38,10 @@ type Options struct {
 	NotReady []string  // nodes registered with Ready=False and no heartbeat: their kubelet is "dead" (runs nothing, finalizes nothing)
 	Cordoned []string  // nodes registered with spec.unschedulable=true
 	Log      io.Writer // optional: one line per action, for test logs
+	// Dynamic, when set, makes calico-node Pods act on the lab as Felix
+	// does when they start: the cluster's configured Pod MTU goes to the
+	// node's tunnel, and new Pods get it (an MTU fix can be verified).
+	Dynamic dynamic.Interface
 }
 
 // Kubelet is a running lab kubelet.

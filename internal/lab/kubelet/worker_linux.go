@@ -73,6 +73,7 @@ func (w *podWorker) run() {
 		// Deleted before we ever ran it: only the confirmation is left.
 	case isCalicoNode(w.pod):
 		w.k.logf("%s: calico-node on %s: reported running, no process", podName(w.pod), w.node.spec.Name)
+		w.k.felixMTU(w.ctx, w.node.spec)
 		now := metav1.Now()
 		w.runStatic(podState{phase: corev1.PodRunning, hostIP: w.node.spec.Address, podIP: w.node.spec.Address,
 			startTime: now, sandbox: true, running: true, ready: true, startedAt: now})
