@@ -29,6 +29,7 @@ func KubesprayMTU(dir string, mtu int) (*FileChange, []string, error) {
 	if err != nil {
 		return nil, nil, fmt.Errorf("set %s in %s: %w", mtuKey, path, err)
 	}
+	warnings = append(warnings, overrides(path, mtu)...)
 	return &FileChange{Path: path, Old: old, New: updated, Diff: UnifiedDiff(path, old, updated)}, warnings, nil
 }
 

@@ -196,6 +196,21 @@ func TestKubesprayMTUAcceptsTheFile(t *testing.T) {
 	}
 }
 
+// A value elsewhere in the inventory can beat the edited file by Ansible's precedence.
+func TestKubesprayMTUWarnsOfOtherSettings(t *testing.T) {
+	dir := inventory(t, sample(t))
+	writeFile(t, filepath.Join(dir, "group_vars/all/all.yml"), "calico_mtu: 1500\n")
+	writeFile(t, filepath.Join(dir, "host_vars/node1.yml"), "calico_veth_mtu: 1350\n") // agrees: fine
+	writeFile(t, filepath.Join(dir, "group_vars/all/vault.yml"), "$ANSIBLE_VAULT;1.1;AES256\n6162\n")
+	_, warnings, err := KubesprayMTU(dir, 1350)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(warnings) != 1 || !strings.Contains(warnings[0], "calico_mtu is also set, to 1500, in "+filepath.Join(dir, "group_vars/all/all.yml")) {
+		t.Errorf("warnings %q", warnings)
+	}
+}
+
 func TestKubesprayMTUErrors(t *testing.T) {
 	s := sample(t)
 	for _, tc := range []struct {
