@@ -51,6 +51,16 @@ func (k *kubeFlags) register(c *cobra.Command) {
 	c.Flags().DurationVar(&k.wait, "wait-timeout", DefaultWaitTimeout, "how long to wait for the agents to be ready (cluster mode)")
 }
 
+// configured says whether kubectl's flags, $KUBECONFIG or ~/.kube/config
+// name a cluster at all.
+func (k *kubeFlags) configured() bool {
+	if k.config.APIServer != nil && *k.config.APIServer != "" {
+		return true
+	}
+	raw, err := k.config.ToRawKubeConfigLoader().RawConfig()
+	return err == nil && len(raw.Contexts) > 0
+}
+
 // DefaultImage is the agent image of this build.
 func DefaultImage() string {
 	tag := version.Version
@@ -69,6 +79,8 @@ type source struct {
 	cluster   *kube.Cluster                     // nil for an inventory file
 	namespace string                            // the run's, in a cluster
 	close     func()                            // removes what the run deployed
+	cs        kubernetes.Interface              // the cluster's clients (nil for an inventory file)
+	dyn       dynamic.Interface
 }
 
 // openCluster discovers the cluster, checks RBAC, deploys the agents and
@@ -148,7 +160,7 @@ func openCluster(ctx context.Context, k *kubeFlags, prog *progress) (*source, er
 		}
 		return nil, err
 	}
-	src.close = cleanup
+	src.close, src.cs, src.dyn = cleanup, cs, dyn
 	return src, nil
 }
 

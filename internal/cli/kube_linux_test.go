@@ -73,6 +73,15 @@ data:
   cni_network_config: '{"name": "cni0", "cniVersion": "0.3.1", "plugins": [{"type": "calico", "datastore_type": "kubernetes", "nodename": "__KUBERNETES_NODE_NAME__", "ipam": {"type": "calico-ipam"}, "policy": {"type": "k8s"}, "kubernetes": {"kubeconfig": "__KUBECONFIG_FILEPATH__"}}, {"type": "portmap", "capabilities": {"portMappings": true}}]}'
 ` + calicoNodeDS
 
+// manifestPool is the pool calico-node creates at first start from the
+// manifest's CALICO_IPV4POOL_VXLAN (the CIDR set to the lab's).
+const manifestPool = `
+apiVersion: crd.projectcalico.org/v1
+kind: IPPool
+metadata: {name: default-ipv4-ippool}
+spec: {cidr: 10.233.64.0/18, blockSize: 26, vxlanMode: CrossSubnet, ipipMode: Never, natOutgoing: true, nodeSelector: all()}
+`
+
 // The operator flavour: the Installation (status.mtu is what the operator
 // reports), the pool it creates, calico-node in calico-system.
 const operatorObjects = `
@@ -147,9 +156,15 @@ func newKubeCluster(t *testing.T, flavour string, notReady ...string) *kubeClust
 		env.Apply(t, f)
 	}
 	objects := strings.ReplaceAll(kubesprayObjects, "NAMESPACE", "kube-system")
-	if flavour == "operator" {
+	switch flavour {
+	case "operator":
 		env.Apply(t, filepath.Join(calicoFixtures, "operator", "operator.tigera.io_installations.yaml"))
 		objects = strings.ReplaceAll(operatorObjects, "NAMESPACE", "calico-system")
+	case "manifest":
+		// Calico's own manifest, unchanged, and the pool calico-node creates
+		// from its CALICO_IPV4POOL_* settings.
+		env.Apply(t, filepath.Join(calicoFixtures, "manifests", "calico-vxlan.yaml"))
+		objects = manifestPool
 	}
 	if err := env.ApplyBytes(ctx, []byte(objects)); err != nil {
 		t.Fatal(err)
@@ -168,7 +183,8 @@ func newKubeCluster(t *testing.T, flavour string, notReady ...string) *kubeClust
 
 	kcfg := rest.CopyConfig(env.Config)
 	kcfg.QPS, kcfg.Burst = 50, 100 // a kubelet's own client, as a real one has
-	kl, err := kubelet.Start(life, kubernetes.NewForConfigOrDie(kcfg), kubelet.Options{Lab: l, Binary: podpathBin, NotReady: notReady, Cordoned: notReady})
+	kl, err := kubelet.Start(life, kubernetes.NewForConfigOrDie(kcfg), kubelet.Options{Lab: l, Binary: podpathBin,
+		NotReady: notReady, Cordoned: notReady, Dynamic: dynamic.NewForConfigOrDie(kcfg)})
 	if err != nil {
 		t.Fatalf("lab kubelet: %v", err)
 	}
@@ -241,8 +257,8 @@ func finding(r *model.Report, id string) *model.Finding {
 
 // The seed case on a Kubespray install (Calico from manifests), run by a user
 // bound only to the shipped ClusterRole, through the API server alone.
-func TestKubeDoctorManifest(t *testing.T) {
-	k := newKubeCluster(t, "manifest")
+func TestKubeDoctorKubespray(t *testing.T) {
+	k := newKubeCluster(t, "kubespray")
 
 	t.Run("missing_rbac", func(t *testing.T) {
 		bob := k.env.UserKubeconfig(t, "bob") // bound to nothing
@@ -449,7 +465,7 @@ func TestKubeDoctorOperator(t *testing.T) {
 // A cordoned NotReady node is reported as such: no agent there, no network
 // finding about it.
 func TestKubeDoctorNotReadyNode(t *testing.T) {
-	k := newKubeCluster(t, "manifest", "node3")
+	k := newKubeCluster(t, "kubespray", "node3")
 	r, code, _ := k.doctor(t)
 	f := finding(r, diagnose.NodeNotReady)
 	if f == nil || !slices.Equal(f.Nodes, []string{"node3"}) || !strings.Contains(strings.Join(f.Evidence, " "), "cordoned") {

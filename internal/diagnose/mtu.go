@@ -208,7 +208,7 @@ func mtuBlackhole(s *state) {
 		}
 		v := p.PathMTU
 		if p.Layer == model.LayerNode {
-			v -= overhead(s.ev.Network.Backend)
+			v -= Overhead(s.ev.Network.Backend)
 			underlay = max(underlay, p.IfaceMTU)
 		}
 		if p.Layer == layer || len(pod) == 0 {

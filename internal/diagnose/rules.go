@@ -70,7 +70,8 @@ func Diagnose(ev Evidence) []model.Finding {
 	return s.findings
 }
 
-func overhead(backend string) int {
+// Overhead is the bytes the backend's encapsulation adds to a Pod packet.
+func Overhead(backend string) int {
 	switch backend {
 	case "vxlan":
 		return 50

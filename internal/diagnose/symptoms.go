@@ -262,7 +262,7 @@ func mtuWasteful(s *state) {
 			podIface = max(podIface, p.IfaceMTU)
 		}
 	}
-	best := minNode - overhead(s.ev.Network.Backend)
+	best := minNode - Overhead(s.ev.Network.Backend)
 	if minNode == 0 || podIface == 0 || podIface+WastefulMarginB > best {
 		return
 	}

@@ -79,6 +79,11 @@ type Calico struct {
 	InstallMTU    int               `json:"installationMTU,omitempty"`
 	InstallStatus int               `json:"installationStatusMTU,omitempty"`
 	NodeReady     map[string]bool   `json:"calicoNodeReady,omitempty"` // node → its calico-node Pod is Ready
+	// DaemonSet is calico-node's DaemonSet (namespace/name).
+	DaemonSet string `json:"daemonSet,omitempty"`
+	// NodeEnvMTU are calico-node's environment variables that set an MTU
+	// (Kubespray renders them from calico_mtu); they win over FelixConfiguration.
+	NodeEnvMTU []EnvMTU `json:"nodeEnvMTU,omitempty"`
 	// NodePods maps node → its calico-node Pod (namespace/name).
 	NodePods map[string]string `json:"calicoNodePods,omitempty"`
 	// BGP is BGPConfiguration default and the BGPPeers.
@@ -89,6 +94,25 @@ type Calico struct {
 	// errors; LogsUnavailable says why none could be read.
 	LogErrors       map[string][]string `json:"logErrors,omitempty"`
 	LogsUnavailable string              `json:"logsUnavailable,omitempty"`
+}
+
+// EnvMTU is an MTU variable in calico-node's Pod template.
+type EnvMTU struct {
+	Container int    `json:"container"`
+	Index     int    `json:"index"`
+	Name      string `json:"name"`
+	Value     string `json:"value"`
+}
+
+// mtuEnv are calico-node's MTU variables (Felix's and the CNI installer's).
+var mtuEnv = map[string]bool{"FELIX_VXLANMTU": true, "FELIX_IPINIPMTU": true, "FELIX_WIREGUARDMTU": true, "FELIX_VXLANMTUV6": true, "FELIX_WIREGUARDMTUV6": true, "CNI_MTU": true}
+
+// FelixGVR is where FelixConfiguration is read and written.
+func (c *Calico) FelixGVR() schema.GroupVersionResource {
+	if c.APIGroup == "projectcalico.org" {
+		return schema.GroupVersionResource{Group: "projectcalico.org", Version: "v3", Resource: "felixconfigurations"}
+	}
+	return schema.GroupVersionResource{Group: defaultCalicoGroup, Version: "v1", Resource: "felixconfigurations"}
 }
 
 // BGP is Calico's BGP configuration.
@@ -139,6 +163,13 @@ func (c *Calico) podMTU() (int, string) {
 			if p.MTU > 0 {
 				return p.MTU, "ConfigMap kube-system/calico-config cni_network_config mtu (Kubespray: calico_mtu)"
 			}
+		}
+	}
+	// calico-node's own environment (Kubespray renders it) wins over
+	// FelixConfiguration.
+	for _, e := range c.NodeEnvMTU {
+		if v, err := strconv.Atoi(e.Value); err == nil && v > 0 && (e.Name == "CNI_MTU" || strings.EqualFold(e.Name, "FELIX_"+c.Backend()+"MTU")) {
+			return v, "DaemonSet " + c.DaemonSet + " env " + e.Name
 		}
 	}
 	if v := c.FelixMTUs[c.Backend()+"MTU"]; v > 0 {
@@ -295,6 +326,14 @@ func detect(ctx context.Context, cs kubernetes.Interface, dyn dynamic.Interface)
 		return cni, nil, err
 	}
 	if ds != nil {
+		cal.DaemonSet = ds.Namespace + "/" + ds.Name
+		for ci, c := range ds.Spec.Template.Spec.Containers {
+			for ei, e := range c.Env {
+				if mtuEnv[e.Name] && e.ValueFrom == nil {
+					cal.NodeEnvMTU = append(cal.NodeEnvMTU, EnvMTU{Container: ci, Index: ei, Name: e.Name, Value: e.Value})
+				}
+			}
+		}
 		if err := calicoNodeReadiness(ctx, cs, ds, cal); err != nil {
 			return cni, nil, err
 		}

@@ -1,0 +1,188 @@
+package cli
+
+import (
+	"context"
+	"strings"
+	"testing"
+	"time"
+
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/runtime/schema"
+	"k8s.io/apimachinery/pkg/types"
+
+	"podpath/internal/diagnose"
+	"podpath/internal/model"
+)
+
+// fix runs `podpath fix mtu` as the admin (fixing needs patch rights the
+// doctor's role does not have).
+func (k *kubeCluster) fix(t *testing.T, args ...string) (int, string, string) {
+	t.Helper()
+	code, out, errOut := run(t, append([]string{"fix", "mtu", "--kubeconfig", k.env.Kubeconfig, "--image", "podpath/podpath:test"}, args...)...)
+	t.Logf("podpath fix mtu %s: exit %d\n%s\n%s", strings.Join(args, " "), code, out, errOut)
+	return code, out, errOut
+}
+
+func (k *kubeCluster) vethMTU(t *testing.T) string {
+	t.Helper()
+	cm, err := k.cs.CoreV1().ConfigMaps("kube-system").Get(context.Background(), "calico-config", metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return cm.Data["veth_mtu"]
+}
+
+// The seed case fixed on a manifest install (Calico's own calico-vxlan.yaml):
+// refusals change nothing, the dry run shows the diff and changes nothing, a
+// failed rollout puts the old value back, --apply sets veth_mtu, restarts
+// calico-node (the lab then does what Felix and the CNI plugin do), and the
+// re-check is clean, the 300 KB transfer across node1→node3 included.
+func TestKubeFixMTUManifest(t *testing.T) {
+	k := newKubeCluster(t, "manifest")
+	fault(t, k.lab, "underlay-mtu=node3:1400")
+
+	if code, _, errOut := k.fix(t, "--mtu", "500"); code != ExitNoRun || !strings.Contains(errOut, "MTU 500: an IPv4 cluster needs 576-9000") {
+		t.Errorf("--mtu 500: exit %d %q; want exit 2 naming the range", code, errOut)
+	}
+	if code, _, errOut := k.fix(t, "--mtu", "1450", "--apply"); code != ExitNoRun || !strings.Contains(errOut, "MTU 1450 is above what the measured path carries: 1350") {
+		t.Errorf("--mtu 1450 on a 1400-byte path: exit %d %q; want exit 2 naming 1350", code, errOut)
+	}
+	if v := k.vethMTU(t); v != "0" {
+		t.Fatalf("veth_mtu %q after refusals; want the manifest's \"0\"", v)
+	}
+
+	code, out, _ := k.fix(t)
+	if code != ExitOK || !strings.Contains(out, `-  veth_mtu: "0"`) || !strings.Contains(out, `+  veth_mtu: "1350"`) || !strings.Contains(out, "Dry run: nothing was changed") {
+		t.Errorf("dry run: exit %d; want exit 0 and calico-config's diff veth_mtu \"0\" → \"1350\":\n%s", code, out)
+	}
+	if v := k.vethMTU(t); v != "0" {
+		t.Fatalf("veth_mtu %q after the dry run; want \"0\"", v)
+	}
+
+	// A patch the API server refuses (an admission policy here): nothing changes.
+	deny := `
+apiVersion: admissionregistration.k8s.io/v1
+kind: ValidatingAdmissionPolicy
+metadata: {name: freeze-calico-config}
+spec:
+  failurePolicy: Fail
+  matchConstraints:
+    resourceRules: [{apiGroups: [""], apiVersions: [v1], operations: [UPDATE], resources: [configmaps]}]
+  validations: [{expression: "object.metadata.name != 'calico-config'", message: "calico-config is frozen"}]
+---
+apiVersion: admissionregistration.k8s.io/v1
+kind: ValidatingAdmissionPolicyBinding
+metadata: {name: freeze-calico-config}
+spec: {policyName: freeze-calico-config, validationActions: [Deny]}
+`
+	if err := k.env.ApplyBytes(context.Background(), []byte(deny)); err != nil {
+		t.Fatal(err)
+	}
+	waitFrozen(t, k)
+	code, _, errOut := k.fix(t, "--apply")
+	if code != ExitNoRun || !strings.Contains(errOut, "calico-config is frozen") || !strings.Contains(errOut, "nothing") {
+		t.Errorf("refused patch: exit %d %q; want exit 2 saying nothing changed", code, errOut)
+	}
+	if v := k.vethMTU(t); v != "0" {
+		t.Errorf("veth_mtu %q after a refused patch; want \"0\"", v)
+	}
+	for _, r := range []string{"validatingadmissionpolicybindings", "validatingadmissionpolicies"} {
+		if err := k.dyn.Resource(schema.GroupVersionResource{Group: "admissionregistration.k8s.io", Version: "v1", Resource: r}).
+			Delete(context.Background(), "freeze-calico-config", metav1.DeleteOptions{}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(500 * time.Millisecond) {
+		if _, err := k.cs.CoreV1().ConfigMaps("kube-system").Patch(context.Background(), "calico-config", types.MergePatchType,
+			[]byte(`{"metadata":{"annotations":{"podpath.test/thawed":"yes"}}}`), metav1.PatchOptions{}); err == nil {
+			break
+		} else if time.Now().After(deadline) {
+			t.Fatalf("calico-config still frozen: %v", err)
+		}
+	}
+
+	code, out, _ = k.fix(t, "--apply")
+	after := out[strings.Index(out, "After:")+1:]
+	after, _, _ = strings.Cut(after, "\n")
+	if code != ExitOK || !strings.Contains(out, "set ConfigMap kube-system/calico-config veth_mtu: 0 → 1350") || !strings.Contains(out, "Before: mtu-blackhole node3 (error)") || strings.Contains(after, "error") {
+		t.Errorf("--apply: exit %d; want exit 0, veth_mtu set, a re-check without errors:\n%s", code, out)
+	}
+	if v := k.vethMTU(t); v != "1350" {
+		t.Errorf("veth_mtu %q after --apply; want \"1350\"", v)
+	}
+	r, code, _ := k.doctor(t)
+	checkFixed(t, r, code)
+	k.nothingLeft(t)
+
+	// A rollout that does not finish in time: the value set before it comes back.
+	code, _, errOut = k.fix(t, "--mtu", "1300", "--apply", "--rollout-timeout", "1ms")
+	if code != ExitNoRun || !strings.Contains(errOut, "the previous values are back in place") {
+		t.Errorf("rollout that cannot finish in 1 ms: exit %d %q; want exit 2 saying the old value is back", code, errOut)
+	}
+	if v := k.vethMTU(t); v != "1350" {
+		t.Errorf("veth_mtu %q after a failed rollout; want \"1350\" back", v)
+	}
+	k.nothingLeft(t)
+}
+
+// waitFrozen waits until the admission policy refuses a change of calico-config
+// (policies take a moment to load).
+func waitFrozen(t *testing.T, k *kubeCluster) {
+	t.Helper()
+	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(500 * time.Millisecond) {
+		_, err := k.cs.CoreV1().ConfigMaps("kube-system").Patch(context.Background(), "calico-config", types.MergePatchType,
+			[]byte(`{"metadata":{"annotations":{"podpath.test/probe":"x"}}}`), metav1.PatchOptions{DryRun: []string{metav1.DryRunAll}})
+		if err != nil && strings.Contains(err.Error(), "frozen") {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the admission policy never took effect: %v", err)
+		}
+	}
+}
+
+// checkFixed: no MTU black hole any more, and the bulk transfer across the
+// formerly broken Pod pairs passes.
+func checkFixed(t *testing.T, r *model.Report, code int) {
+	t.Helper()
+	if f := finding(r, diagnose.MTUBlackhole); f != nil && f.Severity == diagnose.Error {
+		t.Errorf("after the fix: %s", summary(r))
+	}
+	crossed := 0
+	for _, p := range r.Pairs {
+		if p.Layer == model.LayerPod && (p.To == "node3" || p.From == "node3") {
+			if p.Stalled || !p.Reachable || p.PathMTU != 1350 {
+				t.Errorf("pod %s→%s after the fix: reachable %v, stalled %v, path MTU %d; want a 300 KB transfer through at 1350", p.From, p.To, p.Reachable, p.Stalled, p.PathMTU)
+			}
+			crossed++
+		}
+	}
+	if crossed != 4 {
+		t.Errorf("%d Pod pairs with node3; want 4", crossed)
+	}
+	if code != ExitOK {
+		t.Errorf("doctor after the fix: exit %d (%s); want 0 (the host network's own warning is not an error)", code, summary(r))
+	}
+}
+
+// The operator flavour: the Installation carries the MTU.
+func TestKubeFixMTUOperator(t *testing.T) {
+	k := newKubeCluster(t, "operator")
+	fault(t, k.lab, "underlay-mtu=node3:1400")
+	code, out, _ := k.fix(t, "--apply")
+	if code != ExitOK || !strings.Contains(out, "set Installation default spec.calicoNetwork.mtu: (unset) → 1350") {
+		t.Errorf("--apply: exit %d; want the Installation set:\n%s", code, out)
+	}
+	inst, err := k.dyn.Resource(schema.GroupVersionResource{Group: "operator.tigera.io", Version: "v1", Resource: "installations"}).
+		Get(context.Background(), "default", metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if v, _, _ := unstructured.NestedInt64(inst.Object, "spec", "calicoNetwork", "mtu"); v != 1350 {
+		t.Errorf("Installation spec.calicoNetwork.mtu = %d; want 1350", v)
+	}
+	r, code, _ := k.doctor(t)
+	checkFixed(t, r, code)
+	k.nothingLeft(t)
+}

@@ -1,0 +1,178 @@
+package remedy
+
+// This file: where the Pod MTU lives in a cluster, by install type — the
+// operator's Installation, the manifest's calico-config, FelixConfiguration
+// fields that are set, calico-node's environment (Kubespray).
+
+import (
+	"encoding/json"
+	"fmt"
+	"net/netip"
+	"slices"
+	"strconv"
+	"strings"
+
+	"k8s.io/apimachinery/pkg/runtime/schema"
+	"k8s.io/apimachinery/pkg/types"
+
+	"podpath/internal/cluster/kube"
+)
+
+// Bounds of an MTU (bytes, IP packet).
+const (
+	MinMTUv4 = 576  // every IPv4 host must accept it (RFC 791)
+	MinMTUv6 = 1280 // IPv6's minimum link MTU (RFC 8200)
+	MaxMTU   = 9000
+)
+
+// ObjectChange is one patch of a cluster object.
+type ObjectChange struct {
+	What      string // as a user names it: "Installation default spec.calicoNetwork.mtu"
+	GVR       schema.GroupVersionResource
+	Namespace string
+	Name      string
+	PatchType types.PatchType
+	Patch     []byte
+	Revert    []byte // the patch that puts the previous value back
+	Old, New  string // the field's value before and after ("" = unset)
+}
+
+// Plan is everything an MTU change touches.
+type Plan struct {
+	MTU      int
+	Install  string
+	Objects  []ObjectChange
+	File     *FileChange // Kubespray inventory, with --inventory-dir
+	Warnings []string
+	// DaemonSet is calico-node (namespace/name): restarted so Felix and
+	// new Pods pick the value up.
+	DaemonSet string
+}
+
+var (
+	installationGVR = schema.GroupVersionResource{Group: "operator.tigera.io", Version: "v1", Resource: "installations"}
+	configMapGVR    = schema.GroupVersionResource{Version: "v1", Resource: "configmaps"}
+	daemonSetGVR    = schema.GroupVersionResource{Group: "apps", Version: "v1", Resource: "daemonsets"}
+)
+
+// CheckMTU refuses what cannot work: below the family's minimum or above
+// any Ethernet MTU.
+func CheckMTU(mtu int, ipv6 bool) error {
+	min := MinMTUv4
+	if ipv6 {
+		min = MinMTUv6
+	}
+	if mtu < min || mtu > MaxMTU {
+		fam := "IPv4"
+		if ipv6 {
+			fam = "IPv6"
+		}
+		return fmt.Errorf("MTU %d: an %s cluster needs %d-%d", mtu, fam, min, MaxMTU)
+	}
+	return nil
+}
+
+// IPv6 says whether the cluster has an enabled IPv6 pool.
+func IPv6(cl *kube.Cluster) bool {
+	if cl.Calico == nil {
+		return false
+	}
+	for _, p := range cl.Calico.IPPools {
+		if pr, err := netip.ParsePrefix(p.CIDR); err == nil && pr.Addr().Is6() && !p.Disabled {
+			return true
+		}
+	}
+	return false
+}
+
+// ClusterPlan says which objects carry the Pod MTU in this install and how
+// to set them to mtu.
+func ClusterPlan(cl *kube.Cluster, mtu int) (*Plan, error) {
+	cal := cl.Calico
+	if cal == nil || cl.CNI.Name != "calico" {
+		return nil, fmt.Errorf("the cluster runs %s, not Calico: podpath fixes Calico's MTU only", cl.CNI.Name)
+	}
+	p := &Plan{MTU: mtu, Install: cl.CNI.Install, DaemonSet: cal.DaemonSet}
+	for _, pool := range cal.IPPools {
+		if pool.MTU > 0 {
+			p.Warnings = append(p.Warnings, fmt.Sprintf("IPPool %s carries mtu %d: Calico has no such field and ignores it; remove it to avoid confusion", pool.Name, pool.MTU))
+		}
+	}
+	switch cl.CNI.Install {
+	case "operator":
+		p.Objects = append(p.Objects, mergeChange("Installation default spec.calicoNetwork.mtu", installationGVR, "", "default",
+			[]string{"spec", "calicoNetwork", "mtu"}, intOrUnset(cal.InstallMTU), mtu, true))
+		// The operator owns calico-node and FelixConfiguration's MTU fields.
+		return p, nil
+	case "manifest":
+		p.Objects = append(p.Objects, mergeChange("ConfigMap kube-system/calico-config veth_mtu", configMapGVR, "kube-system", "calico-config",
+			[]string{"data", "veth_mtu"}, cal.ConfigMap["veth_mtu"], mtu, false))
+	case "kubespray":
+		p.Warnings = append(p.Warnings, "Kubespray renders Calico's MTU from calico_mtu in its inventory: change it there too (--inventory-dir), or the next Kubespray run reverts this")
+		// calico-node's environment wins over FelixConfiguration: set it where it is set.
+		for _, e := range cal.NodeEnvMTU {
+			p.Objects = append(p.Objects, envChange(cal.DaemonSet, e, mtu))
+		}
+	}
+	felixSet := false
+	for field, v := range cal.FelixMTUs {
+		felixSet = true
+		p.Objects = append(p.Objects, mergeChange("FelixConfiguration default spec."+field, cal.FelixGVR(), "", "default",
+			[]string{"spec", field}, strconv.Itoa(v), mtu, true))
+	}
+	if cl.CNI.Install == "kubespray" && !felixSet && len(cal.NodeEnvMTU) == 0 {
+		field := cal.Backend() + "MTU"
+		p.Objects = append(p.Objects, mergeChange("FelixConfiguration default spec."+field, cal.FelixGVR(), "", "default",
+			[]string{"spec", field}, "", mtu, true))
+	}
+	slices.SortFunc(p.Objects, func(a, b ObjectChange) int { return strings.Compare(a.What, b.What) })
+	return p, nil
+}
+
+func intOrUnset(v int) string {
+	if v == 0 {
+		return ""
+	}
+	return strconv.Itoa(v)
+}
+
+// mergeChange sets path to mtu with a JSON merge patch (number or string),
+// and keeps the patch that restores old.
+func mergeChange(what string, gvr schema.GroupVersionResource, ns, name string, path []string, old string, mtu int, number bool) ObjectChange {
+	val := func(s string) any {
+		if s == "" {
+			return nil // merge patch: null removes the field
+		}
+		if number {
+			n, err := strconv.Atoi(s)
+			if err == nil {
+				return n
+			}
+		}
+		return s
+	}
+	newVal := strconv.Itoa(mtu)
+	return ObjectChange{What: what, GVR: gvr, Namespace: ns, Name: name, PatchType: types.MergePatchType,
+		Patch: nest(path, val(newVal)), Revert: nest(path, val(old)), Old: old, New: newVal}
+}
+
+func nest(path []string, v any) []byte {
+	for i := len(path) - 1; i >= 0; i-- {
+		v = map[string]any{path[i]: v}
+	}
+	b, _ := json.Marshal(v)
+	return b
+}
+
+// envChange sets one environment variable of calico-node's container with
+// a JSON patch at its index (the DaemonSet template changes: it rolls).
+func envChange(ds string, e kube.EnvMTU, mtu int) ObjectChange {
+	ns, name, _ := strings.Cut(ds, "/")
+	path := fmt.Sprintf("/spec/template/spec/containers/%d/env/%d/value", e.Container, e.Index)
+	patch := func(v string) []byte {
+		b, _ := json.Marshal([]map[string]any{{"op": "test", "path": path[:strings.LastIndex(path, "/")] + "/name", "value": e.Name}, {"op": "replace", "path": path, "value": v}})
+		return b
+	}
+	return ObjectChange{What: fmt.Sprintf("DaemonSet %s env %s", ds, e.Name), GVR: daemonSetGVR, Namespace: ns, Name: name,
+		PatchType: types.JSONPatchType, Patch: patch(strconv.Itoa(mtu)), Revert: patch(e.Value), Old: e.Value, New: strconv.Itoa(mtu)}
+}

@@ -1,0 +1,93 @@
+package remedy
+
+import (
+	"encoding/json"
+	"strings"
+	"testing"
+
+	"podpath/internal/cluster/kube"
+)
+
+func cluster(install string, cal kube.Calico) *kube.Cluster {
+	cal.APIGroup = "crd.projectcalico.org"
+	if cal.IPPools == nil {
+		cal.IPPools = []kube.IPPool{{Name: "default-pool", CIDR: "10.233.64.0/18", VXLANMode: "Always"}}
+	}
+	return &kube.Cluster{CNI: kube.CNI{Name: "calico", Install: install}, Calico: &cal}
+}
+
+// Each install type's MTU lives in one place; the plan names it, sets it
+// and knows how to put the old value back.
+func TestClusterPlan(t *testing.T) {
+	for _, tc := range []struct {
+		name    string
+		cl      *kube.Cluster
+		want    []string // ObjectChange.What, in order
+		patch   string   // the first change's patch
+		revert  string
+		warning string
+	}{
+		{name: "operator", cl: cluster("operator", kube.Calico{InstallStatus: 1450, DaemonSet: "calico-system/calico-node"}),
+			want: []string{"Installation default spec.calicoNetwork.mtu"}, patch: `{"spec":{"calicoNetwork":{"mtu":1350}}}`, revert: `{"spec":{"calicoNetwork":{"mtu":null}}}`},
+		{name: "operator_ignores_felix", cl: cluster("operator", kube.Calico{InstallMTU: 1440, FelixMTUs: map[string]int{"vxlanMTU": 1440}}),
+			want: []string{"Installation default spec.calicoNetwork.mtu"}, patch: `{"spec":{"calicoNetwork":{"mtu":1350}}}`, revert: `{"spec":{"calicoNetwork":{"mtu":1440}}}`},
+		{name: "manifest", cl: cluster("manifest", kube.Calico{ConfigMap: map[string]string{"veth_mtu": "0"}}),
+			want: []string{"ConfigMap kube-system/calico-config veth_mtu"}, patch: `{"data":{"veth_mtu":"1350"}}`, revert: `{"data":{"veth_mtu":"0"}}`},
+		{name: "manifest_with_felix_field", cl: cluster("manifest", kube.Calico{ConfigMap: map[string]string{"veth_mtu": "1440"}, FelixMTUs: map[string]int{"vxlanMTU": 1440}}),
+			want: []string{"ConfigMap kube-system/calico-config veth_mtu", "FelixConfiguration default spec.vxlanMTU"}, patch: `{"data":{"veth_mtu":"1350"}}`, revert: `{"data":{"veth_mtu":"1440"}}`},
+		{name: "kubespray_felix", cl: cluster("kubespray", kube.Calico{FelixMTUs: map[string]int{"vxlanMTU": 1450}}),
+			want: []string{"FelixConfiguration default spec.vxlanMTU"}, patch: `{"spec":{"vxlanMTU":1350}}`, revert: `{"spec":{"vxlanMTU":1450}}`, warning: "next Kubespray run reverts"},
+		{name: "kubespray_auto_sets_felix", cl: cluster("kubespray", kube.Calico{}),
+			want: []string{"FelixConfiguration default spec.vxlanMTU"}, patch: `{"spec":{"vxlanMTU":1350}}`, revert: `{"spec":{"vxlanMTU":null}}`},
+		{name: "kubespray_env_wins", cl: cluster("kubespray", kube.Calico{DaemonSet: "kube-system/calico-node",
+			NodeEnvMTU: []kube.EnvMTU{{Container: 0, Index: 7, Name: "FELIX_VXLANMTU", Value: "1450"}}}),
+			want:  []string{"DaemonSet kube-system/calico-node env FELIX_VXLANMTU"},
+			patch: `[{"op":"test","path":"/spec/template/spec/containers/0/env/7/name","value":"FELIX_VXLANMTU"},{"op":"replace","path":"/spec/template/spec/containers/0/env/7/value","value":"1350"}]`},
+		{name: "ippool_mtu_warned", cl: cluster("manifest", kube.Calico{ConfigMap: map[string]string{"veth_mtu": "0"},
+			IPPools: []kube.IPPool{{Name: "article", CIDR: "10.233.64.0/18", VXLANMode: "Always", MTU: 1500}}}),
+			want: []string{"ConfigMap kube-system/calico-config veth_mtu"}, warning: "IPPool article carries mtu 1500"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			p, err := ClusterPlan(tc.cl, 1350)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var got []string
+			for _, o := range p.Objects {
+				got = append(got, o.What)
+			}
+			if strings.Join(got, "|") != strings.Join(tc.want, "|") {
+				t.Fatalf("objects %q; want %q", got, tc.want)
+			}
+			if tc.patch != "" && string(p.Objects[0].Patch) != tc.patch {
+				t.Errorf("patch %s; want %s", p.Objects[0].Patch, tc.patch)
+			}
+			if tc.revert != "" && string(p.Objects[0].Revert) != tc.revert {
+				t.Errorf("revert %s; want %s", p.Objects[0].Revert, tc.revert)
+			}
+			for _, o := range p.Objects {
+				if !json.Valid(o.Patch) || !json.Valid(o.Revert) {
+					t.Errorf("%s: patches %s / %s are not JSON", o.What, o.Patch, o.Revert)
+				}
+			}
+			if tc.warning != "" && !strings.Contains(strings.Join(p.Warnings, "\n"), tc.warning) {
+				t.Errorf("warnings %q lack %q", p.Warnings, tc.warning)
+			}
+		})
+	}
+	if _, err := ClusterPlan(&kube.Cluster{CNI: kube.CNI{Name: "cilium"}}, 1350); err == nil || !strings.Contains(err.Error(), "not Calico") {
+		t.Errorf("cilium: %v; want a refusal", err)
+	}
+}
+
+func TestCheckMTU(t *testing.T) {
+	for _, tc := range []struct {
+		mtu  int
+		ipv6 bool
+		ok   bool
+	}{{576, false, true}, {575, false, false}, {1279, true, false}, {1280, true, true}, {9000, false, true}, {9001, false, false}} {
+		if err := CheckMTU(tc.mtu, tc.ipv6); (err == nil) != tc.ok {
+			t.Errorf("CheckMTU(%d, ipv6=%v) = %v; want ok=%v", tc.mtu, tc.ipv6, err, tc.ok)
+		}
+	}
+}
