@@ -125,6 +125,8 @@ func runFixMTU(ctx context.Context, s Streams, f *fixFlags) error {
 			return usageError{err}
 		}
 		pl.File, pl.Warnings = fc, append(pl.Warnings, warns...)
+	} else if pl.Inventory {
+		pl.Warnings = append(pl.Warnings, fmt.Sprintf("this is a Kubespray install: set calico_mtu: %d in its inventory too (--inventory-dir does it), or the next Kubespray run reverts this", mtu))
 	}
 	w := s.Out
 	fmt.Fprintf(w, "Pod MTU → %d (Calico %s install), because %s\n\n", mtu, pl.Install, why)

@@ -390,6 +390,38 @@ func TestKubeDoctorKubespray(t *testing.T) {
 		}
 		k.nothingLeft(t)
 	})
+
+	// Last: it changes the cluster's MTU for good.
+	t.Run("fix_mtu_with_inventory", func(t *testing.T) { fixKubespray(t, k) })
+}
+
+// fixKubespray: on a Kubespray install the fix sets FelixConfiguration's
+// vxlanMTU in the cluster and calico_mtu in the inventory, comments kept.
+func fixKubespray(t *testing.T, k *kubeCluster) {
+	fault(t, k.lab, "underlay-mtu=node3:1400")
+	inv := filepath.Join(t.TempDir(), "mycluster")
+	file := filepath.Join(inv, "group_vars", "k8s_cluster", "k8s-net-calico.yml")
+	sample, err := os.ReadFile("../../../shared/fixtures/kubespray/k8s-net-calico.yml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.MkdirAll(filepath.Dir(file), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(file, sample, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	code, out, _ := k.fix(t, "--apply", "--inventory-dir", inv)
+	if code != ExitOK || !strings.Contains(out, "set FelixConfiguration default spec.vxlanMTU: 1450 → 1350") ||
+		!strings.Contains(out, "+calico_mtu: 1350") || strings.Contains(out, "next Kubespray run reverts") {
+		t.Errorf("--apply --inventory-dir: exit %d; want Felix's vxlanMTU and the inventory changed:\n%s", code, out)
+	}
+	if now, _ := os.ReadFile(file); string(now) != strings.Replace(string(sample), "# calico_mtu: 1500\n", "calico_mtu: 1350\n", 1) {
+		t.Errorf("inventory after the fix:\n%s", now)
+	}
+	r, code, _ := k.doctor(t)
+	checkFixed(t, r, code)
+	k.nothingLeft(t)
 }
 
 // start runs podpath doctor as a process (signals need one) and returns

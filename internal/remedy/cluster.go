@@ -44,6 +44,9 @@ type Plan struct {
 	Objects  []ObjectChange
 	File     *FileChange // Kubespray inventory, with --inventory-dir
 	Warnings []string
+	// Inventory: the install is Kubespray's, whose inventory must change
+	// too or its next run reverts the cluster's objects.
+	Inventory bool
 	// DaemonSet is calico-node (namespace/name): restarted so Felix and
 	// new Pods pick the value up.
 	DaemonSet string
@@ -108,7 +111,7 @@ func ClusterPlan(cl *kube.Cluster, mtu int) (*Plan, error) {
 		p.Objects = append(p.Objects, mergeChange("ConfigMap kube-system/calico-config veth_mtu", configMapGVR, "kube-system", "calico-config",
 			[]string{"data", "veth_mtu"}, cal.ConfigMap["veth_mtu"], mtu, false))
 	case "kubespray":
-		p.Warnings = append(p.Warnings, "Kubespray renders Calico's MTU from calico_mtu in its inventory: change it there too (--inventory-dir), or the next Kubespray run reverts this")
+		p.Inventory = true
 		// calico-node's environment wins over FelixConfiguration: set it where it is set.
 		for _, e := range cal.NodeEnvMTU {
 			p.Objects = append(p.Objects, envChange(cal.DaemonSet, e, mtu))

@@ -36,7 +36,7 @@ func TestClusterPlan(t *testing.T) {
 		{name: "manifest_with_felix_field", cl: cluster("manifest", kube.Calico{ConfigMap: map[string]string{"veth_mtu": "1440"}, FelixMTUs: map[string]int{"vxlanMTU": 1440}}),
 			want: []string{"ConfigMap kube-system/calico-config veth_mtu", "FelixConfiguration default spec.vxlanMTU"}, patch: `{"data":{"veth_mtu":"1350"}}`, revert: `{"data":{"veth_mtu":"1440"}}`},
 		{name: "kubespray_felix", cl: cluster("kubespray", kube.Calico{FelixMTUs: map[string]int{"vxlanMTU": 1450}}),
-			want: []string{"FelixConfiguration default spec.vxlanMTU"}, patch: `{"spec":{"vxlanMTU":1350}}`, revert: `{"spec":{"vxlanMTU":1450}}`, warning: "next Kubespray run reverts"},
+			want: []string{"FelixConfiguration default spec.vxlanMTU"}, patch: `{"spec":{"vxlanMTU":1350}}`, revert: `{"spec":{"vxlanMTU":1450}}`},
 		{name: "kubespray_auto_sets_felix", cl: cluster("kubespray", kube.Calico{}),
 			want: []string{"FelixConfiguration default spec.vxlanMTU"}, patch: `{"spec":{"vxlanMTU":1350}}`, revert: `{"spec":{"vxlanMTU":null}}`},
 		{name: "kubespray_env_wins", cl: cluster("kubespray", kube.Calico{DaemonSet: "kube-system/calico-node",
@@ -69,6 +69,9 @@ func TestClusterPlan(t *testing.T) {
 				if !json.Valid(o.Patch) || !json.Valid(o.Revert) {
 					t.Errorf("%s: patches %s / %s are not JSON", o.What, o.Patch, o.Revert)
 				}
+			}
+			if want := tc.cl.CNI.Install == "kubespray"; p.Inventory != want {
+				t.Errorf("Inventory = %v; want %v (only Kubespray keeps the MTU in an inventory)", p.Inventory, want)
 			}
 			if tc.warning != "" && !strings.Contains(strings.Join(p.Warnings, "\n"), tc.warning) {
 				t.Errorf("warnings %q lack %q", p.Warnings, tc.warning)
