@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"net"
+	"net/netip"
 	"sync/atomic"
 
 	"golang.org/x/time/rate"
@@ -24,9 +25,13 @@ const (
 // answers with more bytes than it received, answers nothing that is not a
 // probe, and answers at most ResponderRate probes a second.
 type Responder struct {
-	Limiter  *rate.Limiter // nil: ResponderRate/ResponderBurst
+	Limiter *rate.Limiter // nil: ResponderRate/ResponderBurst
+	// Allow, when set, names the senders that get answers: a temporary
+	// port listener answers only the agent's peers, so that opening a port
+	// does not open a reflector to the world. nil: every sender.
+	Allow    func(from netip.Addr) bool
 	Answered atomic.Uint64
-	Dropped  atomic.Uint64 // not a probe, or over the rate
+	Dropped  atomic.Uint64 // not a probe, over the rate, or a sender not allowed
 }
 
 // Serve answers probes arriving on pc until ctx ends or pc is closed.
@@ -52,6 +57,10 @@ func (r *Responder) Serve(ctx context.Context, pc net.PacketConn) error {
 			}
 			continue // an ICMP error about an earlier answer
 		}
+		if r.Allow != nil && !r.Allow(senderIP(from)) {
+			r.Dropped.Add(1)
+			continue
+		}
 		reply, err := Reply(buf[:n], out)
 		if err != nil || !lim.Allow() {
 			r.Dropped.Add(1)
@@ -61,4 +70,15 @@ func (r *Responder) Serve(ctx context.Context, pc net.PacketConn) error {
 			r.Answered.Add(1)
 		}
 	}
+}
+
+// senderIP is the IP a datagram came from, IPv4 unmapped (a dual-stack
+// socket sees IPv4 senders as ::ffff:a.b.c.d); invalid if unknown.
+func senderIP(from net.Addr) netip.Addr {
+	ua, ok := from.(*net.UDPAddr)
+	if !ok {
+		return netip.Addr{}
+	}
+	ip, _ := netip.AddrFromSlice(ua.IP)
+	return ip.Unmap()
 }
