@@ -378,11 +378,11 @@ func TestLocalize(t *testing.T) {
 			all2 = append(all2, p)
 		}
 	}
-	if got := localize(node3, all); !slices.Equal(got, []string{"node3"}) {
-		t.Errorf("localize(pairs of node3) = %v", got)
+	if got := Localize(node3, all); !slices.Equal(got, []string{"node3"}) {
+		t.Errorf("Localize(pairs of node3) = %v", got)
 	}
-	if got := localize(all2, all); got != nil {
-		t.Errorf("localize(every pair) = %v; want nil (everywhere)", got)
+	if got := Localize(all2, all); got != nil {
+		t.Errorf("Localize(every pair) = %v; want nil (everywhere)", got)
 	}
 }
 

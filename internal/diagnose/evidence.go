@@ -118,11 +118,11 @@ func keyOf(p model.Pair) pairKey { return pairKey{p.Layer, p.From, p.To} }
 
 func ref(p model.Pair) model.PairRef { return model.PairRef{From: p.From, To: p.To, Layer: p.Layer} }
 
-// localize names the nodes a set of pairs has in common: a node that is an
+// Localize names the nodes a set of pairs has in common: a node that is an
 // end of every pair, or of all of its own pairs in the set when the set
 // covers every pair of that node. Empty when the pairs share no node (the
 // problem is everywhere, or scattered).
-func localize(affected []model.Pair, all []model.Pair) []string {
+func Localize(affected []model.Pair, all []model.Pair) []string {
 	if len(affected) == 0 {
 		return nil
 	}

@@ -199,7 +199,7 @@ func mtuBlackhole(s *state) {
 	if len(affected) == 0 {
 		sev, affected, layer = Warning, node, model.LayerNode
 	}
-	nodes := localize(affected, s.pairs(layer, func(model.Pair) bool { return true }))
+	nodes := Localize(affected, s.pairs(layer, func(model.Pair) bool { return true }))
 	// The Pod MTU is one value for the cluster: it must fit the worst path.
 	safe, underlay := 0, 0
 	for _, p := range s.ev.Pairs {

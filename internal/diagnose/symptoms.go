@@ -18,7 +18,7 @@ func podNetworkPartition(s *state) {
 	if len(failing) == 0 {
 		return
 	}
-	nodes := localize(failing, s.pairs(model.LayerPod, func(model.Pair) bool { return true }))
+	nodes := Localize(failing, s.pairs(model.LayerPod, func(model.Pair) bool { return true }))
 	var ev []string
 	for _, p := range failing {
 		ev = append(ev, fmt.Sprintf("pod %s → %s: no answer", p.From, p.To))
@@ -165,7 +165,7 @@ func packetLoss(s *state) {
 	if len(lossy) == 0 {
 		return
 	}
-	nodes := localize(lossy, s.ev.Pairs)
+	nodes := Localize(lossy, s.ev.Pairs)
 	var ev []string
 	for _, p := range lossy {
 		ev = append(ev, fmt.Sprintf("%s %s → %s: %.0f%% of echoes lost", p.Layer, p.From, p.To, p.LossPct))
@@ -284,7 +284,7 @@ func icmpFiltered(s *state) {
 	if len(filtered) == 0 {
 		return
 	}
-	nodes := localize(filtered, s.ev.Pairs)
+	nodes := Localize(filtered, s.ev.Pairs)
 	s.add(model.Finding{
 		ID: ICMPFiltered, Severity: Info, Title: "ICMP is filtered " + where(nodes),
 		Summary:  "ping fails on these paths while UDP and TCP pass: the network is up, ICMP is dropped. Ping-based checks will mislead; if 'fragmentation needed' is dropped too, path MTU discovery cannot work.",

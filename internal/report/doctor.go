@@ -18,26 +18,7 @@ func DoctorText(w io.Writer, r *model.Report) {
 	if len(r.Findings) == 0 {
 		fmt.Fprintln(w, "✓ No problems found: every pair reachable, path MTUs match the configured MTUs, no drops, routes or sessions missing.")
 	}
-	for _, f := range r.Findings {
-		fmt.Fprintf(w, "%s %s: %s\n", severityMark[f.Severity], f.ID, f.Title)
-		fmt.Fprintf(w, "  %s\n", f.Summary)
-		if len(f.Nodes) > 0 {
-			fmt.Fprintf(w, "  nodes: %s\n", strings.Join(f.Nodes, ", "))
-		}
-		if len(f.Evidence) > 0 {
-			fmt.Fprintln(w, "  evidence:")
-			for _, e := range f.Evidence {
-				fmt.Fprintf(w, "    - %s\n", e)
-			}
-		}
-		if f.Remedy != nil {
-			fmt.Fprintf(w, "  fix: %s\n", f.Remedy.Summary)
-			for _, c := range f.Remedy.Commands {
-				fmt.Fprintf(w, "    $ %s\n", c)
-			}
-		}
-		fmt.Fprintln(w)
-	}
+	FindingsText(w, r.Findings)
 	for _, l := range layers(r.Pairs) {
 		fmt.Fprintf(w, "%s layer — path MTU (bytes; * = below the sender's MTU, x = unreachable):\n", l)
 		matrix(w, r.Pairs, l, mtuCell("x"))
@@ -150,4 +131,29 @@ func configText(w io.Writer, c *model.Config) {
 		fmt.Fprintf(w, "  %s\n", n)
 	}
 	fmt.Fprintln(w)
+}
+
+// FindingsText prints findings as the doctor does: mark, ID, title, summary,
+// nodes, evidence and the fix with its commands.
+func FindingsText(w io.Writer, findings []model.Finding) {
+	for _, f := range findings {
+		fmt.Fprintf(w, "%s %s: %s\n", severityMark[f.Severity], f.ID, f.Title)
+		fmt.Fprintf(w, "  %s\n", f.Summary)
+		if len(f.Nodes) > 0 {
+			fmt.Fprintf(w, "  nodes: %s\n", strings.Join(f.Nodes, ", "))
+		}
+		if len(f.Evidence) > 0 {
+			fmt.Fprintln(w, "  evidence:")
+			for _, e := range f.Evidence {
+				fmt.Fprintf(w, "    - %s\n", e)
+			}
+		}
+		if f.Remedy != nil {
+			fmt.Fprintf(w, "  fix: %s\n", f.Remedy.Summary)
+			for _, c := range f.Remedy.Commands {
+				fmt.Fprintf(w, "    $ %s\n", c)
+			}
+		}
+		fmt.Fprintln(w)
+	}
 }
