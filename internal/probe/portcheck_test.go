@@ -202,3 +202,31 @@ func TestResponderAllow(t *testing.T) {
 		t.Errorf("dropped = %d; want 2 (junk, a sender not allowed)", got)
 	}
 }
+
+// A responder on the unspecified address answers from the address the
+// probe came to, not the one the route back prefers (127.0.0.1 here): the
+// prober's connected socket takes nothing else.
+func TestResponderAnswersFromTheProbedAddress(t *testing.T) {
+	for _, tc := range []struct{ network, bind, to, from string }{
+		{"udp4", "0.0.0.0:0", "127.0.0.3", "127.0.0.2"},
+		{"udp", "[::]:0", "127.0.0.3", "127.0.0.2"}, // dual-stack: IPv4 as ::ffff:a.b.c.d
+		{"udp6", "[::]:0", "::1", "::1"},
+	} {
+		t.Run(tc.network+"_"+tc.to, func(t *testing.T) {
+			pc, err := net.ListenPacket(tc.network, tc.bind)
+			if err != nil {
+				t.Skipf("skipped: %s %s: %v", tc.network, tc.bind, err)
+			}
+			r := &Responder{}
+			ctx, cancel := context.WithCancel(context.Background())
+			done := make(chan struct{})
+			go func() { _ = r.Serve(ctx, pc); close(done) }()
+			defer func() { cancel(); <-done }()
+			port := uint16(pc.LocalAddr().(*net.UDPAddr).Port)
+			target := netip.AddrPortFrom(netip.MustParseAddr(tc.to), port)
+			if res := CheckUDP(ctx, netip.MustParseAddr(tc.from), target); res.State != PortOpen {
+				t.Errorf("probe to %s from %s, responder on %s: %+v; want open", target, tc.from, tc.bind, res)
+			}
+		})
+	}
+}

@@ -47,17 +47,18 @@ func (r *Responder) Serve(ctx context.Context, pc net.PacketConn) error {
 		<-ctx.Done()
 		pc.Close()
 	}()
+	dg := newDatagrams(pc)
 	buf := make([]byte, 65536)
 	out := make([]byte, 65536)
 	for {
-		n, from, err := pc.ReadFrom(buf)
+		n, from, ip, err := dg.read(buf)
 		if err != nil {
 			if ctx.Err() != nil || errors.Is(err, net.ErrClosed) {
 				return nil
 			}
 			continue // an ICMP error about an earlier answer
 		}
-		if r.Allow != nil && !r.Allow(senderIP(from)) {
+		if r.Allow != nil && !r.Allow(ip) {
 			r.Dropped.Add(1)
 			continue
 		}
@@ -66,7 +67,7 @@ func (r *Responder) Serve(ctx context.Context, pc net.PacketConn) error {
 			r.Dropped.Add(1)
 			continue
 		}
-		if _, err := pc.WriteTo(reply, from); err == nil {
+		if err := dg.write(reply, from); err == nil {
 			r.Answered.Add(1)
 		}
 	}
