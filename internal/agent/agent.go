@@ -59,9 +59,11 @@ type Agent struct {
 	reg       *prometheus.Registry
 	requests  *prometheus.CounterVec
 	probes    prometheus.Counter
+	ports     portState
 
-	mu    sync.RWMutex
-	peers map[string]Peer // by name
+	mu      sync.RWMutex
+	peers   map[string]Peer     // by name
+	peerIPs map[netip.Addr]bool // their addresses, for the port listeners
 }
 
 // New makes an agent; Serve starts it.
@@ -72,16 +74,20 @@ func New(cfg Config) (*Agent, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
 	}
-	if cfg.Dial == nil {
+	plainDial := cfg.Dial == nil
+	if plainDial {
 		cfg.Dial = (&net.Dialer{}).DialContext
 	}
+	// One answer budget for the agent's port and its temporary listeners.
+	udpLimit := rate.NewLimiter(probe.ResponderRate, probe.ResponderBurst)
 	a := &Agent{
 		cfg:       cfg,
 		limiter:   rate.NewLimiter(APIRate, APIBurst),
-		responder: &probe.Responder{},
+		responder: &probe.Responder{Limiter: udpLimit},
 		reg:       cfg.Registry,
 		peers:     map[string]Peer{},
 	}
+	a.ports.init(a, udpLimit, plainDial)
 	if a.reg == nil {
 		a.reg = prometheus.NewRegistry()
 	}
@@ -93,11 +99,11 @@ func New(cfg Config) (*Agent, error) {
 	})
 	answered := prometheus.NewCounterFunc(prometheus.CounterOpts{
 		Name: "podpath_agent_udp_answers_total", Help: "UDP probes answered.",
-	}, func() float64 { return float64(a.responder.Answered.Load()) })
+	}, func() float64 { return float64(a.responder.Answered.Load() + a.ports.responder.Answered.Load()) })
 	dropped := prometheus.NewCounterFunc(prometheus.CounterOpts{
-		Name: "podpath_agent_udp_dropped_total", Help: "UDP datagrams not answered: not probes, or over the rate.",
-	}, func() float64 { return float64(a.responder.Dropped.Load()) })
-	for _, c := range []prometheus.Collector{a.requests, a.probes, answered, dropped} {
+		Name: "podpath_agent_udp_dropped_total", Help: "UDP datagrams not answered: not probes, over the rate, or (port listeners) not from a peer.",
+	}, func() float64 { return float64(a.responder.Dropped.Load() + a.ports.responder.Dropped.Load()) })
+	for _, c := range []prometheus.Collector{a.requests, a.probes, answered, dropped, a.ports.listened, a.ports.checked} {
 		if err := a.reg.Register(c); err != nil {
 			return nil, fmt.Errorf("register agent metrics: %w", err)
 		}
@@ -108,6 +114,8 @@ func New(cfg Config) (*Agent, error) {
 // Serve runs the API on ln and the UDP responder on pc (the same address)
 // until ctx ends.
 func (a *Agent) Serve(ctx context.Context, ln net.Listener, pc net.PacketConn) error {
+	a.ports.setListenAddr(ln.Addr())
+	defer a.ports.stop() // no temporary listener outlives the agent
 	srv := &http.Server{Handler: a.Handler(), ReadHeaderTimeout: ReadHeaderTimeout,
 		BaseContext: func(net.Listener) context.Context { return ctx }}
 	errc := make(chan error, 2)
@@ -150,6 +158,7 @@ func (a *Agent) Handler() http.Handler {
 	mux.Handle("PUT /v1/peers", a.guard("peers", a.putPeers))
 	mux.Handle("POST /v1/probe", a.guard("probe", a.probe))
 	mux.Handle("GET /v1/facts", a.guard("facts", a.facts))
+	mux.Handle("POST /v1/listen", a.guard("listen", a.listen))
 	mux.Handle("POST "+probe.SinkPath, a.guard("sink", a.sink))
 	return mux
 }
@@ -255,20 +264,22 @@ func (a *Agent) putPeers(w http.ResponseWriter, r *http.Request) {
 		httpError(w, http.StatusBadRequest, fmt.Sprintf("%d peers: at most %d", len(req.Peers), MaxPeers))
 		return
 	}
-	peers := map[string]Peer{}
+	peers, ips := map[string]Peer{}, map[netip.Addr]bool{}
 	for _, p := range req.Peers {
 		if p.Name == "" {
 			httpError(w, http.StatusBadRequest, "a peer without a name")
 			return
 		}
-		if _, err := netip.ParseAddrPort(p.Address); err != nil {
+		ap, err := netip.ParseAddrPort(p.Address)
+		if err != nil {
 			httpError(w, http.StatusBadRequest, fmt.Sprintf("peer %s: address %q is not IP:port", p.Name, p.Address))
 			return
 		}
 		peers[p.Name] = p
+		ips[ap.Addr().Unmap().WithZone("")] = true // as a datagram's sender reads
 	}
 	a.mu.Lock()
-	a.peers = peers
+	a.peers, a.peerIPs = peers, ips
 	a.mu.Unlock()
 	writeJSON(w, map[string]int{"peers": len(peers)})
 }
@@ -328,7 +339,7 @@ func (req *ProbeRequest) check() error {
 	if t := req.Throughput; t != nil && (t.Seconds <= 0 || t.Seconds > MaxThroughputSecs || t.Streams < 1 || t.Streams > MaxStreams) {
 		return fmt.Errorf("throughput %+v: seconds must be in (0, %d], streams 1-%d", *t, MaxThroughputSecs, MaxStreams)
 	}
-	return nil
+	return checkPorts(req.Ports)
 }
 
 func (a *Agent) probe(w http.ResponseWriter, r *http.Request) {

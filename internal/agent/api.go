@@ -40,22 +40,24 @@ type ProbeRequest struct {
 	HTTP          bool            `json:"http,omitempty"`
 	TransferBytes int64           `json:"transferBytes,omitempty"` // bulk upload that must not stall
 	Throughput    *ThroughputSpec `json:"throughput,omitempty"`
+	Ports         []PortCheck     `json:"ports,omitempty"` // on the target's IP, whatever else answers
 }
 
 // TargetResult is what the agent measured towards one peer.
 type TargetResult struct {
-	Peer         string            `json:"peer"`
-	Address      string            `json:"address"`
-	Reachable    bool              `json:"reachable"` // a UDP probe came back
-	PathMTU      *probe.PMTUResult `json:"pathMTU,omitempty"`
-	PathMTUError string            `json:"pathMTUError,omitempty"`
-	RTT          *probe.Stats      `json:"rtt,omitempty"`
-	ICMP         *probe.Stats      `json:"icmp,omitempty"`
-	TCPConnect   *probe.Stats      `json:"tcpConnect,omitempty"`
-	HTTP         *probe.HTTPPhases `json:"http,omitempty"`
-	Transfer     *probe.Transfer   `json:"transfer,omitempty"`
-	Throughput   *probe.Transfer   `json:"throughput,omitempty"`
-	Errors       []string          `json:"errors,omitempty"`
+	Peer         string             `json:"peer"`
+	Address      string             `json:"address"`
+	Reachable    bool               `json:"reachable"` // a UDP probe came back
+	PathMTU      *probe.PMTUResult  `json:"pathMTU,omitempty"`
+	PathMTUError string             `json:"pathMTUError,omitempty"`
+	RTT          *probe.Stats       `json:"rtt,omitempty"`
+	ICMP         *probe.Stats       `json:"icmp,omitempty"`
+	TCPConnect   *probe.Stats       `json:"tcpConnect,omitempty"`
+	HTTP         *probe.HTTPPhases  `json:"http,omitempty"`
+	Transfer     *probe.Transfer    `json:"transfer,omitempty"`
+	Throughput   *probe.Transfer    `json:"throughput,omitempty"`
+	Ports        []probe.PortResult `json:"ports,omitempty"` // in the request's order
+	Errors       []string           `json:"errors,omitempty"`
 }
 
 // ProbeResponse is the answer to a ProbeRequest.

@@ -24,7 +24,16 @@ func (a *Agent) run(ctx context.Context, peers []Peer, req *ProbeRequest) []Targ
 		wg.Go(func() {
 			sem <- struct{}{}
 			defer func() { <-sem }()
+			// Ports alongside, and whether or not the agent's own port
+			// answers: a blocked probe port is no blocked 6443.
+			var ports []probe.PortResult
+			var pw sync.WaitGroup
+			if len(req.Ports) > 0 {
+				pw.Go(func() { ports = a.checkPeerPorts(ctx, p, req.Ports) })
+			}
 			results[i] = a.probeOne(ctx, p, req)
+			pw.Wait()
+			results[i].Ports = ports
 		})
 	}
 	wg.Wait()
