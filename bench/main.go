@@ -45,7 +45,30 @@ func main() {
 	pathMTU(ctx, abs)
 	doctorTime(ctx, abs, 3)
 	doctorTime(ctx, abs, 20)
+	preflightTime(ctx, abs)
 	agentCost(ctx, *peers)
+}
+
+// preflightTime times `podpath preflight` on 3 future nodes (agents in the
+// node namespaces, no Calico), healthy and with the acceptance faults.
+func preflightTime(ctx context.Context, bin string) {
+	l, _, _ := up(ctx, lab.New("bench").Nodes(3).PodsPerNode(0).Backend(lab.BackendNone))
+	fmt.Println("== podpath preflight, 3 nodes (path MTU and 6 ports per ordered pair), median of 5 (target: under 5 s)")
+	median5 := func() time.Duration {
+		var v []float64
+		for range 5 {
+			start := time.Now()
+			_ = exec.Command(bin, "preflight", "--inventory", l.Inventory, "-o", "json").Run() // exit 1 with findings
+			v = append(v, float64(time.Since(start)))
+		}
+		return time.Duration(median(v))
+	}
+	healthy := median5()
+	fault(ctx, l, "underlay-mtu=node3:1400")
+	fault(ctx, l, "block-vxlan=node2")
+	faulty := median5()
+	fmt.Printf("  healthy %s; underlay-mtu=node3:1400 + block-vxlan=node2 %s\n\n", healthy.Round(time.Millisecond), faulty.Round(time.Millisecond))
+	_ = lab.Down(ctx, "bench")
 }
 
 func fatal(err error) {

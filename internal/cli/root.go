@@ -95,7 +95,7 @@ or step by step:
 	}
 	root.Annotations = map[string]string{cobra.CommandDisplayNameAnnotation: CommandName}
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return usageError{err} })
-	root.AddCommand(newVersion(s), newLab(s), newDemo(s), newDoctor(s), newAgent(s), newMTU(s), newPerf(s), newFacts(s), newCleanup(s), newFix(s))
+	root.AddCommand(newVersion(s), newLab(s), newDemo(s), newDoctor(s), newAgent(s), newMTU(s), newPerf(s), newFacts(s), newCleanup(s), newFix(s), newPlan(s), newPreflight(s))
 	return root
 }
 

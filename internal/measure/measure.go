@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"sync"
+	"time"
 
 	"podpath/internal/agent"
 	"podpath/internal/cluster/inventory"
@@ -113,6 +114,9 @@ func (r *Runner) RunOneByOne(ctx context.Context, jobs []plan.Job, req agent.Pro
 func fill(p *model.Pair, tr agent.TargetResult) {
 	p.Reachable = tr.Reachable
 	p.Errors = append(p.Errors, tr.Errors...)
+	for _, pr := range tr.Ports {
+		p.Ports = append(p.Ports, model.PortState{Proto: pr.Proto, Port: pr.Port, State: pr.State, RTTMs: pr.RTTMs})
+	}
 	if m := tr.PathMTU; m != nil {
 		p.PathMTU, p.PathMTULimit, p.ICMPMTU, p.PMTUProbes = m.PathMTU, m.Limit, m.ICMPMTU, m.Probes
 		p.LocalMTU, p.IfaceMTU = m.LocalMTU, m.IfaceMTU
@@ -171,7 +175,11 @@ func (r *Runner) Facts(ctx context.Context, inv *inventory.Inventory) []model.No
 			continue
 		}
 		wg.Go(func() {
+			sent := time.Now()
 			f, err := r.client(plan.Endpoint{Node: n.Name, Agent: n.Agent, Netns: n.Netns}).Facts(ctx)
+			// The agent's clock is read between sending and receiving: the
+			// midpoint is the controller's best guess of that moment.
+			out[i].ReceivedAt = sent.Add(time.Since(sent) / 2)
 			if err != nil {
 				out[i].Error = err.Error()
 				return

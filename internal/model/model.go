@@ -2,7 +2,10 @@
 // the report they make up (DESIGN.md, "Report JSON").
 package model
 
-import "encoding/json"
+import (
+	"encoding/json"
+	"time"
+)
 
 // Layer is where a pair was measured.
 type Layer string
@@ -103,7 +106,16 @@ type Pair struct {
 	TransferBytes int64        `json:"transferBytes,omitempty"`
 	Stalled       bool         `json:"stalled,omitempty"`
 	ThroughputBps float64      `json:"throughputBps,omitempty"`
+	Ports         []PortState  `json:"ports,omitempty"` // preflight: ports checked on the target
 	Errors        []string     `json:"errors,omitempty"`
+}
+
+// PortState is one port checked from a pair's source on its target.
+type PortState struct {
+	Proto string  `json:"proto"`
+	Port  int     `json:"port"`
+	State string  `json:"state"` // open | refused | closed | filtered
+	RTTMs float64 `json:"rttMs,omitempty"`
 }
 
 // NodeInfo is a node and what its agent knows about it.
@@ -112,4 +124,7 @@ type NodeInfo struct {
 	Address string          `json:"address,omitempty"`
 	Facts   json.RawMessage `json:"facts,omitempty"`
 	Error   string          `json:"error,omitempty"`
+	// ReceivedAt is the controller's clock when the facts were read (the
+	// request's midpoint): the agent's collectedAt minus it is clock skew.
+	ReceivedAt time.Time `json:"-"`
 }

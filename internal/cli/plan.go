@@ -1,0 +1,193 @@
+package cli
+
+import (
+	"fmt"
+	"io"
+	"os"
+	"strings"
+
+	"github.com/spf13/cobra"
+
+	"podpath/internal/cluster/kubespray"
+	"podpath/internal/diagnose"
+	"podpath/internal/model"
+	"podpath/internal/netplan"
+	"podpath/internal/report"
+)
+
+type planFlags struct {
+	kubesprayDir, output, outputFile string
+	in                               netplan.Input
+	nodeCIDRs                        []string
+}
+
+func newPlan(s Streams) *cobra.Command {
+	var f planFlags
+	c := &cobra.Command{
+		Use:   "plan [--kubespray-inventory DIR] [flags]",
+		Short: "Check a cluster's network plan before installing: address ranges, IPAM blocks, encapsulation, MTU",
+		Long: `plan reads a Kubespray inventory (hosts in INI or YAML, group_vars/all, group_vars/k8s_cluster,
+host_vars; Kubespray's defaults for anything unset) or the same values as flags, and checks it
+before anything is installed: Pod, Service and host networks that overlap (cidr-overlap), Calico's
+IPAM blocks against the number of nodes and kubelet_max_pods, IPIP and VXLAN both on, IPv6
+settings, calico_veth_mtu set without calico_mtu (which Kubespray ignores), a calico_mtu larger
+than the underlay carries with the chosen encapsulation, and the calico_mtu to set. It needs no
+access to any machine. Flags override the inventory. Exit 1 when the plan has an error.`,
+		Example: "  podpath plan --kubespray-inventory inventory/mycluster --underlay-mtu 1500\n" +
+			"  podpath plan --nodes 300 --pod-cidr 10.233.64.0/18     # Kubespray's defaults otherwise\n" +
+			"  podpath plan --kubespray-inventory inventory/mycluster --node-cidr 192.168.10.0/24 -o html --output-file plan.html",
+		Args: cobra.NoArgs,
+		RunE: func(c *cobra.Command, _ []string) error { return runPlan(c, s, &f) },
+	}
+	fl := c.Flags()
+	fl.StringVar(&f.kubesprayDir, "kubespray-inventory", "", "Kubespray inventory directory (the one holding the hosts file and group_vars/)")
+	fl.StringVarP(&f.output, "output", "o", "text", "output format: text, json or html")
+	fl.StringVar(&f.outputFile, "output-file", "", "write the report here instead of standard output")
+	fl.IntVar(&f.in.UnderlayMTU, "underlay-mtu", 1500, "MTU the hosts' network carries end to end (the smallest on any path)")
+	fl.StringSliceVar(&f.nodeCIDRs, "node-cidr", nil, "the hosts' network(s), to check for overlaps (repeatable)")
+	fl.IntVar(&f.in.Nodes, "nodes", 0, "number of nodes (default: the inventory's hosts)")
+	fl.StringVar(&f.in.PodCIDR, "pod-cidr", "", "kube_pods_subnet")
+	fl.StringVar(&f.in.ServiceCIDR, "service-cidr", "", "kube_service_addresses")
+	fl.IntVar(&f.in.BlockSize, "block-size", 0, "calico_pool_blocksize")
+	fl.IntVar(&f.in.MaxPods, "max-pods", 0, "kubelet_max_pods")
+	fl.StringVar(&f.in.Backend, "backend", "", "calico_network_backend: vxlan, bird or none")
+	fl.StringVar(&f.in.VXLANMode, "vxlan-mode", "", "calico_vxlan_mode: Always, CrossSubnet or Never")
+	fl.StringVar(&f.in.IPIPMode, "ipip-mode", "", "calico_ipip_mode: Always, CrossSubnet or Never")
+	fl.IntVar(&f.in.CalicoMTU, "calico-mtu", 0, "calico_mtu")
+	fl.IntVar(&f.in.VethMTU, "calico-veth-mtu", 0, "calico_veth_mtu")
+	return c
+}
+
+func runPlan(c *cobra.Command, s Streams, f *planFlags) error {
+	if err := checkOutput(f.output, "text", "json", "html"); err != nil {
+		return err
+	}
+	in, warnings, err := planInput(c, f)
+	if err != nil {
+		return err
+	}
+	res, err := netplan.Check(in)
+	if err != nil {
+		return usageError{err}
+	}
+	out := s.Out
+	if f.outputFile != "" {
+		file, err := os.Create(f.outputFile)
+		if err != nil {
+			return usageError{fmt.Errorf("open output file: %w", err)}
+		}
+		defer file.Close()
+		out = file
+	}
+	rep := &model.Report{Findings: res.Findings, Config: &model.Config{Source: "plan", Backend: in.Backend,
+		PodMTU: res.RecommendedMTU, PodCIDR: in.PodCIDR, Notes: warnings}}
+	switch f.output {
+	case "json":
+		err = report.JSON(out, rep)
+	case "html":
+		err = report.HTML(out, rep)
+	default:
+		planText(out, in, res, warnings)
+	}
+	if err != nil {
+		return fmt.Errorf("write report: %w", err)
+	}
+	for _, fd := range res.Findings {
+		if fd.Severity == diagnose.Error {
+			return exitError{code: ExitFindings}
+		}
+	}
+	return nil
+}
+
+// planInput merges Kubespray's defaults, the inventory and the flags.
+func planInput(c *cobra.Command, f *planFlags) (netplan.Input, []string, error) {
+	in := f.in
+	in.NodeCIDRs = f.nodeCIDRs
+	var warnings []string
+	inv := &kubespray.Inventory{Vars: map[string]any{}}
+	if f.kubesprayDir != "" {
+		var err error
+		if inv, err = kubespray.Load(f.kubesprayDir); err != nil {
+			return in, nil, usageError{err}
+		}
+		warnings = inv.Warnings
+		for _, h := range inv.Hosts {
+			if inK8s(h.Groups) {
+				in.Hosts = append(in.Hosts, netplan.Host{Name: h.Name, Address: h.Address})
+			}
+		}
+		in.Where = func(v string) string {
+			if src := inv.Source[v]; src != "" {
+				return src
+			}
+			return "default"
+		}
+	}
+	set := func(flag string) bool { return c.Flags().Changed(flag) }
+	str := func(flag string, dst *string, variable string) {
+		if !set(flag) {
+			*dst = inv.String(variable)
+		}
+	}
+	num := func(flag string, dst *int, variable string) {
+		if !set(flag) {
+			*dst, _ = inv.Int(variable)
+		}
+	}
+	str("pod-cidr", &in.PodCIDR, "kube_pods_subnet")
+	str("service-cidr", &in.ServiceCIDR, "kube_service_addresses")
+	str("backend", &in.Backend, "calico_network_backend")
+	str("vxlan-mode", &in.VXLANMode, "calico_vxlan_mode")
+	str("ipip-mode", &in.IPIPMode, "calico_ipip_mode")
+	num("block-size", &in.BlockSize, "calico_pool_blocksize")
+	num("max-pods", &in.MaxPods, "kubelet_max_pods")
+	num("calico-mtu", &in.CalicoMTU, "calico_mtu")
+	num("calico-veth-mtu", &in.VethMTU, "calico_veth_mtu")
+	in.PodCIDRv6 = inv.String("kube_pods_subnet_ipv6")
+	in.ServiceCIDRv6 = inv.String("kube_service_addresses_ipv6")
+	in.BlockSizeV6, _ = inv.Int("calico_pool_blocksize_ipv6")
+	in.IPv4, in.IPv6 = inv.Bool("ipv4_stack"), inv.Bool("ipv6_stack")
+	in.WireGuard = inv.Bool("calico_wireguard_enabled")
+	if in.Nodes == 0 && len(in.Hosts) == 0 && f.kubesprayDir == "" {
+		return in, nil, usageError{fmt.Errorf("give --kubespray-inventory DIR, or --nodes N with the values to check")}
+	}
+	return in, warnings, nil
+}
+
+func inK8s(groups []string) bool {
+	for _, g := range groups {
+		if g == "k8s_cluster" || g == "kube_node" || g == "kube_control_plane" {
+			return true
+		}
+	}
+	return false
+}
+
+func planText(w io.Writer, in netplan.Input, res *netplan.Result, warnings []string) {
+	nodes := in.Nodes
+	if nodes == 0 {
+		nodes = len(in.Hosts)
+	}
+	fmt.Fprintf(w, "Plan: %d node(s), Pods %s in /%d blocks (%d), Services %s, %s encapsulation, underlay MTU %d\n",
+		nodes, in.PodCIDR, in.BlockSize, res.Blocks, in.ServiceCIDR, res.Encapsulation, in.UnderlayMTU)
+	fmt.Fprintf(w, "Recommended calico_mtu: %d\n\n", res.RecommendedMTU)
+	for _, warn := range warnings {
+		fmt.Fprintf(w, "warning: %s\n", warn)
+	}
+	var shown []model.Finding
+	for _, fd := range res.Findings {
+		if fd.ID != netplan.PlanSummary || !strings.HasPrefix(fd.Title, "Recommended") {
+			shown = append(shown, fd)
+		}
+	}
+	report.FindingsText(w, shown)
+	counts := map[string]int{}
+	for _, fd := range shown {
+		counts[fd.Severity]++
+	}
+	if len(shown) == 0 {
+		fmt.Fprintln(w, "✓ No problems in the plan.")
+	}
+	fmt.Fprintf(w, "%d errors, %d warnings, %d notes\n", counts[diagnose.Error], counts[diagnose.Warning], counts[diagnose.Info])
+}
