@@ -173,7 +173,7 @@ func (s *source) iniVar(text string, line int, groupName string) error {
 	}
 	val := iniValue(v)
 	if str, isStr := val.(string); isStr && commentInValue.MatchString(str) {
-		s.warn(line, fmt.Sprintf("%s is %s: Ansible keeps the comment in a [%s:vars] value", k, quote(str), groupName),
+		s.warn(line, fmt.Sprintf("%s is %s: Ansible keeps comments in [%s:vars] values", k, quote(str), groupName),
 			"put the comment on its own line")
 	}
 	g := s.group(groupName, line)

@@ -87,8 +87,13 @@ func (r *yamlReader) errorf(n *yaml.Node, hint, format string, args ...any) erro
 	return &Error{File: r.file, Line: n.Line, Msg: fmt.Sprintf(format, args...), Hint: hint}
 }
 
-// deref follows aliases, refusing one that refers to itself.
+// deref follows aliases, refusing one that refers to itself. A nil node (a
+// name given as a bare scalar, `children: kube_node`, has no value node)
+// stays nil, which isNull reads as null.
 func (r *yamlReader) deref(n *yaml.Node) (*yaml.Node, error) {
+	if n == nil {
+		return nil, nil
+	}
 	for n.Kind == yaml.AliasNode {
 		if n.Alias == nil || r.active[n.Alias] {
 			return nil, r.errorf(n, "remove the self-reference", "alias *%s refers to itself", n.Value)
@@ -124,11 +129,11 @@ func kind(n *yaml.Node) string {
 // twice keeps its last value, as Ansible does, with a warning.
 func (r *yamlReader) entries(n *yaml.Node) ([]entry, error) {
 	n, err := r.deref(n)
-	if err != nil {
+	if err != nil || n == nil {
 		return nil, err
 	}
 	if n.Kind != yaml.MappingNode {
-		return nil, r.errorf(n, "", "%s, not a mapping", kind(n))
+		return nil, r.errorf(n, "merge (<<) only mappings", "%s where a mapping belongs", kind(n))
 	}
 	r.active[n] = true
 	defer delete(r.active, n)
@@ -192,7 +197,7 @@ func (r *yamlReader) mergeEntries(v *yaml.Node) ([]entry, error) {
 // value converts a node: maps, lists, and scalars as Ansible types them.
 func (r *yamlReader) value(n *yaml.Node) (any, error) {
 	d, err := r.deref(n)
-	if err != nil {
+	if err != nil || d == nil {
 		return nil, err
 	}
 	switch d.Kind {
