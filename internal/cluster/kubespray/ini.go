@@ -91,9 +91,9 @@ func parseINI(file string, data []byte) (*source, error) {
 		if err := s.addChild(c.parent, c.child, c.line); err != nil {
 			return nil, err
 		}
-		if err := s.tooManyGroups(c.line); err != nil {
-			return nil, err
-		}
+	}
+	if err := s.checkLoops(); err != nil {
+		return nil, err
 	}
 	return s, nil
 }

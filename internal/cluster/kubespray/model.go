@@ -11,7 +11,10 @@ import (
 type source struct {
 	file     string // path for messages
 	groups   map[string]*group
-	hosts    []*hostDef // in file order
+	order    []string           // group names in the order first seen
+	edges    map[[2]string]bool // parent → child links made
+	depth    map[string]int     // Ansible's group depth, once the file is read
+	hosts    []*hostDef         // in file order
 	byName   map[string]*hostDef
 	warnings []string
 }
@@ -20,8 +23,14 @@ type group struct {
 	name     string
 	line     int      // where it was first seen
 	parents  []string // groups this one is a child of ("all" is implicit)
-	children []string
+	children []childEdge
 	vars     []varDef // set in the hosts file, in order
+}
+
+// childEdge is a child group and the line that made it one.
+type childEdge struct {
+	name string
+	line int
 }
 
 // varDef is one variable assignment and where it was written.
@@ -39,7 +48,7 @@ type hostDef struct {
 }
 
 func newSource(file string) *source {
-	s := &source{file: file, groups: map[string]*group{}, byName: map[string]*hostDef{}}
+	s := &source{file: file, groups: map[string]*group{}, byName: map[string]*hostDef{}, edges: map[[2]string]bool{}}
 	s.group("all", 0)
 	s.group("ungrouped", 0)
 	return s
@@ -55,6 +64,7 @@ func (s *source) group(name string, line int) *group {
 	if g == nil {
 		g = &group{name: name, line: line}
 		s.groups[name] = g
+		s.order = append(s.order, name)
 	}
 	return g
 }
@@ -84,48 +94,63 @@ func (s *source) addHost(name string, line int, groupName string) (*hostDef, err
 	return h, nil
 }
 
-// addChild makes child a child group of parent, refusing a loop as Ansible
-// does ("creates a recursive dependency loop").
+// addChild makes child a child group of parent. Loops through other groups
+// are found once the file is read (checkLoops): checking on every edge costs
+// a walk up the graph each time.
 func (s *source) addChild(parent, child string, line int) error {
-	if child == "all" || child == parent || s.isAncestor(child, parent) {
-		return &Error{File: s.file, Line: line, Msg: fmt.Sprintf("group %s as a child of %s makes a loop", quote(child), quote(parent)),
-			Hint: "a group cannot contain itself, directly or through its children"}
+	if child == "all" || child == parent {
+		return loopError(s.file, parent, child, line)
 	}
+	edge := [2]string{parent, child}
+	if s.edges[edge] {
+		return nil
+	}
+	s.edges[edge] = true
 	p, c := s.group(parent, line), s.group(child, line)
-	for _, x := range p.children {
-		if x == child {
-			return nil
-		}
-	}
-	p.children = append(p.children, child)
+	p.children = append(p.children, childEdge{child, line})
 	c.parents = append(c.parents, parent)
 	return nil
 }
 
-// isAncestor reports whether a is name or above it.
-func (s *source) isAncestor(a, name string) bool {
-	seen := map[string]bool{}
-	var up func(n string) bool
-	up = func(n string) bool {
-		if n == a {
-			return true
-		}
-		if seen[n] {
-			return false
-		}
-		seen[n] = true
-		g := s.groups[n]
-		if g == nil {
-			return false
-		}
-		for _, p := range g.parents {
-			if up(p) {
-				return true
+func loopError(file, parent, child string, line int) error {
+	return &Error{File: file, Line: line, Msg: fmt.Sprintf("group %s as a child of %s makes a loop", quote(child), quote(parent)),
+		Hint: "a group cannot contain itself, directly or through its children"}
+}
+
+// checkLoops refuses a group that contains itself through its children, as
+// Ansible does ("creates a recursive dependency loop"), naming the edge that
+// closes the loop. One depth-first walk over the groups in the order seen.
+func (s *source) checkLoops() error {
+	const (
+		unseen = iota
+		open
+		done
+	)
+	state := map[string]int{}
+	var walk func(name string) error
+	walk = func(name string) error {
+		state[name] = open
+		for _, c := range s.groups[name].children {
+			switch state[c.name] {
+			case open:
+				return loopError(s.file, name, c.name, c.line)
+			case unseen:
+				if err := walk(c.name); err != nil {
+					return err
+				}
 			}
 		}
-		return false
+		state[name] = done
+		return nil
 	}
-	return up(name)
+	for _, name := range s.order {
+		if state[name] == unseen {
+			if err := walk(name); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
 }
 
 // withAncestors adds to set every group above the named ones.
@@ -145,6 +170,9 @@ func (s *source) withAncestors(set map[string]bool, names ...string) {
 // 2, and a group reachable along several paths takes the longest. Variables of
 // deeper groups win.
 func (s *source) depths() map[string]int {
+	if s.depth != nil {
+		return s.depth // the groups no longer change once Load uses this
+	}
 	memo := map[string]int{"all": 0}
 	var d func(n string) int
 	d = func(n string) int {
@@ -164,6 +192,7 @@ func (s *source) depths() map[string]int {
 	for n := range s.groups {
 		d(n)
 	}
+	s.depth = memo
 	return memo
 }
 

@@ -43,6 +43,9 @@ func parseYAMLInventory(file string, data []byte) (*source, error) {
 			return nil, err
 		}
 	}
+	if err := s.checkLoops(); err != nil {
+		return nil, err
+	}
 	return s, nil
 }
 
@@ -65,6 +68,13 @@ func (s *source) yamlGroup(r *yamlReader, e entry, parent string) error {
 		return &Error{File: s.file, Line: n.Line, Msg: fmt.Sprintf("group %s is %s, not a mapping", quote(e.key), kind(n)),
 			Hint: "give the group hosts:, children: or vars: as mappings"}
 	}
+	// An alias back into a group being read (a: &x {children: {b: {children: {a: *x}}}})
+	// would recurse without end; it is a loop whichever names it uses.
+	if r.active[n] {
+		return loopError(s.file, parent, e.key, e.line)
+	}
+	r.active[n] = true
+	defer delete(r.active, n)
 	sections, err := r.entries(n)
 	if err != nil {
 		return err

@@ -135,8 +135,10 @@ func (r *yamlReader) entries(n *yaml.Node) ([]entry, error) {
 	if n.Kind != yaml.MappingNode {
 		return nil, r.errorf(n, "merge (<<) only mappings", "%s where a mapping belongs", kind(n))
 	}
-	r.active[n] = true
-	defer delete(r.active, n)
+	if !r.active[n] { // a caller may have marked it already (yamlGroup)
+		r.active[n] = true
+		defer delete(r.active, n)
+	}
 	var own, merged []entry
 	seen := map[string]int{}
 	for i := 0; i+1 < len(n.Content); i += 2 {
@@ -214,8 +216,10 @@ func (r *yamlReader) value(n *yaml.Node) (any, error) {
 		}
 		return m, nil
 	case yaml.SequenceNode:
-		r.active[d] = true
-		defer delete(r.active, d)
+		if !r.active[d] {
+			r.active[d] = true
+			defer delete(r.active, d)
+		}
 		l := make([]any, 0, len(d.Content))
 		for _, c := range d.Content {
 			v, err := r.value(c)
