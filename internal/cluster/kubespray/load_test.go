@@ -447,3 +447,17 @@ func TestLoadDeepGroups(t *testing.T) {
 	_, err := Load(dir)
 	checkErr(t, err, filepath.Join(dir, "inventory.ini")+":"+fmt.Sprint(2*depth+4)+": ", `group "g0" as a child of "g5000" makes a loop`)
 }
+
+func TestLoadEmptyHostsFiles(t *testing.T) {
+	for _, name := range []string{"hosts.yaml", "inventory.ini"} {
+		for _, content := range []string{"", "# nothing yet\n", "---\n"} {
+			if name == "inventory.ini" && content == "---\n" {
+				continue
+			}
+			inv := load(t, map[string]string{name: content})
+			if len(inv.Hosts) != 0 || inv.String("kube_pods_subnet") != "10.233.64.0/18" {
+				t.Errorf("%s %q: hosts %v, kube_pods_subnet %q", name, content, inv.Hosts, inv.String("kube_pods_subnet"))
+			}
+		}
+	}
+}

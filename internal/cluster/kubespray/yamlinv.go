@@ -15,11 +15,8 @@ import (
 //	  vars: {calico_mtu: 1450}
 func parseYAMLInventory(file string, data []byte) (*source, error) {
 	root, err := parseYAML(file, data)
-	if err != nil || root == nil {
-		if err != nil {
-			return nil, err
-		}
-		return newSource(file), nil
+	if err != nil {
+		return nil, err
 	}
 	s := newSource(file)
 	r := newYAMLReader(file, s.warn)
@@ -27,7 +24,7 @@ func parseYAMLInventory(file string, data []byte) (*source, error) {
 	if err != nil {
 		return nil, err
 	}
-	if isNull(top) {
+	if isNull(top) { // an empty file: no hosts, as Ansible reads it
 		return s, nil
 	}
 	if top.Kind != yaml.MappingNode {
