@@ -7,15 +7,20 @@ import (
 	"strings"
 )
 
-// lookup finds a cluster-wide variable; an Inventory not made by Load falls
-// back to Kubespray's defaults.
+// lookup finds a cluster-wide variable, falling back to Kubespray's defaults
+// (their references followed) for a name Vars lacks: Load puts every default
+// in Vars, but a caller without an inventory may use a nil or empty one.
 func (inv *Inventory) lookup(name string) (any, bool) {
-	if inv != nil && inv.Vars != nil {
-		v, ok := inv.Vars[name]
-		return v, ok
+	if inv != nil {
+		if v, ok := inv.Vars[name]; ok {
+			return v, true
+		}
 	}
-	v, ok := Defaults[name]
-	return v, ok
+	if _, ok := Defaults[name]; !ok {
+		return nil, false
+	}
+	v, _, _ := follow(Defaults, name, map[string]bool{}, nil)
+	return v, true
 }
 
 // String is the variable as a template would write it: "" when unset or null.

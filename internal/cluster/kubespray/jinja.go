@@ -22,7 +22,7 @@ func (l *loader) resolve() {
 	raw := l.inv.Vars
 	resolved := make(map[string]any, len(raw))
 	for _, name := range sortedKeys(raw) { // sorted: warnings in a stable order
-		v, via, ok := l.lookup(raw, name, map[string]bool{})
+		v, via, ok := follow(raw, name, map[string]bool{}, l.loopWarning)
 		resolved[name] = v
 		if ok && via != "" {
 			if src := l.inv.Source[via]; src != "" && src != l.inv.Source[name] {
@@ -33,10 +33,16 @@ func (l *loader) resolve() {
 	l.inv.Vars = resolved
 }
 
-// lookup follows name's references to a final value. via is the variable the
-// value came from when it was a reference; ok is false for a loop, which
-// Ansible would refuse as a recursive template, so it stays text and a warning.
-func (l *loader) lookup(raw map[string]any, name string, visiting map[string]bool) (v any, via string, ok bool) {
+func (l *loader) loopWarning(name, text string) {
+	l.inv.Warnings = append(l.inv.Warnings, locate(l.where(name), 0, name+" refers to itself through "+quote(text),
+		"Ansible stops with a recursive loop: give it a value"))
+}
+
+// follow follows name's references in raw to a final value. via is the
+// variable the value came from when it was a reference; ok is false for a
+// loop, which Ansible would refuse as a recursive template: the text stays,
+// and onLoop (if any) hears of it.
+func follow(raw map[string]any, name string, visiting map[string]bool, onLoop func(name, text string)) (v any, via string, ok bool) {
 	v = raw[name]
 	s, isStr := v.(string)
 	if !isStr {
@@ -47,15 +53,16 @@ func (l *loader) lookup(raw map[string]any, name string, visiting map[string]boo
 		return v, "", true
 	}
 	if visiting[name] {
-		l.inv.Warnings = append(l.inv.Warnings, locate(l.where(name), 0, name+" refers to itself through "+quote(s),
-			"Ansible stops with a recursive loop: give it a value"))
+		if onLoop != nil {
+			onLoop(name, s)
+		}
 		return v, "", false
 	}
 	visiting[name] = true
 	defer delete(visiting, name)
 	target, fallback := m[1], m[2]
 	if _, known := raw[target]; known {
-		rv, rvia, ok := l.lookup(raw, target, visiting)
+		rv, rvia, ok := follow(raw, target, visiting, onLoop)
 		if !ok {
 			return v, "", false
 		}

@@ -412,9 +412,15 @@ func TestAccessors(t *testing.T) {
 	if !inv.Bool("b") || !inv.Bool("yes") || !inv.Bool("one") || inv.Bool("s") || inv.Bool("n") || inv.Bool("missing") {
 		t.Errorf("Bool wrong")
 	}
-	var none *Inventory
-	if none.String("kube_pods_subnet") != "10.233.64.0/18" {
-		t.Errorf("a nil Inventory should answer with Kubespray's defaults")
+	// Without an inventory (nil, or empty Vars) the answers are Kubespray's defaults.
+	for _, inv := range []*Inventory{nil, {}, {Vars: map[string]any{}}} {
+		if inv.String("calico_pool_cidr") != "10.233.64.0/18" || !inv.Bool("ipv4_stack") || inv.Bool("ipv6_stack") {
+			t.Errorf("%+v: calico_pool_cidr %q, ipv4_stack %v, ipv6_stack %v; want Kubespray's defaults",
+				inv, inv.String("calico_pool_cidr"), inv.Bool("ipv4_stack"), inv.Bool("ipv6_stack"))
+		}
+		if _, ok := inv.Int("calico_mtu"); ok {
+			t.Errorf("%+v: calico_mtu set", inv)
+		}
 	}
 }
 
