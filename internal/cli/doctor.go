@@ -101,16 +101,12 @@ func (p *progress) done() {
 }
 
 func runDoctor(ctx context.Context, s Streams, f *doctorFlags) error {
-	out := s.Out
-	if f.outputFile != "" {
-		// Before anything is deployed: a bad path must not cost a run.
-		file, err := os.Create(f.outputFile)
-		if err != nil {
-			return usageError{fmt.Errorf("open output file: %w", err)}
-		}
-		defer file.Close()
-		out = file
+	// Before anything is deployed: a bad path must not cost a run.
+	out, closeOut, err := openOutput(s, f.outputFile)
+	if err != nil {
+		return err
 	}
+	defer closeOut()
 	prog := newProgress(s.Err)
 	src, layers, err := f.open(ctx, prog, "text", "json", "junit", "html")
 	if err != nil {
@@ -141,7 +137,24 @@ func runDoctor(ctx context.Context, s Streams, f *doctorFlags) error {
 	if f.outputFile != "" && f.output != "text" {
 		fmt.Fprintf(s.Err, "podpath doctor: report written to %s\n", f.outputFile)
 	}
-	for _, fd := range rep.Findings {
+	return findingsExit(rep.Findings)
+}
+
+// openOutput is --output-file, or standard output.
+func openOutput(s Streams, path string) (io.Writer, func(), error) {
+	if path == "" {
+		return s.Out, func() {}, nil
+	}
+	file, err := os.Create(path)
+	if err != nil {
+		return nil, nil, usageError{fmt.Errorf("open output file: %w", err)}
+	}
+	return file, func() { file.Close() }, nil
+}
+
+// findingsExit is exit code 1 when any finding is an error.
+func findingsExit(findings []model.Finding) error {
+	for _, fd := range findings {
 		if fd.Severity == diagnose.Error {
 			return exitError{code: ExitFindings}
 		}

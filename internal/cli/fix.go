@@ -197,12 +197,7 @@ func recheck(ctx context.Context, s Streams, f *fixFlags, before *model.Report, 
 	w := s.Out
 	fmt.Fprintf(w, "\nBefore: %s\nAfter:  %s\n\n", findingLine(before), findingLine(after))
 	report.DoctorText(w, after)
-	for _, fd := range after.Findings {
-		if fd.Severity == diagnose.Error {
-			return exitError{code: ExitFindings}
-		}
-	}
-	return nil
+	return findingsExit(after.Findings)
 }
 
 func listOldPods(ctx context.Context, w io.Writer, src *source, start time.Time) error {

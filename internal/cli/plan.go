@@ -3,7 +3,6 @@ package cli
 import (
 	"fmt"
 	"io"
-	"os"
 	"strings"
 
 	"github.com/spf13/cobra"
@@ -70,15 +69,11 @@ func runPlan(c *cobra.Command, s Streams, f *planFlags) error {
 	if err != nil {
 		return usageError{err}
 	}
-	out := s.Out
-	if f.outputFile != "" {
-		file, err := os.Create(f.outputFile)
-		if err != nil {
-			return usageError{fmt.Errorf("open output file: %w", err)}
-		}
-		defer file.Close()
-		out = file
+	out, closeOut, err := openOutput(s, f.outputFile)
+	if err != nil {
+		return err
 	}
+	defer closeOut()
 	rep := &model.Report{Findings: res.Findings, Config: &model.Config{Source: "plan", Backend: in.Backend,
 		PodMTU: res.RecommendedMTU, PodCIDR: in.PodCIDR, Notes: warnings}}
 	switch f.output {
@@ -92,12 +87,7 @@ func runPlan(c *cobra.Command, s Streams, f *planFlags) error {
 	if err != nil {
 		return fmt.Errorf("write report: %w", err)
 	}
-	for _, fd := range res.Findings {
-		if fd.Severity == diagnose.Error {
-			return exitError{code: ExitFindings}
-		}
-	}
-	return nil
+	return findingsExit(res.Findings)
 }
 
 // planInput merges Kubespray's defaults, the inventory and the flags.

@@ -19,7 +19,6 @@ import (
 	"podpath/internal/cluster/inventory"
 	"podpath/internal/cluster/kubespray"
 	"podpath/internal/deploy"
-	"podpath/internal/diagnose"
 	"podpath/internal/hostfacts"
 	"podpath/internal/measure"
 	"podpath/internal/model"
@@ -160,12 +159,7 @@ func runPreflight(ctx context.Context, s Streams, f *preflightFlags) error {
 	if err != nil {
 		return fmt.Errorf("write report: %w", err)
 	}
-	for _, fd := range res.Findings {
-		if fd.Severity == diagnose.Error {
-			return exitError{code: ExitFindings}
-		}
-	}
-	return nil
+	return findingsExit(res.Findings)
 }
 
 // preflightInventory reads the nodes, their roles and the backend.
