@@ -89,7 +89,15 @@ or step by step:
   podpath lab up --agents                       # 3 nodes, VXLAN, as Kubespray sets up Calico
   podpath lab fault add underlay-mtu=node3:1400 # the underlay towards node3 carries 1400 bytes
   podpath doctor --inventory /run/podpath/lab/podpath/inventory.yaml
-  podpath lab down`,
+  podpath lab down
+
+On a cluster (your kubeconfig; the binary also runs as kubectl-podpath):
+  kubectl podpath doctor --image REGISTRY/podpath:TAG
+  kubectl podpath fix mtu                       # dry run; --apply to change, restart and re-check
+
+Before the cluster exists:
+  podpath plan --kubespray-inventory inventory/mycluster
+  podpath preflight --kubespray-inventory inventory/mycluster --token-file pp.token`,
 		SilenceUsage:  true,
 		SilenceErrors: true,
 	}
