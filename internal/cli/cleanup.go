@@ -28,7 +28,7 @@ on success, failure, timeout and Ctrl-C; cleanup is for a run that was killed ou
 			if err != nil {
 				return fmt.Errorf("kubernetes client: %w", err)
 			}
-			n, err := deploy.DeleteByLabel(c.Context(), cs, deploy.ManagedByLabel+"="+deploy.ManagedBy)
+			n, err := deploy.DeleteByLabel(c.Context(), cs, deploy.RunSelector)
 			if err != nil {
 				return err
 			}

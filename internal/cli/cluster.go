@@ -226,7 +226,7 @@ func agentsSource(ctx context.Context, run *deploy.Run, cfg *rest.Config, cl *ku
 // would hold the agent port) and waits until it is gone. Runs against one
 // cluster do not overlap: the port is the host's.
 func removeLeftovers(ctx context.Context, cs kubernetes.Interface, prog *progress) error {
-	sel := deploy.ManagedByLabel + "=" + deploy.ManagedBy
+	sel := deploy.RunSelector
 	list, err := cs.CoreV1().Namespaces().List(ctx, metav1.ListOptions{LabelSelector: sel})
 	if err != nil {
 		return fmt.Errorf("look for an earlier run's leftovers: %w", err)

@@ -4,11 +4,13 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"sort"
 	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
 
+	"podpath/internal/cluster/kube"
 	"podpath/internal/diagnose"
 	"podpath/internal/model"
 	"podpath/internal/plan"
@@ -144,12 +146,20 @@ func runFixMTU(ctx context.Context, s Streams, f *fixFlags) error {
 		fmt.Fprintf(w, "warning: %s\n", warn)
 	}
 	if len(pl.Objects) == 0 && (pl.File == nil || pl.File.Diff == "") {
+		if pl.Inventory && pl.File == nil {
+			return usageError{fmt.Errorf("this Kubespray install sets its MTU only through calico_mtu: give --inventory-dir and run Kubespray's network role afterwards")}
+		}
 		fmt.Fprintln(w, "Nothing to change: the MTU is already set to that value.")
 		return nil
 	}
 	if !f.apply {
 		fmt.Fprintln(w, "\nDry run: nothing was changed. Add --apply to make these changes and restart calico-node.")
 		return nil
+	}
+	// A rollout cannot finish on a node that is down: it would stall, time
+	// out and leave nodes on different MTUs.
+	if down := notReady(cl); len(down) > 0 && !f.force {
+		return usageError{fmt.Errorf("not applying while %s: calico-node's rollout would stall there (fix the node, or --force)", strings.Join(down, ", "))}
 	}
 	// The agents of the re-check must be new Pods: only new Pods get the new MTU.
 	src.close()
@@ -170,15 +180,18 @@ func runFixMTU(ctx context.Context, s Streams, f *fixFlags) error {
 			return fmt.Errorf("%v; the previous values are back in place (calico-node Pods already restarted keep the new MTU until they restart again)", err)
 		}
 		fmt.Fprintf(w, "restarted calico-node (%s) in %s\n", pl.DaemonSet, time.Since(start).Round(100*time.Millisecond))
-		if err := listOldPods(ctx, w, src, start); err != nil {
-			return err
-		}
 	}
 	if pl.File != nil && pl.File.Diff != "" {
 		if err := pl.File.Apply(); err != nil {
 			return fmt.Errorf("the cluster has the new MTU, but writing the Kubespray inventory failed: %w", err)
 		}
 		fmt.Fprintf(w, "wrote %s (calico_mtu: %d)\n", pl.File.Path, mtu)
+	}
+	if f.restart == "rolling" && pl.DaemonSet != "" {
+		// Pods created until the rollout finished may have the old MTU too.
+		if err := listOldPods(ctx, w, src, time.Now()); err != nil {
+			fmt.Fprintf(w, "warning: could not list the Pods that keep the old MTU: %v\n", err)
+		}
 	}
 	return recheck(ctx, s, f, before, prog)
 }
@@ -213,6 +226,25 @@ func listOldPods(ctx context.Context, w io.Writer, src *source, start time.Time)
 		fmt.Fprintf(w, "  %s/%s (%d Pod(s)): %s\n", o.Namespace, o.Owner, o.Pods, o.Command)
 	}
 	return nil
+}
+
+// notReady names the nodes, and calico-node Pods, that are not Ready.
+func notReady(cl *kube.Cluster) []string {
+	var out []string
+	for _, n := range cl.Nodes {
+		if !n.Ready {
+			out = append(out, "node "+n.Name+" is NotReady")
+		}
+	}
+	if cl.Calico != nil {
+		for n, ready := range cl.Calico.NodeReady {
+			if !ready {
+				out = append(out, "calico-node on "+n+" is not Ready")
+			}
+		}
+	}
+	sort.Strings(out)
+	return out
 }
 
 // mtuFinding is the first finding whose remedy is an MTU.

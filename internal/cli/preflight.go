@@ -74,10 +74,11 @@ func runPreflight(ctx context.Context, s Streams, f *preflightFlags) error {
 	if err := checkOutput(f.output, "text", "json", "html"); err != nil {
 		return err
 	}
-	inv, roles, backend, err := preflightInventory(f)
+	inv, roles, nw, err := preflightInventory(f)
 	if err != nil {
 		return err
 	}
+	backend, encap := nw.Backend, nw.Encapsulation()
 	tf := f.tokenFile
 	if tf == "" {
 		tf = inv.TokenFile
@@ -99,7 +100,7 @@ func runPreflight(ctx context.Context, s Streams, f *preflightFlags) error {
 	prog := newProgress(s.Err)
 	defer prog.done()
 	r := &measure.Runner{Token: token}
-	ports := neededPorts(backend)
+	ports := neededPorts(backend, nw.Typha)
 	prog.say("podpath preflight: opening temporary listeners on %d nodes…", len(inv.Nodes))
 	unavailable := listenAll(ctx, token, jobs, ports, f.timeout)
 	prog.say("podpath preflight: probing %d node pairs (path MTU and %d ports)…", len(jobs)*(len(jobs)-1), len(ports))
@@ -115,8 +116,8 @@ func runPreflight(ctx context.Context, s Streams, f *preflightFlags) error {
 	if !anyAnswer(rep.Pairs) {
 		return fmt.Errorf("no agent answered (first error: %s)", firstError(rep.Pairs))
 	}
-	in := netplan.PreflightInput{Encap: encapOf(backend), Pairs: rep.Pairs, Facts: map[string]*hostfacts.Facts{},
-		Skew: map[string]time.Duration{}, Encaps: map[string]bool{encapOf(backend): true}}
+	in := netplan.PreflightInput{Encap: encap, Pairs: rep.Pairs, Facts: map[string]*hostfacts.Facts{},
+		Skew: map[string]time.Duration{}, Encaps: map[string]bool{encap: true}}
 	for _, n := range inv.Nodes {
 		in.Nodes = append(in.Nodes, n.Name)
 	}
@@ -162,29 +163,40 @@ func runPreflight(ctx context.Context, s Streams, f *preflightFlags) error {
 	return findingsExit(res.Findings)
 }
 
-// preflightInventory reads the nodes, their roles and the backend.
-func preflightInventory(f *preflightFlags) (*inventory.Inventory, map[string]preflightNode, string, error) {
+// preflightNet is the planned network preflight checks for.
+type preflightNet struct {
+	netplan.Input
+	Typha bool
+}
+
+// preflightInventory reads the nodes, their roles and the planned network
+// (Kubespray's variables, or --backend and Kubespray's defaults).
+func preflightInventory(f *preflightFlags) (*inventory.Inventory, map[string]preflightNode, preflightNet, error) {
 	roles := map[string]preflightNode{}
-	backend := f.backend
+	var nw preflightNet
 	switch {
 	case (f.inventory == "") == (f.kubesprayDir == ""):
-		return nil, nil, "", usageError{fmt.Errorf("give either --inventory FILE or --kubespray-inventory DIR")}
+		return nil, nil, nw, usageError{fmt.Errorf("give either --inventory FILE or --kubespray-inventory DIR")}
 	case f.inventory != "":
 		inv, err := inventory.Load(f.inventory)
 		if err != nil {
-			return nil, nil, "", usageError{err}
+			return nil, nil, nw, usageError{err}
 		}
 		for _, n := range inv.Nodes {
 			roles[n.Name] = preflightNode{controlPlane: true, etcd: true} // unknown: check everything
 		}
-		if backend == "" {
-			backend = "vxlan"
+		nw.Backend = f.backend
+		if nw.Backend == "" {
+			nw.Backend = "vxlan"
 		}
-		return inv, roles, backend, nil
+		if nw.Backend == "vxlan" {
+			nw.VXLANMode = "Always"
+		}
+		return inv, roles, nw, nil
 	}
 	ks, err := kubespray.Load(f.kubesprayDir)
 	if err != nil {
-		return nil, nil, "", usageError{err}
+		return nil, nil, nw, usageError{err}
 	}
 	inv := &inventory.Inventory{APIVersion: inventory.APIVersion, Kind: inventory.Kind}
 	for _, h := range ks.Hosts {
@@ -192,32 +204,29 @@ func preflightInventory(f *preflightFlags) (*inventory.Inventory, map[string]pre
 			continue
 		}
 		if h.Address == "" {
-			return nil, nil, "", usageError{fmt.Errorf("host %s has no ip, access_ip or ansible_host: preflight needs its address", h.Name)}
+			return nil, nil, nw, usageError{fmt.Errorf("host %s has no ip, access_ip or ansible_host: preflight needs its address", h.Name)}
 		}
 		inv.Nodes = append(inv.Nodes, inventory.Node{Name: h.Name, Address: h.Address,
 			Agent: net.JoinHostPort(h.Address, strconv.Itoa(deploy.AgentPort))})
 		roles[h.Name] = preflightNode{controlPlane: slices.Contains(h.Groups, "kube_control_plane"), etcd: slices.Contains(h.Groups, "etcd")}
 	}
-	if backend == "" {
-		backend = ks.String("calico_network_backend")
+	nw.Backend = ks.String("calico_network_backend")
+	if f.backend != "" {
+		nw.Backend = f.backend
 	}
-	return inv, roles, backend, nil
-}
-
-func encapOf(backend string) string {
-	if backend == "vxlan" {
-		return "vxlan"
-	}
-	return "none"
+	nw.VXLANMode, nw.IPIPMode = ks.String("calico_vxlan_mode"), ks.String("calico_ipip_mode")
+	nw.WireGuard, nw.Typha = ks.Bool("calico_wireguard_enabled"), ks.Bool("typha_enabled")
+	return inv, roles, nw, nil
 }
 
 // neededPorts: what the chosen backend uses, and Kubernetes' own.
-func neededPorts(backend string) []netplan.Port {
+func neededPorts(backend string, typha bool) []netplan.Port {
 	var out []netplan.Port
 	for _, p := range netplan.Ports {
 		switch {
 		case p.Port == 179 && backend != "bird":
 		case p.Port == 4789 && backend != "vxlan":
+		case p.Port == 5473 && !typha:
 		default:
 			out = append(out, p)
 		}

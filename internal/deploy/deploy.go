@@ -35,6 +35,9 @@ const (
 	ManagedBy      = "podpath"
 	RunLabel       = "podpath.io/run"
 	AgentPort      = 7946
+	// RunSelector matches the namespaces of podpath runs: the managed-by
+	// label alone could be on someone else's namespace.
+	RunSelector = ManagedByLabel + "=" + ManagedBy + "," + RunLabel
 )
 
 // Bounds of a deployment.

@@ -117,11 +117,25 @@ func mtuFindings(in PreflightInput, r *PreflightResult, overhead int) {
 			limited = append(limited, p)
 		}
 	}
-	for _, p := range unreachable {
+	if len(unreachable) > 0 {
+		// One node whose agent is not running fails every pair it is in:
+		// blame the node the failures have in common, not every destination.
+		nodes := diagnose.Localize(unreachable, in.Pairs)
+		var ev []string
+		for _, p := range unreachable {
+			line := fmt.Sprintf("%s → %s: nothing crossed", p.From, p.To)
+			if len(p.Errors) > 0 {
+				line += " (" + p.Errors[0] + ")"
+			}
+			ev = append(ev, line)
+		}
+		title := fmt.Sprintf("%d node pairs cannot reach each other", len(unreachable))
+		if len(nodes) > 0 {
+			title = "Unreachable: " + strings.Join(nodes, ", ")
+		}
 		r.Findings = append(r.Findings, model.Finding{ID: diagnose.NodeUnreachable, Severity: diagnose.Error,
-			Title: fmt.Sprintf("%s cannot reach %s", p.From, p.To), Nodes: []string{p.To},
-			Summary:  "No probe crossed: the nodes cannot talk at all (routing, firewall, or the agent is not running).",
-			Evidence: p.Errors})
+			Title: title, Nodes: nodes, Pairs: refs(unreachable), Evidence: ev,
+			Summary: "No probe crossed: the nodes cannot talk at all (routing, a firewall, or the agent is not running there)."})
 	}
 	if min == 0 {
 		return

@@ -64,6 +64,18 @@ func TestPreflight(t *testing.T) {
 		t.Errorf("unneeded port reported: %s", ids(r.Findings))
 	}
 
+	// node3's agent is not running: only node3 is blamed.
+	in = preflightInput()
+	for i, p := range in.Pairs {
+		if p.From == "node3" || p.To == "node3" {
+			in.Pairs[i].Reachable = false
+		}
+	}
+	r = Preflight(in)
+	if f := r.Findings[0]; f.ID != "node-unreachable" || len(f.Nodes) != 1 || f.Nodes[0] != "node3" || r.Verdict["node1"] != "pass" || r.Verdict["node3"] != "fail" {
+		t.Errorf("node3 down: %+v, verdicts %v; want node3 alone blamed", f, r.Verdict)
+	}
+
 	in = preflightInput()
 	in.Skew["node2"] = 3 * time.Second
 	in.Facts["node1"] = &hostfacts.Facts{Kernel: "6.1", KernelModules: []hostfacts.Module{{Name: "vxlan", State: hostfacts.ModuleMissing, Evidence: "modules.dep"}}}

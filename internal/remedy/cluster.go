@@ -116,6 +116,11 @@ func ClusterPlan(cl *kube.Cluster, mtu int) (*Plan, error) {
 		for _, e := range cal.NodeEnvMTU {
 			p.Objects = append(p.Objects, envChange(cal.DaemonSet, e, mtu))
 		}
+		// With calico_mtu set, Kubespray writes it into the CNI configuration:
+		// that is what new Pods get.
+		if c, ok := cniChange(cal.ConfigMap["cni_network_config"], mtu); ok {
+			p.Objects = append(p.Objects, c)
+		}
 	}
 	felixSet := false
 	for field, v := range cal.FelixMTUs {
@@ -123,11 +128,15 @@ func ClusterPlan(cl *kube.Cluster, mtu int) (*Plan, error) {
 		p.Objects = append(p.Objects, mergeChange("FelixConfiguration default spec."+field, cal.FelixGVR(), "", "default",
 			[]string{"spec", field}, strconv.Itoa(v), mtu, true))
 	}
-	if cl.CNI.Install == "kubespray" && !felixSet && len(cal.NodeEnvMTU) == 0 {
-		field := cal.Backend() + "MTU"
-		p.Objects = append(p.Objects, mergeChange("FelixConfiguration default spec."+field, cal.FelixGVR(), "", "default",
-			[]string{"spec", field}, "", mtu, true))
+	// Kubespray without calico_mtu: Felix's tunnel MTU is the lever in the
+	// cluster (new Pods follow it through /var/lib/calico/mtu). Without an
+	// encapsulation there is no such field: only calico_mtu sets it.
+	if b := cal.Backend(); cl.CNI.Install == "kubespray" && !felixSet && len(p.Objects) == 0 && b != "bgp" {
+		p.Objects = append(p.Objects, mergeChange("FelixConfiguration default spec."+b+"MTU", cal.FelixGVR(), "", "default",
+			[]string{"spec", b + "MTU"}, "", mtu, true))
 	}
+	// Asking for the value in place changes nothing and restarts nothing.
+	p.Objects = slices.DeleteFunc(p.Objects, func(c ObjectChange) bool { return c.Old == c.New })
 	slices.SortFunc(p.Objects, func(a, b ObjectChange) int { return strings.Compare(a.What, b.What) })
 	return p, nil
 }
@@ -165,6 +174,34 @@ func nest(path []string, v any) []byte {
 	}
 	b, _ := json.Marshal(v)
 	return b
+}
+
+// cniChange sets the calico plugin's "mtu" in calico-config's CNI
+// configuration, when it has one.
+func cniChange(conf string, mtu int) (ObjectChange, bool) {
+	var c map[string]any
+	if json.Unmarshal([]byte(conf), &c) != nil {
+		return ObjectChange{}, false
+	}
+	plugins, _ := c["plugins"].([]any)
+	old := ""
+	for _, pl := range plugins {
+		m, _ := pl.(map[string]any)
+		if v, ok := m["mtu"].(float64); ok && m["type"] == "calico" {
+			old = strconv.Itoa(int(v))
+			m["mtu"] = mtu
+		}
+	}
+	if old == "" {
+		return ObjectChange{}, false
+	}
+	b, err := json.MarshalIndent(c, "", "  ")
+	if err != nil {
+		return ObjectChange{}, false
+	}
+	return ObjectChange{What: "ConfigMap kube-system/calico-config cni_network_config mtu", GVR: configMapGVR, Namespace: "kube-system", Name: "calico-config",
+		PatchType: types.MergePatchType, Patch: nest([]string{"data", "cni_network_config"}, string(b)),
+		Revert: nest([]string{"data", "cni_network_config"}, conf), Old: old, New: strconv.Itoa(mtu)}, true
 }
 
 // envChange sets one environment variable of calico-node's container with

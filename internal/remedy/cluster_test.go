@@ -43,6 +43,11 @@ func TestClusterPlan(t *testing.T) {
 			NodeEnvMTU: []kube.EnvMTU{{Container: 0, Index: 7, Name: "FELIX_VXLANMTU", Value: "1450"}}}),
 			want:  []string{"DaemonSet kube-system/calico-node env FELIX_VXLANMTU"},
 			patch: `[{"op":"test","path":"/spec/template/spec/containers/0/env/7/name","value":"FELIX_VXLANMTU"},{"op":"replace","path":"/spec/template/spec/containers/0/env/7/value","value":"1350"}]`},
+		{name: "kubespray_cni_config", cl: cluster("kubespray", kube.Calico{ConfigMap: map[string]string{"cni_network_config": `{"name":"cni0","plugins":[{"type":"calico","mtu":1450},{"type":"portmap"}]}`}}),
+			want: []string{"ConfigMap kube-system/calico-config cni_network_config mtu"}},
+		{name: "kubespray_bgp_needs_the_inventory", cl: cluster("kubespray", kube.Calico{IPPools: []kube.IPPool{{Name: "p", CIDR: "10.233.64.0/18"}}}),
+			want: nil},
+		{name: "unchanged_is_dropped", cl: cluster("manifest", kube.Calico{ConfigMap: map[string]string{"veth_mtu": "1350"}}), want: nil},
 		{name: "ippool_mtu_warned", cl: cluster("manifest", kube.Calico{ConfigMap: map[string]string{"veth_mtu": "0"},
 			IPPools: []kube.IPPool{{Name: "article", CIDR: "10.233.64.0/18", VXLANMode: "Always", MTU: 1500}}}),
 			want: []string{"ConfigMap kube-system/calico-config veth_mtu"}, warning: "IPPool article carries mtu 1500"},
@@ -58,6 +63,9 @@ func TestClusterPlan(t *testing.T) {
 			}
 			if strings.Join(got, "|") != strings.Join(tc.want, "|") {
 				t.Fatalf("objects %q; want %q", got, tc.want)
+			}
+			if tc.name == "kubespray_cni_config" && !strings.Contains(string(p.Objects[0].Patch), `\"mtu\": 1350`) {
+				t.Errorf("CNI patch %s; want mtu 1350 in the calico plugin", p.Objects[0].Patch)
 			}
 			if tc.patch != "" && string(p.Objects[0].Patch) != tc.patch {
 				t.Errorf("patch %s; want %s", p.Objects[0].Patch, tc.patch)

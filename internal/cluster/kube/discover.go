@@ -104,6 +104,9 @@ type EnvMTU struct {
 	Value     string `json:"value"`
 }
 
+// felixEnv is the environment variable that sets the backend's MTU.
+var felixEnv = map[string]string{"vxlan": "FELIX_VXLANMTU", "ipip": "FELIX_IPINIPMTU", "wireguard": "FELIX_WIREGUARDMTU"}
+
 // mtuEnv are calico-node's MTU variables (Felix's and the CNI installer's).
 var mtuEnv = map[string]bool{"FELIX_VXLANMTU": true, "FELIX_IPINIPMTU": true, "FELIX_WIREGUARDMTU": true, "FELIX_VXLANMTUV6": true, "FELIX_WIREGUARDMTUV6": true, "CNI_MTU": true}
 
@@ -168,7 +171,7 @@ func (c *Calico) podMTU() (int, string) {
 	// calico-node's own environment (Kubespray renders it) wins over
 	// FelixConfiguration.
 	for _, e := range c.NodeEnvMTU {
-		if v, err := strconv.Atoi(e.Value); err == nil && v > 0 && (e.Name == "CNI_MTU" || strings.EqualFold(e.Name, "FELIX_"+c.Backend()+"MTU")) {
+		if v, err := strconv.Atoi(e.Value); err == nil && v > 0 && (e.Name == "CNI_MTU" || e.Name == felixEnv[c.Backend()]) {
 			return v, "DaemonSet " + c.DaemonSet + " env " + e.Name
 		}
 	}
@@ -385,7 +388,9 @@ func readCalicoResources(ctx context.Context, dyn dynamic.Interface, cal *Calico
 			cal.APIGroup = g.Group
 			break
 		}
-		if !isNoKind(err) {
+		// The v3 API is served by Calico's own API server: when it is down or
+		// refuses, the CRDs underneath still answer. Only their error counts.
+		if g.Group == defaultCalicoGroup && !isNoKind(err) {
 			return fmt.Errorf("list IPPools (%s): %w", g, err)
 		}
 	}
