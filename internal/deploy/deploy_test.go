@@ -51,7 +51,7 @@ func TestInstallWaitCleanup(t *testing.T) {
 	dc := discovery.NewDiscoveryClientForConfigOrDie(env.Config)
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	if _, err := cs.CoreV1().Nodes().Create(ctx, &corev1.Node{ObjectMeta: metav1.ObjectMeta{Name: "node1"}}, metav1.CreateOptions{}); err != nil {
+	if _, err := cs.CoreV1().Nodes().Create(ctx, &corev1.Node{ObjectMeta: metav1.ObjectMeta{Name: "node1", Labels: map[string]string{"kubernetes.io/os": "linux"}}}, metav1.CreateOptions{}); err != nil {
 		t.Fatal(err)
 	}
 	run, err := NewRun(cs, dyn, dc, Options{Image: "podpath:test"})
