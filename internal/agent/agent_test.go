@@ -8,6 +8,7 @@ import (
 	"net"
 	"net/http"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -23,6 +24,13 @@ func startAgent(t *testing.T, name string) string {
 }
 
 func startAgentOn(t *testing.T, name, listen string) string {
+	t.Helper()
+	addr, _ := runAgent(t, name, listen)
+	return addr
+}
+
+// runAgent starts an agent on listen; stop ends it (also at cleanup).
+func runAgent(t *testing.T, name, listen string) (addr string, stop func()) {
 	t.Helper()
 	a, err := New(Config{Name: name, Role: "host", Token: token,
 		Facts: func(context.Context) (any, error) { return map[string]string{"hostname": name}, nil }})
@@ -40,8 +48,10 @@ func startAgentOn(t *testing.T, name, listen string) string {
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
 	go func() { _ = a.Serve(ctx, ln, pc); close(done) }()
-	t.Cleanup(func() { cancel(); <-done })
-	return ln.Addr().String()
+	var once sync.Once
+	stop = func() { once.Do(func() { cancel(); <-done }) }
+	t.Cleanup(stop)
+	return ln.Addr().String(), stop
 }
 
 func call(t *testing.T, method, url, auth string, body io.Reader) (int, string) {

@@ -8,7 +8,6 @@ import (
 	"net"
 	"net/netip"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -23,30 +22,6 @@ const (
 	ipB     = "127.0.0.3"
 	ipOther = "127.0.0.4" // no agent, no peer
 )
-
-// runAgent starts an agent on listen; stop ends it (also at cleanup).
-func runAgent(t *testing.T, name, listen string) (addr string, stop func()) {
-	t.Helper()
-	a, err := New(Config{Name: name, Role: "host", Token: token})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ln, err := net.Listen("tcp", listen)
-	if err != nil {
-		t.Fatal(err)
-	}
-	pc, err := net.ListenPacket("udp", ln.Addr().String())
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan struct{})
-	go func() { _ = a.Serve(ctx, ln, pc); close(done) }()
-	var once sync.Once
-	stop = func() { once.Do(func() { cancel(); <-done }) }
-	t.Cleanup(stop)
-	return ln.Addr().String(), stop
-}
 
 // freePort is a port nothing holds on ip right now.
 func freePort(t *testing.T, proto, ip string) int {

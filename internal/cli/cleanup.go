@@ -15,9 +15,10 @@ func newCleanup(s Streams) *cobra.Command {
 	c := &cobra.Command{
 		Use:   "cleanup",
 		Short: "Remove what an interrupted podpath run left in the cluster",
-		Long: `cleanup deletes every namespace labelled app.kubernetes.io/managed-by=podpath, and with
-them the agents, their token and everything else a run created. A run removes its own objects
-on success, failure, timeout and Ctrl-C; cleanup is for a run that was killed outright.`,
+		Long: `cleanup deletes every namespace of a podpath run (labelled app.kubernetes.io/managed-by=podpath
+and podpath.io/run), and with them the agents, their token and everything else a run created. A
+run removes its own objects on success, failure, timeout and Ctrl-C; cleanup is for a run that
+was killed outright.`,
 		Args: cobra.NoArgs,
 		RunE: func(c *cobra.Command, _ []string) error {
 			cfg, err := kf.ToRESTConfig()

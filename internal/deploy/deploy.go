@@ -204,18 +204,22 @@ func (r *Run) Cleanup(ctx context.Context) error {
 
 // WaitGone waits until no namespace matches selector.
 func WaitGone(ctx context.Context, cs kubernetes.Interface, selector string) error {
+	var names []string // as last seen
 	for {
 		list, err := cs.CoreV1().Namespaces().List(ctx, metav1.ListOptions{LabelSelector: selector})
-		if err == nil && len(list.Items) == 0 {
-			return nil
+		if err == nil {
+			if len(list.Items) == 0 {
+				return nil
+			}
+			names = names[:0]
+			for _, ns := range list.Items {
+				names = append(names, ns.Name)
+			}
 		}
 		select {
 		case <-ctx.Done():
-			var names []string
-			if list != nil {
-				for _, ns := range list.Items {
-					names = append(names, ns.Name)
-				}
+			if len(names) == 0 {
+				names = []string{"(" + selector + ")"}
 			}
 			return fmt.Errorf("namespace %s still terminating (it finishes once its Pods have stopped; check for NotReady nodes, then `podpath cleanup`)", strings.Join(names, ", "))
 		case <-time.After(250 * time.Millisecond):

@@ -236,7 +236,9 @@ func blocks(in Input, r *Result, cidr string, size int, poolVar, sizeVar string)
 	if in.MaxPods > per {
 		perNode = int(math.Ceil(float64(in.MaxPods) / float64(per)))
 	}
-	r.Blocks = n
+	if p.Addr().Is4() {
+		r.Blocks = n // the IPv4 pool's, which the text report shows
+	}
 	full := in.Nodes * perNode // every node running kubelet_max_pods
 	numbers := fmt.Sprintf("%d nodes need %d /%d blocks (%d addresses each), %d when every node runs kubelet_max_pods %d; %s %s holds %d",
 		in.Nodes, in.Nodes, size, per, full, in.MaxPods, poolVar, p, n)

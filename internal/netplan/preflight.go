@@ -56,7 +56,6 @@ type PreflightInput struct {
 	Ports  []PortResult
 	Facts  map[string]*hostfacts.Facts
 	Skew   map[string]time.Duration // node's clock minus the controller's
-	Needed func(p Port) bool        // which ports this plan needs (nil: all)
 	Encaps map[string]bool          // modules the encapsulation needs, by module name
 }
 
@@ -182,7 +181,7 @@ func portFindings(in PreflightInput, r *PreflightResult) {
 	states := map[key][]string{}
 	var order []key
 	for _, p := range in.Ports {
-		if p.State == "open" || (in.Needed != nil && !in.Needed(Port{Proto: p.Proto, Port: p.Port})) {
+		if p.State == "open" {
 			continue
 		}
 		k := key{p.To, p.Proto, p.Port}

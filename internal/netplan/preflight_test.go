@@ -58,12 +58,6 @@ func TestPreflight(t *testing.T) {
 		t.Errorf("VXLAN blocked: %+v, verdicts %v", f, r.Verdict)
 	}
 
-	// A port the plan does not need is not reported.
-	in.Needed = func(p Port) bool { return p.Port != 4789 }
-	if r = Preflight(in); r.Findings[0].ID == PortBlocked {
-		t.Errorf("unneeded port reported: %s", ids(r.Findings))
-	}
-
 	// node3's agent is not running: only node3 is blamed.
 	in = preflightInput()
 	for i, p := range in.Pairs {

@@ -144,6 +144,9 @@ func WaitRollout(ctx context.Context, cs kubernetes.Interface, ds string, timeou
 		}
 		select {
 		case <-ctx.Done():
+			if !errors.Is(ctx.Err(), context.DeadlineExceeded) {
+				return fmt.Errorf("rollout of DaemonSet %s: interrupted: %v", ds, err)
+			}
 			return fmt.Errorf("rollout of DaemonSet %s not done within %s: %v", ds, timeout, err)
 		case <-time.After(time.Second):
 		}

@@ -239,9 +239,12 @@ func Discover(ctx context.Context, cs kubernetes.Interface, dyn dynamic.Interfac
 		return nil, err
 	}
 	c := &Cluster{Nodes: nodes}
-	c.CNI, c.Calico, err = detect(ctx, cs, dyn)
+	c.CNI, c.Calico, err = DetectCNI(ctx, cs, dyn)
 	if err != nil {
 		return nil, err
+	}
+	if c.Calico != nil {
+		calicoLogs(ctx, cs, c.Calico)
 	}
 	return c, nil
 }
@@ -279,7 +282,9 @@ func Nodes(ctx context.Context, cs kubernetes.Interface) ([]Node, error) {
 	return out, nil
 }
 
-func detect(ctx context.Context, cs kubernetes.Interface, dyn dynamic.Interface) (CNI, *Calico, error) {
+// DetectCNI says which CNI runs and reads Calico's configuration (not its
+// logs): what a caller needs that is not a diagnosis, such as the MTU.
+func DetectCNI(ctx context.Context, cs kubernetes.Interface, dyn dynamic.Interface) (CNI, *Calico, error) {
 	cni := CNI{Name: "unknown"}
 	ds, dsNS, err := findDaemonSet(ctx, cs, calicoNodeDS, "kube-system", operatorNamespace)
 	if err != nil {
@@ -340,7 +345,6 @@ func detect(ctx context.Context, cs kubernetes.Interface, dyn dynamic.Interface)
 		if err := calicoNodeReadiness(ctx, cs, ds, cal); err != nil {
 			return cni, nil, err
 		}
-		calicoLogs(ctx, cs, cal)
 	}
 	return cni, cal, nil
 }

@@ -22,14 +22,14 @@ func (k *Kubelet) felixMTU(ctx context.Context, n *lab.Node) {
 	}
 	ctx, cancel := context.WithTimeout(ctx, mtuTimeout)
 	defer cancel()
-	cl, err := kube.Discover(ctx, k.cs, k.opts.Dynamic)
+	_, cal, err := kube.DetectCNI(ctx, k.cs, k.opts.Dynamic)
 	if err != nil {
 		k.logf("calico-node on %s: read Calico's configuration: %v", n.Name, err)
 		return
 	}
 	mtu := 0
-	if cl.Calico != nil {
-		mtu = cl.Calico.PodMTU()
+	if cal != nil {
+		mtu = cal.PodMTU()
 	}
 	if mtu == 0 {
 		mtu = n.UnderlayMTU - k.opts.Lab.Spec.Backend.Overhead()
