@@ -1,7 +1,3 @@
-// Package monitor holds the continuous mode of the agent: which peer to
-// probe when, so that every ordered pair is covered within a period at a
-// bounded probe rate per agent (the start of issue 8; metrics and peer
-// discovery come next).
 package monitor
 
 import (
@@ -31,6 +27,7 @@ type Schedule struct {
 	slot       int
 	roundStart time.Time
 	base       time.Duration
+	now        time.Time // the latest SetPeers: a round never starts before it
 }
 
 // ErrRate: the period cannot cover every peer at the allowed rate.
@@ -45,9 +42,12 @@ func NewSchedule(self string, period time.Duration, maxRate float64, start time.
 		gone: map[string]bool{}, roundStart: start}
 }
 
-// SetPeers replaces the peer set. Peers that left are skipped at once;
-// the new set is walked from the next round on.
-func (s *Schedule) SetPeers(peers []string) {
+// SetPeers replaces the peer set at now. Peers that left are skipped at
+// once; the new set is walked from the next round on, or from now when the
+// schedule had nobody to probe (an idle schedule must not catch up on the
+// rounds it had no peers for in one burst).
+func (s *Schedule) SetPeers(peers []string, now time.Time) {
+	s.now = now
 	next := slices.DeleteFunc(slices.Clone(peers), func(p string) bool { return p == s.self })
 	order := map[string]uint64{}
 	for _, p := range next {
@@ -75,7 +75,7 @@ func (s *Schedule) SetPeers(peers []string) {
 			s.gone[p] = true
 		}
 	}
-	if s.peers == nil {
+	if len(s.peers) == 0 {
 		s.startRound(s.roundStart)
 	}
 }
@@ -95,6 +95,9 @@ func Base(peers int, period time.Duration, maxRate float64) (time.Duration, erro
 }
 
 func (s *Schedule) startRound(at time.Time) {
+	if at.Before(s.now) {
+		at = s.now
+	}
 	s.peers, s.slot, s.roundStart = s.next, 0, at
 	s.gone = map[string]bool{}
 	s.base, _ = Base(len(s.peers), s.period, s.rate)

@@ -22,7 +22,7 @@ func simulate(t *testing.T, self string, peers []string, period time.Duration, r
 	t.Helper()
 	start := time.Unix(0, 0)
 	s := NewSchedule(self, period, rate, start)
-	s.SetPeers(peers)
+	s.SetPeers(peers, start)
 	last := map[string]time.Time{}
 	var window []time.Time
 	prev := start
@@ -76,7 +76,7 @@ func TestScheduleOrdersDiffer(t *testing.T) {
 	peers := names(100)
 	first := func(self string) []string {
 		s := NewSchedule(self, time.Minute, 20, time.Unix(0, 0))
-		s.SetPeers(peers)
+		s.SetPeers(peers, time.Unix(0, 0))
 		var out []string
 		for range 5 {
 			p, _, _ := s.Next()
@@ -94,9 +94,9 @@ func TestScheduleOrdersDiffer(t *testing.T) {
 func TestSchedulePeerChanges(t *testing.T) {
 	period := 10 * time.Second
 	s := NewSchedule("a", period, 20, time.Unix(0, 0))
-	s.SetPeers([]string{"b", "c", "d"})
+	s.SetPeers([]string{"b", "c", "d"}, time.Unix(0, 0))
 	s.Next()
-	s.SetPeers([]string{"b", "d", "e"}) // c leaves, e joins
+	s.SetPeers([]string{"b", "d", "e"}, time.Unix(0, 0)) // c leaves, e joins
 	joined := time.Unix(0, 0)
 	seenE := false
 	for range 12 {
@@ -114,7 +114,7 @@ func TestSchedulePeerChanges(t *testing.T) {
 	if !seenE {
 		t.Error("e never probed")
 	}
-	s.SetPeers(nil)
+	s.SetPeers(nil, time.Unix(5, 0))
 	for range 4 {
 		if p, _, ok := s.Next(); ok && p != "" {
 			continue
@@ -122,4 +122,22 @@ func TestSchedulePeerChanges(t *testing.T) {
 		return
 	}
 	t.Error("still probing with no peers")
+}
+
+// A schedule that sat idle starts its next round when peers come back, not
+// where the last round ended: no burst to catch up.
+func TestScheduleIdleRestart(t *testing.T) {
+	s := NewSchedule("a", 10*time.Second, 20, time.Unix(0, 0))
+	s.SetPeers(nil, time.Unix(0, 0))
+	if _, _, ok := s.Next(); ok {
+		t.Fatal("a peer without peers")
+	}
+	back := time.Unix(3600, 0)
+	s.SetPeers([]string{"b", "c"}, back)
+	for range 4 {
+		_, at, ok := s.Next()
+		if !ok || at.Before(back) {
+			t.Fatalf("next at %s (ok %v); peers came back at %s", at, ok, back)
+		}
+	}
 }
