@@ -49,6 +49,13 @@ type Config struct {
 	Logger   *slog.Logger
 	// Dial opens TCP connections to peers; nil: a plain dialer.
 	Dial probe.Dialer
+	// Passive agents (monitor mode) take no orders: no token, and none of
+	// the endpoints that make an agent act (peers, probe, listen, sink).
+	// They answer UDP probes and serve health, metrics and ReadOnly.
+	Passive bool
+	// ReadOnly are extra GET endpoints by path, served without a token
+	// like /metrics (the monitor's /debug/pairs).
+	ReadOnly map[string]http.Handler
 }
 
 // Agent is a running agent.
@@ -68,7 +75,7 @@ type Agent struct {
 
 // New makes an agent; Serve starts it.
 func New(cfg Config) (*Agent, error) {
-	if cfg.Token == "" {
+	if cfg.Token == "" && !cfg.Passive {
 		return nil, errors.New("agent needs a token (--token-file): every call that makes it act is authenticated")
 	}
 	if cfg.Logger == nil {
@@ -154,6 +161,12 @@ func (a *Agent) Handler() http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) { _, _ = io.WriteString(w, "ok\n") })
 	mux.Handle("GET /metrics", promhttp.HandlerFor(a.reg, promhttp.HandlerOpts{}))
+	for path, h := range a.cfg.ReadOnly {
+		mux.Handle("GET "+path, h)
+	}
+	if a.cfg.Passive {
+		return mux
+	}
 	mux.Handle("GET /v1/peers", a.guard("peers", a.getPeers))
 	mux.Handle("PUT /v1/peers", a.guard("peers", a.putPeers))
 	mux.Handle("POST /v1/probe", a.guard("probe", a.probe))

@@ -7,6 +7,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/http/httptest"
 	"strings"
 	"sync"
 	"testing"
@@ -282,5 +283,33 @@ func TestMetricsCountRequests(t *testing.T) {
 	_, body = call(t, "GET", "http://"+addr+"/v1/facts", "Bearer "+token, nil)
 	if err := json.Unmarshal([]byte(body), &f); err != nil || f["hostname"] != "a" {
 		t.Errorf("facts = %s, %v", body, err)
+	}
+}
+
+// A passive agent (monitor mode) has no token and takes no orders: the
+// endpoints that make an agent act do not exist, the read-only ones do.
+func TestPassiveAgent(t *testing.T) {
+	if _, err := New(Config{Name: "a", Role: "pod"}); err == nil {
+		t.Fatal("an agent that takes orders started without a token")
+	}
+	pairs := http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { _, _ = io.WriteString(w, `{"pairs":[]}`) })
+	a, err := New(Config{Name: "a", Role: "pod", Passive: true, ReadOnly: map[string]http.Handler{"/debug/pairs": pairs}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	h := a.Handler()
+	for _, c := range []struct {
+		method, path string
+		code         int
+	}{
+		{"GET", "/healthz", 200}, {"GET", "/metrics", 200}, {"GET", "/debug/pairs", 200},
+		{"PUT", "/v1/peers", 404}, {"POST", "/v1/probe", 404}, {"POST", "/v1/listen", 404}, {"GET", "/v1/facts", 404},
+		{"POST", probe.SinkPath, 404}, {"POST", "/debug/pairs", 405},
+	} {
+		rec := httptest.NewRecorder()
+		h.ServeHTTP(rec, httptest.NewRequest(c.method, c.path, strings.NewReader("{}")))
+		if rec.Code != c.code {
+			t.Errorf("%s %s: %d; want %d", c.method, c.path, rec.Code, c.code)
+		}
 	}
 }

@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"os"
 	"strings"
+	"time"
 
 	"github.com/spf13/cobra"
 
@@ -18,6 +19,15 @@ import (
 
 type agentFlags struct {
 	listen, name, role, tokenFile, birdSocket, felixHealth string
+	mode                                                   string
+	monitor                                                monitorFlags
+}
+
+// monitorFlags configure --mode monitor.
+type monitorFlags struct {
+	namespace, selector, saDir, kubeconfig string
+	period, warmup, factsInterval          time.Duration
+	rate                                   float64
 }
 
 func newAgent(s Streams) *cobra.Command {
@@ -32,7 +42,15 @@ authentication, GET /healthz and GET /metrics. It never probes an address it was
 a peer and never answers a probe with more bytes than it received.
 
 Before a cluster exists, start one on each future node (as root for host facts):
-  scp podpath node1: && ssh node1 'podpath agent --listen 0.0.0.0:7946 --name node1 --token-file /root/podpath.token'`,
+  scp podpath node1: && ssh node1 'podpath agent --listen 0.0.0.0:7946 --name node1 --token-file /root/podpath.token'
+
+With --mode monitor the agent probes on its own, as the Helm chart's DaemonSets run it
+(deploy/chart/podpath): it watches the API server for the Ready Pods of its DaemonSet
+(--namespace, --selector) on Ready, schedulable nodes, visits each once per --period at no
+more than --rate visits per second (a small echo, then a full-size echo with Don't Fragment,
+and a byte-exact path-MTU search when that is lost), reads Calico's state on the node every
+--facts-interval (host role), and exports per-node metrics on GET /metrics and its whole view
+on GET /debug/pairs. A monitor takes no orders: no token, no probe API.`,
 		Args: cobra.NoArgs,
 		RunE: func(c *cobra.Command, _ []string) error {
 			return runAgent(c.Context(), s, f)
@@ -45,12 +63,28 @@ Before a cluster exists, start one on each future node (as root for host facts):
 	fl.StringVar(&f.tokenFile, "token-file", "", "file holding the bearer token every API call must carry (required)")
 	fl.StringVar(&f.birdSocket, "bird-socket", hostfacts.DefaultBIRDSocket, "BIRD control socket, as calico-node has it")
 	fl.StringVar(&f.felixHealth, "felix-health", hostfacts.DefaultFelixHealthURL, "Felix readiness URL")
+	fl.StringVar(&f.mode, "mode", "api", "api (probe when a podpath run asks, token required) or monitor (probe continuously, export metrics)")
+	m := &f.monitor
+	fl.StringVar(&m.namespace, "namespace", "", "monitor: namespace of this agent's DaemonSet (in a Pod: from the downward API)")
+	fl.StringVar(&m.selector, "selector", "", "monitor: label selector of the DaemonSet's Pods, the peers")
+	fl.DurationVar(&m.period, "period", 5*time.Minute, "monitor: every peer is probed once per period")
+	fl.Float64Var(&m.rate, "rate", 20, "monitor: peer visits per second, at most")
+	fl.DurationVar(&m.warmup, "warmup", 30*time.Second, "monitor: a peer counts once its Pod has been Ready this long")
+	fl.DurationVar(&m.factsInterval, "facts-interval", 5*time.Minute, "monitor, host role: how often Calico's state on the node is read")
+	fl.StringVar(&m.saDir, "service-account-dir", "/var/run/secrets/kubernetes.io/serviceaccount", "monitor: the Pod's service account token and CA, for the API server at $KUBERNETES_SERVICE_HOST")
+	fl.StringVar(&m.kubeconfig, "kubeconfig", "", "monitor: a kubeconfig instead of the Pod's service account (running outside a Pod)")
 	return c
 }
 
 func runAgent(ctx context.Context, s Streams, f agentFlags) error {
 	if f.role != "host" && f.role != "pod" {
 		return usageError{fmt.Errorf("role %q: use host or pod", f.role)}
+	}
+	if f.mode == "monitor" {
+		return runMonitor(ctx, s, f)
+	}
+	if f.mode != "api" {
+		return usageError{fmt.Errorf("mode %q: use api or monitor", f.mode)}
 	}
 	if f.tokenFile == "" {
 		return usageError{fmt.Errorf("--token-file is required: every call that makes the agent act is authenticated")}
