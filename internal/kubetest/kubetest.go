@@ -22,6 +22,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -55,6 +56,9 @@ type Env struct {
 	URL        string
 	caCert     *x509.Certificate
 	caKey      *rsa.PrivateKey
+	apiserver  process  // the running kube-apiserver
+	apiArgs    []string // how it was started, for RestartAPIServer
+	bin        string
 }
 
 // Binaries builds (or finds in the cache) the control plane's binaries.
@@ -136,7 +140,8 @@ func StartWith(t testing.TB, opts Options) *Env {
 		}
 		extra = append(extra, "--egress-selector-config-file", cfg)
 	}
-	apiserver := start(t, dir, filepath.Join(bin, "kube-apiserver"), "kube-apiserver", append([]string{
+	e.bin = bin
+	e.apiArgs = append([]string{
 		"--etcd-servers", "http://127.0.0.1:" + etcdClient,
 		"--bind-address", "127.0.0.1", "--advertise-address", "127.0.0.1", "--secure-port", apiPort,
 		"--tls-cert-file", filepath.Join(dir, "apiserver.crt"), "--tls-private-key-file", filepath.Join(dir, "apiserver.key"),
@@ -147,7 +152,8 @@ func StartWith(t testing.TB, opts Options) *Env {
 		"--authorization-mode", "Node,RBAC", "--allow-privileged=true",
 		// The "kubernetes" Service's endpoint cannot be a loopback address.
 		"--endpoint-reconciler-type", "none",
-		"--enable-admission-plugins", "NodeRestriction"}, extra...)...)
+		"--enable-admission-plugins", "NodeRestriction"}, extra...)
+	e.apiserver = start(t, dir, filepath.Join(bin, "kube-apiserver"), "kube-apiserver", e.apiArgs...)
 	if err := e.writeKubeconfig("admin", []string{"system:masters"}, filepath.Join(dir, "admin.kubeconfig")); err != nil {
 		t.Fatal(err)
 	}
@@ -157,7 +163,7 @@ func StartWith(t testing.TB, opts Options) *Env {
 		t.Fatal(err)
 	}
 	e.Config = cfg
-	e.waitReady(t, apiserver)
+	e.waitReady(t, e.apiserver.done)
 	if controllers {
 		for _, who := range []string{"system:kube-controller-manager", "system:kube-scheduler"} {
 			if err := e.writeKubeconfig(who, nil, filepath.Join(dir, strings.TrimPrefix(who, "system:")+".kubeconfig")); err != nil {
@@ -178,7 +184,7 @@ func StartWith(t testing.TB, opts Options) *Env {
 			"--authorization-kubeconfig", filepath.Join(dir, "kube-scheduler.kubeconfig"),
 			"--bind-address", "127.0.0.1", "--secure-port", "0", "--leader-elect=false")
 		// A bad flag makes them exit at once: say so here, not as a mystery later.
-		for name, done := range map[string]<-chan struct{}{"kube-controller-manager": kcm, "kube-scheduler": sched} {
+		for name, done := range map[string]<-chan struct{}{"kube-controller-manager": kcm.done, "kube-scheduler": sched.done} {
 			select {
 			case <-done:
 				log, _ := os.ReadFile(filepath.Join(dir, name+".log"))
@@ -190,9 +196,25 @@ func StartWith(t testing.TB, opts Options) *Env {
 	return e
 }
 
+// RestartAPIServer stops the kube-apiserver (SIGTERM, as a rolling upgrade
+// of a control plane does) and starts it again on the same port and etcd:
+// clients see their connections and watches cut, then the same cluster.
+func (e *Env) RestartAPIServer(t testing.TB) {
+	t.Helper()
+	e.apiserver.stop()
+	e.apiserver = start(t, e.Dir, filepath.Join(e.bin, "kube-apiserver"), "kube-apiserver", e.apiArgs...)
+	e.waitReady(t, e.apiserver.done)
+}
+
+// process is a started control-plane process.
+type process struct {
+	done <-chan struct{} // closed when it has exited
+	stop func()          // SIGTERM, then SIGKILL; waits; safe to call again
+}
+
 // start runs a control-plane process, logging to dir/<name>.log, and stops
 // it (SIGTERM, then SIGKILL) when the test ends.
-func start(t testing.TB, dir, bin, name string, args ...string) <-chan struct{} {
+func start(t testing.TB, dir, bin, name string, args ...string) process {
 	t.Helper()
 	logf, err := os.Create(filepath.Join(dir, name+".log"))
 	if err != nil {
@@ -206,17 +228,21 @@ func start(t testing.TB, dir, bin, name string, args ...string) <-chan struct{} 
 	}
 	done := make(chan struct{})
 	go func() { _ = cmd.Wait(); close(done) }()
-	t.Cleanup(func() {
-		_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGTERM)
-		select {
-		case <-done:
-		case <-time.After(10 * time.Second):
-			_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
-			<-done
-		}
-		logf.Close()
-	})
-	return done
+	var once sync.Once
+	stop := func() {
+		once.Do(func() {
+			_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGTERM)
+			select {
+			case <-done:
+			case <-time.After(10 * time.Second):
+				_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
+				<-done
+			}
+			logf.Close()
+		})
+	}
+	t.Cleanup(stop)
+	return process{done: done, stop: stop}
 }
 
 // egressConfig routes the API server's "cluster" traffic (Pod and node
