@@ -29,7 +29,18 @@ func main() {
 	bin := flag.String("podpath", "bin/podpath", "podpath binary the lab runs as agents")
 	secs := flag.Float64("seconds", 3, "length of each throughput run")
 	peers := flag.Int("peers", 100, "peers for the agent-cost run")
+	only := flag.String("only", "", "run one section: monitor")
+	child := flag.Int("monitor-child", 0, "internal: run the monitor's process-cost check with this many nodes")
+	monitorSecs := flag.Int("monitor-seconds", 60, "length of the monitor's process-cost run")
 	flag.Parse()
+	if *child > 0 {
+		monitorChild(*child, *monitorSecs)
+		return
+	}
+	if *only == "monitor" {
+		monitorScale(5000, *monitorSecs)
+		return
+	}
 	if os.Geteuid() != 0 {
 		fmt.Fprintln(os.Stderr, "bench: needs root (it builds network-namespace labs)")
 		os.Exit(2)
@@ -47,6 +58,7 @@ func main() {
 	doctorTime(ctx, abs, 20)
 	preflightTime(ctx, abs)
 	agentCost(ctx, *peers)
+	monitorScale(5000, *monitorSecs)
 }
 
 // preflightTime times `podpath preflight` on 3 future nodes (agents in the

@@ -197,11 +197,17 @@ func TestPeersSelection(t *testing.T) {
 	pods := []*corev1.Pod{pod("n1", "10.0.0.1", time.Hour, true), pod("n2", "10.0.0.2", 10*time.Second, true),
 		pod("n3", "10.0.0.3", time.Hour, true), pod("n4", "10.0.0.4", time.Hour, true), pod("n5", "10.0.0.5", time.Hour, false),
 		gone, pod("n7", "", time.Hour, true), pod("n8", "10.0.0.8", time.Hour, true)}
-	for i := range pods {
-		s, _ := Slim(pods[i]) // what the informer's cache holds
-		pods[i] = s.(*corev1.Pod)
+	var slimPods []*PeerPod // what the informers' caches hold
+	var slimNodes []*PeerNode
+	for _, p := range pods {
+		s, _ := Slim(p)
+		slimPods = append(slimPods, s.(*PeerPod))
 	}
-	got, wake := Peers(pods, nodes, 7946, 30*time.Second, now)
+	for _, n := range nodes {
+		s, _ := Slim(n)
+		slimNodes = append(slimNodes, s.(*PeerNode))
+	}
+	got, wake := Peers(slimPods, slimNodes, 7946, 30*time.Second, now)
 	if len(got) != 1 || got[0] != (Peer{"n1", "10.0.0.1:7946"}) {
 		t.Errorf("peers %v; want only n1 (n2 warming up, n3 NotReady, n4 cordoned, n5 Pod not Ready, n6 deleting, n7 no IP, n8 no Node)", got)
 	}
@@ -214,7 +220,7 @@ func TestPeersSelection(t *testing.T) {
 // from this agent within the period, never more than the rate, series
 // independent of the peer count. (bench/ runs it with CPU and memory.)
 func TestSimulate5000(t *testing.T) {
-	res, err := Simulate(SimOptions{Nodes: 5000, Period: 5 * time.Minute, Rate: 20, Periods: 2, Bad: 0.01})
+	res, err := Simulate(SimOptions{Nodes: 5000, Period: 5 * time.Minute, Rate: 20, Periods: 2, Bad: 0.01, Lossy: 0.01})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -224,11 +230,15 @@ func TestSimulate5000(t *testing.T) {
 	if res.MaxPerSecond > 20 {
 		t.Errorf("%d visits in one second; limit 20", res.MaxPerSecond)
 	}
-	if res.Series >= 25 {
-		t.Errorf("%d series for one agent; want < 25 (two agents per node, < 50)", res.Series)
+	host, err := Simulate(SimOptions{Nodes: 5000, Period: 5 * time.Minute, Rate: 20, Periods: 1, Bad: 0.01, Lossy: 0.01, Layer: LayerNode})
+	if err != nil {
+		t.Fatal(err)
 	}
-	if res.BlackholeCount < 30 || res.WorstMTUPeers != TopK {
-		t.Errorf("mtu-blackhole %d (want ~50), worst-MTU peers named %d (want %d)", res.BlackholeCount, res.WorstMTUPeers, TopK)
+	if res.Series+host.Series >= 50 {
+		t.Errorf("%d series for the Pod agent and %d for the host agent: %d per node; want < 50", res.Series, host.Series, res.Series+host.Series)
+	}
+	if res.BlackholeCount < 30 || res.WorstMTUPeers != TopK || res.WorstLossPeers != TopK {
+		t.Errorf("mtu-blackhole %d (want ~50), worst peers named: by path MTU %d, by loss %d (want %d)", res.BlackholeCount, res.WorstMTUPeers, res.WorstLossPeers, TopK)
 	}
 	t.Logf("%+v", res)
 }

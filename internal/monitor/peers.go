@@ -7,11 +7,14 @@ import (
 	"net"
 	"slices"
 	"strconv"
+	"strings"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/client-go/informers"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/tools/cache"
@@ -108,9 +111,7 @@ func (w *Watcher) Run(ctx context.Context) error {
 	var last []Peer
 	first := true
 	for {
-		podList, _ := pods.Lister().List(labels.Everything())
-		nodeList, _ := nodes.Lister().List(labels.Everything())
-		set, wake := Peers(podList, nodeList, w.Port, w.Warmup, now())
+		set, wake := Peers(slims[*PeerPod](pods.Informer().GetStore()), slims[*PeerNode](nodes.Informer().GetStore()), w.Port, w.Warmup, now())
 		if first || !slices.Equal(set, last) {
 			logger.Info("peers", "count", len(set))
 			select {
@@ -137,84 +138,94 @@ func (w *Watcher) Run(ctx context.Context) error {
 // Peers picks the peers from the DaemonSet's Pods: Ready for warmup at
 // now, not being deleted, with an address, on a Ready and schedulable
 // node. wake is when a Pod still warming up will count (zero: none).
-func Peers(pods []*corev1.Pod, nodes []*corev1.Node, port int, warmup time.Duration, now time.Time) (peers []Peer, wake time.Time) {
+func Peers(pods []*PeerPod, nodes []*PeerNode, port int, warmup time.Duration, now time.Time) (peers []Peer, wake time.Time) {
 	usable := map[string]bool{}
 	for _, n := range nodes {
-		usable[n.Name] = !n.Spec.Unschedulable && nodeReady(n)
+		usable[n.Name] = n.Ready && !n.Unschedulable
 	}
 	seen := map[string]bool{}
 	for _, p := range pods {
-		if p.DeletionTimestamp != nil || p.Status.PodIP == "" || !usable[p.Spec.NodeName] || seen[p.Spec.NodeName] {
+		if p.DeletionTimestamp != nil || p.PodIP == "" || !usable[p.NodeName] || seen[p.NodeName] || !p.Ready {
 			continue
 		}
-		since, ready := podReadySince(p)
-		if !ready {
-			continue
-		}
-		if at := since.Add(warmup); at.After(now) {
+		if at := p.ReadySince.Add(warmup); at.After(now) {
 			if wake.IsZero() || at.Before(wake) {
 				wake = at
 			}
 			continue
 		}
-		seen[p.Spec.NodeName] = true
-		peers = append(peers, Peer{Name: p.Spec.NodeName, Address: net.JoinHostPort(p.Status.PodIP, strconv.Itoa(port))})
+		seen[p.NodeName] = true
+		peers = append(peers, Peer{Name: p.NodeName, Address: net.JoinHostPort(p.PodIP, strconv.Itoa(port))})
 	}
-	slices.SortFunc(peers, func(a, b Peer) int {
-		if a.Name < b.Name {
-			return -1
-		}
-		if a.Name > b.Name {
-			return 1
-		}
-		return 0
-	})
+	slices.SortFunc(peers, func(a, b Peer) int { return strings.Compare(a.Name, b.Name) })
 	return peers, wake
 }
 
-func nodeReady(n *corev1.Node) bool {
-	for _, c := range n.Status.Conditions {
-		if c.Type == corev1.NodeReady {
-			return c.Status == corev1.ConditionTrue
-		}
-	}
-	return false
+// PeerPod is what the watch keeps of an agent Pod: a Pod object costs
+// over a KiB even empty, and 5,000 of them would be most of the agent's
+// memory.
+type PeerPod struct {
+	metav1.ObjectMeta // name, namespace, UID, resource version, deletion only
+	NodeName          string
+	PodIP             string
+	Ready             bool
+	ReadySince        time.Time
 }
 
-func podReadySince(p *corev1.Pod) (time.Time, bool) {
-	for _, c := range p.Status.Conditions {
-		if c.Type == corev1.PodReady {
-			return c.LastTransitionTime.Time, c.Status == corev1.ConditionTrue
-		}
-	}
-	return time.Time{}, false
+// PeerNode is what the watch keeps of a Node.
+type PeerNode struct {
+	metav1.ObjectMeta
+	Ready         bool
+	Unschedulable bool
 }
 
-// Slim cuts a Pod or Node down to the fields Peers reads, as an informer
-// transform (other objects, such as deletion tombstones, pass unchanged).
+// The informers' caches hold runtime.Objects.
+func (p *PeerPod) GetObjectKind() schema.ObjectKind  { return schema.EmptyObjectKind }
+func (n *PeerNode) GetObjectKind() schema.ObjectKind { return schema.EmptyObjectKind }
+func (p *PeerPod) DeepCopyObject() runtime.Object {
+	c := *p
+	p.ObjectMeta.DeepCopyInto(&c.ObjectMeta)
+	return &c
+}
+func (n *PeerNode) DeepCopyObject() runtime.Object {
+	c := *n
+	n.ObjectMeta.DeepCopyInto(&c.ObjectMeta)
+	return &c
+}
+
+// Slim turns a Pod or Node into a PeerPod or PeerNode, as an informer
+// transform (anything else, such as a deletion tombstone, passes as is).
 func Slim(obj any) (any, error) {
 	switch o := obj.(type) {
 	case *corev1.Pod:
-		p := &corev1.Pod{ObjectMeta: slimMeta(o.ObjectMeta)}
-		p.Spec.NodeName = o.Spec.NodeName
-		p.Status.PodIP = o.Status.PodIP
+		p := &PeerPod{ObjectMeta: slimMeta(o.ObjectMeta), NodeName: o.Spec.NodeName, PodIP: o.Status.PodIP}
 		for _, c := range o.Status.Conditions {
 			if c.Type == corev1.PodReady {
-				p.Status.Conditions = []corev1.PodCondition{{Type: c.Type, Status: c.Status, LastTransitionTime: c.LastTransitionTime}}
+				p.Ready, p.ReadySince = c.Status == corev1.ConditionTrue, c.LastTransitionTime.Time
 			}
 		}
 		return p, nil
 	case *corev1.Node:
-		n := &corev1.Node{ObjectMeta: slimMeta(o.ObjectMeta)}
-		n.Spec.Unschedulable = o.Spec.Unschedulable
+		n := &PeerNode{ObjectMeta: slimMeta(o.ObjectMeta), Unschedulable: o.Spec.Unschedulable}
 		for _, c := range o.Status.Conditions {
 			if c.Type == corev1.NodeReady {
-				n.Status.Conditions = []corev1.NodeCondition{{Type: c.Type, Status: c.Status}}
+				n.Ready = c.Status == corev1.ConditionTrue
 			}
 		}
 		return n, nil
 	}
 	return obj, nil
+}
+
+// slims lists a cache's objects of type T.
+func slims[T any](store cache.Store) []T {
+	var out []T
+	for _, o := range store.List() {
+		if t, ok := o.(T); ok {
+			out = append(out, t)
+		}
+	}
+	return out
 }
 
 // slimMeta keeps what the informer's cache and Peers need: identity,

@@ -17,6 +17,7 @@ type SimOptions struct {
 	Rate    float64
 	Periods int     // how long to run, in periods
 	Bad     float64 // fraction of peers behind a silent MTU limit
+	Lossy   float64 // fraction of peers losing a third of the echoes
 	Layer   string
 }
 
@@ -30,6 +31,7 @@ type SimResult struct {
 	Series         int           // series the agent exports (histogram buckets count each)
 	BlackholeCount int           // the mtu-blackhole gauge at the end
 	WorstMTUPeers  int           // named in the worst-peer path-MTU gauges
+	WorstLossPeers int           // named in the worst-peer loss gauges
 	CPUPerVisit    time.Duration // wall time of the schedule, state and metric work per visit (no probe)
 }
 
@@ -50,15 +52,13 @@ func Simulate(o SimOptions) (SimResult, error) {
 	}
 	peers := make([]Peer, 0, o.Nodes-1)
 	names := make([]string, 0, o.Nodes-1)
-	bad := map[string]bool{}
+	bad, lossy := map[string]bool{}, map[string]bool{}
 	rng := rand.New(rand.NewPCG(1, 2))
 	for i := 1; i < o.Nodes; i++ {
 		n := simName(i)
 		peers = append(peers, Peer{Name: n, Address: fmt.Sprintf("10.%d.%d.%d:7946", i>>16&255, i>>8&255, i&255)})
 		names = append(names, n)
-		if rng.Float64() < o.Bad {
-			bad[n] = true
-		}
+		bad[n], lossy[n] = rng.Float64() < o.Bad, rng.Float64() < o.Lossy
 	}
 	sched.SetPeers(names, start)
 	st.Retain(peers, start)
@@ -76,6 +76,9 @@ func Simulate(o SimOptions) (SimResult, error) {
 			MTU: &MTUResult{IfaceMTU: 1450, PathMTU: 1450, Limit: "none"}}
 		if bad[p] {
 			r.MTU = &MTUResult{IfaceMTU: 1450, PathMTU: 1350, Limit: "silent", Searched: true}
+		}
+		if lossy[p] && rng.IntN(3) == 0 {
+			r = Result{At: at}
 		}
 		m.observe(r)
 		st.Record(p, r)
@@ -117,6 +120,8 @@ func Simulate(o SimOptions) (SimResult, error) {
 				}
 			case "podpath_monitor_worst_peer_path_mtu_bytes":
 				res.WorstMTUPeers++
+			case "podpath_monitor_worst_peer_loss_ratio":
+				res.WorstLossPeers++
 			}
 		}
 	}
