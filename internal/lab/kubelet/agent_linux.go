@@ -52,9 +52,9 @@ func (w *podWorker) runAgent() {
 	}
 	defer os.RemoveAll(dir)
 	for {
-		spec, err := w.prepare(sb, dir)
+		spec, tokens, err := w.prepare(sb, dir)
 		if err == nil {
-			w.supervise(spec)
+			w.runContainer(spec, tokens)
 			return
 		}
 		w.st.waitReason, w.st.waitMessage = "ContainerCreating", err.Error()
@@ -99,17 +99,18 @@ func (w *podWorker) waitSlot() (slot lab.Pod, ok bool) {
 	}
 }
 
-// prepare resolves the container's process: environment, arguments, volumes, user.
-func (w *podWorker) prepare(sb sandbox, dir string) (procSpec, error) {
+// prepare resolves the container's process: environment, arguments,
+// volumes (with the tokens to keep fresh), user.
+func (w *podWorker) prepare(sb sandbox, dir string) (procSpec, []*token, error) {
 	pod := w.pod
 	c := &pod.Spec.Containers[0]
 	vars, env, err := containerEnv(pod, c, sb)
 	if err != nil {
-		return procSpec{}, err
+		return procSpec{}, nil, err
 	}
-	mounts, err := w.k.writeSecretVolumes(w.ctx, pod, c, dir)
+	mounts, tokens, err := w.k.writeVolumes(w.ctx, pod, c, sb, dir)
 	if err != nil {
-		return procSpec{}, err
+		return procSpec{}, nil, err
 	}
 	args := make([]string, len(c.Args))
 	for i, a := range c.Args {
@@ -119,11 +120,27 @@ func (w *podWorker) prepare(sb sandbox, dir string) (procSpec, error) {
 		// As containerd does for every Pod sandbox: an unprivileged process
 		// may open ICMP echo sockets.
 		if err := setSysctl(sb.netns, "net/ipv4/ping_group_range", "0 2147483647"); err != nil {
-			return procSpec{}, err
+			return procSpec{}, nil, err
 		}
 	}
 	return procSpec{path: w.k.opts.Binary, args: rewriteArgs(args, mounts), env: env, netns: sb.netns,
-		cred: credential(pod, c), logPath: filepath.Join(dir, c.Name+".log")}, nil
+		cred: credential(pod, c), logPath: filepath.Join(dir, c.Name+".log")}, tokens, nil
+}
+
+// runContainer supervises the container while its tokens are kept fresh, and
+// returns once both are done (the Pod's files may go then).
+func (w *podWorker) runContainer(spec procSpec, tokens []*token) {
+	if len(tokens) == 0 {
+		w.supervise(spec)
+		return
+	}
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		w.keepTokens(tokens)
+	}()
+	w.supervise(spec) // returns when the Pod terminates, which ends keepTokens too
+	<-done
 }
 
 // setSysctl writes a network sysctl of a namespace: /proc/sys/net follows

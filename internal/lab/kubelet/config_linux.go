@@ -1,18 +1,12 @@
 package kubelet
 
 import (
-	"context"
 	"fmt"
 	"net/netip"
-	"os"
-	"path/filepath"
-	"slices"
 	"strings"
 	"syscall"
 
 	corev1 "k8s.io/api/core/v1"
-	apierrors "k8s.io/apimachinery/pkg/api/errors"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 )
 
 // basePath is the PATH a container gets when its Pod sets none, as
@@ -105,71 +99,6 @@ func expand(s string, vars map[string]string) string {
 		}
 	}
 	return b.String()
-}
-
-// mount is a volume mount the kubelet made: mountPath inside the
-// container stands for dir on the host.
-type mount struct{ path, dir string }
-
-// writeSecretVolumes writes each Secret volume the container mounts as
-// files (0644: the container may run as any user) under dir/volumes.
-func (k *Kubelet) writeSecretVolumes(ctx context.Context, pod *corev1.Pod, c *corev1.Container, dir string) ([]mount, error) {
-	var mounts []mount
-	for _, vol := range pod.Spec.Volumes {
-		if vol.Secret == nil {
-			continue
-		}
-		i := slices.IndexFunc(c.VolumeMounts, func(m corev1.VolumeMount) bool { return m.Name == vol.Name })
-		if i < 0 {
-			continue
-		}
-		vdir := filepath.Join(dir, "volumes", vol.Name)
-		if err := os.MkdirAll(vdir, 0o755); err != nil {
-			return nil, fmt.Errorf("volume %s: %w", vol.Name, err)
-		}
-		if err := k.writeSecret(ctx, pod.Namespace, vol.Secret, vdir); err != nil {
-			return nil, fmt.Errorf("volume %s: %w", vol.Name, err)
-		}
-		mounts = append(mounts, mount{path: filepath.Clean(c.VolumeMounts[i].MountPath), dir: vdir})
-	}
-	// The longest mount path first, so a nested mount wins when rewriting.
-	slices.SortFunc(mounts, func(a, b mount) int { return len(b.path) - len(a.path) })
-	return mounts, nil
-}
-
-func (k *Kubelet) writeSecret(ctx context.Context, ns string, src *corev1.SecretVolumeSource, dir string) error {
-	ctx, cancel := context.WithTimeout(ctx, apiTimeout)
-	defer cancel()
-	sec, err := k.cs.CoreV1().Secrets(ns).Get(ctx, src.SecretName, metav1.GetOptions{})
-	if apierrors.IsNotFound(err) && src.Optional != nil && *src.Optional {
-		return nil
-	}
-	if err != nil {
-		return fmt.Errorf("read Secret %s: %w", src.SecretName, err)
-	}
-	files := map[string]string{} // file → key
-	if len(src.Items) == 0 {
-		for key := range sec.Data {
-			files[key] = key
-		}
-	}
-	for _, it := range src.Items {
-		files[it.Path] = it.Key
-	}
-	for file, key := range files {
-		data, ok := sec.Data[key]
-		if !ok {
-			return fmt.Errorf("Secret %s has no key %q", src.SecretName, key)
-		}
-		path := filepath.Join(dir, filepath.Clean("/"+file)) // never outside dir
-		if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
-			return err
-		}
-		if err := os.WriteFile(path, data, 0o644); err != nil {
-			return fmt.Errorf("write Secret %s key %s: %w", src.SecretName, key, err)
-		}
-	}
-	return nil
 }
 
 // rewriteArgs points arguments at a mounted volume ("/etc/podpath/token",

@@ -30,3 +30,15 @@ func TestRewriteArgs(t *testing.T) {
 		t.Errorf("rewriteArgs = %q; want %q", got, want)
 	}
 }
+
+// An in-cluster client's flag, in both forms, points at the volume.
+func TestRewriteArgsServiceAccountDir(t *testing.T) {
+	const sa = "/var/run/secrets/kubernetes.io/serviceaccount"
+	mounts := []mount{{path: sa, dir: "/tmp/k/volumes/kube-api-access-abcde"}}
+	got := rewriteArgs([]string{"agent", "--service-account-dir", sa, "--service-account-dir=" + sa, "--token=" + sa + "/token", "--other=" + sa + "x"}, mounts)
+	want := []string{"agent", "--service-account-dir", "/tmp/k/volumes/kube-api-access-abcde", "--service-account-dir=/tmp/k/volumes/kube-api-access-abcde",
+		"--token=/tmp/k/volumes/kube-api-access-abcde/token", "--other=" + sa + "x"}
+	if !slices.Equal(got, want) {
+		t.Errorf("rewriteArgs = %q; want %q", got, want)
+	}
+}

@@ -7,6 +7,8 @@
 // exist only inside the lab.
 //
 // It is a test double with a narrow repertoire, not a kubelet: no images,
-// no container isolation beyond the network namespace and the user, only
-// Secret volumes, only the first container of a Pod.
+// no container isolation beyond the network namespace and the user, no
+// mounts (volumes are directories on the host, and arguments naming a
+// mount path are rewritten to them), only Secret, ConfigMap, downward API
+// and projected volumes, only the first container of a Pod.
 package kubelet
