@@ -51,6 +51,7 @@ func (w *podWorker) runAgent() {
 		return
 	}
 	defer os.RemoveAll(dir)
+	defer w.unrouteAPI()
 	for {
 		spec, tokens, err := w.prepare(sb, dir)
 		if err == nil {
@@ -100,10 +101,14 @@ func (w *podWorker) waitSlot() (slot lab.Pod, ok bool) {
 }
 
 // prepare resolves the container's process: environment, arguments,
-// volumes (with the tokens to keep fresh), user.
+// volumes (with the tokens to keep fresh), user, and the sandbox's way to
+// the API server.
 func (w *podWorker) prepare(sb sandbox, dir string) (procSpec, []*token, error) {
 	pod := w.pod
 	c := &pod.Spec.Containers[0]
+	if err := w.routeAPI(sb.netns); err != nil {
+		return procSpec{}, nil, err
+	}
 	vars, env, err := containerEnv(pod, c, sb)
 	if err != nil {
 		return procSpec{}, nil, err
@@ -125,6 +130,28 @@ func (w *podWorker) prepare(sb sandbox, dir string) (procSpec, []*token, error) 
 	}
 	return procSpec{path: w.k.opts.Binary, args: rewriteArgs(args, mounts), env: env, netns: sb.netns,
 		cred: credential(pod, c), logPath: filepath.Join(dir, c.Name+".log")}, tokens, nil
+}
+
+// routeAPI gives the worker a share of its sandbox's API server forwarder,
+// once: a Pod holds it from its first start to its end.
+func (w *podWorker) routeAPI(netns string) error {
+	if w.apiNetns != "" {
+		return nil
+	}
+	if err := w.k.fwd.acquire(netns); err != nil {
+		return err
+	}
+	w.apiNetns = netns
+	return nil
+}
+
+// unrouteAPI lets the forwarder go, after the Pod's processes have ended:
+// an agent may still talk to the API server while it shuts down.
+func (w *podWorker) unrouteAPI() {
+	if w.apiNetns != "" {
+		w.k.fwd.release(w.apiNetns)
+		w.apiNetns = ""
+	}
 }
 
 // runContainer supervises the container while its tokens are kept fresh, and

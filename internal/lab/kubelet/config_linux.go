@@ -29,6 +29,12 @@ func containerEnv(pod *corev1.Pod, c *corev1.Container, sb sandbox) (map[string]
 		hostname = pod.Spec.NodeName
 	}
 	list := []string{basePath, "HOSTNAME=" + hostname}
+	// The "kubernetes" Service's variables come first, so the container's
+	// own may refer to them, or override them (the later value wins).
+	for _, kv := range kubernetesServiceEnv() {
+		vars[kv[0]] = kv[1]
+		list = append(list, kv[0]+"="+kv[1])
+	}
 	for _, e := range c.Env {
 		var v string
 		switch {

@@ -42,6 +42,13 @@ type Options struct {
 	// does when they start: the cluster's configured Pod MTU goes to the
 	// node's tunnel, and new Pods get it (an MTU fix can be verified).
 	Dynamic dynamic.Interface
+	// APIServer is the API server's host:port as the kubelet's host
+	// reaches it; "" takes it from the client given to Start (a
+	// client-go Clientset's URL). Every network namespace a container runs
+	// in gets a forwarder to it on 127.0.0.1:443, which the containers'
+	// KUBERNETES_SERVICE_HOST/PORT name: they reach the API server as
+	// in-cluster clients do.
+	APIServer string
 }
 
 // Kubelet is a running lab kubelet.
@@ -58,6 +65,7 @@ type Kubelet struct {
 	factory informers.SharedInformerFactory
 	pods    corelisters.PodLister // the watch's copies
 	slots   *slots
+	fwd     *forwarders    // API server forwarders, one per namespace in use
 	wg      sync.WaitGroup // heartbeats and Pod workers
 
 	mu       sync.Mutex
@@ -105,6 +113,11 @@ func Start(ctx context.Context, cs kubernetes.Interface, opts Options) (*Kubelet
 			ready:    !slices.Contains(opts.NotReady, n.Name),
 			cordoned: slices.Contains(opts.Cordoned, n.Name)}
 	}
+	target, err := apiServerAddr(cs, opts)
+	if err != nil {
+		return nil, fmt.Errorf("lab kubelet: %w", err)
+	}
+	k.fwd = newForwarders(target, k.logf)
 	k.version = serverVersion(ctx, cs)
 
 	root, err := os.MkdirTemp("", "podpath-kubelet-")
@@ -170,7 +183,8 @@ func (k *Kubelet) watchPods(ctx context.Context) error {
 }
 
 // Stop stops the watch and the heartbeats and ends every process the
-// kubelet started (SIGTERM, then SIGKILL), then removes its files. It does
+// kubelet started (SIGTERM, then SIGKILL) and its API server forwarders,
+// then removes its files. It does
 // not delete the Node objects: a test's control plane goes away with the
 // test, and a node that stops reporting is what a dead kubelet looks like.
 // Idempotent.
@@ -183,6 +197,9 @@ func (k *Kubelet) Stop() {
 			k.factory.Shutdown()
 		}
 		k.wg.Wait()
+		if k.fwd != nil {
+			k.fwd.closeAll() // each worker released its own: none should be left
+		}
 		if k.root != "" {
 			_ = os.RemoveAll(k.root)
 		}

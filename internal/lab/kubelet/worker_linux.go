@@ -30,8 +30,9 @@ type podWorker struct {
 	grace       time.Duration
 	confirm     bool
 
-	st    podState // the status to report; owned by the worker goroutine
-	dirty bool     // st is not written yet
+	st       podState // the status to report; owned by the worker goroutine
+	dirty    bool     // st is not written yet
+	apiNetns string   // the namespace whose API server forwarder the worker holds; owned by the worker goroutine
 }
 
 func newPodWorker(k *Kubelet, n *node, pod *corev1.Pod) *podWorker {
