@@ -8,7 +8,7 @@ LDFLAGS := -s -w -X podpath/internal/version.Version=$(VERSION)
 # Go lives here on a fresh Debian machine set up by the official tarball.
 export PATH := $(PATH):/usr/local/go/bin
 
-.PHONY: all deps build demo test test-unprivileged fuzz vet bench clean
+.PHONY: all deps build demo test test-unprivileged fuzz vet bench clean image krew
 
 # Fuzz targets run briefly in every `make test`; longer with FUZZTIME=2000000x make fuzz.
 # A count, not a duration: Go 1.26's fuzz coordinator can report a spurious
@@ -68,3 +68,15 @@ bench: build
 
 clean:
 	rm -rf bin
+
+# The agent image without a container daemon: FROM scratch, bin/podpath as /podpath, written to
+# dist/podpath-image.tar for `docker load` / `podman load`; PUSH=REGISTRY/REPO:TAG also pushes it
+# with the credentials docker or podman login stored (docs/monitoring.md).
+IMAGE ?= podpath/podpath:$(VERSION)
+image: build
+	$(GO) run ./scripts/image -binary $(BIN) -o dist/podpath-image.tar -tag $(IMAGE) -version $(VERSION) $(if $(PUSH),-push $(PUSH))
+
+# kubectl-podpath's krew release: dist/kubectl-podpath_$(VERSION)_linux_{amd64,arm64}.tar.gz and
+# the plugin manifest dist/podpath.yaml. krew wants a semantic version: make krew VERSION=v0.1.0.
+krew:
+	$(GO) run ./scripts/krew -version $(VERSION) -o dist -ldflags "$(LDFLAGS)"
