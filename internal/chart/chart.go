@@ -50,17 +50,6 @@ func (r *Release) Find(kind, name string) *unstructured.Unstructured {
 	return nil
 }
 
-// OfKind returns every object of kind.
-func (r *Release) OfKind(kind string) []*unstructured.Unstructured {
-	var out []*unstructured.Unstructured
-	for _, o := range r.Objects {
-		if o.GetKind() == kind {
-			out = append(out, o)
-		}
-	}
-	return out
-}
-
 // Dir finds the chart from the working directory: it walks up to the repository's root (the
 // directory holding go.mod) and returns RelDir there. The chart cannot be embedded in this
 // package, as go:embed reads only files below the package's own directory.
