@@ -277,13 +277,17 @@ func (m *monitorLab) eventually(t *testing.T, what string, d time.Duration, chec
 // restarted, a node removed — nothing crashes and the removed node's
 // series go.
 func TestMonitorLab(t *testing.T) {
-	const nodes = 10
+	nodes := 10
+	// docs/benchmarks.md's 50-node run: PODPATH_MONITOR_LAB_NODES=50.
+	if n, err := strconv.Atoi(os.Getenv("PODPATH_MONITOR_LAB_NODES")); err == nil && n >= 4 {
+		nodes = n
+	}
 	m := newMonitorLab(t, nodes)
 	ctx := context.Background()
 	node3 := m.lab.Spec.Nodes[2].Name
 
 	took := m.eventually(t, "every agent has its 9 peers, all reachable, no finding", 3*monitorPeriod, func(node, layer string, v map[string]float64) error {
-		if v["podpath_monitor_peers"] != nodes-1 || v["podpath_monitor_peers_reachable_ratio"] != 1 {
+		if v["podpath_monitor_peers"] != float64(nodes-1) || v["podpath_monitor_peers_reachable_ratio"] != 1 {
 			return fmt.Errorf("peers %v, reachable %v", v["podpath_monitor_peers"], v["podpath_monitor_peers_reachable_ratio"])
 		}
 		want := map[string]float64{"pod": 1450, "node": 1500}[layer]
@@ -310,7 +314,7 @@ func TestMonitorLab(t *testing.T) {
 		want := map[string]float64{"pod": podPath, "node": nodePath}[layer]
 		blackholes := 1.0
 		if node == node3 {
-			blackholes = nodes - 1
+			blackholes = float64(nodes - 1)
 		} else if v[fmt.Sprintf("podpath_monitor_worst_peer_path_mtu_bytes{peer=%s}", node3)] != want {
 			return fmt.Errorf("worst peer path MTU towards %s: %v; want %v", node3, v[fmt.Sprintf("podpath_monitor_worst_peer_path_mtu_bytes{peer=%s}", node3)], want)
 		}
@@ -373,7 +377,7 @@ func TestMonitorLab(t *testing.T) {
 	delete(m.agents, gone+"/pod")
 	delete(m.agents, gone+"/node")
 	m.eventually(t, "the removed node forgotten, the killed agent back", 3*monitorPeriod, func(node, layer string, v map[string]float64) error {
-		if v["podpath_monitor_peers"] != nodes-2 || v["podpath_monitor_peers_reachable_ratio"] != 1 {
+		if v["podpath_monitor_peers"] != float64(nodes-2) || v["podpath_monitor_peers_reachable_ratio"] != 1 {
 			return fmt.Errorf("peers %v (want %d), reachable %v", v["podpath_monitor_peers"], nodes-2, v["podpath_monitor_peers_reachable_ratio"])
 		}
 		for k := range v {

@@ -242,3 +242,40 @@ func TestSimulate5000(t *testing.T) {
 	}
 	t.Logf("%+v", res)
 }
+
+// A pair's findings follow its last visits: three lost in a row is a
+// partition, three lost among the last ten is loss (one is not), a slow
+// median is latency, a silent MTU limit is a black hole and an ICMP-told
+// one is not.
+func TestPairFindings(t *testing.T) {
+	at := time.Unix(0, 0)
+	ok := Result{At: at, Answered: true, RTT: time.Millisecond}
+	lost := Result{At: at}
+	slow := Result{At: at, Answered: true, RTT: 300 * time.Millisecond}
+	silent := Result{At: at, Answered: true, RTT: time.Millisecond, MTU: &MTUResult{IfaceMTU: 1450, PathMTU: 1350, Limit: "silent"}}
+	told := Result{At: at, Answered: true, RTT: time.Millisecond, MTU: &MTUResult{IfaceMTU: 1450, PathMTU: 1350, Limit: "icmp"}}
+	for _, c := range []struct {
+		name   string
+		visits []Result
+		want   string
+	}{
+		{"one lost echo", []Result{lost}, ""},
+		{"three in a row", []Result{ok, lost, lost, lost}, "pod-network-partition"},
+		{"three of ten", []Result{lost, ok, lost, ok, ok, lost, ok}, "packet-loss"},
+		{"three, oldest out of the window", []Result{lost, ok, lost, ok, ok, ok, ok, ok, ok, ok, ok, lost}, ""},
+		{"slow", []Result{slow, slow, ok}, "high-latency"},
+		{"silent MTU limit", []Result{silent}, "mtu-blackhole"},
+		{"ICMP-told MTU limit", []Result{told}, ""},
+		{"limit gone", []Result{silent, ok}, "mtu-blackhole"}, // a visit without an MTU check keeps the last
+		{"limit cleared", []Result{silent, {At: at, Answered: true, MTU: &MTUResult{IfaceMTU: 1450, PathMTU: 1450, Limit: "none"}}}, ""},
+	} {
+		st := NewState(LayerPod)
+		st.Retain([]Peer{{"b", "10.0.0.2:7946"}}, at)
+		for _, r := range c.visits {
+			st.Record("b", r)
+		}
+		if got := strings.Join(st.Pairs()[0].Findings, ","); got != c.want {
+			t.Errorf("%s: findings %q; want %q", c.name, got, c.want)
+		}
+	}
+}

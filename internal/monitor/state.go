@@ -14,7 +14,7 @@ import (
 const (
 	window         = 10                     // outcomes kept per pair
 	unreachableRun = 3                      // consecutive losses that make a peer unreachable
-	lossLimit      = 0.2                    // a window's loss ratio above this is packet-loss (2 of 10)
+	lossLimit      = 2                      // more lost visits than this in the window is packet-loss
 	highLatency    = 100 * time.Millisecond // median round trip above this is high-latency
 	mtuStale       = 3                      // periods after which a measured path MTU is searched again
 )
@@ -148,7 +148,9 @@ func (p *Pair) update(layer string) {
 		} else {
 			p.Findings = append(p.Findings, diagnose.NodeUnreachable)
 		}
-	case p.LossRatio > lossLimit:
+	case lost > lossLimit:
+		// A count, not a ratio: one lost echo of a peer's first visit
+		// is no loss rate.
 		p.Findings = append(p.Findings, diagnose.PacketLoss)
 	}
 	if m := p.MTU; m != nil && m.PathMTU > 0 && m.PathMTU < m.IfaceMTU && m.Limit == "silent" {
