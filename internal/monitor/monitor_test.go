@@ -279,3 +279,72 @@ func TestPairFindings(t *testing.T) {
 		}
 	}
 }
+
+// heldPath holds every visit until released, so a peer can vanish while
+// it is being probed.
+type heldPath struct {
+	started chan string
+	release chan struct{}
+}
+
+func (h *heldPath) Probe(ctx context.Context, p Peer, _ *MTUResult, _ bool) Result {
+	select {
+	case h.started <- p.Name:
+	default:
+	}
+	select {
+	case <-h.release:
+	case <-ctx.Done():
+	}
+	return Result{At: time.Now(), Answered: true, RTT: time.Millisecond, MTU: &MTUResult{IfaceMTU: 1450, PathMTU: 1300, Limit: "silent"}}
+}
+
+// A peer that vanishes while it is being probed: the visit's late result
+// is dropped, not recorded under a ghost, and a monitor stopped with
+// visits in flight returns (no stuck goroutine: goleak in TestMain), then
+// runs again on the same registry, as a restarted agent process would.
+func TestPeerVanishesMidProbe(t *testing.T) {
+	reg := prometheus.NewRegistry()
+	for run := range 2 {
+		h := &heldPath{started: make(chan string, 1), release: make(chan struct{})}
+		peers := make(chan []Peer, 1)
+		m, err := New(Config{Node: "a", Layer: LayerNode, Period: 200 * time.Millisecond, Rate: 50, Prober: h, Peers: peers, Registerer: reg})
+		if err != nil {
+			t.Fatal(err)
+		}
+		ctx, cancel := context.WithCancel(context.Background())
+		done := make(chan error, 1)
+		go func() { done <- m.Run(ctx) }()
+		peers <- []Peer{{"b", "10.0.0.2:7946"}}
+		select {
+		case <-h.started:
+		case <-time.After(5 * time.Second):
+			t.Fatal("b never visited")
+		}
+		peers <- nil // b's node is gone while its visit is in flight
+		waitFor(t, time.Second, func() bool { v, _ := gauge(t, reg, "podpath_monitor_peers", nil); return v == 0 })
+		close(h.release)
+		time.Sleep(50 * time.Millisecond)
+		if n := len(m.State().Pairs()); n != 0 {
+			t.Errorf("run %d: %d pairs after b left", run, n)
+		}
+		if n := testutil.CollectAndCount(reg, "podpath_monitor_worst_peer_path_mtu_bytes"); n != 0 {
+			t.Errorf("run %d: b's late result made %d worst-peer series", run, n)
+		}
+		peers <- []Peer{{"c", "10.0.0.3:7946"}}
+		select {
+		case <-h.started: // c's visit, held: Run must still stop
+		case <-time.After(5 * time.Second):
+			t.Fatal("c never visited")
+		}
+		cancel()
+		select {
+		case err := <-done:
+			if err != nil {
+				t.Fatal(err)
+			}
+		case <-time.After(visitTimeout + 5*time.Second):
+			t.Fatal("Run did not return with a visit in flight")
+		}
+	}
+}
