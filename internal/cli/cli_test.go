@@ -54,6 +54,12 @@ func TestBadInput(t *testing.T) {
 		{"negative_fault_mtu", []string{"lab", "fault", "add", "underlay-mtu=node3:-1"}, "underlay-mtu -1"},
 		{"fault_without_args", []string{"lab", "fault", "add"}, "requires at least 1 arg"},
 		{"extra_args", []string{"lab", "down", "now"}, `unknown command "now"`},
+		{"agent_mode", []string{"agent", "--mode", "watch"}, `mode "watch": use api or monitor`},
+		{"monitor_without_namespace", []string{"agent", "--mode", "monitor", "--selector", "app=x"}, "monitor mode needs --namespace and --selector"},
+		{"monitor_bad_selector", []string{"agent", "--mode", "monitor", "--namespace", "p", "--selector", "app in (x"}, `--selector "app in (x"`},
+		{"monitor_bad_rate", []string{"agent", "--mode", "monitor", "--namespace", "p", "--selector", "app=x", "--rate", "0"}, "positive --period and --rate"},
+		{"monitor_bad_listen", []string{"agent", "--mode", "monitor", "--namespace", "p", "--selector", "app=x", "--listen", "7946"}, `--listen "7946"`},
+		{"monitor_outside_pod", []string{"agent", "--mode", "monitor", "--namespace", "p", "--selector", "app=x", "--service-account-dir", "/nonexistent"}, "give --kubeconfig"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/clientcmd"
@@ -38,6 +39,9 @@ func runMonitor(ctx context.Context, s Streams, f agentFlags) error {
 		return usageError{fmt.Errorf("monitor mode needs --namespace and --selector: the agent's own DaemonSet, whose Pods are its peers")}
 	case m.period <= 0 || m.rate <= 0 || m.warmup < 0:
 		return usageError{fmt.Errorf("monitor mode needs a positive --period and --rate, and a --warmup of 0 or more")}
+	}
+	if _, err := labels.Parse(m.selector); err != nil {
+		return usageError{fmt.Errorf("--selector %q: %v (use labels as kubectl -l takes them)", m.selector, err)}
 	}
 	_, portStr, err := net.SplitHostPort(f.listen)
 	if err != nil {

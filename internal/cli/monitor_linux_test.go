@@ -282,11 +282,14 @@ func TestMonitorLab(t *testing.T) {
 	if n, err := strconv.Atoi(os.Getenv("PODPATH_MONITOR_LAB_NODES")); err == nil && n >= 4 {
 		nodes = n
 	}
+	if nodes > 20 {
+		roomForNeighbours(t, nodes)
+	}
 	m := newMonitorLab(t, nodes)
 	ctx := context.Background()
 	node3 := m.lab.Spec.Nodes[2].Name
 
-	took := m.eventually(t, "every agent has its 9 peers, all reachable, no finding", 3*monitorPeriod, func(node, layer string, v map[string]float64) error {
+	took := m.eventually(t, "every agent has its peers, all reachable, no finding", time.Duration(nodes/10+2)*monitorPeriod, func(node, layer string, v map[string]float64) error {
 		if v["podpath_monitor_peers"] != float64(nodes-1) || v["podpath_monitor_peers_reachable_ratio"] != 1 {
 			return fmt.Errorf("peers %v, reachable %v", v["podpath_monitor_peers"], v["podpath_monitor_peers_reachable_ratio"])
 		}
@@ -445,4 +448,30 @@ func (m *monitorLab) agentPid(t *testing.T, node string) int {
 	}
 	t.Fatalf("no Pod agent process for %s", node)
 	return 0
+}
+
+// roomForNeighbours raises the kernel's neighbour-table limits for the
+// test. Every lab namespace shares one kernel, and its limits count the
+// ARP entries of all namespaces together (1,024 by default): a full mesh
+// of 50 nodes needs 2,450 at the node layer alone, where 50 real nodes
+// need 49 each. The old values come back when the test ends.
+func roomForNeighbours(t *testing.T, nodes int) {
+	t.Helper()
+	need := 4 * nodes * nodes // both layers, with room
+	for i, key := range []string{"gc_thresh1", "gc_thresh2", "gc_thresh3"} {
+		path := "/proc/sys/net/ipv4/neigh/default/" + key
+		old, err := os.ReadFile(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		cur, _ := strconv.Atoi(strings.TrimSpace(string(old)))
+		want := need / (4 >> i) // thresh1 < thresh2 < thresh3
+		if cur >= want {
+			continue
+		}
+		if err := os.WriteFile(path, []byte(strconv.Itoa(want)), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { _ = os.WriteFile(path, old, 0o644) })
+	}
 }
