@@ -81,7 +81,7 @@ func (p simProber) Probe(ctx context.Context, _ monitor.Peer, _ *monitor.MTUResu
 	case <-ctx.Done():
 	}
 	p.visits.Add(1)
-	return monitor.Result{At: time.Now(), Answered: true, RTT: rtt, MTU: &monitor.MTUResult{IfaceMTU: 1450, PathMTU: 1450, Limit: "none"}}
+	return monitor.Result{At: time.Now(), Sent: true, Answered: true, RTT: rtt, MTU: &monitor.MTUResult{IfaceMTU: 1450, PathMTU: 1450, Limit: "none"}}
 }
 
 // monitorChild runs in its own process: what an agent holds at this scale

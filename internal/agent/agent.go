@@ -110,7 +110,13 @@ func New(cfg Config) (*Agent, error) {
 	dropped := prometheus.NewCounterFunc(prometheus.CounterOpts{
 		Name: "podpath_agent_udp_dropped_total", Help: "UDP datagrams not answered: not probes, over the rate, or (port listeners) not from a peer.",
 	}, func() float64 { return float64(a.responder.Dropped.Load() + a.ports.responder.Dropped.Load()) })
-	for _, c := range []prometheus.Collector{a.requests, a.probes, answered, dropped, a.ports.listened, a.ports.checked} {
+	collectors := []prometheus.Collector{a.requests, a.probes, answered, dropped, a.ports.listened, a.ports.checked}
+	if cfg.Passive {
+		// A monitor has no API to count, and its series budget (under 50
+		// per node, issue 8) goes to what it measures.
+		collectors = nil
+	}
+	for _, c := range collectors {
 		if err := a.reg.Register(c); err != nil {
 			return nil, fmt.Errorf("register agent metrics: %w", err)
 		}
@@ -161,8 +167,25 @@ func (a *Agent) Handler() http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) { _, _ = io.WriteString(w, "ok\n") })
 	mux.Handle("GET /metrics", promhttp.HandlerFor(a.reg, promhttp.HandlerOpts{}))
+	// Read-only, but each answer can be megabytes (/debug/pairs at 5,000
+	// peers): the API's rate limit and one at a time, so nobody can run
+	// the agent out of memory with parallel requests.
+	busy := make(chan struct{}, 1)
 	for path, h := range a.cfg.ReadOnly {
-		mux.Handle("GET "+path, h)
+		mux.Handle("GET "+path, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			select {
+			case busy <- struct{}{}:
+				defer func() { <-busy }()
+			default:
+				httpError(w, http.StatusTooManyRequests, "busy with another request: try again shortly")
+				return
+			}
+			if !a.limiter.Allow() {
+				httpError(w, http.StatusTooManyRequests, "rate limit: try again shortly")
+				return
+			}
+			h.ServeHTTP(w, r)
+		}))
 	}
 	if a.cfg.Passive {
 		return mux

@@ -313,3 +313,39 @@ func TestPassiveAgent(t *testing.T) {
 		}
 	}
 }
+
+// A passive agent's read-only endpoints answer one request at a time, and
+// it exports none of the API's metrics.
+func TestPassiveAgentOneReadAtATime(t *testing.T) {
+	entered, release := make(chan struct{}), make(chan struct{})
+	slow := http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		close(entered)
+		<-release
+	})
+	a, err := New(Config{Name: "a", Role: "pod", Passive: true, ReadOnly: map[string]http.Handler{"/debug/pairs": slow}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	h := a.Handler()
+	done := make(chan int)
+	go func() {
+		rec := httptest.NewRecorder()
+		h.ServeHTTP(rec, httptest.NewRequest("GET", "/debug/pairs", nil))
+		done <- rec.Code
+	}()
+	<-entered
+	rec := httptest.NewRecorder()
+	h.ServeHTTP(rec, httptest.NewRequest("GET", "/debug/pairs", nil))
+	if rec.Code != http.StatusTooManyRequests {
+		t.Errorf("a second /debug/pairs while the first runs: %d; want 429", rec.Code)
+	}
+	close(release)
+	if code := <-done; code != 200 {
+		t.Errorf("the first /debug/pairs: %d", code)
+	}
+	rec = httptest.NewRecorder()
+	h.ServeHTTP(rec, httptest.NewRequest("GET", "/metrics", nil))
+	if strings.Contains(rec.Body.String(), "podpath_agent_") {
+		t.Errorf("a passive agent exports API metrics:\n%s", rec.Body)
+	}
+}

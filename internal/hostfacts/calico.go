@@ -90,3 +90,21 @@ func showBIRD(ctx context.Context, socket string) BIRDState {
 	b.Protocols = protos
 	return b
 }
+
+// CollectCalico reads only what calico-node leaves on the node (BIRD's
+// sessions, Felix's readiness, the MTU file): the monitor's periodic check,
+// which needs no capability beyond reading BIRD's root-owned socket.
+func CollectCalico(ctx context.Context, opts Options) Calico {
+	opts = opts.withDefaults()
+	ctx, cancel := context.WithTimeout(ctx, opts.Timeout)
+	defer cancel()
+	return calicoState(ctx, opts)
+}
+
+func calicoState(ctx context.Context, opts Options) Calico {
+	return Calico{
+		MTUFile: readMTUFile(opts.CalicoMTUFile),
+		Felix:   checkFelix(ctx, opts.FelixHealthURL),
+		BIRD:    showBIRD(ctx, opts.BIRDSocket),
+	}
+}

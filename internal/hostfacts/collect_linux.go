@@ -72,11 +72,7 @@ func collect(ctx context.Context, opts Options, sys sysfs) (*Facts, error) {
 	f.Conntrack = sys.conntrack()
 	f.KernelModules = sys.kernelModules(f.Kernel)
 	f.Firewall = readFirewall()
-	f.Calico = Calico{
-		MTUFile: readMTUFile(opts.CalicoMTUFile),
-		Felix:   checkFelix(ctx, opts.FelixHealthURL),
-		BIRD:    showBIRD(ctx, opts.BIRDSocket),
-	}
+	f.Calico = calicoState(ctx, opts)
 	return f, nil
 }
 

@@ -9,8 +9,8 @@ import (
 	"podpath/internal/hostfacts"
 )
 
-// factsTimeout bounds one reading of the host facts (nftables, BIRD's
-// socket, Felix's health endpoint).
+// factsTimeout bounds one reading of Calico's state (BIRD's socket,
+// Felix's health endpoint; each has its own shorter bound too).
 const factsTimeout = 30 * time.Second
 
 // factsState is what the host agent last read about Calico on its node.
@@ -19,24 +19,18 @@ type factsState struct {
 	read            bool
 	bgpDown         int // BGP sessions not Established
 	calicoUnhealthy int // 1: Felix answers not ready, or BIRD runs and Felix does not answer
-	err             string
 	at              time.Time
 }
 
-// update reads the facts once.
-func (f *factsState) update(ctx context.Context, collect func(context.Context) (*hostfacts.Facts, error)) {
+// update reads the node's Calico state once.
+func (f *factsState) update(ctx context.Context, collect func(context.Context) hostfacts.Calico) {
 	ctx, cancel := context.WithTimeout(ctx, factsTimeout)
 	defer cancel()
-	facts, err := collect(ctx)
+	c := collect(ctx)
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	f.at = time.Now()
-	if err != nil {
-		f.err = err.Error()
-		return
-	}
-	f.read, f.err = true, ""
-	f.bgpDown, f.calicoUnhealthy = calicoTrouble(facts.Calico)
+	f.at, f.read = time.Now(), true
+	f.bgpDown, f.calicoUnhealthy = calicoTrouble(c)
 }
 
 // calicoTrouble reads the node's Calico state as the doctor's rules do: a

@@ -111,7 +111,11 @@ func (v *view) Describe(ch chan<- *prometheus.Desc) {
 func (v *view) Collect(ch chan<- prometheus.Metric) {
 	g := v.st.Aggregate()
 	ch <- prometheus.MustNewConstMetric(v.peers, prometheus.GaugeValue, float64(g.Peers))
-	ch <- prometheus.MustNewConstMetric(v.reachable, prometheus.GaugeValue, g.ReachableRatio)
+	if g.Probed > 0 {
+		// Nobody probed yet (no peers, or the watch not synced) is no
+		// "all reachable": the series is absent until there is a ratio.
+		ch <- prometheus.MustNewConstMetric(v.reachable, prometheus.GaugeValue, g.ReachableRatio)
+	}
 	if g.PathMTUMin > 0 {
 		ch <- prometheus.MustNewConstMetric(v.mtuMin, prometheus.GaugeValue, float64(g.PathMTUMin))
 	}

@@ -59,9 +59,9 @@ type Config struct {
 	// Peers delivers the whole peer set each time it changes (the latest
 	// one counts); the monitor never probes anyone else.
 	Peers <-chan []Peer
-	// Facts, for the host agent, reads the node's facts every
-	// FactsInterval (Calico's BGP sessions and Felix).
-	Facts         func(context.Context) (*hostfacts.Facts, error)
+	// Facts, for the host agent, reads the node's Calico state every
+	// FactsInterval (BIRD's BGP sessions and Felix's readiness).
+	Facts         func(context.Context) hostfacts.Calico
 	FactsInterval time.Duration
 	Registerer    prometheus.Registerer // the metrics go here while Run runs
 	Logger        *slog.Logger
@@ -150,6 +150,10 @@ func (m *Monitor) Run(ctx context.Context) error {
 				names = append(names, p.Name)
 			}
 			sched.SetPeers(names, now)
+			if _, err := Base(len(names), m.cfg.Period, m.cfg.Rate); err != nil {
+				m.cfg.Logger.Warn("peers will not all be visited within the period: raise --rate or --period",
+					"peers", len(names), "period", m.cfg.Period, "rate", m.cfg.Rate)
+			}
 			m.state.Retain(slices.Collect(maps.Values(peers)), now)
 			if _, ok := peers[next]; pending && !ok {
 				pending = false // left while waiting for its slot
@@ -188,6 +192,11 @@ func (m *Monitor) visit(ctx context.Context, p Peer) {
 	}
 	if r.At.IsZero() {
 		r.At = time.Now()
+	}
+	if !r.Sent {
+		m.cfg.Logger.Warn("visit sent nothing", "peer", p.Name, "err", r.Err)
+		m.state.NoteError(p.Name, r.Err)
+		return
 	}
 	m.metrics.observe(r)
 	m.state.Record(p.Name, r)

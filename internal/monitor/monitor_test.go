@@ -32,7 +32,7 @@ func (f *fakePath) Probe(ctx context.Context, p Peer, last *MTUResult, search bo
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.visits[p.Name]++
-	r := Result{At: time.Now()}
+	r := Result{At: time.Now(), Sent: true}
 	if f.dead[p.Name] {
 		return r
 	}
@@ -249,11 +249,11 @@ func TestSimulate5000(t *testing.T) {
 // one is not.
 func TestPairFindings(t *testing.T) {
 	at := time.Unix(0, 0)
-	ok := Result{At: at, Answered: true, RTT: time.Millisecond}
-	lost := Result{At: at}
-	slow := Result{At: at, Answered: true, RTT: 300 * time.Millisecond}
-	silent := Result{At: at, Answered: true, RTT: time.Millisecond, MTU: &MTUResult{IfaceMTU: 1450, PathMTU: 1350, Limit: "silent"}}
-	told := Result{At: at, Answered: true, RTT: time.Millisecond, MTU: &MTUResult{IfaceMTU: 1450, PathMTU: 1350, Limit: "icmp"}}
+	ok := Result{At: at, Sent: true, Answered: true, RTT: time.Millisecond}
+	lost := Result{At: at, Sent: true}
+	slow := Result{At: at, Sent: true, Answered: true, RTT: 300 * time.Millisecond}
+	silent := Result{At: at, Sent: true, Answered: true, RTT: time.Millisecond, MTU: &MTUResult{IfaceMTU: 1450, PathMTU: 1350, Limit: "silent"}}
+	told := Result{At: at, Sent: true, Answered: true, RTT: time.Millisecond, MTU: &MTUResult{IfaceMTU: 1450, PathMTU: 1350, Limit: "icmp"}}
 	for _, c := range []struct {
 		name   string
 		visits []Result
@@ -267,7 +267,7 @@ func TestPairFindings(t *testing.T) {
 		{"silent MTU limit", []Result{silent}, "mtu-blackhole"},
 		{"ICMP-told MTU limit", []Result{told}, ""},
 		{"limit gone", []Result{silent, ok}, "mtu-blackhole"}, // a visit without an MTU check keeps the last
-		{"limit cleared", []Result{silent, {At: at, Answered: true, MTU: &MTUResult{IfaceMTU: 1450, PathMTU: 1450, Limit: "none"}}}, ""},
+		{"limit cleared", []Result{silent, {At: at, Sent: true, Answered: true, MTU: &MTUResult{IfaceMTU: 1450, PathMTU: 1450, Limit: "none"}}}, ""},
 	} {
 		st := NewState(LayerPod)
 		st.Retain([]Peer{{"b", "10.0.0.2:7946"}}, at)
@@ -296,7 +296,7 @@ func (h *heldPath) Probe(ctx context.Context, p Peer, _ *MTUResult, _ bool) Resu
 	case <-h.release:
 	case <-ctx.Done():
 	}
-	return Result{At: time.Now(), Answered: true, RTT: time.Millisecond, MTU: &MTUResult{IfaceMTU: 1450, PathMTU: 1300, Limit: "silent"}}
+	return Result{At: time.Now(), Sent: true, Answered: true, RTT: time.Millisecond, MTU: &MTUResult{IfaceMTU: 1450, PathMTU: 1300, Limit: "silent"}}
 }
 
 // A peer that vanishes while it is being probed: the visit's late result
@@ -346,5 +346,62 @@ func TestPeerVanishesMidProbe(t *testing.T) {
 		case <-time.After(visitTimeout + 5*time.Second):
 			t.Fatal("Run did not return with a visit in flight")
 		}
+	}
+}
+
+// shortcutPath answers as UDPProber does once a limit is known: the old
+// limit still holds (not searched) unless asked to search; a socket that
+// cannot be opened sends nothing.
+type shortcutPath struct {
+	mu       sync.Mutex
+	searches int
+	broken   bool
+}
+
+func (s *shortcutPath) Probe(_ context.Context, _ Peer, last *MTUResult, search bool) Result {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.broken {
+		return Result{At: time.Now(), Err: "open probe socket: too many open files"}
+	}
+	r := Result{At: time.Now(), Sent: true, Answered: true, RTT: time.Millisecond}
+	if last == nil || search {
+		s.searches++
+		r.MTU = &MTUResult{IfaceMTU: 1450, PathMTU: 1350, Limit: "silent", Searched: true}
+	} else {
+		m := *last
+		m.Searched = false
+		r.MTU = &m
+	}
+	return r
+}
+
+// A known limit is searched again after mtuStale periods (a limit that
+// rose must be seen), and a visit that could not send is not a loss.
+func TestMonitorSearchesAgainAndIgnoresLocalErrors(t *testing.T) {
+	path := &shortcutPath{}
+	peers := make(chan []Peer, 1)
+	reg := prometheus.NewRegistry()
+	period := 100 * time.Millisecond
+	m, err := New(Config{Node: "a", Layer: LayerPod, Period: period, Rate: 100, Prober: path, Peers: peers, Registerer: reg})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- m.Run(ctx) }()
+	peers <- []Peer{{"b", "10.0.0.2:7946"}}
+	waitFor(t, 20*period, func() bool { path.mu.Lock(); defer path.mu.Unlock(); return path.searches >= 2 })
+	path.mu.Lock()
+	path.broken = true
+	path.mu.Unlock()
+	time.Sleep(6 * period)
+	p := m.State().Pairs()[0]
+	if p.LostInRow != 0 || len(p.Findings) != 1 || !strings.Contains(p.LastError, "too many open files") {
+		t.Errorf("after local errors: lost in a row %d, findings %v, last error %q; want no loss, mtu-blackhole only, the error shown", p.LostInRow, p.Findings, p.LastError)
+	}
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatal(err)
 	}
 }

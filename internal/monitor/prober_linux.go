@@ -33,6 +33,7 @@ func (UDPProber) Probe(ctx context.Context, p Peer, last *MTUResult, search bool
 	if err != nil {
 		r.Err = err.Error()
 	}
+	r.Sent = st.Sent > 0
 	if st.Received == 0 {
 		return r
 	}

@@ -72,13 +72,13 @@ func Simulate(o SimOptions) (SimResult, error) {
 			break
 		}
 		t0 := time.Now()
-		r := Result{At: at, Answered: true, RTT: time.Duration(200+rng.IntN(800)) * time.Microsecond,
+		r := Result{At: at, Sent: true, Answered: true, RTT: time.Duration(200+rng.IntN(800)) * time.Microsecond,
 			MTU: &MTUResult{IfaceMTU: 1450, PathMTU: 1450, Limit: "none"}}
 		if bad[p] {
 			r.MTU = &MTUResult{IfaceMTU: 1450, PathMTU: 1350, Limit: "silent", Searched: true}
 		}
 		if lossy[p] && rng.IntN(3) == 0 {
-			r = Result{At: at}
+			r = Result{At: at, Sent: true}
 		}
 		m.observe(r)
 		st.Record(p, r)

@@ -26,7 +26,10 @@ type Result struct {
 	RTT      time.Duration // its round trip, when answered
 	// MTU is set when the path MTU was checked on this visit.
 	MTU *MTUResult
-	Err string // why nothing could be sent (socket errors), if so
+	// Sent: the echo left. A visit that could not send (no socket, a bad
+	// address) measured nothing about the network and is no loss.
+	Sent bool
+	Err  string // what went wrong, if anything
 }
 
 // MTUResult is a visit's path-MTU check.
@@ -120,9 +123,25 @@ func (s *State) Record(peer string, r Result) {
 		p.LostInRow++
 	}
 	if r.MTU != nil {
-		p.MTU, p.MTUChecked = r.MTU, r.At
+		p.MTU = r.MTU
+		// Only a search or a full-size echo that crossed measures the
+		// path; "the old limit still holds" must not put off the next
+		// search, or a limit that rose would never be seen.
+		if r.MTU.Searched || r.MTU.PathMTU == r.MTU.IfaceMTU {
+			p.MTUChecked = r.At
+		}
 	}
 	p.update(s.layer)
+}
+
+// NoteError keeps a visit that sent nothing: its error is shown, nothing
+// is counted.
+func (s *State) NoteError(peer, err string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if p, ok := s.pairs[peer]; ok {
+		p.LastError = err
+	}
 }
 
 // update recomputes a pair's derived values and findings.
