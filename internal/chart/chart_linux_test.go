@@ -102,7 +102,8 @@ func TestAdmission(t *testing.T) {
 	}{
 		{"list", "pods", privileged, true},
 		{"watch", "pods", privileged, true},
-		{"get", "nodes", "", true},
+		{"list", "nodes", "", true},
+		{"get", "nodes", "", false}, // the informers list and watch, never get
 		{"watch", "nodes", "", true},
 		{"list", "pods", restricted, false}, // another namespace's Pods
 		{"delete", "pods", privileged, false},

@@ -219,7 +219,7 @@ func TestDaemonSets(t *testing.T) {
 				t.Fatalf("%d containers; want 1", len(spec.Containers))
 			}
 			ctr := spec.Containers[0]
-			if want := wantArgs(c.role, c.component, "podpath", "7946", "5m", "20", "30s", "5m"); !slices.Equal(ctr.Args, want) {
+			if want := wantArgs(c.role, c.component, "podpath", "7947", "5m", "20", "30s", "5m"); !slices.Equal(ctr.Args, want) {
 				t.Errorf("args:\n got %q\nwant %q", ctr.Args, want)
 			}
 			if len(ctr.Command) != 0 {
@@ -254,8 +254,8 @@ func TestDaemonSets(t *testing.T) {
 			if want := map[string]string{"NODE_NAME": "spec.nodeName", "POD_NAMESPACE": "metadata.namespace"}; !maps.Equal(env, want) {
 				t.Errorf("env %v; want %v", env, want)
 			}
-			wantPorts := []corev1.ContainerPort{{Name: "agent", ContainerPort: 7946, Protocol: corev1.ProtocolTCP},
-				{Name: "probe", ContainerPort: 7946, Protocol: corev1.ProtocolUDP}}
+			wantPorts := []corev1.ContainerPort{{Name: "agent", ContainerPort: 7947, Protocol: corev1.ProtocolTCP},
+				{Name: "probe", ContainerPort: 7947, Protocol: corev1.ProtocolUDP}}
 			if !slices.Equal(ctr.Ports, wantPorts) {
 				t.Errorf("ports %+v; want %+v", ctr.Ports, wantPorts)
 			}
@@ -268,8 +268,8 @@ func TestDaemonSets(t *testing.T) {
 				ds.Spec.UpdateStrategy.RollingUpdate.MaxUnavailable.String() != "10%" {
 				t.Errorf("update strategy %+v; want RollingUpdate, maxUnavailable 10%%", ds.Spec.UpdateStrategy)
 			}
-			if got := ctr.Resources.Requests.Cpu().String() + " " + ctr.Resources.Requests.Memory().String() + " " + ctr.Resources.Limits.Memory().String(); got != "10m 32Mi 64Mi" {
-				t.Errorf("resources (cpu request, memory request, memory limit) %s; want 10m 32Mi 64Mi", got)
+			if got := ctr.Resources.Requests.Cpu().String() + " " + ctr.Resources.Requests.Memory().String() + " " + ctr.Resources.Limits.Memory().String(); got != "10m 64Mi 128Mi" {
+				t.Errorf("resources (cpu request, memory request, memory limit) %s; want 10m 64Mi 128Mi", got)
 			}
 			if spec.NodeSelector["kubernetes.io/os"] != "linux" || len(spec.Tolerations) != 1 || spec.Tolerations[0].Operator != corev1.TolerationOpExists || spec.Tolerations[0].Key != "" {
 				t.Errorf("nodeSelector %v, tolerations %+v; want Linux nodes, every taint tolerated", spec.NodeSelector, spec.Tolerations)
@@ -300,8 +300,8 @@ func TestDaemonSets(t *testing.T) {
 				if sc.RunAsUser == nil || *sc.RunAsUser != 0 {
 					t.Errorf("host agent runs as %v; want 0 (the image's user is 65534)", sc.RunAsUser)
 				}
-				if !slices.Equal(sc.Capabilities.Add, []corev1.Capability{"NET_ADMIN", "NET_RAW"}) {
-					t.Errorf("host agent adds %v; want NET_ADMIN, NET_RAW", sc.Capabilities.Add)
+				if len(sc.Capabilities.Add) != 0 {
+					t.Errorf("host agent adds %v; want no capability", sc.Capabilities.Add)
 				}
 				mounts := map[string]bool{}
 				for _, m := range ctr.VolumeMounts {
@@ -354,7 +354,7 @@ func TestRenderValues(t *testing.T) {
 func TestRBAC(t *testing.T) {
 	r := render(t, nil)
 	role := typed[rbacv1.Role](t, r.Find("Role", "podpath"))
-	want := []rbacv1.PolicyRule{{APIGroups: []string{""}, Resources: []string{"pods"}, Verbs: []string{"get", "list", "watch"}}}
+	want := []rbacv1.PolicyRule{{APIGroups: []string{""}, Resources: []string{"pods"}, Verbs: []string{"list", "watch"}}}
 	if fmt.Sprint(role.Rules) != fmt.Sprint(want) {
 		t.Errorf("Role rules %+v; want %+v", role.Rules, want)
 	}
@@ -405,7 +405,7 @@ func TestNotes(t *testing.T) {
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			notes := render(t, c.values).Notes
-			for _, want := range []string{c.want, ":7946/metrics", "kubectl label namespace monitoring"} {
+			for _, want := range []string{c.want, ":7947/metrics", "kubectl label namespace monitoring"} {
 				if !strings.Contains(notes, want) {
 					t.Errorf("NOTES.txt lacks %q:\n%s", want, notes)
 				}
@@ -496,8 +496,8 @@ func TestValuesDefaults(t *testing.T) {
 	}
 	for path, want := range map[string]any{
 		"image.repository": "podpath/podpath", "image.tag": "", "image.pullPolicy": "IfNotPresent",
-		"port": 7946, "monitor.period": "5m", "monitor.rate": 20, "monitor.warmup": "30s", "monitor.factsInterval": "5m",
-		"resources.requests.cpu": "10m", "resources.requests.memory": "32Mi", "resources.limits.memory": "64Mi",
+		"port": 7947, "monitor.period": "5m", "monitor.rate": 20, "monitor.warmup": "30s", "monitor.factsInterval": "5m",
+		"resources.requests.cpu": "10m", "resources.requests.memory": "64Mi", "resources.limits.memory": "128Mi",
 		"hostAgent.enabled": true, "podAgent.enabled": true,
 		"prometheus.podMonitor.enabled": false, "prometheus.rules.enabled": false, "grafana.dashboard.enabled": false,
 		"nodeSelector.kubernetes.io/os": nil, "priorityClassName": "",

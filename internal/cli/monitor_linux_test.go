@@ -111,7 +111,7 @@ func (m *monitorLab) waitAgents(t *testing.T, ctx context.Context, n int) {
 					if p.Spec.HostNetwork {
 						layer = "node"
 					}
-					m.agents[p.Spec.NodeName+"/"+layer] = net.JoinHostPort(p.Status.PodIP, "7946")
+					m.agents[p.Spec.NodeName+"/"+layer] = net.JoinHostPort(p.Status.PodIP, "7947")
 				}
 			}
 		}

@@ -158,14 +158,13 @@ spec:
           {{- end }}
           securityContext:
             {{- if $host }}
-            # Root for the host's facts (nftables needs NET_ADMIN, the BIRD socket is root's),
-            # but not privileged: every other capability dropped.
+            # Root for BIRD's socket (root's, mode 0660), but no capability at all: UDP
+            # probes with Don't Fragment need none.
             runAsUser: 0
             runAsGroup: 0
             runAsNonRoot: false
             capabilities:
               drop: [ALL]
-              add: [NET_ADMIN, NET_RAW]
             {{- else }}
             capabilities:
               drop: [ALL]
