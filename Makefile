@@ -35,6 +35,8 @@ demo: build
 vet:
 	@test -z "$$(gofmt -l cmd internal)" || { echo "gofmt would change:"; gofmt -l cmd internal; exit 1; }
 	$(GO) vet ./...
+	@# The agent image's build (-tags agentonly) must keep compiling.
+	CGO_ENABLED=0 $(GO) build -tags agentonly -o /dev/null ./cmd/podpath
 
 # Every test. As root (CI) the namespace tests run, then the suite runs again
 # as an unprivileged user to prove those tests skip cleanly there.
@@ -69,12 +71,14 @@ bench: build
 clean:
 	rm -rf bin
 
-# The agent image without a container daemon: FROM scratch, bin/podpath as /podpath, written to
-# dist/podpath-image.tar for `docker load` / `podman load`; PUSH=REGISTRY/REPO:TAG also pushes it
-# with the credentials docker or podman login stored (docs/monitoring.md).
+# The agent image without a container daemon: FROM scratch, the agent build of podpath (`-tags
+# agentonly`: only `agent` and `version`, 33 MB instead of 63, about 17 MiB less resident) as
+# /podpath, written to dist/podpath-image.tar for `docker load` / `podman load`; PUSH=REGISTRY/REPO:TAG
+# also pushes it with the credentials docker or podman login stored (docs/monitoring.md).
 IMAGE ?= podpath/podpath:$(VERSION)
-image: build
-	$(GO) run ./scripts/image -binary $(BIN) -o dist/podpath-image.tar -tag $(IMAGE) -version $(VERSION) $(if $(PUSH),-push $(PUSH))
+image: deps
+	CGO_ENABLED=0 $(GO) build -tags agentonly -ldflags "$(LDFLAGS)" -o bin/podpath-agent ./cmd/podpath
+	$(GO) run ./scripts/image -binary bin/podpath-agent -o dist/podpath-image.tar -tag $(IMAGE) -version $(VERSION) $(if $(PUSH),-push $(PUSH))
 
 # kubectl-podpath's krew release: dist/kubectl-podpath_$(VERSION)_linux_{amd64,arm64}.tar.gz and
 # the plugin manifest dist/podpath.yaml. krew wants a semantic version: make krew VERSION=v0.1.0.

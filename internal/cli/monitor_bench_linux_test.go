@@ -22,7 +22,8 @@ import (
 	"podpath/internal/kubetest"
 )
 
-// BenchmarkMonitorAgent5000 runs the real podpath binary in monitor mode
+// BenchmarkMonitorAgent5000 runs the image's podpath binary (the agent
+// build, stripped) in monitor mode
 // against a real kube-apiserver holding 5,000 Ready nodes and 5,000 agent
 // Pods, for benchSecs, and reports its memory and CPU (docs/benchmarks.md):
 //
@@ -76,7 +77,7 @@ func BenchmarkMonitorAgent5000(b *testing.B) {
 
 	b.ResetTimer()
 	for range b.N {
-		cmd := exec.Command(podpathBin, "agent", "--mode", "monitor", "--role", "pod", "--listen", "127.0.0.1:"+strconv.Itoa(port),
+		cmd := exec.Command(agentBinary(b), "agent", "--mode", "monitor", "--role", "pod", "--listen", "127.0.0.1:"+strconv.Itoa(port),
 			"--name", "node00000", "--namespace", ns, "--selector", "app=agent", "--period", "5m", "--rate", "20",
 			"--warmup", "0s", "--kubeconfig", env.Kubeconfig)
 		if err := cmd.Start(); err != nil {

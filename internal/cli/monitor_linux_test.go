@@ -7,10 +7,12 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -69,7 +71,8 @@ func newMonitorLab(t *testing.T, nodes int) *monitorLab {
 	t.Cleanup(end)
 	kcfg := rest.CopyConfig(env.Config)
 	kcfg.QPS, kcfg.Burst = 50, 100
-	kl, err := kubelet.Start(life, kubernetes.NewForConfigOrDie(kcfg), kubelet.Options{Lab: l, Binary: podpathBin})
+	// The agent image's binary: the agent build (-tags agentonly).
+	kl, err := kubelet.Start(life, kubernetes.NewForConfigOrDie(kcfg), kubelet.Options{Lab: l, Binary: agentBinary(t)})
 	if err != nil {
 		t.Fatalf("lab kubelet: %v", err)
 	}
@@ -441,7 +444,7 @@ func (m *monitorLab) agentPid(t *testing.T, node string) int {
 			continue
 		}
 		args := strings.Split(strings.TrimRight(string(cmd), "\x00"), "\x00")
-		if len(args) > 0 && args[0] == podpathBin && slices.Contains(args, "monitor") &&
+		if len(args) > 0 && args[0] == agentBinary(t) && slices.Contains(args, "monitor") &&
 			strings.Contains(strings.Join(args, " "), "--role pod") && strings.Contains(strings.Join(args, " "), "--name "+node+" ") {
 			return pid
 		}
@@ -474,4 +477,28 @@ func roomForNeighbours(t *testing.T, nodes int) {
 		}
 		t.Cleanup(func() { _ = os.WriteFile(path, old, 0o644) })
 	}
+}
+
+var agentBin struct {
+	once sync.Once
+	path string
+	err  error
+}
+
+// agentBinary is podpath's agent build, as `make image` puts it in the
+// image: only `agent` and `version` (-tags agentonly), stripped.
+func agentBinary(t testing.TB) string {
+	t.Helper()
+	agentBin.once.Do(func() {
+		agentBin.path = filepath.Join(filepath.Dir(podpathBin), "podpath-agent")
+		cmd := exec.Command("go", "build", "-tags", "agentonly", "-ldflags", "-s -w", "-o", agentBin.path, "podpath/cmd/podpath")
+		cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
+		if out, err := cmd.CombinedOutput(); err != nil {
+			agentBin.err = fmt.Errorf("build the agent binary: %v\n%s", err, out)
+		}
+	})
+	if agentBin.err != nil {
+		t.Fatal(agentBin.err)
+	}
+	return agentBin.path
 }
