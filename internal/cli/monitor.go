@@ -133,6 +133,10 @@ func monitorAPIConfig(m monitorFlags) (*rest.Config, error) {
 			TLSClientConfig: rest.TLSClientConfig{CAFile: filepath.Join(m.saDir, "ca.crt")}}
 	}
 	cfg.UserAgent = "podpath-monitor"
+	// Protobuf, as the kubelet and kube-proxy speak it: a list of 5,000
+	// Nodes decodes in a fraction of the memory JSON takes.
+	cfg.AcceptContentTypes = "application/vnd.kubernetes.protobuf,application/json"
+	cfg.ContentType = "application/vnd.kubernetes.protobuf"
 	cfg.Dial = (&net.Dialer{Timeout: apiDialTimeout, KeepAlive: 30 * time.Second}).DialContext
 	return cfg, nil
 }
