@@ -21,10 +21,6 @@ import (
 
 // A run killed outright leaves its namespace; `podpath cleanup` removes it.
 func TestCleanupRemovesLeftovers(t *testing.T) {
-	if testing.Short() {
-		t.Skip("skipped in -short: starts a real control plane")
-	}
-	requireRoot(t)
 	env := kubetest.Start(t, true)
 	cs := kubernetes.NewForConfigOrDie(env.Config)
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)

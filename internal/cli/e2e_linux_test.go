@@ -17,12 +17,19 @@ import (
 // agentLab builds a lab with agents and removes it when the test ends.
 func agentLab(t *testing.T, b *lab.Builder) *lab.Lab {
 	t.Helper()
+	return testLab(t, b.Agents(true))
+}
+
+// testLab builds b's lab and removes it when the test ends, checking that
+// no namespace or process of it is left.
+func testLab(t *testing.T, b *lab.Builder) *lab.Lab {
+	t.Helper()
 	requireRoot(t)
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	l, err := b.Agents(true).Up(ctx)
+	l, err := b.Up(ctx)
 	if err != nil {
-		t.Fatalf("lab up --agents: %v", err)
+		t.Fatalf("lab up: %v", err)
 	}
 	t.Cleanup(func() {
 		if err := lab.Down(context.Background(), l.Spec.Name); err != nil {

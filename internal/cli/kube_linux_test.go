@@ -127,18 +127,9 @@ func newKubeCluster(t *testing.T, flavour string, notReady ...string) *kubeClust
 	if testing.Short() {
 		t.Skip("skipped in -short: starts a real control plane")
 	}
-	requireRoot(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
-	l, err := lab.New(labName(t)).Nodes(3).Backend(lab.BackendVXLAN).Up(ctx)
-	if err != nil {
-		t.Fatalf("lab up: %v", err)
-	}
-	t.Cleanup(func() {
-		if err := lab.Down(context.Background(), l.Spec.Name); err != nil {
-			t.Errorf("lab down: %v", err)
-		}
-	})
+	l := testLab(t, lab.New(labName(t)).Nodes(3).Backend(lab.BackendVXLAN))
 	// The egress proxy and the kubelet live as long as the test.
 	life, end := context.WithCancel(context.Background())
 	t.Cleanup(end)

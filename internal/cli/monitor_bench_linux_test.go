@@ -33,9 +33,6 @@ import (
 // are real UDP probes answered by its own responder on loopback and never
 // leave the machine.
 func BenchmarkMonitorAgent5000(b *testing.B) {
-	if os.Geteuid() != 0 {
-		b.Skip("needs root: starts a real control plane")
-	}
 	const nodes, port, benchSecs = 5000, 17946, 60
 	env := kubetest.Start(b, false)
 	cfg := rest.CopyConfig(env.Config)

@@ -53,18 +53,9 @@ func newMonitorLab(t *testing.T, nodes int) *monitorLab {
 	if testing.Short() {
 		t.Skip("skipped in -short: starts a real control plane and a 10-node lab")
 	}
-	requireRoot(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
-	l, err := lab.New(labName(t)).Nodes(nodes).PodsPerNode(1).Backend(lab.BackendVXLAN).Up(ctx)
-	if err != nil {
-		t.Fatalf("lab up: %v", err)
-	}
-	t.Cleanup(func() {
-		if err := lab.Down(context.Background(), l.Spec.Name); err != nil {
-			t.Errorf("lab down: %v", err)
-		}
-	})
+	l := testLab(t, lab.New(labName(t)).Nodes(nodes).PodsPerNode(1).Backend(lab.BackendVXLAN))
 	env := kubetest.StartWith(t, kubetest.Options{Controllers: true})
 	m := &monitorLab{lab: l, env: env, cs: kubernetes.NewForConfigOrDie(env.Config), agents: map[string]string{}}
 	life, end := context.WithCancel(context.Background())
@@ -410,8 +401,13 @@ func (m *monitorLab) killAgent(t *testing.T, ctx context.Context, node string) {
 	if err != nil || len(pods.Items) != 1 {
 		t.Fatalf("the Pod agent on %s: %v (%d Pods)", node, err, len(pods.Items))
 	}
-	restarts := pods.Items[0].Status.ContainerStatuses[0].RestartCount
-	pid := m.agentPid(t, node)
+	st := pods.Items[0].Status.ContainerStatuses[0]
+	restarts := st.RestartCount
+	// The lab kubelet names the container by its process.
+	var pid int
+	if _, err := fmt.Sscanf(st.ContainerID, "lab://%d", &pid); err != nil {
+		t.Fatalf("the Pod agent on %s: container ID %q: %v", node, st.ContainerID, err)
+	}
 	if err := syscall.Kill(pid, syscall.SIGKILL); err != nil {
 		t.Fatalf("kill the agent (pid %d): %v", pid, err)
 	}
@@ -426,31 +422,28 @@ func (m *monitorLab) killAgent(t *testing.T, ctx context.Context, node string) {
 	t.Fatalf("the Pod agent on %s did not come back Ready after SIGKILL", node)
 }
 
-// agentPid finds the process the lab kubelet runs for node's Pod agent:
-// this test's podpath binary with the chart's arguments for that node.
-func (m *monitorLab) agentPid(t *testing.T, node string) int {
+var agentBin struct {
+	once sync.Once
+	path string
+	err  error
+}
+
+// agentBinary is podpath's agent build, as `make image` puts it in the
+// image: only `agent` and `version` (-tags agentonly), stripped.
+func agentBinary(t testing.TB) string {
 	t.Helper()
-	dirs, err := os.ReadDir("/proc")
-	if err != nil {
-		t.Fatal(err)
+	agentBin.once.Do(func() {
+		agentBin.path = filepath.Join(filepath.Dir(podpathBin), "podpath-agent")
+		cmd := exec.Command("go", "build", "-tags", "agentonly", "-ldflags", "-s -w", "-o", agentBin.path, "podpath/cmd/podpath")
+		cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
+		if out, err := cmd.CombinedOutput(); err != nil {
+			agentBin.err = fmt.Errorf("build the agent binary: %v\n%s", err, out)
+		}
+	})
+	if agentBin.err != nil {
+		t.Fatal(agentBin.err)
 	}
-	for _, d := range dirs {
-		pid, err := strconv.Atoi(d.Name())
-		if err != nil {
-			continue
-		}
-		cmd, err := os.ReadFile(filepath.Join("/proc", d.Name(), "cmdline"))
-		if err != nil {
-			continue
-		}
-		args := strings.Split(strings.TrimRight(string(cmd), "\x00"), "\x00")
-		if len(args) > 0 && args[0] == agentBinary(t) && slices.Contains(args, "monitor") &&
-			strings.Contains(strings.Join(args, " "), "--role pod") && strings.Contains(strings.Join(args, " "), "--name "+node+" ") {
-			return pid
-		}
-	}
-	t.Fatalf("no Pod agent process for %s", node)
-	return 0
+	return agentBin.path
 }
 
 // roomForNeighbours raises the kernel's neighbour-table limits for the
@@ -477,28 +470,4 @@ func roomForNeighbours(t *testing.T, nodes int) {
 		}
 		t.Cleanup(func() { _ = os.WriteFile(path, old, 0o644) })
 	}
-}
-
-var agentBin struct {
-	once sync.Once
-	path string
-	err  error
-}
-
-// agentBinary is podpath's agent build, as `make image` puts it in the
-// image: only `agent` and `version` (-tags agentonly), stripped.
-func agentBinary(t testing.TB) string {
-	t.Helper()
-	agentBin.once.Do(func() {
-		agentBin.path = filepath.Join(filepath.Dir(podpathBin), "podpath-agent")
-		cmd := exec.Command("go", "build", "-tags", "agentonly", "-ldflags", "-s -w", "-o", agentBin.path, "podpath/cmd/podpath")
-		cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
-		if out, err := cmd.CombinedOutput(); err != nil {
-			agentBin.err = fmt.Errorf("build the agent binary: %v\n%s", err, out)
-		}
-	})
-	if agentBin.err != nil {
-		t.Fatal(agentBin.err)
-	}
-	return agentBin.path
 }

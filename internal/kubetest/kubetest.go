@@ -116,8 +116,16 @@ func Start(t testing.TB, controllers bool) *Env {
 }
 
 // StartWith runs a control plane shaped by opts until the test ends.
+// It skips the test (or benchmark) in -short and when not root: the
+// control plane's binaries are built and cached by root, as CI runs.
 func StartWith(t testing.TB, opts Options) *Env {
 	t.Helper()
+	if testing.Short() {
+		t.Skip("skipped in -short: starts a real control plane")
+	}
+	if os.Geteuid() != 0 {
+		t.Skip("skipped: the control plane's binaries are built and cached by root (CI runs as root)")
+	}
 	controllers := opts.Controllers
 	bin := Binaries(t)
 	dir := t.TempDir()

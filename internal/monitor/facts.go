@@ -19,7 +19,6 @@ type factsState struct {
 	read            bool
 	bgpDown         int // BGP sessions not Established
 	calicoUnhealthy int // 1: Felix answers not ready, or BIRD runs and Felix does not answer
-	at              time.Time
 }
 
 // update reads the node's Calico state once.
@@ -29,7 +28,7 @@ func (f *factsState) update(ctx context.Context, collect func(context.Context) h
 	c := collect(ctx)
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	f.at, f.read = time.Now(), true
+	f.read = true
 	f.bgpDown, f.calicoUnhealthy = calicoTrouble(c)
 }
 

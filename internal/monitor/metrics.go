@@ -187,10 +187,10 @@ func (s *State) Aggregate() Aggregate {
 		g.ReachableRatio = float64(reachable) / float64(g.Probed)
 	}
 	for _, p := range loss {
-		g.WorstLoss = append(g.WorstLoss, copyPair(p))
+		g.WorstLoss = append(g.WorstLoss, p.clone())
 	}
 	for _, p := range mtu {
-		g.WorstMTU = append(g.WorstMTU, copyPair(p))
+		g.WorstMTU = append(g.WorstMTU, p.clone())
 	}
 	return g
 }
@@ -206,13 +206,4 @@ func insertTop(top []*Pair, p *Pair, less func(a, b *Pair) int) []*Pair {
 		top = top[:TopK]
 	}
 	return top
-}
-
-func copyPair(p *Pair) Pair {
-	c := Pair{Peer: p.Peer, Address: p.Address, LossRatio: p.LossRatio, Probes: p.Probes}
-	if p.MTU != nil {
-		m := *p.MTU
-		c.MTU = &m
-	}
-	return c
 }

@@ -79,14 +79,8 @@ func TestMonitorRun(t *testing.T) {
 	path := &fakePath{limit: map[string]int{"n3": 1350}, dead: map[string]bool{"n5": true}, visits: map[string]int{}}
 	peers := make(chan []Peer, 1)
 	reg := prometheus.NewRegistry()
-	m, err := New(Config{Node: "n1", Layer: LayerPod, Period: 300 * time.Millisecond, Rate: 100,
+	m, stop := runMonitor(t, Config{Node: "n1", Layer: LayerPod, Period: 300 * time.Millisecond, Rate: 100,
 		Prober: path, Peers: peers, Registerer: reg})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- m.Run(ctx) }()
 	all := []Peer{{"n1", "10.0.0.1:7946"}, {"n2", "10.0.0.2:7946"}, {"n3", "10.0.0.3:7946"}, {"n4", "10.0.0.4:7946"}, {"n5", "10.0.0.5:7946"}}
 	peers <- all
 	// Three periods and a bit: n5 has been lost three times in a row.
@@ -146,12 +140,34 @@ func TestMonitorRun(t *testing.T) {
 	if v, _ := gauge(t, reg, "podpath_monitor_findings", map[string]string{"id": "mtu-blackhole"}); v != 0 {
 		t.Errorf("mtu-blackhole count %v after n3 left", v)
 	}
-	cancel()
-	if err := <-done; err != nil {
+	if err := stop(); err != nil {
 		t.Fatal(err)
 	}
 	if fams, _ := reg.Gather(); len(fams) != 0 {
 		t.Errorf("%d metric families left registered after Run", len(fams))
+	}
+}
+
+// runMonitor starts a monitor of cfg; stop ends it and returns Run's
+// error, failing the test if Run does not return in time.
+func runMonitor(t *testing.T, cfg Config) (m *Monitor, stop func() error) {
+	t.Helper()
+	m, err := New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- m.Run(ctx) }()
+	return m, func() error {
+		cancel()
+		select {
+		case err := <-done:
+			return err
+		case <-time.After(visitTimeout + 5*time.Second):
+			t.Fatal("Run did not return after its context ended")
+			return nil
+		}
 	}
 }
 
@@ -308,13 +324,7 @@ func TestPeerVanishesMidProbe(t *testing.T) {
 	for run := range 2 {
 		h := &heldPath{started: make(chan string, 1), release: make(chan struct{})}
 		peers := make(chan []Peer, 1)
-		m, err := New(Config{Node: "a", Layer: LayerNode, Period: 200 * time.Millisecond, Rate: 50, Prober: h, Peers: peers, Registerer: reg})
-		if err != nil {
-			t.Fatal(err)
-		}
-		ctx, cancel := context.WithCancel(context.Background())
-		done := make(chan error, 1)
-		go func() { done <- m.Run(ctx) }()
+		m, stop := runMonitor(t, Config{Node: "a", Layer: LayerNode, Period: 200 * time.Millisecond, Rate: 50, Prober: h, Peers: peers, Registerer: reg})
 		peers <- []Peer{{"b", "10.0.0.2:7946"}}
 		select {
 		case <-h.started:
@@ -337,14 +347,8 @@ func TestPeerVanishesMidProbe(t *testing.T) {
 		case <-time.After(5 * time.Second):
 			t.Fatal("c never visited")
 		}
-		cancel()
-		select {
-		case err := <-done:
-			if err != nil {
-				t.Fatal(err)
-			}
-		case <-time.After(visitTimeout + 5*time.Second):
-			t.Fatal("Run did not return with a visit in flight")
+		if err := stop(); err != nil { // with c's visit held
+			t.Fatal(err)
 		}
 	}
 }
@@ -383,13 +387,7 @@ func TestMonitorSearchesAgainAndIgnoresLocalErrors(t *testing.T) {
 	peers := make(chan []Peer, 1)
 	reg := prometheus.NewRegistry()
 	period := 100 * time.Millisecond
-	m, err := New(Config{Node: "a", Layer: LayerPod, Period: period, Rate: 100, Prober: path, Peers: peers, Registerer: reg})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- m.Run(ctx) }()
+	m, stop := runMonitor(t, Config{Node: "a", Layer: LayerPod, Period: period, Rate: 100, Prober: path, Peers: peers, Registerer: reg})
 	peers <- []Peer{{"b", "10.0.0.2:7946"}}
 	waitFor(t, 20*period, func() bool { path.mu.Lock(); defer path.mu.Unlock(); return path.searches >= 2 })
 	path.mu.Lock()
@@ -400,8 +398,7 @@ func TestMonitorSearchesAgainAndIgnoresLocalErrors(t *testing.T) {
 	if p.LostInRow != 0 || len(p.Findings) != 1 || !strings.Contains(p.LastError, "too many open files") {
 		t.Errorf("after local errors: lost in a row %d, findings %v, last error %q; want no loss, mtu-blackhole only, the error shown", p.LostInRow, p.Findings, p.LastError)
 	}
-	cancel()
-	if err := <-done; err != nil {
+	if err := stop(); err != nil {
 		t.Fatal(err)
 	}
 }

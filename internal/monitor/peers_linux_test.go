@@ -2,7 +2,6 @@ package monitor
 
 import (
 	"context"
-	"os"
 	"slices"
 	"testing"
 	"time"
@@ -21,12 +20,6 @@ import (
 // still arrives. The informers' goroutines are gone after Run (goleak in
 // TestMain).
 func TestWatcherRealAPIServer(t *testing.T) {
-	if os.Geteuid() != 0 {
-		t.Skip("needs root: runs a real control plane (its binaries are built and cached as root)")
-	}
-	if testing.Short() {
-		t.Skip("skipped in -short: starts a real control plane")
-	}
 	env := kubetest.Start(t, false)
 	cfg := rest.CopyConfig(env.Config)
 	cs, err := kubernetes.NewForConfig(cfg)

@@ -196,20 +196,25 @@ func (s *State) lastMTU(peer string) (last *MTUResult, checked time.Time) {
 	return nil, time.Time{}
 }
 
+// clone is a copy of p that shares nothing with it.
+func (p *Pair) clone() Pair {
+	c := *p
+	c.Window = slices.Clone(p.Window)
+	c.Findings = slices.Clone(p.Findings)
+	if p.MTU != nil {
+		m := *p.MTU
+		c.MTU = &m
+	}
+	return c
+}
+
 // Pairs is a copy of every pair, sorted by peer.
 func (s *State) Pairs() []Pair {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	out := make([]Pair, 0, len(s.pairs))
 	for _, p := range s.pairs {
-		c := *p
-		c.Window = slices.Clone(p.Window)
-		c.Findings = slices.Clone(p.Findings)
-		if p.MTU != nil {
-			m := *p.MTU
-			c.MTU = &m
-		}
-		out = append(out, c)
+		out = append(out, p.clone())
 	}
 	slices.SortFunc(out, func(a, b Pair) int {
 		if a.Peer < b.Peer {

@@ -94,9 +94,7 @@ type forwarder struct {
 
 	ctx    context.Context // cancelled on close: dials in flight give up
 	cancel context.CancelFunc
-	mu     sync.Mutex
-	conns  map[net.Conn]struct{}
-	wg     sync.WaitGroup
+	conns  *connSet
 }
 
 // acquire makes sure netns has a forwarder and counts one more user of it.
@@ -117,11 +115,11 @@ func (fs *forwarders) acquire(netns string) error {
 	}); err != nil {
 		return fmt.Errorf("forward the API server into %s: %w", netns, err)
 	}
-	f := &forwarder{netns: netns, target: fs.target, ln: ln, users: 1, conns: map[net.Conn]struct{}{}}
+	f := &forwarder{netns: netns, target: fs.target, ln: ln, users: 1}
 	f.ctx, f.cancel = context.WithCancel(context.Background())
+	f.conns = newConnSet(f.ctx)
 	fs.byNetns[netns] = f
-	f.wg.Add(1)
-	go f.accept()
+	f.conns.serve(ln, f.serve)
 	fs.logf("%s: forwarding %s to the API server at %s", netns, addr, fs.target)
 	return nil
 }
@@ -177,50 +175,8 @@ func (fs *forwarders) open() []string {
 // is closed already.
 func (f *forwarder) close() {
 	f.cancel()
-	f.mu.Lock()
-	for c := range f.conns {
-		c.Close()
-	}
-	f.mu.Unlock()
-	f.wg.Wait()
-}
-
-func (f *forwarder) accept() {
-	defer f.wg.Done()
-	for {
-		c, err := f.ln.Accept()
-		if err != nil {
-			return // closed
-		}
-		if !f.track(c) {
-			c.Close()
-			return
-		}
-		f.wg.Add(1)
-		go func() {
-			defer f.wg.Done()
-			defer f.untrack(c)
-			f.serve(c)
-		}()
-	}
-}
-
-// track registers an open connection, unless the forwarder is closing.
-func (f *forwarder) track(c net.Conn) bool {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	if f.ctx.Err() != nil {
-		return false
-	}
-	f.conns[c] = struct{}{}
-	return true
-}
-
-func (f *forwarder) untrack(c net.Conn) {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	delete(f.conns, c)
-	c.Close()
+	f.conns.closeAll()
+	f.conns.wait()
 }
 
 // serve carries one connection to the API server and back. A failed dial
@@ -231,11 +187,11 @@ func (f *forwarder) serve(c net.Conn) {
 	if err != nil {
 		return
 	}
-	if !f.track(up) {
+	if !f.conns.track(up) {
 		up.Close()
 		return
 	}
-	defer f.untrack(up)
+	defer f.conns.untrack(up)
 	// Half-closes pass through, so a client that is done sending still gets
 	// its answer.
 	done := make(chan struct{})

@@ -35,11 +35,8 @@ type egress struct {
 	ln     net.Listener
 	socket string
 	owners map[netip.Addr]string // address → the namespace that has it
-
-	mu    sync.Mutex
-	conns map[net.Conn]struct{}
-	wg    sync.WaitGroup
-	once  sync.Once
+	conns  *connSet
+	once   sync.Once
 }
 
 // ServeEgress serves an HTTP CONNECT proxy into the lab on a Unix socket
@@ -64,69 +61,27 @@ func ServeEgress(ctx context.Context, l *lab.Lab, socket string) (stop func(), e
 		ln.Close()
 		return nil, fmt.Errorf("egress: %w", err)
 	}
-	e := &egress{ln: ln, socket: socket, owners: owners, conns: map[net.Conn]struct{}{}}
+	e := &egress{ln: ln, socket: socket, owners: owners}
 	e.ctx, e.cancel = context.WithCancel(ctx)
+	e.conns = newConnSet(e.ctx)
 	context.AfterFunc(e.ctx, e.shutdown)
-	e.wg.Add(1)
-	go e.accept()
+	e.conns.serve(ln, e.serve)
 	return e.stop, nil
 }
 
 func (e *egress) stop() {
 	e.cancel()
 	e.shutdown()
-	e.wg.Wait()
+	e.conns.wait()
 }
 
 // shutdown closes the listener and every open tunnel; idempotent.
 func (e *egress) shutdown() {
 	e.once.Do(func() {
 		e.ln.Close()
-		e.mu.Lock()
-		for c := range e.conns {
-			c.Close()
-		}
-		e.mu.Unlock()
+		e.conns.closeAll()
 		_ = os.Remove(e.socket)
 	})
-}
-
-func (e *egress) accept() {
-	defer e.wg.Done()
-	for {
-		c, err := e.ln.Accept()
-		if err != nil {
-			return // closed
-		}
-		if !e.track(c) {
-			c.Close()
-			return
-		}
-		e.wg.Add(1)
-		go func() {
-			defer e.wg.Done()
-			defer e.untrack(c)
-			e.serve(c)
-		}()
-	}
-}
-
-// track registers an open connection, unless the proxy is shutting down.
-func (e *egress) track(c net.Conn) bool {
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	if e.ctx.Err() != nil {
-		return false
-	}
-	e.conns[c] = struct{}{}
-	return true
-}
-
-func (e *egress) untrack(c net.Conn) {
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	delete(e.conns, c)
-	c.Close()
 }
 
 // serve answers one CONNECT and, when allowed, tunnels until either side closes.
@@ -155,11 +110,11 @@ func (e *egress) serve(c net.Conn) {
 		reply(c, http.StatusBadGateway)
 		return
 	}
-	if !e.track(up) {
+	if !e.conns.track(up) {
 		up.Close()
 		return
 	}
-	defer e.untrack(up)
+	defer e.conns.untrack(up)
 	if _, err := io.WriteString(c, "HTTP/1.1 200 Connection established\r\n\r\n"); err != nil {
 		return
 	}
