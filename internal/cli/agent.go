@@ -37,7 +37,8 @@ func newAgent(s Streams) *cobra.Command {
 		Short: "Run the node agent: probe API, UDP responder and host facts on one port",
 		Long: `The agent answers UDP probes on --listen and serves an authenticated HTTP API on the
 same address: PUT /v1/peers (who it may probe), POST /v1/probe (probe those peers), GET /v1/facts
-(this host's network facts), POST /v1/sink (throughput and transfer tests), and, without
+(this host's network facts), POST /v1/sink (throughput and transfer tests), POST /v1/listen
+(temporary listeners for other agents' port checks), GET /v1/peers, and, without
 authentication, GET /healthz and GET /metrics. It never probes an address it was not given as
 a peer and never answers a probe with more bytes than it received.
 
@@ -60,13 +61,13 @@ on GET /debug/pairs. A monitor takes no orders: no token, no probe API.`,
 	fl.StringVar(&f.listen, "listen", fmt.Sprintf("0.0.0.0:%d", lab.AgentPort), "ADDR:PORT for the HTTP API (TCP) and probes (UDP)")
 	fl.StringVar(&f.name, "name", "", "this agent's name, usually the node's (default: the hostname)")
 	fl.StringVar(&f.role, "role", "host", "host (host network, reads host facts) or pod (Pod network, unprivileged)")
-	fl.StringVar(&f.tokenFile, "token-file", "", "file holding the bearer token every API call must carry (required)")
+	fl.StringVar(&f.tokenFile, "token-file", "", "file holding the bearer token every API call must carry (required with --mode api; a monitor takes none)")
 	fl.StringVar(&f.birdSocket, "bird-socket", hostfacts.DefaultBIRDSocket, "BIRD control socket, as calico-node has it")
 	fl.StringVar(&f.felixHealth, "felix-health", hostfacts.DefaultFelixHealthURL, "Felix readiness URL")
 	fl.StringVar(&f.mode, "mode", "api", "api (probe when a podpath run asks, token required) or monitor (probe continuously, export metrics)")
 	m := &f.monitor
-	fl.StringVar(&m.namespace, "namespace", "", "monitor: namespace of this agent's DaemonSet (in a Pod: from the downward API)")
-	fl.StringVar(&m.selector, "selector", "", "monitor: label selector of the DaemonSet's Pods, the peers")
+	fl.StringVar(&m.namespace, "namespace", "", "monitor, required: namespace of this agent's DaemonSet (the chart passes it from the downward API)")
+	fl.StringVar(&m.selector, "selector", "", "monitor, required: label selector of the DaemonSet's Pods, the peers")
 	fl.DurationVar(&m.period, "period", 5*time.Minute, "monitor: every peer is probed once per period")
 	fl.Float64Var(&m.rate, "rate", 20, "monitor: peer visits per second, at most")
 	fl.DurationVar(&m.warmup, "warmup", 30*time.Second, "monitor: a peer counts once its Pod has been Ready this long")

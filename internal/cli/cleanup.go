@@ -40,5 +40,8 @@ was killed outright.`,
 		},
 	}
 	kf.AddFlags(c.Flags())
+	// Every podpath namespace goes, found by label across the cluster: a
+	// namespace flag would suggest a scope cleanup does not have.
+	_ = c.Flags().MarkHidden("namespace")
 	return c
 }

@@ -63,11 +63,12 @@ With --inventory-dir and --mtu and no kubeconfig, only the inventory is changed.
 	fl := c.Flags()
 	fl.IntVar(&f.mtu, "mtu", 0, "Pod MTU to set (default: the doctor's remedy)")
 	fl.BoolVar(&f.apply, "apply", false, "make the change (default: dry run)")
-	fl.BoolVar(&f.force, "force", false, "set --mtu even above what the measured path carries")
+	fl.BoolVar(&f.force, "force", false, "apply even above what the measured path carries, or while a node or calico-node is not Ready")
 	fl.StringVar(&f.restart, "restart", "rolling", "restart calico-node after the change: rolling or none")
 	fl.StringVar(&f.inventoryDir, "inventory-dir", "", "Kubespray inventory directory (the one holding group_vars/) to change too")
 	fl.DurationVar(&f.rolloutTimeout, "rollout-timeout", remedy.DefaultRolloutTimeout, "how long calico-node's rollout may take")
 	_ = fl.MarkHidden("layers")
+	_ = fl.MarkHidden("output") // fix prints text: the diffs, then before and after
 	fl.Lookup("timeout").DefValue = DefaultDoctorTimeout.String()
 	f.timeout = DefaultDoctorTimeout
 	fix.AddCommand(c)

@@ -39,7 +39,7 @@ func (f *sourceFlags) register(c *cobra.Command) {
 	fl.StringVar(&f.tokenFile, "token-file", "", "agent token (default: the inventory's tokenFile)")
 	fl.StringVarP(&f.output, "output", "o", "text", "output format: text or json")
 	fl.StringVar(&f.layers, "layers", "node,pod", "layers to measure: node (underlay), pod (overlay)")
-	fl.DurationVar(&f.timeout, "timeout", DefaultRunTimeout, "bound on the whole run")
+	fl.DurationVar(&f.timeout, "timeout", DefaultRunTimeout, "bound on probing and host facts (on a cluster, deploying the agents, --wait-timeout and cleanup come on top)")
 	f.kube.register(c)
 }
 

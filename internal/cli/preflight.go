@@ -49,10 +49,12 @@ agents open temporary listeners where nothing listens yet, and say when somethin
 a port), the kernel modules the encapsulation needs, rp_filter, and clock skew between the
 nodes. It gives a verdict per node and the calico_mtu to set.
 
-Start the agent on every node (one static binary, as root, removed with the file):
-  scp podpath NODE:/tmp/ && ssh NODE 'head -c32 /dev/urandom | base64 > /tmp/pp.token; \
-    /tmp/podpath agent --listen $(hostname -I | cut -d" " -f1):7946 --name $(hostname) --token-file /tmp/pp.token'
-(use the same token file everywhere: copy one). Then from any machine that reaches them:
+Make one token, then start the agent on every node with it (one static binary, as root,
+removed with the files):
+  head -c32 /dev/urandom | base64 > pp.token
+  scp podpath pp.token NODE:/tmp/ && ssh NODE \
+    '/tmp/podpath agent --listen $(hostname -I | cut -d" " -f1):7946 --name $(hostname) --token-file /tmp/pp.token'
+Then from any machine that reaches them (exit 1 when a node fails):
   podpath preflight --kubespray-inventory inventory/mycluster --token-file pp.token`,
 		Args: cobra.NoArgs,
 		RunE: func(c *cobra.Command, _ []string) error { return runPreflight(c.Context(), s, &f) },

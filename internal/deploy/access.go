@@ -29,9 +29,10 @@ func (p Permission) String() string {
 	return p.Verb + " " + r
 }
 
-// Required is what `podpath doctor`, `mtu` and `perf` do in a cluster; the
-// shipped ClusterRole (deploy/rbac.yaml) grants exactly this, a test keeps
-// the two in step.
+// Required is what `podpath doctor`, `mtu` and `perf` cannot do without in
+// a cluster; the shipped ClusterRole (deploy/rbac.yaml) grants this and the
+// optional reads discovery does without when refused (calico-node logs,
+// BGP objects, block affinities); a test keeps the file a superset.
 var Required = []Permission{
 	{Verb: "list", Resource: "nodes"},
 	{Verb: "get", Resource: "configmaps", Namespace: "kube-system", Name: "calico-config"},
