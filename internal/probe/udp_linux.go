@@ -39,9 +39,10 @@ type Conn struct {
 	v6   bool
 	run  uint32
 
-	mu     sync.Mutex
-	seq    uint32
-	maxRTT time.Duration // largest round trip seen: sets how long a round waits
+	mu      sync.Mutex
+	seq     uint32
+	maxRTT  time.Duration // largest round trip seen: sets how long a round waits
+	refused int           // sends a local firewall rule refused (EPERM)
 }
 
 // Dial opens a probe socket to a responder at peer.
@@ -161,6 +162,16 @@ func (c *Conn) send(buf []byte, size int, flags byte, seq uint32) (localMTU int,
 		// The link dropped it on the spot (a full queue, or a veth whose peer
 		// has a smaller MTU, as in the lab): the probe is lost, as it would be
 		// one hop later on a real wire.
+		return 0, nil
+	}
+	if errors.Is(err, unix.EPERM) {
+		// A netfilter rule on this host dropped it on the way out. That too
+		// is a lost probe: a rule that drops at random (or by rate) must read
+		// as loss, not as a dead path. The count lets Ping say why nothing
+		// came back when every probe was refused.
+		c.mu.Lock()
+		c.refused++
+		c.mu.Unlock()
 		return 0, nil
 	}
 	return 0, err
@@ -354,6 +365,7 @@ func (c *Conn) Ping(ctx context.Context, count int, interval time.Duration, size
 		}
 	}
 	var sendErr error
+	refusedBefore := c.refusedSends()
 	for i := range count {
 		if i > 0 {
 			t := time.NewTimer(interval)
@@ -402,5 +414,14 @@ func (c *Conn) Ping(ctx context.Context, count int, interval time.Duration, size
 			series = append(series, rtts[order[seq]])
 		}
 	}
+	if refused := c.refusedSends() - refusedBefore; len(series) == 0 && refused > 0 && sendErr == nil {
+		sendErr = fmt.Errorf("send to %s: a local firewall rule refused %d of %d probes (operation not permitted)", c.peer, refused, len(sent))
+	}
 	return Summarize(series, len(sent)), sendErr
+}
+
+func (c *Conn) refusedSends() int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.refused
 }
