@@ -154,6 +154,40 @@ func TestProbeOnlyKnownPeers(t *testing.T) {
 	}
 }
 
+// A peer whose first burst of echoes is all lost (heavy random loss) is
+// asked again before it is called unreachable.
+func TestReachabilityAsksAgainAfterALostBurst(t *testing.T) {
+	a := startAgent(t, "a")
+	pc, err := net.ListenPacket("udp4", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pc.Close()
+	go func() { // drops the first reachEchoes probes, answers the rest
+		buf, out := make([]byte, 2048), make([]byte, 2048)
+		for seen := 0; ; seen++ {
+			n, from, err := pc.ReadFrom(buf)
+			if err != nil {
+				return
+			}
+			if reply, err := probe.Reply(buf[:n], out); err == nil && seen >= reachEchoes {
+				_, _ = pc.WriteTo(reply, from)
+			}
+		}
+	}()
+	c := NewClient(a, token, "")
+	if err := c.SetPeers(context.Background(), []Peer{{Name: "lossy", Address: pc.LocalAddr().String()}}); err != nil {
+		t.Fatal(err)
+	}
+	resp, err := c.Probe(context.Background(), ProbeRequest{Targets: []string{"lossy"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r := resp.Results[0]; !r.Reachable || len(r.Errors) > 0 {
+		t.Errorf("peer that lost the first %d echoes: reachable %v, errors %v; want reachable", reachEchoes, r.Reachable, r.Errors)
+	}
+}
+
 // IPv6: the DF option and the error queue are the IPV6_ ones.
 func TestProbeOverIPv6(t *testing.T) {
 	if ln, err := net.Listen("tcp", "[::1]:0"); err != nil {
