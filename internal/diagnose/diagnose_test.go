@@ -209,6 +209,28 @@ func TestDiagnose(t *testing.T) {
 			id: PacketLoss, severity: Warning, nodes: []string{"node2"}, absent: []string{MTUBlackhole},
 		},
 		{
+			// The lab's loss fault: one pair's ten echoes all came back by
+			// chance, but its transfer stalled. Its size search saw full-size
+			// packets answered, so the stall is not about size.
+			// Loss on node2: one pair's five ICMP echoes all lost by chance.
+			name: "lost_icmp_echoes_amid_loss_are_not_a_filter",
+			mutate: func(ev *Evidence) {
+				each(ev, with("node2"), func(p *model.Pair) { p.LossPct = 30 })
+				each(ev, func(p model.Pair) bool { return p.Layer == model.LayerNode && p.From == "node3" && p.To == "node2" },
+					func(p *model.Pair) { loss := 100.0; p.ICMPLossPct, p.ICMPRTTMs = &loss, nil })
+			},
+			id: PacketLoss, severity: Warning, nodes: []string{"node2"}, absent: []string{ICMPFiltered},
+		},
+		{
+			name: "stall_where_full_size_crosses_is_not_a_blackhole",
+			mutate: func(ev *Evidence) {
+				each(ev, with("node2"), func(p *model.Pair) { p.LossPct = 30 })
+				each(ev, func(p model.Pair) bool { return p.Layer == model.LayerPod && p.From == "node2" && p.To == "node1" },
+					func(p *model.Pair) { p.LossPct, p.Stalled = 0, true })
+			},
+			id: PacketLoss, severity: Warning, nodes: []string{"node2"}, absent: []string{MTUBlackhole},
+		},
+		{
 			name: "pod_mtu_above_the_tunnel",
 			mutate: func(ev *Evidence) {
 				for _, f := range ev.Facts {

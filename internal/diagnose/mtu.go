@@ -188,7 +188,7 @@ func mtuBlackhole(s *state) {
 			pod = append(pod, p)
 		case blackholed(p):
 			node = append(node, p)
-		case p.Layer == model.LayerPod && p.Stalled && p.Reachable:
+		case p.Layer == model.LayerPod && p.Stalled && p.Reachable && !fullSizeCrosses(p):
 			stalled = append(stalled, p)
 		}
 	}
@@ -249,6 +249,13 @@ func mtuBlackhole(s *state) {
 		Nodes: nodes, Pairs: refs(affected), Evidence: append(capLines(ev, 12), s.ev.Network.Sources...),
 		Remedy: s.mtuRemedy(safe, nodesOrAll(nodes), underlay),
 	}, append(affected, node...))
+}
+
+// fullSizeCrosses: the pair's size search saw packets of its interface's
+// full MTU answered, so a transfer that stalled there did not stall on size
+// (random loss the echo sample missed does that).
+func fullSizeCrosses(p model.Pair) bool {
+	return p.PathMTU > 0 && p.PathMTU >= p.IfaceMTU
 }
 
 func capLines(ev []string, n int) []string {

@@ -279,7 +279,8 @@ func mtuWasteful(s *state) {
 // needs may be dropped too.
 func icmpFiltered(s *state) {
 	filtered := slices.DeleteFunc(slices.Clone(s.ev.Pairs), func(p model.Pair) bool {
-		return !p.Reachable || p.ICMPLossPct == nil || *p.ICMPLossPct < 100 || p.LossPct >= 100 || s.isExplained(p)
+		// UDP echoes lost too: five lost ICMP echoes are loss, not a filter.
+		return !p.Reachable || p.ICMPLossPct == nil || *p.ICMPLossPct < 100 || p.LossPct >= LossWarnPct || s.isExplained(p)
 	})
 	if len(filtered) == 0 {
 		return
