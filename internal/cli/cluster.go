@@ -41,6 +41,9 @@ type kubeFlags struct {
 	config *genericclioptions.ConfigFlags
 	image  string
 	wait   time.Duration
+	// check, when set, runs on the discovered cluster before anything is
+	// deployed: a command's own refusals (fix: its RBAC) leave nothing.
+	check func(context.Context, kubernetes.Interface, *kube.Cluster) error
 }
 
 func (k *kubeFlags) register(c *cobra.Command) {
@@ -119,6 +122,11 @@ func openCluster(ctx context.Context, k *kubeFlags, prog *progress) (*source, er
 	cl, err := kube.Discover(ctx, cs, dyn)
 	if err != nil {
 		return nil, fmt.Errorf("discover the cluster: %w", err)
+	}
+	if k.check != nil {
+		if err := k.check(ctx, cs, cl); err != nil {
+			return nil, err
+		}
 	}
 	var notReady []string
 	for _, n := range cl.Nodes {

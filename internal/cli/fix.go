@@ -11,8 +11,10 @@ import (
 	"time"
 
 	"github.com/spf13/cobra"
+	"k8s.io/client-go/kubernetes"
 
 	"podpath/internal/cluster/kube"
+	"podpath/internal/deploy"
 	"podpath/internal/diagnose"
 	"podpath/internal/model"
 	"podpath/internal/plan"
@@ -46,7 +48,8 @@ environment, and with --inventory-dir the Kubespray inventory's calico_mtu (comm
 that the next Kubespray run does not revert it.
 
 Without --apply nothing changes: each object's diff comes from a server-side dry run. With
---apply it patches (field manager podpath), restarts calico-node as kubectl rollout restart does,
+--apply it patches (field manager podpath), restarts calico-node as kubectl rollout restart does
+(on an operator install the operator rolls calico-node itself; podpath waits for that rollout),
 waits for the rollout, lists the Pods that keep the old MTU until restarted, and re-runs the
 probes to show before and after. A failed patch or rollout puts the previous values back.
 
@@ -64,7 +67,7 @@ With --inventory-dir and --mtu and no kubeconfig, only the inventory is changed.
 	fl.IntVar(&f.mtu, "mtu", 0, "Pod MTU to set (default: the doctor's remedy)")
 	fl.BoolVar(&f.apply, "apply", false, "make the change (default: dry run)")
 	fl.BoolVar(&f.force, "force", false, "apply even above what the measured path carries, or while a node or calico-node is not Ready")
-	fl.StringVar(&f.restart, "restart", "rolling", "restart calico-node after the change: rolling or none")
+	fl.StringVar(&f.restart, "restart", "rolling", "restart calico-node after the change: rolling or none (operator installs: wait for the operator's rollout, or not)")
 	fl.StringVar(&f.inventoryDir, "inventory-dir", "", "Kubespray inventory directory (the one holding group_vars/) to change too")
 	fl.DurationVar(&f.rolloutTimeout, "rollout-timeout", remedy.DefaultRolloutTimeout, "how long calico-node's rollout may take")
 	_ = fl.MarkHidden("layers")
@@ -91,7 +94,17 @@ func runFixMTU(ctx context.Context, s Streams, f *fixFlags) error {
 		return fixInventoryOnly(s, f)
 	}
 	prog := newProgress(s.Err)
+	// Even the dry run patches (server-side): a caller without the fix
+	// role's rights learns it before the measurement, not after.
+	f.kube.check = func(ctx context.Context, cs kubernetes.Interface, cl *kube.Cluster) error {
+		perms, err := remedy.Permissions(cl, f.restart == "rolling")
+		if err != nil {
+			return err
+		}
+		return deploy.CheckPermissions(ctx, cs, perms, deploy.FixRole)
+	}
 	src, layers, err := f.open(ctx, prog, "text")
+	f.kube.check = nil // the re-check's agents need the doctor's rights only
 	if err != nil {
 		return err
 	}
@@ -164,6 +177,17 @@ func runFixMTU(ctx context.Context, s Streams, f *fixFlags) error {
 	if down := notReady(cl); len(down) > 0 && !f.force {
 		return usageError{fmt.Errorf("not applying while %s: calico-node's rollout would stall there (fix the node, or --force)", strings.Join(down, ", "))}
 	}
+	// The operator owns calico-node: it rolls it when the Installation
+	// changes, and would put back a template podpath restarted. podpath
+	// waits for the operator's rollout instead, past this generation.
+	rolling := f.restart == "rolling" && pl.DaemonSet != ""
+	byOperator := rolling && pl.Install == "operator"
+	var generation int64
+	if byOperator {
+		if generation, err = remedy.Generation(ctx, src.cs, pl.DaemonSet); err != nil {
+			return err
+		}
+	}
 	// The agents of the re-check must be new Pods: only new Pods get the new MTU.
 	src.close()
 	src.close = func() {}
@@ -173,16 +197,26 @@ func runFixMTU(ctx context.Context, s Streams, f *fixFlags) error {
 	for _, c := range pl.Objects {
 		fmt.Fprintf(w, "set %s: %s → %s\n", c.What, orUnset(c.Old), c.New)
 	}
-	if f.restart == "rolling" && pl.DaemonSet != "" {
-		prog.say("podpath: restarting calico-node (%s) and waiting for the rollout…", pl.DaemonSet)
-		start, err := remedy.Restart(ctx, src.cs, pl.DaemonSet, f.rolloutTimeout)
+	if rolling {
+		start := time.Now()
+		if byOperator {
+			prog.say("podpath: waiting for the operator to roll calico-node (%s)…", pl.DaemonSet)
+			err = remedy.WaitOperatorRollout(ctx, src.cs, pl.DaemonSet, generation, f.rolloutTimeout)
+		} else {
+			prog.say("podpath: restarting calico-node (%s) and waiting for the rollout…", pl.DaemonSet)
+			start, err = remedy.Restart(ctx, src.cs, pl.DaemonSet, f.rolloutTimeout)
+		}
 		if err != nil {
 			if rerr := pl.Revert(ctx, src.dyn); rerr != nil {
 				return fmt.Errorf("%v; putting the previous values back failed too: %v", err, rerr)
 			}
 			return fmt.Errorf("%v; the previous values are back in place (calico-node Pods already restarted keep the new MTU until they restart again)", err)
 		}
-		fmt.Fprintf(w, "restarted calico-node (%s) in %s\n", pl.DaemonSet, time.Since(start).Round(100*time.Millisecond))
+		verb := "restarted"
+		if byOperator {
+			verb = "the operator rolled"
+		}
+		fmt.Fprintf(w, "%s calico-node (%s) in %s\n", verb, pl.DaemonSet, time.Since(start).Round(100*time.Millisecond))
 	}
 	if pl.File != nil && pl.File.Diff != "" {
 		if err := pl.File.Apply(); err != nil {
@@ -190,7 +224,7 @@ func runFixMTU(ctx context.Context, s Streams, f *fixFlags) error {
 		}
 		fmt.Fprintf(w, "wrote %s (calico_mtu: %d)\n", pl.File.Path, mtu)
 	}
-	if f.restart == "rolling" && pl.DaemonSet != "" {
+	if rolling {
 		// Pods created until the rollout finished may have the old MTU too.
 		if err := listOldPods(ctx, w, src, time.Now()); err != nil {
 			fmt.Fprintf(w, "warning: could not list the Pods that keep the old MTU: %v\n", err)

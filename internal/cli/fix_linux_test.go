@@ -2,6 +2,7 @@ package cli
 
 import (
 	"context"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -42,6 +43,15 @@ func TestKubeFixMTUManifest(t *testing.T) {
 	k := newKubeCluster(t, "manifest")
 	fault(t, k.lab, "underlay-mtu=node3:1400")
 
+	// alice holds the doctor's role only: refused before anything is deployed.
+	code, _, errOut := run(t, "fix", "mtu", "--kubeconfig", k.alice, "--image", "podpath/podpath:test")
+	lines := strings.Split(strings.TrimSpace(errOut), "\n")
+	if last := lines[len(lines)-1]; code != ExitNoRun || !strings.Contains(last, "missing RBAC permissions: patch configmaps calico-config, patch daemonsets.apps calico-node") ||
+		!strings.Contains(last, "podpath-fix from deploy/rbac-fix.yaml") || strings.Contains(errOut, "deploying agents") {
+		t.Errorf("fix as a user without the fix role: exit %d %q; want exit 2 and one line naming the missing rights and the role", code, errOut)
+	}
+	k.nothingLeft(t)
+
 	if code, _, errOut := k.fix(t, "--mtu", "500"); code != ExitNoRun || !strings.Contains(errOut, "MTU 500: an IPv4 cluster needs 576-9000") {
 		t.Errorf("--mtu 500: exit %d %q; want exit 2 naming the range", code, errOut)
 	}
@@ -80,7 +90,7 @@ spec: {policyName: freeze-calico-config, validationActions: [Deny]}
 		t.Fatal(err)
 	}
 	waitFrozen(t, k)
-	code, _, errOut := k.fix(t, "--apply")
+	code, _, errOut = k.fix(t, "--apply")
 	if code != ExitNoRun || !strings.Contains(errOut, "calico-config is frozen") || !strings.Contains(errOut, "nothing") {
 		t.Errorf("refused patch: exit %d %q; want exit 2 saying nothing changed", code, errOut)
 	}
@@ -166,23 +176,82 @@ func checkFixed(t *testing.T, r *model.Report, code int) {
 	}
 }
 
-// The operator flavour: the Installation carries the MTU.
+var installationGVR = schema.GroupVersionResource{Group: "operator.tigera.io", Version: "v1", Resource: "installations"}
+
+// The operator flavour: the Installation carries the MTU, and the operator,
+// not podpath, rolls calico-node.
 func TestKubeFixMTUOperator(t *testing.T) {
 	k := newKubeCluster(t, "operator")
 	fault(t, k.lab, "underlay-mtu=node3:1400")
+
+	t.Run("operator_does_not_roll", func(t *testing.T) {
+		code, out, errOut := k.fix(t, "--apply", "--rollout-timeout", "5s")
+		if code != ExitNoRun || !strings.Contains(errOut, "the operator has not changed it yet") || !strings.Contains(errOut, "previous values are back") {
+			t.Errorf("--apply with no operator rolling calico-node: exit %d; want 2, the wait named and the change undone:\n%s\n%s", code, out, errOut)
+		}
+		if v := k.installationMTU(t); v != 0 {
+			t.Errorf("Installation spec.calicoNetwork.mtu = %d after the failed fix; want it unset again", v)
+		}
+	})
+
+	k.runOperator(t)
 	code, out, _ := k.fix(t, "--apply")
-	if code != ExitOK || !strings.Contains(out, "set Installation default spec.calicoNetwork.mtu: (unset) → 1350") {
-		t.Errorf("--apply: exit %d; want the Installation set:\n%s", code, out)
+	if code != ExitOK || !strings.Contains(out, "set Installation default spec.calicoNetwork.mtu: (unset) → 1350") ||
+		!strings.Contains(out, "the operator rolled calico-node (calico-system/calico-node)") {
+		t.Errorf("--apply: exit %d; want the Installation set and the operator's rollout waited for:\n%s", code, out)
 	}
-	inst, err := k.dyn.Resource(schema.GroupVersionResource{Group: "operator.tigera.io", Version: "v1", Resource: "installations"}).
-		Get(context.Background(), "default", metav1.GetOptions{})
+	if v := k.installationMTU(t); v != 1350 {
+		t.Errorf("Installation spec.calicoNetwork.mtu = %d; want 1350", v)
+	}
+	ds, err := k.cs.AppsV1().DaemonSets("calico-system").Get(context.Background(), "calico-node", metav1.GetOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if v, _, _ := unstructured.NestedInt64(inst.Object, "spec", "calicoNetwork", "mtu"); v != 1350 {
-		t.Errorf("Installation spec.calicoNetwork.mtu = %d; want 1350", v)
+	if a, ok := ds.Spec.Template.Annotations["kubectl.kubernetes.io/restartedAt"]; ok {
+		t.Errorf("podpath restarted the operator's calico-node itself (restartedAt %s); the operator owns it", a)
 	}
 	r, code, _ := k.doctor(t)
 	checkFixed(t, r, code)
 	k.nothingLeft(t)
+}
+
+func (k *kubeCluster) installationMTU(t *testing.T) int64 {
+	t.Helper()
+	inst, err := k.dyn.Resource(installationGVR).Get(context.Background(), "default", metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	v, _, _ := unstructured.NestedInt64(inst.Object, "spec", "calicoNetwork", "mtu")
+	return v
+}
+
+// runOperator stands in for the one move of the Tigera operator that fix
+// depends on: when the Installation's spec.calicoNetwork.mtu changes, it
+// renders calico-node again with the MTU in Felix's environment, and the
+// DaemonSet controller rolls it. (The operator itself needs its images and
+// all of calico-system; this control plane runs none of them.)
+func (k *kubeCluster) runOperator(t *testing.T) {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	t.Cleanup(func() { cancel(); <-done })
+	seen := k.installationMTU(t)
+	go func() {
+		defer close(done)
+		for ; ctx.Err() == nil; time.Sleep(200 * time.Millisecond) {
+			inst, err := k.dyn.Resource(installationGVR).Get(ctx, "default", metav1.GetOptions{})
+			if err != nil {
+				continue
+			}
+			mtu, _, _ := unstructured.NestedInt64(inst.Object, "spec", "calicoNetwork", "mtu")
+			if mtu == seen {
+				continue
+			}
+			patch := fmt.Sprintf(`{"spec":{"template":{"spec":{"containers":[{"name":"calico-node","env":[{"name":"FELIX_VXLANMTU","value":"%d"}]}]}}}}`, mtu)
+			if _, err := k.cs.AppsV1().DaemonSets("calico-system").Patch(ctx, "calico-node", types.StrategicMergePatchType,
+				[]byte(patch), metav1.PatchOptions{FieldManager: "operator"}); err == nil {
+				seen = mtu
+			}
+		}
+	}()
 }

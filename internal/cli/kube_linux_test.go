@@ -161,7 +161,7 @@ func newKubeCluster(t *testing.T, flavour string, notReady ...string) *kubeClust
 		t.Fatal(err)
 	}
 	if flavour == "operator" {
-		inst := k.dyn.Resource(schema.GroupVersionResource{Group: "operator.tigera.io", Version: "v1", Resource: "installations"})
+		inst := k.dyn.Resource(installationGVR)
 		u, err := inst.Get(ctx, "default", metav1.GetOptions{})
 		if err != nil {
 			t.Fatal(err)

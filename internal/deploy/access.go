@@ -52,23 +52,39 @@ var Required = []Permission{
 	{Verb: "update", Resource: "pods", Subresource: "proxy"},
 }
 
-// MissingAccessError names the permissions the caller lacks.
-type MissingAccessError struct{ Missing []Permission }
+// Who grants what: named in the error that lists what is missing.
+const (
+	DoctorRole = "the ClusterRole podpath-doctor from deploy/rbac.yaml"
+	FixRole    = "the ClusterRole podpath-fix from deploy/rbac-fix.yaml"
+)
+
+// MissingAccessError names the permissions the caller lacks and the
+// ClusterRole that grants them.
+type MissingAccessError struct {
+	Missing   []Permission
+	GrantedBy string
+}
 
 func (e *MissingAccessError) Error() string {
 	var s []string
 	for _, p := range e.Missing {
 		s = append(s, p.String())
 	}
-	return fmt.Sprintf("missing RBAC permissions: %s (bind the ClusterRole podpath-doctor from deploy/rbac.yaml to this user)", strings.Join(s, ", "))
+	return fmt.Sprintf("missing RBAC permissions: %s (bind %s to this user)", strings.Join(s, ", "), e.GrantedBy)
 }
 
 // CheckAccess asks the API server, before anything is created, whether the
 // caller may do everything a run does (SelfSubjectAccessReview, which every
 // authenticated user may call): a run that would fail halfway never starts.
 func CheckAccess(ctx context.Context, cs kubernetes.Interface) error {
+	return CheckPermissions(ctx, cs, Required, DoctorRole)
+}
+
+// CheckPermissions asks the API server about each of perms and names the
+// ones refused, and grantedBy, in one error.
+func CheckPermissions(ctx context.Context, cs kubernetes.Interface, perms []Permission, grantedBy string) error {
 	var missing []Permission
-	for _, p := range Required {
+	for _, p := range perms {
 		review := &authv1.SelfSubjectAccessReview{Spec: authv1.SelfSubjectAccessReviewSpec{
 			ResourceAttributes: &authv1.ResourceAttributes{Verb: p.Verb, Group: p.Group, Resource: p.Resource,
 				Subresource: p.Subresource, Namespace: p.Namespace, Name: p.Name}}}
@@ -81,7 +97,7 @@ func CheckAccess(ctx context.Context, cs kubernetes.Interface) error {
 		}
 	}
 	if len(missing) > 0 {
-		return &MissingAccessError{Missing: missing}
+		return &MissingAccessError{Missing: missing, GrantedBy: grantedBy}
 	}
 	return nil
 }

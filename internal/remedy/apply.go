@@ -125,11 +125,33 @@ func Restart(ctx context.Context, cs kubernetes.Interface, ds string, timeout ti
 	if err != nil {
 		return start, fmt.Errorf("restart DaemonSet %s: %w", ds, err)
 	}
-	return start, WaitRollout(ctx, cs, ds, timeout)
+	return start, waitRollout(ctx, cs, ds, 0, timeout)
 }
 
-// WaitRollout waits until the DaemonSet's Pods all run its current template.
-func WaitRollout(ctx context.Context, cs kubernetes.Interface, ds string, timeout time.Duration) error {
+// Generation is the DaemonSet's metadata.generation: the one an operator's
+// rollout must go past.
+func Generation(ctx context.Context, cs kubernetes.Interface, ds string) (int64, error) {
+	ns, name, _ := strings.Cut(ds, "/")
+	ctx, cancel := context.WithTimeout(ctx, PatchTimeout)
+	defer cancel()
+	d, err := cs.AppsV1().DaemonSets(ns).Get(ctx, name, metav1.GetOptions{})
+	if err != nil {
+		return 0, fmt.Errorf("read DaemonSet %s: %w", ds, err)
+	}
+	return d.Generation, nil
+}
+
+// WaitOperatorRollout waits for an operator to roll a DaemonSet it owns:
+// a template newer than generation since, then every Pod on it. podpath
+// does not restart such a DaemonSet itself: the operator would put its own
+// template back and cut the rollout short.
+func WaitOperatorRollout(ctx context.Context, cs kubernetes.Interface, ds string, since int64, timeout time.Duration) error {
+	return waitRollout(ctx, cs, ds, since, timeout)
+}
+
+// waitRollout waits until the DaemonSet's template is newer than
+// generation since (0: any) and all its Pods run it.
+func waitRollout(ctx context.Context, cs kubernetes.Interface, ds string, since int64, timeout time.Duration) error {
 	ns, name, _ := strings.Cut(ds, "/")
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
@@ -137,10 +159,14 @@ func WaitRollout(ctx context.Context, cs kubernetes.Interface, ds string, timeou
 		d, err := cs.AppsV1().DaemonSets(ns).Get(ctx, name, metav1.GetOptions{})
 		if err == nil {
 			s := d.Status
-			if s.ObservedGeneration >= d.Generation && s.UpdatedNumberScheduled == s.DesiredNumberScheduled && s.NumberAvailable == s.DesiredNumberScheduled {
+			switch {
+			case d.Generation <= since:
+				err = fmt.Errorf("the operator has not changed it yet (kubectl get tigerastatus; the tigera-operator's log says why)")
+			case s.ObservedGeneration >= d.Generation && s.UpdatedNumberScheduled == s.DesiredNumberScheduled && s.NumberAvailable == s.DesiredNumberScheduled:
 				return nil
+			default:
+				err = fmt.Errorf("%d of %d Pods updated, %d available", s.UpdatedNumberScheduled, s.DesiredNumberScheduled, s.NumberAvailable)
 			}
-			err = fmt.Errorf("%d of %d Pods updated, %d available", s.UpdatedNumberScheduled, s.DesiredNumberScheduled, s.NumberAvailable)
 		}
 		select {
 		case <-ctx.Done():

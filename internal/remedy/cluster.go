@@ -16,6 +16,7 @@ import (
 	"k8s.io/apimachinery/pkg/types"
 
 	"podpath/internal/cluster/kube"
+	"podpath/internal/deploy"
 )
 
 // Bounds of an MTU (bytes, IP packet).
@@ -91,6 +92,46 @@ func IPv6(cl *kube.Cluster) bool {
 // ClusterPlan says which objects carry the Pod MTU in this install and how
 // to set them to mtu.
 func ClusterPlan(cl *kube.Cluster, mtu int) (*Plan, error) {
+	p, err := clusterPlan(cl, mtu)
+	if err != nil {
+		return nil, err
+	}
+	// Asking for the value in place changes nothing and restarts nothing.
+	p.Objects = slices.DeleteFunc(p.Objects, func(c ObjectChange) bool { return c.Old == c.New })
+	return p, nil
+}
+
+// Permissions is what fix needs beyond the doctor's role, whatever the
+// MTU: get and patch on every object that carries it in this install, and
+// patch on calico-node when podpath restarts it (restart, and not an
+// operator install: the operator rolls its own). Checked before anything
+// runs, so that a fix the caller may not make fails at once.
+func Permissions(cl *kube.Cluster, restart bool) ([]deploy.Permission, error) {
+	p, err := clusterPlan(cl, 0)
+	if err != nil {
+		return nil, err
+	}
+	var out []deploy.Permission
+	add := func(perm deploy.Permission) {
+		if !slices.Contains(out, perm) {
+			out = append(out, perm)
+		}
+	}
+	for _, c := range p.Objects {
+		for _, verb := range []string{"get", "patch"} {
+			add(deploy.Permission{Verb: verb, Group: c.GVR.Group, Resource: c.GVR.Resource, Namespace: c.Namespace, Name: c.Name})
+		}
+	}
+	if restart && p.Install != "operator" && p.DaemonSet != "" {
+		ns, name, _ := strings.Cut(p.DaemonSet, "/")
+		add(deploy.Permission{Verb: "patch", Group: "apps", Resource: "daemonsets", Namespace: ns, Name: name})
+	}
+	return out, nil
+}
+
+// clusterPlan is every object that carries the MTU in this install, set to
+// mtu, values already in place included.
+func clusterPlan(cl *kube.Cluster, mtu int) (*Plan, error) {
 	cal := cl.Calico
 	if cal == nil || cl.CNI.Name != "calico" {
 		return nil, fmt.Errorf("the cluster runs %s, not Calico: podpath fixes Calico's MTU only", cl.CNI.Name)
@@ -135,8 +176,6 @@ func ClusterPlan(cl *kube.Cluster, mtu int) (*Plan, error) {
 		p.Objects = append(p.Objects, mergeChange("FelixConfiguration default spec."+b+"MTU", cal.FelixGVR(), "", "default",
 			[]string{"spec", b + "MTU"}, "", mtu, true))
 	}
-	// Asking for the value in place changes nothing and restarts nothing.
-	p.Objects = slices.DeleteFunc(p.Objects, func(c ObjectChange) bool { return c.Old == c.New })
 	slices.SortFunc(p.Objects, func(a, b ObjectChange) int { return strings.Compare(a.What, b.What) })
 	return p, nil
 }

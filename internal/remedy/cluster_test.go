@@ -102,3 +102,42 @@ func TestCheckMTU(t *testing.T) {
 		}
 	}
 }
+
+// What fix asks RBAC for before it runs: the objects of this install
+// whatever the MTU (a value already in place included), and calico-node's
+// restart only where podpath restarts it.
+func TestPermissions(t *testing.T) {
+	for _, tc := range []struct {
+		name    string
+		cl      *kube.Cluster
+		restart bool
+		want    []string
+	}{
+		{name: "operator_rolls_its_own", restart: true, cl: cluster("operator", kube.Calico{InstallMTU: 1350, DaemonSet: "calico-system/calico-node"}),
+			want: []string{"get installations.operator.tigera.io default", "patch installations.operator.tigera.io default"}},
+		{name: "manifest_restart", restart: true, cl: cluster("manifest", kube.Calico{ConfigMap: map[string]string{"veth_mtu": "1350"},
+			FelixMTUs: map[string]int{"vxlanMTU": 1440, "wireguardMTU": 1440}, DaemonSet: "kube-system/calico-node"}),
+			want: []string{"get configmaps calico-config", "patch configmaps calico-config",
+				"get felixconfigurations.crd.projectcalico.org default", "patch felixconfigurations.crd.projectcalico.org default",
+				"patch daemonsets.apps calico-node"}},
+		{name: "manifest_no_restart", cl: cluster("manifest", kube.Calico{ConfigMap: map[string]string{"veth_mtu": "0"}, DaemonSet: "kube-system/calico-node"}),
+			want: []string{"get configmaps calico-config", "patch configmaps calico-config"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			perms, err := Permissions(tc.cl, tc.restart)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var got []string
+			for _, p := range perms {
+				got = append(got, p.String())
+			}
+			if strings.Join(got, "\n") != strings.Join(tc.want, "\n") {
+				t.Errorf("permissions:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(tc.want, "\n"))
+			}
+		})
+	}
+	if _, err := Permissions(&kube.Cluster{CNI: kube.CNI{Name: "cilium"}}, true); err == nil {
+		t.Error("permissions for a cluster without Calico: no error")
+	}
+}
