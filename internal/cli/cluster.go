@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -98,7 +99,7 @@ func openCluster(ctx context.Context, k *kubeFlags, prog *progress) (*source, er
 	}
 	cfg.WarningHandler = rest.NoWarnings{} // the run's objects are podpath's own; their warnings are no news to the user
 	if cfg.QPS == 0 {
-		cfg.QPS, cfg.Burst = 50, 100 // kubectl's rate: the RBAC check alone makes 16 calls
+		cfg.QPS, cfg.Burst = 50, 100 // kubectl's rate: the RBAC check alone makes 19 calls
 	}
 	calls := rest.CopyConfig(cfg)
 	calls.Timeout = APICallTimeout
@@ -244,17 +245,32 @@ func removeLeftovers(ctx context.Context, cs kubernetes.Interface, prog *progres
 	if len(list.Items) == 0 {
 		return nil
 	}
-	var names []string
-	for _, ns := range list.Items {
-		names = append(names, ns.Name)
+	live, leftover, err := deploy.SortRuns(ctx, cs, list.Items, func(msg string) { prog.say("podpath: %s", msg) })
+	if err != nil {
+		return fmt.Errorf("look for an earlier run's leftovers: %w", err)
 	}
-	prog.say("podpath: removing what an interrupted run left: namespace %s…", strings.Join(names, ", "))
-	if _, err := deploy.DeleteByLabel(ctx, cs, sel); err != nil {
-		return err
+	if len(live) > 0 {
+		return &deploy.LiveRunError{Namespaces: live}
+	}
+	prog.say("podpath: removing what an interrupted run left: namespace %s…", strings.Join(leftover, ", "))
+	var runs []string
+	for _, ns := range list.Items {
+		if id := ns.Labels[deploy.RunLabel]; id != "" && slices.Contains(leftover, ns.Name) {
+			runs = append(runs, id)
+		}
+	}
+	for _, ns := range leftover {
+		if err := deploy.DeleteNamespace(ctx, cs, ns); err != nil {
+			return err
+		}
+	}
+	if len(runs) == 0 {
+		return nil
 	}
 	wctx, cancel := context.WithTimeout(ctx, deploy.CleanupTimeout)
 	defer cancel()
-	return deploy.WaitGone(wctx, cs, sel)
+	// Those runs only: a run that starts meanwhile is not waited for.
+	return deploy.WaitGone(wctx, cs, fmt.Sprintf("%s in (%s)", deploy.RunLabel, strings.Join(runs, ",")))
 }
 
 // shortAPIError keeps the part of a client error a user acts on.

@@ -350,6 +350,21 @@ func TestKubeDoctorKubespray(t *testing.T) {
 		k.nothingLeft(t)
 	})
 
+	// A second run while one is in progress leaves it alone and says so.
+	t.Run("concurrent_run_refused", func(t *testing.T) {
+		first, stderr := k.start(t)
+		waitFor(t, stderr, "waiting up to")
+		code, _, errOut := run(t, "doctor", "--kubeconfig", k.alice, "--image", "podpath/podpath:test", "-o", "json")
+		if code != ExitNoRun || !strings.Contains(errOut, "another podpath run is in progress (namespace podpath-") || strings.Contains(errOut, "removing what") {
+			t.Errorf("second run during the first: exit %d; want exit 2 naming the live run, nothing removed:\n%s", code, errOut)
+		}
+		err := first.Wait()
+		if ee, ok := err.(*exec.ExitError); err != nil && (!ok || ee.ExitCode() == ExitNoRun) {
+			t.Errorf("the first run, after a second one was refused: %v; want it to finish", err)
+		}
+		k.nothingLeft(t)
+	})
+
 	t.Run("sigint_during_wait", func(t *testing.T) {
 		cmd, stderr := k.start(t)
 		waitFor(t, stderr, "waiting up to")

@@ -68,6 +68,8 @@ type Run struct {
 	cs        kubernetes.Interface
 	dyn       dynamic.Interface
 	mapper    meta.RESTMapper
+	// releaseLease stops renewing the run's Lease (nil: none held).
+	releaseLease func()
 }
 
 // Render returns the manifests of a run, for review and for Install;
@@ -116,6 +118,9 @@ func (r *Run) Install(ctx context.Context) error {
 		if err := r.create(ctx, obj); err != nil {
 			return r.fail(ctx, err)
 		}
+	}
+	if err := r.holdLease(ctx); err != nil {
+		return r.fail(ctx, err)
 	}
 	return nil
 }
@@ -194,6 +199,10 @@ func dsReady(ds *appsv1.DaemonSet) bool {
 // waits (within CleanupTimeout) until the namespace controller has finished,
 // so that nothing of the run is left when the command returns.
 func (r *Run) Cleanup(ctx context.Context) error {
+	if r.releaseLease != nil {
+		r.releaseLease()
+		r.releaseLease = nil
+	}
 	ctx, cancel := context.WithTimeout(ctx, CleanupTimeout)
 	defer cancel()
 	if _, err := DeleteByLabel(ctx, r.cs, RunLabel+"="+r.ID); err != nil {
@@ -265,17 +274,26 @@ func DeleteByLabel(ctx context.Context, cs kubernetes.Interface, selector string
 	if err != nil {
 		return 0, fmt.Errorf("list podpath namespaces: %w", err)
 	}
-	bg := metav1.DeletePropagationBackground
 	n := 0
 	for _, ns := range list.Items {
 		if ns.DeletionTimestamp != nil {
 			continue // already going
 		}
-		err := cs.CoreV1().Namespaces().Delete(ctx, ns.Name, metav1.DeleteOptions{PropagationPolicy: &bg})
-		if err != nil && !apierrors.IsNotFound(err) {
-			return n, fmt.Errorf("delete namespace %s: %w", ns.Name, err)
+		if err := DeleteNamespace(ctx, cs, ns.Name); err != nil {
+			return n, err
 		}
 		n++
 	}
 	return n, nil
+}
+
+// DeleteNamespace deletes a namespace and, in the background, everything in
+// it; one already gone is no error.
+func DeleteNamespace(ctx context.Context, cs kubernetes.Interface, name string) error {
+	bg := metav1.DeletePropagationBackground
+	err := cs.CoreV1().Namespaces().Delete(ctx, name, metav1.DeleteOptions{PropagationPolicy: &bg})
+	if err != nil && !apierrors.IsNotFound(err) {
+		return fmt.Errorf("delete namespace %s: %w", name, err)
+	}
+	return nil
 }
