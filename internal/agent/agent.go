@@ -350,8 +350,8 @@ func checkSeries(what string, s *Series) error {
 	if s.Count < 1 || s.Count > MaxSeriesCount {
 		return fmt.Errorf("%s count %d: must be 1-%d", what, s.Count, MaxSeriesCount)
 	}
-	if s.IntervalMs < MinIntervalMs || s.IntervalMs > 10000 {
-		return fmt.Errorf("%s interval %d ms: must be %d-10000", what, s.IntervalMs, MinIntervalMs)
+	if s.IntervalMs < MinIntervalMs || s.IntervalMs > MaxIntervalMs {
+		return fmt.Errorf("%s interval %d ms: must be %d-%d", what, s.IntervalMs, MinIntervalMs, MaxIntervalMs)
 	}
 	if s.Size < 0 || s.Size > 65535 {
 		return fmt.Errorf("%s size %d: must be 0-65535", what, s.Size)

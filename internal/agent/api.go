@@ -75,6 +75,7 @@ const (
 	MaxTargets        = 1000
 	MaxSeriesCount    = 1000
 	MinIntervalMs     = 1
+	MaxIntervalMs     = 10000
 	MaxThroughputSecs = 30
 	MaxStreams        = 16
 	MaxTransferBytes  = 64 << 20

@@ -59,6 +59,10 @@ func TestBadInput(t *testing.T) {
 		{"monitor_bad_selector", []string{"agent", "--mode", "monitor", "--namespace", "p", "--selector", "app in (x"}, `--selector "app in (x"`},
 		{"monitor_bad_rate", []string{"agent", "--mode", "monitor", "--namespace", "p", "--selector", "app=x", "--rate", "0"}, "positive --period and --rate"},
 		{"monitor_bad_listen", []string{"agent", "--mode", "monitor", "--namespace", "p", "--selector", "app=x", "--listen", "7946"}, `--listen "7946"`},
+		{"perf_interval_too_long", []string{"perf", "--interval", "20s"}, "--interval 20s: must be 1ms-10s"},
+		{"perf_count_zero", []string{"perf", "--count", "0"}, "--count 0: must be 1-1000"},
+		{"perf_series_beyond_timeout", []string{"perf", "--count", "50", "--interval", "1s"}, "--count 50 × --interval 1s takes 49s, more than --timeout 45s"},
+		{"perf_negative_throughput", []string{"perf", "--throughput", "-1s"}, "--throughput -1s: must be 0 (none)"},
 		{"monitor_outside_pod", []string{"agent", "--mode", "monitor", "--namespace", "p", "--selector", "app=x", "--service-account-dir", "/nonexistent"}, "give --kubeconfig"},
 	}
 	for _, tt := range tests {

@@ -121,6 +121,11 @@ func TestMTUIsByteExact(t *testing.T) {
 
 func TestPerfOnTheLab(t *testing.T) {
 	l := agentLab(t, lab.New(labName(t)).Nodes(2).Backend(lab.BackendVXLAN))
+	// Throughput runs one pair at a time: 4 pairs × 30 s do not fit in 45 s.
+	code, _, errOut := run(t, "perf", "--inventory", l.Inventory, "--throughput", "30s")
+	if code != ExitNoRun || !strings.Contains(errOut, "--throughput 30s one pair at a time over 4 pairs takes 2m0s, more than --timeout 45s") {
+		t.Errorf("perf --throughput 30s on 4 pairs: exit %d %q; want exit 2 before measuring", code, errOut)
+	}
 	fault(t, l, "delay=node2:20")
 	r := jsonReport(t, "perf", "--inventory", l.Inventory, "-o", "json", "--count", "20", "--interval", "5ms", "--throughput", "1s")
 	if len(r.Pairs) != 4 {

@@ -109,6 +109,18 @@ func runMesh(ctx context.Context, s Streams, f *sourceFlags, req agent.ProbeRequ
 	if len(jobs) == 0 {
 		return fmt.Errorf("nothing to measure: fewer than two agents on the %s layer(s)", f.layers)
 	}
+	if t := req.Throughput; t != nil {
+		// One pair at a time: what does not fit in --timeout would be
+		// reported missing after a long wait. Say so before measuring.
+		pairs := 0
+		for _, j := range jobs {
+			pairs += len(j.Peers)
+		}
+		if need := time.Duration(float64(pairs) * t.Seconds * float64(time.Second)); need > f.timeout {
+			return usageError{fmt.Errorf("--throughput %gs one pair at a time over %d pairs takes %s, more than --timeout %s: raise --timeout, shorten --throughput or measure one layer (--layers)",
+				t.Seconds, pairs, need, f.timeout)}
+		}
+	}
 	ctx, cancel := context.WithTimeout(ctx, f.timeout)
 	defer cancel()
 	start := time.Now()
@@ -196,8 +208,12 @@ agent. Compare the node and Pod layers to see what the overlay costs.`,
 			if f.count < 1 || f.count > agent.MaxSeriesCount {
 				return usageError{fmt.Errorf("--count %d: must be 1-%d", f.count, agent.MaxSeriesCount)}
 			}
-			if f.interval < time.Millisecond {
-				return usageError{fmt.Errorf("--interval %s: must be at least 1ms", f.interval)}
+			if f.interval < agent.MinIntervalMs*time.Millisecond || f.interval > agent.MaxIntervalMs*time.Millisecond {
+				return usageError{fmt.Errorf("--interval %s: must be %s-%s", f.interval, agent.MinIntervalMs*time.Millisecond, agent.MaxIntervalMs*time.Millisecond)}
+			}
+			// Every pair's series runs at once: the run needs one series' time.
+			if d := time.Duration(f.count-1) * f.interval; d >= f.timeout {
+				return usageError{fmt.Errorf("--count %d × --interval %s takes %s, more than --timeout %s: raise --timeout or lower one of them", f.count, f.interval, d, f.timeout)}
 			}
 			series := &agent.Series{Count: f.count, IntervalMs: int(f.interval / time.Millisecond)}
 			req := agent.ProbeRequest{
@@ -210,6 +226,9 @@ agent. Compare the node and Pod layers to see what the overlay costs.`,
 				return usageError{fmt.Errorf("--transfer-bytes %d: must be 0-%d", f.transfer, agent.MaxTransferBytes)}
 			}
 			req.TransferBytes = f.transfer
+			if f.throughput < 0 {
+				return usageError{fmt.Errorf("--throughput %s: must be 0 (none) or a length up to %ds", f.throughput, agent.MaxThroughputSecs)}
+			}
 			if f.throughput > 0 {
 				if f.streams < 1 || f.streams > agent.MaxStreams || f.throughput > agent.MaxThroughputSecs*time.Second {
 					return usageError{fmt.Errorf("--throughput up to %ds with 1-%d --streams", agent.MaxThroughputSecs, agent.MaxStreams)}
@@ -221,11 +240,11 @@ agent. Compare the node and Pod layers to see what the overlay costs.`,
 	}
 	f.register(c)
 	fl := c.Flags()
-	fl.IntVar(&f.count, "count", 50, "UDP echoes per pair")
-	fl.Int64Var(&f.transfer, "transfer-bytes", 300_000, "bulk TCP upload per pair that must not stall, the MTU black hole's signature (0: none)")
-	fl.DurationVar(&f.interval, "interval", 10*time.Millisecond, "time between echoes")
-	fl.DurationVar(&f.throughput, "throughput", 0, "TCP throughput test length per pair (0: none), e.g. 3s")
-	fl.IntVar(&f.streams, "streams", 1, "parallel TCP streams in the throughput test")
+	fl.IntVar(&f.count, "count", 50, fmt.Sprintf("UDP and ICMP echoes per pair (1-%d)", agent.MaxSeriesCount))
+	fl.Int64Var(&f.transfer, "transfer-bytes", 300_000, fmt.Sprintf("bulk TCP upload per pair that must not stall, the MTU black hole's signature (0: none; up to %d)", agent.MaxTransferBytes))
+	fl.DurationVar(&f.interval, "interval", 10*time.Millisecond, "time between echoes (1ms-10s; --count × --interval must fit in --timeout)")
+	fl.DurationVar(&f.throughput, "throughput", 0, fmt.Sprintf("TCP throughput test length per pair, one pair at a time (0: none; up to %ds; every pair's test must fit in --timeout), e.g. 3s", agent.MaxThroughputSecs))
+	fl.IntVar(&f.streams, "streams", 1, fmt.Sprintf("parallel TCP streams in the throughput test (1-%d)", agent.MaxStreams))
 	return c
 }
 
