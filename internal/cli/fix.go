@@ -210,6 +210,9 @@ func runFixMTU(ctx context.Context, s Streams, f *fixFlags) error {
 			if rerr := pl.Revert(ctx, src.dyn); rerr != nil {
 				return fmt.Errorf("%v; putting the previous values back failed too: %v", err, rerr)
 			}
+			if byOperator {
+				return fmt.Errorf("%v; the previous values are back in place (the operator rolls calico-node back to them once it acts)", err)
+			}
 			return fmt.Errorf("%v; the previous values are back in place (calico-node Pods already restarted keep the new MTU until they restart again)", err)
 		}
 		verb := "restarted"
