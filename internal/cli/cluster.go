@@ -255,12 +255,16 @@ func removeLeftovers(ctx context.Context, cs kubernetes.Interface, prog *progres
 	prog.say("podpath: removing what an interrupted run left: namespace %s…", strings.Join(leftover, ", "))
 	var runs []string
 	for _, ns := range list.Items {
-		if id := ns.Labels[deploy.RunLabel]; id != "" && slices.Contains(leftover, ns.Name) {
+		if !slices.Contains(leftover, ns.Name) {
+			continue
+		}
+		if id := ns.Labels[deploy.RunLabel]; id != "" {
 			runs = append(runs, id)
 		}
-	}
-	for _, ns := range leftover {
-		if err := deploy.DeleteNamespace(ctx, cs, ns); err != nil {
+		if ns.DeletionTimestamp != nil {
+			continue // already going: deleting it again is a conflict
+		}
+		if err := deploy.DeleteNamespace(ctx, cs, ns.Name); err != nil {
 			return err
 		}
 	}

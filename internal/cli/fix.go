@@ -201,7 +201,7 @@ func runFixMTU(ctx context.Context, s Streams, f *fixFlags) error {
 		start := time.Now()
 		if byOperator {
 			prog.say("podpath: waiting for the operator to roll calico-node (%s)…", pl.DaemonSet)
-			err = remedy.WaitOperatorRollout(ctx, src.cs, pl.DaemonSet, generation, f.rolloutTimeout)
+			err = remedy.WaitRollout(ctx, src.cs, pl.DaemonSet, generation, f.rolloutTimeout)
 		} else {
 			prog.say("podpath: restarting calico-node (%s) and waiting for the rollout…", pl.DaemonSet)
 			start, err = remedy.Restart(ctx, src.cs, pl.DaemonSet, f.rolloutTimeout)

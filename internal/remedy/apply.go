@@ -125,7 +125,7 @@ func Restart(ctx context.Context, cs kubernetes.Interface, ds string, timeout ti
 	if err != nil {
 		return start, fmt.Errorf("restart DaemonSet %s: %w", ds, err)
 	}
-	return start, waitRollout(ctx, cs, ds, 0, timeout)
+	return start, WaitRollout(ctx, cs, ds, 0, timeout)
 }
 
 // Generation is the DaemonSet's metadata.generation: the one an operator's
@@ -141,17 +141,12 @@ func Generation(ctx context.Context, cs kubernetes.Interface, ds string) (int64,
 	return d.Generation, nil
 }
 
-// WaitOperatorRollout waits for an operator to roll a DaemonSet it owns:
-// a template newer than generation since, then every Pod on it. podpath
-// does not restart such a DaemonSet itself: the operator would put its own
-// template back and cut the rollout short.
-func WaitOperatorRollout(ctx context.Context, cs kubernetes.Interface, ds string, since int64, timeout time.Duration) error {
-	return waitRollout(ctx, cs, ds, since, timeout)
-}
-
-// waitRollout waits until the DaemonSet's template is newer than
-// generation since (0: any) and all its Pods run it.
-func waitRollout(ctx context.Context, cs kubernetes.Interface, ds string, since int64, timeout time.Duration) error {
+// WaitRollout waits until the DaemonSet's template is newer than
+// generation since (0: any) and all its Pods run it. An operator's rollout
+// is waited for this way, since being the generation before the change:
+// podpath does not restart a DaemonSet an operator owns, as the operator
+// would put its own template back and cut the rollout short.
+func WaitRollout(ctx context.Context, cs kubernetes.Interface, ds string, since int64, timeout time.Duration) error {
 	ns, name, _ := strings.Cut(ds, "/")
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
