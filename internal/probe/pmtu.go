@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net/netip"
 	"slices"
 	"time"
 )
@@ -20,6 +21,7 @@ type RoundResult struct {
 	Acked    map[int]bool // size → at least one probe of that size was answered
 	LocalMTU int          // the local interface refused larger sends (EMSGSIZE); 0 if not
 	ICMPMTU  int          // a router said "fragmentation needed" with this MTU; 0 if none came
+	ICMPFrom netip.Addr   // the router that said so
 	Sent     int
 }
 
@@ -29,6 +31,7 @@ type PMTUResult struct {
 	IfaceMTU int           `json:"ifaceMTU"`           // the sender's interface MTU towards the peer: the most it could try
 	LocalMTU int           `json:"localMTU,omitempty"` // the sender's own limit, when it was the limit
 	ICMPMTU  int           `json:"icmpMTU,omitempty"`  // MTU a router reported; 0 when ICMP never came (blocked or silent drop)
+	ICMPFrom string        `json:"icmpFrom,omitempty"` // the address of the router that reported ICMPMTU
 	Limit    string        `json:"limit"`              // "local" (own interface), "icmp" (router said so), "silent" (packets vanished), "none" (max tested size crossed)
 	Rounds   int           `json:"rounds"`
 	Probes   int           `json:"probes"`
@@ -74,7 +77,10 @@ func SearchPMTU(ctx context.Context, r Rounder, lo, hi int) (PMTUResult, error) 
 			res.LocalMTU = rr.LocalMTU
 		}
 		if rr.ICMPMTU > 0 && (res.ICMPMTU == 0 || rr.ICMPMTU < res.ICMPMTU) {
-			res.ICMPMTU = rr.ICMPMTU
+			res.ICMPMTU, res.ICMPFrom = rr.ICMPMTU, ""
+			if rr.ICMPFrom.IsValid() {
+				res.ICMPFrom = rr.ICMPFrom.String()
+			}
 		}
 		return rr, err
 	}

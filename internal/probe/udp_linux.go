@@ -43,6 +43,8 @@ type Conn struct {
 	seq     uint32
 	maxRTT  time.Duration // largest round trip seen: sets how long a round waits
 	refused int           // sends a local firewall rule refused (EPERM)
+	// portRefused: the peer's host answered ICMP port unreachable.
+	portRefused bool
 }
 
 // Dial opens a probe socket to a responder at peer.
@@ -99,14 +101,14 @@ func (c *Conn) V6() bool { return c.v6 }
 
 // InterfaceMTU is the MTU of the interface the kernel routes the peer
 // through: the largest probe worth sending. With IP_PMTUDISC_PROBE the
-// kernel holds sends to this, not to a cached path MTU.
+// kernel holds sends to the device's MTU, not to a route's metric: the MTU
+// `ip route get` reports is, after an ICMP "fragmentation needed", the
+// cached path MTU (expiring in 10 minutes), which the search must be free
+// to test again.
 func (c *Conn) InterfaceMTU() (int, error) {
 	routes, err := netlink.RouteGet(c.peer.Addr().AsSlice())
 	if err != nil || len(routes) == 0 {
 		return 0, fmt.Errorf("route to %s: %w", c.peer.Addr(), err)
-	}
-	if mtu := routes[0].MTU; mtu > 0 {
-		return mtu, nil // a route MTU (ip route … mtu N) wins over the device's
 	}
 	l, err := netlink.LinkByIndex(routes[0].LinkIndex)
 	if err != nil {
@@ -138,43 +140,74 @@ func (c *Conn) roundWait() time.Duration {
 	return min(max(3*c.maxRTT+20*time.Millisecond, MinRoundWait), MaxRoundWait)
 }
 
-// send writes one probe of IP size bytes; it reports a local limit when the
-// kernel refuses the size (EMSGSIZE).
-func (c *Conn) send(buf []byte, size int, flags byte, seq uint32) (localMTU int, err error) {
+// sendAttempts bounds how often one probe is written. With IP_RECVERR the
+// kernel reports an ICMP error that arrived for an earlier probe (port
+// unreachable, fragmentation needed) on the next call on the socket, and
+// that call sends nothing; the error is read from the queue and the send
+// made again. Each failed send clears the pending error, so a second try
+// fails only if yet another ICMP arrived in between.
+const sendAttempts = 3
+
+// errQueue is what the socket's error queue held.
+type errQueue struct {
+	localMTU int        // the kernel refused a send larger than this (EMSGSIZE of local origin)
+	icmpMTU  int        // smallest MTU a router reported with "fragmentation needed" / "packet too big"
+	icmpFrom netip.Addr // the router that reported icmpMTU
+	refused  bool       // the peer's host answered "port unreachable": nothing listens there
+}
+
+func (q *errQueue) merge(o errQueue) {
+	if o.localMTU > 0 && (q.localMTU == 0 || o.localMTU < q.localMTU) {
+		q.localMTU = o.localMTU
+	}
+	if o.icmpMTU > 0 && (q.icmpMTU == 0 || o.icmpMTU < q.icmpMTU) {
+		q.icmpMTU, q.icmpFrom = o.icmpMTU, o.icmpFrom
+	}
+	q.refused = q.refused || o.refused
+}
+
+// send writes one probe of IP size bytes. A size the sender's own
+// interface cannot carry comes back as q.localMTU (EMSGSIZE of local
+// origin); ICMP errors met on the way are in q.
+func (c *Conn) send(buf []byte, size int, flags byte, seq uint32) (q errQueue, err error) {
 	n := PayloadLen(size, c.v6)
 	if n < HeaderLen {
-		return 0, fmt.Errorf("probe size %d below the minimum %d", size, MinProbeSize(c.v6))
+		return q, fmt.Errorf("probe size %d below the minimum %d", size, MinProbeSize(c.v6))
 	}
 	Header{Flags: flags, Run: c.run, Seq: seq, SentUnix: time.Now().UnixNano()}.Put(buf)
-	_, err = c.c.Write(buf[:n])
-	if errors.Is(err, unix.EMSGSIZE) {
-		local, _ := c.drainErrors()
-		if local == 0 {
-			local = size - 1
+	for range sendAttempts {
+		_, err = c.c.Write(buf[:n])
+		switch {
+		case err == nil:
+			return q, nil
+		case isICMPError(err):
+			got := c.drainErrors()
+			q.merge(got)
+			if got.localMTU > 0 && size > got.localMTU {
+				return q, nil // this very send is above the interface's MTU
+			}
+			continue // an earlier probe's ICMP error, reported on this send, which did not go out
+		case errors.Is(err, unix.ENOBUFS):
+			// The link dropped it on the spot (a full queue, or a veth whose peer
+			// has a smaller MTU, as in the lab): the probe is lost, as it would be
+			// one hop later on a real wire.
+			return q, nil
+		case errors.Is(err, unix.EPERM):
+			// A netfilter rule on this host dropped it on the way out. That too
+			// is a lost probe: a rule that drops at random (or by rate) must read
+			// as loss, not as a dead path. The count lets Ping say why nothing
+			// came back when every probe was refused.
+			c.mu.Lock()
+			c.refused++
+			c.mu.Unlock()
+			return q, nil
+		case os.IsTimeout(err):
+			return q, nil // the socket's send buffer stayed full until the deadline: lost
+		default:
+			return q, err
 		}
-		return local, nil
 	}
-	if err != nil && isICMPError(err) {
-		_, _ = c.drainErrors() // an ICMP error reported on this send; the probe itself went out
-		return 0, nil
-	}
-	if errors.Is(err, unix.ENOBUFS) {
-		// The link dropped it on the spot (a full queue, or a veth whose peer
-		// has a smaller MTU, as in the lab): the probe is lost, as it would be
-		// one hop later on a real wire.
-		return 0, nil
-	}
-	if errors.Is(err, unix.EPERM) {
-		// A netfilter rule on this host dropped it on the way out. That too
-		// is a lost probe: a rule that drops at random (or by rate) must read
-		// as loss, not as a dead path. The count lets Ping say why nothing
-		// came back when every probe was refused.
-		c.mu.Lock()
-		c.refused++
-		c.mu.Unlock()
-		return 0, nil
-	}
-	return 0, err
+	return q, nil // ICMP errors kept arriving: this probe is lost
 }
 
 // isICMPError: with IP_RECVERR the kernel reports a queued ICMP error on
@@ -185,43 +218,89 @@ func isICMPError(err error) bool {
 }
 
 // drainErrors reads the socket's error queue: local "message too long"
-// (the interface MTU) and ICMP "fragmentation needed" / "packet too big"
-// (a router's MTU).
-func (c *Conn) drainErrors() (localMTU, icmpMTU int) {
+// (the interface MTU), ICMP "fragmentation needed" / "packet too big" (a
+// router's MTU and address) and "port unreachable". It does not take the
+// socket's read lock (RawConn.Control, a non-blocking recvmsg), so it never
+// waits behind a reader blocked in Read.
+func (c *Conn) drainErrors() errQueue {
+	var q errQueue
 	buf := make([]byte, 64)
 	oob := make([]byte, 512)
-	_ = c.raw.Read(func(fd uintptr) bool {
-		for {
+	_ = c.raw.Control(func(fd uintptr) {
+		for range 64 { // more errors than probes in flight cannot be queued; stay bounded
 			_, oobn, _, _, err := unix.Recvmsg(int(fd), buf, oob, unix.MSG_ERRQUEUE|unix.MSG_DONTWAIT)
 			if err != nil {
-				return true // queue empty (EAGAIN) or nothing more to read
+				return // queue empty (EAGAIN) or nothing more to read
 			}
 			msgs, err := unix.ParseSocketControlMessage(oob[:oobn])
 			if err != nil {
 				continue
 			}
 			for _, m := range msgs {
-				if !(m.Header.Level == unix.SOL_IP && m.Header.Type == unix.IP_RECVERR) &&
-					!(m.Header.Level == unix.SOL_IPV6 && m.Header.Type == unix.IPV6_RECVERR) {
-					continue
-				}
-				if len(m.Data) < int(unsafe.Sizeof(unix.SockExtendedErr{})) {
-					continue
-				}
-				ee := (*unix.SockExtendedErr)(unsafe.Pointer(&m.Data[0]))
-				switch {
-				case ee.Origin == unix.SO_EE_ORIGIN_LOCAL && ee.Errno == uint32(unix.EMSGSIZE):
-					localMTU = int(ee.Info)
-				case ee.Origin == unix.SO_EE_ORIGIN_ICMP && ee.Type == 3 && ee.Code == 4,
-					ee.Origin == unix.SO_EE_ORIGIN_ICMP6 && ee.Type == 2:
-					if icmpMTU == 0 || int(ee.Info) < icmpMTU {
-						icmpMTU = int(ee.Info)
-					}
+				if e, ok := parseExtendedErr(m); ok {
+					q.merge(e)
 				}
 			}
 		}
 	})
-	return localMTU, icmpMTU
+	return q
+}
+
+// parseExtendedErr reads one IP_RECVERR / IPV6_RECVERR control message: a
+// sock_extended_err followed by the offender's address (SO_EE_OFFENDER).
+func parseExtendedErr(m unix.SocketControlMessage) (errQueue, bool) {
+	var q errQueue
+	if !(m.Header.Level == unix.SOL_IP && m.Header.Type == unix.IP_RECVERR) &&
+		!(m.Header.Level == unix.SOL_IPV6 && m.Header.Type == unix.IPV6_RECVERR) {
+		return q, false
+	}
+	n := int(unsafe.Sizeof(unix.SockExtendedErr{}))
+	if len(m.Data) < n {
+		return q, false
+	}
+	ee := (*unix.SockExtendedErr)(unsafe.Pointer(&m.Data[0]))
+	switch {
+	case ee.Origin == unix.SO_EE_ORIGIN_LOCAL && ee.Errno == uint32(unix.EMSGSIZE):
+		q.localMTU = int(ee.Info)
+	case ee.Origin == unix.SO_EE_ORIGIN_ICMP && ee.Type == 3 && ee.Code == 4,
+		ee.Origin == unix.SO_EE_ORIGIN_ICMP6 && ee.Type == 2:
+		q.icmpMTU, q.icmpFrom = int(ee.Info), offender(m.Data[n:])
+	case ee.Origin == unix.SO_EE_ORIGIN_ICMP && ee.Type == 3 && ee.Code == 3,
+		ee.Origin == unix.SO_EE_ORIGIN_ICMP6 && ee.Type == 1 && ee.Code == 4:
+		q.refused = true
+	}
+	return q, true
+}
+
+// offender is the sockaddr after a sock_extended_err: the address of the
+// host that sent the ICMP error.
+func offender(b []byte) netip.Addr {
+	if len(b) < 2 {
+		return netip.Addr{}
+	}
+	switch binary.NativeEndian.Uint16(b) {
+	case unix.AF_INET:
+		if len(b) >= 8 {
+			return netip.AddrFrom4([4]byte(b[4:8]))
+		}
+	case unix.AF_INET6:
+		if len(b) >= 24 {
+			return netip.AddrFrom16([16]byte(b[8:24])).Unmap()
+		}
+	}
+	return netip.Addr{}
+}
+
+// bound gives the socket's reads and writes a deadline: ctx's, or until
+// when none is earlier, and cuts them short when ctx ends. The returned
+// stop releases the context hook.
+func (c *Conn) bound(ctx context.Context, until time.Time) (stop func()) {
+	if dl, ok := ctx.Deadline(); ok && dl.Before(until) {
+		until = dl
+	}
+	_ = c.c.SetDeadline(until)
+	cancel := context.AfterFunc(ctx, func() { _ = c.c.SetDeadline(time.Now()) })
+	return func() { cancel() }
 }
 
 // Round implements Rounder: every size is sent attempts times, then the
@@ -233,6 +312,8 @@ func (c *Conn) Round(ctx context.Context, sizes []int, attempts int) (RoundResul
 	for _, s := range sizes {
 		maxSize = max(maxSize, s)
 	}
+	defer c.bound(ctx, time.Now().Add(MaxRoundWait+ProbeTimeout))()
+	var q errQueue
 	buf := make([]byte, max(PayloadLen(maxSize, c.v6), HeaderLen))
 	burst := 0
 	for range attempts {
@@ -245,13 +326,13 @@ func (c *Conn) Round(ctx context.Context, sizes []int, attempts int) (RoundResul
 				burst = s
 			}
 			seq := c.nextSeq()
-			local, err := c.send(buf, s, FlagAckOnly, seq)
+			got, err := c.send(buf, s, FlagAckOnly, seq)
 			if err != nil {
 				return rr, fmt.Errorf("send %d-byte probe to %s: %w", s, c.peer, err)
 			}
+			q.merge(got)
 			rr.Sent++
-			if local > 0 {
-				rr.LocalMTU = local
+			if got.localMTU > 0 && s > got.localMTU {
 				continue
 			}
 			seqSize[seq] = s
@@ -263,7 +344,7 @@ func (c *Conn) Round(ctx context.Context, sizes []int, attempts int) (RoundResul
 	}
 	rbuf := make([]byte, 2048)
 	want := len(distinct(seqSize)) // sizes that went out: the round ends early when all are answered
-	for len(rr.Acked) < want {
+	for len(rr.Acked) < want && ctx.Err() == nil {
 		_ = c.c.SetReadDeadline(deadline)
 		n, err := c.c.Read(rbuf)
 		if err != nil {
@@ -271,9 +352,7 @@ func (c *Conn) Round(ctx context.Context, sizes []int, attempts int) (RoundResul
 				break
 			}
 			if isICMPError(err) {
-				if _, icmp := c.drainErrors(); icmp > 0 {
-					rr.ICMPMTU = icmp
-				}
+				q.merge(c.drainErrors())
 				continue
 			}
 			return rr, fmt.Errorf("read probe answers from %s: %w", c.peer, err)
@@ -288,9 +367,9 @@ func (c *Conn) Round(ctx context.Context, sizes []int, attempts int) (RoundResul
 			deadline = minTime(deadline, time.Now().Add(c.roundWait()))
 		}
 	}
-	if _, icmp := c.drainErrors(); icmp > 0 {
-		rr.ICMPMTU = icmp
-	}
+	q.merge(c.drainErrors())
+	rr.LocalMTU, rr.ICMPMTU, rr.ICMPFrom = q.localMTU, q.icmpMTU, q.icmpFrom
+	c.noteRefused(q.refused)
 	return rr, nil
 }
 
@@ -321,7 +400,8 @@ func (c *Conn) PathMTU(ctx context.Context) (PMTUResult, error) {
 
 // Ping sends count echo probes of IP size bytes, interval apart, and
 // summarises the round trips. A probe unanswered ProbeTimeout after the
-// last send is lost.
+// last send is lost. Every read and write has a deadline: the series'
+// length plus ProbeTimeout, or ctx's when that is earlier.
 func (c *Conn) Ping(ctx context.Context, count int, interval time.Duration, size int) (Stats, error) {
 	size = max(size, MinProbeSize(c.v6))
 	buf := make([]byte, PayloadLen(size, c.v6))
@@ -331,7 +411,8 @@ func (c *Conn) Ping(ctx context.Context, count int, interval time.Duration, size
 	}
 	replies := make(chan reply, 2*count)
 	done := make(chan struct{})
-	_ = c.c.SetReadDeadline(time.Time{})
+	stop := c.bound(ctx, time.Now().Add(time.Duration(count)*interval+ProbeTimeout+time.Second))
+	defer stop()
 	go func() {
 		defer close(done)
 		rbuf := make([]byte, 2048)
@@ -340,6 +421,9 @@ func (c *Conn) Ping(ctx context.Context, count int, interval time.Duration, size
 			if err != nil {
 				if os.IsTimeout(err) || errors.Is(err, net.ErrClosed) {
 					return
+				}
+				if isICMPError(err) {
+					c.noteRefused(c.drainErrors().refused)
 				}
 				continue // an ICMP error for one probe: that probe is lost
 			}
@@ -387,10 +471,12 @@ func (c *Conn) Ping(ctx context.Context, count int, interval time.Duration, size
 			break
 		}
 		seq := c.nextSeq()
-		if _, err := c.send(buf, size, 0, seq); err != nil {
+		q, err := c.send(buf, size, 0, seq)
+		if err != nil {
 			sendErr = err
 			break
 		}
+		c.noteRefused(q.refused)
 		order[seq] = i
 		sent = append(sent, seq)
 	}
@@ -417,7 +503,27 @@ func (c *Conn) Ping(ctx context.Context, count int, interval time.Duration, size
 	if refused := c.refusedSends() - refusedBefore; len(series) == 0 && refused > 0 && sendErr == nil {
 		sendErr = fmt.Errorf("send to %s: a local firewall rule refused %d of %d probes (operation not permitted)", c.peer, refused, len(sent))
 	}
+	if len(series) == 0 && sendErr == nil && c.PeerRefused() {
+		sendErr = fmt.Errorf("%s answered ICMP port unreachable: the host is there, nothing listens on UDP port %d", c.peer.Addr(), c.peer.Port())
+	}
 	return Summarize(series, len(sent)), sendErr
+}
+
+// noteRefused remembers that the peer's host said "port unreachable".
+func (c *Conn) noteRefused(refused bool) {
+	if refused {
+		c.mu.Lock()
+		c.portRefused = true
+		c.mu.Unlock()
+	}
+}
+
+// PeerRefused reports whether the peer's host answered a probe with ICMP
+// port unreachable: the host is up, nothing listens on the probed port.
+func (c *Conn) PeerRefused() bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.portRefused
 }
 
 func (c *Conn) refusedSends() int {

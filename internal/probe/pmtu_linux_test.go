@@ -1,0 +1,216 @@
+package probe
+
+import (
+	"context"
+	"net"
+	"net/netip"
+	"os"
+	"testing"
+	"time"
+
+	"github.com/google/nftables"
+	"github.com/google/nftables/binaryutil"
+	"github.com/google/nftables/expr"
+	"github.com/vishvananda/netlink"
+	"github.com/vishvananda/netns"
+	"golang.org/x/sys/unix"
+)
+
+// routed is a prober namespace and a responder namespace with a router
+// namespace between them, each side on its own /24:
+//
+//	prober 10.99.1.1 ── 10.99.1.254 router 10.99.2.254 ── 10.99.2.1 responder
+type routed struct {
+	prober, router, responder netns.NsHandle
+	peer                      netip.AddrPort
+}
+
+var (
+	routerNear = netip.MustParseAddr("10.99.1.254")
+	responder  = netip.MustParseAddr("10.99.2.1")
+)
+
+func newRouted(t *testing.T) *routed {
+	t.Helper()
+	r := &routed{prober: newNetns(t), router: newNetns(t), responder: newNetns(t)}
+	link := func(a netns.NsHandle, aName, aAddr string, b netns.NsHandle, bName, bAddr string) {
+		ha, err := netlink.NewHandleAt(a)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer ha.Close()
+		hb, err := netlink.NewHandleAt(b)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer hb.Close()
+		veth := &netlink.Veth{LinkAttrs: netlink.LinkAttrs{Name: aName}, PeerName: bName, PeerNamespace: netlink.NsFd(int(b))}
+		if err := ha.LinkAdd(veth); err != nil {
+			t.Fatalf("veth %s/%s: %v", aName, bName, err)
+		}
+		for _, side := range []struct {
+			h    *netlink.Handle
+			name string
+			addr string
+		}{{ha, aName, aAddr}, {hb, bName, bAddr}} {
+			l, err := side.h.LinkByName(side.name)
+			if err != nil {
+				t.Fatal(err)
+			}
+			a, _ := netlink.ParseAddr(side.addr)
+			if err := side.h.AddrAdd(l, a); err != nil {
+				t.Fatal(err)
+			}
+			if err := side.h.LinkSetUp(l); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	link(r.prober, "eth0", "10.99.1.1/24", r.router, "near", "10.99.1.254/24")
+	link(r.router, "far", "10.99.2.254/24", r.responder, "eth0", "10.99.2.1/24")
+	for ns, gw := range map[netns.NsHandle]string{r.prober: "10.99.1.254", r.responder: "10.99.2.254"} {
+		h, err := netlink.NewHandleAt(ns)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := h.RouteAdd(&netlink.Route{Gw: net.ParseIP(gw)}); err != nil {
+			t.Fatal(err)
+		}
+		h.Close()
+	}
+	inNetns(t, r.router, func() error {
+		return os.WriteFile("/proc/sys/net/ipv4/ip_forward", []byte("1"), 0o644)
+	})
+	var pc net.PacketConn
+	inNetns(t, r.responder, func() (err error) {
+		pc, err = net.ListenPacket("udp4", responder.String()+":0")
+		return err
+	})
+	ctx, cancel := context.WithCancel(context.Background())
+	t.Cleanup(cancel)
+	go (&Responder{}).Serve(ctx, pc)
+	r.peer = netip.AddrPortFrom(responder, uint16(pc.LocalAddr().(*net.UDPAddr).Port))
+	return r
+}
+
+// setMTU sets the MTU of the router's link towards the responder and of
+// the responder's own: the router forwards no more than mtu bytes.
+func (r *routed) setMTU(t *testing.T, mtu int) {
+	t.Helper()
+	for ns, name := range map[netns.NsHandle]string{r.router: "far", r.responder: "eth0"} {
+		h, err := netlink.NewHandleAt(ns)
+		if err != nil {
+			t.Fatal(err)
+		}
+		l, err := h.LinkByName(name)
+		if err == nil {
+			err = h.LinkSetMTU(l, mtu)
+		}
+		h.Close()
+		if err != nil {
+			t.Fatalf("set MTU %d on %s: %v", mtu, name, err)
+		}
+	}
+}
+
+// routerRules replaces the router's nftables rules with these.
+func (r *routed) routerRules(t *testing.T, rules ...[]expr.Any) {
+	t.Helper()
+	c, err := nftables.New(nftables.WithNetNSFd(int(r.router)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.FlushRuleset()
+	table := c.AddTable(&nftables.Table{Name: "router", Family: nftables.TableFamilyIPv4})
+	accept := nftables.ChainPolicyAccept
+	for _, hook := range []nftables.ChainHook{*nftables.ChainHookForward, *nftables.ChainHookOutput} {
+		chain := c.AddChain(&nftables.Chain{Name: "h" + string(rune('0'+hook)), Table: table, Type: nftables.ChainTypeFilter,
+			Hooknum: &hook, Priority: nftables.ChainPriorityFilter, Policy: &accept})
+		for _, exprs := range rules {
+			if (hook == *nftables.ChainHookOutput) == (exprs[0] == nil) {
+				c.AddRule(&nftables.Rule{Table: table, Chain: chain, Exprs: exprs[1:]})
+			}
+		}
+	}
+	if err := c.Flush(); err != nil {
+		t.Fatalf("router nftables: %v", err)
+	}
+}
+
+// On the router's output: it sends no "fragmentation needed" (rule[0] nil marks an output rule).
+var noFragNeeded = []expr.Any{nil,
+	&expr.Meta{Key: expr.MetaKeyL4PROTO, Register: 1},
+	&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: []byte{unix.IPPROTO_ICMP}},
+	&expr.Payload{DestRegister: 1, Base: expr.PayloadBaseTransportHeader, Offset: 0, Len: 2},
+	&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: []byte{3, 4}},
+	&expr.Verdict{Kind: expr.VerdictDrop},
+}
+
+// forwardLongerThan drops forwarded packets above n bytes, silently.
+func forwardLongerThan(n int) []expr.Any {
+	return []expr.Any{&expr.Counter{},
+		&expr.Meta{Key: expr.MetaKeyLEN, Register: 1},
+		&expr.Cmp{Op: expr.CmpOpGt, Register: 1, Data: binaryutil.NativeEndian.PutUint32(uint32(n))},
+		&expr.Verdict{Kind: expr.VerdictDrop},
+	}
+}
+
+func (r *routed) search(t *testing.T) PMTUResult {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	var c *Conn
+	inNetns(t, r.prober, func() (err error) {
+		c, err = Dial(ctx, r.peer)
+		return err
+	})
+	defer c.Close()
+	var res PMTUResult
+	inNetns(t, r.prober, func() (err error) {
+		res, err = c.PathMTU(ctx) // InterfaceMTU asks netlink in the caller's namespace
+		return err
+	})
+	return res
+}
+
+// The size search is exact whatever the router says: "fragmentation
+// needed" that arrives (and is then cached by the kernel), that is too
+// large, or that never comes.
+func TestPathMTUThroughARouter(t *testing.T) {
+	if os.Geteuid() != 0 || testing.Short() {
+		t.Skip("needs root (network namespaces and nftables) and not -short")
+	}
+	r := newRouted(t)
+	r.setMTU(t, 1400)
+
+	// ICMP arrives: the kernel now holds a path MTU of 1400 for the peer,
+	// and every later send on the socket first reports that error.
+	got := r.search(t)
+	if got.PathMTU != 1400 || got.Limit != "icmp" || got.ICMPMTU != 1400 || got.ICMPFrom != routerNear.String() || got.IfaceMTU != 1500 {
+		t.Errorf("router link 1400, ICMP on: %+v; want 1400 exactly, limit icmp from %s, interface 1500", got, routerNear)
+	}
+	// Again, with the path MTU cached (ip route get says mtu 1400 for ten minutes).
+	if got := r.search(t); got.PathMTU != 1400 || got.IfaceMTU != 1500 {
+		t.Errorf("router link 1400, path MTU cached: %+v; want 1400 with the interface's 1500 as the bound", got)
+	}
+	// The link carries 1500 again while the kernel still caches 1400: the
+	// search must see past the cache.
+	r.setMTU(t, 1500)
+	if got := r.search(t); got.PathMTU != 1500 || got.Limit != "none" {
+		t.Errorf("router link back to 1500, stale cache of 1400: %+v; want 1500 (limit none)", got)
+	}
+
+	// A router whose ICMP says 1450 while only 1400 cross beyond it.
+	r.setMTU(t, 1450)
+	r.routerRules(t, forwardLongerThan(1400))
+	if got := r.search(t); got.PathMTU != 1400 || got.Limit != "silent" || got.ICMPMTU != 1450 {
+		t.Errorf("ICMP says 1450, 1400 cross: %+v; want 1400 exactly, limit silent, ICMP MTU 1450 reported", got)
+	}
+
+	// No ICMP at all.
+	r.setMTU(t, 1400)
+	r.routerRules(t, noFragNeeded)
+	if got := r.search(t); got.PathMTU != 1400 || got.Limit != "silent" || got.ICMPMTU != 0 {
+		t.Errorf("router link 1400, frag-needed suppressed: %+v; want 1400 exactly, limit silent, no ICMP", got)
+	}
+}
