@@ -133,7 +133,7 @@ func (a *Agent) Serve(ctx context.Context, ln net.Listener, pc net.PacketConn) e
 		BaseContext: func(net.Listener) context.Context { return ctx }}
 	errc := make(chan error, 2)
 	go func() { errc <- a.responder.Serve(ctx, pc) }()
-	go func() { errc <- srv.Serve(ln) }()
+	go func() { errc <- srv.Serve(pieceListener{ln}) }() // answers in small segments: see control_linux.go
 	select {
 	case <-ctx.Done():
 	case err := <-errc:

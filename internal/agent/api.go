@@ -45,9 +45,12 @@ type ProbeRequest struct {
 
 // TargetResult is what the agent measured towards one peer.
 type TargetResult struct {
-	Peer         string             `json:"peer"`
-	Address      string             `json:"address"`
-	Reachable    bool               `json:"reachable"` // a UDP probe came back
+	Peer      string `json:"peer"`
+	Address   string `json:"address"`
+	Reachable bool   `json:"reachable"` // a UDP probe came back
+	// PeerRefused: no UDP probe came back, and the peer's host answered
+	// ICMP port unreachable: it is up, no agent listens there.
+	PeerRefused  bool               `json:"peerRefused,omitempty"`
 	PathMTU      *probe.PMTUResult  `json:"pathMTU,omitempty"`
 	PathMTUError string             `json:"pathMTUError,omitempty"`
 	RTT          *probe.Stats       `json:"rtt,omitempty"`

@@ -29,9 +29,11 @@ type Client struct {
 
 // NewClient talks to the agent at addr. With netns set it dials from inside
 // that network namespace (lab and test set-ups, where the agent is only
-// reachable there).
+// reachable there). Its connections use small segments both ways
+// (ControlMSS4), so a path that loses large packets does not cut the
+// controller off from what the agent measured on it.
 func NewClient(addr, token, netns string) *Client {
-	d := &net.Dialer{Timeout: ClientTimeout}
+	d := &net.Dialer{Timeout: ClientTimeout, Control: clampMSS}
 	tr := &http.Transport{
 		DialContext: func(ctx context.Context, network, a string) (net.Conn, error) {
 			return nsenter.DialContext(ctx, netns, d, network, a)

@@ -81,6 +81,7 @@ func (a *Agent) probeOne(ctx context.Context, p Peer, req *ProbeRequest) TargetR
 	}
 	res.Reachable = reach.Received > 0
 	if !res.Reachable {
+		res.PeerRefused = conn.PeerRefused()
 		return a.probeUnreachable(ctx, p, addr, req, res)
 	}
 	if req.PathMTU {

@@ -148,9 +148,10 @@ func runMesh(ctx context.Context, s Streams, f *sourceFlags, req agent.ProbeRequ
 	return nil
 }
 
+// anyAnswer reports whether any agent answered the controller.
 func anyAnswer(pairs []model.Pair) bool {
 	for _, p := range pairs {
-		if p.Reachable || len(p.Errors) == 0 {
+		if p.Measured() {
 			return true
 		}
 	}
@@ -158,6 +159,11 @@ func anyAnswer(pairs []model.Pair) bool {
 }
 
 func firstError(pairs []model.Pair) string {
+	for _, p := range pairs {
+		if p.Unknown != "" {
+			return p.Unknown
+		}
+	}
 	for _, p := range pairs {
 		if len(p.Errors) > 0 {
 			return p.Errors[0]

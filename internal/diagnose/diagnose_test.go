@@ -84,8 +84,19 @@ func podWith(n string) func(model.Pair) bool {
 	return func(p model.Pair) bool { return p.Layer == model.LayerPod && (p.From == n || p.To == n) }
 }
 
+func from(n string) func(model.Pair) bool {
+	return func(p model.Pair) bool { return p.From == n }
+}
+
+// notAsked is a pair whose agent the controller could not ask.
+func notAsked(p *model.Pair) {
+	*p = model.Pair{From: p.From, To: p.To, Layer: p.Layer, Unknown: "the controller could not ask the agent on " + p.From + ": context deadline exceeded"}
+}
+
 func cutPair(p *model.Pair) {
+	lost := 100.0
 	p.Reachable, p.RTTMs, p.TCPConnectMs, p.PathMTU, p.LossPct = false, nil, nil, 0, 100
+	p.ICMPLossPct, p.ICMPRTTMs = &lost, nil
 }
 
 func TestDiagnose(t *testing.T) {
@@ -192,14 +203,53 @@ func TestDiagnose(t *testing.T) {
 			mutate: func(ev *Evidence) {
 				delete(ev.Facts, "node3")
 				ev.FactErrors["node3"] = "connection refused"
-				each(ev, with("node3"), func(p *model.Pair) {
-					cutPair(p)
-					if p.From == "node3" {
-						p.Errors = []string{"agent on node3: connection refused"}
-					}
+				each(ev, with("node3"), cutPair)
+				each(ev, from("node3"), notAsked)
+			},
+			id: NodeUnreachable, severity: Error, nodes: []string{"node3"}, absent: []string{PodNetworkPartition, RouteMissing, ResultsUnknown},
+		},
+		{
+			// node3 is up: its host answers "port unreachable", the agent is gone.
+			name: "dead_agent_on_a_live_node_is_unknown",
+			mutate: func(ev *Evidence) {
+				delete(ev.Facts, "node3")
+				ev.FactErrors["node3"] = "connection refused"
+				each(ev, with("node3"), cutPair)
+				each(ev, with("node3"), func(p *model.Pair) { p.NoAgent = p.To == "node3" })
+				each(ev, from("node3"), notAsked)
+			},
+			id: ResultsUnknown, severity: Warning, nodes: []string{"node3"}, absent: []string{NodeUnreachable, PodNetworkPartition, RouteMissing},
+		},
+		{
+			// The controller cannot talk to node3's agents, its peers can.
+			name: "lost_control_channel_is_unknown_not_unreachable",
+			mutate: func(ev *Evidence) {
+				delete(ev.Facts, "node3")
+				ev.FactErrors["node3"] = "context deadline exceeded"
+				each(ev, from("node3"), notAsked)
+			},
+			id: ResultsUnknown, severity: Warning, nodes: []string{"node3"}, absent: []string{NodeUnreachable, PodNetworkPartition},
+		},
+		{
+			// node1 lacks the route to node3's block, so the controller on
+			// node1 cannot ask node3's Pod agent: node3 → node2 is unknown,
+			// not failed, and healthy node2 is named by nothing.
+			name: "could_not_ask_is_not_no_answer",
+			mutate: func(ev *Evidence) {
+				ev.Facts["node1"].Routes = slices.DeleteFunc(ev.Facts["node1"].Routes, func(r hostfacts.Route) bool { return r.Dst == block(3) })
+				each(ev, func(p model.Pair) bool { return p.Layer == model.LayerPod && p.From == "node1" && p.To == "node3" }, cutPair)
+				each(ev, func(p model.Pair) bool { return p.Layer == model.LayerPod && p.From == "node3" }, notAsked)
+			},
+			id: RouteMissing, severity: Error, nodes: []string{"node1"}, absent: []string{PodNetworkPartition, NodeUnreachable},
+		},
+		{
+			name: "unsettled_size_search_is_said_not_silent",
+			mutate: func(ev *Evidence) {
+				each(ev, func(p model.Pair) bool { return p.Layer == model.LayerNode && p.From == "node1" && p.To == "node3" }, func(p *model.Pair) {
+					p.PathMTU, p.PathMTULimit, p.PathMTUError = 0, "", "path MTU search did not settle in 24 rounds"
 				})
 			},
-			id: NodeUnreachable, severity: Error, nodes: []string{"node3"}, absent: []string{PodNetworkPartition, RouteMissing},
+			id: ResultsUnknown, severity: Warning, nodes: []string{"node1", "node3"}, absent: []string{MTUBlackhole, NodeUnreachable},
 		},
 		{
 			name: "loss_is_not_a_blackhole",

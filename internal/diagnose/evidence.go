@@ -70,6 +70,7 @@ const (
 	FirewallDrop        = "firewall-drop"
 	NodeNotReady        = "node-not-ready"
 	NodeCordoned        = "node-cordoned"
+	ResultsUnknown      = "results-unknown"
 )
 
 // Catalogue is every rule the doctor runs, in the order root causes rank:
@@ -78,7 +79,7 @@ var Catalogue = []string{
 	NodeNotReady, NodeUnreachable, FirewallDrop, EncapBlocked, BGPSessionDown, IPForwardDisabled,
 	RouteMissing, MTUInconsistent, MTUBlackhole, PodNetworkPartition, RPFilterStrict,
 	KernelModuleMissing, CalicoNodeUnhealthy, ConntrackFull, PacketLoss, HighLatency,
-	MTUWasteful, IPPoolMTUIgnored, ICMPFiltered, NodeCordoned,
+	MTUWasteful, IPPoolMTUIgnored, ICMPFiltered, ResultsUnknown, NodeCordoned,
 }
 
 func rank(id string) int {
@@ -192,5 +193,6 @@ func involves(p model.Pair, nodes []string) bool {
 	return slices.Contains(nodes, p.From) || slices.Contains(nodes, p.To)
 }
 
-// cut reports a pair that nothing crossed: no UDP echo and no TCP handshake.
-func cut(p model.Pair) bool { return !p.Reachable && p.TCPConnectMs == nil }
+// cut reports a measured pair that nothing crossed: no UDP echo and no
+// TCP handshake, and no host that said nothing listens.
+func cut(p model.Pair) bool { return p.Known() && !p.Reachable && p.TCPConnectMs == nil }

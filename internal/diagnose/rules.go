@@ -62,7 +62,7 @@ func Diagnose(ev Evidence) []model.Finding {
 		nodeNotReady, nodeUnreachable, firewallDrop, encapBlocked, bgpSessionDown, ipForwardDisabled,
 		routeMissing, mtuInconsistent, mtuBlackhole, podNetworkPartition, rpFilterStrict,
 		kernelModuleMissing, calicoNodeUnhealthy, conntrackFull, packetLoss, highLatency,
-		mtuWasteful, ipPoolMTUIgnored, icmpFiltered, nodeCordoned,
+		mtuWasteful, ipPoolMTUIgnored, icmpFiltered, resultsUnknown, nodeCordoned,
 	} {
 		rule(s)
 	}
@@ -129,55 +129,134 @@ func nodeCordoned(s *state) {
 	}, nil)
 }
 
-// nodeUnreachable: the node's agent answered neither the controller nor
-// its peers' probes. Everything about that node is unknown, not broken.
+// nodeUnreachable: nothing of the node answers, on any layer: not its
+// agents to the controller, and not the node to its peers' probes (no UDP
+// echo, ICMP echo, TCP handshake, nor even a "port unreachable" from its
+// host). Everything about the node is unknown, not broken. A node that
+// answers anything is up: what the controller could not ask of it is
+// results-unknown, not a network fault.
 func nodeUnreachable(s *state) {
 	for _, n := range s.ev.Nodes {
-		from := s.pairs(model.LayerNode, func(p model.Pair) bool { return p.From == n })
-		to := s.pairs(model.LayerNode, func(p model.Pair) bool { return p.To == n })
-		if len(from)+len(to) == 0 {
-			continue
-		}
-		agentDown := len(from) > 0
-		for _, p := range from {
-			if p.Reachable || len(p.Errors) == 0 {
-				agentDown = false
+		var asked, tried []model.Pair // pairs from n (the controller asked n's agents), and peers' pairs to n
+		answered := s.ev.Facts[n] != nil
+		for _, p := range s.ev.Pairs {
+			switch {
+			case p.From == n:
+				asked = append(asked, p)
+				answered = answered || p.Measured()
+			case p.To == n && p.Measured():
+				tried = append(tried, p)
 			}
 		}
-		noneReach := len(to) > 0
-		for _, p := range to {
-			if p.Reachable {
-				noneReach = false
-			}
-		}
-		if !agentDown && !noneReach {
+		if answered || len(tried) == 0 || slices.ContainsFunc(tried, answers) {
 			continue
 		}
 		var ev []string
-		if agentDown {
-			ev = append(ev, "its agent did not answer: "+from[0].Errors[0])
-		}
-		if noneReach {
-			var peers []string
-			for _, p := range to {
-				peers = append(peers, p.From)
-			}
-			ev = append(ev, fmt.Sprintf("no probe from %s reached it on the node network", strings.Join(peers, ", ")))
-		}
 		if e := s.ev.FactErrors[n]; e != "" {
-			ev = append(ev, "host facts unavailable: "+e)
+			ev = append(ev, "host facts: "+e)
+		}
+		for _, l := range []model.Layer{model.LayerNode, model.LayerPod} {
+			if i := slices.IndexFunc(asked, func(p model.Pair) bool { return p.Layer == l }); i >= 0 {
+				ev = append(ev, fmt.Sprintf("%s layer: %s", l, asked[i].Unknown))
+			}
+			var peers []string
+			for _, p := range tried {
+				if p.Layer == l && !slices.Contains(peers, p.From) {
+					peers = append(peers, p.From)
+				}
+			}
+			if len(peers) > 0 {
+				ev = append(ev, fmt.Sprintf("%s layer: no probe from %s reached it (UDP echoes, an ICMP echo and a TCP handshake, all unanswered, not even refused)", l, strings.Join(peers, ", ")))
+			}
 		}
 		all := s.pairs(model.LayerNode, func(p model.Pair) bool { return p.From == n || p.To == n })
-		all = append(all, s.pairs(model.LayerPod, func(p model.Pair) bool { return p.From == n || p.To == n })...)
+		all = append(all, s.podPairsOf(n)...)
 		s.add(model.Finding{
 			ID: NodeUnreachable, Severity: Error, Title: "Node " + n + " is unreachable",
-			Summary:  fmt.Sprintf("Nothing could be measured to or from %s: the node is down, cut off, or its agent is not running. Its results are unknown, not failures.", n),
+			Summary:  fmt.Sprintf("Nothing of %s answers: not its agents to the controller, not the node to its peers' probes on any layer. It is down, cut off, or a firewall drops everything arriving there. Its results are unknown, not failures.", n),
 			Nodes:    []string{n},
 			Evidence: ev,
-			Remedy: &model.Remedy{Summary: fmt.Sprintf("Check that %s is up and reachable on its node address, and that the podpath agent runs there.", n),
+			Remedy: &model.Remedy{Summary: fmt.Sprintf("Check that %s is up and reachable on its node address (a firewall in front of it or on it), then run again.", n),
 				Commands: []string{"kubectl get node " + n + " -o wide", "ping -c 3 <" + n + " address>"}},
 		}, all)
 	}
+}
+
+// answers reports whether a measured pair got anything back from its
+// destination: a UDP echo, a TCP handshake, an ICMP echo, or a refusal.
+func answers(p model.Pair) bool {
+	return p.Reachable || p.NoAgent || p.TCPConnectMs != nil || (p.ICMPLossPct != nil && *p.ICMPLossPct < 100)
+}
+
+// resultsUnknown: pairs podpath could not measure, and nodes whose host
+// facts it could not read, beyond an unreachable node's. Not a network
+// fault: the controller could not ask an agent, lost its answer, or found
+// no agent listening. Said, so that a clean report is not read as a clean
+// bill for what was never checked.
+func resultsUnknown(s *state) {
+	type group struct {
+		pairs  []model.Pair
+		reason string
+	}
+	groups := map[string]*group{} // by what went unmeasured
+	var keys, ev []string
+	addTo := func(key, reason string, p model.Pair) {
+		g, ok := groups[key]
+		if !ok {
+			g = &group{reason: reason}
+			groups[key] = g
+			keys = append(keys, key)
+		}
+		g.pairs = append(g.pairs, p)
+	}
+	var unknown []model.Pair
+	nodes := map[string]bool{}
+	for _, p := range s.ev.Pairs {
+		if p.Known() && p.Reachable && p.PathMTU == 0 && p.PathMTUError != "" && !s.isExplained(p) {
+			unknown = append(unknown, p)
+			nodes[p.From], nodes[p.To] = true, true
+			addTo(string(p.Layer)+":pmtu", fmt.Sprintf("%s layer: the path MTU is not known (%s → %s: %s)", p.Layer, p.From, p.To, p.PathMTUError), p)
+			continue
+		}
+		if p.Known() || s.explained[keyOf(p)] == NodeUnreachable {
+			continue
+		}
+		unknown = append(unknown, p)
+		if p.NoAgent {
+			nodes[p.To] = true
+			addTo(fmt.Sprintf("%s:%s:to", p.Layer, p.To), fmt.Sprintf("%s layer: no agent answers on %s: its host replied ICMP port unreachable to the probes, so the node is up and the agent is not running", p.Layer, p.To), p)
+			continue
+		}
+		nodes[p.From] = true
+		addTo(fmt.Sprintf("%s:%s:from", p.Layer, p.From), fmt.Sprintf("%s layer: %s", p.Layer, p.Unknown), p)
+	}
+	for _, k := range keys {
+		g := groups[k]
+		ev = append(ev, fmt.Sprintf("%s (%d pair%s)", g.reason, len(g.pairs), map[bool]string{true: "", false: "s"}[len(g.pairs) == 1]))
+	}
+	for _, n := range s.ev.Nodes {
+		if e, ok := s.ev.FactErrors[n]; ok && s.ev.Facts[n] == nil && !s.explainedBy(n, NodeUnreachable) {
+			nodes[n] = true
+			ev = append(ev, fmt.Sprintf("host facts of %s not read: %s: its firewall, routes, sysctls and Calico state were not checked", n, e))
+		}
+	}
+	if len(ev) == 0 {
+		return
+	}
+	names := slices.Sorted(maps.Keys(nodes))
+	title := fmt.Sprintf("Not measured: %d pair%s", len(unknown), map[bool]string{true: "", false: "s"}[len(unknown) == 1])
+	if len(unknown) == 0 {
+		title = "Host facts not read"
+	}
+	s.add(model.Finding{
+		ID: ResultsUnknown, Severity: Warning, Title: title + " (" + strings.Join(names, ", ") + ")",
+		Summary:  "podpath could not measure these: the controller could not ask an agent or lost its answer, or no agent listens where one should. They are unknown, neither working nor broken, and no finding rests on them.",
+		Nodes:    names,
+		Pairs:    refs(unknown),
+		Evidence: capLines(ev, 12),
+		Remedy: &model.Remedy{Summary: "Check that podpath's agents run on these nodes and that the controller reaches their port; then run again.",
+			Commands: []string{"podpath doctor ...   # again, once the agents answer"}},
+	}, unknown)
 }
 
 // podPairsOf are the Pod-layer pairs with node n at either end.

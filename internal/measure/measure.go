@@ -32,9 +32,11 @@ func (r *Runner) client(e plan.Endpoint) *agent.Client {
 }
 
 // Run gives every job's agent its peers and the request, all jobs at once,
-// and collects one Pair per job and peer. An agent that does not answer
-// makes its pairs unreachable with the reason, never an error of Run: a
-// dead node is a result.
+// and collects one Pair per job and peer. An agent the controller cannot
+// ask, or whose answer does not arrive, leaves its pairs unknown with the
+// reason (Pair.Unknown), never failed and never an error of Run: what the
+// controller could not ask says nothing about the network between the
+// agent and its peers.
 func (r *Runner) Run(ctx context.Context, jobs []plan.Job, req agent.ProbeRequest) []model.Pair {
 	out := make([][]model.Pair, len(jobs))
 	var wg sync.WaitGroup
@@ -63,7 +65,7 @@ func (r *Runner) runJob(ctx context.Context, j plan.Job, req agent.ProbeRequest)
 	}
 	fail := func(err error) []model.Pair {
 		for i := range pairs {
-			pairs[i].Errors = append(pairs[i].Errors, fmt.Sprintf("agent on %s: %v", j.From.Name(), err))
+			pairs[i].Unknown = fmt.Sprintf("the controller could not ask the agent on %s: %v", j.From.Name(), err)
 		}
 		return pairs
 	}
@@ -81,6 +83,8 @@ func (r *Runner) runJob(ctx context.Context, j plan.Job, req agent.ProbeRequest)
 	for i, p := range j.Peers {
 		if tr, ok := byPeer[p.Name()]; ok {
 			fill(&pairs[i], tr)
+		} else {
+			pairs[i].Unknown = fmt.Sprintf("the agent on %s answered without a result for %s", j.From.Name(), p.Name())
 		}
 	}
 	return pairs
@@ -106,6 +110,9 @@ func (r *Runner) RunOneByOne(ctx context.Context, jobs []plan.Job, req agent.Pro
 			}
 			pairs[i].ThroughputBps = got[0].ThroughputBps
 			pairs[i].Errors = append(pairs[i].Errors, got[0].Errors...)
+			if u := got[0].Unknown; u != "" {
+				pairs[i].Errors = append(pairs[i].Errors, "throughput not measured: "+u)
+			}
 		}
 	}
 }
@@ -113,18 +120,17 @@ func (r *Runner) RunOneByOne(ctx context.Context, jobs []plan.Job, req agent.Pro
 // fill copies an agent's measurements into a pair.
 func fill(p *model.Pair, tr agent.TargetResult) {
 	p.Reachable = tr.Reachable
+	p.NoAgent = !tr.Reachable && tr.PeerRefused
 	p.Errors = append(p.Errors, tr.Errors...)
 	for _, pr := range tr.Ports {
 		p.Ports = append(p.Ports, model.PortState{Proto: pr.Proto, Port: pr.Port, State: pr.State, RTTMs: pr.RTTMs})
 	}
 	if m := tr.PathMTU; m != nil {
-		p.PathMTU, p.PathMTULimit, p.ICMPMTU, p.PMTUProbes = m.PathMTU, m.Limit, m.ICMPMTU, m.Probes
+		p.PathMTU, p.PathMTULimit, p.ICMPMTU, p.ICMPFrom, p.PMTUProbes = m.PathMTU, m.Limit, m.ICMPMTU, m.ICMPFrom, m.Probes
 		p.LocalMTU, p.IfaceMTU = m.LocalMTU, m.IfaceMTU
 		p.PMTUMs = float64(m.Duration.Microseconds()) / 1000
 	}
-	if tr.PathMTUError != "" {
-		p.Errors = append(p.Errors, "path MTU: "+tr.PathMTUError)
-	}
+	p.PathMTUError = tr.PathMTUError
 	if s := tr.RTT; s != nil {
 		p.RTTMs = percentiles(s)
 		p.LossPct = s.LossPct

@@ -86,6 +86,14 @@ type Pair struct {
 	FromPod   string `json:"fromPod,omitempty"`
 	ToPod     string `json:"toPod,omitempty"`
 	Reachable bool   `json:"reachable"`
+	// Unknown, when set, says why nothing of this pair is known: the
+	// controller could not ask From's agent, or lost its answer. Such a
+	// pair is not reachable and not a failure either: findings never rest
+	// on it.
+	Unknown string `json:"unknown,omitempty"`
+	// NoAgent: From's probes got no answer, but To's host replied ICMP port
+	// unreachable: the path works, no agent listens there.
+	NoAgent bool `json:"noAgent,omitempty"`
 	// PathMTU is the largest IP packet (bytes, headers included) that
 	// crossed from From to To; 0 when not measured.
 	PathMTU      int     `json:"pathMTU,omitempty"`
@@ -93,7 +101,10 @@ type Pair struct {
 	IfaceMTU     int     `json:"ifaceMTU,omitempty"`     // the sender's interface MTU towards the peer
 	LocalMTU     int     `json:"localMTU,omitempty"`     // set when the sender's own interface was the limit
 	ICMPMTU      int     `json:"icmpMTU,omitempty"`      // what a router reported, when ICMP came
+	ICMPFrom     string  `json:"icmpFrom,omitempty"`     // the router that reported ICMPMTU
 	PMTUProbes   int     `json:"pmtuProbes,omitempty"`
+	// PathMTUError says why the path MTU of a reachable pair is unknown.
+	PathMTUError string `json:"pathMTUError,omitempty"`
 	PMTUMs       float64 `json:"pmtuMs,omitempty"`
 
 	RTTMs         *Percentiles `json:"rttMs,omitempty"`
@@ -109,6 +120,13 @@ type Pair struct {
 	Ports         []PortState  `json:"ports,omitempty"` // preflight: ports checked on the target
 	Errors        []string     `json:"errors,omitempty"`
 }
+
+// Measured reports whether From's agent measured the pair (Unknown empty).
+func (p Pair) Measured() bool { return p.Unknown == "" }
+
+// Known reports whether the pair says anything about the path: measured,
+// and an agent answered at To.
+func (p Pair) Known() bool { return p.Unknown == "" && !p.NoAgent }
 
 // PortState is one port checked from a pair's source on its target.
 type PortState struct {

@@ -123,7 +123,12 @@ func mtuFindings(in PreflightInput, r *PreflightResult, overhead int) {
 		var ev []string
 		for _, p := range unreachable {
 			line := fmt.Sprintf("%s → %s: nothing crossed", p.From, p.To)
-			if len(p.Errors) > 0 {
+			switch {
+			case p.Unknown != "":
+				line = fmt.Sprintf("%s → %s: not measured (%s)", p.From, p.To, p.Unknown)
+			case p.NoAgent:
+				line += fmt.Sprintf(" (%s's host replied ICMP port unreachable: no agent runs there)", p.To)
+			case len(p.Errors) > 0:
 				line += " (" + p.Errors[0] + ")"
 			}
 			ev = append(ev, line)

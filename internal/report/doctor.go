@@ -15,20 +15,40 @@ var severityMark = map[string]string{"error": "✗ ERROR", "warning": "! WARNING
 // then compact node×node matrices of the measurements.
 func DoctorText(w io.Writer, r *model.Report) {
 	configText(w, r.Config)
+	var unknown []string // what is not known, pair by pair
+	for _, p := range r.Pairs {
+		if what := pairProblems(p); len(what) > 0 && (!p.Known() || p.PathMTUError != "") {
+			unknown = append(unknown, fmt.Sprintf("%s %s → %s: %s", p.Layer, p.From, p.To, strings.Join(what, "; ")))
+		}
+	}
 	if len(r.Findings) == 0 {
-		fmt.Fprintln(w, "✓ No problems found: every pair reachable, path MTUs match the configured MTUs, no drops, routes or sessions missing.")
+		if len(unknown) == 0 {
+			fmt.Fprintln(w, "✓ No problems found: every pair reachable, path MTUs match the configured MTUs, no drops, routes or sessions missing.")
+		} else {
+			fmt.Fprintf(w, "✓ No problems found in what was measured; %d pairs are not fully measured (? below), and nothing is claimed about them.\n", len(unknown))
+		}
 	}
 	FindingsText(w, r.Findings)
 	for _, l := range layers(r.Pairs) {
-		fmt.Fprintf(w, "%s layer — path MTU (bytes; * = below the sender's MTU, x = unreachable):\n", l)
+		fmt.Fprintf(w, "%s layer — path MTU (bytes; * = below the sender's MTU, x = unreachable, ? = not measured):\n", l)
 		matrix(w, r.Pairs, l, mtuCell("x"))
 		fmt.Fprintf(w, "%s layer — RTT p50 ms / loss %%:\n", l)
 		matrix(w, r.Pairs, l, func(p model.Pair) string {
-			if p.RTTMs == nil {
+			switch {
+			case !p.Known():
+				return "?"
+			case p.RTTMs == nil:
 				return "x"
 			}
 			return fmt.Sprintf("%.2f/%.0f", p.RTTMs.P50, p.LossPct)
 		})
+		fmt.Fprintln(w)
+	}
+	if len(unknown) > 0 {
+		fmt.Fprintln(w, "? not measured:")
+		for _, u := range capped(unknown, 12) {
+			fmt.Fprintf(w, "  %s\n", u)
+		}
 		fmt.Fprintln(w)
 	}
 	counts := map[string]int{}
@@ -37,6 +57,14 @@ func DoctorText(w io.Writer, r *model.Report) {
 	}
 	fmt.Fprintf(w, "%d errors, %d warnings, %d notes; %d pairs, %d nodes in %.1fs\n",
 		counts["error"], counts["warning"], counts["info"], len(r.Pairs), len(r.Nodes), r.DurationMs/1000)
+}
+
+// capped keeps the first n lines and says how many more there were.
+func capped(lines []string, n int) []string {
+	if len(lines) <= n {
+		return lines
+	}
+	return append(lines[:n:n], fmt.Sprintf("… and %d more", len(lines)-n))
 }
 
 type junitSuites struct {

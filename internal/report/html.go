@@ -264,11 +264,13 @@ func newHTMLLayer(pairs []model.Pair, layer model.Layer, broken map[model.PairRe
 					TX:      box.X + cellW/2, TY: box.Y + cellH/2 + 4}
 				p, measured := at[[2]string{a, b}]
 				ids := broken[model.PairRef{From: a, To: b, Layer: layer}]
-				c.Broken = len(ids) > 0 || (measured && !p.Reachable)
+				c.Broken = len(ids) > 0 || (measured && p.Known() && !p.Reachable)
 				text, t, ok := m.value(p)
 				switch {
 				case !measured:
 					c.Text, c.Fill, c.NoData = "–", noDataFill, true
+				case !p.Known():
+					c.Text, c.Fill, c.NoData = "?", noDataFill, true
 				case !p.Reachable:
 					c.Text, c.Fill, c.Long = "unreachable", shade(1), true
 				case !ok:
@@ -315,6 +317,8 @@ func cellTip(from, to string, layer model.Layer, metric string, p model.Pair, me
 	switch {
 	case !measured:
 		lines = append(lines, "not measured")
+	case !p.Known():
+		lines = append(lines, "unknown")
 	case !p.Reachable:
 		lines = append(lines, "unreachable")
 	case metric == "mtu":
@@ -358,11 +362,19 @@ func cellTip(from, to string, layer model.Layer, metric string, p model.Pair, me
 // pairProblems lists what went wrong on a pair, as the text report does.
 func pairProblems(p model.Pair) []string {
 	var what []string
-	if !p.Reachable {
+	switch {
+	case p.Unknown != "":
+		return []string{"not measured: " + p.Unknown}
+	case p.NoAgent:
+		what = append(what, "not measured: no agent answers there (its host replied ICMP port unreachable)")
+	case !p.Reachable:
 		what = append(what, "unreachable")
 	}
 	if p.Stalled {
 		what = append(what, "bulk TCP transfer stalled")
+	}
+	if p.PathMTUError != "" {
+		what = append(what, "path MTU not measured: "+p.PathMTUError)
 	}
 	return append(what, p.Errors...)
 }

@@ -77,14 +77,18 @@ func MTUText(w io.Writer, r *model.Report) {
 		fmt.Fprintln(w)
 	}
 	fmt.Fprintln(w, "* below the sender's own interface MTU: larger packets vanish on the way")
+	fmt.Fprintln(w, "? not measured: the reason is listed below")
 	problems(w, r)
 	fmt.Fprintf(w, "(%d pairs in %.1fs)\n", len(r.Pairs), r.DurationMs/1000)
 }
 
-// mtuCell renders a pair's path MTU, starred when below the sender's MTU.
+// mtuCell renders a pair's path MTU, starred when below the sender's MTU;
+// "?" when it is not known.
 func mtuCell(unreachable string) func(model.Pair) string {
 	return func(p model.Pair) string {
 		switch {
+		case !p.Known():
+			return "?"
 		case !p.Reachable:
 			return unreachable
 		case p.PathMTU == 0:
@@ -116,7 +120,11 @@ func PerfText(w io.Writer, r *model.Report) {
 		if p.ICMPLossPct != nil {
 			icmpLoss = fmt.Sprintf("%.1f", *p.ICMPLossPct)
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%.1f\t%.3f\t%s\t%s\t%s\t%s\n", p.Layer, p.From, p.To, rtt50, rtt99, p.LossPct, p.JitterMs, icmpLoss, conn, httpMs, bits(p.ThroughputBps))
+		loss := fmt.Sprintf("%.1f", p.LossPct)
+		if !p.Known() {
+			loss = "?"
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%.3f\t%s\t%s\t%s\t%s\n", p.Layer, p.From, p.To, rtt50, rtt99, loss, p.JitterMs, icmpLoss, conn, httpMs, bits(p.ThroughputBps))
 	}
 	tw.Flush()
 	problems(w, r)

@@ -93,3 +93,29 @@ func withFindings(r *model.Report) *model.Report {
 	}
 	return r
 }
+
+// A report whose pairs are not all measured never claims they match: the
+// clean line says what it covers, the cells are ?, and the reasons follow.
+func TestDoctorTextNeverClaimsWhatWasNotMeasured(t *testing.T) {
+	r := seedReport()
+	r.Pairs = r.Pairs[:1]
+	r.Pairs = append(r.Pairs,
+		model.Pair{From: "node2", To: "node1", Layer: model.LayerNode, Unknown: "the controller could not ask the agent on node2: context deadline exceeded"},
+		model.Pair{From: "node1", To: "node3", Layer: model.LayerNode, Reachable: true, PathMTUError: "path MTU search did not settle in 24 rounds"})
+	var b bytes.Buffer
+	DoctorText(&b, r)
+	out := b.String()
+	for _, want := range []string{
+		"No problems found in what was measured; 2 pairs are not fully measured",
+		"? not measured:",
+		"node node2 → node1: not measured: the controller could not ask the agent on node2",
+		"node node1 → node3: path MTU not measured: path MTU search did not settle",
+	} {
+		if !bytes.Contains(b.Bytes(), []byte(want)) {
+			t.Errorf("doctor text lacks %q:\n%s", want, out)
+		}
+	}
+	if bytes.Contains(b.Bytes(), []byte("path MTUs match")) {
+		t.Errorf("doctor text claims path MTUs match above unknown cells:\n%s", out)
+	}
+}
