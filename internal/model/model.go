@@ -96,15 +96,15 @@ type Pair struct {
 	NoAgent bool `json:"noAgent,omitempty"`
 	// PathMTU is the largest IP packet (bytes, headers included) that
 	// crossed from From to To; 0 when not measured.
-	PathMTU      int     `json:"pathMTU,omitempty"`
-	PathMTULimit string  `json:"pathMTULimit,omitempty"` // local | icmp | silent | none
-	IfaceMTU     int     `json:"ifaceMTU,omitempty"`     // the sender's interface MTU towards the peer
-	LocalMTU     int     `json:"localMTU,omitempty"`     // set when the sender's own interface was the limit
-	ICMPMTU      int     `json:"icmpMTU,omitempty"`      // what a router reported, when ICMP came
-	ICMPFrom     string  `json:"icmpFrom,omitempty"`     // the router that reported ICMPMTU
-	PMTUProbes   int     `json:"pmtuProbes,omitempty"`
+	PathMTU      int    `json:"pathMTU,omitempty"`
+	PathMTULimit string `json:"pathMTULimit,omitempty"` // local | icmp | silent | none
+	IfaceMTU     int    `json:"ifaceMTU,omitempty"`     // the sender's interface MTU towards the peer
+	LocalMTU     int    `json:"localMTU,omitempty"`     // set when the sender's own interface was the limit
+	ICMPMTU      int    `json:"icmpMTU,omitempty"`      // what a router reported, when ICMP came
+	ICMPFrom     string `json:"icmpFrom,omitempty"`     // the router that reported ICMPMTU
+	PMTUProbes   int    `json:"pmtuProbes,omitempty"`
 	// PathMTUError says why the path MTU of a reachable pair is unknown.
-	PathMTUError string `json:"pathMTUError,omitempty"`
+	PathMTUError string  `json:"pathMTUError,omitempty"`
 	PMTUMs       float64 `json:"pmtuMs,omitempty"`
 
 	RTTMs         *Percentiles `json:"rttMs,omitempty"`
