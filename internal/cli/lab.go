@@ -53,6 +53,7 @@ func newLabUp(s Streams) *cobra.Command {
 		Example: `  podpath lab up
   podpath lab up --backend bgp
   podpath lab up --name big --nodes 50 --topology routed
+  podpath lab up --topology routed --controller node1 --agents
   podpath lab up --mtu-override node3:underlay=9000`,
 		Args: cobra.NoArgs,
 		RunE: func(c *cobra.Command, _ []string) error {
@@ -90,6 +91,7 @@ func newLabUp(s Streams) *cobra.Command {
 	fl.IntVar(&f.cfg.VXLANMTU, "vxlan-mtu", 0, "MTU of vxlan.calico (0: the Pod MTU, as Calico sets it)")
 	fl.BoolVar(&f.cfg.Agents, "agents", false, "start a podpath agent in every node (host network) and every Pod (Pod network)")
 	fl.StringArrayVar(&f.overrides, "mtu-override", nil, "per-node MTU, NODE:underlay=N, NODE:pod=N or NODE:vxlan=N (repeatable)")
+	fl.StringVar(&f.cfg.Controller, "controller", "", "node whose network the inventory's controller dials every agent from, as when podpath runs there (default: each agent from its own namespace)")
 	fl.StringVarP(&f.output, "output", "o", "text", "output format: text or json")
 	return c
 }

@@ -12,9 +12,10 @@ import (
 	"podpath/internal/model"
 )
 
-func ip(i int) string    { return fmt.Sprintf("198.18.0.%d", i) }
-func block(i int) string { return fmt.Sprintf("10.233.64.%d/26", 64*(i-1)) }
-func iptr(v int) *int    { return &v }
+func ip(i int) string      { return fmt.Sprintf("198.18.0.%d", i) }
+func vtepMAC(i int) string { return fmt.Sprintf("66:70:70:00:00:%02x", i) }
+func block(i int) string   { return fmt.Sprintf("10.233.64.%d/26", 64*(i-1)) }
+func iptr(v int) *int      { return &v }
 
 // healthy is the evidence of a healthy n-node VXLAN cluster, as the doctor
 // collects it on the lab.
@@ -29,7 +30,7 @@ func healthy(n int) Evidence {
 			Links: []hostfacts.Link{
 				{Name: "lo", MTU: 65536, Addresses: []string{"127.0.0.1/8"}},
 				{Name: "eth0", MTU: 1500, Addresses: []string{ip(i) + "/16"}},
-				{Name: "vxlan.calico", MTU: 1450, Addresses: []string{strings.TrimSuffix(block(i), "/26") + "/32"}, VXLAN: &hostfacts.VXLAN{VNI: 4096, Port: 4789}},
+				{Name: "vxlan.calico", MTU: 1450, MAC: vtepMAC(i), Addresses: []string{strings.TrimSuffix(block(i), "/26") + "/32"}, VXLAN: &hostfacts.VXLAN{VNI: 4096, Port: 4789, Local: ip(i)}},
 				{Name: "cali0123456789a", MTU: 1450},
 			},
 			Routes:        []hostfacts.Route{{Family: "ipv4", Dst: block(i), Type: "blackhole"}},
@@ -42,6 +43,9 @@ func healthy(n int) Evidence {
 		for j := 1; j <= n; j++ {
 			if j != i {
 				f.Routes = append(f.Routes, hostfacts.Route{Family: "ipv4", Dst: block(j), Type: "unicast", Dev: "vxlan.calico"})
+				vx := f.Links[2].VXLAN
+				vx.FDB = append(vx.FDB, hostfacts.FDBEntry{MAC: vtepMAC(j), Dst: ip(j)})
+				vx.Neighbors = append(vx.Neighbors, hostfacts.Neighbor{IP: strings.TrimSuffix(block(j), "/26"), MAC: vtepMAC(j)})
 			}
 		}
 		ev.Facts[name] = f
@@ -144,6 +148,80 @@ func TestDiagnose(t *testing.T) {
 				each(ev, podWith("node2"), cutPair)
 			},
 			id: EncapBlocked, severity: Error, nodes: []string{"node2"}, absent: []string{PodNetworkPartition},
+		},
+		{
+			name: "forward_policy_drop_explains_the_partition",
+			mutate: func(ev *Evidence) {
+				ev.Facts["node3"].Firewall.Drops = []hostfacts.FirewallDrop{{Family: "ip", Table: "filter", Chain: "FORWARD", Hook: "forward",
+					Rule: "policy drop", Policy: true, Needs: []string{hostfacts.NeedICMP, hostfacts.NeedPodTraffic}}}
+				each(ev, podWith("node3"), cutPair)
+			},
+			id: FirewallDrop, severity: Error, nodes: []string{"node3"}, absent: []string{PodNetworkPartition},
+		},
+		{
+			// A rule that may drop VXLAN, past a test podpath cannot
+			// evaluate, while every Pod pair works: nothing to report.
+			name: "possible_drop_without_a_symptom_is_quiet",
+			mutate: func(ev *Evidence) {
+				ev.Facts["node2"].Firewall.Drops = []hostfacts.FirewallDrop{{Family: "ip", Table: "filter", Chain: "cali-INPUT",
+					Rule: "udp dport 4789 xt match addrtype drop", Conditional: true, Needs: []string{hostfacts.NeedVXLAN}}}
+			},
+		},
+		{
+			name: "possible_drop_where_pods_fail",
+			mutate: func(ev *Evidence) {
+				ev.Facts["node2"].Firewall.Drops = []hostfacts.FirewallDrop{{Family: "inet", Table: "t", Chain: "input",
+					Rule: "ip saddr 10.1.0.0/16 udp dport 4789 drop", Conditional: true, Needs: []string{hostfacts.NeedVXLAN}}}
+				each(ev, podWith("node2"), cutPair)
+			},
+			id: EncapBlocked, severity: Error, nodes: []string{"node2"}, absent: []string{PodNetworkPartition},
+		},
+		{
+			name: "vxlan_port_differs_on_node3",
+			mutate: func(ev *Evidence) {
+				ev.Facts["node3"].Links[2].VXLAN.Port = 8472
+				each(ev, podWith("node3"), cutPair)
+			},
+			id: EncapMismatch, severity: Error, nodes: []string{"node3"}, absent: []string{PodNetworkPartition},
+		},
+		{
+			name: "vni_differs_on_node2",
+			mutate: func(ev *Evidence) {
+				ev.Facts["node2"].Links[2].VXLAN.VNI = 4097
+				each(ev, podWith("node2"), cutPair)
+			},
+			id: EncapMismatch, severity: Error, nodes: []string{"node2"}, absent: []string{PodNetworkPartition},
+		},
+		{
+			// node1 still sends node3's frames to an address node3 gave up.
+			name: "stale_fdb_entry_on_node1",
+			mutate: func(ev *Evidence) {
+				ev.Facts["node1"].Links[2].VXLAN.FDB[1].Dst = "198.18.0.99"
+				each(ev, func(p model.Pair) bool { return p.Layer == model.LayerPod && p.From == "node1" && p.To == "node3" }, cutPair)
+			},
+			id: EncapMismatch, severity: Error, nodes: []string{"node3"}, absent: []string{PodNetworkPartition},
+		},
+		{
+			// Peers send node3's VXLAN to its second NIC; node3 answers by
+			// eth0; eth1 is strict.
+			name: "second_nic_with_strict_rp_filter",
+			mutate: func(ev *Evidence) {
+				f := ev.Facts["node3"]
+				f.Links = append(f.Links, hostfacts.Link{Name: "eth1", MTU: 1500, Addresses: []string{"198.20.0.3/16"}})
+				f.Routes = append(f.Routes, hostfacts.Route{Family: "ipv4", Dst: "198.18.0.0/16", Type: "unicast", Dev: "eth0"},
+					hostfacts.Route{Family: "ipv4", Dst: "198.20.0.0/16", Type: "unicast", Dev: "eth1"})
+				f.Sysctls.Conf["eth1"] = hostfacts.LinkConf{RPFilter: iptr(1)}
+				for _, n := range []string{"node1", "node2"} {
+					fdb := ev.Facts[n].Links[2].VXLAN.FDB
+					for i := range fdb {
+						if fdb[i].MAC == vtepMAC(3) {
+							fdb[i].Dst = "198.20.0.3"
+						}
+					}
+				}
+				each(ev, podWith("node3"), cutPair)
+			},
+			id: RPFilterStrict, severity: Error, nodes: []string{"node3"}, absent: []string{PodNetworkPartition, EncapMismatch},
 		},
 		{
 			name: "bird_down_explains_missing_routes",

@@ -54,6 +54,7 @@ const (
 	MTUInconsistent     = "mtu-inconsistent"
 	MTUWasteful         = "mtu-wasteful"
 	EncapBlocked        = "encap-blocked"
+	EncapMismatch       = "encap-mismatch"
 	BGPSessionDown      = "bgp-session-down"
 	RouteMissing        = "route-missing"
 	IPForwardDisabled   = "ip-forward-disabled"
@@ -76,8 +77,8 @@ const (
 // Catalogue is every rule the doctor runs, in the order root causes rank:
 // a finding earlier in the list explains symptoms of later ones.
 var Catalogue = []string{
-	NodeNotReady, NodeUnreachable, FirewallDrop, EncapBlocked, BGPSessionDown, IPForwardDisabled,
-	RouteMissing, MTUInconsistent, MTUBlackhole, PodNetworkPartition, RPFilterStrict,
+	NodeNotReady, NodeUnreachable, FirewallDrop, EncapBlocked, EncapMismatch, BGPSessionDown, IPForwardDisabled,
+	RPFilterStrict, RouteMissing, MTUInconsistent, MTUBlackhole, PodNetworkPartition,
 	KernelModuleMissing, CalicoNodeUnhealthy, ConntrackFull, PacketLoss, HighLatency,
 	MTUWasteful, IPPoolMTUIgnored, ICMPFiltered, ResultsUnknown, NodeCordoned,
 }

@@ -59,8 +59,8 @@ func (s *state) pairs(layer model.Layer, pred func(model.Pair) bool) []model.Pai
 func Diagnose(ev Evidence) []model.Finding {
 	s := &state{ev: &ev, explained: map[pairKey]string{}}
 	for _, rule := range []func(*state){
-		nodeNotReady, nodeUnreachable, firewallDrop, encapBlocked, bgpSessionDown, ipForwardDisabled,
-		routeMissing, mtuInconsistent, mtuBlackhole, podNetworkPartition, rpFilterStrict,
+		nodeNotReady, nodeUnreachable, firewallDrop, encapBlocked, encapMismatch, bgpSessionDown, ipForwardDisabled,
+		rpFilterStrict, routeMissing, mtuInconsistent, mtuBlackhole, podNetworkPartition,
 		kernelModuleMissing, calicoNodeUnhealthy, conntrackFull, packetLoss, highLatency,
 		mtuWasteful, ipPoolMTUIgnored, icmpFiltered, resultsUnknown, nodeCordoned,
 	} {
@@ -288,48 +288,100 @@ func describe(n string, ds []hostfacts.FirewallDrop) []string {
 	for _, d := range ds {
 		cond := ""
 		if d.Conditional {
-			cond = " (with conditions podpath did not evaluate)"
+			cond = " (past tests podpath could not evaluate: it may drop only some of it)"
 		}
-		out = append(out, fmt.Sprintf("%s: nftables %s %s chain %s: %s%s", n, d.Family, d.Table, d.Chain, d.Rule, cond))
+		where := fmt.Sprintf("%s %s chain %s", d.Family, d.Table, d.Chain)
+		if d.Hook != "" {
+			where += " (hook " + d.Hook + ")"
+		}
+		line := fmt.Sprintf("%s: nftables %s: %s%s", n, where, d.Rule, cond)
+		if len(d.Traffic) > 0 {
+			line += "; stops " + strings.Join(d.Traffic, ", ")
+		}
+		out = append(out, line)
 	}
 	return out
 }
 
-// firewallDrop: a rule on a node drops what the CNI's control plane or
-// encapsulation needs (VXLAN has its own, more specific finding).
+// certain splits a node's drops for a need into those that stop it for
+// sure and those that may. A possible drop is a finding only where the
+// traffic it may stop fails.
+func certain(ds []hostfacts.FirewallDrop) (sure, maybe []hostfacts.FirewallDrop) {
+	for _, d := range ds {
+		if d.Conditional {
+			maybe = append(maybe, d)
+		} else {
+			sure = append(sure, d)
+		}
+	}
+	return sure, maybe
+}
+
+// firewallDrop: a rule or a chain's policy on a node drops what the
+// backend's control plane or encapsulation needs, or the Pod traffic it
+// forwards (VXLAN has its own, more specific finding).
 func firewallDrop(s *state) {
-	var needs []string
+	needs := []string{hostfacts.NeedPodTraffic}
 	switch s.ev.Network.Backend {
 	case "bgp":
-		needs = []string{hostfacts.NeedBGP}
+		needs = append(needs, hostfacts.NeedBGP)
 	case "ipip":
-		needs = []string{hostfacts.NeedBGP, hostfacts.NeedIPIP}
+		needs = append(needs, hostfacts.NeedBGP, hostfacts.NeedIPIP)
 	case "wireguard":
-		needs = []string{hostfacts.NeedWireGuard}
+		needs = append(needs, hostfacts.NeedWireGuard)
 	}
+	what := map[string]string{hostfacts.NeedBGP: "BGP (TCP 179)", hostfacts.NeedIPIP: "IPIP (IP protocol 4)",
+		hostfacts.NeedWireGuard: "WireGuard (UDP 51820/51821)", hostfacts.NeedPodTraffic: "Pod traffic between nodes"}
 	for _, n := range s.ev.Nodes {
 		for _, need := range needs {
 			ds := s.drops(n, need)
-			if len(ds) == 0 {
+			failing := s.failingPodPairsOf(n)
+			if sure, _ := certain(ds); len(ds) == 0 || (len(sure) == 0 && len(failing) == 0) {
 				continue
 			}
-			what := map[string]string{hostfacts.NeedBGP: "BGP (TCP 179)", hostfacts.NeedIPIP: "IPIP (IP protocol 4)", hostfacts.NeedWireGuard: "WireGuard (UDP 51820/51821)"}[need]
-			failing := s.failingPodPairsOf(n)
 			ev := describe(n, ds)
 			if len(failing) > 0 {
 				ev = append(ev, fmt.Sprintf("%d Pod-network pairs with %s fail", len(failing), n))
 			}
+			title := fmt.Sprintf("A firewall rule on %s drops %s", n, what[need])
+			summary := fmt.Sprintf("%s drops %s traffic that Calico's %s backend needs between nodes.", n, what[need], s.ev.Network.Backend)
+			remedy := &model.Remedy{Summary: fmt.Sprintf("Allow %s between the cluster's nodes on %s (host firewall, and any cloud security group in front of it).", what[need], n),
+				Commands: []string{"nft list ruleset   # on " + n + ": find the rule above and allow the port from the other nodes"}}
+			if need == hostfacts.NeedPodTraffic {
+				title, summary, remedy = podTrafficDrop(s, n, ds)
+			}
 			s.add(model.Finding{
-				ID: FirewallDrop, Severity: Error, Title: fmt.Sprintf("A firewall rule on %s drops %s", n, what),
-				Summary:  fmt.Sprintf("%s drops %s traffic that Calico's %s backend needs between nodes.", n, what, s.ev.Network.Backend),
-				Nodes:    []string{n},
-				Pairs:    refs(failing),
-				Evidence: ev,
-				Remedy: &model.Remedy{Summary: fmt.Sprintf("Allow %s between the cluster's nodes on %s (host firewall, and any cloud security group in front of it).", what, n),
-					Commands: []string{"nft list ruleset   # on " + n + ": find the rule above and allow the port from the other nodes"}},
+				ID: FirewallDrop, Severity: Error, Title: title, Summary: summary,
+				Nodes: []string{n}, Pairs: refs(failing), Evidence: ev, Remedy: remedy,
 			}, s.podPairsOf(n))
 		}
 	}
+}
+
+// podTrafficDrop words a drop of forwarded Pod traffic: most often a
+// FORWARD chain's policy (Docker sets it to drop) that nothing before it
+// accepts the Pod network in.
+func podTrafficDrop(s *state, n string, ds []hostfacts.FirewallDrop) (title, summary string, r *model.Remedy) {
+	d := ds[0]
+	cidr := s.ev.Network.PodCIDR
+	if cidr == "" {
+		cidr = "<Pod CIDR>"
+	}
+	if d.Policy {
+		title = fmt.Sprintf("%s's %s %s chain %s drops Pod traffic by its policy", n, d.Family, d.Table, d.Chain)
+		summary = fmt.Sprintf("Pod traffic that %s forwards, to its Pods from other nodes and back, reaches the end of %s %s %s, whose policy is drop: nothing before it accepts the Pod network. Docker sets FORWARD's policy to drop this way.", n, d.Family, d.Table, d.Chain)
+	} else {
+		title = fmt.Sprintf("A firewall rule on %s drops Pod traffic between nodes", n)
+		summary = fmt.Sprintf("%s drops Pod traffic it forwards, to its Pods from other nodes and back: %s.", n, d.Rule)
+	}
+	r = &model.Remedy{
+		Summary: fmt.Sprintf("Accept the Pod network (%s) in that chain before its policy, on %s: on a Docker host in DOCKER-USER, which Docker leaves for this; or give the chain an accept policy if nothing relies on it.", cidr, n),
+		Commands: []string{
+			fmt.Sprintf("iptables -I DOCKER-USER -s %s -j ACCEPT && iptables -I DOCKER-USER -d %s -j ACCEPT   # on %s, a Docker host", cidr, cidr, n),
+			fmt.Sprintf("nft insert rule %s %s %s ip saddr %s accept; nft insert rule %s %s %s ip daddr %s accept   # on %s, any nftables host", d.Family, d.Table, d.Chain, cidr, d.Family, d.Table, d.Chain, cidr, n),
+		},
+	}
+	return title, summary, r
 }
 
 // encapBlocked: VXLAN (UDP 4789) is dropped at a node that otherwise answers.
@@ -339,10 +391,10 @@ func encapBlocked(s *state) {
 	}
 	for _, n := range s.ev.Nodes {
 		ds := s.drops(n, hostfacts.NeedVXLAN)
-		if len(ds) == 0 {
+		failing := s.failingPodPairsOf(n)
+		if sure, _ := certain(ds); len(ds) == 0 || (len(sure) == 0 && len(failing) == 0) {
 			continue
 		}
-		failing := s.failingPodPairsOf(n)
 		nodeOK := len(s.pairs(model.LayerNode, func(p model.Pair) bool { return (p.From == n || p.To == n) && p.Reachable })) > 0
 		ev := describe(n, ds)
 		if len(failing) > 0 {
@@ -386,7 +438,8 @@ func bgpSessionDown(s *state) {
 		return
 	}
 	byAddr := s.addrNode()
-	downFrom := map[string][]string{} // node → peers that report their session to it down
+	downFrom := map[string][]string{}   // node → peers that report their session to it down
+	usedAddr := map[string]netip.Addr{} // node → the address its peers' sessions name
 	birdDead := map[string]string{}
 	for _, n := range s.ev.Nodes {
 		f := s.ev.Facts[n]
@@ -404,6 +457,7 @@ func bgpSessionDown(s *state) {
 			for addr, peer := range byAddr {
 				if calico.MeshPeerName(addr) == p.Name {
 					downFrom[peer] = append(downFrom[peer], fmt.Sprintf("%s: %s %s %s", n, p.Name, p.State, p.Info))
+					usedAddr[peer] = addr
 				}
 			}
 		}
@@ -434,11 +488,30 @@ func bgpSessionDown(s *state) {
 		if dead {
 			summary = fmt.Sprintf("BIRD is not running on %s (calico-node's BGP daemon), so no node learns the route to its Pods.", n)
 		}
+		remedy := &model.Remedy{Summary: fmt.Sprintf("Check calico-node on %s (its bird container/process and logs) and that TCP 179 passes between the nodes.", n),
+			Commands: []string{"kubectl -n kube-system logs -l k8s-app=calico-node --tail=50   # the Pod on " + n, "calicoctl node status   # on " + n}}
+		// The sessions' names say which address the peers use for n: when
+		// it is not n's node address, Calico's address auto-detection
+		// picked another interface, and that is what to fix.
+		if used, ok := usedAddr[n]; ok && !dead && s.ev.Addresses[n] != "" && used.String() != s.ev.Addresses[n] {
+			iface := linkHolding(s.ev.Facts[n], used.String())
+			on := ""
+			if iface != "" {
+				on = " (its " + iface + ")"
+			}
+			ev = append(ev, fmt.Sprintf("the peers' sessions name %s at %s%s, not at its node address %s: calico-node's address auto-detection picked another interface for BGP", n, used, on, s.ev.Addresses[n]))
+			summary += fmt.Sprintf(" The peers try %s at %s%s, which is not its node address %s.", n, used, on, s.ev.Addresses[n])
+			remedy = &model.Remedy{
+				Summary: fmt.Sprintf("Make calico-node pick %s's node address: IP_AUTODETECTION_METHOD on calico-node (e.g. kubernetes-internal-ip, interface=<underlay interface> or cidr=<node network>); operator: the Installation's spec.calicoNetwork.nodeAddressAutodetectionV4; Kubespray: calico_ip_auto_method. Then restart calico-node on %s.", n, n),
+				Commands: []string{
+					"kubectl -n kube-system set env daemonset/calico-node IP_AUTODETECTION_METHOD=kubernetes-internal-ip",
+					"kubectl get node " + n + " -o jsonpath='{.metadata.annotations.projectcalico\\.org/IPv4Address}'",
+				},
+			}
+		}
 		s.add(model.Finding{
 			ID: BGPSessionDown, Severity: Error, Title: "BGP sessions with " + n + " are down",
-			Summary: summary, Nodes: []string{n}, Pairs: refs(failing), Evidence: ev,
-			Remedy: &model.Remedy{Summary: fmt.Sprintf("Check calico-node on %s (its bird container/process and logs) and that TCP 179 passes between the nodes.", n),
-				Commands: []string{"kubectl -n kube-system logs -l k8s-app=calico-node --tail=50   # the Pod on " + n, "calicoctl node status   # on " + n}},
+			Summary: summary, Nodes: []string{n}, Pairs: refs(failing), Evidence: ev, Remedy: remedy,
 		}, s.podPairsOf(n))
 	}
 }
@@ -541,4 +614,132 @@ func (s *state) explainedBy(node, id string) bool {
 		}
 	}
 	return false
+}
+
+// vtep is a node's VXLAN endpoint, from its facts.
+type vtep struct {
+	node      string
+	port, vni int
+	mac, addr string // the device's MAC and its IPv4 address (the VTEP IP)
+	vx        *hostfacts.VXLAN
+}
+
+func vtepOf(n string, f *hostfacts.Facts) *vtep {
+	for _, l := range f.Links {
+		if l.Name != "vxlan.calico" || l.VXLAN == nil {
+			continue
+		}
+		v := &vtep{node: n, port: l.VXLAN.Port, vni: l.VXLAN.VNI, mac: strings.ToLower(l.MAC), vx: l.VXLAN}
+		for _, a := range l.Addresses {
+			if p, err := netip.ParsePrefix(a); err == nil && p.Addr().Is4() {
+				v.addr = p.Addr().String()
+			}
+		}
+		return v
+	}
+	return nil
+}
+
+// ownsAddress reports whether a is one of f's addresses.
+func ownsAddress(f *hostfacts.Facts, a string) bool {
+	for _, l := range f.Links {
+		for _, c := range l.Addresses {
+			if p, err := netip.ParsePrefix(c); err == nil && p.Addr().String() == a {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// encapMismatch: VXLAN settings that must agree between nodes do not. A
+// node on another UDP port or VNI drops what the others send it, and they
+// drop what it sends; an FDB entry or neighbour another node holds for a
+// VTEP that is not that VTEP's sends its frames nowhere.
+func encapMismatch(s *state) {
+	if s.ev.Network.Backend != "vxlan" && s.ev.Network.Backend != "" {
+		return
+	}
+	var vteps []*vtep
+	for _, n := range s.ev.Nodes {
+		if f := s.ev.Facts[n]; f != nil {
+			if v := vtepOf(n, f); v != nil {
+				vteps = append(vteps, v)
+			}
+		}
+	}
+	if len(vteps) < 2 {
+		return
+	}
+	bad := map[string][]string{} // node → what is wrong with it
+	odd := func(setting string, val func(*vtep) int) {
+		count := map[int]int{}
+		for _, v := range vteps {
+			count[val(v)]++
+		}
+		if len(count) < 2 {
+			return
+		}
+		mode, best := 0, 0
+		for x, c := range count {
+			if c > best || (c == best && x < mode) {
+				mode, best = x, c
+			}
+		}
+		for _, v := range vteps {
+			if x := val(v); x != mode && 2*best > len(vteps) {
+				bad[v.node] = append(bad[v.node], fmt.Sprintf("%s: vxlan.calico uses %s %d, the other nodes %d", v.node, setting, x, mode))
+			} else if 2*best <= len(vteps) {
+				bad[v.node] = append(bad[v.node], fmt.Sprintf("%s: vxlan.calico uses %s %d; the nodes do not agree on one", v.node, setting, x))
+			}
+		}
+	}
+	odd("UDP port", func(v *vtep) int { return v.port })
+	odd("VNI", func(v *vtep) int { return v.vni })
+	// What every other node holds for each VTEP.
+	for _, v := range vteps {
+		for _, m := range vteps {
+			if m == v || v.mac == "" {
+				continue
+			}
+			fdb := ""
+			for _, e := range m.vx.FDB {
+				if strings.EqualFold(e.MAC, v.mac) {
+					fdb = e.Dst
+				}
+			}
+			switch {
+			case fdb == "":
+				bad[v.node] = append(bad[v.node], fmt.Sprintf("%s has no FDB entry for %s's VTEP MAC %s: it cannot address VXLAN frames to %s", m.node, v.node, v.mac, v.node))
+			case !ownsAddress(s.ev.Facts[v.node], fdb):
+				bad[v.node] = append(bad[v.node], fmt.Sprintf("%s sends frames for %s's VTEP MAC %s to %s, which is not an address of %s", m.node, v.node, v.mac, fdb, v.node))
+			}
+			if v.addr == "" {
+				continue
+			}
+			for _, nb := range m.vx.Neighbors {
+				if nb.IP == v.addr && !strings.EqualFold(nb.MAC, v.mac) {
+					bad[v.node] = append(bad[v.node], fmt.Sprintf("%s resolves %s's VTEP %s to MAC %s; %s's vxlan.calico has MAC %s", m.node, v.node, v.addr, nb.MAC, v.node, v.mac))
+				}
+			}
+		}
+	}
+	for _, n := range s.ev.Nodes {
+		ev := bad[n]
+		if len(ev) == 0 {
+			continue
+		}
+		failing := s.failingPodPairsOf(n)
+		if len(failing) > 0 {
+			ev = append(ev, fmt.Sprintf("%d Pod-network pairs with %s fail", len(failing), n))
+		}
+		s.add(model.Finding{
+			ID: EncapMismatch, Severity: Error, Title: "VXLAN settings of " + n + " do not match the other nodes'",
+			Summary: fmt.Sprintf("%s's VXLAN endpoint is not what the other nodes send to: its frames and theirs are dropped on arrival, so Pods on %s cannot reach Pods on other nodes, while the nodes themselves talk.", n, n),
+			Nodes:   []string{n}, Pairs: refs(failing), Evidence: capLines(ev, 12),
+			Remedy: &model.Remedy{Summary: fmt.Sprintf("Give %s the cluster's VXLAN port and VNI (FelixConfiguration vxlanPort and vxlanVNI, the same for every node; Kubespray calico_vxlan_port and calico_vxlan_vni) and restart calico-node there so Felix programs the device and the other nodes' FDB entries again.", n),
+				Commands: []string{"ip -d link show vxlan.calico; bridge fdb show dev vxlan.calico; ip neigh show dev vxlan.calico   # on " + n + " and one other node",
+					"kubectl get felixconfiguration default -o yaml", "kubectl -n kube-system delete pod -l k8s-app=calico-node --field-selector spec.nodeName=" + n}},
+		}, s.podPairsOf(n))
+	}
 }

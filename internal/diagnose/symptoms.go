@@ -3,6 +3,7 @@ package diagnose
 import (
 	"fmt"
 	"maps"
+	"net/netip"
 	"slices"
 	"sort"
 	"strings"
@@ -37,34 +38,141 @@ func podNetworkPartition(s *state) {
 }
 
 // rpFilterStrict: strict reverse-path filtering on a node drops packets
-// whose reply would leave by another interface, as encapsulated or
-// un-NATed Pod traffic often does.
+// whose reply would leave by another interface. Where the node's peers
+// send their encapsulated traffic to an interface its route back to them
+// does not use (a second NIC that Calico's address auto-detection picked,
+// say), that is the root cause of every failing Pod pair between them;
+// strict mode without such an asymmetry is only a warning.
 func rpFilterStrict(s *state) {
-	var nodes, ev []string
+	var warnNodes, warnEv []string
 	for _, n := range s.ev.Nodes {
 		f := s.ev.Facts[n]
 		l := s.underlayLink(n)
 		if f == nil || l == nil {
 			continue
 		}
+		if ev, peers := s.asymmetricRPF(n, f); len(ev) > 0 {
+			var pairs []model.Pair
+			for _, m := range peers {
+				pairs = append(pairs, s.pairs(model.LayerPod, func(p model.Pair) bool {
+					return (p.From == n && p.To == m) || (p.From == m && p.To == n)
+				})...)
+			}
+			failing := slices.DeleteFunc(slices.Clone(pairs), func(p model.Pair) bool { return !cut(p) && !p.Stalled })
+			if len(failing) > 0 {
+				ev = append(ev, fmt.Sprintf("%d Pod-network pairs between %s and %s fail", len(failing), n, strings.Join(peers, ", ")))
+			}
+			s.add(model.Finding{
+				ID: RPFilterStrict, Severity: Error, Title: "Strict reverse-path filtering on " + n + " drops its peers' encapsulated traffic",
+				Summary: fmt.Sprintf("Other nodes send %s's encapsulated Pod traffic to an interface that %s's routes back to them do not leave by; with rp_filter=1 (strict) there, the kernel drops every such packet as spoofed, so Pods on %s cannot reach Pods on those nodes.", n, n, n),
+				Nodes:   []string{n}, Pairs: refs(failing), Evidence: ev,
+				Remedy: &model.Remedy{Summary: "Use loose mode (2) on that interface, as most distributions do; or make the node's Calico address the one on the interface its routes use (IP_AUTODETECTION_METHOD; Kubespray calico_ip_auto_method), so traffic arrives where its answers leave.",
+					Commands: []string{"sysctl -w net.ipv4.conf.all.rp_filter=2 && sysctl -w net.ipv4.conf.<interface>.rp_filter=2   # on " + n + ", and persist it in /etc/sysctl.d"}},
+			}, pairs)
+			continue
+		}
 		for _, link := range []string{l.Name, "vxlan.calico"} {
 			if mode, ok := f.Sysctls.EffectiveRPFilter(link); ok && mode == 1 {
-				nodes = append(nodes, n)
-				ev = append(ev, fmt.Sprintf("%s: effective rp_filter on %s is 1 (strict): max(all=%s, %s=%s)", n, link, intp(f.Sysctls.RPFilterAll), link, intp(f.Sysctls.Conf[link].RPFilter)))
+				warnNodes = append(warnNodes, n)
+				warnEv = append(warnEv, fmt.Sprintf("%s: effective rp_filter on %s is 1 (strict): max(all=%s, %s=%s)", n, link, intp(f.Sysctls.RPFilterAll), link, intp(f.Sysctls.Conf[link].RPFilter)))
 				break
 			}
 		}
 	}
-	if len(nodes) == 0 {
+	if len(warnNodes) == 0 {
 		return
 	}
 	s.add(model.Finding{
-		ID: RPFilterStrict, Severity: Warning, Title: "Strict reverse-path filtering on " + nodesOrAll(nodes),
+		ID: RPFilterStrict, Severity: Warning, Title: "Strict reverse-path filtering on " + nodesOrAll(warnNodes),
 		Summary: "With rp_filter=1 a node drops packets whose source it would route back out of another interface: Pod traffic to host addresses without NAT, and encapsulated traffic on some set-ups.",
-		Nodes:   nodes, Evidence: ev,
+		Nodes:   warnNodes, Evidence: warnEv,
 		Remedy: &model.Remedy{Summary: "Use loose mode (2), as most distributions do.",
 			Commands: []string{"sysctl -w net.ipv4.conf.all.rp_filter=2   # and persist it in /etc/sysctl.d"}},
 	}, nil)
+}
+
+// asymmetricRPF finds peers whose VXLAN traffic reaches node n on an
+// interface with strict reverse-path filtering that n's route back to
+// them does not leave by. Where the traffic arrives is where the peers'
+// FDB entries for n's VTEP send it: the interface of n that holds that
+// address; where it comes from is each peer's VXLAN source address.
+func (s *state) asymmetricRPF(n string, f *hostfacts.Facts) (ev, peers []string) {
+	v := vtepOf(n, f)
+	if v == nil || v.mac == "" {
+		return nil, nil
+	}
+	for _, m := range s.ev.Nodes {
+		mf := s.ev.Facts[m]
+		if m == n || mf == nil {
+			continue
+		}
+		mv := vtepOf(m, mf)
+		if mv == nil {
+			continue
+		}
+		dst := ""
+		for _, e := range mv.vx.FDB {
+			if strings.EqualFold(e.MAC, v.mac) {
+				dst = e.Dst
+			}
+		}
+		arrive := linkHolding(f, dst)
+		src := mv.vx.Local
+		if src == "" {
+			src = s.ev.Addresses[m]
+		}
+		back := routeDev(f, src)
+		if arrive == "" || back == "" || arrive == back {
+			continue
+		}
+		if mode, ok := f.Sysctls.EffectiveRPFilter(arrive); ok && mode == 1 {
+			peers = append(peers, m)
+			ev = append(ev, fmt.Sprintf("%s sends VXLAN for %s to %s, on %s's %s; %s's route back to %s (%s) leaves by %s; effective rp_filter on %s is 1 (strict): max(all=%s, %s=%s)",
+				m, n, dst, n, arrive, n, m, src, back, arrive, intp(f.Sysctls.RPFilterAll), arrive, intp(f.Sysctls.Conf[arrive].RPFilter)))
+		}
+	}
+	return ev, peers
+}
+
+// linkHolding is the name of f's link that holds address a.
+func linkHolding(f *hostfacts.Facts, a string) string {
+	for _, l := range f.Links {
+		for _, c := range l.Addresses {
+			if p, err := netip.ParsePrefix(c); err == nil && p.Addr().String() == a {
+				return l.Name
+			}
+		}
+	}
+	return ""
+}
+
+// routeDev is the device f's main table routes a to: the longest matching
+// unicast route (ties by metric), as the kernel's lookup would pick
+// without policy rules.
+func routeDev(f *hostfacts.Facts, a string) string {
+	addr, err := netip.ParseAddr(a)
+	if err != nil {
+		return ""
+	}
+	best, bestBits, bestMetric := "", -1, 0
+	for _, r := range f.Routes {
+		if r.Type != "unicast" || r.Dev == "" {
+			continue
+		}
+		p := netip.PrefixFrom(netip.IPv4Unspecified(), 0)
+		if r.Dst != "default" {
+			if p, err = netip.ParsePrefix(r.Dst); err != nil {
+				continue
+			}
+		}
+		if p.Addr().Is4() != addr.Is4() || !p.Contains(addr) {
+			continue
+		}
+		if p.Bits() > bestBits || (p.Bits() == bestBits && r.Metric < bestMetric) {
+			best, bestBits, bestMetric = r.Dev, p.Bits(), r.Metric
+		}
+	}
+	return best
 }
 
 func intp(p *int) string {

@@ -64,14 +64,18 @@ func collect(ctx context.Context, opts Options, sys sysfs) (*Facts, error) {
 	addrs := f.addresses(nl)
 	var linkNames []string
 	for _, l := range links {
-		f.Links = append(f.Links, toLink(l, names, addrs[l.Attrs().Index]))
+		link := toLink(l, names, addrs[l.Attrs().Index])
+		if link.VXLAN != nil {
+			f.vxlanEntries(nl, l.Attrs().Index, link.VXLAN)
+		}
+		f.Links = append(f.Links, link)
 		linkNames = append(linkNames, l.Attrs().Name)
 	}
 	f.Routes = f.routes(nl, names)
 	f.Sysctls = sys.sysctls(linkNames)
 	f.Conntrack = sys.conntrack()
 	f.KernelModules = sys.kernelModules(f.Kernel)
-	f.Firewall = readFirewall()
+	f.Firewall = readFirewall(viewOf(f.Links, f.Routes))
 	f.Calico = calicoState(ctx, opts)
 	return f, nil
 }
@@ -133,6 +137,28 @@ func toLink(l netlink.Link, names map[int]string, addrs []string) Link {
 		}
 	}
 	return out
+}
+
+// vxlanEntries reads a VXLAN device's FDB and neighbour entries.
+func (f *Facts) vxlanEntries(nl *netlink.Handle, index int, v *VXLAN) {
+	fdb, err := dump(func() ([]netlink.Neigh, error) { return nl.NeighList(index, unix.AF_BRIDGE) })
+	if err != nil && !errors.Is(err, netlink.ErrDumpInterrupted) {
+		f.Errors = append(f.Errors, fmt.Sprintf("list FDB entries: %v", err))
+	}
+	for _, n := range fdb {
+		if n.IP != nil && len(n.HardwareAddr) > 0 {
+			v.FDB = append(v.FDB, FDBEntry{MAC: n.HardwareAddr.String(), Dst: n.IP.String()})
+		}
+	}
+	neigh, err := dump(func() ([]netlink.Neigh, error) { return nl.NeighList(index, unix.AF_INET) })
+	if err != nil && !errors.Is(err, netlink.ErrDumpInterrupted) {
+		f.Errors = append(f.Errors, fmt.Sprintf("list neighbours: %v", err))
+	}
+	for _, n := range neigh {
+		if n.IP != nil && len(n.HardwareAddr) > 0 {
+			v.Neighbors = append(v.Neighbors, Neighbor{IP: n.IP.String(), MAC: n.HardwareAddr.String()})
+		}
+	}
 }
 
 // routes lists the main table, IPv4 then IPv6.

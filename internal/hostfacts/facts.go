@@ -100,12 +100,30 @@ func linkState(adminUp bool, oper string) string {
 	return LinkDown
 }
 
-// VXLAN is what a VXLAN device encapsulates with.
+// VXLAN is what a VXLAN device encapsulates with, and where it sends:
+// Felix programs one FDB entry and one neighbour per remote node's VTEP.
 type VXLAN struct {
 	VNI   int    `json:"vni"`
 	Port  int    `json:"port"`            // UDP destination port
 	Local string `json:"local,omitempty"` // source address of the outer header
 	Dev   string `json:"dev,omitempty"`   // underlying device (VtepDevIndex), when pinned
+	// FDB: per remote VTEP MAC, the underlay address its frames go to
+	// (`bridge fdb show dev vxlan.calico`).
+	FDB []FDBEntry `json:"fdb,omitempty"`
+	// Neighbors: per remote VTEP address, its MAC (`ip neigh show dev vxlan.calico`).
+	Neighbors []Neighbor `json:"neighbors,omitempty"`
+}
+
+// FDBEntry sends frames for MAC to the underlay address Dst.
+type FDBEntry struct {
+	MAC string `json:"mac"`
+	Dst string `json:"dst"`
+}
+
+// Neighbor resolves IP to MAC on a link.
+type Neighbor struct {
+	IP  string `json:"ip"`
+	MAC string `json:"mac"`
 }
 
 // Route is one route of the main table.
@@ -247,26 +265,31 @@ type BIRDState struct {
 	Error     string            `json:"error,omitempty"`
 }
 
-// Firewall lists the firewall rules that drop or reject traffic Calico
-// needs. iptables-nft rules are nftables rules and are seen; legacy iptables
-// (x_tables without nftables) is not read, as that would need its binaries.
+// Firewall lists what drops or rejects traffic Calico needs, as the kernel
+// applies the host's rules: each kind of traffic is walked through the base
+// chains of its hooks, rules, jumps and policies. iptables-nft rules are
+// nftables rules and are seen.
 type Firewall struct {
 	Drops []FirewallDrop `json:"drops"`
 	Error string         `json:"error,omitempty"`
 }
 
-// FirewallDrop is one rule that drops or rejects traffic of some Need.
+// FirewallDrop is one rule, or a base chain's policy, that drops or
+// rejects traffic of some Need.
 type FirewallDrop struct {
 	Family string `json:"family"` // ip, ip6, inet, bridge, netdev, arp
 	Table  string `json:"table"`
 	Chain  string `json:"chain"`
 	Hook   string `json:"hook,omitempty"` // empty for a regular chain, reached only by jump or goto
 	Handle uint64 `json:"handle"`
-	Rule   string `json:"rule"` // nft-like: "udp dport 4789 drop"
-	// Conditional: the rule has conditions podpath does not evaluate
-	// (addresses, interfaces, marks, …), so it may drop only some of it.
+	Rule   string `json:"rule"` // nft-like: "udp dport 4789 drop", or "policy drop"
+	Policy bool   `json:"policy,omitempty"`
+	// Conditional: on the way to it, or in it, a test podpath cannot
+	// evaluate (the far end's address, a set it could not read, an x_tables
+	// match it does not know), so it may drop only some of that traffic.
 	Conditional bool     `json:"conditional,omitempty"`
-	Needs       []string `json:"needs"` // Need* values
+	Needs       []string `json:"needs"`             // Need* values
+	Traffic     []string `json:"traffic,omitempty"` // which of it: "vxlan: arriving", "pod-traffic: UDP to its Pods"
 }
 
 // What Calico needs a firewall to pass.

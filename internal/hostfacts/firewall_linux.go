@@ -3,6 +3,7 @@ package hostfacts
 import (
 	"bytes"
 	"encoding/binary"
+	"errors"
 	"fmt"
 	"math/bits"
 	"net/netip"
@@ -16,27 +17,37 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// readFirewall lists every nftables rule, in every family, that drops or
-// rejects traffic Calico needs. It talks netlink from the calling thread, so
-// it sees the network namespace that thread is in.
-//
-// iptables-nft rules are nftables rules and are seen here; legacy iptables
-// (x_tables) is not read: that needs its binaries, and podpath does not shell out.
-func readFirewall() Firewall {
+// readFirewall walks the traffic Calico needs (flows) through this host's
+// nftables rules, iptables-nft's among them, and lists what drops it. It
+// talks netlink from the calling thread, so it sees the network namespace
+// that thread is in.
+func readFirewall(v hostView) Firewall {
 	fw := Firewall{Drops: []FirewallDrop{}}
+	rs, err := readNftables()
+	if err != nil {
+		fw.Error = err.Error()
+	}
+	if rs != nil {
+		fw.Drops = append(fw.Drops, rs.drops(v)...)
+	}
+	return fw
+}
+
+// readNftables reads every chain and rule of every table, with the sets
+// the rules look up. What cannot be read is said in the error; the rest is
+// returned.
+func readNftables() (*ruleset, error) {
 	// No WithNetNSFd: the socket is opened on this thread, in its namespace.
 	c, err := nftables.New()
 	if err != nil {
-		fw.Error = fmt.Sprintf("open nftables: %v", err)
-		return fw
+		return nil, fmt.Errorf("open nftables: %w", err)
 	}
 	chains, err := c.ListChains()
 	if err != nil {
-		fw.Error = fmt.Sprintf("list nftables chains: %v", err)
-		return fw
+		return nil, fmt.Errorf("list nftables chains: %w", err)
 	}
+	rs := &ruleset{sets: map[string]map[string]*nftSet{}}
 	var errs []string
-	sets := map[string]map[string]*nftSet{} // by family/table, read on first use
 	for _, ch := range chains {
 		if ch.Table.Family == nftables.TableFamilyARP {
 			continue // ARP carries none of Calico's traffic
@@ -46,28 +57,27 @@ func readFirewall() Firewall {
 			errs = append(errs, fmt.Sprintf("list rules of %s %s %s: %v", familyName(ch.Table.Family), ch.Table.Name, ch.Name, err))
 			continue
 		}
-		hook := hookName(ch.Table.Family, ch.Hooknum)
+		fc := &fwChain{ref: chainRef{ch.Table.Family, ch.Table.Name, ch.Name}, hook: hookName(ch.Table.Family, ch.Hooknum), policy: "accept"}
+		if ch.Priority != nil {
+			fc.prio = int32(*ch.Priority)
+		}
+		if ch.Policy != nil && *ch.Policy == nftables.ChainPolicyDrop {
+			fc.policy = "drop"
+		}
 		for _, r := range rules {
 			p := parseRule(r.Exprs)
-			if p.action == "" {
-				continue
+			key := tableKey(fc.ref)
+			if _, read := rs.sets[key]; !read && p.usesSets() {
+				rs.sets[key] = readSets(c, ch.Table)
 			}
-			key := familyName(ch.Table.Family) + "/" + ch.Table.Name
-			if sets[key] == nil && p.usesSets() {
-				sets[key] = readSets(c, ch.Table)
-			}
-			needs, conditional := p.judge(ch.Table.Family, hook, sets[key])
-			if len(needs) == 0 {
-				continue
-			}
-			fw.Drops = append(fw.Drops, FirewallDrop{
-				Family: familyName(ch.Table.Family), Table: ch.Table.Name, Chain: ch.Name, Hook: hook,
-				Handle: r.Handle, Rule: p.describe(ch.Table.Family, sets[key]), Conditional: conditional, Needs: needs,
-			})
+			fc.rules = append(fc.rules, fwRule{parsedRule: p, handle: r.Handle})
 		}
+		rs.add(fc)
 	}
-	fw.Error = strings.Join(errs, "; ")
-	return fw
+	if len(errs) > 0 {
+		return rs, errors.New(strings.Join(errs, "; "))
+	}
+	return rs, nil
 }
 
 // readSets reads the sets of a table and their elements. A set that cannot
@@ -133,6 +143,7 @@ const (
 	srcNone    srcKind = iota // nothing we track: a condition on it cannot be evaluated
 	srcMeta                   // meta <key>
 	srcPayload                // a header field
+	srcCtState                // the connection-tracking state bits (ct state)
 )
 
 // source is what a register holds: a packet field, possibly masked.
@@ -149,10 +160,14 @@ type source struct {
 type condKind int
 
 const (
-	condCmp    condKind = iota // cmp <op> data
-	condRange                  // range [data, to], or outside it
-	condSet                    // lookup in a set
-	condOpaque                 // a test podpath does not evaluate: xt match, limit, quota
+	condCmp     condKind = iota // cmp <op> data
+	condRange                   // range [data, to], or outside it
+	condSet                     // lookup in a set
+	condOpaque                  // a test podpath does not evaluate: xt match, limit, quota
+	condTrue                    // always true: an xt comment
+	condCtState                 // x_tables conntrack/state: the state bits in mask, neg inverts
+	condMark                    // x_tables mark: mark & mask == value, neg inverts
+	condPorts                   // x_tables multiport: the ports of ports (ranges where flagged)
 )
 
 // cond is one test of a rule; every test must pass for the verdict to apply.
@@ -163,13 +178,24 @@ type cond struct {
 	data, to []byte
 	set      string
 	neg      bool   // range or lookup inverted
-	text     string // for condOpaque
+	text     string // for condOpaque, condTrue (how to print it)
+	// x_tables matches: ct state bits, mark value and mask, ports.
+	mask, value uint32
+	ports       []portRange
+	portOf      int // multiport: 0 source, 1 destination, 2 either
 }
 
-// parsedRule is a rule reduced to its tests and its terminal action.
+type portRange struct{ lo, hi uint16 }
+
+// parsedRule is a rule reduced to its tests and its terminal statement.
 type parsedRule struct {
 	conds  []cond
 	action string // "drop", "reject", or "" when the rule never drops
+	// verdict is what the rule does to a packet that matches it: drop,
+	// reject, accept, return, jump or goto (to target), or "" to go on with
+	// the next rule.
+	verdict, target string
+	setsMark        bool // it changes the packet's mark (meta set mark, -j MARK)
 }
 
 func (p parsedRule) usesSets() bool {
@@ -183,12 +209,21 @@ func (p parsedRule) usesSets() bool {
 func parseRule(exprs []expr.Any) parsedRule {
 	var p parsedRule
 	regs := map[uint32]source{}
+	end := func(verdict string) parsedRule {
+		p.verdict = verdict
+		if verdict == "drop" || verdict == "reject" {
+			p.action = verdict
+		}
+		return p
+	}
 	for _, e := range exprs {
 		switch e := e.(type) {
 		case *expr.Meta:
-			if !e.SourceRegister { // with SourceRegister it is `meta set`, a statement
-				regs[e.Register] = source{kind: srcMeta, meta: e.Key}
+			if e.SourceRegister { // `meta set`, a statement
+				p.setsMark = p.setsMark || e.Key == expr.MetaKeyMARK
+				continue
 			}
+			regs[e.Register] = source{kind: srcMeta, meta: e.Key}
 		case *expr.Payload:
 			if e.OperationType == expr.PayloadLoad {
 				regs[e.DestRegister] = source{kind: srcPayload, base: e.Base, off: e.Offset, n: e.Len}
@@ -212,7 +247,12 @@ func parseRule(exprs []expr.Any) parsedRule {
 			}
 			p.conds = append(p.conds, cond{kind: condSet, src: regs[e.SourceRegister], set: e.SetName, neg: e.Invert})
 		case *expr.Ct:
-			if !e.SourceRegister {
+			if e.SourceRegister {
+				continue // `ct set`, a statement
+			}
+			if e.Key == expr.CtKeySTATE {
+				regs[e.Register] = source{kind: srcCtState, name: "ct state"}
+			} else {
 				regs[e.Register] = source{name: "ct"}
 			}
 		case *expr.Byteorder:
@@ -232,7 +272,7 @@ func parseRule(exprs []expr.Any) parsedRule {
 		case *expr.Immediate:
 			regs[e.Register] = source{name: "immediate"}
 		case *expr.Match:
-			p.conds = append(p.conds, cond{kind: condOpaque, text: "xt match " + e.Name})
+			p.conds = append(p.conds, xtMatch(e))
 		case *expr.Limit:
 			p.conds = append(p.conds, cond{kind: condOpaque, text: "limit"})
 		case *expr.Quota:
@@ -242,28 +282,35 @@ func parseRule(exprs []expr.Any) parsedRule {
 		case *expr.Verdict:
 			switch e.Kind {
 			case expr.VerdictDrop:
-				p.action = "drop"
-				return p
+				return end("drop")
+			case expr.VerdictAccept:
+				return end("accept")
+			case expr.VerdictReturn:
+				return end("return")
+			case expr.VerdictJump, expr.VerdictGoto:
+				p.target = e.Chain
+				return end(map[expr.VerdictKind]string{expr.VerdictJump: "jump", expr.VerdictGoto: "goto"}[e.Kind])
 			case expr.VerdictContinue:
-			default: // accept, return, jump, goto, queue: not a drop by this rule
-				return parsedRule{}
+			default: // queue, stop, break: the packet leaves this reader's view
+				return end("accept")
 			}
 		case *expr.Reject:
-			p.action = "reject"
-			return p
-		case *expr.Target: // iptables-nft keeps -j REJECT as an x_tables target
+			return end("reject")
+		case *expr.Target: // iptables-nft keeps -j REJECT (and other x_tables targets) as targets
 			switch e.Name {
 			case "REJECT":
-				p.action = "reject"
-				return p
+				return end("reject")
 			case "DROP":
-				p.action = "drop"
-				return p
+				return end("drop")
+			case "ACCEPT":
+				return end("accept")
+			case "MARK", "CONNMARK":
+				p.setsMark = true
 			}
 		case *expr.Counter, *expr.Log, *expr.Objref, *expr.Notrack, *expr.Dynset, *expr.SecMark:
 			// statements: they neither test the packet nor decide its fate
 		case *expr.NAT, *expr.Masq, *expr.Redir, *expr.Queue, *expr.TProxy, *expr.FlowOffload:
-			return parsedRule{} // these end the rule without dropping
+			return end("accept") // these end the rule without dropping
 		default:
 			// An expression this reader does not know may write any register.
 			clear(regs)
@@ -281,7 +328,24 @@ type packet struct {
 	// to packet (ICMP checksum, the inner header of IPIP) hold a typical
 	// value, so a raw `th dport 4789` is not taken for a rule on ICMP.
 	th []byte
+	// What else a rule may test, where the node's own facts tell it: the
+	// interfaces it arrives on and leaves by, its addresses (the node's own
+	// side only: the far end stands for any peer and stays unknown), its
+	// connection-tracking state (a ctState* bit; 0 unknown) and its mark.
+	iif, oif     string
+	saddr, daddr netip.Addr
+	ctState      uint32
+	mark         *uint32 // nil: unknown, as after a rule that sets it
 }
+
+// Connection-tracking state bits, as both nft's `ct state` and x_tables'
+// conntrack and state matches number them.
+const (
+	ctInvalid     = 1
+	ctEstablished = 2
+	ctRelated     = 4
+	ctNew         = 8
+)
 
 // ephemeralPort stands for the port a client picks: VXLAN source ports and
 // the client side of BGP come from the kernel's local port range (32768-60999
@@ -292,9 +356,24 @@ func udp(nf byte, sport, dport uint16) packet {
 	return packet{nfproto: nf, l4: unix.IPPROTO_UDP, th: binary.BigEndian.AppendUint16(binary.BigEndian.AppendUint16(nil, sport), dport)}
 }
 
+// tcp is a connection's first segment: the header up to its flags, SYN set
+// (an answer is made with tcpAnswer).
 func tcp(nf byte, sport, dport uint16) packet {
 	p := udp(nf, sport, dport)
 	p.l4 = unix.IPPROTO_TCP
+	p.th = append(p.th, 0, 0, 0, 0, 0, 0, 0, 0, 0x50, tcpSYN) // seq, ack, data offset 5, flags
+	return p
+}
+
+const (
+	tcpSYN = 0x02
+	tcpACK = 0x10
+)
+
+// tcpAnswer is a later segment of the connection: ACK, not SYN.
+func tcpAnswer(p packet) packet {
+	p.th = slices.Clone(p.th)
+	p.th[13] = tcpACK
 	return p
 }
 
@@ -316,79 +395,6 @@ const (
 	v6 = unix.NFPROTO_IPV6
 )
 
-// needTraffic is the traffic behind each Need. Encapsulation and BGP end at
-// the node itself, so a forward-hook rule cannot touch them; ICMP errors
-// and pings also cross the node on their way to Pods.
-var needTraffic = []struct {
-	need    string
-	forward bool
-	packets []packet
-}{
-	{NeedVXLAN, false, []packet{udp(v4, ephemeralPort, 4789), udp(v6, ephemeralPort, 4789)}},
-	{NeedBGP, false, []packet{tcp(v4, ephemeralPort, 179), tcp(v4, 179, ephemeralPort), tcp(v6, ephemeralPort, 179), tcp(v6, 179, ephemeralPort)}},
-	{NeedIPIP, false, []packet{ipipPacket}},
-	{NeedICMPFragNeeded, true, []packet{icmp4(3, 4), icmp6(2, 0)}},
-	{NeedICMP, true, []packet{icmp4(8, 0), icmp4(0, 0), icmp6(128, 0), icmp6(129, 0)}},
-	{NeedWireGuard, false, []packet{udp(v4, 51820, 51820), udp(v6, 51821, 51821)}},
-}
-
-// judge says which needs a dropping rule hits, and whether it hits them
-// only under conditions podpath does not evaluate.
-//
-// A rule must test the protocol or a port to count. Catch-all drops (a bare
-// `drop`, `ct state invalid drop`, Felix's per-workload "drop if no policy
-// matched") and chain policies drop what earlier rules did not accept, and
-// this reader does not follow accepts: reporting them would flag every
-// firewalld host and every Calico node.
-func (p parsedRule) judge(family nftables.TableFamily, hook string, sets map[string]*nftSet) (needs []string, conditional bool) {
-	if p.action == "" || !p.specific() {
-		return nil, false
-	}
-	for _, nt := range needTraffic {
-		if hook == "forward" && !nt.forward {
-			continue
-		}
-		hit := false
-		for _, pkt := range nt.packets {
-			if !familyCarries(family, pkt.nfproto) {
-				continue
-			}
-			if match, unsure := p.matches(pkt, sets); match {
-				hit = true
-				conditional = conditional || unsure
-			}
-		}
-		if hit {
-			needs = append(needs, nt.need)
-		}
-	}
-	return needs, conditional
-}
-
-func familyCarries(f nftables.TableFamily, nfproto byte) bool {
-	switch f {
-	case nftables.TableFamilyIPv4:
-		return nfproto == v4
-	case nftables.TableFamilyIPv6:
-		return nfproto == v6
-	}
-	return true // inet, bridge and netdev see both
-}
-
-// specific reports whether the rule tests the L4 protocol or a transport field.
-func (p parsedRule) specific() bool {
-	for _, c := range p.conds {
-		s := c.src
-		switch {
-		case s.kind == srcMeta && s.meta == expr.MetaKeyL4PROTO,
-			s.kind == srcPayload && s.base == expr.PayloadBaseTransportHeader,
-			s.kind == srcPayload && s.base == expr.PayloadBaseNetworkHeader && s.n == 1 && (s.off == 9 || s.off == 6):
-			return true
-		}
-	}
-	return false
-}
-
 // matches runs the rule's tests on pkt: match is false when a test that
 // podpath can evaluate fails; unsure when some test could not be evaluated.
 func (p parsedRule) matches(pkt packet, sets map[string]*nftSet) (match, unsure bool) {
@@ -406,8 +412,31 @@ func (p parsedRule) matches(pkt packet, sets map[string]*nftSet) (match, unsure 
 }
 
 func (c cond) test(pkt packet, sets map[string]*nftSet) (ok, known bool) {
-	if c.kind == condOpaque {
+	switch c.kind {
+	case condOpaque:
 		return false, false
+	case condTrue:
+		return true, true
+	case condCtState:
+		if pkt.ctState == 0 {
+			return false, false
+		}
+		return (pkt.ctState&c.mask != 0) != c.neg, true
+	case condMark:
+		if pkt.mark == nil {
+			return false, false
+		}
+		return (*pkt.mark&c.mask == c.value) != c.neg, true
+	case condPorts:
+		if (pkt.l4 != unix.IPPROTO_TCP && pkt.l4 != unix.IPPROTO_UDP) || len(pkt.th) < 4 {
+			return false, false
+		}
+		sport, dport := binary.BigEndian.Uint16(pkt.th), binary.BigEndian.Uint16(pkt.th[2:])
+		in := func(p uint16) bool {
+			return slices.ContainsFunc(c.ports, func(r portRange) bool { return p >= r.lo && p <= r.hi })
+		}
+		hit := (c.portOf != 1 && in(sport)) || (c.portOf != 0 && in(dport))
+		return hit != c.neg, true
 	}
 	v, known := c.src.value(pkt)
 	if !known {
@@ -465,9 +494,29 @@ func (s source) value(pkt packet) ([]byte, bool) {
 			if pkt.nfproto == v6 {
 				v = []byte{0x86, 0xdd}
 			}
+		case expr.MetaKeyIIFNAME, expr.MetaKeyOIFNAME:
+			name := pkt.iif
+			if s.meta == expr.MetaKeyOIFNAME {
+				name = pkt.oif
+			}
+			if name == "" {
+				return nil, false
+			}
+			v = make([]byte, unix.IFNAMSIZ)
+			copy(v, name)
+		case expr.MetaKeyMARK:
+			if pkt.mark == nil {
+				return nil, false
+			}
+			v = binary.NativeEndian.AppendUint32(nil, *pkt.mark)
 		default:
 			return nil, false
 		}
+	case srcCtState:
+		if pkt.ctState == 0 {
+			return nil, false
+		}
+		v = binary.NativeEndian.AppendUint32(nil, pkt.ctState) // host order, as the kernel loads it
 	case srcPayload:
 		switch {
 		case s.base == expr.PayloadBaseNetworkHeader && s.n == 1 &&
@@ -475,6 +524,16 @@ func (s source) value(pkt packet) ([]byte, bool) {
 			v = []byte{pkt.l4} // ip protocol, ip6 nexthdr (no extension headers)
 		case s.base == expr.PayloadBaseTransportHeader && int(s.off+s.n) <= len(pkt.th):
 			v = slices.Clone(pkt.th[s.off : s.off+s.n])
+		case s.base == expr.PayloadBaseNetworkHeader && pkt.nfproto == v4 && s.n == 4 && (s.off == 12 || s.off == 16),
+			s.base == expr.PayloadBaseNetworkHeader && pkt.nfproto == v6 && s.n == 16 && (s.off == 8 || s.off == 24):
+			a := pkt.saddr
+			if s.off == 16 || s.off == 24 {
+				a = pkt.daddr
+			}
+			if !a.IsValid() {
+				return nil, false
+			}
+			v = a.AsSlice()
 		default:
 			return nil, false
 		}
@@ -507,7 +566,7 @@ func (p parsedRule) describe(family nftables.TableFamily, sets map[string]*nftSe
 		nf = v6
 	}
 	for i, c := range p.conds {
-		if c.kind == condOpaque {
+		if c.kind >= condOpaque { // x_tables matches and the like: their own text
 			terms[i] = c.text
 			continue
 		}

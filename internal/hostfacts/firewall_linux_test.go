@@ -2,6 +2,7 @@ package hostfacts
 
 import (
 	"encoding/binary"
+	"net/netip"
 	"slices"
 	"testing"
 
@@ -188,9 +189,14 @@ func TestFirewallRules(t *testing.T) {
 			wantRule: "tcp dport @gone drop", wantNeeds: []string{NeedBGP}, wantConditional: true,
 		},
 		{
-			name: "interface_makes_it_conditional", family: inet, hook: "input",
+			// The node's own side is known: VXLAN arrives on eth0 here.
+			name: "interface_of_the_underlay", family: inet, hook: "input",
 			exprs:    rule(ifnameEq(expr.MetaKeyIIFNAME, "eth0"), l4Eq(udp), portEq(2, expr.CmpOpEq, 4789), drop()),
-			wantRule: `iifname "eth0" udp dport 4789 drop`, wantNeeds: []string{NeedVXLAN}, wantConditional: true,
+			wantRule: `iifname "eth0" udp dport 4789 drop`, wantNeeds: []string{NeedVXLAN},
+		},
+		{
+			name: "another_interface_spares_it", family: inet, hook: "input",
+			exprs: rule(ifnameEq(expr.MetaKeyIIFNAME, "eth1"), l4Eq(udp), portEq(2, expr.CmpOpEq, 4789), drop()),
 		},
 		{
 			name: "source_prefix", family: ip, hook: "input",
@@ -222,9 +228,10 @@ func TestFirewallRules(t *testing.T) {
 			exprs: rule(l4Eq(udp), portEq(2, expr.CmpOpEq, 53), drop()),
 		},
 		{
-			// Catch-alls drop what earlier rules did not accept, which this reader does not follow.
-			name: "catch_all_drop", family: inet, hook: "input",
-			exprs: rule(counter(), drop()),
+			// A bare drop in input stops everything that arrives for the node.
+			name: "catch_all_drop_in_input", family: inet, hook: "input",
+			exprs:    rule(counter(), drop()),
+			wantRule: "drop", wantNeeds: []string{NeedVXLAN, NeedBGP, NeedIPIP, NeedICMPFragNeeded, NeedICMP, NeedWireGuard},
 		},
 		{
 			name: "ct_state_invalid", family: inet, hook: "input",
@@ -234,25 +241,51 @@ func TestFirewallRules(t *testing.T) {
 		},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			p := parseRule(tc.exprs)
-			needs, conditional := p.judge(tc.family, tc.hook, sets)
+			rs := &ruleset{sets: map[string]map[string]*nftSet{}}
+			c := baseChain(rs, tc.family, "t", "c", tc.hook, 0, "accept", tc.exprs)
+			rs.sets[tableKey(c.ref)] = sets
+			drops := rs.drops(testView)
 			if tc.wantRule == "" {
-				if len(needs) > 0 {
-					t.Errorf("rule %q reported with needs %v; want it not reported", p.describe(tc.family, sets), needs)
+				if len(drops) > 0 {
+					t.Errorf("drops %+v; want none", drops)
 				}
 				return
 			}
-			if got := p.describe(tc.family, sets); got != tc.wantRule {
-				t.Errorf("rule = %q; want %q", got, tc.wantRule)
+			if len(drops) != 1 {
+				t.Fatalf("drops %+v; want one", drops)
 			}
-			if !slices.Equal(needs, tc.wantNeeds) {
-				t.Errorf("needs = %v; want %v", needs, tc.wantNeeds)
+			d := drops[0]
+			if d.Rule != tc.wantRule {
+				t.Errorf("rule = %q; want %q", d.Rule, tc.wantRule)
 			}
-			if conditional != tc.wantConditional {
-				t.Errorf("conditional = %v; want %v", conditional, tc.wantConditional)
+			if !slices.Equal(d.Needs, tc.wantNeeds) {
+				t.Errorf("needs = %v; want %v", d.Needs, tc.wantNeeds)
+			}
+			if d.Conditional != tc.wantConditional {
+				t.Errorf("conditional = %v; want %v", d.Conditional, tc.wantConditional)
 			}
 		})
 	}
+}
+
+// testView is a VXLAN node with one Pod.
+var testView = hostView{underlay: "eth0", node: netip.MustParseAddr("198.18.0.1"), tunnel: "vxlan.calico", vxlanPort: 4789,
+	workload: "cali0123456789a", pod: netip.MustParseAddr("10.233.64.1")}
+
+// baseChain adds a base chain on hook with one rule per exprs.
+func baseChain(rs *ruleset, family nftables.TableFamily, table, name, hook string, prio int32, policy string, rules ...[]expr.Any) *fwChain {
+	c := regularChain(rs, family, table, name, rules...)
+	c.hook, c.prio, c.policy = hook, prio, policy
+	return c
+}
+
+func regularChain(rs *ruleset, family nftables.TableFamily, table, name string, rules ...[]expr.Any) *fwChain {
+	c := &fwChain{ref: chainRef{family, table, name}}
+	for i, r := range rules {
+		c.rules = append(c.rules, fwRule{parsedRule: parseRule(r), handle: uint64(i + 1)})
+	}
+	rs.add(c)
+	return c
 }
 
 func TestHookName(t *testing.T) {
@@ -269,5 +302,152 @@ func TestHookName(t *testing.T) {
 		if got := hookName(tc.family, tc.hook); got != tc.want {
 			t.Errorf("hookName(%s, %v) = %q; want %q", familyName(tc.family), tc.hook, got, tc.want)
 		}
+	}
+}
+
+func jumpTo(kind expr.VerdictKind, chain string) []expr.Any {
+	return []expr.Any{&expr.Verdict{Kind: kind, Chain: chain}}
+}
+
+func returns() []expr.Any { return []expr.Any{&expr.Verdict{Kind: expr.VerdictReturn}} }
+
+// ctState is `ct state <bits>`, as nft compiles it.
+func ctState(bits uint32) []expr.Any {
+	return []expr.Any{&expr.Ct{Register: 1, Key: expr.CtKeySTATE},
+		&expr.Bitwise{SourceRegister: 1, DestRegister: 1, Len: 4, Mask: binary.NativeEndian.AppendUint32(nil, bits), Xor: []byte{0, 0, 0, 0}},
+		&expr.Cmp{Op: expr.CmpOpNeq, Register: 1, Data: []byte{0, 0, 0, 0}}}
+}
+
+func prefixOf(base expr.PayloadBase, off uint32, p string) []expr.Any {
+	pf := netip.MustParsePrefix(p)
+	mask := make([]byte, 4)
+	for i := range pf.Bits() {
+		mask[i/8] |= 0x80 >> (i % 8)
+	}
+	return []expr.Any{load(base, off, 4),
+		&expr.Bitwise{SourceRegister: 1, DestRegister: 1, Len: 4, Mask: mask, Xor: []byte{0, 0, 0, 0}},
+		&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: pf.Addr().AsSlice()}}
+}
+
+// Whole rulesets, walked as the kernel walks them: policies, jumps,
+// returns, gotos, several base chains on one hook, and tests the walk
+// cannot evaluate.
+func TestFirewallWalk(t *testing.T) {
+	const (
+		inet = nftables.TableFamilyINet
+		ip   = nftables.TableFamilyIPv4
+	)
+	type want struct {
+		chain, rule string
+		needs       []string
+		conditional bool
+	}
+	for _, tc := range []struct {
+		name  string
+		build func(*ruleset)
+		want  []want
+	}{
+		{
+			// Docker's filter table (the lab's forward-policy-drop fault):
+			// only docker0's traffic is accepted, Pod traffic meets the policy.
+			name: "docker_forward_policy_drop",
+			build: func(rs *ruleset) {
+				baseChain(rs, ip, "filter", "FORWARD", "forward", 0, "drop",
+					rule(counter(), jumpTo(expr.VerdictJump, "DOCKER-USER")), rule(counter(), jumpTo(expr.VerdictJump, "DOCKER-FORWARD")))
+				regularChain(rs, ip, "filter", "DOCKER-USER", rule(counter(), returns()))
+				regularChain(rs, ip, "filter", "DOCKER-FORWARD",
+					rule(ifnameEq(expr.MetaKeyOIFNAME, "docker0"), ctState(ctRelated|ctEstablished), accept()),
+					rule(ifnameEq(expr.MetaKeyIIFNAME, "docker0"), accept()))
+			},
+			want: []want{{"FORWARD", "policy drop", []string{NeedICMPFragNeeded, NeedICMP, NeedPodTraffic}, false}},
+		},
+		{
+			// Calico's own rules run first and accept its workloads' traffic.
+			name: "calico_accepts_before_the_policy",
+			build: func(rs *ruleset) {
+				baseChain(rs, ip, "filter", "FORWARD", "forward", 0, "drop", rule(jumpTo(expr.VerdictJump, "cali-FORWARD")))
+				cali := make([]byte, 4)
+				copy(cali, "cali")
+				regularChain(rs, ip, "filter", "cali-FORWARD",
+					rule(metaEq(expr.MetaKeyIIFNAME, cali...), accept()),
+					rule(metaEq(expr.MetaKeyOIFNAME, cali...), accept()))
+			},
+		},
+		{
+			name: "established_first_then_everything_dropped",
+			build: func(rs *ruleset) {
+				baseChain(rs, inet, "filter", "input", "input", 0, "drop", rule(ctState(ctRelated|ctEstablished), accept()))
+			},
+			want: []want{{"input", "policy drop", []string{NeedVXLAN, NeedBGP, NeedIPIP, NeedICMP, NeedWireGuard}, false}},
+		},
+		{
+			// The far end's address is unknown: an accept on it may or may
+			// not apply, so what the policy drops after it is conditional.
+			// The Pod's own address is known: its traffic is accepted.
+			name: "accept_on_an_unknown_address",
+			build: func(rs *ruleset) {
+				baseChain(rs, ip, "filter", "FORWARD", "forward", 0, "drop",
+					rule(prefixOf(expr.PayloadBaseNetworkHeader, 12, "10.0.0.0/8"), accept()),
+					rule(prefixOf(expr.PayloadBaseNetworkHeader, 16, "10.0.0.0/8"), accept()))
+			},
+		},
+		{
+			name: "accept_on_an_unknown_address_for_one_way",
+			build: func(rs *ruleset) {
+				baseChain(rs, ip, "filter", "FORWARD", "forward", 0, "drop",
+					rule(prefixOf(expr.PayloadBaseNetworkHeader, 12, "10.0.0.0/8"), accept()))
+			},
+			want: []want{{"FORWARD", "policy drop", []string{NeedICMPFragNeeded, NeedICMP, NeedPodTraffic}, true}},
+		},
+		{
+			// An accept in one base chain ends only that chain.
+			name: "a_later_base_chain_still_drops",
+			build: func(rs *ruleset) {
+				baseChain(rs, inet, "a", "in", "input", 0, "accept", rule(accept()))
+				baseChain(rs, inet, "b", "in", "input", 10, "accept", rule(l4Eq(unix.IPPROTO_UDP), portEq(2, expr.CmpOpEq, 4789), drop()))
+			},
+			want: []want{{"in", "udp dport 4789 drop", []string{NeedVXLAN}, false}},
+		},
+		{
+			// goto does not come back: the chain it leaves ends with it.
+			name: "goto_then_return_reaches_the_policy",
+			build: func(rs *ruleset) {
+				baseChain(rs, inet, "t", "in", "input", 0, "drop",
+					rule(l4Eq(unix.IPPROTO_UDP), jumpTo(expr.VerdictGoto, "udp")),
+					rule(accept()))
+				regularChain(rs, inet, "t", "udp", rule(portEq(2, expr.CmpOpEq, 53), accept()))
+			},
+			want: []want{{"in", "policy drop", []string{NeedVXLAN, NeedWireGuard}, false}},
+		},
+		{
+			// The mark is 0 until a rule sets it; after that it is unknown.
+			name: "mark_tests",
+			build: func(rs *ruleset) {
+				baseChain(rs, inet, "t", "in", "input", 0, "drop",
+					rule(metaEq(expr.MetaKeyMARK, 0, 0, 1, 0), accept()), // mark 0x10000: not a fresh packet's
+					rule(l4Eq(unix.IPPROTO_TCP), []expr.Any{&expr.Immediate{Register: 1, Data: []byte{0, 0, 1, 0}},
+						&expr.Meta{Key: expr.MetaKeyMARK, SourceRegister: true, Register: 1}}),
+					rule(metaEq(expr.MetaKeyMARK, 0, 0, 1, 0), accept()))
+			},
+			want: []want{{"in", "policy drop", []string{NeedVXLAN, NeedBGP, NeedIPIP, NeedICMPFragNeeded, NeedICMP, NeedWireGuard}, false}},
+		},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			rs := &ruleset{sets: map[string]map[string]*nftSet{}}
+			tc.build(rs)
+			drops := rs.drops(testView)
+			var got []want
+			for _, d := range drops {
+				got = append(got, want{d.Chain, d.Rule, d.Needs, d.Conditional})
+			}
+			if len(got) != len(tc.want) {
+				t.Fatalf("drops %+v; want %+v", got, tc.want)
+			}
+			for i := range got {
+				if got[i].chain != tc.want[i].chain || got[i].rule != tc.want[i].rule || !slices.Equal(got[i].needs, tc.want[i].needs) || got[i].conditional != tc.want[i].conditional {
+					t.Errorf("drop %+v; want %+v", got[i], tc.want[i])
+				}
+			}
+		})
 	}
 }

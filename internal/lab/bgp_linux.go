@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net/netip"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -32,7 +33,7 @@ const rtprotBIRD = 12
 // seconds rather than minutes. The kernel scan is rare so a route deleted by
 // the route-missing fault stays missing until the fault is cleared.
 var birdConf = template.Must(template.New("bird").Parse(`# podpath lab {{.Lab}}: BIRD for {{.Node.Name}}, full iBGP mesh as calico-node runs it
-router id {{.Node.Address}};
+router id {{.Local}};
 log "{{.Dir}}/bird.log" all;
 
 protocol device { scan time 10; }
@@ -50,7 +51,7 @@ protocol static blocks {
 }
 
 template bgp mesh {
-  local {{.Node.Address}} as {{.AS}};
+  local {{.Local}} as {{.AS}};
   direct;
   hold time 9;
   keepalive time 3;
@@ -81,23 +82,49 @@ func BIRDSocket(lab, node string) string {
 
 // startBIRD writes n's BIRD configuration and starts BIRD in n's namespace.
 func startBIRD(ctx context.Context, s *Spec, n *Node) (string, error) {
+	return startBIRDWith(ctx, s, n, nil)
+}
+
+// startBIRDWith is startBIRD with some nodes' BGP addresses not their
+// underlay address (bgpAddr by node name), as when calico-node's address
+// auto-detection picked another interface: the node peers from it, its
+// peers peer with it there.
+func startBIRDWith(ctx context.Context, s *Spec, n *Node, bgpAddr map[string]netip.Addr) (string, error) {
 	dir := Dir(s.Name)
 	conf, sock, pidf := birdFiles(dir, n.Name)
 	if err := os.MkdirAll(filepath.Dir(conf), 0o755); err != nil {
 		return "", fmt.Errorf("create BIRD directory: %w", err)
 	}
+	addr := func(r *Node) netip.Addr {
+		if a, ok := bgpAddr[r.Name]; ok {
+			return a
+		}
+		return r.Address
+	}
 	var peers []birdPeer
-	for _, r := range s.Nodes {
-		if r.Name != n.Name {
-			peers = append(peers, birdPeer{Name: calico.MeshPeerName(r.Address), Address: r.Address.String()})
+	for i := range s.Nodes {
+		if r := &s.Nodes[i]; r.Name != n.Name {
+			peers = append(peers, birdPeer{Name: calico.MeshPeerName(addr(r)), Address: addr(r).String()})
 		}
 	}
 	var b strings.Builder
-	if err := birdConf.Execute(&b, map[string]any{"Lab": s.Name, "Node": n, "Dir": filepath.Dir(conf), "AS": ASNumber, "Peers": peers}); err != nil {
+	if err := birdConf.Execute(&b, map[string]any{"Lab": s.Name, "Node": n, "Local": addr(n), "Dir": filepath.Dir(conf), "AS": ASNumber, "Peers": peers}); err != nil {
 		return "", fmt.Errorf("render BIRD configuration: %w", err)
 	}
 	if err := os.WriteFile(conf, []byte(b.String()), 0o644); err != nil {
 		return "", fmt.Errorf("write BIRD configuration: %w", err)
+	}
+	if pidAlive(readPid(pidf), sock) {
+		// A running BIRD reads its configuration again and restarts only
+		// the protocols that changed: the other sessions stay up. BIRD 2
+		// answers "Reconfiguration in progress", BIRD 1 "Reconfigured".
+		ctx, cancel := context.WithTimeout(ctx, birdStartTimeout)
+		defer cancel()
+		out, err := exec.CommandContext(ctx, "birdc", "-s", sock, "configure").CombinedOutput()
+		if err != nil || !strings.Contains(string(out), "Reconfigur") {
+			return sock, fmt.Errorf("reconfigure bird in %s: %v: %s", n.Netns, err, strings.TrimSpace(string(out)))
+		}
+		return sock, nil
 	}
 	return sock, runBIRD(ctx, n.Netns, conf, sock, pidf)
 }

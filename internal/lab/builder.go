@@ -17,6 +17,9 @@ func (b *Builder) UnderlayMTU(n int) *Builder   { b.cfg.UnderlayMTU = n; return 
 func (b *Builder) PodMTU(n int) *Builder        { b.cfg.PodMTU = n; return b }
 func (b *Builder) VXLANMTU(n int) *Builder      { b.cfg.VXLANMTU = n; return b }
 
+// Controller has the inventory dial every agent from node's network.
+func (b *Builder) Controller(node string) *Builder { b.cfg.Controller = node; return b }
+
 // Agents starts podpath agents in the lab's nodes and Pods.
 func (b *Builder) Agents(on bool) *Builder { b.cfg.Agents = on; return b }
 

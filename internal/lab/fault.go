@@ -26,6 +26,20 @@ const (
 	FaultLoss           FaultKind = "loss"             // <node>:<pct>: packets leaving the node dropped at random
 	FaultNodeMTU        FaultKind = "node-mtu"         // <node>:<bytes>: the node's eth0 MTU (e.g. one node jumbo)
 	FaultRate           FaultKind = "rate"             // <node>:<mbit>: packets leaving the node shaped to this rate (a slower NIC)
+
+	// The router between the subnets (--topology routed), as routers behave.
+	FaultRouterMTU          FaultKind = "router-mtu"            // <bytes>: it forwards at most this between the subnets: "fragmentation needed" for larger DF packets, the others fragmented
+	FaultRouterNoFragNeeded FaultKind = "router-no-frag-needed" // it sends no "fragmentation needed": with router-mtu, larger DF packets vanish
+	FaultRouterNoICMP       FaultKind = "router-no-icmp"        // it sends no ICMP error at all (fragmentation needed, time exceeded, unreachable)
+	FaultDropFragments      FaultKind = "drop-fragments"        // the underlay drops every IP fragment (a firewall on the path that does)
+
+	FaultForwardPolicyDrop FaultKind = "forward-policy-drop" // <node>: a Docker host's filter FORWARD chain: policy drop, accepting only docker0's traffic
+	FaultVXLANPort         FaultKind = "vxlan-port"          // <node>:<port>: the node's vxlan.calico uses another UDP port
+	FaultVXLANVNI          FaultKind = "vxlan-vni"           // <node>:<vni>: the node's vxlan.calico uses another VNI
+	// A second NIC (eth1, 198.20.0.N/16) that Calico's address
+	// auto-detection picked instead of eth0.
+	FaultAsymmetricNIC FaultKind = "asymmetric-nic" // <node>: peers send VXLAN to its eth1, its routes back leave by eth0, and eth1's rp_filter is strict
+	FaultBGPSecondNIC  FaultKind = "bgp-second-nic" // <node>: its BGP address is eth1's, on a network its peers cannot reach
 )
 
 // faultArgs says what follows "kind=" for each kind.
@@ -43,6 +57,16 @@ var faultArgs = map[FaultKind]string{
 	FaultLoss:           "<node>:<pct>",
 	FaultNodeMTU:        "<node>:<bytes>",
 	FaultRate:           "<node>:<mbit>",
+
+	FaultRouterMTU:          "<bytes>",
+	FaultRouterNoFragNeeded: "",
+	FaultRouterNoICMP:       "",
+	FaultDropFragments:      "",
+	FaultForwardPolicyDrop:  "<node>",
+	FaultVXLANPort:          "<node>:<port>",
+	FaultVXLANVNI:           "<node>:<vni>",
+	FaultAsymmetricNIC:      "<node>",
+	FaultBGPSecondNIC:       "<node>",
 }
 
 // FaultUsage lists every fault with its argument, for --help.
@@ -54,7 +78,11 @@ func FaultUsage() string {
 	sort.Strings(kinds)
 	var b strings.Builder
 	for _, k := range kinds {
-		fmt.Fprintf(&b, "  %s=%s\n", k, faultArgs[FaultKind(k)])
+		if form := faultArgs[FaultKind(k)]; form != "" {
+			fmt.Fprintf(&b, "  %s=%s\n", k, form)
+		} else {
+			fmt.Fprintf(&b, "  %s\n", k)
+		}
 	}
 	return b.String()
 }
@@ -70,6 +98,8 @@ type Fault struct {
 // String renders the fault as it is typed on the command line.
 func (f Fault) String() string {
 	switch faultArgs[f.Kind] {
+	case "":
+		return string(f.Kind)
 	case "<bytes>":
 		return fmt.Sprintf("%s=%d", f.Kind, f.Value)
 	case "<node>":
@@ -101,6 +131,12 @@ func ParseFault(s string) (Fault, error) {
 	f := Fault{Kind: FaultKind(kind)}
 	bad := func(why string) (Fault, error) {
 		return Fault{}, invalidf("fault %q: %s (write %s=%s)", s, why, kind, form)
+	}
+	if form == "" {
+		if ok {
+			return bad("takes no argument")
+		}
+		return f, nil
 	}
 	if !ok || args == "" {
 		return bad("missing argument")
@@ -142,9 +178,17 @@ func ParseFault(s string) (Fault, error) {
 		f.Value = n
 	}
 	switch f.Kind {
-	case FaultUnderlayMTU, FaultPodMTU, FaultNodeMTU:
+	case FaultUnderlayMTU, FaultPodMTU, FaultNodeMTU, FaultRouterMTU:
 		if err := checkMTU(kind, f.Value); err != nil {
 			return Fault{}, err
+		}
+	case FaultVXLANPort:
+		if f.Value < 1 || f.Value > 65535 {
+			return bad(fmt.Sprintf("port %d must be between 1 and 65535", f.Value))
+		}
+	case FaultVXLANVNI:
+		if f.Value < 1 || f.Value > 1<<24-1 {
+			return bad(fmt.Sprintf("VNI %d must be between 1 and %d", f.Value, 1<<24-1))
 		}
 	case FaultDelay:
 		if f.Value < 1 || f.Value > 10000 {
@@ -172,8 +216,23 @@ func faultNames() []string {
 }
 
 // CheckFault checks that f makes sense on this lab: the node exists, the
-// block is one the node routes, BIRD runs where it is to be stopped.
+// block is one the node routes, BIRD runs where it is to be stopped, a
+// router is there to misbehave.
 func (s *Spec) CheckFault(f Fault) error {
+	switch f.Kind {
+	case FaultRouterMTU, FaultRouterNoFragNeeded, FaultRouterNoICMP:
+		if s.Topology != TopologyRouted {
+			return invalidf("fault %s: lab %s has a flat underlay with no router (use --topology routed)", f, s.Name)
+		}
+	case FaultVXLANPort, FaultVXLANVNI, FaultAsymmetricNIC:
+		if s.Backend != BackendVXLAN {
+			return invalidf("fault %s: lab %s runs backend %s, which has no VXLAN (use --backend vxlan)", f, s.Name, s.Backend)
+		}
+	case FaultBGPSecondNIC:
+		if s.Backend != BackendBGP {
+			return invalidf("fault %s: lab %s runs backend %s, which has no BGP (use --backend bgp)", f, s.Name, s.Backend)
+		}
+	}
 	if f.Node == "" {
 		return nil
 	}

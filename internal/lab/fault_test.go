@@ -26,6 +26,15 @@ func TestParseFault(t *testing.T) {
 		{"loss=node2:5", Fault{Kind: FaultLoss, Node: "node2", Value: 5}},
 		{"node-mtu=node3:9000", Fault{Kind: FaultNodeMTU, Node: "node3", Value: 9000}},
 		{"rate=node2:100", Fault{Kind: FaultRate, Node: "node2", Value: 100}},
+		{"router-mtu=1400", Fault{Kind: FaultRouterMTU, Value: 1400}},
+		{"router-no-frag-needed", Fault{Kind: FaultRouterNoFragNeeded}},
+		{"router-no-icmp", Fault{Kind: FaultRouterNoICMP}},
+		{"drop-fragments", Fault{Kind: FaultDropFragments}},
+		{"forward-policy-drop=node2", Fault{Kind: FaultForwardPolicyDrop, Node: "node2"}},
+		{"vxlan-port=node3:8472", Fault{Kind: FaultVXLANPort, Node: "node3", Value: 8472}},
+		{"vxlan-vni=node3:4097", Fault{Kind: FaultVXLANVNI, Node: "node3", Value: 4097}},
+		{"asymmetric-nic=node3", Fault{Kind: FaultAsymmetricNIC, Node: "node3"}},
+		{"bgp-second-nic=node3", Fault{Kind: FaultBGPSecondNIC, Node: "node3"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.in, func(t *testing.T) {
@@ -60,6 +69,10 @@ func TestParseFaultRejects(t *testing.T) {
 		{"delay=node1:0", "delay 0 ms must be between 1 and 10000"},
 		{"loss=node1:101", "loss 101% must be between 1 and 100"},
 		{"rate=node1:0", "rate 0 Mbit/s must be between 1 and 100000"},
+		{"router-no-icmp=node1", "takes no argument"},
+		{"router-mtu=100", "router-mtu 100: must be between 576"},
+		{"vxlan-port=node3:0", "port 0 must be between 1 and 65535"},
+		{"vxlan-vni=node3:16777216", "VNI 16777216 must be between 1 and 16777215"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.in, func(t *testing.T) {
@@ -75,6 +88,7 @@ func TestCheckFault(t *testing.T) {
 	vx, _ := Plan(Config{})
 	bgp, _ := Plan(Config{Backend: BackendBGP})
 	none, _ := Plan(Config{Backend: BackendNone})
+	routed, _ := Plan(Config{Topology: TopologyRouted})
 	tests := []struct {
 		name  string
 		spec  Spec
@@ -90,6 +104,11 @@ func TestCheckFault(t *testing.T) {
 		{"foreign_block", vx, "route-missing=node1:10.1.0.0/26", "node1 has no route to 10.1.0.0/26"},
 		{"no_routes_on_none", none, "route-missing=node1:10.233.64.64/26", "backend none has no routes"},
 		{"pod_mtu_has_no_node", vx, "pod-mtu=1500", ""},
+		{"router_on_flat", vx, "router-mtu=1400", "has a flat underlay with no router"},
+		{"router_on_routed", routed, "router-no-frag-needed", ""},
+		{"vxlan_port_on_bgp", bgp, "vxlan-port=node1:8472", "which has no VXLAN"},
+		{"second_nic_bgp_on_vxlan", vx, "bgp-second-nic=node1", "which has no BGP"},
+		{"asymmetric_nic", vx, "asymmetric-nic=node3", ""},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

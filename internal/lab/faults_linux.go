@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"time"
 
 	"github.com/google/nftables"
@@ -132,6 +133,25 @@ func revertFault(ctx context.Context, st *State, f Fault) error { return setFaul
 // never fully applied.
 func setFault(ctx context.Context, st *State, f Fault, on bool) error {
 	s := &st.Spec
+	switch f.Kind {
+	case FaultRouterMTU, FaultRouterNoFragNeeded, FaultRouterNoICMP, FaultDropFragments:
+		fab, err := openNS(s.Fabric)
+		if err != nil {
+			return err
+		}
+		defer fab.Close()
+		switch f.Kind {
+		case FaultRouterMTU:
+			return setRouterMTU(s, fab, f.Value, on)
+		case FaultDropFragments:
+			return dropFragments(fab, on)
+		}
+		table := faultTable(f.Kind)
+		if !on {
+			return delTable(fab, table)
+		}
+		return addDropTable(fab, table, icmpErrors(f.Kind == FaultRouterNoFragNeeded))
+	}
 	if f.Kind == FaultPodMTU {
 		for i := range s.Nodes {
 			n := &s.Nodes[i]
@@ -191,6 +211,15 @@ func setFault(ctx context.Context, st *State, f Fault, on bool) error {
 		return runBIRD(ctx, n.Netns, conf, sock, pidf)
 	case FaultRouteMissing:
 		return setRoute(s, h, n, f, on)
+	case FaultForwardPolicyDrop:
+		return dockerFilter(h, on)
+	case FaultVXLANPort, FaultVXLANVNI:
+		port, vni := vxlanSettings(st, n.Name, f, on)
+		return reprogramVXLAN(s, n, port, vni)
+	case FaultAsymmetricNIC:
+		return asymmetricNIC(s, n, on)
+	case FaultBGPSecondNIC:
+		return bgpSecondNIC(ctx, st, n, on)
 	case FaultBlockVXLAN, FaultBlockBGP, FaultBlockICMP, FaultLoss:
 		table := faultTable(f.Kind)
 		if !on {
@@ -199,6 +228,24 @@ func setFault(ctx context.Context, st *State, f Fault, on bool) error {
 		return addDropTable(h, table, firewallRules(f))
 	}
 	return fmt.Errorf("fault kind %s has no implementation", f.Kind)
+}
+
+// vxlanSettings is the UDP port and VNI node's vxlan.calico has once f is
+// applied (on) or cleared (!on), with the node's other VXLAN fault kept.
+func vxlanSettings(st *State, node string, f Fault, on bool) (port, vni int) {
+	port, vni = VXLANPort, VXLANVNI
+	for _, o := range append(slices.Clone(st.Faults), f) {
+		if o.Node != node || (o.Key() == f.Key() && !on) {
+			continue
+		}
+		switch o.Kind {
+		case FaultVXLANPort:
+			port = o.Value
+		case FaultVXLANVNI:
+			vni = o.Value
+		}
+	}
+	return port, vni
 }
 
 func firewallRules(f Fault) []nftRule {

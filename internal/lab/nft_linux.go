@@ -126,3 +126,46 @@ func randomBelow(dev string, pct int) []expr.Any {
 		&expr.Cmp{Op: expr.CmpOpLt, Register: 1, Data: binaryutil.BigEndian.PutUint32(uint32(pct))},
 	)
 }
+
+// dockerFilter is what Docker leaves on a host (in nftables form, as
+// iptables-nft stores it): table ip filter, chain FORWARD with policy drop,
+// accepting only what goes to or comes from docker0. Kubernetes nodes that
+// also run Docker meet it: Pod traffic forwarded between nodes falls
+// through to the policy. The table has Docker's name, so the fault removes
+// a table called filter in the node: lab nodes have none of their own.
+func dockerFilter(h *nsHandle, on bool) error {
+	c, err := nftables.New(nftables.WithNetNSFd(int(h.fd)))
+	if err != nil {
+		return fmt.Errorf("nftables in %s: %w", h.name, err)
+	}
+	t := &nftables.Table{Family: nftables.TableFamilyIPv4, Name: "filter"}
+	if !on {
+		return delTableFamily(h, t.Family, t.Name)
+	}
+	c.AddTable(t)
+	drop := nftables.ChainPolicyDrop
+	fwd := c.AddChain(&nftables.Chain{Name: "FORWARD", Table: t, Type: nftables.ChainTypeFilter,
+		Hooknum: nftables.ChainHookForward, Priority: nftables.ChainPriorityFilter, Policy: &drop})
+	user := c.AddChain(&nftables.Chain{Name: "DOCKER-USER", Table: t})
+	dfwd := c.AddChain(&nftables.Chain{Name: "DOCKER-FORWARD", Table: t})
+	jump := func(to string) []expr.Any {
+		return []expr.Any{&expr.Counter{}, &expr.Verdict{Kind: expr.VerdictJump, Chain: to}}
+	}
+	verdict := func(k expr.VerdictKind) *expr.Verdict { return &expr.Verdict{Kind: k} }
+	c.AddRule(&nftables.Rule{Table: t, Chain: fwd, Exprs: jump(user.Name)})
+	c.AddRule(&nftables.Rule{Table: t, Chain: fwd, Exprs: jump(dfwd.Name)})
+	c.AddRule(&nftables.Rule{Table: t, Chain: user, Exprs: []expr.Any{&expr.Counter{}, verdict(expr.VerdictReturn)}})
+	// oifname "docker0" ct state related,established accept
+	c.AddRule(&nftables.Rule{Table: t, Chain: dfwd, Exprs: append(ifname(expr.MetaKeyOIFNAME, "docker0"),
+		&expr.Ct{Register: 1, Key: expr.CtKeySTATE},
+		&expr.Bitwise{SourceRegister: 1, DestRegister: 1, Len: 4,
+			Mask: binaryutil.NativeEndian.PutUint32(expr.CtStateBitRELATED | expr.CtStateBitESTABLISHED), Xor: []byte{0, 0, 0, 0}},
+		&expr.Cmp{Op: expr.CmpOpNeq, Register: 1, Data: []byte{0, 0, 0, 0}},
+		&expr.Counter{}, verdict(expr.VerdictAccept))})
+	// iifname "docker0" accept
+	c.AddRule(&nftables.Rule{Table: t, Chain: dfwd, Exprs: append(ifname(expr.MetaKeyIIFNAME, "docker0"), &expr.Counter{}, verdict(expr.VerdictAccept))})
+	if err := c.Flush(); err != nil {
+		return fmt.Errorf("add Docker's filter table in %s: %w", h.name, err)
+	}
+	return nil
+}

@@ -70,6 +70,11 @@ type Config struct {
 	// Agents starts a host agent in every node and a Pod-network agent in
 	// every Pod, listening on AgentPort.
 	Agents bool `json:"agents,omitempty"`
+	// Controller names the node whose network the inventory has the
+	// controller dial every agent from, as when podpath runs on that node:
+	// its calls then cross the lab's network like a real cluster's. Empty:
+	// each agent is dialled from inside its own namespace.
+	Controller string `json:"controller,omitempty"`
 }
 
 // Spec is the fully planned lab: every name, address and MTU the kernel will see.
@@ -222,6 +227,11 @@ func Plan(c Config) (Spec, error) {
 			if err := checkMTU(f.name, f.v); err != nil {
 				return Spec{}, err
 			}
+		}
+	}
+	if c.Controller != "" {
+		if n, ok := nodeIndex(c.Controller); !ok || n > c.Nodes {
+			return Spec{}, invalidf("controller %q: no such node (the lab has node1..node%d)", c.Controller, c.Nodes)
 		}
 	}
 	for name, m := range c.NodeMTUs {

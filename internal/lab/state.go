@@ -90,10 +90,15 @@ func (s *Spec) Inventory(tokenFile string) *inventory.Inventory {
 			ServiceCIDR: ServiceCIDR,
 		},
 	}
+	from := func(own string) string { return own }
+	if s.Controller != "" {
+		ns := s.Name + "." + s.Controller
+		from = func(string) string { return ns }
+	}
 	for _, n := range s.Nodes {
-		in := inventory.Node{Name: n.Name, Address: n.Address.String(), Agent: agentAddr(n.Address), Netns: n.Netns}
+		in := inventory.Node{Name: n.Name, Address: n.Address.String(), Agent: agentAddr(n.Address), Netns: from(n.Netns)}
 		for _, p := range n.Pods {
-			in.Pods = append(in.Pods, inventory.Pod{Name: p.Name, Address: p.Address.String(), Agent: agentAddr(p.Address), Netns: p.Netns})
+			in.Pods = append(in.Pods, inventory.Pod{Name: p.Name, Address: p.Address.String(), Agent: agentAddr(p.Address), Netns: from(p.Netns)})
 		}
 		inv.Nodes = append(inv.Nodes, in)
 	}

@@ -16,7 +16,25 @@ const rtprotFelix = 80
 // programVXLAN sets up vxlan.calico on n and the static neighbour, FDB and
 // onlink route entries to every other node, as Felix does (no learning, no
 // multicast: every remote VTEP is known up front).
-func programVXLAN(s *Spec, n *Node) error {
+func programVXLAN(s *Spec, n *Node) error { return programVXLANWith(s, n, VXLANPort, VXLANVNI) }
+
+// reprogramVXLAN replaces n's vxlan.calico by one on another UDP port or
+// VNI, as a node whose calico-node was configured differently has it.
+func reprogramVXLAN(s *Spec, n *Node, port, vni int) error {
+	h, err := openNS(n.Netns)
+	if err != nil {
+		return err
+	}
+	defer h.Close()
+	if l, err := h.nl.LinkByName(VXLANDevice); err == nil {
+		if err := h.nl.LinkDel(l); err != nil {
+			return fmt.Errorf("delete %s in %s: %w", VXLANDevice, h.name, err)
+		}
+	}
+	return programVXLANWith(s, n, port, vni)
+}
+
+func programVXLANWith(s *Spec, n *Node, port, vni int) error {
 	h, err := openNS(n.Netns)
 	if err != nil {
 		return err
@@ -32,10 +50,10 @@ func programVXLAN(s *Spec, n *Node) error {
 	}
 	vx := &netlink.Vxlan{
 		LinkAttrs:    netlink.LinkAttrs{Name: VXLANDevice, MTU: n.VXLANMTU, HardwareAddr: mac},
-		VxlanId:      VXLANVNI,
+		VxlanId:      vni,
 		VtepDevIndex: eth0.Attrs().Index,
 		SrcAddr:      n.Address.AsSlice(),
-		Port:         VXLANPort,
+		Port:         port,
 		Learning:     false,
 	}
 	if err := h.nl.LinkAdd(vx); err != nil {

@@ -150,7 +150,9 @@ var noFragNeeded = []expr.Any{nil,
 func forwardLongerThan(n int) []expr.Any {
 	return []expr.Any{&expr.Counter{},
 		&expr.Meta{Key: expr.MetaKeyLEN, Register: 1},
-		&expr.Cmp{Op: expr.CmpOpGt, Register: 1, Data: binaryutil.NativeEndian.PutUint32(uint32(n))},
+		// meta length is host order; compare big-endian bytes, as nft does.
+		&expr.Byteorder{SourceRegister: 1, DestRegister: 1, Op: expr.ByteorderHton, Len: 4, Size: 4},
+		&expr.Cmp{Op: expr.CmpOpGt, Register: 1, Data: binaryutil.BigEndian.PutUint32(uint32(n))},
 		&expr.Verdict{Kind: expr.VerdictDrop},
 	}
 }

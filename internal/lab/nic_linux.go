@@ -1,0 +1,221 @@
+package lab
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"net/netip"
+
+	"github.com/vishvananda/netlink"
+	"golang.org/x/sys/unix"
+)
+
+// A node's second NIC: eth1 on a second network in the fabric, bridge
+// br-c, 198.20.0.N/16 (outside the underlay's 198.18.0.0/15 halves the
+// lab already uses). What Calico's address auto-detection
+// (IP_AUTODETECTION_METHOD=first-found) may pick instead of eth0.
+const secondBridge = "br-c"
+
+var (
+	secondNet     = netip.MustParsePrefix("198.20.0.0/16")
+	secondGateway = netip.MustParseAddr("198.20.255.254")
+)
+
+// SecondAddress is the address a second-NIC fault gives node n's eth1.
+func SecondAddress(n *Node) netip.Addr {
+	i, _ := nodeIndex(n.Name)
+	return addrAdd(secondNet.Addr(), i)
+}
+
+func secondPort(n *Node) string { return "c" + n.FabricPort[1:] }
+
+// setSecondNIC adds (on) or removes n's eth1. routed puts the router's
+// address on the second network, so the other nodes reach eth1 through the
+// router; without it the network is a dead end for them (a storage or
+// management network only some nodes have).
+func setSecondNIC(s *Spec, fab, h *nsHandle, n *Node, routed, on bool) error {
+	if !on {
+		if l, err := h.nl.LinkByName("eth1"); err == nil {
+			if err := h.nl.LinkDel(l); err != nil {
+				return fmt.Errorf("delete eth1 in %s: %w", h.name, err)
+			}
+		}
+		return removeSecondBridge(s, fab)
+	}
+	br, err := fab.nl.LinkByName(secondBridge)
+	if err != nil {
+		br = &netlink.Bridge{LinkAttrs: netlink.LinkAttrs{Name: secondBridge, MTU: MaxMTU}}
+		if err := fab.nl.LinkAdd(br); err != nil {
+			return fmt.Errorf("create bridge %s: %w", secondBridge, err)
+		}
+		if err := fab.nl.LinkSetUp(br); err != nil {
+			return fmt.Errorf("bring up %s: %w", secondBridge, err)
+		}
+	}
+	if routed {
+		addr := &netlink.Addr{IPNet: &net.IPNet{IP: secondGateway.AsSlice(), Mask: net.CIDRMask(secondNet.Bits(), 32)}}
+		if err := fab.nl.AddrReplace(br, addr); err != nil {
+			return fmt.Errorf("router address on %s: %w", secondBridge, err)
+		}
+		if err := fab.sysctl("net/ipv4/ip_forward", "1"); err != nil {
+			return err
+		}
+	}
+	veth := &netlink.Veth{
+		LinkAttrs:     netlink.LinkAttrs{Name: secondPort(n), MTU: n.UnderlayMTU},
+		PeerName:      "eth1",
+		PeerNamespace: netlink.NsFd(h.fd),
+		PeerMTU:       uint32(n.UnderlayMTU),
+		PeerTxQLen:    -1,
+	}
+	if err := fab.nl.LinkAdd(veth); err != nil {
+		return fmt.Errorf("create second NIC veth %s: %w", secondPort(n), err)
+	}
+	if err := attachPort(fab, secondPort(n), secondBridge); err != nil {
+		return err
+	}
+	eth1, err := h.link("eth1")
+	if err != nil {
+		return err
+	}
+	if err := h.nl.LinkSetGSOMaxSegs(eth1, 1); err != nil { // as on eth0: MTU-sized frames on the wire
+		return fmt.Errorf("set gso_max_segs on eth1: %w", err)
+	}
+	if err := addAddr(h, eth1, SecondAddress(n), secondNet.Bits()); err != nil {
+		return err
+	}
+	if err := h.nl.LinkSetUp(eth1); err != nil {
+		return fmt.Errorf("bring up eth1 in %s: %w", h.name, err)
+	}
+	return nil
+}
+
+// removeSecondBridge deletes br-c once no node's eth1 is on it, and gives
+// the fabric back the forwarding it was built with.
+func removeSecondBridge(s *Spec, fab *nsHandle) error {
+	br, err := fab.nl.LinkByName(secondBridge)
+	if err != nil {
+		return nil
+	}
+	links, err := fab.nl.LinkList()
+	if err != nil {
+		return fmt.Errorf("list links in %s: %w", fab.name, err)
+	}
+	for _, l := range links {
+		if l.Attrs().MasterIndex == br.Attrs().Index {
+			return nil // another node's second NIC
+		}
+	}
+	if err := fab.nl.LinkDel(br); err != nil {
+		return fmt.Errorf("delete bridge %s: %w", secondBridge, err)
+	}
+	return fab.sysctl("net/ipv4/ip_forward", boolStr(len(s.Subnets) > 1))
+}
+
+// asymmetricNIC: n's peers send VXLAN to its eth1 (their FDB entries for
+// its VTEP point there), its own routes back to them leave by eth0, and
+// eth1's reverse-path filter is strict, as a distribution's default of
+// rp_filter=1 gives every new interface.
+func asymmetricNIC(s *Spec, n *Node, on bool) error {
+	fab, err := openNS(s.Fabric)
+	if err != nil {
+		return err
+	}
+	defer fab.Close()
+	h, err := openNS(n.Netns)
+	if err != nil {
+		return err
+	}
+	defer h.Close()
+	if on {
+		if err := setSecondNIC(s, fab, h, n, true, true); err != nil {
+			return err
+		}
+		if err := h.sysctl("net/ipv4/conf/eth1/rp_filter", "1"); err != nil {
+			return err
+		}
+	}
+	dst := n.Address
+	if on {
+		dst = SecondAddress(n)
+	}
+	mac, err := net.ParseMAC(n.VTEPMAC)
+	if err != nil {
+		return fmt.Errorf("VTEP MAC %s: %w", n.VTEPMAC, err)
+	}
+	for i := range s.Nodes {
+		r := &s.Nodes[i]
+		if r.Name == n.Name {
+			continue
+		}
+		if err := setFDB(r, mac, dst); err != nil {
+			return err
+		}
+	}
+	if !on {
+		return setSecondNIC(s, fab, h, n, true, false)
+	}
+	return nil
+}
+
+// setFDB points r's FDB entry for a VTEP MAC at dst, as Felix does when a
+// node's address changes.
+func setFDB(r *Node, mac net.HardwareAddr, dst netip.Addr) error {
+	h, err := openNS(r.Netns)
+	if err != nil {
+		return err
+	}
+	defer h.Close()
+	vx, err := h.link(VXLANDevice)
+	if err != nil {
+		return err
+	}
+	fdb := &netlink.Neigh{LinkIndex: vx.Attrs().Index, Family: unix.AF_BRIDGE, State: netlink.NUD_PERMANENT,
+		Flags: netlink.NTF_SELF, IP: dst.AsSlice(), HardwareAddr: mac}
+	if err := h.nl.NeighSet(fdb); err != nil {
+		return fmt.Errorf("FDB entry %s → %s on %s: %w", mac, dst, r.Name, err)
+	}
+	return nil
+}
+
+// bgpSecondNIC: n's BGP address is its eth1's, on a network the other
+// nodes cannot reach: n peers from it and they peer with it there, and no
+// session comes up. Every node's BIRD is restarted with that mesh.
+func bgpSecondNIC(ctx context.Context, st *State, n *Node, on bool) error {
+	s := &st.Spec
+	fab, err := openNS(s.Fabric)
+	if err != nil {
+		return err
+	}
+	defer fab.Close()
+	h, err := openNS(n.Netns)
+	if err != nil {
+		return err
+	}
+	defer h.Close()
+	if on {
+		if err := setSecondNIC(s, fab, h, n, false, true); err != nil {
+			return err
+		}
+	}
+	addrs := map[string]netip.Addr{}
+	for _, f := range st.Faults {
+		if f.Kind == FaultBGPSecondNIC && f.Node != n.Name {
+			if o, err := s.Node(f.Node); err == nil {
+				addrs[o.Name] = SecondAddress(o)
+			}
+		}
+	}
+	if on {
+		addrs[n.Name] = SecondAddress(n)
+	}
+	for i := range s.Nodes {
+		if _, err := startBIRDWith(ctx, s, &s.Nodes[i], addrs); err != nil {
+			return fmt.Errorf("%s: restart bird: %w", s.Nodes[i].Name, err)
+		}
+	}
+	if !on {
+		return setSecondNIC(s, fab, h, n, false, false)
+	}
+	return nil
+}
