@@ -89,6 +89,13 @@ func (a *Agent) probeOne(ctx context.Context, p Peer, req *ProbeRequest) TargetR
 		if err != nil {
 			res.PathMTUError = err.Error()
 		} else {
+			if m.Limit == "silent" && m.PathMTU < m.IfaceMTU {
+				// Larger packets vanish without a word: find the hop after
+				// which they do (a few rounds, on this pair only).
+				if loc, err := conn.Locate(ctx, m.PathMTU+1); err == nil {
+					m.Where = &loc
+				}
+			}
 			res.PathMTU = &m
 		}
 	}

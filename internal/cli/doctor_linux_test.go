@@ -56,6 +56,14 @@ func checkTop(t *testing.T, r *model.Report, code int, c doctorCase) {
 	if top == nil || top.ID != c.id || top.Severity != c.severity || !slices.Equal(top.Nodes, c.nodes) {
 		t.Errorf("%s: top finding %s; want %s (%s) on %v", c.fault, summary(r), c.id, c.severity, c.nodes)
 	}
+	// No error names a node the fault is not on.
+	for _, f := range r.Findings {
+		for _, n := range f.Nodes {
+			if f.Severity == "error" && !slices.Contains(c.nodes, n) {
+				t.Errorf("%s: %s (error) names %s; the fault is on %v", c.fault, f.ID, n, c.nodes)
+			}
+		}
+	}
 	wantCode := 0
 	if c.severity == "error" {
 		wantCode = ExitFindings
@@ -104,12 +112,14 @@ func TestDoctorVXLANMatrix(t *testing.T) {
 func runMatrix(t *testing.T, l *lab.Lab, cases []doctorCase, ready func(*testing.T), more func(*testing.T, doctorCase, *model.Report)) {
 	t.Helper()
 	for _, c := range cases {
-		t.Run(strings.NewReplacer("=", "_", ":", "_", "/", "_").Replace(c.fault), func(t *testing.T) {
+		t.Run(strings.NewReplacer("=", "_", ":", "_", "/", "_", " + ", "+").Replace(c.fault), func(t *testing.T) {
 			if ready != nil {
 				ready(t)
 			}
 			if c.fault != "healthy" {
-				fault(t, l, c.fault)
+				for _, f := range strings.Split(c.fault, " + ") {
+					fault(t, l, f)
+				}
 				defer func() {
 					if err := l.ClearFaults(context.Background()); err != nil {
 						t.Fatal(err)
@@ -155,6 +165,80 @@ func checkSeedRemedy(t *testing.T, r *model.Report) {
 	}
 }
 
+// A routed underlay, the controller on node1 as a real run from a node has
+// it (its calls cross the router like everything else), and the router
+// behaving as routers do: path MTU discovery working, suppressed,
+// fragments passing or dropped; and the faults real nodes have beside it.
+// node3 is alone behind the router (node1 and node2 share a subnet).
+func TestDoctorRoutedMatrix(t *testing.T) {
+	l := agentLab(t, lab.New(labName(t)).Nodes(3).Backend(lab.BackendVXLAN).Topology(lab.TopologyRouted).Controller("node1"))
+	cases := []doctorCase{
+		{"healthy", "", "", nil},
+		// Working PMTUD, fragments passing: no error, node paths exactly the router's 1400.
+		{"router-mtu=1400", "underlay-fragmentation", "warning", []string{"node3"}},
+		{"router-mtu=1400 + router-no-frag-needed", "mtu-blackhole", "warning", []string{"node3"}},
+		{"router-mtu=1400 + router-no-icmp", "mtu-blackhole", "warning", []string{"node3"}},
+		{"router-mtu=1400 + drop-fragments", "mtu-blackhole", "error", []string{"node3"}},
+		{"forward-policy-drop=node3", "firewall-drop", "error", []string{"node3"}},
+		{"vxlan-port=node3:8472", "encap-mismatch", "error", []string{"node3"}},
+		{"vxlan-vni=node2:4097", "encap-mismatch", "error", []string{"node2"}},
+		{"asymmetric-nic=node3", "rp-filter-strict", "error", []string{"node3"}},
+	}
+	runMatrix(t, l, cases, nil, func(t *testing.T, c doctorCase, r *model.Report) {
+		ids := map[string]bool{}
+		for _, f := range r.Findings {
+			ids[f.ID] = true
+		}
+		if ids["node-unreachable"] {
+			t.Errorf("%s: node-unreachable %s: the control channel must survive the fault", c.fault, summary(r))
+		}
+		nodePath := func(from, to string) model.Pair {
+			for _, p := range r.Pairs {
+				if p.Layer == model.LayerNode && p.From == from && p.To == to {
+					return p
+				}
+			}
+			return model.Pair{}
+		}
+		switch c.fault {
+		case "router-mtu=1400":
+			for _, fromTo := range [][2]string{{"node1", "node3"}, {"node3", "node2"}} {
+				if p := nodePath(fromTo[0], fromTo[1]); p.PathMTU != 1400 || p.PathMTULimit != "icmp" || p.ICMPFrom == "" {
+					t.Errorf("node %s → %s: %d (%s, from %q); want 1400 exactly, reported by the router", fromTo[0], fromTo[1], p.PathMTU, p.PathMTULimit, p.ICMPFrom)
+				}
+			}
+			if p := nodePath("node1", "node2"); p.PathMTU != 1500 {
+				t.Errorf("node node1 → node2 (same subnet, no router): %d; want 1500", p.PathMTU)
+			}
+		case "router-mtu=1400 + router-no-frag-needed":
+			if !evidenceHas(r, "mtu-blackhole", "reach 198.18.255.254, hop 1 of 2, and vanish after it") {
+				t.Errorf("black hole not placed after the router: %+v", r.Findings[0].Evidence)
+			}
+		case "router-mtu=1400 + router-no-icmp":
+			if !evidenceHas(r, "mtu-blackhole", "did not answer TTL-limited probes") {
+				t.Errorf("silent routers not said: %+v", r.Findings[0].Evidence)
+			}
+		case "router-mtu=1400 + drop-fragments":
+			if f := r.Findings[0]; f.Remedy == nil || f.Remedy.MTU != 1350 || ids["underlay-fragmentation"] || !evidenceHas(r, "mtu-blackhole", "fragments are lost") {
+				t.Errorf("fragments dropped: %s, remedy %+v, evidence %v; want mtu-blackhole with MTU 1350 and the lost fragments, nothing else", summary(r), f.Remedy, f.Evidence)
+			}
+		case "asymmetric-nic=node3":
+			if !evidenceHas(r, "rp-filter-strict", "on node3's eth1") {
+				t.Errorf("rp_filter not judged on the interface VXLAN arrives on: %+v", r.Findings[0].Evidence)
+			}
+		}
+	})
+}
+
+func evidenceHas(r *model.Report, id, text string) bool {
+	for _, f := range r.Findings {
+		if f.ID == id && slices.ContainsFunc(f.Evidence, func(e string) bool { return strings.Contains(e, text) }) {
+			return true
+		}
+	}
+	return false
+}
+
 func TestDoctorBGPMatrix(t *testing.T) {
 	l := agentLab(t, lab.New(labName(t)).Nodes(3).Backend(lab.BackendBGP))
 	cases := []doctorCase{
@@ -163,8 +247,24 @@ func TestDoctorBGPMatrix(t *testing.T) {
 		{"block-bgp=node2", "firewall-drop", "error", []string{"node2"}},
 		{"route-missing=node1:10.233.64.64/26", "route-missing", "error", []string{"node1"}},
 		{"ip-forward-off=node2", "ip-forward-disabled", "error", []string{"node2"}},
+		{"forward-policy-drop=node2", "firewall-drop", "error", []string{"node2"}},
 	}
 	runMatrix(t, l, cases, func(t *testing.T) { waitMesh(t, l) }, nil)
+}
+
+// A node whose BGP address is a second NIC's, on a network its peers
+// cannot reach: the sessions' names say so, and the remedy is the address
+// auto-detection, not a generic BGP check. The controller on node1.
+func TestDoctorBGPSecondNIC(t *testing.T) {
+	l := agentLab(t, lab.New(labName(t)).Nodes(3).Backend(lab.BackendBGP).Controller("node1"))
+	waitMesh(t, l)
+	fault(t, l, "bgp-second-nic=node3")
+	r, code := doctorJSON(t, l.Inventory)
+	checkTop(t, r, code, doctorCase{"bgp-second-nic=node3", "bgp-session-down", "error", []string{"node3"}})
+	if !evidenceHas(r, "bgp-session-down", "at 198.20.0.3 (its eth1), not at its node address 198.18.0.3") ||
+		!strings.Contains(r.Findings[0].Remedy.Summary, "IP_AUTODETECTION_METHOD") {
+		t.Errorf("bgp-session-down %+v; want the second NIC's address named and the auto-detection as the remedy", r.Findings[0])
+	}
 }
 
 // waitMesh waits until every BGP session of the lab is Established again.

@@ -97,6 +97,12 @@ func notAsked(p *model.Pair) {
 	*p = model.Pair{From: p.From, To: p.To, Layer: p.Layer, Unknown: "the controller could not ask the agent on " + p.From + ": context deadline exceeded"}
 }
 
+// routerSays1400 is a node pair across a router whose link carries 1400
+// bytes and which sends "fragmentation needed".
+func routerSays1400(p *model.Pair) {
+	p.PathMTU, p.PathMTULimit, p.ICMPMTU, p.ICMPFrom = 1400, "icmp", 1400, "198.18.255.254"
+}
+
 func cutPair(p *model.Pair) {
 	lost := 100.0
 	p.Reachable, p.RTTMs, p.TCPConnectMs, p.PathMTU, p.LossPct = false, nil, nil, 0, 100
@@ -222,6 +228,36 @@ func TestDiagnose(t *testing.T) {
 				each(ev, podWith("node3"), cutPair)
 			},
 			id: RPFilterStrict, severity: Error, nodes: []string{"node3"}, absent: []string{PodNetworkPartition, EncapMismatch},
+		},
+		{
+			// node3 behind a router whose link carries 1400 and which says
+			// so: path MTU discovery works, VXLAN's larger packets cross as
+			// fragments.
+			name: "routed_underlay_fragments_pod_packets",
+			mutate: func(ev *Evidence) {
+				each(ev, func(p model.Pair) bool { return p.Layer == model.LayerNode && (p.From == "node3" || p.To == "node3") }, routerSays1400)
+			},
+			id: UnderlayFragmentation, severity: Warning, nodes: []string{"node3"}, absent: []string{MTUBlackhole, MTUInconsistent},
+		},
+		{
+			name: "fragments_dropped_make_a_black_hole",
+			mutate: func(ev *Evidence) {
+				each(ev, func(p model.Pair) bool { return p.Layer == model.LayerNode && (p.From == "node3" || p.To == "node3") }, routerSays1400)
+				each(ev, podWith("node3"), func(p *model.Pair) { p.PathMTU, p.PathMTULimit, p.Stalled = 1350, "silent", true })
+			},
+			id: MTUBlackhole, severity: Error, nodes: []string{"node3"}, absent: []string{UnderlayFragmentation, PodNetworkPartition, PacketLoss},
+		},
+		{
+			// The same router, and Pods configured to fit it.
+			name: "routed_underlay_with_a_pod_mtu_that_fits_is_quiet",
+			mutate: func(ev *Evidence) {
+				ev.Network.PodMTU = 1350
+				each(ev, func(p model.Pair) bool { return p.Layer == model.LayerNode && (p.From == "node3" || p.To == "node3") }, routerSays1400)
+				each(ev, func(p model.Pair) bool { return p.Layer == model.LayerPod }, func(p *model.Pair) { p.PathMTU, p.IfaceMTU = 1350, 1350 })
+				for _, f := range ev.Facts {
+					f.Links[3].MTU, f.Links[2].MTU = 1350, 1350
+				}
+			},
 		},
 		{
 			name: "bird_down_explains_missing_routes",

@@ -72,13 +72,15 @@ const (
 	NodeNotReady        = "node-not-ready"
 	NodeCordoned        = "node-cordoned"
 	ResultsUnknown      = "results-unknown"
+	// UnderlayFragmentation: Pod packets cross the underlay only as IP fragments.
+	UnderlayFragmentation = "underlay-fragmentation"
 )
 
 // Catalogue is every rule the doctor runs, in the order root causes rank:
 // a finding earlier in the list explains symptoms of later ones.
 var Catalogue = []string{
 	NodeNotReady, NodeUnreachable, FirewallDrop, EncapBlocked, EncapMismatch, BGPSessionDown, IPForwardDisabled,
-	RPFilterStrict, RouteMissing, MTUInconsistent, MTUBlackhole, PodNetworkPartition,
+	RPFilterStrict, RouteMissing, MTUInconsistent, MTUBlackhole, UnderlayFragmentation, PodNetworkPartition,
 	KernelModuleMissing, CalicoNodeUnhealthy, ConntrackFull, PacketLoss, HighLatency,
 	MTUWasteful, IPPoolMTUIgnored, ICMPFiltered, ResultsUnknown, NodeCordoned,
 }

@@ -2,6 +2,8 @@ package diagnose
 
 import (
 	"fmt"
+	"net/netip"
+	"slices"
 	"sort"
 	"strings"
 
@@ -120,15 +122,26 @@ func mtuInconsistent(s *state) {
 		}, affected)
 	} else if len(podMTUs) > 1 {
 		var parts []string
+		smallest := 0
 		for m, ns := range podMTUs {
 			parts = append(parts, fmt.Sprintf("%d on %s", m, strings.Join(ns, ", ")))
+			if smallest == 0 || m < smallest {
+				smallest = m
+			}
 		}
 		sort.Strings(parts)
+		summary := "Pods on different nodes have different MTUs: usually a changed MTU that only new Pods picked up."
+		remedy := &model.Remedy{Summary: "Restart the Pods that still have the old MTU (a rolling restart of their workloads)."}
+		if s.ev.Network.PodMTU == 0 {
+			// No MTU is configured: Felix takes each node's own interface MTU,
+			// so a node with a larger NIC gives its Pods a larger one.
+			// Restarting Pods changes nothing until one value is set.
+			summary = "No Pod MTU is configured, so Calico auto-detects one on each node from that node's own interface: nodes with larger NICs give their Pods larger MTUs than the paths between nodes carry. One value must be configured for the cluster."
+			remedy = s.mtuRemedy(smallest, "", 0)
+		}
 		s.add(model.Finding{
 			ID: MTUInconsistent, Severity: Warning, Title: "Pod MTUs differ between nodes",
-			Summary:  "Pods on different nodes have different MTUs: usually a changed MTU that only new Pods picked up.",
-			Evidence: parts,
-			Remedy:   &model.Remedy{Summary: "Restart the Pods that still have the old MTU (a rolling restart of their workloads)."},
+			Summary: summary, Evidence: parts, Remedy: remedy,
 		}, nil)
 	}
 }
@@ -230,11 +243,14 @@ func mtuBlackhole(s *state) {
 			ev = append(ev, line)
 		}
 	}
+	ev = capLines(ev, 8) // the pairs; then why and where
 	for _, n := range nodes {
 		if ds := s.drops(n, hostfacts.NeedICMPFragNeeded); len(ds) > 0 {
 			ev = append(ev, describe(n, ds)...)
 		}
 	}
+	ev = append(ev, s.lostFragments(pod)...)
+	ev = append(ev, s.whereTheyVanish(append(append([]model.Pair{}, pod...), node...))...)
 	where := "between nodes"
 	if len(nodes) > 0 {
 		where = "on paths to and from " + nodesOrAll(nodes)
@@ -246,9 +262,129 @@ func mtuBlackhole(s *state) {
 	}
 	s.add(model.Finding{
 		ID: MTUBlackhole, Severity: sev, Title: title, Summary: summary,
-		Nodes: nodes, Pairs: refs(affected), Evidence: append(capLines(ev, 12), s.ev.Network.Sources...),
+		Nodes: nodes, Pairs: refs(affected), Evidence: append(ev, s.ev.Network.Sources...),
 		Remedy: s.mtuRemedy(safe, nodesOrAll(nodes), underlay),
 	}, append(affected, node...))
+}
+
+// whereTheyVanish says, from the pairs' TTL-limited probes, after which hop
+// larger packets vanish: the router to look at, the link itself when
+// nothing routes between, or that routers did not say.
+func (s *state) whereTheyVanish(pairs []model.Pair) []string {
+	byAddr := s.addrNode()
+	nodeAt := func(a string) string {
+		ip, err := netip.ParseAddr(a)
+		if err != nil {
+			return ""
+		}
+		return byAddr[ip]
+	}
+	name := func(a string) string {
+		if n := nodeAt(a); n != "" {
+			return a + " (" + n + ")"
+		}
+		return a
+	}
+	var out []string
+	for _, p := range pairs {
+		w := p.Vanish
+		if w == nil || w.Hops == 0 {
+			continue
+		}
+		var line string
+		switch {
+		case w.Silent:
+			line = fmt.Sprintf("%s %s → %s: the routers on the way did not answer TTL-limited probes, so where %d-byte packets vanish is not known", p.Layer, p.From, p.To, w.Size)
+		case w.Hops == 1:
+			line = fmt.Sprintf("%s %s → %s: nothing routes between them (one hop): %d-byte packets vanish on the link itself, a switch port, NIC or virtual network with a smaller MTU", p.Layer, p.From, p.To, w.Size)
+		case w.After == 0:
+			line = fmt.Sprintf("%s %s → %s: %d-byte packets do not reach the first hop of %d: they vanish on %s's own link", p.Layer, p.From, p.To, w.Size, w.Hops, p.From)
+		case p.Layer == model.LayerPod && w.After == 1 && nodeAt(w.At) == p.From:
+			line = fmt.Sprintf("pod %s → %s: %d-byte packets reach the Pod's own node %s, hop 1 of %d, and vanish after it: on the underlay between the nodes, inside the encapsulation", p.From, p.To, w.Size, name(w.At), w.Hops)
+		default:
+			line = fmt.Sprintf("%s %s → %s: %d-byte packets reach %s, hop %d of %d, and vanish after it", p.Layer, p.From, p.To, w.Size, name(w.At), w.After, w.Hops)
+		}
+		if !slices.Contains(out, line) {
+			out = append(out, line)
+		}
+	}
+	return capLines(out, 4)
+}
+
+// nodePair is the node-layer pair beside a Pod-layer one.
+func (s *state) nodePair(p model.Pair) (model.Pair, bool) {
+	for _, q := range s.ev.Pairs {
+		if q.Layer == model.LayerNode && q.From == p.From && q.To == p.To && q.Known() && q.PathMTU > 0 {
+			return q, true
+		}
+	}
+	return model.Pair{}, false
+}
+
+// lostFragments explains a Pod-layer black hole whose limit is exactly the
+// node path's MTU less the encapsulation, where a router reports that MTU:
+// the encapsulation's outer packets carry no DF bit, so the router
+// fragments the larger ones, and their loss means the fragments are
+// dropped further on.
+func (s *state) lostFragments(pod []model.Pair) []string {
+	o := Overhead(s.ev.Network.Backend)
+	if o == 0 {
+		return nil
+	}
+	for _, p := range pod {
+		n, ok := s.nodePair(p)
+		if !ok || n.PathMTULimit != "icmp" || p.PathMTU+o != n.PathMTU {
+			continue
+		}
+		from := ""
+		if n.ICMPFrom != "" {
+			from = " (" + n.ICMPFrom + " says so)"
+		}
+		return []string{fmt.Sprintf("node %s → %s carries %d bytes%s: larger %s packets, which carry no Don't Fragment bit, are fragmented there, and the fragments are lost on the way (a firewall, load balancer or security group that drops IP fragments)",
+			n.From, n.To, n.PathMTU, from, s.ev.Network.Backend)}
+	}
+	return nil
+}
+
+// underlayFragmentation: Pod packets cross a node path whose MTU is
+// smaller than they are once encapsulated: they cross only as IP
+// fragments, which costs packets and reassembly, and breaks where anything
+// on the way drops fragments. Nothing fails yet, so a warning, with the
+// Pod MTU that avoids it.
+func underlayFragmentation(s *state) {
+	o := Overhead(s.ev.Network.Backend)
+	if o == 0 {
+		return
+	}
+	var frag []model.Pair
+	var ev []string
+	safe := 0
+	for _, p := range s.ev.Pairs {
+		if p.Layer != model.LayerPod || !p.Known() || !p.Reachable || p.PathMTU == 0 || s.isExplained(p) {
+			continue
+		}
+		n, ok := s.nodePair(p)
+		if !ok || p.PathMTU+o <= n.PathMTU {
+			continue
+		}
+		frag = append(frag, p)
+		limit := n.PathMTU - o
+		if safe == 0 || limit < safe {
+			safe = limit
+		}
+		ev = append(ev, fmt.Sprintf("pod %s → %s: %d-byte Pod packets cross, %d once encapsulated, over a node path of %d bytes: those above %d are fragmented", p.From, p.To, p.PathMTU, p.PathMTU+o, n.PathMTU, limit))
+	}
+	if len(frag) == 0 {
+		return
+	}
+	nodes := Localize(frag, s.pairs(model.LayerPod, func(model.Pair) bool { return true }))
+	r := s.mtuRemedy(safe, nodesOrAll(nodes), frag[0].PathMTU+o)
+	s.add(model.Finding{
+		ID: UnderlayFragmentation, Severity: Warning, Title: fmt.Sprintf("Pod packets above %d bytes are fragmented on the underlay %s", safe, where(nodes)),
+		Summary: fmt.Sprintf("The node network %s carries less than a full-size Pod packet once %s adds its %d bytes, and %s's outer packets carry no Don't Fragment bit, so a router fragments them: every Pod packet above %d bytes becomes two IP packets, the receiving node reassembles them, the loss of either loses both, and a firewall, load balancer or security group that drops fragments turns it into a black hole. A Pod MTU of %d avoids it.",
+			where(nodes), s.ev.Network.Backend, o, s.ev.Network.Backend, safe, safe),
+		Nodes: nodes, Pairs: refs(frag), Evidence: capLines(ev, 12), Remedy: r,
+	}, nil)
 }
 
 // fullSizeCrosses: the pair's size search saw packets of its interface's

@@ -60,7 +60,7 @@ func Diagnose(ev Evidence) []model.Finding {
 	s := &state{ev: &ev, explained: map[pairKey]string{}}
 	for _, rule := range []func(*state){
 		nodeNotReady, nodeUnreachable, firewallDrop, encapBlocked, encapMismatch, bgpSessionDown, ipForwardDisabled,
-		rpFilterStrict, routeMissing, mtuInconsistent, mtuBlackhole, podNetworkPartition,
+		rpFilterStrict, routeMissing, mtuInconsistent, mtuBlackhole, underlayFragmentation, podNetworkPartition,
 		kernelModuleMissing, calicoNodeUnhealthy, conntrackFull, packetLoss, highLatency,
 		mtuWasteful, ipPoolMTUIgnored, icmpFiltered, resultsUnknown, nodeCordoned,
 	} {
@@ -422,7 +422,7 @@ func (s *state) addrNode() map[netip.Addr]string {
 		}
 		for _, l := range f.Links {
 			for _, a := range l.Addresses {
-				if p, err := netip.ParsePrefix(a); err == nil && !p.Addr().IsLoopback() && p.Bits() < 32 {
+				if p, err := netip.ParsePrefix(a); err == nil && !p.Addr().IsLoopback() && !p.Addr().IsLinkLocalUnicast() {
 					out[p.Addr()] = n
 				}
 			}

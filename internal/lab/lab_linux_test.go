@@ -64,8 +64,8 @@ func TestVXLANPodsReachEachOther(t *testing.T) {
 	if err != nil {
 		t.Fatalf("lab inventory does not load: %v", err)
 	}
-	if len(inv.Nodes) != 3 || inv.Nodes[2].Address != "198.18.0.3" || inv.Network.PodMTU != 1450 || len(inv.Nodes[0].Pods) != 2 {
-		t.Errorf("inventory = %+v; want 3 nodes, node3 at 198.18.0.3, Pod MTU 1450, 2 Pods per node", inv)
+	if len(inv.Nodes) != 3 || inv.Nodes[2].Address != "198.18.0.3" || inv.Network.PodMTU != 0 || len(inv.Nodes[0].Pods) != 2 {
+		t.Errorf("inventory = %+v; want 3 nodes, node3 at 198.18.0.3, Pod MTU 0 (auto-detected), 2 Pods per node", inv)
 	}
 }
 

@@ -170,8 +170,12 @@ func TestInventoryOfTheLab(t *testing.T) {
 	if err != nil {
 		t.Fatalf("lab inventory does not parse back: %v\n%s", err, data)
 	}
-	if inv.TokenFile != "token" || inv.Network.Backend != "vxlan" || inv.Network.PodMTU != 1450 || inv.Network.PodCIDR != PodCIDR {
-		t.Errorf("network = %+v, token %q", inv.Network, inv.TokenFile)
+	// No --pod-mtu: auto-detected on each node, as Calico without calico_mtu.
+	if inv.TokenFile != "token" || inv.Network.Backend != "vxlan" || inv.Network.PodMTU != 0 || inv.Network.PodCIDR != PodCIDR {
+		t.Errorf("network = %+v, token %q; want vxlan, Pod MTU 0 (auto)", inv.Network, inv.TokenFile)
+	}
+	if s, _ := Plan(Config{PodMTU: 1400}); s.Inventory("token").Network.PodMTU != 1400 {
+		t.Errorf("lab with --pod-mtu 1400: inventory Pod MTU %d; want 1400, as configured", s.Inventory("token").Network.PodMTU)
 	}
 	n2 := inv.Nodes[1]
 	if n2.Name != "node2" || n2.Address != "198.18.0.2" || n2.Agent != "198.18.0.2:7946" ||

@@ -85,7 +85,9 @@ func (s *Spec) Inventory(tokenFile string) *inventory.Inventory {
 		TokenFile:  tokenFile,
 		Network: &inventory.Network{
 			Backend:     string(s.Backend),
-			PodMTU:      s.Nodes[0].PodMTU,
+			// As Calico without a configured MTU: each node auto-detects its
+			// own from its interface (0 = auto). Only --pod-mtu sets one.
+			PodMTU:      s.PodMTU,
 			PodCIDR:     PodCIDR,
 			ServiceCIDR: ServiceCIDR,
 		},

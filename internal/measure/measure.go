@@ -129,6 +129,9 @@ func fill(p *model.Pair, tr agent.TargetResult) {
 		p.PathMTU, p.PathMTULimit, p.ICMPMTU, p.ICMPFrom, p.PMTUProbes = m.PathMTU, m.Limit, m.ICMPMTU, m.ICMPFrom, m.Probes
 		p.LocalMTU, p.IfaceMTU = m.LocalMTU, m.IfaceMTU
 		p.PMTUMs = float64(m.Duration.Microseconds()) / 1000
+		if w := m.Where; w != nil {
+			p.Vanish = &model.Location{Size: w.Size, Hops: w.Hops, After: w.After, At: w.At, Silent: w.Silent}
+		}
 	}
 	p.PathMTUError = tr.PathMTUError
 	if s := tr.RTT; s != nil {

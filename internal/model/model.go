@@ -103,6 +103,9 @@ type Pair struct {
 	ICMPMTU      int    `json:"icmpMTU,omitempty"`      // what a router reported, when ICMP came
 	ICMPFrom     string `json:"icmpFrom,omitempty"`     // the router that reported ICMPMTU
 	PMTUProbes   int    `json:"pmtuProbes,omitempty"`
+	// Vanish says where packets above PathMTU stop, when they stop
+	// silently: found with TTL-limited probes.
+	Vanish *Location `json:"vanish,omitempty"`
 	// PathMTUError says why the path MTU of a reachable pair is unknown.
 	PathMTUError string  `json:"pathMTUError,omitempty"`
 	PMTUMs       float64 `json:"pmtuMs,omitempty"`
@@ -119,6 +122,17 @@ type Pair struct {
 	ThroughputBps float64      `json:"throughputBps,omitempty"`
 	Ports         []PortState  `json:"ports,omitempty"` // preflight: ports checked on the target
 	Errors        []string     `json:"errors,omitempty"`
+}
+
+// Location is where on a path packets of Size bytes stop: they reach hop
+// After (address At) and not the next; Hops is how far the peer is (1: no
+// router between). Silent: no router answered, so where is not known.
+type Location struct {
+	Size   int    `json:"size"`
+	Hops   int    `json:"hops,omitempty"`
+	After  int    `json:"after"`
+	At     string `json:"at,omitempty"`
+	Silent bool   `json:"silent,omitempty"`
 }
 
 // Measured reports whether From's agent measured the pair (Unknown empty).

@@ -27,12 +27,15 @@ type RoundResult struct {
 
 // PMTUResult is a path-MTU search's answer for one direction.
 type PMTUResult struct {
-	PathMTU  int           `json:"pathMTU"`            // largest IP packet that crossed, bytes, headers included
-	IfaceMTU int           `json:"ifaceMTU"`           // the sender's interface MTU towards the peer: the most it could try
-	LocalMTU int           `json:"localMTU,omitempty"` // the sender's own limit, when it was the limit
-	ICMPMTU  int           `json:"icmpMTU,omitempty"`  // MTU a router reported; 0 when ICMP never came (blocked or silent drop)
-	ICMPFrom string        `json:"icmpFrom,omitempty"` // the address of the router that reported ICMPMTU
-	Limit    string        `json:"limit"`              // "local" (own interface), "icmp" (router said so), "silent" (packets vanished), "none" (max tested size crossed)
+	PathMTU  int    `json:"pathMTU"`            // largest IP packet that crossed, bytes, headers included
+	IfaceMTU int    `json:"ifaceMTU"`           // the sender's interface MTU towards the peer: the most it could try
+	LocalMTU int    `json:"localMTU,omitempty"` // the sender's own limit, when it was the limit
+	ICMPMTU  int    `json:"icmpMTU,omitempty"`  // MTU a router reported; 0 when ICMP never came (blocked or silent drop)
+	ICMPFrom string `json:"icmpFrom,omitempty"` // the address of the router that reported ICMPMTU
+	Limit    string `json:"limit"`              // "local" (own interface), "icmp" (router said so), "silent" (packets vanished), "none" (max tested size crossed)
+	// Where says where larger packets vanish, when they do silently
+	// (Locate); nil when not looked for.
+	Where    *Location     `json:"where,omitempty"`
 	Rounds   int           `json:"rounds"`
 	Probes   int           `json:"probes"`
 	Duration time.Duration `json:"durationNs"`

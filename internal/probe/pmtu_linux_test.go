@@ -215,4 +215,46 @@ func TestPathMTUThroughARouter(t *testing.T) {
 	if got := r.search(t); got.PathMTU != 1400 || got.Limit != "silent" || got.ICMPMTU != 0 {
 		t.Errorf("router link 1400, frag-needed suppressed: %+v; want 1400 exactly, limit silent, no ICMP", got)
 	}
+	// Where they vanish: the router still says "time exceeded", so large
+	// probes are seen to reach it (hop 1) and not the peer (hop 2).
+	if got := r.locate(t, 1401); got.Hops != 2 || got.After != 1 || got.At != routerNear.String() || got.Silent {
+		t.Errorf("locate 1401 bytes behind the router: %+v; want the peer 2 hops away, large probes reaching hop 1 (%s)", got, routerNear)
+	}
+	if got := r.locate(t, 1400); got.After != 2 {
+		t.Errorf("locate 1400 bytes (they cross): %+v; want them to reach the peer, hop 2", got)
+	}
+	// A router that answers nothing at all: where is not known.
+	r.routerRules(t, noFragNeeded, noTimeExceeded)
+	if got := r.locate(t, 1401); got.Hops != 2 || got.After != 0 || !got.Silent {
+		t.Errorf("locate behind a silent router: %+v; want the peer 2 hops away, silent", got)
+	}
+}
+
+// noTimeExceeded: the router sends no "time exceeded" either.
+var noTimeExceeded = []expr.Any{nil,
+	&expr.Meta{Key: expr.MetaKeyL4PROTO, Register: 1},
+	&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: []byte{unix.IPPROTO_ICMP}},
+	&expr.Payload{DestRegister: 1, Base: expr.PayloadBaseTransportHeader, Offset: 0, Len: 1},
+	&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: []byte{11}},
+	&expr.Verdict{Kind: expr.VerdictDrop},
+}
+
+func (r *routed) locate(t *testing.T, size int) Location {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	var c *Conn
+	var loc Location
+	inNetns(t, r.prober, func() (err error) {
+		if c, err = Dial(ctx, r.peer); err != nil {
+			return err
+		}
+		if _, err = c.Ping(ctx, 3, 0, 0); err != nil { // as the agent does first: the round trip sets the waits
+			return err
+		}
+		loc, err = c.Locate(ctx, size)
+		return err
+	})
+	c.Close()
+	return loc
 }

@@ -154,6 +154,9 @@ type errQueue struct {
 	icmpMTU  int        // smallest MTU a router reported with "fragmentation needed" / "packet too big"
 	icmpFrom netip.Addr // the router that reported icmpMTU
 	refused  bool       // the peer's host answered "port unreachable": nothing listens there
+	// exceeded: the probes (by sequence number) a router answered with
+	// "time exceeded", and that router's address.
+	exceeded map[uint32]netip.Addr
 }
 
 func (q *errQueue) merge(o errQueue) {
@@ -164,6 +167,12 @@ func (q *errQueue) merge(o errQueue) {
 		q.icmpMTU, q.icmpFrom = o.icmpMTU, o.icmpFrom
 	}
 	q.refused = q.refused || o.refused
+	for seq, a := range o.exceeded {
+		if q.exceeded == nil {
+			q.exceeded = map[uint32]netip.Addr{}
+		}
+		q.exceeded[seq] = a
+	}
 }
 
 // send writes one probe of IP size bytes. A size the sender's own
@@ -228,7 +237,7 @@ func (c *Conn) drainErrors() errQueue {
 	oob := make([]byte, 512)
 	_ = c.raw.Control(func(fd uintptr) {
 		for range 64 { // more errors than probes in flight cannot be queued; stay bounded
-			_, oobn, _, _, err := unix.Recvmsg(int(fd), buf, oob, unix.MSG_ERRQUEUE|unix.MSG_DONTWAIT)
+			n, oobn, _, _, err := unix.Recvmsg(int(fd), buf, oob, unix.MSG_ERRQUEUE|unix.MSG_DONTWAIT)
 			if err != nil {
 				return // queue empty (EAGAIN) or nothing more to read
 			}
@@ -237,9 +246,19 @@ func (c *Conn) drainErrors() errQueue {
 				continue
 			}
 			for _, m := range msgs {
-				if e, ok := parseExtendedErr(m); ok {
-					q.merge(e)
+				e, ok := parseExtendedErr(m)
+				if !ok {
+					continue
 				}
+				// The queued datagram is the probe the error is about: its
+				// header says which.
+				if e.exceeded != nil {
+					if h, err := Decode(buf[:n]); err == nil && h.Run == c.run {
+						e.exceeded[h.Seq] = e.exceeded[0]
+					}
+					delete(e.exceeded, 0)
+				}
+				q.merge(e)
 			}
 		}
 	})
@@ -268,6 +287,9 @@ func parseExtendedErr(m unix.SocketControlMessage) (errQueue, bool) {
 	case ee.Origin == unix.SO_EE_ORIGIN_ICMP && ee.Type == 3 && ee.Code == 3,
 		ee.Origin == unix.SO_EE_ORIGIN_ICMP6 && ee.Type == 1 && ee.Code == 4:
 		q.refused = true
+	case ee.Origin == unix.SO_EE_ORIGIN_ICMP && ee.Type == 11,
+		ee.Origin == unix.SO_EE_ORIGIN_ICMP6 && ee.Type == 3:
+		q.exceeded = map[uint32]netip.Addr{0: offender(m.Data[n:])} // keyed by the probe once its payload is read
 	}
 	return q, true
 }
@@ -446,6 +468,7 @@ func (c *Conn) Ping(ctx context.Context, count int, interval time.Duration, size
 		if _, ok := order[r.seq]; ok && !got[r.seq] {
 			got[r.seq] = true
 			rtts[order[r.seq]] = r.rtt
+			c.noteRTT(r.rtt) // later rounds on this socket wait a few of these
 		}
 	}
 	var sendErr error
@@ -530,4 +553,116 @@ func (c *Conn) refusedSends() int {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	return c.refused
+}
+
+// MaxHops bounds how far Locate looks: a cluster's nodes are a few
+// routers apart at most.
+const MaxHops = 8
+
+// Location is where on a path packets of some size stop, found as
+// traceroute finds routers: probes with a limited TTL, each router on the
+// way answering "time exceeded" when the TTL runs out there.
+type Location struct {
+	Size int `json:"size"` // the probe size that does not cross
+	// Hops is how many hops away the peer is, as small probes found: 1 when
+	// nothing routes between (the same link), 0 when not found.
+	Hops int `json:"hops,omitempty"`
+	// After is the last hop that large probes still reach (0: not even the
+	// first); At is that hop's address, as it answered.
+	After int    `json:"after"`
+	At    string `json:"at,omitempty"`
+	// Silent: no hop before the peer said "time exceeded" to any probe, so
+	// where on the way large packets vanish is not known.
+	Silent bool `json:"silent,omitempty"`
+}
+
+// Locate sends, for TTL 1, 2, … up to the peer, one small probe and one of
+// size bytes (Don't Fragment set on both), and reads which hops answer
+// them. Large probes that reach hop h and not h+1 vanish between the two.
+func (c *Conn) Locate(ctx context.Context, size int) (Location, error) {
+	loc := Location{Size: size}
+	defer c.setTTL(0)
+	defer c.bound(ctx, time.Now().Add(MaxHops*(MaxRoundWait+ProbeTimeout)))()
+	small := MinProbeSize(c.v6)
+	buf := make([]byte, max(PayloadLen(size, c.v6), HeaderLen))
+	rbuf := make([]byte, 2048)
+	answered := false // any router said "time exceeded"
+	for ttl := 1; ttl <= MaxHops && ctx.Err() == nil; ttl++ {
+		if err := c.setTTL(ttl); err != nil {
+			return loc, err
+		}
+		seqSmall, seqLarge := c.nextSeq(), c.nextSeq()
+		var q errQueue
+		for _, p := range []struct {
+			seq  uint32
+			size int
+		}{{seqSmall, small}, {seqLarge, size}} {
+			got, err := c.send(buf, p.size, FlagAckOnly, p.seq)
+			if err != nil {
+				return loc, fmt.Errorf("send TTL-%d probe to %s: %w", ttl, c.peer, err)
+			}
+			q.merge(got)
+		}
+		reached, largeReached := false, false
+		deadline := time.Now().Add(c.roundWait())
+		for ctx.Err() == nil {
+			_ = c.c.SetReadDeadline(deadline)
+			n, err := c.c.Read(rbuf)
+			if err != nil {
+				if os.IsTimeout(err) {
+					break
+				}
+				if isICMPError(err) {
+					q.merge(c.drainErrors())
+					continue
+				}
+				return loc, fmt.Errorf("read TTL-%d answers from %s: %w", ttl, c.peer, err)
+			}
+			if h, err := Decode(rbuf[:n]); err == nil && h.Flags&FlagReply != 0 && h.Run == c.run {
+				reached = reached || h.Seq == seqSmall
+				largeReached = largeReached || h.Seq == seqLarge
+			}
+			if reached && (largeReached || q.exceeded[seqLarge].IsValid()) {
+				break
+			}
+		}
+		q.merge(c.drainErrors())
+		if hop, ok := q.exceeded[seqLarge]; ok {
+			loc.After, loc.At = ttl, hop.String()
+		}
+		_, smallExceeded := q.exceeded[seqSmall]
+		answered = answered || smallExceeded || q.exceeded[seqLarge].IsValid()
+		if largeReached {
+			loc.After, loc.At = ttl, c.peer.Addr().String() // it crossed after all: no limit on this path now
+		}
+		if reached {
+			loc.Hops = ttl
+			break
+		}
+	}
+	loc.Silent = loc.Hops != 1 && !answered
+	return loc, nil
+}
+
+// setTTL sets the TTL (hop limit) of the socket's datagrams; 0 restores
+// the system default.
+func (c *Conn) setTTL(ttl int) error {
+	if ttl == 0 {
+		ttl = -1 // the route's or the system's default
+	}
+	var serr error
+	err := c.raw.Control(func(fd uintptr) {
+		if c.v6 {
+			serr = unix.SetsockoptInt(int(fd), unix.IPPROTO_IPV6, unix.IPV6_UNICAST_HOPS, ttl)
+			return
+		}
+		serr = unix.SetsockoptInt(int(fd), unix.IPPROTO_IP, unix.IP_TTL, ttl)
+	})
+	if err == nil {
+		err = serr
+	}
+	if err != nil {
+		return fmt.Errorf("set TTL %d on the probe socket to %s: %w", ttl, c.peer, err)
+	}
+	return nil
 }

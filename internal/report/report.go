@@ -77,6 +77,7 @@ func MTUText(w io.Writer, r *model.Report) {
 		fmt.Fprintln(w)
 	}
 	fmt.Fprintln(w, "* below the sender's own interface MTU: larger packets vanish on the way")
+	fmt.Fprintln(w, "^ below the sender's own interface MTU, and a router says so (ICMP fragmentation needed): path MTU discovery works")
 	fmt.Fprintln(w, "? not measured: the reason is listed below")
 	problems(w, r)
 	fmt.Fprintf(w, "(%d pairs in %.1fs)\n", len(r.Pairs), r.DurationMs/1000)
@@ -93,6 +94,8 @@ func mtuCell(unreachable string) func(model.Pair) string {
 			return unreachable
 		case p.PathMTU == 0:
 			return "?"
+		case p.IfaceMTU > p.PathMTU && p.PathMTULimit == "icmp":
+			return fmt.Sprintf("%d^", p.PathMTU)
 		case p.IfaceMTU > p.PathMTU:
 			return fmt.Sprintf("%d*", p.PathMTU)
 		}
