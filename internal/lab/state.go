@@ -84,7 +84,7 @@ func (s *Spec) Inventory(tokenFile string) *inventory.Inventory {
 		Kind:       inventory.Kind,
 		TokenFile:  tokenFile,
 		Network: &inventory.Network{
-			Backend:     string(s.Backend),
+			Backend: string(s.Backend),
 			// As Calico without a configured MTU: each node auto-detects its
 			// own from its interface (0 = auto). Only --pod-mtu sets one.
 			PodMTU:      s.PodMTU,
