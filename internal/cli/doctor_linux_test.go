@@ -261,7 +261,7 @@ func TestDoctorBGPSecondNIC(t *testing.T) {
 	fault(t, l, "bgp-second-nic=node3")
 	r, code := doctorJSON(t, l.Inventory)
 	checkTop(t, r, code, doctorCase{"bgp-second-nic=node3", "bgp-session-down", "error", []string{"node3"}})
-	if !evidenceHas(r, "bgp-session-down", "at 198.20.0.3 (its eth1), not at its node address 198.18.0.3") ||
+	if !evidenceHas(r, "bgp-session-down", "at 198.51.100.3 (its eth1), not at its node address 198.18.0.3") ||
 		!strings.Contains(r.Findings[0].Remedy.Summary, "IP_AUTODETECTION_METHOD") {
 		t.Errorf("bgp-session-down %+v; want the second NIC's address named and the auto-detection as the remedy", r.Findings[0])
 	}

@@ -213,15 +213,15 @@ func TestDiagnose(t *testing.T) {
 			name: "second_nic_with_strict_rp_filter",
 			mutate: func(ev *Evidence) {
 				f := ev.Facts["node3"]
-				f.Links = append(f.Links, hostfacts.Link{Name: "eth1", MTU: 1500, Addresses: []string{"198.20.0.3/16"}})
+				f.Links = append(f.Links, hostfacts.Link{Name: "eth1", MTU: 1500, Addresses: []string{"198.51.100.3/24"}})
 				f.Routes = append(f.Routes, hostfacts.Route{Family: "ipv4", Dst: "198.18.0.0/16", Type: "unicast", Dev: "eth0"},
-					hostfacts.Route{Family: "ipv4", Dst: "198.20.0.0/16", Type: "unicast", Dev: "eth1"})
+					hostfacts.Route{Family: "ipv4", Dst: "198.51.100.0/24", Type: "unicast", Dev: "eth1"})
 				f.Sysctls.Conf["eth1"] = hostfacts.LinkConf{RPFilter: iptr(1)}
 				for _, n := range []string{"node1", "node2"} {
 					fdb := ev.Facts[n].Links[2].VXLAN.FDB
 					for i := range fdb {
 						if fdb[i].MAC == vtepMAC(3) {
-							fdb[i].Dst = "198.20.0.3"
+							fdb[i].Dst = "198.51.100.3"
 						}
 					}
 				}

@@ -36,7 +36,7 @@ const (
 	FaultForwardPolicyDrop FaultKind = "forward-policy-drop" // <node>: a Docker host's filter FORWARD chain: policy drop, accepting only docker0's traffic
 	FaultVXLANPort         FaultKind = "vxlan-port"          // <node>:<port>: the node's vxlan.calico uses another UDP port
 	FaultVXLANVNI          FaultKind = "vxlan-vni"           // <node>:<vni>: the node's vxlan.calico uses another VNI
-	// A second NIC (eth1, 198.20.0.N/16) that Calico's address
+	// A second NIC (eth1, 198.51.100.N/24) that Calico's address
 	// auto-detection picked instead of eth0.
 	FaultAsymmetricNIC FaultKind = "asymmetric-nic" // <node>: peers send VXLAN to its eth1, its routes back leave by eth0, and eth1's rp_filter is strict
 	FaultBGPSecondNIC  FaultKind = "bgp-second-nic" // <node>: its BGP address is eth1's, on a network its peers cannot reach

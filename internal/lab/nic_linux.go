@@ -11,14 +11,15 @@ import (
 )
 
 // A node's second NIC: eth1 on a second network in the fabric, bridge
-// br-c, 198.20.0.N/16 (outside the underlay's 198.18.0.0/15 halves the
-// lab already uses). What Calico's address auto-detection
-// (IP_AUTODETECTION_METHOD=first-found) may pick instead of eth0.
+// br-c, 198.51.100.N/24 (TEST-NET-2, reserved for documentation: the
+// underlay's 198.18.0.0/15 is taken by its two subnets). What Calico's
+// address auto-detection (IP_AUTODETECTION_METHOD=first-found) may pick
+// instead of eth0.
 const secondBridge = "br-c"
 
 var (
-	secondNet     = netip.MustParsePrefix("198.20.0.0/16")
-	secondGateway = netip.MustParseAddr("198.20.255.254")
+	secondNet     = netip.MustParsePrefix("198.51.100.0/24")
+	secondGateway = netip.MustParseAddr("198.51.100.254")
 )
 
 // SecondAddress is the address a second-NIC fault gives node n's eth1.
