@@ -13,6 +13,7 @@ tools=(
   ping:iputils-ping tracepath:iputils-tracepath
   setpriv:util-linux pgrep:procps
   curl:curl
+  iptables-legacy:iptables iptables-nft:iptables   # the firewall readers are tested against both backends
   chromium:chromium   # headless: the HTML report test opens the page and screenshots it
 )
 missing=()

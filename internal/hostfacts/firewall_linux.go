@@ -18,18 +18,21 @@ import (
 )
 
 // readFirewall walks the traffic Calico needs (flows) through this host's
-// nftables rules, iptables-nft's among them, and lists what drops it. It
+// nftables rules, iptables-nft's among them, and its legacy iptables
+// tables, and lists what drops it. It
 // talks netlink from the calling thread, so it sees the network namespace
 // that thread is in.
 func readFirewall(v hostView) Firewall {
 	fw := Firewall{Drops: []FirewallDrop{}}
 	rs, err := readNftables()
+	if rs == nil {
+		rs = &ruleset{sets: map[string]map[string]*nftSet{}}
+	}
+	err = errors.Join(err, readLegacy(rs))
 	if err != nil {
 		fw.Error = err.Error()
 	}
-	if rs != nil {
-		fw.Drops = append(fw.Drops, rs.drops(v)...)
-	}
+	fw.Drops = append(fw.Drops, rs.drops(v)...)
 	return fw
 }
 
@@ -524,16 +527,15 @@ func (s source) value(pkt packet) ([]byte, bool) {
 			v = []byte{pkt.l4} // ip protocol, ip6 nexthdr (no extension headers)
 		case s.base == expr.PayloadBaseTransportHeader && int(s.off+s.n) <= len(pkt.th):
 			v = slices.Clone(pkt.th[s.off : s.off+s.n])
-		case s.base == expr.PayloadBaseNetworkHeader && pkt.nfproto == v4 && s.n == 4 && (s.off == 12 || s.off == 16),
-			s.base == expr.PayloadBaseNetworkHeader && pkt.nfproto == v6 && s.n == 16 && (s.off == 8 || s.off == 24):
+		case s.base == expr.PayloadBaseNetworkHeader && addrOf(pkt.nfproto, s.off, s.n) != "":
 			a := pkt.saddr
-			if s.off == 16 || s.off == 24 {
+			if addrOf(pkt.nfproto, s.off, s.n) == "daddr" {
 				a = pkt.daddr
 			}
 			if !a.IsValid() {
 				return nil, false
 			}
-			v = a.AsSlice()
+			v = a.AsSlice()[:s.n] // a whole address, or the prefix's leading bytes
 		default:
 			return nil, false
 		}
@@ -568,6 +570,10 @@ func (p parsedRule) describe(family nftables.TableFamily, sets map[string]*nftSe
 	for i, c := range p.conds {
 		if c.kind >= condOpaque { // x_tables matches and the like: their own text
 			terms[i] = c.text
+			if proto, ok := transportNames[l4]; ok && c.kind == condPorts && l4Term >= 0 {
+				implied[l4Term] = true // `-p udp --dport 53` reads as `udp dport 53`
+				terms[i] = proto + " " + c.text
+			}
 			continue
 		}
 		f := describeField(c.src, nf, l4)
@@ -660,6 +666,17 @@ func payloadField(s source, nf byte, l4 int) fieldDesc {
 			f.needsNF = true
 			return f
 		}
+		// iptables-nft loads only the prefix's bytes: -s 10.1.0.0/16 is 2 bytes at 12.
+		if at, size := addrField(nf, s.off, s.n); at != "" {
+			return fieldDesc{name: at, needsNF: true, format: func(b []byte) string {
+				full := make([]byte, size)
+				copy(full, b)
+				if a, ok := netip.AddrFromSlice(full); ok {
+					return fmt.Sprintf("%s/%d", a, 8*len(b))
+				}
+				return hexValue(b)
+			}}
+		}
 	case expr.PayloadBaseTransportHeader:
 		raw.name = at("th")
 		switch l4 {
@@ -690,6 +707,30 @@ func payloadField(s source, nf byte, l4 int) fieldDesc {
 		raw.name = at("ll")
 	}
 	return raw
+}
+
+// addrOf says whether n bytes at off of an IPv4 or IPv6 header are (the
+// start of) its source or destination address.
+func addrOf(nf byte, off, n uint32) string {
+	switch {
+	case nf == v4 && off == 12 && n >= 1 && n <= 4, nf == v6 && off == 8 && n >= 1 && n <= 16:
+		return "saddr"
+	case nf == v4 && off == 16 && n >= 1 && n <= 4, nf == v6 && off == 24 && n >= 1 && n <= 16:
+		return "daddr"
+	}
+	return ""
+}
+
+// addrField names a load of an address's leading bytes, and the address's length.
+func addrField(nf byte, off, n uint32) (string, int) {
+	what := addrOf(nf, off, n)
+	if what == "" {
+		return "", 0
+	}
+	if nf == v6 {
+		return "ip6 " + what, 16
+	}
+	return "ip " + what, 4
 }
 
 type networkField struct {
@@ -902,6 +943,8 @@ func familyName(f nftables.TableFamily) string {
 		return "netdev"
 	case nftables.TableFamilyARP:
 		return "arp"
+	case legacyFamily:
+		return "ip (iptables-legacy)"
 	}
 	return strconv.Itoa(int(f))
 }

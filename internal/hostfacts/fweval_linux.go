@@ -353,7 +353,7 @@ func (v hostView) flows() []flow {
 
 func familyCarries(f nftables.TableFamily, nfproto byte) bool {
 	switch f {
-	case nftables.TableFamilyIPv4:
+	case nftables.TableFamilyIPv4, legacyFamily:
 		return nfproto == unix.NFPROTO_IPV4
 	case nftables.TableFamilyIPv6:
 		return nfproto == unix.NFPROTO_IPV6
@@ -440,15 +440,22 @@ func ctMatch(b xt.ConntrackMtinfoBase, mask uint32) cond {
 // Each is one condPorts; the second is folded in as a further range test.
 func portsMatch(src, dst [2]uint16, negSrc, negDst bool) cond {
 	full := [2]uint16{0, 0xffff}
+	text := func(what string, r [2]uint16, neg bool) string {
+		if neg {
+			what += " !="
+		}
+		if r[0] == r[1] {
+			return fmt.Sprintf("%s %d", what, r[0])
+		}
+		return fmt.Sprintf("%s %d-%d", what, r[0], r[1])
+	}
 	switch {
 	case src != full && dst != full:
 		return cond{kind: condOpaque, text: "xt match ports"} // both: rare, not worth a second condition
 	case src != full:
-		return cond{kind: condPorts, portOf: 0, ports: []portRange{{src[0], src[1]}}, neg: negSrc,
-			text: fmt.Sprintf("sport %d-%d", src[0], src[1])}
+		return cond{kind: condPorts, portOf: 0, ports: []portRange{{src[0], src[1]}}, neg: negSrc, text: text("sport", src, negSrc)}
 	case dst != full:
-		return cond{kind: condPorts, portOf: 1, ports: []portRange{{dst[0], dst[1]}}, neg: negDst,
-			text: fmt.Sprintf("dport %d-%d", dst[0], dst[1])}
+		return cond{kind: condPorts, portOf: 1, ports: []portRange{{dst[0], dst[1]}}, neg: negDst, text: text("dport", dst, negDst)}
 	}
 	return cond{kind: condTrue, text: ""}
 }
