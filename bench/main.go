@@ -29,7 +29,7 @@ func main() {
 	bin := flag.String("podpath", "bin/podpath", "podpath binary the lab runs as agents")
 	secs := flag.Float64("seconds", 3, "length of each throughput run")
 	peers := flag.Int("peers", 100, "peers for the agent-cost run")
-	only := flag.String("only", "", "run one section: monitor")
+	only := flag.String("only", "", "run one section: monitor, or mtu (path MTU against tracepath, flat and routed)")
 	child := flag.Int("monitor-child", 0, "internal: run the monitor's process-cost check with this many nodes")
 	monitorSecs := flag.Int("monitor-seconds", 60, "length of the monitor's process-cost run")
 	flag.Parse()
@@ -51,9 +51,15 @@ func main() {
 	}
 	lab.Binary = abs
 	ctx := context.Background()
+	if *only == "mtu" {
+		pathMTU(ctx, abs)
+		routedPathMTU(ctx)
+		return
+	}
 	fmt.Printf("podpath bench, %s, kernel %s\n\n", time.Now().UTC().Format(time.DateOnly), kernel())
 	throughputAndRTT(ctx, *secs)
 	pathMTU(ctx, abs)
+	routedPathMTU(ctx)
 	doctorTime(ctx, abs, 3)
 	doctorTime(ctx, abs, 20)
 	preflightTime(ctx, abs)
@@ -279,6 +285,51 @@ func pathMTU(ctx context.Context, bin string) {
 	}
 	fmt.Printf("  podpath mtu  %s wall time (best of 3, process start to exit)\n\n", best.Round(time.Millisecond))
 	_ = lab.Down(ctx, "bench")
+}
+
+// routedPathMTU compares podpath with tracepath behind a router whose link
+// to node3 carries 1400 bytes: with the router's "fragmentation needed"
+// arriving (both should say 1400) and with it suppressed (tracepath cannot
+// know). Each run starts from an empty route cache, so neither tool finds
+// the other's path MTU already cached; medians of 5.
+func routedPathMTU(ctx context.Context) {
+	l, inv, token := up(ctx, lab.New("bench").Nodes(3).Backend(lab.BackendVXLAN).Topology(lab.TopologyRouted))
+	fault(ctx, l, "router-mtu=1400")
+	n1, n3 := inv.Nodes[0], inv.Nodes[2]
+	pmtuRE := regexp.MustCompile(`pmtu (\d+)`)
+	for _, variant := range []string{"router sends fragmentation needed", "router suppresses fragmentation needed"} {
+		if strings.Contains(variant, "suppresses") {
+			fault(ctx, l, "router-no-frag-needed")
+		}
+		fmt.Printf("== Path MTU node1 → node3 across a router whose link carries 1400 bytes, %s; median of 5\n", variant)
+		var tdur, pdur []float64
+		var tv string
+		var pr *probeOutcome
+		for range 5 {
+			labRun(ctx, l, "node1", "ip", "route", "flush", "cache")
+			start := time.Now()
+			out := labRun(ctx, l, "node1", "tracepath", "-n", "-m", "4", n3.Address)
+			tdur = append(tdur, float64(time.Since(start)))
+			tv = "none"
+			if m := pmtuRE.FindAllStringSubmatch(out, -1); len(m) > 0 {
+				tv = m[len(m)-1][1]
+			}
+			labRun(ctx, l, "node1", "ip", "route", "flush", "cache")
+			start = time.Now()
+			r := probe(ctx, token, n1, n3, false, agent.ProbeRequest{PathMTU: true}).PathMTU
+			pdur = append(pdur, float64(time.Since(start)))
+			pr = &probeOutcome{r.PathMTU, r.Limit, r.ICMPFrom, r.Probes, r.Rounds}
+		}
+		fmt.Printf("  tracepath  pmtu %s in %s\n", tv, time.Duration(median(tdur)).Round(time.Millisecond))
+		fmt.Printf("  podpath    pmtu %d in %s (request round trip), %d probes, %d rounds, limit %s %s\n\n", pr.mtu, time.Duration(median(pdur)).Round(time.Millisecond), pr.probes, pr.rounds, pr.limit, pr.from)
+	}
+	_ = lab.Down(ctx, "bench")
+}
+
+type probeOutcome struct {
+	mtu            int
+	limit, from    string
+	probes, rounds int
 }
 
 // doctorTime times `podpath doctor` on a healthy lab of n nodes and with

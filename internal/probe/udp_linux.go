@@ -365,8 +365,18 @@ func (c *Conn) Round(ctx context.Context, sizes []int, attempts int) (RoundResul
 		deadline = dl
 	}
 	rbuf := make([]byte, 2048)
-	want := len(distinct(seqSize)) // sizes that went out: the round ends early when all are answered
-	for len(rr.Acked) < want && ctx.Err() == nil {
+	out := distinct(seqSize) // sizes that went out: the round ends early when all are answered
+	pending := func() bool {
+		for s := range out {
+			// A size above what a router reported will not be answered: the
+			// router refused it. Waiting for it would only cost the round's wait.
+			if !rr.Acked[s] && (q.icmpMTU == 0 || s <= q.icmpMTU) {
+				return true
+			}
+		}
+		return false
+	}
+	for pending() && ctx.Err() == nil {
 		_ = c.c.SetReadDeadline(deadline)
 		n, err := c.c.Read(rbuf)
 		if err != nil {
@@ -606,6 +616,11 @@ func (c *Conn) Locate(ctx context.Context, size int) (Location, error) {
 		reached, largeReached := false, false
 		deadline := time.Now().Add(c.roundWait())
 		for ctx.Err() == nil {
+			_, smallDone := q.exceeded[seqSmall]
+			_, largeDone := q.exceeded[seqLarge]
+			if (reached || smallDone) && (largeReached || largeDone) {
+				break // both accounted for: no need to wait out the round
+			}
 			_ = c.c.SetReadDeadline(deadline)
 			n, err := c.c.Read(rbuf)
 			if err != nil {
@@ -621,9 +636,6 @@ func (c *Conn) Locate(ctx context.Context, size int) (Location, error) {
 			if h, err := Decode(rbuf[:n]); err == nil && h.Flags&FlagReply != 0 && h.Run == c.run {
 				reached = reached || h.Seq == seqSmall
 				largeReached = largeReached || h.Seq == seqLarge
-			}
-			if reached && (largeReached || q.exceeded[seqLarge].IsValid()) {
-				break
 			}
 		}
 		q.merge(c.drainErrors())
