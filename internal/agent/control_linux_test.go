@@ -6,92 +6,18 @@ import (
 	"net"
 	"net/http"
 	"os"
-	"runtime"
 	"strings"
 	"testing"
 
 	"github.com/google/nftables"
 	"github.com/google/nftables/expr"
-	"github.com/vishvananda/netlink"
 	"github.com/vishvananda/netns"
 	"golang.org/x/sys/unix"
 
 	"podpath/internal/nsenter"
+	"podpath/internal/nstest"
 	"podpath/internal/probe"
 )
-
-// namedNetns makes a network namespace reachable by name (as the lab's are)
-// and removes it at the end of the test.
-func namedNetns(t *testing.T, name string) netns.NsHandle {
-	t.Helper()
-	runtime.LockOSThread()
-	defer runtime.UnlockOSThread()
-	orig, err := netns.Get()
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer orig.Close()
-	_ = netns.DeleteNamed(name) // a leftover of a killed run
-	ns, err := netns.NewNamed(name)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := netns.Set(orig); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { ns.Close(); _ = netns.DeleteNamed(name) })
-	return ns
-}
-
-// veth joins namespace a (link aName, address aAddr) to b.
-func veth(t *testing.T, a netns.NsHandle, aName, aAddr string, b netns.NsHandle, bName, bAddr string) {
-	t.Helper()
-	ha, err := netlink.NewHandleAt(a)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ha.Close()
-	hb, err := netlink.NewHandleAt(b)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer hb.Close()
-	if err := ha.LinkAdd(&netlink.Veth{LinkAttrs: netlink.LinkAttrs{Name: aName}, PeerName: bName, PeerNamespace: netlink.NsFd(int(b))}); err != nil {
-		t.Fatal(err)
-	}
-	for _, s := range []struct {
-		h          *netlink.Handle
-		name, addr string
-	}{{ha, aName, aAddr}, {hb, bName, bAddr}} {
-		l, err := s.h.LinkByName(s.name)
-		if err != nil {
-			t.Fatal(err)
-		}
-		addr, _ := netlink.ParseAddr(s.addr)
-		if err := s.h.AddrAdd(l, addr); err != nil {
-			t.Fatal(err)
-		}
-		if err := s.h.LinkSetUp(l); err != nil {
-			t.Fatal(err)
-		}
-	}
-}
-
-func inNamespace(t *testing.T, ns netns.NsHandle, fn func() error) {
-	t.Helper()
-	errc := make(chan error, 1)
-	go func() {
-		runtime.LockOSThread() // never unlocked: the thread dies with the goroutine
-		if err := netns.Set(ns); err != nil {
-			errc <- err
-			return
-		}
-		errc <- fn()
-	}()
-	if err := <-errc; err != nil {
-		t.Fatal(err)
-	}
-}
 
 // The controller talks to an agent across a router that silently drops
 // every packet above 1400 bytes, both ways (its links carry 1400, and it
@@ -100,31 +26,16 @@ func inNamespace(t *testing.T, ns netns.NsHandle, fn func() error) {
 // and a large answer, still complete, and so does a plain HTTP client's
 // call with a large answer (as the API server's Pod proxy makes one).
 func TestControlChannelCrossesABlackHole(t *testing.T) {
-	if os.Geteuid() != 0 || testing.Short() {
-		t.Skip("needs root (network namespaces) and not -short")
-	}
+	nstest.RequireRoot(t)
 	prefix := fmt.Sprintf("pp-ctl-%d-", os.Getpid())
-	near, router, far := namedNetns(t, prefix+"near"), namedNetns(t, prefix+"router"), namedNetns(t, prefix+"far")
-	veth(t, near, "eth0", "10.97.1.1/24", router, "near", "10.97.1.254/24")
-	veth(t, router, "far", "10.97.2.254/24", far, "eth0", "10.97.2.1/24")
-	for ns, gw := range map[netns.NsHandle]string{near: "10.97.1.254", far: "10.97.2.254"} {
-		h, _ := netlink.NewHandleAt(ns)
-		lo, _ := h.LinkByName("lo")
-		_ = h.LinkSetUp(lo)
-		if err := h.RouteAdd(&netlink.Route{Gw: net.ParseIP(gw)}); err != nil {
-			t.Fatal(err)
-		}
-		h.Close()
-	}
-	hr, _ := netlink.NewHandleAt(router)
-	for _, name := range []string{"near", "far"} {
-		l, _ := hr.LinkByName(name)
-		if err := hr.LinkSetMTU(l, 1400); err != nil {
-			t.Fatal(err)
-		}
-	}
-	hr.Close()
-	inNamespace(t, router, func() error { return os.WriteFile("/proc/sys/net/ipv4/ip_forward", []byte("1"), 0o644) })
+	near, router, far := nstest.Named(t, prefix+"near"), nstest.New(t), nstest.New(t)
+	nstest.Veth(t, near, "eth0", "10.97.1.1/24", router, "near", "10.97.1.254/24")
+	nstest.Veth(t, router, "far", "10.97.2.254/24", far, "eth0", "10.97.2.1/24")
+	nstest.DefaultRoute(t, near, "10.97.1.254")
+	nstest.DefaultRoute(t, far, "10.97.2.254")
+	nstest.SetMTU(t, router, "near", 1400)
+	nstest.SetMTU(t, router, "far", 1400)
+	nstest.Forwarding(t, router)
 	suppressFragNeeded(t, router)
 
 	// The agent on the far side, with host facts far larger than a segment.
@@ -136,7 +47,7 @@ func TestControlChannelCrossesABlackHole(t *testing.T) {
 	}
 	var ln net.Listener
 	var pc net.PacketConn
-	inNamespace(t, far, func() (err error) {
+	nstest.In(t, far, func() (err error) {
 		if ln, err = net.Listen("tcp", "10.97.2.1:7946"); err != nil {
 			return err
 		}

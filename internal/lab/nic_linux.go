@@ -118,15 +118,11 @@ func removeSecondBridge(s *Spec, fab *nsHandle) error {
 // eth1's reverse-path filter is strict, as a distribution's default of
 // rp_filter=1 gives every new interface.
 func asymmetricNIC(s *Spec, n *Node, on bool) error {
-	fab, err := openNS(s.Fabric)
+	fab, h, err := openFabricAndNode(s, n)
 	if err != nil {
 		return err
 	}
 	defer fab.Close()
-	h, err := openNS(n.Netns)
-	if err != nil {
-		return err
-	}
 	defer h.Close()
 	if on {
 		if err := setSecondNIC(s, fab, h, n, true, true); err != nil {
@@ -159,6 +155,18 @@ func asymmetricNIC(s *Spec, n *Node, on bool) error {
 	return nil
 }
 
+// openFabricAndNode opens the fabric's namespace and n's.
+func openFabricAndNode(s *Spec, n *Node) (fab, h *nsHandle, err error) {
+	if fab, err = openNS(s.Fabric); err != nil {
+		return nil, nil, err
+	}
+	if h, err = openNS(n.Netns); err != nil {
+		fab.Close()
+		return nil, nil, err
+	}
+	return fab, h, nil
+}
+
 // setFDB points r's FDB entry for a VTEP MAC at dst, as Felix does when a
 // node's address changes.
 func setFDB(r *Node, mac net.HardwareAddr, dst netip.Addr) error {
@@ -184,15 +192,11 @@ func setFDB(r *Node, mac net.HardwareAddr, dst netip.Addr) error {
 // session comes up. Every node's BIRD is restarted with that mesh.
 func bgpSecondNIC(ctx context.Context, st *State, n *Node, on bool) error {
 	s := &st.Spec
-	fab, err := openNS(s.Fabric)
+	fab, h, err := openFabricAndNode(s, n)
 	if err != nil {
 		return err
 	}
 	defer fab.Close()
-	h, err := openNS(n.Netns)
-	if err != nil {
-		return err
-	}
 	defer h.Close()
 	if on {
 		if err := setSecondNIC(s, fab, h, n, false, true); err != nil {

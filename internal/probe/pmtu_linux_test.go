@@ -4,16 +4,16 @@ import (
 	"context"
 	"net"
 	"net/netip"
-	"os"
 	"testing"
 	"time"
 
 	"github.com/google/nftables"
 	"github.com/google/nftables/binaryutil"
 	"github.com/google/nftables/expr"
-	"github.com/vishvananda/netlink"
 	"github.com/vishvananda/netns"
 	"golang.org/x/sys/unix"
+
+	"podpath/internal/nstest"
 )
 
 // routed is a prober namespace and a responder namespace with a router
@@ -32,57 +32,14 @@ var (
 
 func newRouted(t *testing.T) *routed {
 	t.Helper()
-	r := &routed{prober: newNetns(t), router: newNetns(t), responder: newNetns(t)}
-	link := func(a netns.NsHandle, aName, aAddr string, b netns.NsHandle, bName, bAddr string) {
-		ha, err := netlink.NewHandleAt(a)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer ha.Close()
-		hb, err := netlink.NewHandleAt(b)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer hb.Close()
-		veth := &netlink.Veth{LinkAttrs: netlink.LinkAttrs{Name: aName}, PeerName: bName, PeerNamespace: netlink.NsFd(int(b))}
-		if err := ha.LinkAdd(veth); err != nil {
-			t.Fatalf("veth %s/%s: %v", aName, bName, err)
-		}
-		for _, side := range []struct {
-			h    *netlink.Handle
-			name string
-			addr string
-		}{{ha, aName, aAddr}, {hb, bName, bAddr}} {
-			l, err := side.h.LinkByName(side.name)
-			if err != nil {
-				t.Fatal(err)
-			}
-			a, _ := netlink.ParseAddr(side.addr)
-			if err := side.h.AddrAdd(l, a); err != nil {
-				t.Fatal(err)
-			}
-			if err := side.h.LinkSetUp(l); err != nil {
-				t.Fatal(err)
-			}
-		}
-	}
-	link(r.prober, "eth0", "10.99.1.1/24", r.router, "near", "10.99.1.254/24")
-	link(r.router, "far", "10.99.2.254/24", r.responder, "eth0", "10.99.2.1/24")
-	for ns, gw := range map[netns.NsHandle]string{r.prober: "10.99.1.254", r.responder: "10.99.2.254"} {
-		h, err := netlink.NewHandleAt(ns)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := h.RouteAdd(&netlink.Route{Gw: net.ParseIP(gw)}); err != nil {
-			t.Fatal(err)
-		}
-		h.Close()
-	}
-	inNetns(t, r.router, func() error {
-		return os.WriteFile("/proc/sys/net/ipv4/ip_forward", []byte("1"), 0o644)
-	})
+	r := &routed{prober: nstest.New(t), router: nstest.New(t), responder: nstest.New(t)}
+	nstest.Veth(t, r.prober, "eth0", "10.99.1.1/24", r.router, "near", "10.99.1.254/24")
+	nstest.Veth(t, r.router, "far", "10.99.2.254/24", r.responder, "eth0", "10.99.2.1/24")
+	nstest.DefaultRoute(t, r.prober, "10.99.1.254")
+	nstest.DefaultRoute(t, r.responder, "10.99.2.254")
+	nstest.Forwarding(t, r.router)
 	var pc net.PacketConn
-	inNetns(t, r.responder, func() (err error) {
+	nstest.In(t, r.responder, func() (err error) {
 		pc, err = net.ListenPacket("udp4", responder.String()+":0")
 		return err
 	})
@@ -97,20 +54,8 @@ func newRouted(t *testing.T) *routed {
 // the responder's own: the router forwards no more than mtu bytes.
 func (r *routed) setMTU(t *testing.T, mtu int) {
 	t.Helper()
-	for ns, name := range map[netns.NsHandle]string{r.router: "far", r.responder: "eth0"} {
-		h, err := netlink.NewHandleAt(ns)
-		if err != nil {
-			t.Fatal(err)
-		}
-		l, err := h.LinkByName(name)
-		if err == nil {
-			err = h.LinkSetMTU(l, mtu)
-		}
-		h.Close()
-		if err != nil {
-			t.Fatalf("set MTU %d on %s: %v", mtu, name, err)
-		}
-	}
+	nstest.SetMTU(t, r.router, "far", mtu)
+	nstest.SetMTU(t, r.responder, "eth0", mtu)
 }
 
 // routerRules replaces the router's nftables rules with these.
@@ -162,13 +107,13 @@ func (r *routed) search(t *testing.T) PMTUResult {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	var c *Conn
-	inNetns(t, r.prober, func() (err error) {
+	nstest.In(t, r.prober, func() (err error) {
 		c, err = Dial(ctx, r.peer)
 		return err
 	})
 	defer c.Close()
 	var res PMTUResult
-	inNetns(t, r.prober, func() (err error) {
+	nstest.In(t, r.prober, func() (err error) {
 		res, err = c.PathMTU(ctx) // InterfaceMTU asks netlink in the caller's namespace
 		return err
 	})
@@ -179,9 +124,7 @@ func (r *routed) search(t *testing.T) PMTUResult {
 // needed" that arrives (and is then cached by the kernel), that is too
 // large, or that never comes.
 func TestPathMTUThroughARouter(t *testing.T) {
-	if os.Geteuid() != 0 || testing.Short() {
-		t.Skip("needs root (network namespaces and nftables) and not -short")
-	}
+	nstest.RequireRoot(t)
 	r := newRouted(t)
 	r.setMTU(t, 1400)
 
@@ -245,7 +188,7 @@ func (r *routed) locate(t *testing.T, size int) Location {
 	defer cancel()
 	var c *Conn
 	var loc Location
-	inNetns(t, r.prober, func() (err error) {
+	nstest.In(t, r.prober, func() (err error) {
 		if c, err = Dial(ctx, r.peer); err != nil {
 			return err
 		}

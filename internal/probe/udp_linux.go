@@ -364,45 +364,58 @@ func (c *Conn) Round(ctx context.Context, sizes []int, attempts int) (RoundResul
 	if dl, ok := ctx.Deadline(); ok && dl.Before(deadline) {
 		deadline = dl
 	}
-	rbuf := make([]byte, 2048)
 	out := distinct(seqSize) // sizes that went out: the round ends early when all are answered
-	pending := func() bool {
+	done := func() bool {
 		for s := range out {
 			// A size above what a router reported will not be answered: the
 			// router refused it. Waiting for it would only cost the round's wait.
 			if !rr.Acked[s] && (q.icmpMTU == 0 || s <= q.icmpMTU) {
-				return true
+				return false
 			}
 		}
-		return false
+		return true
 	}
-	for pending() && ctx.Err() == nil {
-		_ = c.c.SetReadDeadline(deadline)
-		n, err := c.c.Read(rbuf)
-		if err != nil {
-			if os.IsTimeout(err) {
-				break
-			}
-			if isICMPError(err) {
-				q.merge(c.drainErrors())
-				continue
-			}
-			return rr, fmt.Errorf("read probe answers from %s: %w", c.peer, err)
-		}
-		h, err := Decode(rbuf[:n])
-		if err != nil || h.Flags&FlagReply == 0 || h.Run != c.run {
-			continue
-		}
+	err := c.readAnswers(ctx, &deadline, &q, done, func(h Header, at time.Time) {
 		if s, ok := seqSize[h.Seq]; ok {
 			rr.Acked[s] = true
-			c.noteRTT(time.Duration(time.Now().UnixNano() - h.SentUnix))
-			deadline = minTime(deadline, time.Now().Add(c.roundWait()))
+			c.noteRTT(time.Duration(at.UnixNano() - h.SentUnix))
+			deadline = minTime(deadline, at.Add(c.roundWait()))
 		}
+	})
+	if err != nil {
+		return rr, fmt.Errorf("read probe answers from %s: %w", c.peer, err)
 	}
 	q.merge(c.drainErrors())
 	rr.LocalMTU, rr.ICMPMTU, rr.ICMPFrom = q.localMTU, q.icmpMTU, q.icmpFrom
 	c.noteRefused(q.refused)
 	return rr, nil
+}
+
+// readAnswers reads the socket until *deadline (which onReply may bring
+// forward) or until done says the round has what it waits for. ICMP
+// errors go into q; each answer of this run goes to onReply with the time
+// it arrived.
+func (c *Conn) readAnswers(ctx context.Context, deadline *time.Time, q *errQueue, done func() bool, onReply func(Header, time.Time)) error {
+	rbuf := make([]byte, 2048)
+	for !done() && ctx.Err() == nil {
+		_ = c.c.SetReadDeadline(*deadline)
+		n, err := c.c.Read(rbuf)
+		if err != nil {
+			if os.IsTimeout(err) {
+				return nil
+			}
+			if isICMPError(err) {
+				q.merge(c.drainErrors())
+				continue
+			}
+			return err
+		}
+		at := time.Now()
+		if h, err := Decode(rbuf[:n]); err == nil && h.Flags&FlagReply != 0 && h.Run == c.run {
+			onReply(h, at)
+		}
+	}
+	return nil
 }
 
 func distinct(m map[uint32]int) map[int]bool {
@@ -595,7 +608,6 @@ func (c *Conn) Locate(ctx context.Context, size int) (Location, error) {
 	defer c.bound(ctx, time.Now().Add(MaxHops*(MaxRoundWait+ProbeTimeout)))()
 	small := MinProbeSize(c.v6)
 	buf := make([]byte, max(PayloadLen(size, c.v6), HeaderLen))
-	rbuf := make([]byte, 2048)
 	answered := false // any router said "time exceeded"
 	for ttl := 1; ttl <= MaxHops && ctx.Err() == nil; ttl++ {
 		if err := c.setTTL(ttl); err != nil {
@@ -615,28 +627,17 @@ func (c *Conn) Locate(ctx context.Context, size int) (Location, error) {
 		}
 		reached, largeReached := false, false
 		deadline := time.Now().Add(c.roundWait())
-		for ctx.Err() == nil {
+		done := func() bool { // both accounted for: no need to wait out the round
 			_, smallDone := q.exceeded[seqSmall]
 			_, largeDone := q.exceeded[seqLarge]
-			if (reached || smallDone) && (largeReached || largeDone) {
-				break // both accounted for: no need to wait out the round
-			}
-			_ = c.c.SetReadDeadline(deadline)
-			n, err := c.c.Read(rbuf)
-			if err != nil {
-				if os.IsTimeout(err) {
-					break
-				}
-				if isICMPError(err) {
-					q.merge(c.drainErrors())
-					continue
-				}
-				return loc, fmt.Errorf("read TTL-%d answers from %s: %w", ttl, c.peer, err)
-			}
-			if h, err := Decode(rbuf[:n]); err == nil && h.Flags&FlagReply != 0 && h.Run == c.run {
-				reached = reached || h.Seq == seqSmall
-				largeReached = largeReached || h.Seq == seqLarge
-			}
+			return (reached || smallDone) && (largeReached || largeDone)
+		}
+		err := c.readAnswers(ctx, &deadline, &q, done, func(h Header, _ time.Time) {
+			reached = reached || h.Seq == seqSmall
+			largeReached = largeReached || h.Seq == seqLarge
+		})
+		if err != nil {
+			return loc, fmt.Errorf("read TTL-%d answers from %s: %w", ttl, c.peer, err)
 		}
 		q.merge(c.drainErrors())
 		if hop, ok := q.exceeded[seqLarge]; ok {

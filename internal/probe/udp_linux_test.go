@@ -4,8 +4,6 @@ import (
 	"context"
 	"net"
 	"net/netip"
-	"os"
-	"runtime"
 	"strings"
 	"testing"
 	"time"
@@ -13,21 +11,20 @@ import (
 	"github.com/google/nftables"
 	"github.com/google/nftables/binaryutil"
 	"github.com/google/nftables/expr"
-	"github.com/vishvananda/netlink"
 	"github.com/vishvananda/netns"
 	"golang.org/x/sys/unix"
+
+	"podpath/internal/nstest"
 )
 
 // A netfilter rule on the sending host makes send() fail with EPERM. One
 // that drops at random (a rate limit, a lossy policy, the lab's loss fault)
 // is loss, not a dead path; one that drops everything says so.
 func TestPingThroughLocalFirewallDrops(t *testing.T) {
-	if os.Geteuid() != 0 || testing.Short() {
-		t.Skip("needs root (a network namespace and nftables) and not -short")
-	}
-	ns := newNetns(t)
+	nstest.RequireRoot(t)
+	ns := nstest.New(t)
 	var pc net.PacketConn
-	inNetns(t, ns, func() (err error) {
+	nstest.In(t, ns, func() (err error) {
 		pc, err = net.ListenPacket("udp4", "127.0.0.1:0")
 		return err
 	})
@@ -37,7 +34,7 @@ func TestPingThroughLocalFirewallDrops(t *testing.T) {
 	port := pc.LocalAddr().(*net.UDPAddr).Port
 	dial := func() *Conn {
 		var c *Conn
-		inNetns(t, ns, func() (err error) {
+		nstest.In(t, ns, func() (err error) {
 			c, err = Dial(ctx, netip.AddrPortFrom(netip.MustParseAddr("127.0.0.1"), uint16(port)))
 			return err
 		})
@@ -55,57 +52,6 @@ func TestPingThroughLocalFirewallDrops(t *testing.T) {
 	st, err = dial().Ping(ctx, 5, 0, 0)
 	if err == nil || !strings.Contains(err.Error(), "local firewall rule refused 5 of 5") || st.Sent != 5 || st.Received != 0 {
 		t.Errorf("5 echoes, all dropped by a local rule: sent %d, answered %d, %v; want 5 lost and the rule named", st.Sent, st.Received, err)
-	}
-}
-
-// newNetns is a fresh network namespace with lo up, closed at the end of
-// the test (the kernel removes it with its last reference).
-func newNetns(t *testing.T) netns.NsHandle {
-	t.Helper()
-	runtime.LockOSThread()
-	defer runtime.UnlockOSThread()
-	orig, err := netns.Get()
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer orig.Close()
-	ns, err := netns.New()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := netns.Set(orig); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { ns.Close() })
-	h, err := netlink.NewHandleAt(ns)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer h.Close()
-	lo, err := h.LinkByName("lo")
-	if err == nil {
-		err = h.LinkSetUp(lo)
-	}
-	if err != nil {
-		t.Fatalf("bring lo up: %v", err)
-	}
-	return ns
-}
-
-// inNetns runs fn on a thread inside ns; sockets it opens stay there.
-func inNetns(t *testing.T, ns netns.NsHandle, fn func() error) {
-	t.Helper()
-	errc := make(chan error, 1)
-	go func() {
-		runtime.LockOSThread() // never unlocked: the thread dies with the goroutine
-		if err := netns.Set(ns); err != nil {
-			errc <- err
-			return
-		}
-		errc <- fn()
-	}()
-	if err := <-errc; err != nil {
-		t.Fatal(err)
 	}
 }
 
