@@ -189,7 +189,7 @@ func setFDB(r *Node, mac net.HardwareAddr, dst netip.Addr) error {
 
 // bgpSecondNIC: n's BGP address is its eth1's, on a network the other
 // nodes cannot reach: n peers from it and they peer with it there, and no
-// session comes up. Every node's BIRD is restarted with that mesh.
+// session comes up. Every node's BIRD is reconfigured with that mesh.
 func bgpSecondNIC(ctx context.Context, st *State, n *Node, on bool) error {
 	s := &st.Spec
 	fab, h, err := openFabricAndNode(s, n)
