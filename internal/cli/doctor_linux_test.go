@@ -183,6 +183,10 @@ func TestDoctorRoutedMatrix(t *testing.T) {
 		{"vxlan-port=node3:8472", "encap-mismatch", "error", []string{"node3"}},
 		{"vxlan-vni=node2:4097", "encap-mismatch", "error", []string{"node2"}},
 		{"asymmetric-nic=node3", "rp-filter-strict", "error", []string{"node3"}},
+		// The controller on node1 cannot reach node3's Pod agent either:
+		// node3's own Pod pairs are unknown, not failed, and healthy node2
+		// is named by nothing.
+		{"route-missing=node1:10.233.64.128/26", "route-missing", "error", []string{"node1"}},
 	}
 	runMatrix(t, l, cases, nil, func(t *testing.T, c doctorCase, r *model.Report) {
 		ids := map[string]bool{}
@@ -221,6 +225,12 @@ func TestDoctorRoutedMatrix(t *testing.T) {
 		case "router-mtu=1400 + drop-fragments":
 			if f := r.Findings[0]; f.Remedy == nil || f.Remedy.MTU != 1350 || ids["underlay-fragmentation"] || !evidenceHas(r, "mtu-blackhole", "fragments are lost") {
 				t.Errorf("fragments dropped: %s, remedy %+v, evidence %v; want mtu-blackhole with MTU 1350 and the lost fragments, nothing else", summary(r), f.Remedy, f.Evidence)
+			}
+		case "route-missing=node1:10.233.64.128/26":
+			for _, p := range r.Pairs {
+				if p.Layer == model.LayerPod && p.From == "node3" && p.Unknown == "" {
+					t.Errorf("pod node3 → %s: %+v; want unknown (the controller on node1 has no route to node3's Pod agent)", p.To, p)
+				}
 			}
 		case "asymmetric-nic=node3":
 			if !evidenceHas(r, "rp-filter-strict", "on node3's eth1") {
