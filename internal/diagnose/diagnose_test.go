@@ -170,14 +170,24 @@ func TestDiagnose(t *testing.T) {
 			name: "possible_drop_without_a_symptom_is_quiet",
 			mutate: func(ev *Evidence) {
 				ev.Facts["node2"].Firewall.Drops = []hostfacts.FirewallDrop{{Family: "ip", Table: "filter", Chain: "cali-INPUT",
-					Rule: "udp dport 4789 xt match addrtype drop", Conditional: true, Needs: []string{hostfacts.NeedVXLAN}}}
+					Rule: "udp dport 4789 xt match addrtype drop", Conditional: true, Possible: []string{hostfacts.NeedVXLAN}}}
+			},
+		},
+		{
+			// An input policy drop behind an accept of the node network: it
+			// may stop VXLAN (podpath cannot tell the far end's address), it
+			// stops BGP for certain, which a VXLAN cluster does not use.
+			name: "allow_list_policy_on_a_healthy_vxlan_node_is_quiet",
+			mutate: func(ev *Evidence) {
+				ev.Facts["node2"].Firewall.Drops = []hostfacts.FirewallDrop{{Family: "inet", Table: "filter", Chain: "input", Hook: "input",
+					Rule: "policy drop", Policy: true, Needs: []string{hostfacts.NeedBGP, hostfacts.NeedIPIP}, Possible: []string{hostfacts.NeedVXLAN}}}
 			},
 		},
 		{
 			name: "possible_drop_where_pods_fail",
 			mutate: func(ev *Evidence) {
 				ev.Facts["node2"].Firewall.Drops = []hostfacts.FirewallDrop{{Family: "inet", Table: "t", Chain: "input",
-					Rule: "ip saddr 10.1.0.0/16 udp dport 4789 drop", Conditional: true, Needs: []string{hostfacts.NeedVXLAN}}}
+					Rule: "ip saddr 10.1.0.0/16 udp dport 4789 drop", Conditional: true, Possible: []string{hostfacts.NeedVXLAN}}}
 				each(ev, podWith("node2"), cutPair)
 			},
 			id: EncapBlocked, severity: Error, nodes: []string{"node2"}, absent: []string{PodNetworkPartition},
@@ -205,7 +215,7 @@ func TestDiagnose(t *testing.T) {
 				ev.Facts["node1"].Links[2].VXLAN.FDB[1].Dst = "198.18.0.99"
 				each(ev, func(p model.Pair) bool { return p.Layer == model.LayerPod && p.From == "node1" && p.To == "node3" }, cutPair)
 			},
-			id: EncapMismatch, severity: Error, nodes: []string{"node3"}, absent: []string{PodNetworkPartition},
+			id: EncapMismatch, severity: Error, nodes: []string{"node1"}, absent: []string{PodNetworkPartition},
 		},
 		{
 			// Peers send node3's VXLAN to its second NIC; node3 answers by
@@ -258,6 +268,22 @@ func TestDiagnose(t *testing.T) {
 					f.Links[3].MTU, f.Links[2].MTU = 1350, 1350
 				}
 			},
+		},
+		{
+			// node2 drops BGP from node3 only: their session is down, and
+			// with it the routes between them, which the firewall explains.
+			name: "bgp_firewall_explains_the_routes_it_cuts",
+			mutate: func(ev *Evidence) {
+				ev.Network.Backend = "bgp"
+				ev.Facts["node2"].Firewall.Drops = []hostfacts.FirewallDrop{{Family: "inet", Table: "t", Chain: "input", Hook: "input",
+					Rule: "ip saddr 198.18.0.3 tcp dport 179 drop", Conditional: true, Possible: []string{hostfacts.NeedBGP}}}
+				ev.Facts["node2"].Routes = slices.DeleteFunc(ev.Facts["node2"].Routes, func(r hostfacts.Route) bool { return r.Dst == block(3) })
+				ev.Facts["node3"].Routes = slices.DeleteFunc(ev.Facts["node3"].Routes, func(r hostfacts.Route) bool { return r.Dst == block(2) })
+				each(ev, func(p model.Pair) bool {
+					return p.Layer == model.LayerPod && ((p.From == "node2" && p.To == "node3") || (p.From == "node3" && p.To == "node2"))
+				}, cutPair)
+			},
+			id: FirewallDrop, severity: Error, nodes: []string{"node2"}, absent: []string{RouteMissing, PodNetworkPartition},
 		},
 		{
 			name: "bird_down_explains_missing_routes",

@@ -246,25 +246,52 @@ func mtuBlackhole(s *state) {
 	ev = capLines(ev, 8) // the pairs; then why and where
 	for _, n := range nodes {
 		if ds := s.drops(n, hostfacts.NeedICMPFragNeeded); len(ds) > 0 {
-			ev = append(ev, describe(n, ds)...)
+			ev = append(ev, describe(n, ds, hostfacts.NeedICMPFragNeeded)...)
 		}
 	}
 	ev = append(ev, s.lostFragments(pod)...)
 	ev = append(ev, s.whereTheyVanish(append(append([]model.Pair{}, pod...), node...))...)
 	where := "between nodes"
 	if len(nodes) > 0 {
-		where = "on paths to and from " + nodesOrAll(nodes)
+		where = "on paths " + direction(affected, nodes) + " " + nodesOrAll(nodes)
 	}
 	title := "MTU black hole " + where
 	summary := fmt.Sprintf("Packets larger than %d bytes are silently dropped %s while the Pod network allows larger ones: small requests and pings work, full-sized packets (large HTTP responses, TLS handshakes) are lost.", safe, where)
+	remedy := s.mtuRemedy(safe, nodesOrAll(nodes), underlay)
 	if layer == model.LayerNode {
 		summary = fmt.Sprintf("Host-network packets above the path's limit are silently dropped %s; Pod traffic is not affected at its current MTU.", where)
+		// Host traffic adapts by itself once the path says "fragmentation
+		// needed": that, not the Pod MTU, is what to fix first.
+		hop := "the router or firewall on the way"
+		for _, p := range affected {
+			if w := p.Vanish; w != nil && w.After > 0 && w.At != "" && w.Hops > w.After {
+				hop = "the router at " + w.At
+				break
+			}
+		}
+		remedy.Summary = fmt.Sprintf("Let ICMP \"fragmentation needed\" from %s through to the nodes (type 3 code 4; ICMPv6 packet-too-big): path MTU discovery then shrinks host traffic to what the path carries. Or make that link carry %d bytes again. For Pods: %s", hop, underlay, remedy.Summary)
 	}
 	s.add(model.Finding{
 		ID: MTUBlackhole, Severity: sev, Title: title, Summary: summary,
 		Nodes: nodes, Pairs: refs(affected), Evidence: append(ev, s.ev.Network.Sources...),
-		Remedy: s.mtuRemedy(safe, nodesOrAll(nodes), underlay),
+		Remedy: remedy,
 	}, append(affected, node...))
+}
+
+// direction says whether pairs go to the nodes, come from them, or both.
+func direction(pairs []model.Pair, nodes []string) string {
+	to, from := true, true
+	for _, p := range pairs {
+		to = to && slices.Contains(nodes, p.To)
+		from = from && slices.Contains(nodes, p.From)
+	}
+	switch {
+	case to && !from:
+		return "to"
+	case from && !to:
+		return "from"
+	}
+	return "to and from"
 }
 
 // whereTheyVanish says, from the pairs' TTL-limited probes, after which hop
@@ -383,7 +410,7 @@ func underlayFragmentation(s *state) {
 		ID: UnderlayFragmentation, Severity: Warning, Title: fmt.Sprintf("Pod packets above %d bytes are fragmented on the underlay %s", safe, where(nodes)),
 		Summary: fmt.Sprintf("The node network %s carries less than a full-size Pod packet once %s adds its %d bytes, and %s's outer packets carry no Don't Fragment bit, so a router fragments them: every Pod packet above %d bytes becomes two IP packets, the receiving node reassembles them, the loss of either loses both, and a firewall, load balancer or security group that drops fragments turns it into a black hole. A Pod MTU of %d avoids it.",
 			where(nodes), s.ev.Network.Backend, o, s.ev.Network.Backend, safe, safe),
-		Nodes: nodes, Pairs: refs(frag), Evidence: capLines(ev, 12), Remedy: r,
+		Nodes: nodes, Pairs: refs(frag), Evidence: capLines(ev, maxEvidence), Remedy: r,
 	}, nil)
 }
 

@@ -15,6 +15,11 @@ import (
 
 // Thresholds of the symptom rules.
 const (
+	// maxEvidence bounds a finding's evidence: every line a reader could
+	// use on any real cluster, and no megabytes on a huge one (the pairs
+	// themselves are in the finding's pairs). The text report shows fewer.
+	maxEvidence = 100
+
 	LossWarnPct        = 10  // % of echoes lost on a pair before it is packet loss (10 echoes: 1 lost is noise)
 	LatencyFactor      = 3.0 // a node's pairs this many times slower than the rest …
 	LatencyMinExtraMs  = 5.0 // … and at least this much slower, is high latency on that node
@@ -171,13 +176,17 @@ func nodeUnreachable(s *state) {
 		}
 		all := s.pairs(model.LayerNode, func(p model.Pair) bool { return p.From == n || p.To == n })
 		all = append(all, s.podPairsOf(n)...)
+		addr := s.ev.Addresses[n]
+		if addr == "" {
+			addr = "<" + n + " address>"
+		}
 		s.add(model.Finding{
 			ID: NodeUnreachable, Severity: Error, Title: "Node " + n + " is unreachable",
 			Summary:  fmt.Sprintf("Nothing of %s answers: not its agents to the controller, not the node to its peers' probes on any layer. It is down, cut off, or a firewall drops everything arriving there. Its results are unknown, not failures.", n),
 			Nodes:    []string{n},
 			Evidence: ev,
 			Remedy: &model.Remedy{Summary: fmt.Sprintf("Check that %s is up and reachable on its node address (a firewall in front of it or on it), then run again.", n),
-				Commands: []string{"kubectl get node " + n + " -o wide", "ping -c 3 <" + n + " address>"}},
+				Commands: []string{"kubectl get node " + n + " -o wide", "ping -c 3 " + addr}},
 		}, all)
 	}
 }
@@ -212,6 +221,14 @@ func resultsUnknown(s *state) {
 	var unknown []model.Pair
 	nodes := map[string]bool{}
 	for _, p := range s.ev.Pairs {
+		if p.Layer == model.LayerNode && p.AgentSilent() && !s.isExplained(p) {
+			// Host to host, nothing but podpath's own port fails: that says
+			// nothing about the network, only that the agent cannot be asked.
+			unknown = append(unknown, p)
+			nodes[p.To] = true
+			addTo(fmt.Sprintf("%s:%s:silent", p.Layer, p.To), fmt.Sprintf("%s layer: %s answers ICMP echoes or TCP handshakes but not podpath's UDP probes: its agent is stopped, or a firewall drops the agent's port", p.Layer, p.To), p)
+			continue
+		}
 		if p.Known() && p.Reachable && p.PathMTU == 0 && p.PathMTUError != "" && !s.isExplained(p) {
 			unknown = append(unknown, p)
 			nodes[p.From], nodes[p.To] = true, true
@@ -248,14 +265,21 @@ func resultsUnknown(s *state) {
 	if len(unknown) == 0 {
 		title = "Host facts not read"
 	}
+	remedy := &model.Remedy{Summary: "Check that podpath's agents run on these nodes and that the controller reaches their port; then run again.",
+		Commands: []string{"podpath doctor ...   # again, once the agents answer"}}
+	if slices.ContainsFunc(s.findings, func(f model.Finding) bool { return f.Severity == Error }) &&
+		!slices.ContainsFunc(names, func(n string) bool { return !s.namedByError(n) }) {
+		// The controller's calls to those agents cross the very path an
+		// error above is about.
+		remedy = &model.Remedy{Summary: "These could not be measured because of the error found on " + strings.Join(names, ", ") + " above: the controller's calls to the agents there cross the same broken path. Fix that, then run again."}
+	}
 	s.add(model.Finding{
 		ID: ResultsUnknown, Severity: Warning, Title: title + " (" + strings.Join(names, ", ") + ")",
 		Summary:  "podpath could not measure these: the controller could not ask an agent or lost its answer, or no agent listens where one should. They are unknown, neither working nor broken, and no finding rests on them.",
 		Nodes:    names,
 		Pairs:    refs(unknown),
-		Evidence: capLines(ev, 12),
-		Remedy: &model.Remedy{Summary: "Check that podpath's agents run on these nodes and that the controller reaches their port; then run again.",
-			Commands: []string{"podpath doctor ...   # again, once the agents answer"}},
+		Evidence: capLines(ev, maxEvidence),
+		Remedy:   remedy,
 	}, unknown)
 }
 
@@ -276,42 +300,76 @@ func (s *state) drops(n, need string) []hostfacts.FirewallDrop {
 	}
 	var out []hostfacts.FirewallDrop
 	for _, d := range f.Firewall.Drops {
-		if slices.Contains(d.Needs, need) {
+		if sure, perhaps := d.Stops(need); sure || perhaps {
 			out = append(out, d)
 		}
 	}
 	return out
 }
 
-func describe(n string, ds []hostfacts.FirewallDrop) []string {
+// describe renders what drops need's traffic on node n: where, the rule
+// or policy, whether only perhaps, and which of that traffic.
+func describe(n string, ds []hostfacts.FirewallDrop, need string) []string {
 	var out []string
 	for _, d := range ds {
 		cond := ""
-		if d.Conditional {
-			cond = " (past tests podpath could not evaluate: it may drop only some of it)"
+		if sure, _ := d.Stops(need); !sure {
+			cond = " (perhaps: on the way to it are tests podpath could not evaluate)"
 		}
 		where := fmt.Sprintf("%s %s chain %s", d.Family, d.Table, d.Chain)
 		if d.Hook != "" {
 			where += " (hook " + d.Hook + ")"
 		}
 		line := fmt.Sprintf("%s: nftables %s: %s%s", n, where, d.Rule, cond)
-		if len(d.Traffic) > 0 {
-			line += "; stops " + strings.Join(d.Traffic, ", ")
+		if strings.HasPrefix(d.Family, "ip (iptables-legacy)") {
+			line = fmt.Sprintf("%s: iptables-legacy table %s chain %s: %s%s", n, d.Table, d.Chain, d.Rule, cond)
+		}
+		var what []string
+		for _, t := range d.Traffic {
+			if rest, ok := strings.CutPrefix(t, need+": "); ok {
+				what = append(what, strings.TrimSuffix(rest, " (perhaps)"))
+			}
+		}
+		if len(what) > 0 {
+			line += "; it stops " + need + " traffic: " + strings.Join(what, ", ")
 		}
 		out = append(out, line)
 	}
 	return out
 }
 
+// failingLine names n's failing Pod pairs.
+func failingLine(failing []model.Pair, n string) string {
+	var ps []string
+	for _, p := range failing {
+		ps = append(ps, p.From+" → "+p.To)
+	}
+	return fmt.Sprintf("Pod-network pairs with %s that fail (%d): %s", n, len(failing), strings.Join(capLines(ps, 6), ", "))
+}
+
+// peersIn are the nodes other than n at the ends of pairs.
+func peersIn(pairs []model.Pair, n string) []string {
+	var out []string
+	for _, p := range pairs {
+		for _, m := range []string{p.From, p.To} {
+			if m != n && !slices.Contains(out, m) {
+				out = append(out, m)
+			}
+		}
+	}
+	sort.Strings(out)
+	return out
+}
+
 // certain splits a node's drops for a need into those that stop it for
 // sure and those that may. A possible drop is a finding only where the
 // traffic it may stop fails.
-func certain(ds []hostfacts.FirewallDrop) (sure, maybe []hostfacts.FirewallDrop) {
+func certain(ds []hostfacts.FirewallDrop, need string) (sure, maybe []hostfacts.FirewallDrop) {
 	for _, d := range ds {
-		if d.Conditional {
-			maybe = append(maybe, d)
-		} else {
+		if c, _ := d.Stops(need); c {
 			sure = append(sure, d)
+		} else {
+			maybe = append(maybe, d)
 		}
 	}
 	return sure, maybe
@@ -336,12 +394,12 @@ func firewallDrop(s *state) {
 		for _, need := range needs {
 			ds := s.drops(n, need)
 			failing := s.failingPodPairsOf(n)
-			if sure, _ := certain(ds); len(ds) == 0 || (len(sure) == 0 && len(failing) == 0) {
+			if sure, _ := certain(ds, need); len(ds) == 0 || (len(sure) == 0 && len(failing) == 0) {
 				continue
 			}
-			ev := describe(n, ds)
+			ev := describe(n, ds, need)
 			if len(failing) > 0 {
-				ev = append(ev, fmt.Sprintf("%d Pod-network pairs with %s fail", len(failing), n))
+				ev = append(ev, failingLine(failing, n))
 			}
 			title := fmt.Sprintf("A firewall rule on %s drops %s", n, what[need])
 			summary := fmt.Sprintf("%s drops %s traffic that Calico's %s backend needs between nodes.", n, what[need], s.ev.Network.Backend)
@@ -392,20 +450,24 @@ func encapBlocked(s *state) {
 	for _, n := range s.ev.Nodes {
 		ds := s.drops(n, hostfacts.NeedVXLAN)
 		failing := s.failingPodPairsOf(n)
-		if sure, _ := certain(ds); len(ds) == 0 || (len(sure) == 0 && len(failing) == 0) {
+		if sure, _ := certain(ds, hostfacts.NeedVXLAN); len(ds) == 0 || (len(sure) == 0 && len(failing) == 0) {
 			continue
 		}
 		nodeOK := len(s.pairs(model.LayerNode, func(p model.Pair) bool { return (p.From == n || p.To == n) && p.Reachable })) > 0
-		ev := describe(n, ds)
+		ev := describe(n, ds, hostfacts.NeedVXLAN)
 		if len(failing) > 0 {
-			ev = append(ev, fmt.Sprintf("%d Pod-network pairs with %s fail", len(failing), n))
+			ev = append(ev, failingLine(failing, n))
 		}
 		if nodeOK {
 			ev = append(ev, n+" answers on the node network: only the encapsulation is blocked")
 		}
+		others := "other nodes"
+		if peers, all := peersIn(failing, n), len(s.ev.Nodes)-1; len(peers) > 0 && len(peers) < all {
+			others = nodesOrAll(peers)
+		}
 		s.add(model.Finding{
 			ID: EncapBlocked, Severity: Error, Title: "VXLAN (UDP 4789) is blocked at " + n,
-			Summary: fmt.Sprintf("A firewall rule on %s drops VXLAN, so Pods on %s cannot reach Pods on other nodes or be reached from them, while the nodes themselves talk.", n, n),
+			Summary: fmt.Sprintf("A firewall rule on %s drops VXLAN, so Pods on %s cannot reach Pods on %s or be reached from them, while the nodes themselves talk.", n, n, others),
 			Nodes:   []string{n}, Pairs: refs(failing), Evidence: ev,
 			Remedy: &model.Remedy{Summary: fmt.Sprintf("Allow UDP 4789 between the cluster's nodes on %s (host firewall and any cloud security group).", n),
 				Commands: []string{"nft list ruleset   # on " + n + ": remove or narrow the rule above"}},
@@ -482,7 +544,7 @@ func bgpSessionDown(s *state) {
 		ev = append(ev, reports...)
 		failing := s.failingPodPairsOf(n)
 		if len(failing) > 0 {
-			ev = append(ev, fmt.Sprintf("%d Pod-network pairs with %s fail: their routes went with the sessions", len(failing), n))
+			ev = append(ev, failingLine(failing, n)+": their routes went with the sessions")
 		}
 		summary := fmt.Sprintf("Every other node's BGP session to %s is down, so the routes to %s's Pod block are withdrawn.", n, n)
 		if dead {
@@ -526,7 +588,7 @@ func ipForwardDisabled(s *state) {
 		failing := s.failingPodPairsOf(n)
 		ev := []string{n + ": net.ipv4.ip_forward = 0"}
 		if len(failing) > 0 {
-			ev = append(ev, fmt.Sprintf("%d Pod-network pairs with %s fail", len(failing), n))
+			ev = append(ev, failingLine(failing, n))
 		}
 		s.add(model.Finding{
 			ID: IPForwardDisabled, Severity: Error, Title: "IP forwarding is off on " + n,
@@ -578,11 +640,16 @@ func routeMissing(s *state) {
 		if len(missing) == 0 || s.explainedBy(n, BGPSessionDown) {
 			continue // a node whose own BGP is down has lost every learned route: a symptom
 		}
+		// A firewall that stops BGP at either end explains the routes that
+		// session would have carried.
+		bgpBlocked := func(m string) bool {
+			return s.ev.Network.Backend == "bgp" && s.explainedBy(m, FirewallDrop) && len(s.drops(m, hostfacts.NeedBGP)) > 0
+		}
 		// Owners whose BGP session is down explain these: fold them.
 		var unexplained []string
 		var pairs []model.Pair
 		for i, m := range owners {
-			if s.explainedBy(m, BGPSessionDown) {
+			if s.explainedBy(m, BGPSessionDown) || bgpBlocked(m) || bgpBlocked(n) {
 				continue
 			}
 			unexplained = append(unexplained, missing[i])
@@ -605,6 +672,11 @@ func routeMissing(s *state) {
 			Remedy: &model.Remedy{Summary: remedy, Commands: []string{"ip route   # on " + n}},
 		}, pairs)
 	}
+}
+
+// namedByError reports whether an error finding so far names node.
+func (s *state) namedByError(node string) bool {
+	return slices.ContainsFunc(s.findings, func(f model.Finding) bool { return f.Severity == Error && slices.Contains(f.Nodes, node) })
 }
 
 func (s *state) explainedBy(node, id string) bool {
@@ -696,7 +768,16 @@ func encapMismatch(s *state) {
 	}
 	odd("UDP port", func(v *vtep) int { return v.port })
 	odd("VNI", func(v *vtep) int { return v.vni })
-	// What every other node holds for each VTEP.
+	// What every other node holds for each VTEP: its own entries, Felix's
+	// to keep. A wrong one is the holder's fault, not the VTEP's.
+	stale := map[string][]string{}   // holder → its wrong entries
+	victims := map[string][]string{} // holder → the nodes whose VTEPs it gets wrong
+	note := func(holder, victim, line string) {
+		stale[holder] = append(stale[holder], line)
+		if !slices.Contains(victims[holder], victim) {
+			victims[holder] = append(victims[holder], victim)
+		}
+	}
 	for _, v := range vteps {
 		for _, m := range vteps {
 			if m == v || v.mac == "" {
@@ -710,36 +791,53 @@ func encapMismatch(s *state) {
 			}
 			switch {
 			case fdb == "":
-				bad[v.node] = append(bad[v.node], fmt.Sprintf("%s has no FDB entry for %s's VTEP MAC %s: it cannot address VXLAN frames to %s", m.node, v.node, v.mac, v.node))
+				note(m.node, v.node, fmt.Sprintf("%s has no FDB entry for %s's VTEP MAC %s: it cannot address VXLAN frames to %s", m.node, v.node, v.mac, v.node))
 			case !ownsAddress(s.ev.Facts[v.node], fdb):
-				bad[v.node] = append(bad[v.node], fmt.Sprintf("%s sends frames for %s's VTEP MAC %s to %s, which is not an address of %s", m.node, v.node, v.mac, fdb, v.node))
+				note(m.node, v.node, fmt.Sprintf("%s sends frames for %s's VTEP MAC %s to %s, which is not an address of %s", m.node, v.node, v.mac, fdb, v.node))
 			}
 			if v.addr == "" {
 				continue
 			}
 			for _, nb := range m.vx.Neighbors {
 				if nb.IP == v.addr && !strings.EqualFold(nb.MAC, v.mac) {
-					bad[v.node] = append(bad[v.node], fmt.Sprintf("%s resolves %s's VTEP %s to MAC %s; %s's vxlan.calico has MAC %s", m.node, v.node, v.addr, nb.MAC, v.node, v.mac))
+					note(m.node, v.node, fmt.Sprintf("%s resolves %s's VTEP %s to MAC %s; %s's vxlan.calico has MAC %s", m.node, v.node, v.addr, nb.MAC, v.node, v.mac))
 				}
 			}
 		}
 	}
+	restart := func(n string) string {
+		return "kubectl -n kube-system delete pod -l k8s-app=calico-node --field-selector spec.nodeName=" + n
+	}
 	for _, n := range s.ev.Nodes {
-		ev := bad[n]
-		if len(ev) == 0 {
-			continue
+		if ev := bad[n]; len(ev) > 0 {
+			failing := s.failingPodPairsOf(n)
+			if len(failing) > 0 {
+				ev = append(ev, failingLine(failing, n))
+			}
+			s.add(model.Finding{
+				ID: EncapMismatch, Severity: Error, Title: "VXLAN settings of " + n + " do not match the other nodes'",
+				Summary: fmt.Sprintf("%s's VXLAN endpoint is not what the other nodes send to: its frames and theirs are dropped on arrival, so Pods on %s cannot reach Pods on other nodes, while the nodes themselves talk.", n, n),
+				Nodes:   []string{n}, Pairs: refs(failing), Evidence: capLines(ev, maxEvidence),
+				Remedy: &model.Remedy{Summary: fmt.Sprintf("Give %s the cluster's VXLAN port and VNI (FelixConfiguration vxlanPort and vxlanVNI, the same for every node; Kubespray calico_vxlan_port and calico_vxlan_vni) and restart calico-node there so Felix programs the device and the other nodes' FDB entries again.", n),
+					Commands: []string{"ip -d link show vxlan.calico; bridge fdb show dev vxlan.calico; ip neigh show dev vxlan.calico   # on " + n + " and one other node",
+						"kubectl get felixconfiguration default -o yaml", restart(n)}},
+			}, s.podPairsOf(n))
 		}
-		failing := s.failingPodPairsOf(n)
-		if len(failing) > 0 {
-			ev = append(ev, fmt.Sprintf("%d Pod-network pairs with %s fail", len(failing), n))
+		if ev := stale[n]; len(ev) > 0 {
+			pairs := s.pairs(model.LayerPod, func(p model.Pair) bool {
+				return (p.From == n && slices.Contains(victims[n], p.To)) || (p.To == n && slices.Contains(victims[n], p.From))
+			})
+			failing := slices.DeleteFunc(slices.Clone(pairs), func(p model.Pair) bool { return !cut(p) && !p.Stalled })
+			if len(failing) > 0 {
+				ev = append(ev, failingLine(failing, n))
+			}
+			s.add(model.Finding{
+				ID: EncapMismatch, Severity: Error, Title: fmt.Sprintf("%s's VXLAN entries for %s are wrong", n, nodesOrAll(victims[n])),
+				Summary: fmt.Sprintf("%s sends VXLAN for %s where that node is not, or to a MAC it does not have: Felix programs these entries from each node's address and VTEP, and on %s they are stale or were changed by hand, so Pods on %s cannot reach Pods there.", n, nodesOrAll(victims[n]), n, n),
+				Nodes:   []string{n}, Pairs: refs(failing), Evidence: capLines(ev, maxEvidence),
+				Remedy: &model.Remedy{Summary: fmt.Sprintf("Restart calico-node on %s so Felix programs its FDB and neighbour entries again from the nodes' current addresses; if they come back wrong, the other nodes' Calico addresses (projectcalico.org/IPv4Address, IPv4VXLANTunnelAddr, VXLANTunnelMACAddr) are what is stale.", n),
+					Commands: []string{"bridge fdb show dev vxlan.calico; ip neigh show dev vxlan.calico   # on " + n, restart(n)}},
+			}, pairs)
 		}
-		s.add(model.Finding{
-			ID: EncapMismatch, Severity: Error, Title: "VXLAN settings of " + n + " do not match the other nodes'",
-			Summary: fmt.Sprintf("%s's VXLAN endpoint is not what the other nodes send to: its frames and theirs are dropped on arrival, so Pods on %s cannot reach Pods on other nodes, while the nodes themselves talk.", n, n),
-			Nodes:   []string{n}, Pairs: refs(failing), Evidence: capLines(ev, 12),
-			Remedy: &model.Remedy{Summary: fmt.Sprintf("Give %s the cluster's VXLAN port and VNI (FelixConfiguration vxlanPort and vxlanVNI, the same for every node; Kubespray calico_vxlan_port and calico_vxlan_vni) and restart calico-node there so Felix programs the device and the other nodes' FDB entries again.", n),
-				Commands: []string{"ip -d link show vxlan.calico; bridge fdb show dev vxlan.calico; ip neigh show dev vxlan.calico   # on " + n + " and one other node",
-					"kubectl get felixconfiguration default -o yaml", "kubectl -n kube-system delete pod -l k8s-app=calico-node --field-selector spec.nodeName=" + n}},
-		}, s.podPairsOf(n))
 	}
 }

@@ -31,7 +31,7 @@ func podNetworkPartition(s *state) {
 	s.add(model.Finding{
 		ID: PodNetworkPartition, Severity: Error, Title: "Pods cannot reach Pods on other nodes: " + nodesOrAll(nodes),
 		Summary: "Cross-node Pod traffic fails and no firewall rule, route, BGP session or sysctl podpath reads explains it.",
-		Nodes:   nodes, Pairs: refs(failing), Evidence: capLines(ev, 12),
+		Nodes:   nodes, Pairs: refs(failing), Evidence: capLines(ev, maxEvidence),
 		Remedy: &model.Remedy{Summary: "Compare the failing nodes' routes to other nodes' Pod blocks, their vxlan.calico neighbour/FDB entries or BGP routes, and calico-node's logs.",
 			Commands: []string{"ip route; ip neigh show dev vxlan.calico; bridge fdb show dev vxlan.calico", "kubectl -n kube-system logs -l k8s-app=calico-node --tail=100"}},
 	}, failing)
@@ -51,7 +51,7 @@ func rpFilterStrict(s *state) {
 		if f == nil || l == nil {
 			continue
 		}
-		if ev, peers := s.asymmetricRPF(n, f); len(ev) > 0 {
+		if ev, peers, ifaces := s.asymmetricRPF(n, f); len(ev) > 0 {
 			var pairs []model.Pair
 			for _, m := range peers {
 				pairs = append(pairs, s.pairs(model.LayerPod, func(p model.Pair) bool {
@@ -60,14 +60,14 @@ func rpFilterStrict(s *state) {
 			}
 			failing := slices.DeleteFunc(slices.Clone(pairs), func(p model.Pair) bool { return !cut(p) && !p.Stalled })
 			if len(failing) > 0 {
-				ev = append(ev, fmt.Sprintf("%d Pod-network pairs between %s and %s fail", len(failing), n, strings.Join(peers, ", ")))
+				ev = append(ev, failingLine(failing, n))
 			}
 			s.add(model.Finding{
 				ID: RPFilterStrict, Severity: Error, Title: "Strict reverse-path filtering on " + n + " drops its peers' encapsulated traffic",
 				Summary: fmt.Sprintf("Other nodes send %s's encapsulated Pod traffic to an interface that %s's routes back to them do not leave by; with rp_filter=1 (strict) there, the kernel drops every such packet as spoofed, so Pods on %s cannot reach Pods on those nodes.", n, n, n),
 				Nodes:   []string{n}, Pairs: refs(failing), Evidence: ev,
 				Remedy: &model.Remedy{Summary: "Use loose mode (2) on that interface, as most distributions do; or make the node's Calico address the one on the interface its routes use (IP_AUTODETECTION_METHOD; Kubespray calico_ip_auto_method), so traffic arrives where its answers leave.",
-					Commands: []string{"sysctl -w net.ipv4.conf.all.rp_filter=2 && sysctl -w net.ipv4.conf.<interface>.rp_filter=2   # on " + n + ", and persist it in /etc/sysctl.d"}},
+					Commands: []string{fmt.Sprintf("sysctl -w net.ipv4.conf.%s.rp_filter=2   # on %s, and persist it in /etc/sysctl.d (all= must not be 1 either: the larger wins)", strings.Join(ifaces, ".rp_filter=2 net.ipv4.conf."), n)}},
 			}, pairs)
 			continue
 		}
@@ -96,10 +96,10 @@ func rpFilterStrict(s *state) {
 // them does not leave by. Where the traffic arrives is where the peers'
 // FDB entries for n's VTEP send it: the interface of n that holds that
 // address; where it comes from is each peer's VXLAN source address.
-func (s *state) asymmetricRPF(n string, f *hostfacts.Facts) (ev, peers []string) {
+func (s *state) asymmetricRPF(n string, f *hostfacts.Facts) (ev, peers, ifaces []string) {
 	v := vtepOf(n, f)
 	if v == nil || v.mac == "" {
-		return nil, nil
+		return nil, nil, nil
 	}
 	for _, m := range s.ev.Nodes {
 		mf := s.ev.Facts[m]
@@ -127,11 +127,14 @@ func (s *state) asymmetricRPF(n string, f *hostfacts.Facts) (ev, peers []string)
 		}
 		if mode, ok := f.Sysctls.EffectiveRPFilter(arrive); ok && mode == 1 {
 			peers = append(peers, m)
+			if !slices.Contains(ifaces, arrive) {
+				ifaces = append(ifaces, arrive)
+			}
 			ev = append(ev, fmt.Sprintf("%s sends VXLAN for %s to %s, on %s's %s; %s's route back to %s (%s) leaves by %s; effective rp_filter on %s is 1 (strict): max(all=%s, %s=%s)",
 				m, n, dst, n, arrive, n, m, src, back, arrive, intp(f.Sysctls.RPFilterAll), arrive, intp(f.Sysctls.Conf[arrive].RPFilter)))
 		}
 	}
-	return ev, peers
+	return ev, peers, ifaces
 }
 
 // linkHolding is the name of f's link that holds address a.
@@ -281,7 +284,7 @@ func packetLoss(s *state) {
 	s.add(model.Finding{
 		ID: PacketLoss, Severity: Warning, Title: "Packet loss " + where(nodes),
 		Summary: "Echoes are lost on paths that otherwise work: TCP slows down and retransmits, latency-sensitive traffic suffers.",
-		Nodes:   nodes, Pairs: refs(lossy), Evidence: capLines(ev, 12),
+		Nodes:   nodes, Pairs: refs(lossy), Evidence: capLines(ev, maxEvidence),
 		Remedy: &model.Remedy{Summary: "Look at the interface error and drop counters on the named nodes and their network path.",
 			Commands: []string{"ip -s link   # on " + nodesOrAll(nodes)}},
 	}, nil)

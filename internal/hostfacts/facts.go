@@ -4,6 +4,7 @@
 package hostfacts
 
 import (
+	"slices"
 	"strconv"
 	"time"
 
@@ -284,12 +285,19 @@ type FirewallDrop struct {
 	Handle uint64 `json:"handle"`
 	Rule   string `json:"rule"` // nft-like: "udp dport 4789 drop", or "policy drop"
 	Policy bool   `json:"policy,omitempty"`
-	// Conditional: on the way to it, or in it, a test podpath cannot
-	// evaluate (the far end's address, a set it could not read, an x_tables
-	// match it does not know), so it may drop only some of that traffic.
+	// Conditional: it stops nothing for certain: on the way to it, or in
+	// it, is a test podpath cannot evaluate (the far end's address, a set it
+	// could not read, an x_tables match it does not know), so it may drop
+	// only some of that traffic.
 	Conditional bool     `json:"conditional,omitempty"`
-	Needs       []string `json:"needs"`             // Need* values
-	Traffic     []string `json:"traffic,omitempty"` // which of it: "vxlan: arriving", "pod-traffic: UDP to its Pods"
+	Needs       []string `json:"needs"`              // Need* values it stops for certain
+	Possible    []string `json:"possible,omitempty"` // Need* values it may stop
+	Traffic     []string `json:"traffic,omitempty"`  // which of it: "vxlan: arriving", "pod-traffic: UDP to its Pods"
+}
+
+// Stops reports whether d stops traffic of need: for certain, or perhaps.
+func (d FirewallDrop) Stops(need string) (certain, perhaps bool) {
+	return slices.Contains(d.Needs, need), slices.Contains(d.Possible, need)
 }
 
 // What Calico needs a firewall to pass.

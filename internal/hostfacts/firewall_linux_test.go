@@ -258,8 +258,8 @@ func TestFirewallRules(t *testing.T) {
 			if d.Rule != tc.wantRule {
 				t.Errorf("rule = %q; want %q", d.Rule, tc.wantRule)
 			}
-			if !slices.Equal(d.Needs, tc.wantNeeds) {
-				t.Errorf("needs = %v; want %v", d.Needs, tc.wantNeeds)
+			if needs := append(slices.Clone(d.Needs), d.Possible...); !slices.Equal(needs, tc.wantNeeds) {
+				t.Errorf("needs = %v (and perhaps %v); want %v", d.Needs, d.Possible, tc.wantNeeds)
 			}
 			if d.Conditional != tc.wantConditional {
 				t.Errorf("conditional = %v; want %v", d.Conditional, tc.wantConditional)
@@ -270,7 +270,7 @@ func TestFirewallRules(t *testing.T) {
 
 // testView is a VXLAN node with one Pod.
 var testView = hostView{underlay: "eth0", node: netip.MustParseAddr("198.18.0.1"), tunnel: "vxlan.calico", vxlanPort: 4789,
-	workload: "cali0123456789a", pod: netip.MustParseAddr("10.233.64.1")}
+	workload: "cali0123456789a", pod: netip.MustParseAddr("10.233.64.1"), ipv6: true}
 
 // baseChain adds a base chain on hook with one rule per exprs.
 func baseChain(rs *ruleset, family nftables.TableFamily, table, name, hook string, prio int32, policy string, rules ...[]expr.Any) *fwChain {
@@ -338,9 +338,9 @@ func TestFirewallWalk(t *testing.T) {
 		ip   = nftables.TableFamilyIPv4
 	)
 	type want struct {
-		chain, rule string
-		needs       []string
-		conditional bool
+		chain, rule     string
+		needs, possible []string
+		conditional     bool
 	}
 	for _, tc := range []struct {
 		name  string
@@ -359,7 +359,7 @@ func TestFirewallWalk(t *testing.T) {
 					rule(ifnameEq(expr.MetaKeyOIFNAME, "docker0"), ctState(ctRelated|ctEstablished), accept()),
 					rule(ifnameEq(expr.MetaKeyIIFNAME, "docker0"), accept()))
 			},
-			want: []want{{"FORWARD", "policy drop", []string{NeedICMPFragNeeded, NeedICMP, NeedPodTraffic}, false}},
+			want: []want{{"FORWARD", "policy drop", []string{NeedICMPFragNeeded, NeedICMP, NeedPodTraffic}, nil, false}},
 		},
 		{
 			// Calico's own rules run first and accept its workloads' traffic.
@@ -378,7 +378,7 @@ func TestFirewallWalk(t *testing.T) {
 			build: func(rs *ruleset) {
 				baseChain(rs, inet, "filter", "input", "input", 0, "drop", rule(ctState(ctRelated|ctEstablished), accept()))
 			},
-			want: []want{{"input", "policy drop", []string{NeedVXLAN, NeedBGP, NeedIPIP, NeedICMP, NeedWireGuard}, false}},
+			want: []want{{"input", "policy drop", []string{NeedVXLAN, NeedBGP, NeedIPIP, NeedICMP, NeedWireGuard}, nil, false}},
 		},
 		{
 			// The far end's address is unknown: an accept on it may or may
@@ -397,7 +397,19 @@ func TestFirewallWalk(t *testing.T) {
 				baseChain(rs, ip, "filter", "FORWARD", "forward", 0, "drop",
 					rule(prefixOf(expr.PayloadBaseNetworkHeader, 12, "10.0.0.0/8"), accept()))
 			},
-			want: []want{{"FORWARD", "policy drop", []string{NeedICMPFragNeeded, NeedICMP, NeedPodTraffic}, true}},
+			want: []want{{"FORWARD", "policy drop", nil, []string{NeedICMPFragNeeded, NeedICMP, NeedPodTraffic}, true}},
+		},
+		{
+			// VXLAN accepted from the node network (the far end's address
+			// is unknown): the policy drops it only perhaps. BGP, which
+			// nothing accepts, for certain.
+			name: "vxlan_allowed_from_the_node_network",
+			build: func(rs *ruleset) {
+				baseChain(rs, inet, "filter", "input", "input", 0, "drop",
+					rule(ctState(ctRelated|ctEstablished), accept()),
+					rule(prefixOf(expr.PayloadBaseNetworkHeader, 12, "198.18.0.0/16"), l4Eq(unix.IPPROTO_UDP), portEq(2, expr.CmpOpEq, 4789), accept()))
+			},
+			want: []want{{"input", "policy drop", []string{NeedBGP, NeedIPIP, NeedICMP, NeedWireGuard}, []string{NeedVXLAN}, false}},
 		},
 		{
 			// An accept in one base chain ends only that chain.
@@ -406,7 +418,7 @@ func TestFirewallWalk(t *testing.T) {
 				baseChain(rs, inet, "a", "in", "input", 0, "accept", rule(accept()))
 				baseChain(rs, inet, "b", "in", "input", 10, "accept", rule(l4Eq(unix.IPPROTO_UDP), portEq(2, expr.CmpOpEq, 4789), drop()))
 			},
-			want: []want{{"in", "udp dport 4789 drop", []string{NeedVXLAN}, false}},
+			want: []want{{"in", "udp dport 4789 drop", []string{NeedVXLAN}, nil, false}},
 		},
 		{
 			// goto does not come back: the chain it leaves ends with it.
@@ -417,7 +429,7 @@ func TestFirewallWalk(t *testing.T) {
 					rule(accept()))
 				regularChain(rs, inet, "t", "udp", rule(portEq(2, expr.CmpOpEq, 53), accept()))
 			},
-			want: []want{{"in", "policy drop", []string{NeedVXLAN, NeedWireGuard}, false}},
+			want: []want{{"in", "policy drop", []string{NeedVXLAN, NeedWireGuard}, nil, false}},
 		},
 		{
 			// The mark is 0 until a rule sets it; after that it is unknown.
@@ -429,7 +441,8 @@ func TestFirewallWalk(t *testing.T) {
 						&expr.Meta{Key: expr.MetaKeyMARK, SourceRegister: true, Register: 1}}),
 					rule(metaEq(expr.MetaKeyMARK, 0, 0, 1, 0), accept()))
 			},
-			want: []want{{"in", "policy drop", []string{NeedVXLAN, NeedBGP, NeedIPIP, NeedICMPFragNeeded, NeedICMP, NeedWireGuard}, false}},
+			// TCP's mark was set: the accept on it may apply, so BGP only perhaps.
+			want: []want{{"in", "policy drop", []string{NeedVXLAN, NeedIPIP, NeedICMPFragNeeded, NeedICMP, NeedWireGuard}, []string{NeedBGP}, false}},
 		},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -438,13 +451,14 @@ func TestFirewallWalk(t *testing.T) {
 			drops := rs.drops(testView)
 			var got []want
 			for _, d := range drops {
-				got = append(got, want{d.Chain, d.Rule, d.Needs, d.Conditional})
+				got = append(got, want{d.Chain, d.Rule, d.Needs, d.Possible, d.Conditional})
 			}
 			if len(got) != len(tc.want) {
 				t.Fatalf("drops %+v; want %+v", got, tc.want)
 			}
 			for i := range got {
-				if got[i].chain != tc.want[i].chain || got[i].rule != tc.want[i].rule || !slices.Equal(got[i].needs, tc.want[i].needs) || got[i].conditional != tc.want[i].conditional {
+				if got[i].chain != tc.want[i].chain || got[i].rule != tc.want[i].rule || !slices.Equal(got[i].needs, tc.want[i].needs) ||
+					!slices.Equal(got[i].possible, tc.want[i].possible) || got[i].conditional != tc.want[i].conditional {
 					t.Errorf("drop %+v; want %+v", got[i], tc.want[i])
 				}
 			}

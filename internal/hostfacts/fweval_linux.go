@@ -217,6 +217,9 @@ type hostView struct {
 	vxlanPort int
 	workload  string     // one of its Pods' cali* links; "" without Pods
 	pod       netip.Addr // that Pod's address
+	// ipv6: the node has IPv6 to lose (a global address on its underlay, or
+	// Calico's IPv6 VXLAN device): only then is its IPv6 traffic judged.
+	ipv6 bool
 }
 
 // viewOf reads the view from the node's links and routes.
@@ -262,14 +265,19 @@ func viewOf(links []Link, routes []Route) hostView {
 			}
 		}
 	}
-	if l := byName[v.underlay]; l != nil && !v.node.IsValid() {
+	if l := byName[v.underlay]; l != nil {
 		for _, c := range l.Addresses {
-			if p, err := netip.ParsePrefix(c); err == nil && p.Addr().Is4() {
+			p, err := netip.ParsePrefix(c)
+			switch {
+			case err != nil:
+			case p.Addr().Is4() && !v.node.IsValid():
 				v.node = p.Addr()
-				break
+			case p.Addr().Is6() && p.Addr().IsGlobalUnicast():
+				v.ipv6 = true
 			}
 		}
 	}
+	v.ipv6 = v.ipv6 || byName["vxlan-v6.calico"] != nil
 	return v
 }
 
@@ -307,22 +315,26 @@ func (v hostView) flows() []flow {
 	fs := []flow{
 		{NeedVXLAN, "arriving", in(udp(unix.NFPROTO_IPV4, ephemeralPort, vx), ctNew), inbound},
 		{NeedVXLAN, "leaving", out(udp(unix.NFPROTO_IPV4, ephemeralPort, vx), ctNew), outbound},
-		{NeedVXLAN, "arriving over IPv6", v6(udp(unix.NFPROTO_IPV6, ephemeralPort, vx), ctNew), inbound},
 		{NeedBGP, "sessions opened to it", in(tcp(unix.NFPROTO_IPV4, ephemeralPort, 179), ctNew), inbound},
 		{NeedBGP, "answers to its own sessions", in(tcpAnswer(tcp(unix.NFPROTO_IPV4, 179, ephemeralPort)), ctEstablished), inbound},
 		{NeedBGP, "its own sessions", out(tcp(unix.NFPROTO_IPV4, ephemeralPort, 179), ctNew), outbound},
-		{NeedBGP, "over IPv6", v6(tcp(unix.NFPROTO_IPV6, ephemeralPort, 179), ctNew), inbound},
 		{NeedIPIP, "arriving", in(ipipPacket, ctNew), inbound},
 		{NeedIPIP, "leaving", out(ipipPacket, ctNew), outbound},
 		{NeedICMPFragNeeded, "to the node", in(icmp4(3, 4), ctRelated), inbound},
 		{NeedICMPFragNeeded, "sent by the node", out(icmp4(3, 4), ctRelated), outbound},
-		{NeedICMPFragNeeded, "over IPv6", v6(icmp6(2, 0), ctRelated), inbound},
 		{NeedICMP, "echo requests to the node", in(icmp4(8, 0), ctNew), inbound},
 		{NeedICMP, "echo replies to the node", in(icmp4(0, 0), ctEstablished), inbound},
 		{NeedICMP, "echo replies from the node", out(icmp4(0, 0), ctEstablished), outbound},
-		{NeedICMP, "over IPv6", v6(icmp6(128, 0), ctNew), inbound},
 		{NeedWireGuard, "arriving", in(udp(unix.NFPROTO_IPV4, 51820, 51820), ctNew), inbound},
-		{NeedWireGuard, "over IPv6", v6(udp(unix.NFPROTO_IPV6, 51821, 51821), ctNew), inbound},
+	}
+	if v.ipv6 {
+		fs = append(fs,
+			flow{NeedVXLAN, "arriving over IPv6", v6(udp(unix.NFPROTO_IPV6, ephemeralPort, vx), ctNew), inbound},
+			flow{NeedBGP, "over IPv6", v6(tcp(unix.NFPROTO_IPV6, ephemeralPort, 179), ctNew), inbound},
+			flow{NeedICMPFragNeeded, "over IPv6", v6(icmp6(2, 0), ctRelated), inbound},
+			flow{NeedICMP, "over IPv6", v6(icmp6(128, 0), ctNew), inbound},
+			flow{NeedWireGuard, "over IPv6", v6(udp(unix.NFPROTO_IPV6, 51821, 51821), ctNew), inbound},
+		)
 	}
 	if v.workload == "" {
 		return fs
@@ -362,8 +374,8 @@ func familyCarries(f nftables.TableFamily, nfproto byte) bool {
 }
 
 // drops walks every flow through rs and lists what drops them: one entry
-// per rule or policy, with every Need it stops (conditional only when it
-// stops none of them for certain).
+// per rule or policy, with the Needs it stops for certain and those it may
+// stop (past a test podpath could not evaluate).
 func (rs *ruleset) drops(v hostView) []FirewallDrop {
 	var out []FirewallDrop
 	at := map[string]int{}
@@ -383,10 +395,19 @@ func (rs *ruleset) drops(v hostView) []FirewallDrop {
 			}
 			e := &out[i]
 			e.Conditional = e.Conditional && d.Conditional
-			if !slices.Contains(e.Needs, f.need) {
-				e.Needs = append(e.Needs, f.need)
+			if !d.Conditional {
+				if !slices.Contains(e.Needs, f.need) {
+					e.Needs = append(e.Needs, f.need)
+				}
+				e.Possible = slices.DeleteFunc(e.Possible, func(n string) bool { return n == f.need })
+			} else if !slices.Contains(e.Needs, f.need) && !slices.Contains(e.Possible, f.need) {
+				e.Possible = append(e.Possible, f.need)
 			}
-			if w := f.need + ": " + f.what; !slices.Contains(e.Traffic, w) {
+			w := f.need + ": " + f.what
+			if d.Conditional {
+				w += " (perhaps)"
+			}
+			if !slices.Contains(e.Traffic, w) {
 				e.Traffic = append(e.Traffic, w)
 			}
 			break // the first hook that stops it is where it stops

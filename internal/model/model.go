@@ -142,6 +142,14 @@ func (p Pair) Measured() bool { return p.Unknown == "" }
 // and an agent answered at To.
 func (p Pair) Known() bool { return p.Unknown == "" && !p.NoAgent }
 
+// AgentSilent reports a measured pair whose UDP probes got no answer while
+// To's host answered otherwise (an ICMP echo, or its kernel completing a
+// TCP handshake): the host is there, its agent does not answer (stopped,
+// or a firewall drops the agent's port).
+func (p Pair) AgentSilent() bool {
+	return p.Known() && !p.Reachable && (p.TCPConnectMs != nil || (p.ICMPLossPct != nil && *p.ICMPLossPct < 100))
+}
+
 // PortState is one port checked from a pair's source on its target.
 type PortState struct {
 	Proto string  `json:"proto"`

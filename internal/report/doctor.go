@@ -17,7 +17,7 @@ func DoctorText(w io.Writer, r *model.Report) {
 	configText(w, r.Config)
 	var unknown []string // what is not known, pair by pair
 	for _, p := range r.Pairs {
-		if what := pairProblems(p); len(what) > 0 && (!p.Known() || p.PathMTUError != "") {
+		if what := pairProblems(p); len(what) > 0 && (!p.Known() || p.PathMTUError != "" || (p.Layer == model.LayerNode && p.AgentSilent())) {
 			unknown = append(unknown, fmt.Sprintf("%s %s → %s: %s", p.Layer, p.From, p.To, strings.Join(what, "; ")))
 		}
 	}
@@ -55,8 +55,8 @@ func DoctorText(w io.Writer, r *model.Report) {
 	for _, f := range r.Findings {
 		counts[f.Severity]++
 	}
-	fmt.Fprintf(w, "%d errors, %d warnings, %d notes; %d pairs, %d nodes in %.1fs\n",
-		counts["error"], counts["warning"], counts["info"], len(r.Pairs), len(r.Nodes), r.DurationMs/1000)
+	fmt.Fprintf(w, "%s, %s, %s; %s, %s in %.1fs\n", plural(counts["error"], "error"), plural(counts["warning"], "warning"),
+		plural(counts["info"], "note"), plural(len(r.Pairs), "pair"), plural(len(r.Nodes), "node"), r.DurationMs/1000)
 }
 
 // capped keeps the first n lines and says how many more there were.
@@ -161,6 +161,9 @@ func configText(w io.Writer, c *model.Config) {
 	fmt.Fprintln(w)
 }
 
+// textEvidence is how many evidence lines a finding shows in text.
+const textEvidence = 14
+
 // FindingsText prints findings as the doctor does: mark, ID, title, summary,
 // nodes, evidence and the fix with its commands.
 func FindingsText(w io.Writer, findings []model.Finding) {
@@ -172,7 +175,11 @@ func FindingsText(w io.Writer, findings []model.Finding) {
 		}
 		if len(f.Evidence) > 0 {
 			fmt.Fprintln(w, "  evidence:")
-			for _, e := range f.Evidence {
+			for i, e := range f.Evidence {
+				if i == textEvidence && len(f.Evidence) > textEvidence+1 {
+					fmt.Fprintf(w, "    - … and %d more (-o json has them all)\n", len(f.Evidence)-i)
+					break
+				}
 				fmt.Fprintf(w, "    - %s\n", e)
 			}
 		}

@@ -367,6 +367,8 @@ func pairProblems(p model.Pair) []string {
 		return []string{"not measured: " + p.Unknown}
 	case p.NoAgent:
 		what = append(what, "not measured: no agent answers there (its host replied ICMP port unreachable)")
+	case p.Layer == model.LayerNode && p.AgentSilent():
+		what = append(what, "not measured: the host answers (ICMP or TCP), its agent's UDP port does not")
 	case !p.Reachable:
 		what = append(what, "unreachable")
 	}
