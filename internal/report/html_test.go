@@ -405,3 +405,24 @@ func TestShade(t *testing.T) {
 		}
 	}
 }
+
+// A pair the controller could not ask is "?": grey, not broken, with why.
+func TestHTMLUnknownPair(t *testing.T) {
+	r := seedHTMLReport()
+	r.Pairs = append(r.Pairs, model.Pair{From: "node1", To: "node4", Layer: model.LayerNode,
+		Unknown: "the controller could not ask the agent on node1: context deadline exceeded"})
+	_, doc := renderHTML(t, r)
+	var found bool
+	for _, c := range heatCells(doc) {
+		if c.key() != "node1>node4/node" {
+			continue
+		}
+		found = true
+		if c.text != "?" || c.fill != noDataFill || c.has("broken") {
+			t.Errorf("%s %s cell: text %q, fill %s, classes %v; want ?, grey, not broken", c.key(), c.metric, c.text, c.fill, c.classes)
+		}
+	}
+	if !found {
+		t.Fatal("no cell for node1 → node4")
+	}
+}
