@@ -176,7 +176,11 @@ func diagnoseRun(ctx context.Context, src *source, jobs []plan.Job, timeout time
 		pairs += len(j.Peers)
 		layers[j.Layer] = true
 	}
-	prog.say("podpath doctor: probing %d pairs on %d layer(s) and reading %d nodes' host facts…", pairs, len(layers), len(inv.Nodes))
+	layerWord := "layer"
+	if len(layers) > 1 {
+		layerWord = "layers"
+	}
+	prog.say("podpath doctor: probing %d pairs on %d %s and reading %d nodes' host facts…", pairs, len(layers), layerWord, len(inv.Nodes))
 	r := &measure.Runner{Token: src.token, Connect: src.connect}
 	rep := &model.Report{Config: src.config()}
 	var wg sync.WaitGroup

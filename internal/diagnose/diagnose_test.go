@@ -286,6 +286,27 @@ func TestDiagnose(t *testing.T) {
 			id: FirewallDrop, severity: Error, nodes: []string{"node2"}, absent: []string{RouteMissing, PodNetworkPartition},
 		},
 		{
+			// As above, with BIRD's sessions in the facts, and node1 not
+			// announcing its block besides: the firewall explains what the
+			// node2–node3 session carried, not node2's missing route to node1.
+			name:   "bgp_firewall_explains_only_its_own_sessions",
+			mutate: bgpFirewallBetween2And3,
+			id:     FirewallDrop, severity: Error, nodes: []string{"node2"}, absent: []string{PodNetworkPartition},
+		},
+		{
+			// node3's second default route, with the better metric, sends
+			// everything to the other nodes out of eth1, where it goes nowhere.
+			name: "second_default_route_cuts_the_host_network",
+			mutate: func(ev *Evidence) {
+				f := ev.Facts["node3"]
+				f.Links = append(f.Links, hostfacts.Link{Name: "eth1", MTU: 1500, Addresses: []string{"10.61.0.3/24"}})
+				f.Routes = append(f.Routes, hostfacts.Route{Family: "ipv4", Dst: "default", Gw: "198.18.255.254", Dev: "eth0", Type: "unicast", Metric: 100},
+					hostfacts.Route{Family: "ipv4", Dst: "default", Gw: "10.61.0.254", Dev: "eth1", Type: "unicast", Metric: 50})
+				each(ev, with("node3"), cutPair)
+			},
+			id: NodeNetworkPartition, severity: Error, nodes: []string{"node3"}, absent: []string{PodNetworkPartition, NodeUnreachable},
+		},
+		{
 			name: "bird_down_explains_missing_routes",
 			mutate: func(ev *Evidence) {
 				ev.Network.Backend = "bgp"
@@ -532,6 +553,52 @@ func TestDiagnose(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// node2 drops BGP from node3 (BIRD's sessions in the facts say so), and
+// node1 announces nothing besides.
+func bgpFirewallBetween2And3(ev *Evidence) {
+	ev.Network.Backend = "bgp"
+	for _, n := range []string{"node1", "node2", "node3"} {
+		f := ev.Facts[n]
+		f.Calico.BIRD.Error = ""
+		for j := 1; j <= 3; j++ {
+			if peer := fmt.Sprintf("node%d", j); peer != n {
+				state := "Established"
+				if (n == "node2" && peer == "node3") || (n == "node3" && peer == "node2") {
+					state = "Active"
+				}
+				f.Calico.BIRD.Protocols = append(f.Calico.BIRD.Protocols, calico.Protocol{Name: fmt.Sprintf("Mesh_198_18_0_%d", j), Proto: "BGP", State: "up", Info: state})
+			}
+		}
+	}
+	ev.Facts["node2"].Firewall.Drops = []hostfacts.FirewallDrop{{Family: "inet", Table: "t", Chain: "input", Hook: "input",
+		Rule: "ip saddr 198.18.0.3 tcp dport 179 drop", Conditional: true, Possible: []string{hostfacts.NeedBGP}}}
+	ev.Facts["node2"].Routes = slices.DeleteFunc(ev.Facts["node2"].Routes, func(r hostfacts.Route) bool { return r.Dst == block(3) || r.Dst == block(1) })
+	ev.Facts["node3"].Routes = slices.DeleteFunc(ev.Facts["node3"].Routes, func(r hostfacts.Route) bool { return r.Dst == block(2) })
+	// Every Pod pair with node2 fails: with node3 for the firewall, with
+	// node1 for the route node1 never announced.
+	each(ev, podWith("node2"), cutPair)
+}
+
+// The firewall between node2 and node3 explains the routes their session
+// carried, and leaves node2's missing route to node1's block (node1
+// announces nothing) to route-missing.
+func TestBGPFirewallLeavesOtherRoutes(t *testing.T) {
+	ev := healthy(3)
+	bgpFirewallBetween2And3(&ev)
+	var ids []string
+	for _, f := range Diagnose(ev) {
+		ids = append(ids, f.ID+"/"+strings.Join(f.Nodes, ","))
+	}
+	for _, want := range []string{"firewall-drop/node2", "route-missing/node2"} {
+		if !slices.Contains(ids, want) {
+			t.Errorf("findings %v; want %s among them", ids, want)
+		}
+	}
+	if slices.Contains(ids, "route-missing/node3") {
+		t.Errorf("findings %v: node3's missing route to node2's block is the firewall's doing, not its own finding", ids)
 	}
 }
 

@@ -74,13 +74,15 @@ const (
 	ResultsUnknown      = "results-unknown"
 	// UnderlayFragmentation: Pod packets cross the underlay only as IP fragments.
 	UnderlayFragmentation = "underlay-fragmentation"
+	// NodeNetworkPartition: nodes that are up cannot reach each other host to host.
+	NodeNetworkPartition = "node-network-partition"
 )
 
 // Catalogue is every rule the doctor runs, in the order root causes rank:
 // a finding earlier in the list explains symptoms of later ones.
 var Catalogue = []string{
 	NodeNotReady, NodeUnreachable, FirewallDrop, EncapBlocked, EncapMismatch, BGPSessionDown, IPForwardDisabled,
-	RPFilterStrict, RouteMissing, MTUInconsistent, MTUBlackhole, UnderlayFragmentation, PodNetworkPartition,
+	RPFilterStrict, RouteMissing, NodeNetworkPartition, MTUInconsistent, MTUBlackhole, UnderlayFragmentation, PodNetworkPartition,
 	KernelModuleMissing, CalicoNodeUnhealthy, ConntrackFull, PacketLoss, HighLatency,
 	MTUWasteful, IPPoolMTUIgnored, ICMPFiltered, ResultsUnknown, NodeCordoned,
 }

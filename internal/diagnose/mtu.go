@@ -105,7 +105,7 @@ func mtuInconsistent(s *state) {
 		pod, tunnel := podAndTunnelMTU(f)
 		for _, m := range pod {
 			podMTUs[m] = append(podMTUs[m], n)
-			if tunnel > 0 && m > tunnel {
+			if tunnel > 0 && m > tunnel && !slices.Contains(over, n) {
 				over = append(over, n)
 				ev = append(ev, fmt.Sprintf("%s: Pod interfaces MTU %d, vxlan.calico MTU %d", n, m, tunnel))
 				tunnelMTU = tunnel
@@ -114,11 +114,24 @@ func mtuInconsistent(s *state) {
 	}
 	if len(over) > 0 {
 		affected := s.pairs(model.LayerPod, func(p model.Pair) bool { return involves(p, over) && p.IfaceMTU > p.PathMTU && p.PathMTU > 0 })
+		remedy := s.mtuRemedy(tunnelMTU, "", 0)
+		withFacts := 0
+		for _, n := range s.ev.Nodes {
+			if s.ev.Facts[n] != nil {
+				withFacts++
+			}
+		}
+		if 2*len(over) < withFacts {
+			// A few nodes' tunnels are smaller than everyone's Pods, and the
+			// rest agree: those tunnels are the odd ones, not the Pod MTU.
+			remedy = &model.Remedy{Summary: fmt.Sprintf("Give vxlan.calico on %s the Pod MTU again, as on the other nodes: Felix sets it from FelixConfiguration vxlanMTU or that node's calico-node FELIX_VXLANMTU (a per-node override or FelixConfiguration node.%s); then restart calico-node there.", nodesOrAll(over), over[0]),
+				Commands: []string{"ip link show vxlan.calico   # on " + nodesOrAll(over), "kubectl get felixconfiguration -o yaml | grep -i -e name: -e vxlanMTU"}}
+		}
 		s.add(model.Finding{
-			ID: MTUInconsistent, Severity: Error, Title: "Pod MTU is above the VXLAN tunnel's",
-			Summary: fmt.Sprintf("Pods on %s may send packets larger than vxlan.calico carries (%d): those are dropped or need ICMP to shrink, and any path that filters ICMP turns it into a black hole. Pod MTU and tunnel MTU must be equal.", nodesOrAll(over), tunnelMTU),
+			ID: MTUInconsistent, Severity: Error, Title: "Pod MTU is above the VXLAN tunnel's on " + nodesOrAll(over),
+			Summary: fmt.Sprintf("Pods on %s may send packets larger than vxlan.calico carries (%d): those are dropped or need ICMP to shrink, and any path that filters ICMP turns it into a black hole. The tunnel must carry what the Pods send: its MTU at least theirs (Calico sets the two equal).", nodesOrAll(over), tunnelMTU),
 			Nodes:   over, Pairs: refs(affected), Evidence: ev,
-			Remedy: s.mtuRemedy(tunnelMTU, "", 0),
+			Remedy: remedy,
 		}, affected)
 	} else if len(podMTUs) > 1 {
 		var parts []string
@@ -180,7 +193,11 @@ func (s *state) mtuRemedy(mtu int, underlayNodes string, underlayMTU int) *model
 			"operator: the Installation's spec.calicoNetwork.mtu; manifest: veth_mtu in the calico-config ConfigMap — then restart calico-node and the Pods (only new Pods get the new MTU).", mtu, mtu)
 		r.Commands = []string{installation, configMap, fix}
 	}
-	if underlayNodes != "" {
+	switch underlayNodes {
+	case "":
+	case "all nodes": // the pairs share no node: the paths themselves
+		r.Summary += fmt.Sprintf(" Or make the paths above carry %d bytes again (the links, routers or VPN on the way), and keep the Pod MTU.", underlayMTU)
+	default:
 		r.Summary += fmt.Sprintf(" Or make the underlay towards %s carry %d bytes again (the link, switch port, VPN or cloud network of that node), and keep the Pod MTU.", underlayNodes, underlayMTU)
 	}
 	return r
@@ -193,7 +210,7 @@ func mtuBlackhole(s *state) {
 	for _, p := range s.ev.Pairs {
 		// Loss explains a stalled transfer and blurs a size search; packet-loss
 		// reports those pairs instead.
-		if s.isExplained(p) || p.LossPct >= LossWarnPct {
+		if s.isExplained(p) || lossy(p) {
 			continue
 		}
 		switch {
@@ -243,14 +260,18 @@ func mtuBlackhole(s *state) {
 			ev = append(ev, line)
 		}
 	}
-	ev = capLines(ev, 8) // the pairs; then why and where
+	// A few pairs first, then why and where, then the other pairs: the
+	// text report shows the first lines, -o json them all.
+	var why []string
 	for _, n := range nodes {
 		if ds := s.drops(n, hostfacts.NeedICMPFragNeeded); len(ds) > 0 {
-			ev = append(ev, describe(n, ds, hostfacts.NeedICMPFragNeeded)...)
+			why = append(why, describe(n, ds, hostfacts.NeedICMPFragNeeded)...)
 		}
 	}
-	ev = append(ev, s.lostFragments(pod)...)
-	ev = append(ev, s.whereTheyVanish(append(append([]model.Pair{}, pod...), node...))...)
+	why = append(why, s.lostFragments(pod)...)
+	why = append(why, s.whereTheyVanish(append(append([]model.Pair{}, pod...), node...))...)
+	head := min(len(ev), 4)
+	ev = capLines(slices.Concat(ev[:head], why, ev[head:]), maxEvidence)
 	where := "between nodes"
 	if len(nodes) > 0 {
 		where = "on paths " + direction(affected, nodes) + " " + nodesOrAll(nodes)
@@ -260,16 +281,19 @@ func mtuBlackhole(s *state) {
 	remedy := s.mtuRemedy(safe, nodesOrAll(nodes), underlay)
 	if layer == model.LayerNode {
 		summary = fmt.Sprintf("Host-network packets above the path's limit are silently dropped %s; Pod traffic is not affected at its current MTU.", where)
-		// Host traffic adapts by itself once the path says "fragmentation
-		// needed": that, not the Pod MTU, is what to fix first.
-		hop := "the router or firewall on the way"
+		// Host traffic fits itself to the path once the path says
+		// "fragmentation needed": that, not the Pod MTU, is what to fix.
+		var hops []string
 		for _, p := range affected {
-			if w := p.Vanish; w != nil && w.After > 0 && w.At != "" && w.Hops > w.After {
-				hop = "the router at " + w.At
-				break
+			if w := p.Vanish; w != nil && w.After > 0 && w.At != "" && w.Hops > w.After && !slices.Contains(hops, w.At) {
+				hops = append(hops, w.At)
 			}
 		}
-		remedy.Summary = fmt.Sprintf("Let ICMP \"fragmentation needed\" from %s through to the nodes (type 3 code 4; ICMPv6 packet-too-big): path MTU discovery then shrinks host traffic to what the path carries. Or make that link carry %d bytes again. For Pods: %s", hop, underlay, remedy.Summary)
+		from := "the router or firewall on the way"
+		if len(hops) > 0 {
+			from = "the router at " + strings.Join(hops, " and the one at ")
+		}
+		remedy = &model.Remedy{Summary: fmt.Sprintf("Let ICMP \"fragmentation needed\" (type 3 code 4; ICMPv6 packet-too-big) from %s through to the nodes: path MTU discovery then fits host traffic to what the path carries. Or make the path carry %d bytes again.", from, underlay)}
 	}
 	s.add(model.Finding{
 		ID: MTUBlackhole, Severity: sev, Title: title, Summary: summary,
@@ -320,7 +344,7 @@ func (s *state) whereTheyVanish(pairs []model.Pair) []string {
 		}
 		var line string
 		switch {
-		case w.Silent:
+		case w.Silent, w.After == 0 && w.Gap:
 			line = fmt.Sprintf("%s %s → %s: the routers on the way did not answer TTL-limited probes, so where %d-byte packets vanish is not known", p.Layer, p.From, p.To, w.Size)
 		case w.Hops == 1:
 			line = fmt.Sprintf("%s %s → %s: nothing routes between them (one hop): %d-byte packets vanish on the link itself, a switch port, NIC or virtual network with a smaller MTU", p.Layer, p.From, p.To, w.Size)
@@ -331,11 +355,14 @@ func (s *state) whereTheyVanish(pairs []model.Pair) []string {
 		default:
 			line = fmt.Sprintf("%s %s → %s: %d-byte packets reach %s, hop %d of %d, and vanish after it", p.Layer, p.From, p.To, w.Size, name(w.At), w.After, w.Hops)
 		}
+		if w.Gap && w.After > 0 {
+			line += fmt.Sprintf(" (hop %d answered no probe at all: they vanish there or beyond)", w.After+1)
+		}
 		if !slices.Contains(out, line) {
 			out = append(out, line)
 		}
 	}
-	return capLines(out, 4)
+	return out
 }
 
 // nodePair is the node-layer pair beside a Pod-layer one.
@@ -404,12 +431,17 @@ func underlayFragmentation(s *state) {
 	if len(frag) == 0 {
 		return
 	}
-	nodes := Localize(frag, s.pairs(model.LayerPod, func(model.Pair) bool { return true }))
+	all := s.pairs(model.LayerPod, func(model.Pair) bool { return true })
+	nodes := Localize(frag, all)
 	r := s.mtuRemedy(safe, nodesOrAll(nodes), frag[0].PathMTU+o)
+	at := where(nodes)
+	if len(nodes) == 0 && len(frag) < len(all) {
+		at = "on " + count(len(frag), "Pod path") + " (below)"
+	}
 	s.add(model.Finding{
-		ID: UnderlayFragmentation, Severity: Warning, Title: fmt.Sprintf("Pod packets above %d bytes are fragmented on the underlay %s", safe, where(nodes)),
+		ID: UnderlayFragmentation, Severity: Warning, Title: fmt.Sprintf("Pod packets above %d bytes are fragmented on the underlay %s", safe, at),
 		Summary: fmt.Sprintf("The node network %s carries less than a full-size Pod packet once %s adds its %d bytes, and %s's outer packets carry no Don't Fragment bit, so a router fragments them: every Pod packet above %d bytes becomes two IP packets, the receiving node reassembles them, the loss of either loses both, and a firewall, load balancer or security group that drops fragments turns it into a black hole. A Pod MTU of %d avoids it.",
-			where(nodes), s.ev.Network.Backend, o, s.ev.Network.Backend, safe, safe),
+			at, s.ev.Network.Backend, o, s.ev.Network.Backend, safe, safe),
 		Nodes: nodes, Pairs: refs(frag), Evidence: capLines(ev, maxEvidence), Remedy: r,
 	}, nil)
 }

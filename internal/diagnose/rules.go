@@ -20,7 +20,7 @@ const (
 	// themselves are in the finding's pairs). The text report shows fewer.
 	maxEvidence = 100
 
-	LossWarnPct        = 10  // % of echoes lost on a pair before it is packet loss (10 echoes: 1 lost is noise)
+	LossWarnPct        = 10  // % of echoes lost on a pair beyond which it is packet loss (10 echoes: 1 lost is noise)
 	LatencyFactor      = 3.0 // a node's pairs this many times slower than the rest …
 	LatencyMinExtraMs  = 5.0 // … and at least this much slower, is high latency on that node
 	LatencyAbsoluteMs  = 50  // every pair slower than this in one cluster is high latency everywhere
@@ -65,7 +65,7 @@ func Diagnose(ev Evidence) []model.Finding {
 	s := &state{ev: &ev, explained: map[pairKey]string{}}
 	for _, rule := range []func(*state){
 		nodeNotReady, nodeUnreachable, firewallDrop, encapBlocked, encapMismatch, bgpSessionDown, ipForwardDisabled,
-		rpFilterStrict, routeMissing, mtuInconsistent, mtuBlackhole, underlayFragmentation, podNetworkPartition,
+		rpFilterStrict, routeMissing, nodeNetworkPartition, mtuInconsistent, mtuBlackhole, underlayFragmentation, podNetworkPartition,
 		kernelModuleMissing, calicoNodeUnhealthy, conntrackFull, packetLoss, highLatency,
 		mtuWasteful, ipPoolMTUIgnored, icmpFiltered, resultsUnknown, nodeCordoned,
 	} {
@@ -221,14 +221,6 @@ func resultsUnknown(s *state) {
 	var unknown []model.Pair
 	nodes := map[string]bool{}
 	for _, p := range s.ev.Pairs {
-		if p.Layer == model.LayerNode && p.AgentSilent() && !s.isExplained(p) {
-			// Host to host, nothing but podpath's own port fails: that says
-			// nothing about the network, only that the agent cannot be asked.
-			unknown = append(unknown, p)
-			nodes[p.To] = true
-			addTo(fmt.Sprintf("%s:%s:silent", p.Layer, p.To), fmt.Sprintf("%s layer: %s answers ICMP echoes or TCP handshakes but not podpath's UDP probes: its agent is stopped, or a firewall drops the agent's port", p.Layer, p.To), p)
-			continue
-		}
 		if p.Known() && p.Reachable && p.PathMTU == 0 && p.PathMTUError != "" && !s.isExplained(p) {
 			unknown = append(unknown, p)
 			nodes[p.From], nodes[p.To] = true, true
@@ -241,7 +233,7 @@ func resultsUnknown(s *state) {
 		unknown = append(unknown, p)
 		if p.NoAgent {
 			nodes[p.To] = true
-			addTo(fmt.Sprintf("%s:%s:to", p.Layer, p.To), fmt.Sprintf("%s layer: no agent answers on %s: its host replied ICMP port unreachable to the probes, so the node is up and the agent is not running", p.Layer, p.To), p)
+			addTo(fmt.Sprintf("%s:%s:to", p.Layer, p.To), fmt.Sprintf("%s layer: no agent answers on %s, though its host answers (ICMP port unreachable, an ICMP echo or a TCP handshake): the node is up, its agent is not running, is stopped, or a firewall drops the agent's port", p.Layer, p.To), p)
 			continue
 		}
 		nodes[p.From] = true
@@ -249,7 +241,7 @@ func resultsUnknown(s *state) {
 	}
 	for _, k := range keys {
 		g := groups[k]
-		ev = append(ev, fmt.Sprintf("%s (%d pair%s)", g.reason, len(g.pairs), map[bool]string{true: "", false: "s"}[len(g.pairs) == 1]))
+		ev = append(ev, fmt.Sprintf("%s (%s)", g.reason, count(len(g.pairs), "pair")))
 	}
 	for _, n := range s.ev.Nodes {
 		if e, ok := s.ev.FactErrors[n]; ok && s.ev.Facts[n] == nil && !s.explainedBy(n, NodeUnreachable) {
@@ -261,17 +253,22 @@ func resultsUnknown(s *state) {
 		return
 	}
 	names := slices.Sorted(maps.Keys(nodes))
-	title := fmt.Sprintf("Not measured: %d pair%s", len(unknown), map[bool]string{true: "", false: "s"}[len(unknown) == 1])
+	title := "Not measured: " + count(len(unknown), "pair")
 	if len(unknown) == 0 {
 		title = "Host facts not read"
 	}
 	remedy := &model.Remedy{Summary: "Check that podpath's agents run on these nodes and that the controller reaches their port; then run again.",
 		Commands: []string{"podpath doctor ...   # again, once the agents answer"}}
-	if slices.ContainsFunc(s.findings, func(f model.Finding) bool { return f.Severity == Error }) &&
-		!slices.ContainsFunc(names, func(n string) bool { return !s.namedByError(n) }) {
+	switch {
+	case !slices.ContainsFunc(s.findings, func(f model.Finding) bool { return f.Severity == Error }):
+	case !slices.ContainsFunc(names, func(n string) bool { return !s.namedByError(n) }):
 		// The controller's calls to those agents cross the very path an
 		// error above is about.
 		remedy = &model.Remedy{Summary: "These could not be measured because of the error found on " + strings.Join(names, ", ") + " above: the controller's calls to the agents there cross the same broken path. Fix that, then run again."}
+	default:
+		// Healthy-looking nodes the controller could not reach: when it runs
+		// on a node an error names, that node's trouble cuts its calls too.
+		remedy.Summary = "If podpath runs on a node an error above names, that error cuts the controller's calls too: fix it first, or run podpath from another node. Otherwise check that podpath's agents run on these nodes and that the controller reaches their port; then run again."
 	}
 	s.add(model.Finding{
 		ID: ResultsUnknown, Severity: Warning, Title: title + " (" + strings.Join(names, ", ") + ")",
@@ -314,7 +311,7 @@ func describe(n string, ds []hostfacts.FirewallDrop, need string) []string {
 	for _, d := range ds {
 		cond := ""
 		if sure, _ := d.Stops(need); !sure {
-			cond = " (perhaps: on the way to it are tests podpath could not evaluate)"
+			cond = " (perhaps: it, or a rule before it, tests what podpath cannot know, such as the far end's address)"
 		}
 		where := fmt.Sprintf("%s %s chain %s", d.Family, d.Table, d.Chain)
 		if d.Hook != "" {
@@ -331,7 +328,7 @@ func describe(n string, ds []hostfacts.FirewallDrop, need string) []string {
 			}
 		}
 		if len(what) > 0 {
-			line += "; it stops " + need + " traffic: " + strings.Join(what, ", ")
+			line += "; it stops " + needNames[need] + ": " + strings.Join(what, ", ")
 		}
 		out = append(out, line)
 	}
@@ -359,6 +356,12 @@ func peersIn(pairs []model.Pair, n string) []string {
 	}
 	sort.Strings(out)
 	return out
+}
+
+// needNames say what each Need's traffic is, for people.
+var needNames = map[string]string{
+	hostfacts.NeedVXLAN: "VXLAN", hostfacts.NeedBGP: "BGP", hostfacts.NeedIPIP: "IPIP", hostfacts.NeedWireGuard: "WireGuard",
+	hostfacts.NeedICMPFragNeeded: "ICMP fragmentation-needed", hostfacts.NeedICMP: "ICMP echoes", hostfacts.NeedPodTraffic: "Pod traffic",
 }
 
 // certain splits a node's drops for a need into those that stop it for
@@ -393,7 +396,20 @@ func firewallDrop(s *state) {
 	for _, n := range s.ev.Nodes {
 		for _, need := range needs {
 			ds := s.drops(n, need)
-			failing := s.failingPodPairsOf(n)
+			failing, explains := s.failingPodPairsOf(n), s.podPairsOf(n)
+			if need == hostfacts.NeedBGP {
+				// BIRD's sessions say which peers lost theirs: only the Pods
+				// between n and those lost the routes.
+				if down, known := s.bgpDownPeers(n); known {
+					between := func(p model.Pair) bool {
+						return (p.From == n && slices.Contains(down, p.To)) || (p.To == n && slices.Contains(down, p.From))
+					}
+					failing = slices.DeleteFunc(failing, func(p model.Pair) bool { return !between(p) })
+					if len(down) > 0 {
+						explains = slices.DeleteFunc(explains, func(p model.Pair) bool { return !between(p) })
+					}
+				}
+			}
 			if sure, _ := certain(ds, need); len(ds) == 0 || (len(sure) == 0 && len(failing) == 0) {
 				continue
 			}
@@ -411,7 +427,7 @@ func firewallDrop(s *state) {
 			s.add(model.Finding{
 				ID: FirewallDrop, Severity: Error, Title: title, Summary: summary,
 				Nodes: []string{n}, Pairs: refs(failing), Evidence: ev, Remedy: remedy,
-			}, s.podPairsOf(n))
+			}, explains)
 		}
 	}
 }
@@ -439,6 +455,11 @@ func podTrafficDrop(s *state, n string, ds []hostfacts.FirewallDrop) (title, sum
 			fmt.Sprintf("nft insert rule %s %s %s ip saddr %s accept; nft insert rule %s %s %s ip daddr %s accept   # on %s, any nftables host", d.Family, d.Table, d.Chain, cidr, d.Family, d.Table, d.Chain, cidr, n),
 		},
 	}
+	if strings.Contains(d.Family, "iptables-legacy") {
+		// The legacy tables are not nftables': neither nft nor the
+		// iptables-nft that Debian's iptables runs can change them.
+		r.Commands = []string{fmt.Sprintf("iptables-legacy -I %s 1 -s %s -j ACCEPT && iptables-legacy -I %s 1 -d %s -j ACCEPT   # on %s (DOCKER-USER instead of %s on a Docker host)", d.Chain, cidr, d.Chain, cidr, n, d.Chain)}
+	}
 	return title, summary, r
 }
 
@@ -453,7 +474,8 @@ func encapBlocked(s *state) {
 		if sure, _ := certain(ds, hostfacts.NeedVXLAN); len(ds) == 0 || (len(sure) == 0 && len(failing) == 0) {
 			continue
 		}
-		nodeOK := len(s.pairs(model.LayerNode, func(p model.Pair) bool { return (p.From == n || p.To == n) && p.Reachable })) > 0
+		nodePairs := s.pairs(model.LayerNode, func(p model.Pair) bool { return (p.From == n || p.To == n) && p.Known() })
+		nodeOK := len(nodePairs) > 0 && !slices.ContainsFunc(nodePairs, func(p model.Pair) bool { return !p.Reachable })
 		ev := describe(n, ds, hostfacts.NeedVXLAN)
 		if len(failing) > 0 {
 			ev = append(ev, failingLine(failing, n))
@@ -491,6 +513,47 @@ func (s *state) addrNode() map[netip.Addr]string {
 		}
 	}
 	return out
+}
+
+// bgpDownPeers are the nodes whose BGP session with n is not Established,
+// as n's BIRD or theirs reports it; known is false when no BIRD facts say.
+func (s *state) bgpDownPeers(n string) (down []string, known bool) {
+	byAddr := s.addrNode()
+	add := func(m string) {
+		if m != "" && m != n && !slices.Contains(down, m) {
+			down = append(down, m)
+		}
+	}
+	for _, m := range s.ev.Nodes {
+		f := s.ev.Facts[m]
+		if f == nil || f.Calico.BIRD.Error != "" {
+			continue
+		}
+		for _, p := range f.Calico.BIRD.Protocols {
+			if p.Proto != "BGP" {
+				continue
+			}
+			for addr, peer := range byAddr {
+				if calico.MeshPeerName(addr) != p.Name {
+					continue
+				}
+				switch {
+				case m == n:
+					known = true
+					if !p.Established() {
+						add(peer)
+					}
+				case peer == n:
+					known = true
+					if !p.Established() {
+						add(m)
+					}
+				}
+			}
+		}
+	}
+	sort.Strings(down)
+	return down, known
 }
 
 // bgpSessionDown: a node's BIRD is not running or its mesh sessions are
@@ -642,14 +705,16 @@ func routeMissing(s *state) {
 		}
 		// A firewall that stops BGP at either end explains the routes that
 		// session would have carried.
+		down, _ := s.bgpDownPeers(n)
 		bgpBlocked := func(m string) bool {
-			return s.ev.Network.Backend == "bgp" && s.explainedBy(m, FirewallDrop) && len(s.drops(m, hostfacts.NeedBGP)) > 0
+			return s.ev.Network.Backend == "bgp" && slices.Contains(down, m) &&
+				((s.explainedBy(m, FirewallDrop) && len(s.drops(m, hostfacts.NeedBGP)) > 0) || (s.explainedBy(n, FirewallDrop) && len(s.drops(n, hostfacts.NeedBGP)) > 0))
 		}
 		// Owners whose BGP session is down explain these: fold them.
 		var unexplained []string
 		var pairs []model.Pair
 		for i, m := range owners {
-			if s.explainedBy(m, BGPSessionDown) || bgpBlocked(m) || bgpBlocked(n) {
+			if s.explainedBy(m, BGPSessionDown) || bgpBlocked(m) {
 				continue
 			}
 			unexplained = append(unexplained, missing[i])
@@ -667,11 +732,22 @@ func routeMissing(s *state) {
 		}
 		s.add(model.Finding{
 			ID: RouteMissing, Severity: Error, Title: "Routes to other nodes' Pods are missing on " + n,
-			Summary: fmt.Sprintf("%s cannot send to some Pod blocks: %d route(s) missing.", n, len(unexplained)),
+			Summary: fmt.Sprintf("%s cannot send to some Pod blocks: %s missing.", n, count(len(unexplained), "route")),
 			Nodes:   []string{n}, Pairs: refs(pairs), Evidence: unexplained,
 			Remedy: &model.Remedy{Summary: remedy, Commands: []string{"ip route   # on " + n}},
 		}, pairs)
 	}
+}
+
+// lossy: more of the pair's echoes were lost than noise explains.
+func lossy(p model.Pair) bool { return p.LossPct > LossWarnPct }
+
+// count says "1 route", "2 routes".
+func count(n int, noun string) string {
+	if n == 1 {
+		return "1 " + noun
+	}
+	return fmt.Sprintf("%d %ss", n, noun)
 }
 
 // namedByError reports whether an error finding so far names node.

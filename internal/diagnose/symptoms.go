@@ -24,15 +24,23 @@ func podNetworkPartition(s *state) {
 	for _, p := range failing {
 		ev = append(ev, fmt.Sprintf("pod %s → %s: no answer", p.From, p.To))
 	}
-	nodeOK := s.pairs(model.LayerNode, func(p model.Pair) bool { return p.Reachable })
-	if len(nodeOK) > 0 {
-		ev = append(ev, "the nodes themselves reach each other: the Pod network, not the underlay, is cut")
+	// The same nodes host to host: if they talk, the Pod network is cut,
+	// not the underlay.
+	nodeOK, nodeKnown := true, false
+	for _, p := range failing {
+		for _, q := range s.pairs(model.LayerNode, func(q model.Pair) bool { return q.From == p.From && q.To == p.To && q.Known() }) {
+			nodeKnown = true
+			nodeOK = nodeOK && q.Reachable
+		}
+	}
+	if nodeKnown && nodeOK {
+		ev = append(ev, "the same nodes reach each other host to host: the Pod network, not the underlay, is cut")
 	}
 	s.add(model.Finding{
 		ID: PodNetworkPartition, Severity: Error, Title: "Pods cannot reach Pods on other nodes: " + nodesOrAll(nodes),
 		Summary: "Cross-node Pod traffic fails and no firewall rule, route, BGP session or sysctl podpath reads explains it.",
 		Nodes:   nodes, Pairs: refs(failing), Evidence: capLines(ev, maxEvidence),
-		Remedy: &model.Remedy{Summary: "Compare the failing nodes' routes to other nodes' Pod blocks, their vxlan.calico neighbour/FDB entries or BGP routes, and calico-node's logs.",
+		Remedy: &model.Remedy{Summary: "Compare the failing nodes' routes to other nodes' Pod blocks, their vxlan.calico neighbour/FDB entries or BGP routes, calico-node's logs, and the Pods' own routes (a default route via 169.254.1.1).",
 			Commands: []string{"ip route; ip neigh show dev vxlan.calico; bridge fdb show dev vxlan.calico", "kubectl -n kube-system logs -l k8s-app=calico-node --tail=100"}},
 	}, failing)
 }
@@ -153,11 +161,20 @@ func linkHolding(f *hostfacts.Facts, a string) string {
 // unicast route (ties by metric), as the kernel's lookup would pick
 // without policy rules.
 func routeDev(f *hostfacts.Facts, a string) string {
+	r, _ := routeTo(f, a)
+	return r.Dev
+}
+
+// routeTo is the route f's main table has for a: the longest matching
+// unicast route, ties by metric, as the kernel's lookup picks it without
+// policy rules.
+func routeTo(f *hostfacts.Facts, a string) (hostfacts.Route, bool) {
 	addr, err := netip.ParseAddr(a)
 	if err != nil {
-		return ""
+		return hostfacts.Route{}, false
 	}
-	best, bestBits, bestMetric := "", -1, 0
+	var best hostfacts.Route
+	bestBits, found := -1, false
 	for _, r := range f.Routes {
 		if r.Type != "unicast" || r.Dev == "" {
 			continue
@@ -171,11 +188,73 @@ func routeDev(f *hostfacts.Facts, a string) string {
 		if p.Addr().Is4() != addr.Is4() || !p.Contains(addr) {
 			continue
 		}
-		if p.Bits() > bestBits || (p.Bits() == bestBits && r.Metric < bestMetric) {
-			best, bestBits, bestMetric = r.Dev, p.Bits(), r.Metric
+		if p.Bits() > bestBits || (p.Bits() == bestBits && r.Metric < best.Metric) {
+			best, bestBits, found = r, p.Bits(), true
 		}
 	}
-	return best
+	return best, found
+}
+
+// nodeNetworkPartition: nodes that are up (they answer something) cannot
+// reach each other host to host: no UDP echo, no ICMP echo, no TCP
+// handshake. The Pod traffic between them rides the same underlay, so its
+// failure is a symptom. Where a node's route to its peer leaves by another
+// interface than the one holding its address, that is said.
+func nodeNetworkPartition(s *state) {
+	failing := s.pairs(model.LayerNode, func(p model.Pair) bool { return cut(p) && !s.isExplained(p) })
+	if len(failing) == 0 {
+		return
+	}
+	nodes := Localize(failing, s.pairs(model.LayerNode, func(model.Pair) bool { return true }))
+	var ev, why []string
+	for _, p := range failing {
+		ev = append(ev, fmt.Sprintf("node %s → %s: no UDP echo, ICMP echo or TCP handshake", p.From, p.To))
+		f, own := s.ev.Facts[p.From], s.underlayLink(p.From)
+		peer := s.ev.Addresses[p.To]
+		if f == nil || own == nil || peer == "" {
+			continue
+		}
+		if r, ok := routeTo(f, peer); ok && r.Dev != own.Name {
+			via := ""
+			if r.Gw != "" {
+				via = " via " + r.Gw
+			}
+			line := fmt.Sprintf("%s's route to %s (%s) leaves by %s%s (%s, metric %d), not by %s, which holds its node address", p.From, p.To, peer, r.Dev, via, r.Dst, r.Metric, own.Name)
+			if !slices.Contains(why, line) {
+				why = append(why, line)
+			}
+		}
+	}
+	for _, n := range nodes {
+		if f := s.ev.Facts[n]; f != nil {
+			var defaults []string
+			for _, r := range f.Routes {
+				if r.Family == "ipv4" && r.Dst == "default" && r.Type == "unicast" {
+					defaults = append(defaults, fmt.Sprintf("via %s dev %s metric %d", r.Gw, r.Dev, r.Metric))
+				}
+			}
+			if len(defaults) > 1 {
+				why = append(why, fmt.Sprintf("%s has %d default routes: %s", n, len(defaults), strings.Join(defaults, "; ")))
+			}
+		}
+	}
+	var explains []model.Pair
+	for _, p := range failing {
+		explains = append(explains, p)
+		explains = append(explains, s.pairs(model.LayerPod, func(q model.Pair) bool {
+			return (q.From == p.From && q.To == p.To) || (q.From == p.To && q.To == p.From)
+		})...)
+	}
+	remedy := &model.Remedy{Summary: "Check the named nodes' routes to the other nodes' addresses and what lies between them (the link, a firewall or security group, the switch or router).",
+		Commands: []string{"ip route get <peer address>; ip rule; ip -s link   # on " + nodesOrAll(nodes)}}
+	if len(why) > 0 {
+		remedy.Summary = "Route the other nodes' addresses out of the interface that holds the node's own address (fix the extra default route or its metric), then run again."
+	}
+	s.add(model.Finding{
+		ID: NodeNetworkPartition, Severity: Error, Title: "Nodes cannot reach each other on the host network: " + nodesOrAll(nodes),
+		Summary: "Nodes that are up, and answer the controller or other peers, get nothing back from each other host to host. Everything between them, Pod traffic included, rides this path.",
+		Nodes:   nodes, Pairs: refs(failing), Evidence: capLines(slices.Concat(why, ev), maxEvidence), Remedy: remedy,
+	}, explains)
 }
 
 func intp(p *int) string {
@@ -270,23 +349,40 @@ func conntrackFull(s *state) {
 
 // packetLoss: echoes lost on reachable pairs.
 func packetLoss(s *state) {
-	lossy := slices.DeleteFunc(slices.Clone(s.ev.Pairs), func(p model.Pair) bool {
-		return !p.Reachable || p.RTTMs == nil || p.LossPct < LossWarnPct || s.isExplained(p)
+	lost := slices.DeleteFunc(slices.Clone(s.ev.Pairs), func(p model.Pair) bool {
+		return !p.Reachable || p.RTTMs == nil || !lossy(p) || s.isExplained(p)
 	})
-	if len(lossy) == 0 {
+	if len(lost) == 0 {
 		return
 	}
-	nodes := Localize(lossy, s.ev.Pairs)
+	nodes := Localize(lost, s.ev.Pairs)
 	var ev []string
-	for _, p := range lossy {
+	for _, p := range lost {
 		ev = append(ev, fmt.Sprintf("%s %s → %s: %.0f%% of echoes lost", p.Layer, p.From, p.To, p.LossPct))
+	}
+	remedy := &model.Remedy{Summary: "Look at the interface error and drop counters on the named nodes and their network path.",
+		Commands: []string{"ip -s link   # on " + nodesOrAll(nodes)}}
+	// A firewall rule that drops at random or by rate on those nodes is the
+	// loss itself.
+	var rules []string
+	for _, n := range nodes {
+		if f := s.ev.Facts[n]; f != nil {
+			for _, d := range f.Firewall.Drops {
+				if strings.Contains(d.Rule, "numgen random") || strings.Contains(d.Rule, "limit") {
+					rules = append(rules, fmt.Sprintf("%s: nftables %s %s chain %s: %s: it drops that share of what it sees", n, d.Family, d.Table, d.Chain, d.Rule))
+				}
+			}
+		}
+	}
+	if len(rules) > 0 {
+		ev = append(rules, ev...)
+		remedy = &model.Remedy{Summary: "Remove the firewall rule above that drops at random or by rate; then look at the interfaces' counters if loss remains.",
+			Commands: []string{"nft -a list ruleset   # on " + nodesOrAll(nodes) + ": the rule's handle, then nft delete rule <family> <table> <chain> handle <n>"}}
 	}
 	s.add(model.Finding{
 		ID: PacketLoss, Severity: Warning, Title: "Packet loss " + where(nodes),
 		Summary: "Echoes are lost on paths that otherwise work: TCP slows down and retransmits, latency-sensitive traffic suffers.",
-		Nodes:   nodes, Pairs: refs(lossy), Evidence: capLines(ev, maxEvidence),
-		Remedy: &model.Remedy{Summary: "Look at the interface error and drop counters on the named nodes and their network path.",
-			Commands: []string{"ip -s link   # on " + nodesOrAll(nodes)}},
+		Nodes:   nodes, Pairs: refs(lost), Evidence: capLines(ev, maxEvidence), Remedy: remedy,
 	}, nil)
 }
 
@@ -391,7 +487,7 @@ func mtuWasteful(s *state) {
 func icmpFiltered(s *state) {
 	filtered := slices.DeleteFunc(slices.Clone(s.ev.Pairs), func(p model.Pair) bool {
 		// UDP echoes lost too: five lost ICMP echoes are loss, not a filter.
-		return !p.Reachable || p.ICMPLossPct == nil || *p.ICMPLossPct < 100 || p.LossPct >= LossWarnPct || s.isExplained(p)
+		return !p.Reachable || p.ICMPLossPct == nil || *p.ICMPLossPct < 100 || lossy(p) || s.isExplained(p)
 	})
 	if len(filtered) == 0 {
 		return

@@ -259,7 +259,11 @@ func parseRule(exprs []expr.Any) parsedRule {
 				regs[e.Register] = source{name: "ct"}
 			}
 		case *expr.Byteorder:
-			regs[e.DestRegister] = source{name: "byteorder"}
+			if src := regs[e.SourceRegister]; strings.HasPrefix(src.name, "numgen") {
+				regs[e.DestRegister] = src // nft turns numgen's host order around to compare: the same number
+			} else {
+				regs[e.DestRegister] = source{name: "byteorder"}
+			}
 		case *expr.Fib:
 			regs[e.Register] = source{name: "fib"}
 		case *expr.Rt:
@@ -267,7 +271,11 @@ func parseRule(exprs []expr.Any) parsedRule {
 		case *expr.Socket:
 			regs[e.Register] = source{name: "socket"}
 		case *expr.Numgen:
-			regs[e.Register] = source{name: "numgen"}
+			kind := "inc"
+			if e.Type == unix.NFT_NG_RANDOM {
+				kind = "random"
+			}
+			regs[e.Register] = source{name: fmt.Sprintf("numgen %s mod %d", kind, e.Modulus)}
 		case *expr.Hash:
 			regs[e.DestRegister] = source{name: "hash"}
 		case *expr.Exthdr:
@@ -626,6 +634,9 @@ func describeField(s source, nf byte, l4 int) fieldDesc {
 	d := fieldDesc{name: s.name, format: hexValue}
 	if s.kind == srcNone && d.name == "" {
 		d.name = "?"
+	}
+	if strings.HasPrefix(s.name, "numgen") {
+		d.format = decValue
 	}
 	switch s.kind {
 	case srcMeta:

@@ -342,11 +342,43 @@ func TestFirewallWalk(t *testing.T) {
 		needs, possible []string
 		conditional     bool
 	}
+	bridged := testView
+	bridged.underlay, bridged.bridged, bridged.port = "br0", true, "eth0"
 	for _, tc := range []struct {
 		name  string
+		view  *hostView // default testView
 		build func(*ruleset)
 		want  []want
 	}{
+		{
+			// A netdev ingress chain: it sees the frames first. Its device is
+			// not read, so it stops them only perhaps.
+			name: "netdev_ingress_drop",
+			build: func(rs *ruleset) {
+				baseChain(rs, nftables.TableFamilyNetdev, "t", "in", "ingress", -500, "accept", rule(l4Eq(unix.IPPROTO_UDP), portEq(2, expr.CmpOpEq, 4789), drop()))
+			},
+			want: []want{{"in", "udp dport 4789 drop", nil, []string{NeedVXLAN}, true}},
+		},
+		{
+			// The node's address is on a bridge (br0, its NIC eth0 enslaved):
+			// a bridge-family input chain sees what arrives for the node.
+			name: "bridge_input_drop_on_a_bridged_underlay",
+			view: &bridged,
+			build: func(rs *ruleset) {
+				baseChain(rs, nftables.TableFamilyBridge, "t", "in", "input", 0, "accept",
+					rule(ifnameEq(expr.MetaKeyIIFNAME, "eth0"), l4Eq(unix.IPPROTO_UDP), portEq(2, expr.CmpOpEq, 4789), drop()))
+			},
+			want: []want{{"in", `iifname "eth0" udp dport 4789 drop`, []string{NeedVXLAN}, nil, false}},
+		},
+		{
+			// The same table on a node whose underlay is not a bridge: the
+			// bridge layer never sees its traffic.
+			name: "bridge_table_on_a_routed_underlay",
+			build: func(rs *ruleset) {
+				baseChain(rs, nftables.TableFamilyBridge, "t", "in", "input", 0, "accept",
+					rule(l4Eq(unix.IPPROTO_UDP), portEq(2, expr.CmpOpEq, 4789), drop()))
+			},
+		},
 		{
 			// Docker's filter table (the lab's forward-policy-drop fault):
 			// only docker0's traffic is accepted, Pod traffic meets the policy.
@@ -360,6 +392,19 @@ func TestFirewallWalk(t *testing.T) {
 					rule(ifnameEq(expr.MetaKeyIIFNAME, "docker0"), accept()))
 			},
 			want: []want{{"FORWARD", "policy drop", []string{NeedICMPFragNeeded, NeedICMP, NeedPodTraffic}, nil, false}},
+		},
+		{
+			// A rule that drops at random (the lab's loss fault): it may drop
+			// anything leaving by eth0, and reads as nft prints it.
+			name: "random_drop",
+			build: func(rs *ruleset) {
+				baseChain(rs, inet, "t", "post", "postrouting", 0, "accept", rule(ifnameEq(expr.MetaKeyOIFNAME, "eth0"), []expr.Any{
+					&expr.Numgen{Register: 1, Modulus: 100, Type: unix.NFT_NG_RANDOM},
+					&expr.Byteorder{SourceRegister: 1, DestRegister: 1, Op: expr.ByteorderHton, Len: 4, Size: 4},
+					&expr.Cmp{Op: expr.CmpOpLt, Register: 1, Data: []byte{0, 0, 0, 20}}}, drop()))
+			},
+			want: []want{{"post", `oifname "eth0" numgen random mod 100 < 20 drop`, nil,
+				[]string{NeedVXLAN, NeedBGP, NeedIPIP, NeedICMPFragNeeded, NeedICMP}, true}},
 		},
 		{
 			// Calico's own rules run first and accept its workloads' traffic.
@@ -448,7 +493,11 @@ func TestFirewallWalk(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			rs := &ruleset{sets: map[string]map[string]*nftSet{}}
 			tc.build(rs)
-			drops := rs.drops(testView)
+			v := testView
+			if tc.view != nil {
+				v = *tc.view
+			}
+			drops := rs.drops(v)
 			var got []want
 			for _, d := range drops {
 				got = append(got, want{d.Chain, d.Rule, d.Needs, d.Possible, d.Conditional})

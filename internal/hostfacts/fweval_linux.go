@@ -76,13 +76,35 @@ func (rs *ruleset) add(c *fwChain) {
 	rs.chains[c.ref] = c
 }
 
-// baseChains are the base chains on hook that see packets of nfproto, in
-// the order the kernel runs them.
-func (rs *ruleset) baseChains(hook string, nfproto byte) []*fwChain {
+// A stage is one hook of one layer of the stack a packet passes: the
+// netdev layer on a device (ingress, egress), the bridge layer when the
+// node's underlay is a bridge, the IP layer (ip, ip6, inet families and
+// legacy iptables).
+type stage struct {
+	layer    string // "netdev", "bridge" or "ip"
+	hook     string
+	iif, oif string // the packet's interfaces at this layer, when not the IP layer's
+}
+
+// chainLayer is the layer a chain's family belongs to.
+func chainLayer(f nftables.TableFamily) string {
+	switch f {
+	case nftables.TableFamilyNetdev:
+		return "netdev"
+	case nftables.TableFamilyBridge:
+		return "bridge"
+	case nftables.TableFamilyARP:
+		return "arp"
+	}
+	return "ip"
+}
+
+// baseChains are the base chains of a stage that see packets of nfproto,
+// in the order the kernel runs them.
+func (rs *ruleset) baseChains(st stage, nfproto byte) []*fwChain {
 	var out []*fwChain
 	for _, c := range rs.chains {
-		if c.hook == hook && c.ref.family != nftables.TableFamilyBridge && c.ref.family != nftables.TableFamilyNetdev &&
-			c.ref.family != nftables.TableFamilyARP && familyCarries(c.ref.family, nfproto) {
+		if c.hook == st.hook && chainLayer(c.ref.family) == st.layer && familyCarries(c.ref.family, nfproto) {
 			out = append(out, c)
 		}
 	}
@@ -186,16 +208,24 @@ func (w *walk) dropBy(c *fwChain, r *fwRule, cond bool) *FirewallDrop {
 		Handle: r.handle, Rule: r.describe(c.ref.family, w.rs.sets[tableKey(c.ref)]), Conditional: cond}
 }
 
-// verdict walks pkt through every base chain of hook: the drop that stops
-// it, or nil when it gets through. A drop that is certain wins over one
-// that is only possible.
-func (rs *ruleset) verdict(pkt packet, hook string) *FirewallDrop {
+// verdict walks pkt through every base chain of a stage: the drop that
+// stops it, or nil when it gets through. A drop that is certain wins over
+// one that is only possible. A netdev chain is bound to a device this
+// reader is not told (the library does not decode it), so what it drops it
+// drops only perhaps.
+func (rs *ruleset) verdict(pkt packet, st stage) *FirewallDrop {
+	if st.iif != "" {
+		pkt.iif = st.iif
+	}
+	if st.oif != "" {
+		pkt.oif = st.oif
+	}
 	w := &walk{rs: rs, pkt: pkt}
-	for _, c := range rs.baseChains(hook, pkt.nfproto) {
-		end, d, past, _ := w.run(c, 0, false)
+	for _, c := range rs.baseChains(st, pkt.nfproto) {
+		end, d, past, _ := w.run(c, 0, st.layer == "netdev")
 		if end == fellThrough && c.policy == "drop" {
 			end, d = dropped, &FirewallDrop{Family: familyName(c.ref.family), Table: c.ref.table, Chain: c.ref.name, Hook: c.hook,
-				Rule: "policy drop", Policy: true, Conditional: past}
+				Rule: "policy drop", Policy: true, Conditional: past || st.layer == "netdev"}
 		}
 		if end != dropped {
 			continue
@@ -220,6 +250,11 @@ type hostView struct {
 	// ipv6: the node has IPv6 to lose (a global address on its underlay, or
 	// Calico's IPv6 VXLAN device): only then is its IPv6 traffic judged.
 	ipv6 bool
+	// port: when the underlay is a bridge, the one interface enslaved to it
+	// (the NIC the traffic really arrives on); "" when it is not a bridge,
+	// or has several.
+	bridged bool
+	port    string
 }
 
 // viewOf reads the view from the node's links and routes.
@@ -278,22 +313,70 @@ func viewOf(links []Link, routes []Route) hostView {
 		}
 	}
 	v.ipv6 = v.ipv6 || byName["vxlan-v6.calico"] != nil
+	if l := byName[v.underlay]; l != nil && l.Type == "bridge" {
+		v.bridged = true
+		var ports []string
+		for _, p := range links {
+			if p.Master == l.Name {
+				ports = append(ports, p.Name)
+			}
+		}
+		if len(ports) == 1 {
+			v.port = ports[0]
+		}
+	}
 	return v
 }
 
-// flow is one packet of a Need's traffic and the hooks it meets.
+// flow is one packet of a Need's traffic and which way it goes.
 type flow struct {
-	need  string
-	what  string // which way it goes, for the evidence
-	pkt   packet
-	hooks []string
+	need string
+	what string // which way it goes, for the evidence
+	pkt  packet
+	way  direction
 }
 
-var (
-	inbound  = []string{"prerouting", "input"}
-	outbound = []string{"output", "postrouting"}
-	forward  = []string{"prerouting", "forward", "postrouting"}
+type direction int
+
+const (
+	inbound  direction = iota // to the node itself
+	outbound                  // from the node itself
+	forward                   // through the node (Pod traffic)
 )
+
+// stages are the hooks a packet going way meets, in order: the device's
+// netdev ingress, the bridge's hooks when the underlay is a bridge, the IP
+// layer's, and the device's egress.
+func (v hostView) stages(way direction, pkt packet) []stage {
+	phys := func(dev string) string { // the NIC below a bridged underlay
+		if dev == v.underlay && v.bridged {
+			return v.port
+		}
+		return dev
+	}
+	var out []stage
+	if way != outbound {
+		out = append(out, stage{layer: "netdev", hook: "ingress", iif: phys(pkt.iif)})
+		if way == inbound && v.bridged {
+			out = append(out, stage{layer: "bridge", hook: "prerouting", iif: v.port}, stage{layer: "bridge", hook: "input", iif: v.port})
+		}
+	}
+	switch way {
+	case inbound:
+		out = append(out, stage{layer: "ip", hook: "prerouting"}, stage{layer: "ip", hook: "input"})
+	case outbound:
+		out = append(out, stage{layer: "ip", hook: "output"}, stage{layer: "ip", hook: "postrouting"})
+	case forward:
+		out = append(out, stage{layer: "ip", hook: "prerouting"}, stage{layer: "ip", hook: "forward"}, stage{layer: "ip", hook: "postrouting"})
+	}
+	if way != inbound {
+		if way == outbound && v.bridged {
+			out = append(out, stage{layer: "bridge", hook: "output", oif: v.port}, stage{layer: "bridge", hook: "postrouting", oif: v.port})
+		}
+		out = append(out, stage{layer: "netdev", hook: "egress", oif: phys(pkt.oif)})
+	}
+	return out
+}
 
 // flows are the packets that stand for what Calico needs this node to
 // pass, in the order of the Need constants.
@@ -380,8 +463,8 @@ func (rs *ruleset) drops(v hostView) []FirewallDrop {
 	var out []FirewallDrop
 	at := map[string]int{}
 	for _, f := range v.flows() {
-		for _, hook := range f.hooks {
-			d := rs.verdict(f.pkt, hook)
+		for _, st := range v.stages(f.way, f.pkt) {
+			d := rs.verdict(f.pkt, st)
 			if d == nil {
 				continue
 			}

@@ -120,7 +120,12 @@ func (r *Runner) RunOneByOne(ctx context.Context, jobs []plan.Job, req agent.Pro
 // fill copies an agent's measurements into a pair.
 func fill(p *model.Pair, tr agent.TargetResult) {
 	p.Reachable = tr.Reachable
-	p.NoAgent = !tr.Reachable && tr.PeerRefused
+	// The network delivered the probes: only the agent is missing. Host to
+	// host, an ICMP echo or a TCP handshake answered by To's kernel says the
+	// same; between Pods it may be a policy or the tunnel, so it counts there
+	// as what it is, a failure of UDP.
+	answered := tr.TCPConnect != nil && tr.TCPConnect.Received > 0 || tr.ICMP != nil && tr.ICMP.Received > 0
+	p.NoAgent = !tr.Reachable && (tr.PeerRefused || (p.Layer == model.LayerNode && answered))
 	p.Errors = append(p.Errors, tr.Errors...)
 	for _, pr := range tr.Ports {
 		p.Ports = append(p.Ports, model.PortState{Proto: pr.Proto, Port: pr.Port, State: pr.State, RTTMs: pr.RTTMs})
@@ -130,7 +135,7 @@ func fill(p *model.Pair, tr agent.TargetResult) {
 		p.LocalMTU, p.IfaceMTU = m.LocalMTU, m.IfaceMTU
 		p.PMTUMs = float64(m.Duration.Microseconds()) / 1000
 		if w := m.Where; w != nil {
-			p.Vanish = &model.Location{Size: w.Size, Hops: w.Hops, After: w.After, At: w.At, Silent: w.Silent}
+			p.Vanish = &model.Location{Size: w.Size, Hops: w.Hops, After: w.After, At: w.At, Gap: w.Gap, Silent: w.Silent}
 		}
 	}
 	p.PathMTUError = tr.PathMTUError

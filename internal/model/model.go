@@ -91,8 +91,10 @@ type Pair struct {
 	// pair is not reachable and not a failure either: findings never rest
 	// on it.
 	Unknown string `json:"unknown,omitempty"`
-	// NoAgent: From's probes got no answer, but To's host replied ICMP port
-	// unreachable: the path works, no agent listens there.
+	// NoAgent: From's UDP probes got no answer, but To's host answered
+	// otherwise: ICMP port unreachable, or (host to host) an ICMP echo or
+	// its kernel completing a TCP handshake. The host is there, its agent
+	// does not answer (not running, stopped, or a firewall on its port).
 	NoAgent bool `json:"noAgent,omitempty"`
 	// PathMTU is the largest IP packet (bytes, headers included) that
 	// crossed from From to To; 0 when not measured.
@@ -126,12 +128,14 @@ type Pair struct {
 
 // Location is where on a path packets of Size bytes stop: they reach hop
 // After (address At) and not the next; Hops is how far the peer is (1: no
-// router between). Silent: no router answered, so where is not known.
+// router between). Gap: the next hop answered nothing, so they stop there
+// or further on. Silent: no router answered, so where is not known.
 type Location struct {
 	Size   int    `json:"size"`
 	Hops   int    `json:"hops,omitempty"`
 	After  int    `json:"after"`
 	At     string `json:"at,omitempty"`
+	Gap    bool   `json:"gap,omitempty"`
 	Silent bool   `json:"silent,omitempty"`
 }
 
@@ -141,14 +145,6 @@ func (p Pair) Measured() bool { return p.Unknown == "" }
 // Known reports whether the pair says anything about the path: measured,
 // and an agent answered at To.
 func (p Pair) Known() bool { return p.Unknown == "" && !p.NoAgent }
-
-// AgentSilent reports a measured pair whose UDP probes got no answer while
-// To's host answered otherwise (an ICMP echo, or its kernel completing a
-// TCP handshake): the host is there, its agent does not answer (stopped,
-// or a firewall drops the agent's port).
-func (p Pair) AgentSilent() bool {
-	return p.Known() && !p.Reachable && (p.TCPConnectMs != nil || (p.ICMPLossPct != nil && *p.ICMPLossPct < 100))
-}
 
 // PortState is one port checked from a pair's source on its target.
 type PortState struct {

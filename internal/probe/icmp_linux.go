@@ -2,6 +2,7 @@ package probe
 
 import (
 	"context"
+	"crypto/rand"
 	"errors"
 	"fmt"
 	"net"
@@ -39,7 +40,13 @@ func ICMPPing(ctx context.Context, addr netip.Addr, count int, interval time.Dur
 	if isRaw {
 		dst = &net.IPAddr{IP: addr.AsSlice()}
 	}
-	id := os.Getpid() & 0xffff // a ping socket rewrites it; a raw socket keeps it
+	// A ping socket rewrites the ID and gets only its own replies. A raw
+	// socket gets every echo reply the host receives, so several series at
+	// once (one per peer) must tell theirs apart: a random ID per series,
+	// and the reply's source.
+	var idb [2]byte
+	_, _ = rand.Read(idb[:])
+	id := int(idb[0])<<8 | int(idb[1])
 	payload := make([]byte, max(size-hdr-8, 8))
 	sentAt := map[int]time.Time{}
 	var rtts []time.Duration
@@ -48,9 +55,12 @@ func ICMPPing(ctx context.Context, addr netip.Addr, count int, interval time.Dur
 	read := func(until time.Time) {
 		for len(got) < len(sentAt) {
 			_ = pc.SetReadDeadline(until)
-			n, _, err := pc.ReadFrom(rbuf)
+			n, from, err := pc.ReadFrom(rbuf)
 			if err != nil {
 				return
+			}
+			if src := senderIP(from); src.IsValid() && src != addr.Unmap() {
+				continue // another series' reply
 			}
 			m, err := icmp.ParseMessage(proto, rbuf[:n])
 			if err != nil || m.Type != reply {

@@ -4,12 +4,16 @@ import (
 	"context"
 	"net"
 	"net/netip"
+	"os"
+	"runtime"
+	"sync"
 	"testing"
 	"time"
 
 	"github.com/google/nftables"
 	"github.com/google/nftables/binaryutil"
 	"github.com/google/nftables/expr"
+	"github.com/vishvananda/netlink"
 	"github.com/vishvananda/netns"
 	"golang.org/x/sys/unix"
 
@@ -166,6 +170,15 @@ func TestPathMTUThroughARouter(t *testing.T) {
 	if got := r.locate(t, 1400); got.After != 2 {
 		t.Errorf("locate 1400 bytes (they cross): %+v; want them to reach the peer, hop 2", got)
 	}
+	// The router's "time exceeded" bucket (a burst of 6, then one a
+	// second) emptied by locating three times in a row: the fourth asks
+	// the quiet hop again a second later, and reads its one answer right.
+	for range 3 {
+		r.locate(t, 1401)
+	}
+	if got := r.locate(t, 1401); got.After != 1 || got.At != routerNear.String() || got.Gap {
+		t.Errorf("locate with the router's ICMP bucket empty: %+v; want large probes reaching hop 1 (%s), asked again", got, routerNear)
+	}
 	// A router that answers nothing at all: where is not known.
 	r.routerRules(t, noFragNeeded, noTimeExceeded)
 	if got := r.locate(t, 1401); got.Hops != 2 || got.After != 0 || !got.Silent {
@@ -200,4 +213,63 @@ func (r *routed) locate(t *testing.T, size int) Location {
 	})
 	c.Close()
 	return loc
+}
+
+// Two ICMP series at once from one process, over raw sockets (the test
+// namespace allows no unprivileged ping sockets): each counts only its own
+// peer's replies, so a silent peer stays silent.
+func TestConcurrentICMPSeries(t *testing.T) {
+	nstest.RequireRoot(t)
+	ns := nstest.New(t)
+	nstest.In(t, ns, func() error {
+		return os.WriteFile("/proc/sys/net/ipv4/ping_group_range", []byte("1 0"), 0o644)
+	})
+	// 10.96.0.2's frames go to a MAC nobody has: no answer, no error.
+	h := nstest.Handle(t, ns)
+	if err := h.LinkAdd(&netlink.Veth{LinkAttrs: netlink.LinkAttrs{Name: "v0"}, PeerName: "v1"}); err != nil {
+		t.Fatal(err)
+	}
+	for _, n := range []string{"v0", "v1"} {
+		l, _ := h.LinkByName(n)
+		if err := h.LinkSetUp(l); err != nil {
+			t.Fatal(err)
+		}
+	}
+	v0, _ := h.LinkByName("v0")
+	a, _ := netlink.ParseAddr("10.96.0.1/24")
+	if err := h.AddrAdd(v0, a); err != nil {
+		t.Fatal(err)
+	}
+	nobody, _ := net.ParseMAC("02:00:00:00:00:01")
+	if err := h.NeighAdd(&netlink.Neigh{LinkIndex: v0.Attrs().Index, IP: net.ParseIP("10.96.0.2"), HardwareAddr: nobody, State: netlink.NUD_PERMANENT}); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	var wg sync.WaitGroup
+	var live, silent Stats
+	for _, target := range []struct {
+		addr string
+		into *Stats
+	}{{"127.0.0.1", &live}, {"10.96.0.2", &silent}} {
+		wg.Go(func() {
+			runtime.LockOSThread() // never unlocked: the thread dies with the goroutine
+			if err := netns.Set(ns); err != nil {
+				t.Error(err)
+				return
+			}
+			st, err := ICMPPing(ctx, netip.MustParseAddr(target.addr), 20, 5*time.Millisecond, 0)
+			if err != nil {
+				t.Error(err)
+			}
+			*target.into = st
+		})
+	}
+	wg.Wait()
+	if live.LossPct != 0 {
+		t.Errorf("ICMP to loopback: %.0f%% lost; want none", live.LossPct)
+	}
+	if silent.LossPct != 100 {
+		t.Errorf("ICMP to a silent address beside another series: %.0f%% lost (%d replies); want 100%%: the other series' replies are not its own", silent.LossPct, silent.Received)
+	}
 }

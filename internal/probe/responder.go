@@ -76,10 +76,15 @@ func (r *Responder) Serve(ctx context.Context, pc net.PacketConn) error {
 // senderIP is the IP a datagram came from, IPv4 unmapped (a dual-stack
 // socket sees IPv4 senders as ::ffff:a.b.c.d); invalid if unknown.
 func senderIP(from net.Addr) netip.Addr {
-	ua, ok := from.(*net.UDPAddr)
-	if !ok {
+	var raw net.IP
+	switch a := from.(type) {
+	case *net.UDPAddr:
+		raw = a.IP
+	case *net.IPAddr: // a raw ICMP socket's sender
+		raw = a.IP
+	default:
 		return netip.Addr{}
 	}
-	ip, _ := netip.AddrFromSlice(ua.IP)
+	ip, _ := netip.AddrFromSlice(raw)
 	return ip.Unmap()
 }

@@ -594,67 +594,123 @@ type Location struct {
 	// first); At is that hop's address, as it answered.
 	After int    `json:"after"`
 	At    string `json:"at,omitempty"`
+	// Gap: the hop after After answered no probe at all, not even a small
+	// one, so the large ones vanish there or further on.
+	Gap bool `json:"gap,omitempty"`
 	// Silent: no hop before the peer said "time exceeded" to any probe, so
 	// where on the way large packets vanish is not known.
 	Silent bool `json:"silent,omitempty"`
 }
 
+// hopWait is how long Locate waits before asking a hop again that said
+// nothing: routers send "time exceeded" from a token bucket per
+// destination (Linux: a burst of 6, then one a second), which a few pairs
+// located at once through the same router empty.
+const hopWait = 1100 * time.Millisecond
+
+// hopAnswer is what one TTL step saw.
+type hopAnswer struct {
+	small, large       netip.Addr // the hop that said "time exceeded" to each probe
+	reached, largeSeen bool       // the peer answered the small probe, the large one
+}
+
+func (h hopAnswer) heard() bool { return h.small.IsValid() || h.large.IsValid() || h.reached }
+
 // Locate sends, for TTL 1, 2, … up to the peer, one small probe and one of
 // size bytes (Don't Fragment set on both), and reads which hops answer
 // them. Large probes that reach hop h and not h+1 vanish between the two.
+// A hop before the peer that said nothing is asked once more, after
+// hopWait.
 func (c *Conn) Locate(ctx context.Context, size int) (Location, error) {
 	loc := Location{Size: size}
 	defer c.setTTL(0)
-	defer c.bound(ctx, time.Now().Add(MaxHops*(MaxRoundWait+ProbeTimeout)))()
-	small := MinProbeSize(c.v6)
-	buf := make([]byte, max(PayloadLen(size, c.v6), HeaderLen))
-	answered := false // any router said "time exceeded"
+	defer c.bound(ctx, time.Now().Add(MaxHops*(MaxRoundWait+ProbeTimeout)+hopWait))()
+	hops := map[int]hopAnswer{}
 	for ttl := 1; ttl <= MaxHops && ctx.Err() == nil; ttl++ {
-		if err := c.setTTL(ttl); err != nil {
+		a, err := c.hop(ctx, ttl, size)
+		if err != nil {
 			return loc, err
 		}
-		seqSmall, seqLarge := c.nextSeq(), c.nextSeq()
-		var q errQueue
-		for _, p := range []struct {
-			seq  uint32
-			size int
-		}{{seqSmall, small}, {seqLarge, size}} {
-			got, err := c.send(buf, p.size, FlagAckOnly, p.seq)
-			if err != nil {
-				return loc, fmt.Errorf("send TTL-%d probe to %s: %w", ttl, c.peer, err)
-			}
-			q.merge(got)
-		}
-		reached, largeReached := false, false
-		deadline := time.Now().Add(c.roundWait())
-		done := func() bool { // both accounted for: no need to wait out the round
-			_, smallDone := q.exceeded[seqSmall]
-			_, largeDone := q.exceeded[seqLarge]
-			return (reached || smallDone) && (largeReached || largeDone)
-		}
-		err := c.readAnswers(ctx, &deadline, &q, done, func(h Header, _ time.Time) {
-			reached = reached || h.Seq == seqSmall
-			largeReached = largeReached || h.Seq == seqLarge
-		})
-		if err != nil {
-			return loc, fmt.Errorf("read TTL-%d answers from %s: %w", ttl, c.peer, err)
-		}
-		q.merge(c.drainErrors())
-		if hop, ok := q.exceeded[seqLarge]; ok {
-			loc.After, loc.At = ttl, hop.String()
-		}
-		_, smallExceeded := q.exceeded[seqSmall]
-		answered = answered || smallExceeded || q.exceeded[seqLarge].IsValid()
-		if largeReached {
-			loc.After, loc.At = ttl, c.peer.Addr().String() // it crossed after all: no limit on this path now
-		}
-		if reached {
+		hops[ttl] = a
+		if a.reached {
 			loc.Hops = ttl
 			break
 		}
 	}
+	var quiet []int
+	for ttl := 1; ttl < loc.Hops; ttl++ {
+		if !hops[ttl].heard() {
+			quiet = append(quiet, ttl)
+		}
+	}
+	if len(quiet) > 0 {
+		select {
+		case <-ctx.Done():
+		case <-time.After(hopWait):
+		}
+		for _, ttl := range quiet {
+			if a, err := c.hop(ctx, ttl, size); err == nil && a.heard() {
+				hops[ttl] = a
+			}
+		}
+	}
+	answered := false
+	for ttl := 1; ttl <= max(loc.Hops, 1); ttl++ {
+		a := hops[ttl]
+		answered = answered || a.small.IsValid() || a.large.IsValid()
+		switch {
+		case a.largeSeen:
+			loc.After, loc.At = ttl, c.peer.Addr().String() // it crossed after all: no limit on this path now
+		case a.large.IsValid():
+			loc.After, loc.At = ttl, a.large.String()
+		}
+	}
+	if next := loc.After + 1; loc.Hops > 0 && next <= loc.Hops && !hops[next].heard() {
+		loc.Gap = true
+	}
 	loc.Silent = loc.Hops != 1 && !answered
 	return loc, nil
+}
+
+// hop is one TTL step of Locate: a small probe and one of size bytes, and
+// who answered each.
+func (c *Conn) hop(ctx context.Context, ttl, size int) (hopAnswer, error) {
+	var a hopAnswer
+	if err := c.setTTL(ttl); err != nil {
+		return a, err
+	}
+	buf := make([]byte, max(PayloadLen(size, c.v6), HeaderLen))
+	seqSmall, seqLarge := c.nextSeq(), c.nextSeq()
+	var q errQueue
+	// The large probe first: a router with one "time exceeded" left in its
+	// bucket spends it on the large one if it gets that far, so one answer
+	// alone is never read as large probes vanishing before it.
+	for _, p := range []struct {
+		seq  uint32
+		size int
+	}{{seqLarge, size}, {seqSmall, MinProbeSize(c.v6)}} {
+		got, err := c.send(buf, p.size, FlagAckOnly, p.seq)
+		if err != nil {
+			return a, fmt.Errorf("send TTL-%d probe to %s: %w", ttl, c.peer, err)
+		}
+		q.merge(got)
+	}
+	deadline := time.Now().Add(c.roundWait())
+	done := func() bool { // both accounted for: no need to wait out the round
+		_, smallDone := q.exceeded[seqSmall]
+		_, largeDone := q.exceeded[seqLarge]
+		return (a.reached || smallDone) && (a.largeSeen || largeDone)
+	}
+	err := c.readAnswers(ctx, &deadline, &q, done, func(h Header, _ time.Time) {
+		a.reached = a.reached || h.Seq == seqSmall
+		a.largeSeen = a.largeSeen || h.Seq == seqLarge
+	})
+	if err != nil {
+		return a, fmt.Errorf("read TTL-%d answers from %s: %w", ttl, c.peer, err)
+	}
+	q.merge(c.drainErrors())
+	a.small, a.large = q.exceeded[seqSmall], q.exceeded[seqLarge]
+	return a, nil
 }
 
 // setTTL sets the TTL (hop limit) of the socket's datagrams; 0 restores

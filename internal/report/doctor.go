@@ -17,7 +17,7 @@ func DoctorText(w io.Writer, r *model.Report) {
 	configText(w, r.Config)
 	var unknown []string // what is not known, pair by pair
 	for _, p := range r.Pairs {
-		if what := pairProblems(p); len(what) > 0 && (!p.Known() || p.PathMTUError != "" || (p.Layer == model.LayerNode && p.AgentSilent())) {
+		if what := pairProblems(p); len(what) > 0 && (!p.Known() || p.PathMTUError != "") {
 			unknown = append(unknown, fmt.Sprintf("%s %s → %s: %s", p.Layer, p.From, p.To, strings.Join(what, "; ")))
 		}
 	}

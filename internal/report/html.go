@@ -366,9 +366,7 @@ func pairProblems(p model.Pair) []string {
 	case p.Unknown != "":
 		return []string{"not measured: " + p.Unknown}
 	case p.NoAgent:
-		what = append(what, "not measured: no agent answers there (its host replied ICMP port unreachable)")
-	case p.Layer == model.LayerNode && p.AgentSilent():
-		what = append(what, "not measured: the host answers (ICMP or TCP), its agent's UDP port does not")
+		what = append(what, "not measured: no agent answers there, though its host does (ICMP port unreachable, an echo or a TCP handshake)")
 	case !p.Reachable:
 		what = append(what, "unreachable")
 	}

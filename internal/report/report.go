@@ -88,7 +88,7 @@ func MTUText(w io.Writer, r *model.Report) {
 func mtuCell(unreachable string) func(model.Pair) string {
 	return func(p model.Pair) string {
 		switch {
-		case !p.Known(), p.Layer == model.LayerNode && p.AgentSilent():
+		case !p.Known():
 			return "?"
 		case !p.Reachable:
 			return unreachable
