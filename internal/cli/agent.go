@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net/netip"
 	"os"
 	"strings"
 	"time"
@@ -107,6 +108,9 @@ func runAgent(ctx context.Context, s Streams, f agentFlags) error {
 		Logger: slog.New(slog.NewTextHandler(s.Err, nil))}
 	if f.role == "host" {
 		opts := hostfacts.Options{BIRDSocket: f.birdSocket, FelixHealthURL: f.felixHealth}
+		if ap, err := netip.ParseAddrPort(f.listen); err == nil {
+			opts.AgentPort = int(ap.Port())
+		}
 		cfg.Facts = func(ctx context.Context) (any, error) { return hostfacts.Collect(ctx, opts) }
 	}
 	a, err := agent.New(cfg)

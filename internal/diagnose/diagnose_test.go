@@ -307,6 +307,18 @@ func TestDiagnose(t *testing.T) {
 			id: NodeNetworkPartition, severity: Error, nodes: []string{"node3"}, absent: []string{PodNetworkPartition, NodeUnreachable},
 		},
 		{
+			// A stateful router on an asymmetric path: UDP passes, TCP's
+			// answers and ICMP echo replies arrive "invalid" and are dropped.
+			name: "tcp_fails_while_udp_passes",
+			mutate: func(ev *Evidence) {
+				each(ev, with("node3"), func(p *model.Pair) {
+					lost := 100.0
+					p.TCPConnectMs, p.TCPConnectTried, p.ICMPLossPct, p.ICMPRTTMs, p.TransferBytes = nil, 2, &lost, nil, 0
+				})
+			},
+			id: TCPBlocked, severity: Error, nodes: []string{"node3"}, absent: []string{ICMPFiltered, PodNetworkPartition},
+		},
+		{
 			name: "bird_down_explains_missing_routes",
 			mutate: func(ev *Evidence) {
 				ev.Network.Backend = "bgp"
@@ -335,6 +347,18 @@ func TestDiagnose(t *testing.T) {
 			name: "route_missing_on_node1",
 			mutate: func(ev *Evidence) {
 				ev.Facts["node1"].Routes = slices.DeleteFunc(ev.Facts["node1"].Routes, func(r hostfacts.Route) bool { return r.Dst == block(2) })
+				each(ev, func(p model.Pair) bool {
+					return p.Layer == model.LayerPod && ((p.From == "node1" && p.To == "node2") || (p.From == "node2" && p.To == "node1"))
+				}, cutPair)
+			},
+			id: RouteMissing, severity: Error, nodes: []string{"node1"}, absent: []string{PodNetworkPartition},
+		},
+		{
+			// A stale, more specific route on node1 takes half of node2's
+			// block to the underlay's gateway.
+			name: "more_specific_route_hijacks_a_block",
+			mutate: func(ev *Evidence) {
+				ev.Facts["node1"].Routes = append(ev.Facts["node1"].Routes, hostfacts.Route{Family: "ipv4", Dst: "10.233.64.64/27", Gw: "198.18.255.254", Dev: "eth0", Type: "unicast"})
 				each(ev, func(p model.Pair) bool {
 					return p.Layer == model.LayerPod && ((p.From == "node1" && p.To == "node2") || (p.From == "node2" && p.To == "node1"))
 				}, cutPair)

@@ -18,7 +18,7 @@ func encapBlocked(s *state) {
 	for _, n := range s.ev.Nodes {
 		ds := s.drops(n, hostfacts.NeedVXLAN)
 		failing := s.failingPodPairsOf(n)
-		if sure, _ := certain(ds, hostfacts.NeedVXLAN); len(ds) == 0 || (len(sure) == 0 && len(failing) == 0) {
+		if sure, _ := certain(ds, hostfacts.NeedVXLAN); len(ds) == 0 || (len(sure) == 0 && !anyCut(failing)) {
 			continue
 		}
 		nodePairs := s.pairs(model.LayerNode, func(p model.Pair) bool { return (p.From == n || p.To == n) && p.Known() })
@@ -36,7 +36,7 @@ func encapBlocked(s *state) {
 		}
 		s.add(model.Finding{
 			ID: EncapBlocked, Severity: Error, Title: "VXLAN (UDP 4789) is blocked at " + n,
-			Summary: fmt.Sprintf("A firewall rule on %s drops VXLAN, so Pods on %s cannot reach Pods on %s or be reached from them, while the nodes themselves talk.", n, n, others),
+			Summary: fmt.Sprintf("A firewall rule on %s drops VXLAN, so Pods on %s cannot reach Pods on %s or be reached from them%s.", n, n, others, map[bool]string{true: ", while the nodes themselves talk", false: ""}[nodeOK]),
 			Nodes:   []string{n}, Pairs: refs(failing), Evidence: ev,
 			Remedy: &model.Remedy{Summary: fmt.Sprintf("Allow UDP 4789 between the cluster's nodes on %s (host firewall and any cloud security group).", n),
 				Commands: []string{"nft list ruleset   # on " + n + ": remove or narrow the rule above"}},

@@ -76,13 +76,15 @@ const (
 	UnderlayFragmentation = "underlay-fragmentation"
 	// NodeNetworkPartition: nodes that are up cannot reach each other host to host.
 	NodeNetworkPartition = "node-network-partition"
+	// TCPBlocked: UDP crosses between nodes, TCP does not.
+	TCPBlocked = "tcp-blocked"
 )
 
 // Catalogue is every rule the doctor runs, in the order root causes rank:
 // a finding earlier in the list explains symptoms of later ones.
 var Catalogue = []string{
 	NodeNotReady, NodeUnreachable, FirewallDrop, EncapBlocked, EncapMismatch, BGPSessionDown, IPForwardDisabled,
-	RPFilterStrict, RouteMissing, NodeNetworkPartition, MTUInconsistent, MTUBlackhole, UnderlayFragmentation, PodNetworkPartition,
+	RPFilterStrict, RouteMissing, NodeNetworkPartition, MTUInconsistent, MTUBlackhole, UnderlayFragmentation, PodNetworkPartition, TCPBlocked,
 	KernelModuleMissing, CalicoNodeUnhealthy, ConntrackFull, PacketLoss, HighLatency,
 	MTUWasteful, IPPoolMTUIgnored, ICMPFiltered, ResultsUnknown, NodeCordoned,
 }

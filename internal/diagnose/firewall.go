@@ -18,12 +18,22 @@ func (s *state) drops(n, need string) []hostfacts.FirewallDrop {
 	}
 	var out []hostfacts.FirewallDrop
 	for _, d := range f.Firewall.Drops {
-		if sure, perhaps := d.Stops(need); sure || perhaps {
+		if sure, perhaps := d.Stops(need); (sure || perhaps) && !randomDrop(d) {
 			out = append(out, d)
 		}
 	}
 	return out
 }
+
+// randomDrop: a rule that drops a share of what it sees, at random or
+// above a rate. That is loss (packet-loss cites it), not a path blocked.
+func randomDrop(d hostfacts.FirewallDrop) bool {
+	return strings.Contains(d.Rule, "numgen random") || strings.Contains(d.Rule, "limit")
+}
+
+// anyCut reports whether any pair is cut outright: a possible drop needs
+// that, not a stalled transfer, to be the cause of anything.
+func anyCut(pairs []model.Pair) bool { return slices.ContainsFunc(pairs, cut) }
 
 // describe renders what drops need's traffic on node n: where, the rule
 // or policy, whether only perhaps, and which of that traffic.
@@ -33,6 +43,9 @@ func describe(n string, ds []hostfacts.FirewallDrop, need string) []string {
 		cond := ""
 		if sure, _ := d.Stops(need); !sure {
 			cond = " (perhaps: it, or a rule before it, tests what podpath cannot know, such as the far end's address)"
+			if d.Family == "netdev" {
+				cond = " (perhaps: podpath does not know which device this netdev chain is bound to)"
+			}
 		}
 		where := fmt.Sprintf("%s %s chain %s", d.Family, d.Table, d.Chain)
 		if d.Hook != "" {
@@ -131,7 +144,7 @@ func firewallDrop(s *state) {
 					}
 				}
 			}
-			if sure, _ := certain(ds, need); len(ds) == 0 || (len(sure) == 0 && len(failing) == 0) {
+			if sure, _ := certain(ds, need); len(ds) == 0 || (len(sure) == 0 && !anyCut(failing)) {
 				continue
 			}
 			ev := describe(n, ds, need)
@@ -162,9 +175,13 @@ func podTrafficDrop(s *state, n string, ds []hostfacts.FirewallDrop) (title, sum
 	if cidr == "" {
 		cidr = "<Pod CIDR>"
 	}
+	table := d.Family + " " + d.Table
+	if strings.Contains(d.Family, "iptables-legacy") {
+		table = "iptables-legacy " + d.Table
+	}
 	if d.Policy {
-		title = fmt.Sprintf("%s's %s %s chain %s drops Pod traffic by its policy", n, d.Family, d.Table, d.Chain)
-		summary = fmt.Sprintf("Pod traffic that %s forwards, to its Pods from other nodes and back, reaches the end of %s %s %s, whose policy is drop: nothing before it accepts the Pod network. Docker sets FORWARD's policy to drop this way.", n, d.Family, d.Table, d.Chain)
+		title = fmt.Sprintf("%s's %s chain %s drops Pod traffic by its policy", n, table, d.Chain)
+		summary = fmt.Sprintf("Pod traffic that %s forwards, to its Pods from other nodes and back, reaches the end of %s %s, whose policy is drop: nothing before it accepts the Pod network. Docker sets FORWARD's policy to drop this way.", n, table, d.Chain)
 	} else {
 		title = fmt.Sprintf("A firewall rule on %s drops Pod traffic between nodes", n)
 		summary = fmt.Sprintf("%s drops Pod traffic it forwards, to its Pods from other nodes and back: %s.", n, d.Rule)

@@ -108,7 +108,7 @@ func resultsUnknown(s *state) {
 		unknown = append(unknown, p)
 		if p.NoAgent {
 			nodes[p.To] = true
-			addTo(fmt.Sprintf("%s:%s:to", p.Layer, p.To), fmt.Sprintf("%s layer: no agent answers on %s, though its host answers (ICMP port unreachable, an ICMP echo or a TCP handshake): the node is up, its agent is not running, is stopped, or a firewall drops the agent's port", p.Layer, p.To), p)
+			addTo(fmt.Sprintf("%s:%s:to", p.Layer, p.To), fmt.Sprintf("%s layer: no agent answers on %s, though its host answers (ICMP port unreachable, an ICMP echo or a TCP handshake): the node is up, its agent is not running, is stopped, or a firewall drops the agent's port (or the path loses nearly every datagram)", p.Layer, p.To), p)
 			continue
 		}
 		nodes[p.From] = true

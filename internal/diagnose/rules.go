@@ -65,7 +65,7 @@ func Diagnose(ev Evidence) []model.Finding {
 	s := &state{ev: &ev, explained: map[pairKey]string{}}
 	for _, rule := range []func(*state){
 		nodeNotReady, nodeUnreachable, firewallDrop, encapBlocked, encapMismatch, bgpSessionDown, ipForwardDisabled,
-		rpFilterStrict, routeMissing, nodeNetworkPartition, mtuInconsistent, mtuBlackhole, underlayFragmentation, podNetworkPartition,
+		rpFilterStrict, routeMissing, nodeNetworkPartition, mtuInconsistent, mtuBlackhole, underlayFragmentation, podNetworkPartition, tcpBlocked,
 		kernelModuleMissing, calicoNodeUnhealthy, conntrackFull, packetLoss, highLatency,
 		mtuWasteful, ipPoolMTUIgnored, icmpFiltered, resultsUnknown, nodeCordoned,
 	} {
@@ -309,6 +309,22 @@ func ipForwardDisabled(s *state) {
 	}
 }
 
+// hijacked is a route of f more specific than block that covers one of
+// its addresses: traffic to those Pods follows it instead of the block's.
+func hijacked(f *hostfacts.Facts, block string) (hostfacts.Route, bool) {
+	b, err := netip.ParsePrefix(block)
+	if err != nil {
+		return hostfacts.Route{}, false
+	}
+	for _, r := range f.Routes {
+		p, err := netip.ParsePrefix(r.Dst)
+		if err == nil && r.Type == "unicast" && p.Bits() > b.Bits() && b.Contains(p.Addr()) && !strings.HasPrefix(r.Dev, "cali") {
+			return r, true
+		}
+	}
+	return hostfacts.Route{}, false
+}
+
 // blocks are the Pod blocks a node owns: Calico blackholes each locally.
 func blocks(f *hostfacts.Facts) []string {
 	var out []string
@@ -343,6 +359,16 @@ func routeMissing(s *state) {
 				if !have[b] {
 					missing = append(missing, fmt.Sprintf("%s has no route to %s (%s's block)", n, b, m))
 					owners = append(owners, m)
+					continue
+				}
+				// A more specific route takes part of the block elsewhere.
+				if r, ok := hijacked(f, b); ok {
+					via := ""
+					if r.Gw != "" {
+						via = " via " + r.Gw
+					}
+					missing = append(missing, fmt.Sprintf("%s sends part of %s (%s's block) by %s%s dev %s, a more specific route than its route to the block", n, b, m, r.Dst, via, r.Dev))
+					owners = append(owners, m)
 				}
 			}
 		}
@@ -357,13 +383,19 @@ func routeMissing(s *state) {
 				((s.explainedBy(m, FirewallDrop) && len(s.drops(m, hostfacts.NeedBGP)) > 0) || (s.explainedBy(n, FirewallDrop) && len(s.drops(n, hostfacts.NeedBGP)) > 0))
 		}
 		// Owners whose BGP session is down explain these: fold them.
-		var unexplained []string
+		var unexplained, silentOwners []string
 		var pairs []model.Pair
+		hijack := false
+		_, sessionsKnown := s.bgpDownPeers(n)
 		for i, m := range owners {
 			if s.explainedBy(m, BGPSessionDown) || bgpBlocked(m) {
 				continue
 			}
 			unexplained = append(unexplained, missing[i])
+			hijack = hijack || strings.Contains(missing[i], "more specific route")
+			if sessionsKnown && !slices.Contains(down, m) && !slices.Contains(silentOwners, m) && !strings.Contains(missing[i], "more specific route") {
+				silentOwners = append(silentOwners, m) // its session with n is up, and still no route
+			}
 			// Both directions: without the route, n's replies cannot return either.
 			pairs = append(pairs, s.pairs(model.LayerPod, func(p model.Pair) bool {
 				return (p.From == n && p.To == m) || (p.From == m && p.To == n)
@@ -373,11 +405,20 @@ func routeMissing(s *state) {
 			continue
 		}
 		remedy := "Felix programs these routes for VXLAN (check calico-node on " + n + "); BIRD for BGP (check its sessions)."
-		if s.ev.Network.Backend == "none" {
+		switch {
+		case s.ev.Network.Backend == "none":
 			remedy = "With no encapsulation and no BGP, the underlay must route every node's Pod block to that node: add the routes there, or enable VXLAN or BGP in Calico."
+		case s.ev.Network.Backend == "vxlan":
+			remedy = "Felix programs these routes: check calico-node on " + n + " (that it runs, and its logs)."
+		case s.ev.Network.Backend == "bgp" && len(silentOwners) > 0:
+			unexplained = append(unexplained, fmt.Sprintf("%s's BGP sessions with %s are Established: %s does not announce its block", n, nodesOrAll(silentOwners), nodesOrAll(silentOwners)))
+			remedy = fmt.Sprintf("%s announces no route for its block over sessions that are up: check its BIRD's export (calico-node's bird, the node's BlockAffinity) and the IPPool's disableBGPExport.", nodesOrAll(silentOwners))
+		}
+		if hijack {
+			remedy = "Remove the more specific route above on " + n + " (ip route del <it>): it takes that part of the block away from the route Calico programs. " + remedy
 		}
 		s.add(model.Finding{
-			ID: RouteMissing, Severity: Error, Title: "Routes to other nodes' Pods are missing on " + n,
+			ID: RouteMissing, Severity: Error, Title: "Routes to other nodes' Pods are missing or wrong on " + n,
 			Summary: fmt.Sprintf("%s cannot send to some Pod blocks: %s missing.", n, count(len(unexplained), "route")),
 			Nodes:   []string{n}, Pairs: refs(pairs), Evidence: unexplained,
 			Remedy: &model.Remedy{Summary: remedy, Commands: []string{"ip route   # on " + n}},

@@ -225,6 +225,22 @@ func nodeNetworkPartition(s *state) {
 			}
 		}
 	}
+	// What arrives there: a firewall on the receiving node that stops the
+	// probes (the agent's port, ICMP echoes) is the cut.
+	var firewalled []string
+	for _, n := range s.ev.Nodes {
+		if !slices.ContainsFunc(failing, func(p model.Pair) bool { return p.To == n }) {
+			continue
+		}
+		for _, need := range []string{hostfacts.NeedAgent, hostfacts.NeedICMP} {
+			if ds := s.drops(n, need); len(ds) > 0 {
+				why = append(why, describe(n, ds, need)...)
+				if !slices.Contains(firewalled, n) {
+					firewalled = append(firewalled, n)
+				}
+			}
+		}
+	}
 	for _, n := range nodes {
 		if f := s.ev.Facts[n]; f != nil {
 			var defaults []string
@@ -247,7 +263,11 @@ func nodeNetworkPartition(s *state) {
 	}
 	remedy := &model.Remedy{Summary: "Check the named nodes' routes to the other nodes' addresses and what lies between them (the link, a firewall or security group, the switch or router).",
 		Commands: []string{"ip route get <peer address>; ip rule; ip -s link   # on " + nodesOrAll(nodes)}}
-	if len(why) > 0 {
+	switch {
+	case len(firewalled) > 0:
+		remedy = &model.Remedy{Summary: fmt.Sprintf("Let the other nodes through the firewall on %s (the rule or policy above): at least the cluster's node network, before the drop.", nodesOrAll(firewalled)),
+			Commands: []string{"nft -a list ruleset   # on " + nodesOrAll(firewalled)}}
+	case len(why) > 0:
 		remedy.Summary = "Route the other nodes' addresses out of the interface that holds the node's own address (fix the extra default route or its metric), then run again."
 	}
 	s.add(model.Finding{
@@ -481,13 +501,50 @@ func mtuWasteful(s *state) {
 	}, nil)
 }
 
+// tcpBlocked: UDP echoes cross, TCP handshakes do not: a filter on TCP, or
+// a stateful firewall or router that sees only one direction of each
+// connection (asymmetric routing: the SYN one way, the SYN-ACK another,
+// which arrives as "invalid"). Kubernetes and nearly every application
+// need TCP between these nodes.
+func tcpBlocked(s *state) {
+	blocked := s.pairs(model.LayerNode, func(p model.Pair) bool { return tcpFails(p) && !s.isExplained(p) })
+	blocked = append(blocked, s.pairs(model.LayerPod, func(p model.Pair) bool { return tcpFails(p) && !s.isExplained(p) })...)
+	if len(blocked) == 0 {
+		return
+	}
+	nodes := Localize(blocked, s.ev.Pairs)
+	var ev []string
+	for _, p := range blocked {
+		icmp := "ICMP echoes not measured"
+		if p.ICMPLossPct != nil {
+			icmp = fmt.Sprintf("%.0f%% of ICMP echoes lost", *p.ICMPLossPct)
+		}
+		ev = append(ev, fmt.Sprintf("%s %s → %s: UDP echoes answered, %s of %s failed, %s", p.Layer, p.From, p.To, count(p.TCPConnectTried, "TCP handshake"), map[bool]string{true: "it", false: "them all"}[p.TCPConnectTried == 1], icmp))
+	}
+	s.add(model.Finding{
+		ID: TCPBlocked, Severity: Error, Title: "TCP fails while UDP passes " + where(nodes),
+		Summary: "UDP crosses between these nodes, TCP connections do not: a rule that drops TCP, or a stateful firewall or router that sees only one direction of each connection (the answer comes back another way, asymmetric routing, and is dropped as invalid). The API server, kubelets and applications all need TCP.",
+		Nodes:   nodes, Pairs: refs(blocked), Evidence: capLines(ev, maxEvidence),
+		Remedy: &model.Remedy{Summary: "Trace the path both ways (do the requests and the answers take the same routers?), and look for a stateful firewall on it: route both directions through it, or let it accept what it did not see open (conntrack: ct state invalid).",
+			Commands: []string{"traceroute -n <peer address>   # from each end", "nft list ruleset | grep -n 'ct state invalid'   # on the routers and firewalls between"}},
+	}, blocked)
+}
+
+// tcpFails: UDP echoes came back with little loss, and every TCP
+// handshake tried failed. On a lossy path a few handshakes can all be
+// unlucky: that is packet loss, not TCP blocked.
+func tcpFails(p model.Pair) bool {
+	return p.Known() && p.Reachable && !lossy(p) && p.TCPConnectTried > 0 && p.TCPConnectMs == nil
+}
+
 // icmpFiltered: ICMP echo is blocked while UDP passes: not a partition,
 // but ping-based checks will mislead, and ICMP errors that PMTU discovery
 // needs may be dropped too.
 func icmpFiltered(s *state) {
 	filtered := slices.DeleteFunc(slices.Clone(s.ev.Pairs), func(p model.Pair) bool {
 		// UDP echoes lost too: five lost ICMP echoes are loss, not a filter.
-		return !p.Reachable || p.ICMPLossPct == nil || *p.ICMPLossPct < 100 || lossy(p) || s.isExplained(p)
+		// UDP and TCP must both pass for ICMP alone to be the filtered one.
+		return !p.Reachable || p.ICMPLossPct == nil || *p.ICMPLossPct < 100 || lossy(p) || s.isExplained(p) || (p.TCPConnectTried > 0 && p.TCPConnectMs == nil)
 	})
 	if len(filtered) == 0 {
 		return

@@ -75,7 +75,9 @@ func collect(ctx context.Context, opts Options, sys sysfs) (*Facts, error) {
 	f.Sysctls = sys.sysctls(linkNames)
 	f.Conntrack = sys.conntrack()
 	f.KernelModules = sys.kernelModules(f.Kernel)
-	f.Firewall = readFirewall(viewOf(f.Links, f.Routes))
+	view := viewOf(f.Links, f.Routes)
+	view.agentPort = opts.AgentPort
+	f.Firewall = readFirewall(view)
 	f.Calico = calicoState(ctx, opts)
 	return f, nil
 }

@@ -35,6 +35,10 @@ type Options struct {
 	// Timeout bounds the whole collection; default DefaultTimeout. Only the
 	// socket work (BIRD, Felix) can block: netlink and /proc answer at once.
 	Timeout time.Duration
+	// AgentPort is the port podpath's agent on this host listens on (UDP
+	// probes, TCP API): its peers' probes are walked through the firewall
+	// too, so a drop of them is seen. 0: not judged.
+	AgentPort int
 }
 
 func (o Options) withDefaults() Options {
@@ -308,6 +312,7 @@ const (
 	NeedICMPFragNeeded = "icmp-frag-needed" // ICMP 3/4 and ICMPv6 packet-too-big: path MTU discovery
 	NeedICMP           = "icmp"             // ICMP echo: ping
 	NeedWireGuard      = "wireguard"        // UDP 51820 (IPv4) and 51821 (IPv6)
+	NeedAgent          = "agent"            // podpath's own probes to the agent's port (UDP and TCP)
 )
 
 // Module is the state of one kernel module Calico or Kubespray wants.

@@ -255,6 +255,8 @@ type hostView struct {
 	// or has several.
 	bridged bool
 	port    string
+	// agentPort: podpath's agent's port here; 0 when not known.
+	agentPort int
 }
 
 // viewOf reads the view from the node's links and routes.
@@ -409,6 +411,12 @@ func (v hostView) flows() []flow {
 		{NeedICMP, "echo replies to the node", in(icmp4(0, 0), ctEstablished), inbound},
 		{NeedICMP, "echo replies from the node", out(icmp4(0, 0), ctEstablished), outbound},
 		{NeedWireGuard, "arriving", in(udp(unix.NFPROTO_IPV4, 51820, 51820), ctNew), inbound},
+	}
+	if ap := uint16(v.agentPort); ap != 0 {
+		fs = append(fs,
+			flow{NeedAgent, "UDP probes to the agent", in(udp(unix.NFPROTO_IPV4, ephemeralPort, ap), ctNew), inbound},
+			flow{NeedAgent, "TCP to the agent", in(tcp(unix.NFPROTO_IPV4, ephemeralPort, ap), ctNew), inbound},
+		)
 	}
 	if v.ipv6 {
 		fs = append(fs,

@@ -150,7 +150,7 @@ func fill(p *model.Pair, tr agent.TargetResult) {
 		p.ICMPLossPct = &loss
 	}
 	if s := tr.TCPConnect; s != nil {
-		p.TCPConnectMs = percentiles(s)
+		p.TCPConnectMs, p.TCPConnectTried = percentiles(s), s.Sent
 	}
 	if h := tr.HTTP; h != nil {
 		p.HTTPTotalMs = h.TotalMs

@@ -112,18 +112,21 @@ type Pair struct {
 	PathMTUError string  `json:"pathMTUError,omitempty"`
 	PMTUMs       float64 `json:"pmtuMs,omitempty"`
 
-	RTTMs         *Percentiles `json:"rttMs,omitempty"`
-	LossPct       float64      `json:"lossPct"`
-	JitterMs      float64      `json:"jitterMs,omitempty"`
-	ICMPRTTMs     *Percentiles `json:"icmpRttMs,omitempty"`
-	ICMPLossPct   *float64     `json:"icmpLossPct,omitempty"`
-	TCPConnectMs  *Percentiles `json:"tcpConnectMs,omitempty"`
-	HTTPTotalMs   float64      `json:"httpTotalMs,omitempty"`
-	TransferBytes int64        `json:"transferBytes,omitempty"`
-	Stalled       bool         `json:"stalled,omitempty"`
-	ThroughputBps float64      `json:"throughputBps,omitempty"`
-	Ports         []PortState  `json:"ports,omitempty"` // preflight: ports checked on the target
-	Errors        []string     `json:"errors,omitempty"`
+	RTTMs        *Percentiles `json:"rttMs,omitempty"`
+	LossPct      float64      `json:"lossPct"`
+	JitterMs     float64      `json:"jitterMs,omitempty"`
+	ICMPRTTMs    *Percentiles `json:"icmpRttMs,omitempty"`
+	ICMPLossPct  *float64     `json:"icmpLossPct,omitempty"`
+	TCPConnectMs *Percentiles `json:"tcpConnectMs,omitempty"`
+	// TCPConnectTried is how many TCP handshakes were tried; with no
+	// TCPConnectMs, none of them completed.
+	TCPConnectTried int         `json:"tcpConnectTried,omitempty"`
+	HTTPTotalMs     float64     `json:"httpTotalMs,omitempty"`
+	TransferBytes   int64       `json:"transferBytes,omitempty"`
+	Stalled         bool        `json:"stalled,omitempty"`
+	ThroughputBps   float64     `json:"throughputBps,omitempty"`
+	Ports           []PortState `json:"ports,omitempty"` // preflight: ports checked on the target
+	Errors          []string    `json:"errors,omitempty"`
 }
 
 // Location is where on a path packets of Size bytes stop: they reach hop

@@ -48,6 +48,7 @@ const (
 	AttemptsInRound = 2 // a size is "lost" only if every attempt in its round is
 	ConfirmAttempts = 4 // the boundary is re-tested this often before it is believed
 	MaxRounds       = 24
+	maxInconclusive = 3 // confirmation rounds that may lose their control before the search gives up
 )
 
 // ErrUnreachable means not even the smallest probe got an answer.
@@ -72,6 +73,7 @@ func SearchPMTU(ctx context.Context, r Rounder, lo, hi int) (PMTUResult, error) 
 	}
 	ceiling := hi
 	confirmed := map[int]bool{} // sizes whose loss survived a confirmation round
+	inconclusive := 0           // confirmation rounds that lost their control probes too
 	round := func(sizes []int, attempts int) (RoundResult, error) {
 		res.Rounds++
 		rr, err := r.Round(ctx, sizes, attempts)
@@ -147,19 +149,32 @@ func SearchPMTU(ctx context.Context, r Rounder, lo, hi int) (PMTUResult, error) 
 			return res, fmt.Errorf("path MTU search did not settle in %d rounds (between %d and %d bytes): the path loses too many probes", MaxRounds, floor, ceiling)
 		}
 		sizes, attempts := spread(floor, ceiling, SizesPerRound), AttemptsInRound
-		if floor == ceiling {
+		confirming := floor == ceiling
+		if confirming {
 			if ceiling == hi || confirmed[ceiling+1] {
 				break
 			}
-			// Settled: confirm the byte above is really lost, not unlucky.
-			sizes, attempts = []int{ceiling + 1}, ConfirmAttempts
+			// Settled: confirm the byte above is really lost, not unlucky,
+			// beside the floor as a control: a round that loses the floor
+			// too lost probes to something else (congestion, a shaper's
+			// full queue) and confirms nothing.
+			sizes, attempts = []int{ceiling + 1, floor}, ConfirmAttempts
 		}
 		rr, err := round(sizes, attempts)
 		if err != nil {
 			return res, err
 		}
-		if attempts == ConfirmAttempts && !rr.Acked[ceiling+1] {
-			confirmed[ceiling+1] = true
+		if confirming {
+			switch {
+			case rr.Acked[ceiling+1]:
+			case rr.Acked[floor]:
+				confirmed[ceiling+1] = true
+			default:
+				if inconclusive++; inconclusive >= maxInconclusive {
+					return res, fmt.Errorf("path MTU search: %d-byte probes cross, %d-byte ones do not, but the path also lost the %d-byte control probes %d times: it loses too much to tell a limit from loss", floor, ceiling+1, floor, inconclusive)
+				}
+				continue
+			}
 		}
 		apply(sizes, rr)
 	}

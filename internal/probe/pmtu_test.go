@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"math/rand/v2"
+	"strings"
 	"testing"
 )
 
@@ -17,11 +18,17 @@ type fakePath struct {
 	rng      *rand.Rand
 	rounds   int
 	maxSizes int
+	// confirmLoss loses every probe of the rounds that confirm the
+	// boundary (a queue that overflows on their burst).
+	confirmLoss bool
 }
 
 func (f *fakePath) Round(_ context.Context, sizes []int, attempts int) (RoundResult, error) {
 	f.rounds++
 	f.maxSizes = max(f.maxSizes, len(sizes))
+	if f.confirmLoss && attempts == ConfirmAttempts {
+		return RoundResult{Acked: map[int]bool{}, Sent: len(sizes) * attempts}, nil
+	}
 	rr := RoundResult{Acked: map[int]bool{}}
 	for _, s := range sizes {
 		for range attempts {
@@ -94,6 +101,17 @@ func TestSearchPMTUUnderLoss(t *testing.T) {
 		if got.PathMTU != 1400 {
 			t.Errorf("seed %d: PathMTU %d with 20%% loss; want 1400", seed, got.PathMTU)
 		}
+	}
+}
+
+// A path that loses everything whenever the boundary is confirmed (its
+// queue overflows on the confirmation's burst): the limit is never
+// believed, and the search says why instead of naming one.
+func TestSearchPMTUDoesNotConfirmThroughLoss(t *testing.T) {
+	p := &fakePath{mtu: 1400, confirmLoss: true}
+	got, err := SearchPMTU(context.Background(), p, 52, 1500)
+	if err == nil || !strings.Contains(err.Error(), "loses too much to tell a limit from loss") {
+		t.Errorf("SearchPMTU = %+v, %v; want no limit, and the loss said", got, err)
 	}
 }
 

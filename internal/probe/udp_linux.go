@@ -28,6 +28,7 @@ const (
 	ProbeTimeout = time.Second
 	pacingBytes  = 64 << 10
 	pacingPause  = 200 * time.Microsecond
+	attemptGap   = time.Millisecond
 )
 
 // Conn is a UDP socket connected to a podpath responder, with the Don't
@@ -338,7 +339,12 @@ func (c *Conn) Round(ctx context.Context, sizes []int, attempts int) (RoundResul
 	var q errQueue
 	buf := make([]byte, max(PayloadLen(maxSize, c.v6), HeaderLen))
 	burst := 0
-	for range attempts {
+	for i := range attempts {
+		if i > 0 {
+			// Attempts of a size apart a little: a queue that overflowed on
+			// the first pass (a shaper, a busy link) has drained some.
+			time.Sleep(attemptGap)
+		}
 		for _, s := range sizes {
 			// Jumbo and loopback sizes would overrun the responder's
 			// receive buffer in one burst and read as a limit; pause
