@@ -218,7 +218,9 @@ func mtuBlackhole(s *state) {
 			pod = append(pod, p)
 		case blackholed(p):
 			node = append(node, p)
-		case p.Layer == model.LayerPod && p.Stalled && p.Reachable && !fullSizeCrosses(p):
+		case p.Layer == model.LayerPod && p.Stalled && p.Reachable && p.PathMTUError == "" && !fullSizeCrosses(p):
+			// A stall where the size search could not finish says nothing
+			// about size: the path lost even its small probes then.
 			stalled = append(stalled, p)
 		}
 	}
