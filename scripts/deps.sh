@@ -15,11 +15,15 @@ tools=(
   curl:curl
   iptables-legacy:iptables iptables-nft:iptables   # the firewall readers are tested against both backends
   chromium:chromium   # headless: the HTML report test opens the page and screenshots it
+  runc:runc           # the lab's real nodes: containerd starts every container with it
 )
 missing=()
 for t in "${tools[@]}"; do
   command -v "${t%%:*}" >/dev/null 2>&1 || missing+=("${t#*:}")
 done
+# The lab's busybox image is Debian's static busybox: a dynamic one would not
+# run in an image without libc.
+dpkg-query -W -f '${Status}' busybox-static 2>/dev/null | grep -q 'ok installed' || missing+=(busybox-static)
 if [ ${#missing[@]} -gt 0 ]; then
   mapfile -t missing < <(printf '%s\n' "${missing[@]}" | sort -u)
   if [ "$(id -u)" -ne 0 ]; then

@@ -22,6 +22,8 @@ import (
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 	"github.com/google/go-containerregistry/pkg/v1/tarball"
+
+	"podpath/internal/image"
 )
 
 // staticBinary writes a minimal static x86-64 Linux executable (exit(0): an ELF header, one
@@ -156,7 +158,7 @@ func TestBuildTarball(t *testing.T) {
 	}
 
 	// The same binary gives the same image: nothing of the build's time or place gets in.
-	again, err := Build(want, "v0.0.1-test")
+	again, err := image.Build(want, "v0.0.1-test")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -205,7 +207,7 @@ func TestPush(t *testing.T) {
 }
 
 func TestRefuses(t *testing.T) {
-	if _, err := Build([]byte("#!/bin/sh\necho not a binary\n"), "v1"); err == nil || !strings.Contains(err.Error(), "not an ELF") {
+	if _, err := image.Build([]byte("#!/bin/sh\necho not a binary\n"), "v1"); err == nil || !strings.Contains(err.Error(), "not an ELF") {
 		t.Errorf("a shell script: %v; want it refused as no ELF", err)
 	}
 	// A dynamically linked binary would not start FROM scratch. /bin/sh is one on every
@@ -214,7 +216,7 @@ func TestRefuses(t *testing.T) {
 	if err != nil {
 		t.Skipf("skipped: no /bin/sh to use as a dynamic binary: %v", err)
 	}
-	if _, err := staticLinux(dyn); err == nil || !strings.Contains(err.Error(), "CGO_ENABLED=0") {
+	if _, err := image.StaticLinux(dyn); err == nil || !strings.Contains(err.Error(), "CGO_ENABLED=0") {
 		t.Errorf("/bin/sh: %v; want it refused as dynamically linked", err)
 	}
 	if err := run(context.Background(), []string{"-binary", "/nonexistent/podpath", "-o", filepath.Join(t.TempDir(), "x.tar")}, io.Discard); err == nil {
