@@ -9,15 +9,16 @@ export PATH="$PATH:/usr/local/go/bin"
 version=$(awk '$1=="k8s.io/kubernetes" && $2 ~ /^v/ {print $2; exit}' go.mod)
 key=$( (cat go.sum go.mod; go version) | sha256sum | cut -c1-16)
 out="${PODPATH_CACHE:-$HOME/.cache/podpath}/kube/$version-$key"
-bins=(etcd kube-apiserver kube-controller-manager kube-scheduler kubelet kube-proxy)
-ok=1
-for b in "${bins[@]}"; do [ -x "$out/$b" ] || ok=0; done
-if [ "$ok" = 1 ]; then echo "$out"; exit 0; fi
-echo "kube-tools: building ${bins[*]} $version into $out (first time only: minutes)" >&2
+bins=(etcd kube-apiserver kube-controller-manager kube-scheduler kubelet kube-proxy kubectl)
+missing=()
+for b in "${bins[@]}"; do [ -x "$out/$b" ] || missing+=("$b"); done
+if [ ${#missing[@]} -eq 0 ]; then echo "$out"; exit 0; fi
+echo "kube-tools: building ${missing[*]} $version into $out (first time only: minutes)" >&2
 mkdir -p "$out.tmp"
 minor=$(echo "$version" | cut -d. -f2)
 pkg=k8s.io/component-base/version
 ldflags="-s -w -X $pkg.gitVersion=$version -X $pkg.gitMajor=1 -X $pkg.gitMinor=$minor -X $pkg.gitTreeState=clean -X $pkg.buildDate=1970-01-01T00:00:00Z"
-CGO_ENABLED=0 go build -trimpath -ldflags "$ldflags" -o "$out.tmp/" $(printf './%s ' "${bins[@]}")
-rm -rf "$out" && mv "$out.tmp" "$out"
+CGO_ENABLED=0 go build -trimpath -ldflags "$ldflags" -o "$out.tmp/" $(printf './%s ' "${missing[@]}")
+# Only what is missing is built; each binary joins the cache once it is whole.
+mkdir -p "$out" && mv "$out.tmp"/* "$out"/ && rmdir "$out.tmp"
 echo "$out"

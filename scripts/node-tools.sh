@@ -10,15 +10,16 @@ version=$(go list -m -f '{{.Version}}' github.com/containerd/containerd/v2)
 key=$( (cat go.sum go.mod; go version) | sha256sum | cut -c1-16)
 out="${PODPATH_CACHE:-$HOME/.cache/podpath}/containerd/$version-$key"
 bins=(containerd containerd-shim-runc-v2 ctr)
-ok=1
-for b in "${bins[@]}"; do [ -x "$out/$b" ] || ok=0; done
-if [ "$ok" = 1 ]; then echo "$out"; exit 0; fi
-echo "node-tools: building ${bins[*]} $version into $out (first time only: minutes)" >&2
+missing=()
+for b in "${bins[@]}"; do [ -x "$out/$b" ] || missing+=("$b"); done
+if [ ${#missing[@]} -eq 0 ]; then echo "$out"; exit 0; fi
+echo "node-tools: building ${missing[*]} $version into $out (first time only: minutes)" >&2
 mkdir -p "$out.tmp"
 pkg=github.com/containerd/containerd/v2/version
 ldflags="-s -w -X $pkg.Version=${version#v} -X $pkg.Revision=podpath"
 # No btrfs, ZFS or devmapper snapshotters: the nodes use overlayfs, and these
 # need cgo headers a fresh machine does not have.
-CGO_ENABLED=0 go build -trimpath -tags "no_btrfs no_zfs no_devmapper" -ldflags "$ldflags" -o "$out.tmp/" $(printf './%s ' "${bins[@]}")
-rm -rf "$out" && mv "$out.tmp" "$out"
+CGO_ENABLED=0 go build -trimpath -tags "no_btrfs no_zfs no_devmapper" -ldflags "$ldflags" -o "$out.tmp/" $(printf './%s ' "${missing[@]}")
+# Only what is missing is built; each binary joins the cache once it is whole.
+mkdir -p "$out" && mv "$out.tmp"/* "$out"/ && rmdir "$out.tmp"
 echo "$out"

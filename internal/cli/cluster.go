@@ -68,13 +68,7 @@ func (k *kubeFlags) configured() bool {
 }
 
 // DefaultImage is the agent image of this build.
-func DefaultImage() string {
-	tag := version.Version
-	if tag == "" || tag == "dev" {
-		tag = "latest"
-	}
-	return "podpath/podpath:" + tag
-}
+func DefaultImage() string { return version.Image() }
 
 // source is what a command measures: the agents as an inventory, how to
 // reach them, and what to undo at the end.

@@ -30,6 +30,7 @@ Several labs can run side by side; --name picks one. Namespaces are named
 <lab>.fabric, <lab>.node1, <lab>.node1-pod1 …; state lives in ` + lab.StateRoot + `/<lab>/.`,
 	}
 	cmd.AddCommand(newLabUp(s), newLabDown(s), newLabStatus(s), newLabFault(s), newLabExec(s), newLabWire())
+	cmd.AddCommand(newLabServices()...)
 	return cmd
 }
 
@@ -54,7 +55,8 @@ func newLabUp(s Streams) *cobra.Command {
   podpath lab up --backend bgp
   podpath lab up --name big --nodes 50 --topology routed
   podpath lab up --topology routed --controller node1 --agents
-  podpath lab up --mtu-override node3:underlay=9000`,
+  podpath lab up --mtu-override node3:underlay=9000
+  podpath lab up --kubernetes                  # real nodes: kubelet, containerd, runc, kube-proxy`,
 		Args: cobra.NoArgs,
 		RunE: func(c *cobra.Command, _ []string) error {
 			var err error
@@ -66,6 +68,9 @@ func newLabUp(s Streams) *cobra.Command {
 			}
 			if err := checkOutput(f.output, "text", "json"); err != nil {
 				return err
+			}
+			if f.cfg.Kubernetes && c.Flags().Changed("pods-per-node") {
+				return usageError{fmt.Errorf("--pods-per-node and --kubernetes: a Kubernetes lab's Pods are Kubernetes' own (kubectl run, the doctor's agents)")}
 			}
 			f.cfg.NodeMTUs = map[string]lab.NodeMTU{}
 			for _, o := range f.overrides {
@@ -92,6 +97,8 @@ func newLabUp(s Streams) *cobra.Command {
 	fl.BoolVar(&f.cfg.Agents, "agents", false, "start a podpath agent in every node (host network) and every Pod (Pod network)")
 	fl.StringArrayVar(&f.overrides, "mtu-override", nil, "per-node MTU, NODE:underlay=N, NODE:pod=N or NODE:vxlan=N (repeatable)")
 	fl.StringVar(&f.cfg.Controller, "controller", "", "node whose network the inventory's controller dials every agent from, as when podpath runs there (default: each agent from its own namespace)")
+	fl.BoolVar(&f.cfg.Kubernetes, "kubernetes", false, "make the lab a Kubernetes cluster of real nodes: a control plane in its own namespace, kubelet v1.37, containerd, runc and kube-proxy on every node, Calico's objects and calico-node (the lab's stand-in); the first run builds the binaries (minutes), later runs take them from the cache")
+	fl.StringVar(&f.cfg.Calico, "calico", "", "with --kubernetes: how Calico is installed, manifest (Kubespray, calico-node in kube-system) or operator (default manifest)")
 	fl.StringVarP(&f.output, "output", "o", "text", "output format: text or json")
 	return c
 }
@@ -289,7 +296,12 @@ func printStatus(w io.Writer, st *lab.State, output string, bgp map[string]any) 
 	sp := &st.Spec
 	fmt.Fprintf(w, "lab %s: %s, %d nodes, backend %s, topology %s (built in %.1fs)\n",
 		sp.Name, st.Phase, len(sp.Nodes), sp.Backend, sp.Topology, st.UpSeconds)
-	fmt.Fprintf(w, "inventory: %s\n\n", st.Inventory)
+	fmt.Fprintf(w, "inventory: %s\n", st.Inventory)
+	if st.Kube != nil {
+		fmt.Fprintf(w, "kubeconfig: %s (API server %s, through the lab's forwarder)\n  export KUBECONFIG=%s; kubectl get nodes -o wide\n",
+			st.Kube.Kubeconfig, st.Kube.Forward, st.Kube.Kubeconfig)
+	}
+	fmt.Fprintln(w)
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "NODE\tADDRESS\tBLOCK\tMTU (eth0/pod/vxlan)\tPODS")
 	for _, n := range sp.Nodes {

@@ -27,14 +27,11 @@ import (
 	"testing"
 	"time"
 
-	apierrors "k8s.io/apimachinery/pkg/api/errors"
-	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/client-go/discovery"
 	"k8s.io/client-go/dynamic"
 	"k8s.io/client-go/rest"
-	"k8s.io/client-go/restmapper"
 
 	"k8s.io/client-go/tools/clientcmd"
 	clientcmdapi "k8s.io/client-go/tools/clientcmd/api"
@@ -434,41 +431,7 @@ func (e *Env) Apply(t testing.TB, path string) {
 
 // ApplyBytes creates the objects of multi-document YAML.
 func (e *Env) ApplyBytes(ctx context.Context, data []byte) error {
-	dyn, err := dynamic.NewForConfig(e.Config)
-	if err != nil {
-		return err
-	}
-	dc, err := discovery.NewDiscoveryClientForConfig(e.Config)
-	if err != nil {
-		return err
-	}
-	objs, err := kubeobj.Decode(data)
-	if err != nil {
-		return err
-	}
-	for _, obj := range objs {
-		gvk := obj.GroupVersionKind()
-		var mapping *meta.RESTMapping
-		// A CRD created a moment ago takes a while to be served: retry the mapping.
-		deadline := time.Now().Add(30 * time.Second)
-		for {
-			groups, err := restmapper.GetAPIGroupResources(dc)
-			if err == nil {
-				mapping, err = restmapper.NewDiscoveryRESTMapper(groups).RESTMapping(gvk.GroupKind(), gvk.Version)
-			}
-			if err == nil {
-				break
-			}
-			if time.Now().After(deadline) {
-				return fmt.Errorf("%s %s: %w", gvk, obj.GetName(), err)
-			}
-			time.Sleep(200 * time.Millisecond)
-		}
-		if err := kubeobj.Create(ctx, dyn, mapping, obj, "podpath-test"); err != nil && !apierrors.IsAlreadyExists(err) {
-			return fmt.Errorf("create %s %s: %w", gvk.Kind, obj.GetName(), err)
-		}
-	}
-	return nil
+	return kubeobj.CreateAll(ctx, e.Config, data, "podpath-test")
 }
 
 // Labelled lists every object of every listable resource type, namespaced

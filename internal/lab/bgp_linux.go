@@ -69,10 +69,15 @@ type birdPeer struct {
 	Address string
 }
 
+// birdFiles: the socket has a directory of its own, which a node with a
+// kubelet mounts as its /var/run/calico, where calico-node keeps BIRD's.
 func birdFiles(dir, node string) (conf, sock, pid string) {
 	d := filepath.Join(dir, node)
-	return filepath.Join(d, "bird.conf"), filepath.Join(d, "bird.ctl"), filepath.Join(d, "bird.pid")
+	return filepath.Join(d, "bird.conf"), filepath.Join(calicoRunDir(dir, node), "bird.ctl"), filepath.Join(d, "bird.pid")
 }
+
+// calicoRunDir is node's /var/run/calico when it runs a kubelet.
+func calicoRunDir(dir, node string) string { return filepath.Join(dir, node, "run-calico") }
 
 // BIRDSocket is where the lab's BIRD for node listens.
 func BIRDSocket(lab, node string) string {
@@ -92,8 +97,10 @@ func startBIRD(ctx context.Context, s *Spec, n *Node) (string, error) {
 func startBIRDWith(ctx context.Context, s *Spec, n *Node, bgpAddr map[string]netip.Addr) (string, error) {
 	dir := Dir(s.Name)
 	conf, sock, pidf := birdFiles(dir, n.Name)
-	if err := os.MkdirAll(filepath.Dir(conf), 0o755); err != nil {
-		return "", fmt.Errorf("create BIRD directory: %w", err)
+	for _, d := range []string{filepath.Dir(conf), filepath.Dir(sock)} {
+		if err := os.MkdirAll(d, 0o755); err != nil {
+			return "", fmt.Errorf("create BIRD directory: %w", err)
+		}
 	}
 	addr := func(r *Node) netip.Addr {
 		if a, ok := bgpAddr[r.Name]; ok {

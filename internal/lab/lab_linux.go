@@ -140,6 +140,11 @@ func teardown(name string) error {
 		// Processes first: one still inside a namespace would keep it alive
 		// after its name is gone.
 		stopAgents(&st.Spec)
+		if st.Spec.Kubernetes {
+			if err := stopKube(name); err != nil {
+				errs = append(errs, err)
+			}
+		}
 		for _, n := range st.Spec.Nodes {
 			stopBIRD(Dir(name), n.Name)
 			stopWire(Dir(name), n.Name)
@@ -223,6 +228,9 @@ func build(ctx context.Context, st *State) error {
 	}
 	if err := writeInventory(st); err != nil {
 		return err
+	}
+	if s.Kubernetes {
+		return buildKube(ctx, st)
 	}
 	if s.Agents {
 		return startAgents(ctx, s)

@@ -47,6 +47,13 @@ const (
 	PodCIDR            = "10.233.64.0/18"
 	ServiceCIDR        = "10.233.0.0/18"
 	BlockBits          = 26
+
+	// The control plane of a Kubernetes lab: on the first subnet, beside its gateway.
+	ControlPlaneAddr = "198.18.255.253"
+	APIServerPort    = 6443
+	RegistryPort     = 5000
+	CalicoManifest   = "manifest"
+	CalicoOperator   = "operator"
 )
 
 // NodeMTU overrides MTUs on one node; zero fields keep the lab's value.
@@ -75,14 +82,24 @@ type Config struct {
 	// its calls then cross the lab's network like a real cluster's. Empty:
 	// each agent is dialled from inside its own namespace.
 	Controller string `json:"controller,omitempty"`
+	// Kubernetes makes the lab a cluster of real nodes: a control plane in a
+	// namespace of its own on the fabric, and kubelet, containerd, runc and
+	// kube-proxy on every node. Pods are then Kubernetes' own.
+	Kubernetes bool `json:"kubernetes,omitempty"`
+	// Calico is how Calico's objects are installed in such a cluster:
+	// "manifest" (Kubespray's calico-config and calico-node in kube-system)
+	// or "operator" (an Installation, calico-node in calico-system).
+	Calico string `json:"calico,omitempty"`
 }
 
 // Spec is the fully planned lab: every name, address and MTU the kernel will see.
 type Spec struct {
 	Config
-	Fabric  string   `json:"fabric"` // namespace of the bridge(s) and, when routed, the router
-	Subnets []Subnet `json:"subnets"`
-	Nodes   []Node   `json:"nodes"`
+	Fabric string `json:"fabric"` // namespace of the bridge(s) and, when routed, the router
+	// ControlPlane is the namespace of the control plane (Kubernetes labs).
+	ControlPlane string   `json:"controlPlane,omitempty"`
+	Subnets      []Subnet `json:"subnets"`
+	Nodes        []Node   `json:"nodes"`
 }
 
 // Subnet is one underlay segment: a bridge in the fabric namespace.
@@ -187,6 +204,12 @@ func (c Config) withDefaults() Config {
 	if c.UnderlayMTU == 0 {
 		c.UnderlayMTU = DefaultUnderlayMTU
 	}
+	if c.Kubernetes {
+		c.PodsPerNode = 0 // the Pods are Kubernetes'
+		if c.Calico == "" {
+			c.Calico = CalicoManifest
+		}
+	}
 	return c
 }
 
@@ -229,6 +252,16 @@ func Plan(c Config) (Spec, error) {
 			}
 		}
 	}
+	if c.Kubernetes {
+		if c.Agents {
+			return Spec{}, invalidf("agents and kubernetes: in a Kubernetes lab the agents are Pods podpath deploys (run `kubectl podpath doctor`)")
+		}
+		if c.Calico != CalicoManifest && c.Calico != CalicoOperator {
+			return Spec{}, invalidf("calico install %q: use manifest or operator", c.Calico)
+		}
+	} else if c.Calico != "" {
+		return Spec{}, invalidf("calico install %q needs a Kubernetes lab (--kubernetes)", c.Calico)
+	}
 	if c.Controller != "" {
 		if n, ok := nodeIndex(c.Controller); !ok || n > c.Nodes {
 			return Spec{}, invalidf("controller %q: no such node (the lab has node1..node%d)", c.Controller, c.Nodes)
@@ -248,6 +281,9 @@ func Plan(c Config) (Spec, error) {
 	}
 
 	s := Spec{Config: c, Fabric: c.Name + ".fabric"}
+	if c.Kubernetes {
+		s.ControlPlane = c.Name + ".cp"
+	}
 	s.Subnets = append(s.Subnets, Subnet{Bridge: "br-a",
 		Prefix: netip.MustParsePrefix("198.18.0.0/16"), Gateway: netip.MustParseAddr("198.18.255.254")})
 	if c.Topology == TopologyRouted {

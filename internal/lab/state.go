@@ -35,6 +35,8 @@ type State struct {
 	Inventory string    `json:"inventory"`
 	// BIRDSockets maps node name to the BIRD control socket (backend bgp).
 	BIRDSockets map[string]string `json:"birdSockets,omitempty"`
+	// Kube is set on a Kubernetes lab.
+	Kube *KubeState `json:"kube,omitempty"`
 }
 
 // ErrNotFound means there is no lab of that name.

@@ -30,3 +30,13 @@ func String() string {
 	}
 	return fmt.Sprintf("podpath %s (commit %s, %s, %s/%s)", Version, commit, runtime.Version(), runtime.GOOS, runtime.GOARCH)
 }
+
+// Image is the agent image of this build: podpath/podpath tagged with the
+// version ("latest" for a development build).
+func Image() string {
+	tag := Version
+	if tag == "" || tag == "dev" {
+		tag = "latest"
+	}
+	return "podpath/podpath:" + tag
+}

@@ -1,0 +1,449 @@
+package lab
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/vishvananda/netlink"
+	appsv1 "k8s.io/api/apps/v1"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	intstrpkg "k8s.io/apimachinery/pkg/util/intstr"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/rest"
+
+	"podpath/internal/kubeobj"
+	"podpath/internal/version"
+)
+
+// calico-node's stand-in. Calico's images cannot be had here, so the
+// calico-node Pods of a Kubernetes lab run podpath's image with
+// `podpath lab calico-node`: the lab's one stand-in. It does what podpath
+// reads from calico-node and what an MTU change goes through: it picks the
+// Pod MTU as Felix does (calico-config's veth_mtu through CNI_MTU, else a
+// number in the CNI configuration, else the smallest MTU of the host's
+// matching interfaces less the encapsulation's overhead), writes it to
+// /var/lib/calico/mtu, renders the CNI configuration from calico-config's
+// cni_network_config into /etc/cni/net.d as install-cni does (so new Pods
+// get the MTU), sets a configured MTU on vxlan.calico at once, answers
+// Felix's readiness and liveness on localhost:9099 and logs as Felix does.
+// BIRD is the lab's own (real BIRD 2), its socket on the node's
+// /var/run/calico. Not done: policy, IPAM, BGP configuration, routes.
+const (
+	felixHealthAddr = "127.0.0.1:9099"
+	calicoConflist  = "10-calico.conflist"
+	// mtuIfacePattern is Felix's default: bonds, teams and bridges do not match.
+	mtuIfacePattern = `^((en|wl|ww|sl|ib)[Pcopsvx].*|(eth|wlan|wwan).*)`
+	felixNoMTU      = 1460 // what Felix assumes when no interface matches
+	standInStatus   = 30 * time.Second
+)
+
+// CalicoNodeOptions is the stand-in's configuration, from calico-node's
+// environment.
+type CalicoNodeOptions struct {
+	Node, Backend, CNIMTU, VXLANMTU, CNIConfig, CNIDir, StateDir string
+}
+
+// CalicoNodeFromEnv reads the environment Calico's manifest gives calico-node.
+func CalicoNodeFromEnv() CalicoNodeOptions {
+	return CalicoNodeOptions{Node: os.Getenv("NODENAME"), Backend: os.Getenv("CALICO_NETWORKING_BACKEND"),
+		CNIMTU: os.Getenv("CNI_MTU"), VXLANMTU: os.Getenv("FELIX_VXLANMTU"), CNIConfig: os.Getenv("CNI_NETWORK_CONFIG"),
+		CNIDir: "/host/etc/cni/net.d", StateDir: "/var/lib/calico"}
+}
+
+type felixLog struct{}
+
+// Felix's log format: "2026-12-02 06:50:01.123 [INFO][42] felix/file.go 123: message".
+func (felixLog) printf(level, file string, line int, format string, a ...any) {
+	fmt.Printf("%s [%s][%d] felix/%s %d: %s\n", time.Now().UTC().Format("2006-01-02 15:04:05.000"), level, os.Getpid(), file, line, fmt.Sprintf(format, a...))
+}
+
+// RunCalicoNode is the stand-in's main loop.
+func RunCalicoNode(ctx context.Context, o CalicoNodeOptions) error {
+	var log felixLog
+	log.printf("INFO", "daemon.go", 365, "Felix starting up (podpath lab stand-in for calico-node, %s) node=%q backend=%q", version.Version, o.Node, o.Backend)
+	overhead := 0
+	if o.Backend == "vxlan" {
+		overhead = VXLANOverhead
+	}
+	mtu, explicit := atoiPositive(o.CNIMTU), true
+	if mtu == 0 {
+		mtu = templateMTU(o.CNIConfig)
+	}
+	if mtu == 0 {
+		explicit = false
+		host, err := hostMTU()
+		if err != nil {
+			log.printf("WARNING", "mtu.go", 57, "Failed to auto-detect host MTU - no interfaces matched the MTU interface pattern. To use auto-MTU, set mtuIfacePattern to match your host's interfaces")
+			host = felixNoMTU
+		}
+		mtu = host - overhead
+		log.printf("INFO", "mtu.go", 93, "Auto-detected host MTU hostMTU=%d podMTU=%d", host, mtu)
+	}
+	if err := os.MkdirAll(o.StateDir, 0o755); err != nil {
+		return err
+	}
+	if err := writeAtomic(filepath.Join(o.StateDir, "mtu"), []byte(strconv.Itoa(mtu))); err != nil {
+		return fmt.Errorf("write %s/mtu: %w", o.StateDir, err)
+	}
+	if o.CNIConfig != "" {
+		conf, skipped, err := renderCNI(o.CNIConfig, o.Node, mtu)
+		if err != nil {
+			return fmt.Errorf("install-cni: %w", err)
+		}
+		for _, p := range skipped {
+			log.printf("INFO", "install.go", 310, "install-cni: plugin %q is not installed on this lab node: left out of the CNI configuration", p)
+		}
+		if err := os.MkdirAll(o.CNIDir, 0o755); err != nil {
+			return err
+		}
+		if err := writeAtomic(filepath.Join(o.CNIDir, calicoConflist), conf); err != nil {
+			return fmt.Errorf("install-cni: %w", err)
+		}
+		log.printf("INFO", "install.go", 321, "install-cni: wrote CNI network configuration %s mtu=%d", calicoConflist, mtu)
+	}
+	if o.Backend == "vxlan" && explicit {
+		tunnel := mtu
+		if v := atoiPositive(o.VXLANMTU); v != 0 {
+			tunnel = v
+		}
+		if l, err := netlink.LinkByName(VXLANDevice); err == nil && l.Attrs().MTU != tunnel {
+			if err := netlink.LinkSetMTU(l, tunnel); err != nil {
+				log.printf("ERROR", "vxlan_mgr.go", 488, "Failed to set MTU on VXLAN tunnel device: %v", err)
+			} else {
+				log.printf("INFO", "vxlan_mgr.go", 492, "VXLAN tunnel device MTU changed from %d to %d", l.Attrs().MTU, tunnel)
+			}
+		}
+	}
+
+	mux := http.NewServeMux()
+	ok := func(w http.ResponseWriter, _ *http.Request) { w.WriteHeader(http.StatusNoContent) }
+	mux.HandleFunc("/readiness", ok)
+	mux.HandleFunc("/liveness", ok)
+	ln, err := net.Listen("tcp", felixHealthAddr)
+	if err != nil {
+		return fmt.Errorf("health endpoint: %w", err)
+	}
+	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
+	go func() { _ = srv.Serve(ln) }()
+	defer srv.Close()
+	log.printf("INFO", "health.go", 217, "Health enabled. Starting server. host=%q port=9099", "localhost")
+
+	ctx, stop := signal.NotifyContext(ctx, syscall.SIGTERM, syscall.SIGINT)
+	defer stop()
+	tick := time.NewTicker(standInStatus)
+	defer tick.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			log.printf("INFO", "daemon.go", 750, "Received SIGTERM, shutting down")
+			return nil
+		case <-tick.C:
+			log.printf("INFO", "summary.go", 100, "Summarising dataplane state: node=%q podMTU=%d", o.Node, mtu)
+		}
+	}
+}
+
+func atoiPositive(s string) int {
+	v, err := strconv.Atoi(strings.TrimSpace(s))
+	if err != nil || v < 0 {
+		return 0
+	}
+	return v
+}
+
+// templateMTU is the "mtu" the CNI configuration sets itself (Kubespray
+// with calico_mtu), 0 when it has none or a placeholder.
+func templateMTU(tmpl string) int {
+	var conf struct {
+		Plugins []map[string]any `json:"plugins"`
+	}
+	if json.Unmarshal([]byte(strings.ReplaceAll(tmpl, "__CNI_MTU__", "0")), &conf) != nil {
+		return 0
+	}
+	for _, p := range conf.Plugins {
+		if v, ok := p["mtu"].(float64); ok && p["type"] == "calico" {
+			return int(v)
+		}
+	}
+	return 0
+}
+
+// hostMTU is Felix's auto-detection: the smallest MTU of the up interfaces
+// matching its pattern.
+func hostMTU() (int, error) {
+	links, err := netlink.LinkList()
+	if err != nil {
+		return 0, err
+	}
+	re := regexp.MustCompile(mtuIfacePattern)
+	best := 0
+	for _, l := range links {
+		a := l.Attrs()
+		if a.Flags&net.FlagUp == 0 || !re.MatchString(a.Name) {
+			continue
+		}
+		if best == 0 || a.MTU < best {
+			best = a.MTU
+		}
+	}
+	if best == 0 {
+		return 0, errors.New("no interface matched")
+	}
+	return best, nil
+}
+
+// renderCNI fills install-cni's placeholders and keeps only the plugins
+// the node has (the lab's Calico-style plugin).
+func renderCNI(tmpl, node string, mtu int) ([]byte, []string, error) {
+	r := strings.NewReplacer("__CNI_MTU__", strconv.Itoa(mtu), "__KUBERNETES_NODE_NAME__", node,
+		"__KUBECONFIG_FILEPATH__", "/etc/cni/net.d/calico-kubeconfig", "__LOG_LEVEL__", "info", "__DATASTORE_TYPE__", "kubernetes")
+	var conf map[string]any
+	if err := json.Unmarshal([]byte(r.Replace(tmpl)), &conf); err != nil {
+		return nil, nil, fmt.Errorf("cni_network_config is not JSON: %w", err)
+	}
+	plugins, _ := conf["plugins"].([]any)
+	var kept []any
+	var skipped []string
+	for _, p := range plugins {
+		m, _ := p.(map[string]any)
+		if m["type"] == "calico" {
+			kept = append(kept, m)
+		} else {
+			skipped = append(skipped, fmt.Sprint(m["type"]))
+		}
+	}
+	if len(kept) == 0 {
+		return nil, nil, errors.New(`cni_network_config has no plugin of type "calico"`)
+	}
+	conf["plugins"] = kept
+	out, err := json.MarshalIndent(conf, "", "  ")
+	return out, skipped, err
+}
+
+func writeAtomic(path string, data []byte) error {
+	tmp := path + ".tmp"
+	if err := os.WriteFile(tmp, data, 0o644); err != nil {
+		return err
+	}
+	return os.Rename(tmp, path)
+}
+
+// kubesprayCNIConfig is Kubespray's cni_network_config with its defaults
+// (calico_mtu unset: no "mtu", so the plugin takes /var/lib/calico/mtu).
+const kubesprayCNIConfig = `{"name": "cni0", "cniVersion": "0.3.1", "plugins": [{"type": "calico", "datastore_type": "kubernetes", "nodename": "__KUBERNETES_NODE_NAME__", "log_level": "info", "log_file_path": "/var/log/calico/cni/cni.log", "ipam": {"type": "calico-ipam", "assign_ipv4": "true"}, "policy": {"type": "k8s"}, "kubernetes": {"kubeconfig": "__KUBECONFIG_FILEPATH__"}}, {"type": "portmap", "capabilities": {"portMappings": true}}, {"type": "bandwidth", "capabilities": {"bandwidth": true}}]}`
+
+// calicoObjects are Calico's objects as a Kubespray install leaves them
+// (manifest flavour): pool, Felix and BGP configuration, calico-config.
+func calicoObjects(s *Spec) string {
+	vxlan, backend := "Always", "vxlan"
+	if s.Backend != BackendVXLAN {
+		vxlan, backend = "Never", "bird"
+	}
+	cni, _ := json.Marshal(kubesprayCNIConfig)
+	return fmt.Sprintf(`apiVersion: crd.projectcalico.org/v1
+kind: IPPool
+metadata: {name: default-pool}
+spec: {cidr: %[1]s, blockSize: %[2]d, vxlanMode: %[3]s, ipipMode: Never, natOutgoing: true, nodeSelector: all()}
+---
+apiVersion: crd.projectcalico.org/v1
+kind: FelixConfiguration
+metadata: {name: default}
+spec: {vxlanEnabled: %[4]t, vxlanPort: %[5]d, vxlanVNI: %[6]d, logSeverityScreen: Info}
+---
+apiVersion: crd.projectcalico.org/v1
+kind: BGPConfiguration
+metadata: {name: default}
+spec: {asNumber: %[7]d, nodeToNodeMeshEnabled: %[8]t, serviceClusterIPs: [{cidr: %[9]s}]}
+---
+apiVersion: v1
+kind: ConfigMap
+metadata: {name: calico-config, namespace: kube-system}
+data:
+  cluster_type: kubespray
+  calico_backend: %[10]s
+  cni_network_config: %[11]s
+`, PodCIDR, BlockBits, vxlan, s.Backend == BackendVXLAN, VXLANPort, VXLANVNI, ASNumber, s.Backend == BackendBGP, ServiceCIDR, backend, cni)
+}
+
+// calicoNodeDS is the calico-node DaemonSet of the manifest install, with
+// the stand-in's image and command: calico-config feeds the same
+// environment as in Calico's manifest.
+func calicoNodeDS(namespace, img string) *appsv1.DaemonSet {
+	labels := map[string]string{"k8s-app": "calico-node"}
+	cm := func(key string, optional bool) *corev1.EnvVarSource {
+		return &corev1.EnvVarSource{ConfigMapKeyRef: &corev1.ConfigMapKeySelector{
+			LocalObjectReference: corev1.LocalObjectReference{Name: "calico-config"}, Key: key, Optional: &optional}}
+	}
+	host := func(name, path string) corev1.Volume {
+		t := corev1.HostPathDirectoryOrCreate
+		return corev1.Volume{Name: name, VolumeSource: corev1.VolumeSource{HostPath: &corev1.HostPathVolumeSource{Path: path, Type: &t}}}
+	}
+	yes, no := true, false
+	probe := func(path string) *corev1.Probe {
+		return &corev1.Probe{ProbeHandler: corev1.ProbeHandler{HTTPGet: &corev1.HTTPGetAction{Host: "127.0.0.1", Path: path, Port: intstr(9099)}},
+			PeriodSeconds: 10, TimeoutSeconds: 5}
+	}
+	return &appsv1.DaemonSet{
+		ObjectMeta: metav1.ObjectMeta{Name: "calico-node", Namespace: namespace, Labels: labels},
+		Spec: appsv1.DaemonSetSpec{
+			Selector:       &metav1.LabelSelector{MatchLabels: labels},
+			UpdateStrategy: appsv1.DaemonSetUpdateStrategy{Type: appsv1.RollingUpdateDaemonSetStrategyType},
+			Template: corev1.PodTemplateSpec{
+				ObjectMeta: metav1.ObjectMeta{Labels: labels, Annotations: map[string]string{
+					"podpath.io/lab-stand-in": "calico-node: podpath lab calico-node (Calico's images are not available in the lab)"}},
+				Spec: corev1.PodSpec{
+					HostNetwork:                   true,
+					PriorityClassName:             "system-node-critical",
+					Tolerations:                   []corev1.Toleration{{Operator: corev1.TolerationOpExists}},
+					AutomountServiceAccountToken:  &no,
+					TerminationGracePeriodSeconds: int64p(5),
+					Containers: []corev1.Container{{
+						Name: "calico-node", Image: img, ImagePullPolicy: corev1.PullIfNotPresent,
+						Command: []string{"/podpath", "lab", "calico-node"},
+						Env: []corev1.EnvVar{
+							{Name: "NODENAME", ValueFrom: &corev1.EnvVarSource{FieldRef: &corev1.ObjectFieldSelector{FieldPath: "spec.nodeName"}}},
+							{Name: "CALICO_NETWORKING_BACKEND", ValueFrom: cm("calico_backend", false)},
+							{Name: "CNI_NETWORK_CONFIG", ValueFrom: cm("cni_network_config", false)},
+							{Name: "CNI_MTU", ValueFrom: cm("veth_mtu", true)},
+							{Name: "FELIX_VXLANMTU", ValueFrom: cm("veth_mtu", true)},
+						},
+						// As calico-node: root and privileged (podpath's image defaults to nobody).
+						SecurityContext: &corev1.SecurityContext{Privileged: &yes, RunAsUser: int64p(0)},
+						ReadinessProbe:  probe("/readiness"),
+						LivenessProbe:   probe("/liveness"),
+						VolumeMounts: []corev1.VolumeMount{
+							{Name: "var-lib-calico", MountPath: "/var/lib/calico"},
+							{Name: "var-run-calico", MountPath: "/var/run/calico"},
+							{Name: "cni-net-dir", MountPath: "/host/etc/cni/net.d"},
+						},
+					}},
+					Volumes: []corev1.Volume{host("var-lib-calico", "/var/lib/calico"), host("var-run-calico", "/var/run/calico"),
+						host("cni-net-dir", "/etc/cni/net.d")},
+				},
+			},
+		},
+	}
+}
+
+// installCalico creates Calico's CRDs (the fixtures'), its objects and
+// calico-node.
+func installCalico(ctx context.Context, cfg *rest.Config, s *Spec) error {
+	crds, err := calicoCRDs()
+	if err != nil {
+		return err
+	}
+	for _, f := range crds {
+		data, err := os.ReadFile(f)
+		if err != nil {
+			return err
+		}
+		if err := kubeobj.CreateAll(ctx, cfg, data, "podpath-lab"); err != nil {
+			return fmt.Errorf("%s: %w", filepath.Base(f), err)
+		}
+	}
+	if err := kubeobj.CreateAll(ctx, cfg, []byte(calicoObjects(s)), "podpath-lab"); err != nil {
+		return err
+	}
+	cs, err := kubernetes.NewForConfig(cfg)
+	if err != nil {
+		return err
+	}
+	ds := calicoNodeDS("kube-system", "podpath/podpath:latest")
+	if _, err := cs.AppsV1().DaemonSets("kube-system").Create(ctx, ds, metav1.CreateOptions{FieldManager: "podpath-lab"}); err != nil {
+		return fmt.Errorf("create calico-node: %w", err)
+	}
+	return nil
+}
+
+// CalicoFixtures is where Calico's CRDs are found: the fixtures beside the
+// checkout (../shared/fixtures/calico), unless PODPATH_CALICO_FIXTURES says.
+func CalicoFixtures() (string, error) {
+	if d := os.Getenv("PODPATH_CALICO_FIXTURES"); d != "" {
+		return d, nil
+	}
+	root, err := checkout()
+	if err != nil {
+		return "", err
+	}
+	d := filepath.Join(filepath.Dir(root), "shared", "fixtures", "calico")
+	if _, err := os.Stat(filepath.Join(d, "crds-v1")); err != nil {
+		return "", fmt.Errorf("Calico's CRDs: no %s (the fixtures beside the checkout); set PODPATH_CALICO_FIXTURES", filepath.Join(d, "crds-v1"))
+	}
+	return d, nil
+}
+
+func calicoCRDs() ([]string, error) {
+	d, err := CalicoFixtures()
+	if err != nil {
+		return nil, err
+	}
+	return filepath.Glob(filepath.Join(d, "crds-v1", "*.yaml"))
+}
+
+// waitNodes waits until every node is Ready and calico-node runs on each.
+func waitNodes(ctx context.Context, cs kubernetes.Interface, s *Spec) error {
+	ctx, cancel := context.WithTimeout(ctx, nodesTimeout)
+	defer cancel()
+	var last string
+	for {
+		last = nodesState(ctx, cs, s)
+		if last == "" {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("the cluster is not up within %s: %s (logs under %s/<node>/kube/)", nodesTimeout, last, Dir(s.Name))
+		case <-time.After(500 * time.Millisecond):
+		}
+	}
+}
+
+// nodesState says what is not ready yet, "" when all is.
+func nodesState(ctx context.Context, cs kubernetes.Interface, s *Spec) string {
+	nodes, err := cs.CoreV1().Nodes().List(ctx, metav1.ListOptions{})
+	if err != nil {
+		return "list nodes: " + err.Error()
+	}
+	ready := map[string]bool{}
+	for _, n := range nodes.Items {
+		for _, c := range n.Status.Conditions {
+			if c.Type == corev1.NodeReady && c.Status == corev1.ConditionTrue {
+				ready[n.Name] = true
+			}
+		}
+	}
+	var missing []string
+	for _, n := range s.Nodes {
+		if !ready[n.Name] {
+			missing = append(missing, n.Name)
+		}
+	}
+	if len(missing) > 0 {
+		return "not Ready: " + strings.Join(missing, ", ")
+	}
+	ds, err := cs.AppsV1().DaemonSets("kube-system").Get(ctx, "calico-node", metav1.GetOptions{})
+	if err != nil {
+		return "calico-node: " + err.Error()
+	}
+	if int(ds.Status.NumberReady) != len(s.Nodes) {
+		return fmt.Sprintf("calico-node ready on %d of %d nodes", ds.Status.NumberReady, len(s.Nodes))
+	}
+	return ""
+}
+
+func intstr(port int) intstrpkg.IntOrString { return intstrpkg.FromInt32(int32(port)) }
+
+func int64p(v int64) *int64 { return &v }
