@@ -376,7 +376,7 @@ func CalicoFixtures() (string, error) {
 	}
 	root, err := checkout()
 	if err != nil {
-		return "", err
+		return "", errors.New("Calico's CRDs are read from the fixtures beside podpath's checkout (../shared/fixtures/calico): run from the checkout, or set PODPATH_CALICO_FIXTURES")
 	}
 	d := filepath.Join(filepath.Dir(root), "shared", "fixtures", "calico")
 	if _, err := os.Stat(filepath.Join(d, "crds-v1")); err != nil {

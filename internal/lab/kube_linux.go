@@ -18,6 +18,9 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/google/nftables"
+	"github.com/google/nftables/binaryutil"
+	"github.com/google/nftables/expr"
 	"github.com/vishvananda/netlink"
 	"golang.org/x/sys/unix"
 	"k8s.io/client-go/kubernetes"
@@ -211,14 +214,17 @@ func buildControlPlaneNet(s *Spec) error {
 	if err := linkUp(h, "lo"); err != nil {
 		return err
 	}
+	if err := clampControlPlaneMSS(h); err != nil {
+		return err
+	}
 	f, err := openNS(s.Fabric)
 	if err != nil {
 		return err
 	}
 	defer f.Close()
 	const port = "cp0"
-	veth := &netlink.Veth{LinkAttrs: netlink.LinkAttrs{Name: port, MTU: MaxMTU},
-		PeerName: "eth0", PeerNamespace: netlink.NsFd(h.fd), PeerMTU: MaxMTU, PeerTxQLen: -1}
+	veth := &netlink.Veth{LinkAttrs: netlink.LinkAttrs{Name: port, MTU: s.UnderlayMTU},
+		PeerName: "eth0", PeerNamespace: netlink.NsFd(h.fd), PeerMTU: uint32(s.UnderlayMTU), PeerTxQLen: -1}
 	if err := f.nl.LinkAdd(veth); err != nil {
 		return fmt.Errorf("create control plane veth: %w", err)
 	}
@@ -228,6 +234,10 @@ func buildControlPlaneNet(s *Spec) error {
 	eth0, err := h.link("eth0")
 	if err != nil {
 		return err
+	}
+	// One segment per skb, as on the nodes' eth0: what a real NIC puts on the wire.
+	if err := h.nl.LinkSetGSOMaxSegs(eth0, 1); err != nil {
+		return fmt.Errorf("set gso_max_segs on the control plane's eth0: %w", err)
 	}
 	if err := addAddr(h, eth0, netip.MustParseAddr(ControlPlaneAddr), s.Subnets[0].Prefix.Bits()); err != nil {
 		return err
@@ -599,4 +609,42 @@ func killCgroups(lab string) error {
 		}
 	}
 	return errors.Join(errs...)
+}
+
+// controlMSS is the largest TCP segment the control plane exchanges with
+// the nodes: it clamps the MSS option of every SYN in and out of its
+// namespace, as a VPN or load-balancer in front of a real control plane
+// does. The kubelets' connections, the API server's calls to kubelets and
+// its Pod proxy then survive an underlay that drops large frames silently
+// (the seed's fault), so nodes stay Ready and the doctor's control channel
+// keeps working, while the Pods' own traffic meets the fault in full. The
+// rule lives in the control plane's namespace only: no node's firewall,
+// which the doctor reads, carries it.
+const controlMSS = 1200
+
+func clampControlPlaneMSS(h *nsHandle) error {
+	c, err := nftables.New(nftables.WithNetNSFd(int(h.fd)))
+	if err != nil {
+		return fmt.Errorf("nftables in %s: %w", h.name, err)
+	}
+	t := c.AddTable(&nftables.Table{Family: nftables.TableFamilyINet, Name: "podpath_lab_mss"})
+	accept := nftables.ChainPolicyAccept
+	for _, hook := range []*nftables.ChainHook{nftables.ChainHookPrerouting, nftables.ChainHookOutput} {
+		ch := c.AddChain(&nftables.Chain{Name: hookName(hook), Table: t, Type: nftables.ChainTypeFilter,
+			Hooknum: hook, Priority: nftables.ChainPriorityMangle, Policy: &accept})
+		c.AddRule(&nftables.Rule{Table: t, Chain: ch, Exprs: []expr.Any{
+			&expr.Meta{Key: expr.MetaKeyL4PROTO, Register: 1},
+			&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: []byte{unix.IPPROTO_TCP}},
+			// tcp flags & (syn|rst) == syn: SYN and SYN-ACK
+			&expr.Payload{DestRegister: 1, Base: expr.PayloadBaseTransportHeader, Offset: 13, Len: 1},
+			&expr.Bitwise{SourceRegister: 1, DestRegister: 1, Len: 1, Mask: []byte{0x06}, Xor: []byte{0}},
+			&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: []byte{0x02}},
+			&expr.Immediate{Register: 1, Data: binaryutil.BigEndian.PutUint16(controlMSS)},
+			&expr.Exthdr{Op: expr.ExthdrOpTcpopt, Type: 2, Offset: 2, Len: 2, SourceRegister: 1},
+		}})
+	}
+	if err := c.Flush(); err != nil {
+		return fmt.Errorf("clamp the control plane's MSS: %w", err)
+	}
+	return nil
 }
