@@ -98,7 +98,7 @@ func newLabUp(s Streams) *cobra.Command {
 	fl.StringArrayVar(&f.overrides, "mtu-override", nil, "per-node MTU, NODE:underlay=N, NODE:pod=N or NODE:vxlan=N (repeatable)")
 	fl.StringVar(&f.cfg.Controller, "controller", "", "node whose network the inventory's controller dials every agent from, as when podpath runs there (default: each agent from its own namespace)")
 	fl.BoolVar(&f.cfg.Kubernetes, "kubernetes", false, "make the lab a Kubernetes cluster of real nodes: a control plane in its own namespace, kubelet v1.37, containerd, runc and kube-proxy on every node, Calico's objects and calico-node (the lab's stand-in); the first run builds the binaries (minutes), later runs take them from the cache")
-	fl.StringVar(&f.cfg.Calico, "calico", "", "with --kubernetes: how Calico is installed, manifest (Kubespray, calico-node in kube-system) or operator (default manifest)")
+	fl.StringVar(&f.cfg.Calico, "calico", "", "with --kubernetes: how Calico is installed: kubespray (Kubespray's calico-config), manifest (Calico's calico.yaml) or operator (an Installation, calico-node in calico-system) (default kubespray)")
 	fl.StringVarP(&f.output, "output", "o", "text", "output format: text or json")
 	return c
 }

@@ -23,6 +23,13 @@ func (b *Builder) Controller(node string) *Builder { b.cfg.Controller = node; re
 // Agents starts podpath agents in the lab's nodes and Pods.
 func (b *Builder) Agents(on bool) *Builder { b.cfg.Agents = on; return b }
 
+// Kubernetes makes the lab a cluster of real nodes with Calico installed
+// the given way (lab.CalicoKubespray, CalicoManifest or CalicoOperator).
+func (b *Builder) Kubernetes(calico string) *Builder {
+	b.cfg.Kubernetes, b.cfg.Calico = true, calico
+	return b
+}
+
 // NodeMTU overrides MTUs on one node.
 func (b *Builder) NodeMTU(node string, m NodeMTU) *Builder {
 	if b.cfg.NodeMTUs == nil {

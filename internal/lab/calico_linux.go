@@ -20,7 +20,10 @@ import (
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/runtime/schema"
 	intstrpkg "k8s.io/apimachinery/pkg/util/intstr"
+	"k8s.io/client-go/dynamic"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
 
@@ -79,6 +82,10 @@ func RunCalicoNode(ctx context.Context, o CalicoNodeOptions) error {
 		overhead = VXLANOverhead
 	}
 	mtu, explicit := atoiPositive(o.CNIMTU), true
+	if mtu == 0 {
+		// The operator renders the MTU into Felix's environment.
+		mtu = atoiPositive(o.VXLANMTU)
+	}
 	if mtu == 0 {
 		mtu = templateMTU(o.CNIConfig)
 	}
@@ -245,48 +252,103 @@ func writeAtomic(path string, data []byte) error {
 // (calico_mtu unset: no "mtu", so the plugin takes /var/lib/calico/mtu).
 const kubesprayCNIConfig = `{"name": "cni0", "cniVersion": "0.3.1", "plugins": [{"type": "calico", "datastore_type": "kubernetes", "nodename": "__KUBERNETES_NODE_NAME__", "log_level": "info", "log_file_path": "/var/log/calico/cni/cni.log", "ipam": {"type": "calico-ipam", "assign_ipv4": "true"}, "policy": {"type": "k8s"}, "kubernetes": {"kubeconfig": "__KUBECONFIG_FILEPATH__"}}, {"type": "portmap", "capabilities": {"portMappings": true}}, {"type": "bandwidth", "capabilities": {"bandwidth": true}}]}`
 
-// calicoObjects are Calico's objects as a Kubespray install leaves them
-// (manifest flavour): pool, Felix and BGP configuration, calico-config.
-func calicoObjects(s *Spec) string {
-	vxlan, backend := "Always", "vxlan"
+// calicoPool is the IP pool as calico-node creates it.
+func calicoPool(s *Spec, name string) string {
+	vxlan := "Always"
 	if s.Backend != BackendVXLAN {
-		vxlan, backend = "Never", "bird"
+		vxlan = "Never"
 	}
-	cni, _ := json.Marshal(kubesprayCNIConfig)
 	return fmt.Sprintf(`apiVersion: crd.projectcalico.org/v1
 kind: IPPool
-metadata: {name: default-pool}
-spec: {cidr: %[1]s, blockSize: %[2]d, vxlanMode: %[3]s, ipipMode: Never, natOutgoing: true, nodeSelector: all()}
----
+metadata: {name: %s}
+spec: {cidr: %s, blockSize: %d, vxlanMode: %s, ipipMode: Never, natOutgoing: true, nodeSelector: all()}
+`, name, PodCIDR, BlockBits, vxlan)
+}
+
+// calicoObjects are Calico's objects of a Kubespray install: pool, Felix
+// and BGP configuration, calico-config.
+func kubesprayObjects(s *Spec) string {
+	backend := "vxlan"
+	if s.Backend != BackendVXLAN {
+		backend = "bird"
+	}
+	cni, _ := json.Marshal(kubesprayCNIConfig)
+	return calicoPool(s, "default-pool") + fmt.Sprintf(`---
 apiVersion: crd.projectcalico.org/v1
 kind: FelixConfiguration
 metadata: {name: default}
-spec: {vxlanEnabled: %[4]t, vxlanPort: %[5]d, vxlanVNI: %[6]d, logSeverityScreen: Info}
+spec: {vxlanEnabled: %[1]t, vxlanPort: %[2]d, vxlanVNI: %[3]d, logSeverityScreen: Info}
 ---
 apiVersion: crd.projectcalico.org/v1
 kind: BGPConfiguration
 metadata: {name: default}
-spec: {asNumber: %[7]d, nodeToNodeMeshEnabled: %[8]t, serviceClusterIPs: [{cidr: %[9]s}]}
+spec: {asNumber: %[4]d, nodeToNodeMeshEnabled: %[5]t, serviceClusterIPs: [{cidr: %[6]s}]}
 ---
 apiVersion: v1
 kind: ConfigMap
 metadata: {name: calico-config, namespace: kube-system}
 data:
   cluster_type: kubespray
-  calico_backend: %[10]s
-  cni_network_config: %[11]s
-`, PodCIDR, BlockBits, vxlan, s.Backend == BackendVXLAN, VXLANPort, VXLANVNI, ASNumber, s.Backend == BackendBGP, ServiceCIDR, backend, cni)
+  calico_backend: %[7]s
+  cni_network_config: %[8]s
+`, s.Backend == BackendVXLAN, VXLANPort, VXLANVNI, ASNumber, s.Backend == BackendBGP, ServiceCIDR, backend, cni)
+}
+
+// operatorCNIConfig is the CNI configuration the operator renders for
+// calico-node, the MTU filled in per node.
+const operatorCNIConfig = `{"name": "k8s-pod-network", "cniVersion": "0.3.1", "plugins": [{"type": "calico", "datastore_type": "kubernetes", "mtu": __CNI_MTU__, "nodename_file_optional": false, "log_level": "Info", "log_file_path": "/var/log/calico/cni/cni.log", "ipam": {"type": "calico-ipam", "assign_ipv4": "true", "assign_ipv6": "false"}, "container_settings": {"allow_ip_forwarding": false}, "policy": {"type": "k8s"}, "kubernetes": {"k8s_api_root": "https://10.233.0.1:443", "kubeconfig": "__KUBECONFIG_FILEPATH__"}}, {"type": "bandwidth", "capabilities": {"bandwidth": true}}, {"type": "portmap", "snat": true, "capabilities": {"portMappings": true}}]}`
+
+// operatorObjects are what an operator install leaves: the Installation
+// (status.mtu as the operator reports it), the pool it creates,
+// calico-system.
+func operatorObjects(s *Spec) string {
+	enc := "VXLAN"
+	if s.Backend != BackendVXLAN {
+		enc = "None"
+	}
+	return fmt.Sprintf(`apiVersion: operator.tigera.io/v1
+kind: Installation
+metadata: {name: default}
+spec:
+  calicoNetwork:
+    ipPools:
+      - {name: default-ipv4-ippool, blockSize: %d, cidr: %s, encapsulation: %s, natOutgoing: Enabled, nodeSelector: all()}
+---
+apiVersion: v1
+kind: Namespace
+metadata: {name: calico-system}
+---
+`, BlockBits, PodCIDR, enc) + calicoPool(s, "default-ipv4-ippool")
+}
+
+// manifestConfigMap is calico-config from Calico's own manifest (the
+// fixture), as `kubectl apply -f calico.yaml` creates it.
+func manifestConfigMap(fixtures string, s *Spec) ([]byte, error) {
+	name := "calico-vxlan.yaml"
+	if s.Backend != BackendVXLAN {
+		name = "calico.yaml"
+	}
+	data, err := os.ReadFile(filepath.Join(fixtures, "manifests", name))
+	if err != nil {
+		return nil, err
+	}
+	objs, err := kubeobj.Decode(data)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", name, err)
+	}
+	for _, o := range objs {
+		if o.GetKind() == "ConfigMap" && o.GetName() == "calico-config" {
+			return o.MarshalJSON()
+		}
+	}
+	return nil, fmt.Errorf("%s has no ConfigMap calico-config", name)
 }
 
 // calicoNodeDS is the calico-node DaemonSet of the manifest install, with
 // the stand-in's image and command: calico-config feeds the same
 // environment as in Calico's manifest.
-func calicoNodeDS(namespace, img string) *appsv1.DaemonSet {
+func calicoNodeDS(namespace, img string, env []corev1.EnvVar) *appsv1.DaemonSet {
 	labels := map[string]string{"k8s-app": "calico-node"}
-	cm := func(key string, optional bool) *corev1.EnvVarSource {
-		return &corev1.EnvVarSource{ConfigMapKeyRef: &corev1.ConfigMapKeySelector{
-			LocalObjectReference: corev1.LocalObjectReference{Name: "calico-config"}, Key: key, Optional: &optional}}
-	}
 	host := func(name, path string) corev1.Volume {
 		t := corev1.HostPathDirectoryOrCreate
 		return corev1.Volume{Name: name, VolumeSource: corev1.VolumeSource{HostPath: &corev1.HostPathVolumeSource{Path: path, Type: &t}}}
@@ -313,13 +375,9 @@ func calicoNodeDS(namespace, img string) *appsv1.DaemonSet {
 					Containers: []corev1.Container{{
 						Name: "calico-node", Image: img, ImagePullPolicy: corev1.PullIfNotPresent,
 						Command: []string{"/podpath", "lab", "calico-node"},
-						Env: []corev1.EnvVar{
+						Env: append([]corev1.EnvVar{
 							{Name: "NODENAME", ValueFrom: &corev1.EnvVarSource{FieldRef: &corev1.ObjectFieldSelector{FieldPath: "spec.nodeName"}}},
-							{Name: "CALICO_NETWORKING_BACKEND", ValueFrom: cm("calico_backend", false)},
-							{Name: "CNI_NETWORK_CONFIG", ValueFrom: cm("cni_network_config", false)},
-							{Name: "CNI_MTU", ValueFrom: cm("veth_mtu", true)},
-							{Name: "FELIX_VXLANMTU", ValueFrom: cm("veth_mtu", true)},
-						},
+						}, env...),
 						// As calico-node: root and privileged (podpath's image defaults to nobody).
 						SecurityContext: &corev1.SecurityContext{Privileged: &yes, RunAsUser: int64p(0)},
 						ReadinessProbe:  probe("/readiness"),
@@ -338,12 +396,42 @@ func calicoNodeDS(namespace, img string) *appsv1.DaemonSet {
 	}
 }
 
-// installCalico creates Calico's CRDs (the fixtures'), its objects and
-// calico-node.
+// manifestEnv is calico-node's environment in the manifest installs:
+// calico-config feeds it, as in Calico's manifest.
+func manifestEnv() []corev1.EnvVar {
+	cm := func(key string, optional bool) *corev1.EnvVarSource {
+		return &corev1.EnvVarSource{ConfigMapKeyRef: &corev1.ConfigMapKeySelector{
+			LocalObjectReference: corev1.LocalObjectReference{Name: "calico-config"}, Key: key, Optional: &optional}}
+	}
+	return []corev1.EnvVar{
+		{Name: "CALICO_NETWORKING_BACKEND", ValueFrom: cm("calico_backend", false)},
+		{Name: "CNI_NETWORK_CONFIG", ValueFrom: cm("cni_network_config", false)},
+		{Name: "CNI_MTU", ValueFrom: cm("veth_mtu", true)},
+		{Name: "FELIX_VXLANMTU", ValueFrom: cm("veth_mtu", true)},
+	}
+}
+
+// CalicoNamespace is where calico-node runs in the lab's install.
+func (s *Spec) CalicoNamespace() string {
+	if s.Calico == CalicoOperator {
+		return "calico-system"
+	}
+	return "kube-system"
+}
+
+// installCalico creates Calico's CRDs (the fixtures'), its objects as the
+// install flavour leaves them, and calico-node.
 func installCalico(ctx context.Context, cfg *rest.Config, s *Spec) error {
-	crds, err := calicoCRDs()
+	fixtures, err := CalicoFixtures()
 	if err != nil {
 		return err
+	}
+	crds, err := filepath.Glob(filepath.Join(fixtures, "crds-v1", "*.yaml"))
+	if err != nil {
+		return err
+	}
+	if s.Calico == CalicoOperator {
+		crds = append(crds, filepath.Join(fixtures, "operator", "operator.tigera.io_installations.yaml"))
 	}
 	for _, f := range crds {
 		data, err := os.ReadFile(f)
@@ -354,16 +442,59 @@ func installCalico(ctx context.Context, cfg *rest.Config, s *Spec) error {
 			return fmt.Errorf("%s: %w", filepath.Base(f), err)
 		}
 	}
-	if err := kubeobj.CreateAll(ctx, cfg, []byte(calicoObjects(s)), "podpath-lab"); err != nil {
+	backend := "vxlan"
+	if s.Backend != BackendVXLAN {
+		backend = "bird"
+	}
+	var objects []byte
+	env := manifestEnv()
+	switch s.Calico {
+	case CalicoKubespray:
+		objects = []byte(kubesprayObjects(s))
+	case CalicoManifest:
+		cm, err := manifestConfigMap(fixtures, s)
+		if err != nil {
+			return err
+		}
+		objects = append(append([]byte(calicoPool(s, "default-ipv4-ippool")), "\n---\n"...), cm...)
+	case CalicoOperator:
+		objects = []byte(operatorObjects(s))
+		env = []corev1.EnvVar{{Name: "CALICO_NETWORKING_BACKEND", Value: backend}, {Name: "CNI_NETWORK_CONFIG", Value: operatorCNIConfig}}
+	}
+	if err := kubeobj.CreateAll(ctx, cfg, objects, "podpath-lab"); err != nil {
 		return err
+	}
+	if s.Calico == CalicoOperator {
+		if err := installationStatus(ctx, cfg, s); err != nil {
+			return err
+		}
 	}
 	cs, err := kubernetes.NewForConfig(cfg)
 	if err != nil {
 		return err
 	}
-	ds := calicoNodeDS("kube-system", "podpath/podpath:latest")
-	if _, err := cs.AppsV1().DaemonSets("kube-system").Create(ctx, ds, metav1.CreateOptions{FieldManager: "podpath-lab"}); err != nil {
+	ds := calicoNodeDS(s.CalicoNamespace(), "podpath/podpath:latest", env)
+	if _, err := cs.AppsV1().DaemonSets(ds.Namespace).Create(ctx, ds, metav1.CreateOptions{FieldManager: "podpath-lab"}); err != nil {
 		return fmt.Errorf("create calico-node: %w", err)
+	}
+	return nil
+}
+
+// installationStatus reports the MTU the operator computed (the nodes'
+// underlay less the encapsulation), as the operator does in status.mtu.
+func installationStatus(ctx context.Context, cfg *rest.Config, s *Spec) error {
+	dyn, err := dynamic.NewForConfig(cfg)
+	if err != nil {
+		return err
+	}
+	gvr := schema.GroupVersionResource{Group: "operator.tigera.io", Version: "v1", Resource: "installations"}
+	u, err := dyn.Resource(gvr).Get(ctx, "default", metav1.GetOptions{})
+	if err != nil {
+		return fmt.Errorf("read the Installation: %w", err)
+	}
+	_ = unstructured.SetNestedField(u.Object, int64(s.Nodes[0].PodMTU), "status", "mtu")
+	if _, err := dyn.Resource(gvr).UpdateStatus(ctx, u, metav1.UpdateOptions{FieldManager: "podpath-lab"}); err != nil {
+		return fmt.Errorf("the Installation's status: %w", err)
 	}
 	return nil
 }
@@ -383,14 +514,6 @@ func CalicoFixtures() (string, error) {
 		return "", fmt.Errorf("Calico's CRDs: no %s (the fixtures beside the checkout); set PODPATH_CALICO_FIXTURES", filepath.Join(d, "crds-v1"))
 	}
 	return d, nil
-}
-
-func calicoCRDs() ([]string, error) {
-	d, err := CalicoFixtures()
-	if err != nil {
-		return nil, err
-	}
-	return filepath.Glob(filepath.Join(d, "crds-v1", "*.yaml"))
 }
 
 // waitNodes waits until every node is Ready and calico-node runs on each.
@@ -434,7 +557,7 @@ func nodesState(ctx context.Context, cs kubernetes.Interface, s *Spec) string {
 	if len(missing) > 0 {
 		return "not Ready: " + strings.Join(missing, ", ")
 	}
-	ds, err := cs.AppsV1().DaemonSets("kube-system").Get(ctx, "calico-node", metav1.GetOptions{})
+	ds, err := cs.AppsV1().DaemonSets(s.CalicoNamespace()).Get(ctx, "calico-node", metav1.GetOptions{})
 	if err != nil {
 		return "calico-node: " + err.Error()
 	}

@@ -52,6 +52,7 @@ const (
 	ControlPlaneAddr = "198.18.255.253"
 	APIServerPort    = 6443
 	RegistryPort     = 5000
+	CalicoKubespray  = "kubespray"
 	CalicoManifest   = "manifest"
 	CalicoOperator   = "operator"
 )
@@ -87,8 +88,9 @@ type Config struct {
 	// kube-proxy on every node. Pods are then Kubernetes' own.
 	Kubernetes bool `json:"kubernetes,omitempty"`
 	// Calico is how Calico's objects are installed in such a cluster:
-	// "manifest" (Kubespray's calico-config and calico-node in kube-system)
-	// or "operator" (an Installation, calico-node in calico-system).
+	// "kubespray" (Kubespray's calico-config, calico-node in kube-system),
+	// "manifest" (Calico's own manifest's calico-config, veth_mtu "0") or
+	// "operator" (an Installation, calico-node in calico-system).
 	Calico string `json:"calico,omitempty"`
 }
 
@@ -207,7 +209,7 @@ func (c Config) withDefaults() Config {
 	if c.Kubernetes {
 		c.PodsPerNode = 0 // the Pods are Kubernetes'
 		if c.Calico == "" {
-			c.Calico = CalicoManifest
+			c.Calico = CalicoKubespray
 		}
 	}
 	return c
@@ -256,8 +258,8 @@ func Plan(c Config) (Spec, error) {
 		if c.Agents {
 			return Spec{}, invalidf("agents and kubernetes: in a Kubernetes lab the agents are Pods podpath deploys (run `kubectl podpath doctor`)")
 		}
-		if c.Calico != CalicoManifest && c.Calico != CalicoOperator {
-			return Spec{}, invalidf("calico install %q: use manifest or operator", c.Calico)
+		if c.Calico != CalicoKubespray && c.Calico != CalicoManifest && c.Calico != CalicoOperator {
+			return Spec{}, invalidf("calico install %q: use kubespray, manifest or operator", c.Calico)
 		}
 	} else if c.Calico != "" {
 		return Spec{}, invalidf("calico install %q needs a Kubernetes lab (--kubernetes)", c.Calico)
