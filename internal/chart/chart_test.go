@@ -242,7 +242,7 @@ func TestDaemonSets(t *testing.T) {
 					t.Errorf("template label %s=%q; the selector wants %q", k, ds.Spec.Template.Labels[k], v)
 				}
 			}
-			// The lab kubelet that runs these Pods in tests resolves value and fieldRef only.
+			// The downward API only: the agents read nothing else from the cluster.
 			env := map[string]string{}
 			for _, e := range ctr.Env {
 				if e.ValueFrom == nil || e.ValueFrom.FieldRef == nil || e.ValueFrom.ConfigMapKeyRef != nil || e.ValueFrom.SecretKeyRef != nil || e.ValueFrom.ResourceFieldRef != nil {

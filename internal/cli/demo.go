@@ -7,16 +7,16 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
 	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
 
-	"podpath/internal/cluster/inventory"
 	"podpath/internal/lab"
 	"podpath/internal/model"
-	"podpath/internal/plan"
-	"podpath/internal/report"
 )
 
 // demoFault is the seed case: VXLAN with Pod MTU 1450 over an underlay
@@ -28,12 +28,18 @@ func newDemo(s Streams) *cobra.Command {
 	var keep bool
 	c := &cobra.Command{
 		Use:   "demo",
-		Short: "The seed case end to end: build a lab, break its MTU, diagnose, fix, re-check",
-		Long: `demo builds a 3-node Calico VXLAN lab with agents, makes the underlay towards node3 carry
-only 1400 bytes (the Pods keep MTU 1450, as Calico's auto-detection would leave them), and runs
-the doctor: it names the MTU black hole, node3, and the Pod MTU to set. demo then applies that
-MTU to the lab's Pods and tunnels, as Calico does after the change, and runs the doctor again;
-then restores the underlay and checks once more. The lab is removed at the end (unless --keep).`,
+		Short: "The seed case end to end on real Kubernetes nodes: symptom, diagnosis, fix, re-check",
+		Long: `demo builds a Kubespray-style Calico cluster of real nodes in the lab (lab up --kubernetes:
+a control plane, kubelet, containerd, runc and kube-proxy on 3 nodes, VXLAN, Pod MTU 1450) and shows
+the seed case as operators meet it: busybox Pods on different nodes ping each other, then the
+underlay towards node3 is made to carry only 1400 bytes, silently, and large pings are lost while
+small ones pass. podpath doctor deploys its agents as Pods, names the MTU black hole, node3 and
+the Pod MTU to set; podpath fix mtu --apply sets it where Kubespray keeps it (FelixConfiguration
+and the inventory's calico_mtu), restarts calico-node and re-checks; new busybox Pods then cross
+at the new MTU. The lab is removed at the end (unless --keep).
+
+The first run builds Kubernetes and containerd from their Go modules (about 7 minutes on 2
+cores), then takes them from the cache.`,
 		Args: cobra.NoArgs,
 		RunE: func(c *cobra.Command, _ []string) error {
 			return runDemo(c.Context(), s, name, keep)
@@ -44,86 +50,149 @@ then restores the underlay and checks once more. The lab is removed at the end (
 	return c
 }
 
+// demoCommandTimeout bounds each command the demo runs (kubectl, the
+// doctor, the fix with its rollout and re-check).
+const demoCommandTimeout = 5 * time.Minute
+
 func runDemo(ctx context.Context, s Streams, name string, keep bool) (err error) {
 	w := s.Out
 	start := time.Now()
-	fmt.Fprintf(w, "== 1. A Kubespray-style Calico cluster: 3 nodes, VXLAN, Pod MTU 1450 (lab %q)\n", name)
-	l, err := lab.New(name).Nodes(3).Backend(lab.BackendVXLAN).Agents(true).Up(ctx)
+	fmt.Fprintf(w, "== 1. A Kubespray-style Calico cluster of real nodes: 3 nodes, VXLAN, Pod MTU 1450 (lab %q)\n", name)
+	fmt.Fprintln(w, "   (the first run builds Kubernetes and containerd from source: about 7 minutes on 2 cores; then cached)")
+	l, err := lab.New(name).Nodes(3).Backend(lab.BackendVXLAN).Kubernetes(lab.CalicoKubespray).Up(ctx)
 	if err != nil {
 		return err
 	}
 	if !keep {
 		defer func() {
+			fmt.Fprintf(w, "\n== 6. Clean up: podpath lab down --name %s\n", name)
 			if derr := lab.Down(context.WithoutCancel(ctx), name); derr != nil {
 				err = errors.Join(err, derr)
 			}
 		}()
 	}
-	inv, err := inventory.Load(l.Inventory)
+	self, err := os.Executable()
 	if err != nil {
 		return err
 	}
-	token, err := readTokenFile(inv.TokenFile)
+	kc := l.Kube.Kubeconfig
+	say := func(argv ...string) (string, error) {
+		show := append([]string{}, argv...)
+		fmt.Fprintf(w, "   $ %s\n", strings.Join(show, " "))
+		bin := argv[0]
+		switch bin {
+		case "kubectl":
+			bin = filepath.Join(l.Kube.KubeBin, "kubectl")
+		case "podpath":
+			bin = self
+		}
+		cctx, cancel := context.WithTimeout(ctx, demoCommandTimeout)
+		defer cancel()
+		cmd := exec.CommandContext(cctx, bin, argv[1:]...)
+		cmd.Env = append(os.Environ(), "KUBECONFIG="+kc)
+		var out strings.Builder
+		cmd.Stdout, cmd.Stderr = io.MultiWriter(indent(w), &out), indent(w)
+		err := cmd.Run()
+		return out.String(), err
+	}
+	fmt.Fprintf(w, "   export KUBECONFIG=%s\n", kc)
+	if _, err := say("kubectl", "get", "nodes", "-o", "wide"); err != nil {
+		return err
+	}
+
+	fmt.Fprintln(w, "\n== 2. Pods on different nodes, as the seed case checks them with busybox")
+	if _, err := say("kubectl", "run", "tester", "--image=busybox", "--overrides", `{"spec":{"nodeName":"node1"}}`, "--", "sleep", "3600"); err != nil {
+		return err
+	}
+	if _, err := say("kubectl", "run", "target", "--image=busybox", "--overrides", `{"spec":{"nodeName":"node3"}}`, "--", "sleep", "3600"); err != nil {
+		return err
+	}
+	if _, err := say("kubectl", "wait", "--for=condition=Ready", "pod/tester", "pod/target", "--timeout=120s"); err != nil {
+		return err
+	}
+	ipOut, err := say("kubectl", "get", "pod", "target", "-o", "jsonpath={.status.podIP}")
 	if err != nil {
 		return err
 	}
-	jobs := plan.Mesh(inv, model.LayerNode, model.LayerPod)
-	src := &source{inv: inv, token: token, close: func() {}}
-	doctor := func() (*model.Report, error) {
-		return diagnoseRun(ctx, src, jobs, DefaultDoctorTimeout, newProgress(io.Discard)) // the demo narrates itself
+	ip := strings.TrimSpace(ipOut)
+	fmt.Fprintln(w)
+	if _, err := say("kubectl", "exec", "tester", "--", "ping", "-c", "3", "-s", "1372", ip); err != nil {
+		return fmt.Errorf("the healthy cluster's 1400-byte ping from node1 to node3 failed: %w", err)
 	}
 
 	fault, _ := lab.ParseFault(demoFault)
 	if err := l.AddFault(ctx, fault); err != nil {
 		return err
 	}
-	fmt.Fprintf(w, "\n== 2. Break it as the seed case broke: %s (the path towards node3 carries 1400 bytes, silently)\n", demoFault)
-	fmt.Fprintln(w, "   podpath doctor:")
-	fmt.Fprintln(w)
-	rep, err := doctor()
+	fmt.Fprintf(w, "\n== 3. Break it as the seed case broke: %s (the path towards node3 carries 1400 bytes, silently)\n", demoFault)
+	if _, err := say("kubectl", "exec", "tester", "--", "ping", "-c", "3", ip); err != nil {
+		return fmt.Errorf("small pings should still cross: %w", err)
+	}
+	if _, err := say("kubectl", "exec", "tester", "--", "ping", "-c", "3", "-W", "2", "-s", "1372", ip); err == nil {
+		return fmt.Errorf("1400-byte pings crossed the broken underlay: the fault did not take")
+	}
+	fmt.Fprintln(w, "   small packets cross, 1400-byte ones are lost: Pods talk until a packet is full-size.")
+
+	fmt.Fprintln(w, "\n== 4. podpath doctor: agents as Pods on every node, every pair measured")
+	if _, err := say("podpath", "doctor"); err == nil {
+		return errors.New("the doctor found nothing on the broken cluster")
+	}
+
+	fmt.Fprintln(w, "\n== 5. podpath fix mtu --apply: the MTU where Kubespray keeps it, calico-node restarted, re-checked")
+	inv, err := demoInventory(name)
 	if err != nil {
 		return err
 	}
-	report.DoctorText(indent(w), rep)
-	mtu := 0
-	for _, f := range rep.Findings {
-		if f.ID == "mtu-blackhole" && f.Remedy != nil {
-			mtu = f.Remedy.MTU
+	if _, err := say("podpath", "fix", "mtu", "--apply", "--inventory-dir", inv); err != nil {
+		return err
+	}
+	fmt.Fprintln(w, "   new Pods get the new MTU; the old ones keep theirs until they restart:")
+	if _, err := say("kubectl", "delete", "pod", "tester", "target", "--wait=true"); err != nil {
+		return err
+	}
+	for _, p := range [][2]string{{"tester", "node1"}, {"target", "node3"}} {
+		if _, err := say("kubectl", "run", p[0], "--image=busybox", "--overrides", `{"spec":{"nodeName":"`+p[1]+`"}}`, "--", "sleep", "3600"); err != nil {
+			return err
 		}
 	}
-	if mtu == 0 {
-		return fmt.Errorf("the doctor did not find the black hole: %s", findingList(rep))
-	}
-
-	fmt.Fprintf(w, "\n== 3. Apply the remedy: Pod MTU %d (the lab sets every Pod and vxlan.calico, as Calico does once Pods restart)\n", mtu)
-	if l, err = lab.SetPodMTU(ctx, name, mtu); err != nil {
+	if _, err := say("kubectl", "wait", "--for=condition=Ready", "pod/tester", "pod/target", "--timeout=120s"); err != nil {
 		return err
 	}
-	if rep, err = doctor(); err != nil {
+	if ipOut, err = say("kubectl", "get", "pod", "target", "-o", "jsonpath={.status.podIP}"); err != nil {
 		return err
 	}
-	fmt.Fprintf(w, "   podpath doctor: %s\n", findingList(rep))
-	fmt.Fprintln(w, "   Pods are fixed. What is left concerns the hosts' own traffic, which the Pod MTU does not touch.")
-
-	fmt.Fprintln(w, "\n== 4. The other remedy: make the underlay towards node3 carry 1500 bytes again")
-	if err := l.ClearFaults(ctx); err != nil {
-		return err
+	fmt.Fprintln(w)
+	if _, err := say("kubectl", "exec", "tester", "--", "ping", "-c", "3", "-s", "1322", strings.TrimSpace(ipOut)); err != nil {
+		return fmt.Errorf("a full-size ping at the new MTU (1350) did not cross: %w", err)
 	}
-	if rep, err = doctor(); err != nil {
-		return err
-	}
-	fmt.Fprintf(w, "   podpath doctor: %s\n", findingList(rep))
-	for _, f := range rep.Findings {
-		if f.Severity != "info" {
-			return fmt.Errorf("the lab is not clean after both remedies: %s", findingList(rep))
-		}
-	}
-	fmt.Fprintf(w, "\nDone in %.1fs.", time.Since(start).Seconds())
+	fmt.Fprintln(w, "   full-size packets at the new MTU cross.")
+	fmt.Fprintf(w, "\nDone in %.0fs.", time.Since(start).Seconds())
 	if keep {
-		fmt.Fprintf(w, " Lab %s kept: podpath lab status --name %s; podpath lab down --name %s", name, name, name)
+		fmt.Fprintf(w, " Lab %s kept: export KUBECONFIG=%s; podpath lab down --name %s", name, kc, name)
 	}
 	fmt.Fprintln(w)
 	return nil
+}
+
+// demoInventory is a Kubespray inventory for the demo's cluster: the
+// fixtures' group_vars, as a Kubespray checkout has them, in the lab's
+// directory.
+func demoInventory(name string) (string, error) {
+	fixtures, err := lab.CalicoFixtures()
+	if err != nil {
+		return "", err
+	}
+	src := filepath.Join(filepath.Dir(fixtures), "kubespray", "k8s-net-calico.yml")
+	data, err := os.ReadFile(src)
+	if err != nil {
+		return "", fmt.Errorf("the Kubespray inventory sample: %w", err)
+	}
+	dir := filepath.Join(lab.Dir(name), "kubespray-inventory")
+	file := filepath.Join(dir, "group_vars", "k8s_cluster", "k8s-net-calico.yml")
+	if err := os.MkdirAll(filepath.Dir(file), 0o755); err != nil {
+		return "", err
+	}
+	return dir, os.WriteFile(file, data, 0o644)
 }
 
 // findingList is a one-line summary of a report's findings.

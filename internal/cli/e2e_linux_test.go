@@ -1,9 +1,12 @@
 package cli
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
+	"os"
 	"os/exec"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -25,7 +28,8 @@ func agentLab(t *testing.T, b *lab.Builder) *lab.Lab {
 func testLab(t *testing.T, b *lab.Builder) *lab.Lab {
 	t.Helper()
 	requireRoot(t)
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	// A Kubernetes lab starts a control plane and real nodes: minutes at worst.
+	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
 	defer cancel()
 	l, err := b.Up(ctx)
 	if err != nil {
@@ -40,6 +44,12 @@ func testLab(t *testing.T, b *lab.Builder) *lab.Lab {
 		}
 		if out, _ := exec.Command("pgrep", "-af", lab.Dir(l.Spec.Name)+"/").Output(); len(out) > 0 {
 			t.Errorf("processes of the lab left after down:\n%s", out)
+		}
+		if left, _ := filepath.Glob("/sys/fs/cgroup/*/podpath.lab." + l.Spec.Name + ".*"); len(left) > 0 {
+			t.Errorf("cgroups of the lab left after down: %v", left)
+		}
+		if mounts, _ := os.ReadFile("/proc/self/mountinfo"); bytes.Contains(mounts, []byte(lab.Dir(l.Spec.Name))) {
+			t.Errorf("mounts of the lab left after down")
 		}
 	})
 	return l

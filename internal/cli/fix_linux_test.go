@@ -20,7 +20,7 @@ import (
 // doctor's role does not have).
 func (k *kubeCluster) fix(t *testing.T, args ...string) (int, string, string) {
 	t.Helper()
-	code, out, errOut := run(t, append([]string{"fix", "mtu", "--kubeconfig", k.env.Kubeconfig, "--image", "podpath/podpath:test"}, args...)...)
+	code, out, errOut := run(t, append([]string{"fix", "mtu", "--kubeconfig", k.env.Kubeconfig}, args...)...)
 	t.Logf("podpath fix mtu %s: exit %d\n%s\n%s", strings.Join(args, " "), code, out, errOut)
 	return code, out, errOut
 }
@@ -44,7 +44,7 @@ func TestKubeFixMTUManifest(t *testing.T) {
 	fault(t, k.lab, "underlay-mtu=node3:1400")
 
 	// alice holds the doctor's role only: refused before anything is deployed.
-	code, _, errOut := run(t, "fix", "mtu", "--kubeconfig", k.alice, "--image", "podpath/podpath:test")
+	code, _, errOut := run(t, "fix", "mtu", "--kubeconfig", k.alice)
 	lines := strings.Split(strings.TrimSpace(errOut), "\n")
 	if last := lines[len(lines)-1]; code != ExitNoRun || !strings.Contains(last, "missing RBAC permissions: patch configmaps calico-config, patch daemonsets.apps calico-node") ||
 		!strings.Contains(last, "podpath-fix from deploy/rbac-fix.yaml") || strings.Contains(errOut, "deploying agents") {

@@ -7,36 +7,40 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
 	"time"
 
+	appsv1 "k8s.io/api/apps/v1"
+	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime/schema"
+	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/client-go/discovery"
 	"k8s.io/client-go/dynamic"
 	"k8s.io/client-go/kubernetes"
-	"k8s.io/client-go/rest"
 
+	"podpath/internal/agent"
 	"podpath/internal/deploy"
 	"podpath/internal/diagnose"
 	"podpath/internal/kubetest"
 	"podpath/internal/lab"
-	"podpath/internal/lab/kubelet"
 	"podpath/internal/model"
 	"podpath/internal/report"
 )
 
-const calicoFixtures = "../../../shared/fixtures/calico"
-
-// kubeCluster is the lab made a Kubernetes cluster: a real control plane
-// whose Pod proxy reaches into the lab, the lab kubelet on its nodes, and
-// Calico's objects as an install of the given flavour leaves them.
+// kubeCluster is a Kubernetes lab: a real control plane, real nodes
+// (kubelet, containerd, runc, kube-proxy) and Calico's objects as an
+// install of the given flavour leaves them, calico-node being the lab's
+// stand-in.
 type kubeCluster struct {
 	lab   *lab.Lab
 	env   *kubetest.Env
@@ -45,155 +49,42 @@ type kubeCluster struct {
 	alice string // kubeconfig of a user bound only to deploy/rbac.yaml's ClusterRole
 }
 
-// Objects of a Kubespray VXLAN install (manifest flavour): calico_mtu
-// unset, so Calico auto-detects the MTU; Kubespray's calico-config has no
-// veth_mtu and FelixConfiguration default carries the VXLAN settings.
-const kubesprayObjects = `
-apiVersion: crd.projectcalico.org/v1
-kind: IPPool
-metadata: {name: default-pool}
-spec: {cidr: 10.233.64.0/18, blockSize: 26, vxlanMode: Always, ipipMode: Never, natOutgoing: true, nodeSelector: all()}
----
-apiVersion: crd.projectcalico.org/v1
-kind: FelixConfiguration
-metadata: {name: default}
-spec: {vxlanEnabled: true, vxlanPort: 4789, vxlanVNI: 4096, vxlanMTU: 1450, logSeverityScreen: Info}
----
-apiVersion: crd.projectcalico.org/v1
-kind: BGPConfiguration
-metadata: {name: default}
-spec: {asNumber: 64512, nodeToNodeMeshEnabled: false, serviceClusterIPs: [{cidr: 10.233.0.0/18}]}
----
-apiVersion: v1
-kind: ConfigMap
-metadata: {name: calico-config, namespace: kube-system}
-data:
-  cluster_type: kubespray
-  calico_backend: vxlan
-  cni_network_config: '{"name": "cni0", "cniVersion": "0.3.1", "plugins": [{"type": "calico", "datastore_type": "kubernetes", "nodename": "__KUBERNETES_NODE_NAME__", "ipam": {"type": "calico-ipam"}, "policy": {"type": "k8s"}, "kubernetes": {"kubeconfig": "__KUBECONFIG_FILEPATH__"}}, {"type": "portmap", "capabilities": {"portMappings": true}}]}'
-` + calicoNodeDS
-
-// manifestPool is the pool calico-node creates at first start from the
-// manifest's CALICO_IPV4POOL_VXLAN (the CIDR set to the lab's).
-const manifestPool = `
-apiVersion: crd.projectcalico.org/v1
-kind: IPPool
-metadata: {name: default-ipv4-ippool}
-spec: {cidr: 10.233.64.0/18, blockSize: 26, vxlanMode: CrossSubnet, ipipMode: Never, natOutgoing: true, nodeSelector: all()}
-`
-
-// The operator flavour: the Installation (status.mtu is what the operator
-// reports), the pool it creates, calico-node in calico-system.
-const operatorObjects = `
-apiVersion: operator.tigera.io/v1
-kind: Installation
-metadata: {name: default}
-spec:
-  calicoNetwork:
-    ipPools:
-      - {name: default-ipv4-ippool, blockSize: 26, cidr: 10.233.64.0/18, encapsulation: VXLAN, natOutgoing: Enabled, nodeSelector: all()}
----
-apiVersion: crd.projectcalico.org/v1
-kind: IPPool
-metadata: {name: default-ipv4-ippool}
-spec: {cidr: 10.233.64.0/18, blockSize: 26, vxlanMode: Always, ipipMode: Never, natOutgoing: true, nodeSelector: all()}
----
-apiVersion: v1
-kind: Namespace
-metadata: {name: calico-system}
-` + calicoNodeDS
-
-// calicoNodeDS is Calico's node DaemonSet, trimmed to what the API server
-// and the lab kubelet look at (namespace set per flavour).
-const calicoNodeDS = `---
-apiVersion: apps/v1
-kind: DaemonSet
-metadata: {name: calico-node, namespace: NAMESPACE, labels: {k8s-app: calico-node}}
-spec:
-  selector: {matchLabels: {k8s-app: calico-node}}
-  template:
-    metadata: {labels: {k8s-app: calico-node}}
-    spec:
-      hostNetwork: true
-      tolerations: [{operator: Exists}]
-      containers:
-        - name: calico-node
-          image: calico/node:v3.30.0
-          env: [{name: CALICO_NETWORKING_BACKEND, value: vxlan}]
-`
-
+// newKubeCluster builds a 3-node Kubernetes lab with Calico installed the
+// flavour's way (kubespray, manifest or operator). The nodes named in
+// notReady have their kubelet stopped (and are cordoned, as an operator
+// draining a broken node does) before the test runs.
 func newKubeCluster(t *testing.T, flavour string, notReady ...string) *kubeCluster {
 	t.Helper()
 	if testing.Short() {
-		t.Skip("skipped in -short: starts a real control plane")
+		t.Skip("skipped in -short: starts a real control plane and real nodes")
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
-	defer cancel()
-	l := testLab(t, lab.New(labName(t)).Nodes(3).Backend(lab.BackendVXLAN))
-	// The egress proxy and the kubelet live as long as the test.
-	life, end := context.WithCancel(context.Background())
-	t.Cleanup(end)
-	sock := filepath.Join(t.TempDir(), "egress.sock")
-	stopEgress, err := kubelet.ServeEgress(life, l, sock)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(stopEgress)
-	env := kubetest.StartWith(t, kubetest.Options{Controllers: true, EgressSocket: sock})
+	l := testLab(t, lab.New(labName(t)).Nodes(3).Backend(lab.BackendVXLAN).Kubernetes(flavour))
+	ca, key := l.CAFiles()
+	env := kubetest.Attach(t, l.Kube.Kubeconfig, ca, key)
 	k := &kubeCluster{lab: l, env: env, cs: kubernetes.NewForConfigOrDie(env.Config), dyn: dynamic.NewForConfigOrDie(env.Config)}
-
-	crds, _ := filepath.Glob(filepath.Join(calicoFixtures, "crds-v1", "*.yaml"))
-	for _, f := range crds {
-		env.Apply(t, f)
-	}
-	objects := strings.ReplaceAll(kubesprayObjects, "NAMESPACE", "kube-system")
-	switch flavour {
-	case "operator":
-		env.Apply(t, filepath.Join(calicoFixtures, "operator", "operator.tigera.io_installations.yaml"))
-		objects = strings.ReplaceAll(operatorObjects, "NAMESPACE", "calico-system")
-	case "manifest":
-		// Calico's own manifest, unchanged, and the pool calico-node creates
-		// from its CALICO_IPV4POOL_* settings.
-		env.Apply(t, filepath.Join(calicoFixtures, "manifests", "calico-vxlan.yaml"))
-		objects = manifestPool
-	}
-	if err := env.ApplyBytes(ctx, []byte(objects)); err != nil {
-		t.Fatal(err)
-	}
-	if flavour == "operator" {
-		inst := k.dyn.Resource(installationGVR)
-		u, err := inst.Get(ctx, "default", metav1.GetOptions{})
-		if err != nil {
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	for _, n := range notReady {
+		patch := []byte(`{"spec":{"unschedulable":true}}`)
+		if _, err := k.cs.CoreV1().Nodes().Patch(ctx, n, types.StrategicMergePatchType, patch, metav1.PatchOptions{}); err != nil {
+			t.Fatalf("cordon %s: %v", n, err)
+		}
+		if err := l.StopKubelet(n); err != nil {
 			t.Fatal(err)
 		}
-		_ = unstructured.SetNestedField(u.Object, int64(1450), "status", "mtu")
-		if _, err := inst.UpdateStatus(ctx, u, metav1.UpdateOptions{}); err != nil {
-			t.Fatalf("Installation status: %v", err)
+	}
+	for deadline := time.Now().Add(time.Minute); len(notReady) > 0; time.Sleep(500 * time.Millisecond) {
+		down := 0
+		for _, n := range notReady {
+			if node, err := k.cs.CoreV1().Nodes().Get(ctx, n, metav1.GetOptions{}); err == nil && !nodeReady(node) {
+				down++
+			}
 		}
-	}
-
-	kcfg := rest.CopyConfig(env.Config)
-	kcfg.QPS, kcfg.Burst = 50, 100 // a kubelet's own client, as a real one has
-	kl, err := kubelet.Start(life, kubernetes.NewForConfigOrDie(kcfg), kubelet.Options{Lab: l, Binary: podpathBin,
-		NotReady: notReady, Cordoned: notReady, Dynamic: dynamic.NewForConfigOrDie(kcfg)})
-	if err != nil {
-		t.Fatalf("lab kubelet: %v", err)
-	}
-	t.Cleanup(kl.Stop)
-
-	// calico-node runs on every Ready node before anyone runs a doctor
-	// (on a NotReady node its Pod stays Pending, as in a real cluster).
-	dsNS := map[string]string{"operator": "calico-system"}[flavour]
-	if dsNS == "" {
-		dsNS = "kube-system"
-	}
-	for deadline := time.Now().Add(time.Minute); ; time.Sleep(250 * time.Millisecond) {
-		ds, err := k.cs.AppsV1().DaemonSets(dsNS).Get(ctx, "calico-node", metav1.GetOptions{})
-		if err == nil && ds.Status.DesiredNumberScheduled == 3 && ds.Status.NumberReady == int32(3-len(notReady)) {
+		if down == len(notReady) {
 			break
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("calico-node not ready on the lab's nodes: %+v %v", ds.Status, err)
+			t.Fatalf("%v still Ready a minute after their kubelets stopped", notReady)
 		}
 	}
 
@@ -212,11 +103,20 @@ subjects: [{apiGroup: rbac.authorization.k8s.io, kind: User, name: alice}]
 	return k
 }
 
+func nodeReady(n *corev1.Node) bool {
+	for _, c := range n.Status.Conditions {
+		if c.Type == corev1.NodeReady {
+			return c.Status == corev1.ConditionTrue
+		}
+	}
+	return false
+}
+
 // doctor runs `podpath doctor` against the cluster as alice.
 func (k *kubeCluster) doctor(t *testing.T, args ...string) (*model.Report, int, string) {
 	t.Helper()
 	start := time.Now()
-	code, out, errOut := run(t, append([]string{"doctor", "--kubeconfig", k.alice, "--image", "podpath/podpath:test", "-o", "json"}, args...)...)
+	code, out, errOut := run(t, append([]string{"doctor", "--kubeconfig", k.alice, "-o", "json"}, args...)...)
 	t.Logf("doctor took %s:\n%s", time.Since(start), errOut)
 	if code == ExitNoRun {
 		t.Fatalf("doctor: exit 2: %s", errOut)
@@ -276,9 +176,9 @@ func TestKubeDoctorKubespray(t *testing.T) {
 		if c == nil || c.Source != "cluster" || c.Install != "kubespray" || c.Backend != "vxlan" || c.PodMTU != 1450 {
 			t.Errorf("config %+v; want the cluster's: Kubespray (manifest) install, vxlan, Pod MTU 1450", c)
 		}
-		// The lab kubelet serves no logs: the run says so and goes on.
-		if c != nil && !strings.Contains(strings.Join(c.Notes, "\n"), "calico-node logs unavailable") {
-			t.Errorf("config notes %q; want the reason calico-node's logs could not be read", c.Notes)
+		// Real kubelets serve calico-node's logs: nothing to say about them.
+		if c != nil && strings.Contains(strings.Join(c.Notes, "\n"), "calico-node logs unavailable") {
+			t.Errorf("config notes %q; calico-node's logs should be readable through the API server", c.Notes)
 		}
 		evidence := strings.Join(f.Evidence, "\n")
 		for _, want := range []string{"IPPool default-pool vxlanMode Always", "FelixConfiguration default vxlanMTU"} {
@@ -287,7 +187,7 @@ func TestKubeDoctorKubespray(t *testing.T) {
 			}
 		}
 		// mtu through the cluster too: the same agents' view, byte-exact.
-		code, out, errOut := run(t, "mtu", "--kubeconfig", k.alice, "--image", "podpath/podpath:test", "-o", "json")
+		code, out, errOut := run(t, "mtu", "--kubeconfig", k.alice, "-o", "json")
 		var m model.Report
 		if err := json.Unmarshal([]byte(out), &m); code != ExitOK || err != nil {
 			t.Fatalf("mtu: exit %d, %v: %s", code, err, errOut)
@@ -354,7 +254,7 @@ func TestKubeDoctorKubespray(t *testing.T) {
 	t.Run("concurrent_run_refused", func(t *testing.T) {
 		first, stderr := k.start(t)
 		waitFor(t, stderr, "waiting up to")
-		code, _, errOut := run(t, "doctor", "--kubeconfig", k.alice, "--image", "podpath/podpath:test", "-o", "json")
+		code, _, errOut := run(t, "doctor", "--kubeconfig", k.alice, "-o", "json")
 		if code != ExitNoRun || !strings.Contains(errOut, "another podpath run is in progress (namespace podpath-") || strings.Contains(errOut, "removing what") {
 			t.Errorf("second run during the first: exit %d; want exit 2 naming the live run, nothing removed:\n%s", code, errOut)
 		}
@@ -380,6 +280,39 @@ func TestKubeDoctorKubespray(t *testing.T) {
 		}
 		t.Logf("exit %s after SIGINT, cleanup included", took.Round(time.Millisecond))
 		k.nothingLeft(t)
+	})
+
+	// The agents are real Pods on real nodes: interrupt while they probe.
+	t.Run("sigint_during_probing", func(t *testing.T) {
+		cmd, stderr := k.start(t)
+		waitFor(t, stderr, "probing")
+		start := time.Now()
+		_ = cmd.Process.Signal(syscall.SIGINT)
+		err := cmd.Wait()
+		if ee, ok := err.(*exec.ExitError); !ok || ee.ExitCode() != ExitNoRun {
+			t.Errorf("after SIGINT while probing: %v; want exit 2", err)
+		}
+		t.Logf("exit %s after SIGINT while probing, cleanup included", time.Since(start).Round(time.Millisecond))
+		k.nothingLeft(t)
+	})
+
+	t.Run("cleanup_after_sigkill_during_probing", func(t *testing.T) {
+		cmd, stderr := k.start(t)
+		waitFor(t, stderr, "probing")
+		_ = cmd.Process.Kill()
+		_ = cmd.Wait()
+		left := k.env.Labelled(t, deploy.ManagedByLabel+"="+deploy.ManagedBy)
+		if len(left) == 0 {
+			t.Fatalf("a run SIGKILLed while probing left nothing: the test proves nothing")
+		}
+		t.Logf("left by the SIGKILLed run: %v", left)
+		code, out, errOut := run(t, "cleanup", "--kubeconfig", k.alice)
+		if code != ExitOK {
+			t.Errorf("podpath cleanup: exit %d:\n%s\n%s", code, out, errOut)
+		}
+		k.nothingLeft(t)
+		// Its agents' Pods are gone from the nodes too, not only from the API.
+		k.noAgentContainers(t)
 	})
 
 	t.Run("second_run_after_sigkill", func(t *testing.T) {
@@ -430,11 +363,42 @@ func fixKubespray(t *testing.T, k *kubeCluster) {
 	k.nothingLeft(t)
 }
 
+// noAgentContainers checks that no node's containerd still runs a
+// container of a podpath run: deleted Pods are gone from the nodes, not
+// only from the API server.
+func (k *kubeCluster) noAgentContainers(t *testing.T) {
+	t.Helper()
+	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(500 * time.Millisecond) {
+		var left []string
+		for _, n := range k.lab.Spec.Nodes {
+			// containerd's own view, as `ctr` on the node shows it.
+			cmd, err := k.lab.NodeCommand(context.Background(), n.Name, "ctr", "containers", "list", "-q",
+				`labels."io.kubernetes.pod.namespace"~=^podpath-`)
+			if err != nil {
+				t.Fatal(err)
+			}
+			out, err := cmd.Output()
+			if err != nil {
+				t.Fatalf("list %s's containers: %v", n.Name, err)
+			}
+			for _, id := range strings.Fields(string(out)) {
+				left = append(left, n.Name+": "+id)
+			}
+		}
+		if len(left) == 0 {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("containers of podpath runs still on the nodes 30 s after cleanup: %v", left)
+		}
+	}
+}
+
 // start runs podpath doctor as a process (signals need one) and returns
 // its stderr lines.
 func (k *kubeCluster) start(t *testing.T) (*exec.Cmd, <-chan string) {
 	t.Helper()
-	cmd := exec.Command(podpathBin, "doctor", "--kubeconfig", k.alice, "--image", "podpath/podpath:test")
+	cmd := exec.Command(podpathBin, "doctor", "--kubeconfig", k.alice)
 	pipe, pw := io.Pipe()
 	cmd.Stderr = pw
 	if err := cmd.Start(); err != nil {
@@ -545,4 +509,108 @@ func TestKubeBadAccess(t *testing.T) {
 	wantUsageError(t, "kubeconfig: stat", "mtu", "--kubeconfig", filepath.Join(dir, "missing"))
 	wantUsageError(t, "cannot reach the API server at https://127.0.0.1:1: connection failed: connection refused",
 		"perf", "--server", "https://127.0.0.1:1", "--insecure-skip-tls-verify")
+}
+
+// The Pod-network agent exactly as the doctor ships it, in a namespace that
+// enforces the restricted Pod Security level: admitted, started by a real
+// runtime under what restricted demands (non-root, every capability
+// dropped, no privilege escalation, seccomp RuntimeDefault), and measuring:
+// DF probes between Pods on different nodes find the Pod MTU.
+func TestKubePodAgentRestricted(t *testing.T) {
+	k := newKubeCluster(t, "kubespray")
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	run, err := deploy.NewRun(k.cs, k.dyn, discovery.NewDiscoveryClientForConfigOrDie(k.env.Config), deploy.Options{Image: DefaultImage()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := run.Install(ctx); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = run.Cleanup(context.Background()) })
+	shipped, err := k.cs.AppsV1().DaemonSets(run.Namespace).Get(ctx, "podpath-pod", metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	token, err := k.cs.CoreV1().Secrets(run.Namespace).Get(ctx, "podpath-agent-token", metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	const ns = "psa-restricted"
+	if _, err := k.cs.CoreV1().Namespaces().Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns,
+		Labels: map[string]string{"pod-security.kubernetes.io/enforce": "restricted", "pod-security.kubernetes.io/enforce-version": "latest"}}}, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = k.cs.CoreV1().Namespaces().Delete(context.Background(), ns, metav1.DeleteOptions{}) })
+	if _, err := k.cs.CoreV1().ServiceAccounts(ns).Create(ctx, &corev1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Name: "podpath-agent"}}, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := k.cs.CoreV1().Secrets(ns).Create(ctx, &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: token.Name}, Data: token.Data}, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	ds := &appsv1.DaemonSet{ObjectMeta: metav1.ObjectMeta{Name: "podpath-pod", Namespace: ns}, Spec: *shipped.Spec.DeepCopy()}
+	if _, err := k.cs.AppsV1().DaemonSets(ns).Create(ctx, ds, metav1.CreateOptions{}); err != nil {
+		t.Fatalf("the shipped Pod agent under restricted: %v", err)
+	}
+	var pods []corev1.Pod
+	for deadline := time.Now().Add(2 * time.Minute); ; time.Sleep(500 * time.Millisecond) {
+		list, err := k.cs.CoreV1().Pods(ns).List(ctx, metav1.ListOptions{})
+		pods = nil
+		if err == nil {
+			for _, p := range list.Items {
+				if podReadyCond(&p) {
+					pods = append(pods, p)
+				}
+			}
+		}
+		if len(pods) == 3 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%d of 3 restricted Pod agents Ready after 2 minutes (%v)", len(pods), err)
+		}
+	}
+	// What the runtime was asked to enforce is what internal/deploy ships.
+	for _, p := range pods {
+		sc, csc := p.Spec.SecurityContext, p.Spec.Containers[0].SecurityContext
+		if sc.RunAsNonRoot == nil || !*sc.RunAsNonRoot || sc.SeccompProfile == nil || sc.SeccompProfile.Type != corev1.SeccompProfileTypeRuntimeDefault ||
+			csc.AllowPrivilegeEscalation == nil || *csc.AllowPrivilegeEscalation || csc.Capabilities == nil || len(csc.Capabilities.Drop) != 1 {
+			t.Errorf("%s runs with %+v / %+v; want the shipped restricted settings", p.Name, sc, csc)
+		}
+	}
+	// Measure with them, from node1's network as a controller there would.
+	var peers []agent.Peer
+	for _, p := range pods {
+		peers = append(peers, agent.Peer{Name: p.Spec.NodeName, Address: net.JoinHostPort(p.Status.PodIP, strconv.Itoa(deploy.AgentPort))})
+	}
+	for _, p := range pods {
+		c := agent.NewClient(net.JoinHostPort(p.Status.PodIP, strconv.Itoa(deploy.AgentPort)), string(token.Data["token"]), k.lab.Spec.Nodes[0].Netns)
+		if err := c.SetPeers(ctx, peers); err != nil {
+			t.Fatalf("%s: set peers: %v", p.Spec.NodeName, err)
+		}
+		var targets []string
+		for _, q := range pods {
+			if q.Spec.NodeName != p.Spec.NodeName {
+				targets = append(targets, q.Spec.NodeName)
+			}
+		}
+		res, err := c.Probe(ctx, agent.ProbeRequest{Targets: targets, PathMTU: true})
+		if err != nil {
+			t.Fatalf("%s: probe: %v", p.Spec.NodeName, err)
+		}
+		for _, r := range res.Results {
+			if !r.Reachable || r.PathMTU == nil || r.PathMTU.PathMTU != 1450 {
+				t.Errorf("restricted agent %s → %s: reachable %v, path MTU %+v (%s); want 1450", p.Spec.NodeName, r.Peer, r.Reachable, r.PathMTU, r.PathMTUError)
+			}
+		}
+	}
+}
+
+func podReadyCond(p *corev1.Pod) bool {
+	for _, c := range p.Status.Conditions {
+		if c.Type == corev1.PodReady {
+			return c.Status == corev1.ConditionTrue
+		}
+	}
+	return false
 }

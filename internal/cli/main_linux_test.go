@@ -25,7 +25,10 @@ func TestMain(m *testing.M) {
 			defer os.RemoveAll(dir)
 			_ = os.Chmod(dir, 0o755) // other users run it too
 			podpathBin = filepath.Join(dir, "podpath")
-			if out, err := exec.Command("go", "build", "-o", podpathBin, "podpath/cmd/podpath").CombinedOutput(); err != nil {
+			// Static: a Kubernetes lab serves it as the agents' image, FROM scratch.
+			build := exec.Command("go", "build", "-o", podpathBin, "podpath/cmd/podpath")
+			build.Env = append(os.Environ(), "CGO_ENABLED=0")
+			if out, err := build.CombinedOutput(); err != nil {
 				fmt.Fprintf(os.Stderr, "build podpath for the tests: %v\n%s", err, out)
 				return 1
 			}

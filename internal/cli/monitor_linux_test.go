@@ -13,7 +13,6 @@ import (
 	"strconv"
 	"strings"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
 
@@ -23,12 +22,10 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
-	"k8s.io/client-go/rest"
 
 	"podpath/internal/chart"
 	"podpath/internal/kubetest"
 	"podpath/internal/lab"
-	"podpath/internal/lab/kubelet"
 	"podpath/internal/nsenter"
 )
 
@@ -36,9 +33,9 @@ import (
 // is visited once in it.
 const monitorPeriod = 10 * time.Second
 
-// monitorLab is the Helm chart's monitor agents on a 10-node lab with a
-// real control plane: the DaemonSets' Pods run as real processes in the
-// lab's namespaces and find each other through the API server.
+// monitorLab is the Helm chart's monitor agents on a 10-node Kubernetes
+// lab: real nodes run the DaemonSets' Pods, which find each other through
+// the API server.
 type monitorLab struct {
 	lab    *lab.Lab
 	env    *kubetest.Env
@@ -53,21 +50,12 @@ func newMonitorLab(t *testing.T, nodes int) *monitorLab {
 	if testing.Short() {
 		t.Skip("skipped in -short: starts a real control plane and a 10-node lab")
 	}
+	l := testLab(t, lab.New(labName(t)).Nodes(nodes).Backend(lab.BackendVXLAN).Kubernetes(lab.CalicoKubespray))
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
-	l := testLab(t, lab.New(labName(t)).Nodes(nodes).PodsPerNode(1).Backend(lab.BackendVXLAN))
-	env := kubetest.StartWith(t, kubetest.Options{Controllers: true})
+	ca, key := l.CAFiles()
+	env := kubetest.Attach(t, l.Kube.Kubeconfig, ca, key)
 	m := &monitorLab{lab: l, env: env, cs: kubernetes.NewForConfigOrDie(env.Config), agents: map[string]string{}}
-	life, end := context.WithCancel(context.Background())
-	t.Cleanup(end)
-	kcfg := rest.CopyConfig(env.Config)
-	kcfg.QPS, kcfg.Burst = 50, 100
-	// The agent image's binary: the agent build (-tags agentonly).
-	kl, err := kubelet.Start(life, kubernetes.NewForConfigOrDie(kcfg), kubelet.Options{Lab: l, Binary: agentBinary(t)})
-	if err != nil {
-		t.Fatalf("lab kubelet: %v", err)
-	}
-	t.Cleanup(kl.Stop)
 
 	// As docs/monitoring.md says: the host agent needs the privileged level.
 	ns := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: monitorNS, Labels: map[string]string{"pod-security.kubernetes.io/enforce": "privileged"}}}
@@ -78,7 +66,8 @@ func newMonitorLab(t *testing.T, nodes int) *monitorLab {
 	if err != nil {
 		t.Fatal(err)
 	}
-	rel, err := chart.Render(dir, map[string]any{"monitor": map[string]any{
+	// The lab's registry serves this build as podpath/podpath:latest.
+	rel, err := chart.Render(dir, map[string]any{"image": map[string]any{"tag": "latest"}, "monitor": map[string]any{
 		"period": monitorPeriod.String(), "rate": 20, "warmup": "1s", "factsInterval": monitorPeriod.String()}}, "podpath", monitorNS)
 	if err != nil {
 		t.Fatal(err)
@@ -403,13 +392,17 @@ func (m *monitorLab) killAgent(t *testing.T, ctx context.Context, node string) {
 	}
 	st := pods.Items[0].Status.ContainerStatuses[0]
 	restarts := st.RestartCount
-	// The lab kubelet names the container by its process.
-	var pid int
-	if _, err := fmt.Sscanf(st.ContainerID, "lab://%d", &pid); err != nil {
-		t.Fatalf("the Pod agent on %s: container ID %q: %v", node, st.ContainerID, err)
+	// A crash as containerd sees it: the container's process SIGKILLed.
+	id, ok := strings.CutPrefix(st.ContainerID, "containerd://")
+	if !ok {
+		t.Fatalf("the Pod agent on %s: container ID %q; want containerd's", node, st.ContainerID)
 	}
-	if err := syscall.Kill(pid, syscall.SIGKILL); err != nil {
-		t.Fatalf("kill the agent (pid %d): %v", pid, err)
+	kill, err := m.lab.NodeCommand(ctx, node, "ctr", "tasks", "kill", "--signal", "SIGKILL", id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if out, err := kill.CombinedOutput(); err != nil {
+		t.Fatalf("kill the agent's container %s: %v\n%s", id, err, out)
 	}
 	deadline := time.Now().Add(time.Minute)
 	for time.Now().Before(deadline) {

@@ -201,6 +201,40 @@ func StartWith(t testing.TB, opts Options) *Env {
 	return e
 }
 
+// Attach is an Env for a cluster that runs already (a Kubernetes lab): its
+// admin kubeconfig, and its CA to issue users' certificates.
+func Attach(t testing.TB, kubeconfig, caCert, caKey string) *Env {
+	t.Helper()
+	cfg, err := clientcmd.BuildConfigFromFlags("", kubeconfig)
+	if err != nil {
+		t.Fatal(err)
+	}
+	e := &Env{Dir: t.TempDir(), Kubeconfig: kubeconfig, Config: cfg, URL: cfg.Host}
+	certPEM, err := os.ReadFile(caCert)
+	if err != nil {
+		t.Fatal(err)
+	}
+	keyPEM, err := os.ReadFile(caKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cb, _ := pem.Decode(certPEM)
+	kb, _ := pem.Decode(keyPEM)
+	if cb == nil || kb == nil {
+		t.Fatalf("CA %s / %s: not PEM", caCert, caKey)
+	}
+	if e.caCert, err = x509.ParseCertificate(cb.Bytes); err != nil {
+		t.Fatal(err)
+	}
+	if e.caKey, err = x509.ParsePKCS1PrivateKey(kb.Bytes); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(e.Dir, "ca.crt"), certPEM, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return e
+}
+
 // RestartAPIServer stops the kube-apiserver (SIGTERM, as a rolling upgrade
 // of a control plane does) and starts it again on the same port and etcd:
 // clients see their connections and watches cut, then the same cluster.

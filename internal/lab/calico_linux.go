@@ -19,6 +19,7 @@ import (
 	"github.com/vishvananda/netlink"
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime/schema"
@@ -51,6 +52,10 @@ const (
 	mtuIfacePattern = `^((en|wl|ww|sl|ib)[Pcopsvx].*|(eth|wlan|wwan).*)`
 	felixNoMTU      = 1460 // what Felix assumes when no interface matches
 	standInStatus   = 30 * time.Second
+	// Reading FelixConfiguration: one call, and the whole wait for the
+	// API server's Service address to answer at start.
+	felixConfigTimeout = 5 * time.Second
+	felixConfigWait    = 30 * time.Second
 )
 
 // CalicoNodeOptions is the stand-in's configuration, from calico-node's
@@ -81,10 +86,20 @@ func RunCalicoNode(ctx context.Context, o CalicoNodeOptions) error {
 	if o.Backend == "vxlan" {
 		overhead = VXLANOverhead
 	}
+	// Felix's order: its environment (the manifest's veth_mtu, the
+	// operator's rendering), then FelixConfiguration default, then the CNI
+	// configuration's own number, then auto-detection.
 	mtu, explicit := atoiPositive(o.CNIMTU), true
 	if mtu == 0 {
-		// The operator renders the MTU into Felix's environment.
 		mtu = atoiPositive(o.VXLANMTU)
+	}
+	if mtu == 0 && o.Backend == "vxlan" {
+		if v, err := felixConfigMTU(ctx); err != nil {
+			log.printf("WARNING", "config_batcher.go", 88, "Could not read FelixConfiguration default, going on without it: %v", err)
+		} else if v > 0 {
+			mtu = v
+			log.printf("INFO", "config_params.go", 612, "Parsed value for VXLANMTU: %d (from datastore (global))", v)
+		}
 	}
 	if mtu == 0 {
 		mtu = templateMTU(o.CNIConfig)
@@ -159,6 +174,38 @@ func RunCalicoNode(ctx context.Context, o CalicoNodeOptions) error {
 			return nil
 		case <-tick.C:
 			log.printf("INFO", "summary.go", 100, "Summarising dataplane state: node=%q podMTU=%d", o.Node, mtu)
+		}
+	}
+}
+
+// felixConfigMTU reads vxlanMTU of FelixConfiguration default with the
+// Pod's service account, as Felix reads its datastore configuration.
+func felixConfigMTU(ctx context.Context) (int, error) {
+	cfg, err := rest.InClusterConfig()
+	if err != nil {
+		return 0, err
+	}
+	cfg.Timeout = felixConfigTimeout
+	dyn, err := dynamic.NewForConfig(cfg)
+	if err != nil {
+		return 0, err
+	}
+	gvr := schema.GroupVersionResource{Group: "crd.projectcalico.org", Version: "v1", Resource: "felixconfigurations"}
+	ctx, cancel := context.WithTimeout(ctx, felixConfigWait)
+	defer cancel()
+	for {
+		u, err := dyn.Resource(gvr).Get(ctx, "default", metav1.GetOptions{})
+		if err == nil {
+			v, _, _ := unstructured.NestedInt64(u.Object, "spec", "vxlanMTU")
+			return int(v), nil
+		}
+		if apierrors.IsNotFound(err) || apierrors.IsForbidden(err) {
+			return 0, err
+		}
+		select {
+		case <-ctx.Done():
+			return 0, err
+		case <-time.After(time.Second): // kube-proxy may not serve the API's Service address yet
 		}
 	}
 }
@@ -277,7 +324,7 @@ func kubesprayObjects(s *Spec) string {
 apiVersion: crd.projectcalico.org/v1
 kind: FelixConfiguration
 metadata: {name: default}
-spec: {vxlanEnabled: %[1]t, vxlanPort: %[2]d, vxlanVNI: %[3]d, logSeverityScreen: Info}
+spec: {vxlanEnabled: %[1]t, vxlanPort: %[2]d, vxlanVNI: %[3]d, vxlanMTU: %[9]d, logSeverityScreen: Info}
 ---
 apiVersion: crd.projectcalico.org/v1
 kind: BGPConfiguration
@@ -291,7 +338,7 @@ data:
   cluster_type: kubespray
   calico_backend: %[7]s
   cni_network_config: %[8]s
-`, s.Backend == BackendVXLAN, VXLANPort, VXLANVNI, ASNumber, s.Backend == BackendBGP, ServiceCIDR, backend, cni)
+`, s.Backend == BackendVXLAN, VXLANPort, VXLANVNI, ASNumber, s.Backend == BackendBGP, ServiceCIDR, backend, cni, s.Nodes[0].VXLANMTU)
 }
 
 // operatorCNIConfig is the CNI configuration the operator renders for
@@ -353,7 +400,7 @@ func calicoNodeDS(namespace, img string, env []corev1.EnvVar) *appsv1.DaemonSet 
 		t := corev1.HostPathDirectoryOrCreate
 		return corev1.Volume{Name: name, VolumeSource: corev1.VolumeSource{HostPath: &corev1.HostPathVolumeSource{Path: path, Type: &t}}}
 	}
-	yes, no := true, false
+	yes := true
 	probe := func(path string) *corev1.Probe {
 		return &corev1.Probe{ProbeHandler: corev1.ProbeHandler{HTTPGet: &corev1.HTTPGetAction{Host: "127.0.0.1", Path: path, Port: intstr(9099)}},
 			PeriodSeconds: 10, TimeoutSeconds: 5}
@@ -370,7 +417,7 @@ func calicoNodeDS(namespace, img string, env []corev1.EnvVar) *appsv1.DaemonSet 
 					HostNetwork:                   true,
 					PriorityClassName:             "system-node-critical",
 					Tolerations:                   []corev1.Toleration{{Operator: corev1.TolerationOpExists}},
-					AutomountServiceAccountToken:  &no,
+					ServiceAccountName:            "calico-node",
 					TerminationGracePeriodSeconds: int64p(5),
 					Containers: []corev1.Container{{
 						Name: "calico-node", Image: img, ImagePullPolicy: corev1.PullIfNotPresent,
@@ -473,11 +520,35 @@ func installCalico(ctx context.Context, cfg *rest.Config, s *Spec) error {
 	if err != nil {
 		return err
 	}
+	if err := kubeobj.CreateAll(ctx, cfg, []byte(standInRBAC(s.CalicoNamespace())), "podpath-lab"); err != nil {
+		return err
+	}
 	ds := calicoNodeDS(s.CalicoNamespace(), "podpath/podpath:latest", env)
 	if _, err := cs.AppsV1().DaemonSets(ds.Namespace).Create(ctx, ds, metav1.CreateOptions{FieldManager: "podpath-lab"}); err != nil {
 		return fmt.Errorf("create calico-node: %w", err)
 	}
 	return nil
+}
+
+// standInRBAC lets calico-node's stand-in read what it reads: Felix's
+// configuration.
+func standInRBAC(namespace string) string {
+	return fmt.Sprintf(`apiVersion: v1
+kind: ServiceAccount
+metadata: {name: calico-node, namespace: %[1]s}
+---
+apiVersion: rbac.authorization.k8s.io/v1
+kind: ClusterRole
+metadata: {name: podpath-lab-calico-node}
+rules:
+  - {apiGroups: [crd.projectcalico.org], resources: [felixconfigurations], verbs: [get, list, watch]}
+---
+apiVersion: rbac.authorization.k8s.io/v1
+kind: ClusterRoleBinding
+metadata: {name: podpath-lab-calico-node}
+roleRef: {apiGroup: rbac.authorization.k8s.io, kind: ClusterRole, name: podpath-lab-calico-node}
+subjects: [{kind: ServiceAccount, name: calico-node, namespace: %[1]s}]
+`, namespace)
 }
 
 // installationStatus reports the MTU the operator computed (the nodes'

@@ -7,6 +7,7 @@ import (
 	"crypto/x509"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"net/netip"
@@ -76,7 +77,8 @@ func findTools(ctx context.Context) (kube, node string, err error) {
 	for i, script := range []string{"kube-tools.sh", "node-tools.sh"} {
 		var stderr bytes.Buffer
 		cmd := exec.CommandContext(ctx, filepath.Join(root, "scripts", script))
-		cmd.Stderr = &stderr
+		// The scripts say when they build (minutes, the first time).
+		cmd.Stderr = io.MultiWriter(os.Stderr, &stderr)
 		out, err := cmd.Output()
 		if err != nil {
 			return "", "", fmt.Errorf("build the nodes' binaries (scripts/%s): %w: %s", script, err, lastLine(stderr.Bytes()))
@@ -418,7 +420,10 @@ func startControllers(s *Spec, bin string) error {
 			"--service-account-private-key-file", p("sa.key"), "--root-ca-file", p("ca.crt"),
 			"--cluster-signing-cert-file", p("ca.crt"), "--cluster-signing-key-file", p("ca.key"),
 			// The lab gives each node its block, as Calico's IPAM does: no node IPAM here.
-			"--controllers", "*,-nodeipam", "--leader-elect=false"}},
+			"--controllers", "*,-nodeipam", "--leader-elect=false",
+			// A stopped kubelet shows as NotReady within seconds, not a
+			// minute (the kubelets renew their leases every 3 s).
+			"--node-monitor-period", "2s", "--node-monitor-grace-period", "16s"}},
 		{name: "kube-scheduler", argv: []string{filepath.Join(bin, "kube-scheduler"),
 			"--kubeconfig", sched, "--authentication-kubeconfig", sched, "--authorization-kubeconfig", sched,
 			"--bind-address", "127.0.0.1", "--secure-port", "0", "--leader-elect=false"}},
@@ -646,5 +651,29 @@ func clampControlPlaneMSS(h *nsHandle) error {
 	if err := c.Flush(); err != nil {
 		return fmt.Errorf("clamp the control plane's MSS: %w", err)
 	}
+	return nil
+}
+
+// CAFiles are the cluster CA's certificate and key of a Kubernetes lab:
+// tests issue users' certificates with them.
+func (l *Lab) CAFiles() (cert, key string) {
+	return filepath.Join(cpDir(l.Spec.Name), "ca.crt"), filepath.Join(cpDir(l.Spec.Name), "ca.key")
+}
+
+// StopKubelet stops node's kubelet (SIGTERM), as `systemctl stop kubelet`
+// does: its Pods keep running, the node goes NotReady once the control
+// plane misses its heartbeats.
+func (l *Lab) StopKubelet(node string) error {
+	if _, err := l.Spec.Node(node); err != nil {
+		return err
+	}
+	if l.Kube == nil {
+		return invalidf("lab %s has no kubelets (it was built without --kubernetes)", l.Spec.Name)
+	}
+	pid := readPid(filepath.Join(nodeKubeDir(l.Spec.Name, node), "kubelet.pid"))
+	if !pidAlive(pid, Dir(l.Spec.Name)) {
+		return nil
+	}
+	stopPid(pid, Dir(l.Spec.Name), daemonStopGrace)
 	return nil
 }

@@ -199,6 +199,8 @@ imageGCHighThresholdPercent: 100
 imageGCLowThresholdPercent: 99
 evictionHard: {"memory.available": "100Mi", "nodefs.available": "1%%", "imagefs.available": "1%%"}
 serializeImagePulls: false
+nodeLeaseDurationSeconds: 12
+nodeStatusUpdateFrequency: 4s
 clusterDomain: cluster.local
 tlsCertFile: %[5]s/kubelet-serving.crt
 tlsPrivateKeyFile: %[5]s/kubelet-serving.key
@@ -449,4 +451,26 @@ func waitSocket(ctx context.Context, path string, timeout time.Duration) error {
 		case <-time.After(50 * time.Millisecond):
 		}
 	}
+}
+
+// NodeCommand prepares argv to run on a Kubernetes lab's node as a shell
+// on that host would: in its network, mount and UTS namespaces (where its
+// containerd socket and /var/lib/kubelet are), with the node's tools on
+// PATH (ctr among them).
+func (l *Lab) NodeCommand(ctx context.Context, node string, argv ...string) (*exec.Cmd, error) {
+	if _, err := l.Spec.Node(node); err != nil {
+		return nil, err
+	}
+	if l.Kube == nil {
+		return nil, invalidf("lab %s has no kubelets (it was built without --kubernetes)", l.Spec.Name)
+	}
+	pid := readPid(filepath.Join(nodeKubeDir(l.Spec.Name, node), "supervisor.pid"))
+	if !pidAlive(pid, Dir(l.Spec.Name)) {
+		return nil, fmt.Errorf("node %s of lab %s is not running", node, l.Spec.Name)
+	}
+	args := append([]string{"--target", strconv.Itoa(pid), "--mount", "--net", "--uts", "--"}, argv...)
+	cmd := exec.CommandContext(ctx, "nsenter", args...)
+	cmd.Env = append(os.Environ(), "PATH="+l.Kube.NodeBin+":"+l.Kube.KubeBin+":/usr/sbin:/usr/bin:/sbin:/bin",
+		"CONTAINERD_ADDRESS="+containerdSocket, "CONTAINERD_NAMESPACE=k8s.io")
+	return cmd, nil
 }
