@@ -6,9 +6,11 @@ import (
 	"encoding/json"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"strings"
 	"syscall"
 	"testing"
+	"time"
 
 	"podpath/internal/lab"
 )
@@ -131,4 +133,53 @@ func readToken(t *testing.T, path string) string {
 		t.Fatal(err)
 	}
 	return strings.TrimSpace(string(b))
+}
+
+// A Kubernetes lab's up killed outright while its nodes start: down removes
+// every process, mount, cgroup, namespace and the state directory.
+func TestKubeLabDownAfterSIGKILL(t *testing.T) {
+	requireRoot(t)
+	if testing.Short() {
+		t.Skip("skipped in -short: starts a control plane and real nodes")
+	}
+	name := labName(t)
+	up := exec.Command(podpathBin, "lab", "up", "--name", name, "--kubernetes", "--nodes", "2")
+	if err := up.Start(); err != nil {
+		t.Fatal(err)
+	}
+	// Kill it once the first node's kubelet runs: control plane, registry,
+	// forwarder and node processes are all up, the lab not yet ready.
+	kubelet := filepath.Join(lab.Dir(name), "node1", "kube", "kubelet.pid")
+	for deadline := time.Now().Add(3 * time.Minute); ; time.Sleep(100 * time.Millisecond) {
+		if _, err := os.Stat(kubelet); err == nil {
+			break
+		}
+		if time.Now().After(deadline) {
+			_ = up.Process.Kill()
+			t.Fatalf("no kubelet on node1 within 3 minutes")
+		}
+	}
+	_ = up.Process.Signal(syscall.SIGKILL)
+	_ = up.Wait()
+	if out, _ := exec.Command("pgrep", "-f", lab.Dir(name)+"/").Output(); len(out) == 0 {
+		t.Fatalf("nothing of the lab was running when up was killed: the test proves nothing")
+	}
+	if code, out, errOut := run(t, "lab", "down", "--name", name); code != 0 {
+		t.Fatalf("lab down: exit %d: %s %s", code, out, errOut)
+	}
+	if left := netns(t, name+"."); left != "" {
+		t.Errorf("namespaces left:\n%s", left)
+	}
+	if out, _ := exec.Command("pgrep", "-af", lab.Dir(name)+"/").Output(); len(out) > 0 {
+		t.Errorf("processes left:\n%s", out)
+	}
+	if left, _ := filepath.Glob("/sys/fs/cgroup/*/podpath.lab." + name + ".*"); len(left) > 0 {
+		t.Errorf("cgroups left: %v", left)
+	}
+	if mounts, _ := os.ReadFile("/proc/self/mountinfo"); strings.Contains(string(mounts), lab.Dir(name)) {
+		t.Errorf("mounts left")
+	}
+	if _, err := os.Stat(lab.Dir(name)); !os.IsNotExist(err) {
+		t.Errorf("state directory left: %v", err)
+	}
 }

@@ -353,10 +353,16 @@ func TestMonitorLab(t *testing.T) {
 	// An agent killed: its kubelet starts it again, the rest go on.
 	node1 := m.lab.Spec.Nodes[0].Name
 	m.killAgent(t, ctx, node1)
-	m.env.RestartAPIServer(t)
-	// A node removed from the cluster: its agents' peers drop it and no
-	// series names it any more.
+	if err := m.lab.RestartAPIServer(ctx); err != nil {
+		t.Fatal(err)
+	}
+	// A node removed from the cluster, as a decommission does (kubelet
+	// stopped, Node deleted): its agents' peers drop it and no series
+	// names it any more.
 	gone := m.lab.Spec.Nodes[nodes-1].Name
+	if err := m.lab.StopKubelet(gone); err != nil {
+		t.Fatal(err)
+	}
 	if err := m.cs.CoreV1().Nodes().Delete(ctx, gone, metav1.DeleteOptions{}); err != nil {
 		t.Fatal(err)
 	}

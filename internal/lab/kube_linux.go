@@ -378,35 +378,55 @@ func (d daemon) start() (*os.Process, error) {
 
 func startControlPlane(ctx context.Context, s *Spec, bin string) error {
 	dir := cpDir(s.Name)
-	p := func(f string) string { return filepath.Join(dir, f) }
-	ds := []daemon{
-		{name: "etcd", argv: []string{filepath.Join(bin, "etcd"),
-			"--data-dir", p("etcd"), "--name", "podpath-lab",
-			"--listen-client-urls", "http://127.0.0.1:2379", "--advertise-client-urls", "http://127.0.0.1:2379",
-			"--listen-peer-urls", "http://127.0.0.1:2380", "--initial-advertise-peer-urls", "http://127.0.0.1:2380",
-			"--initial-cluster", "podpath-lab=http://127.0.0.1:2380", "--log-level", "warn"}},
-		{name: "kube-apiserver", argv: []string{filepath.Join(bin, "kube-apiserver"),
-			"--etcd-servers", "http://127.0.0.1:2379",
-			"--bind-address", "0.0.0.0", "--advertise-address", ControlPlaneAddr, "--secure-port", strconv.Itoa(APIServerPort),
-			"--tls-cert-file", p("apiserver.crt"), "--tls-private-key-file", p("apiserver.key"),
-			"--client-ca-file", p("ca.crt"),
-			"--kubelet-client-certificate", p("apiserver-kubelet-client.crt"), "--kubelet-client-key", p("apiserver-kubelet-client.key"),
-			"--kubelet-certificate-authority", p("ca.crt"),
-			// Node names do not resolve in the lab: reach kubelets at their InternalIP.
-			"--kubelet-preferred-address-types", "InternalIP",
-			"--service-account-issuer", "https://kubernetes.default.svc", "--service-account-key-file", p("sa.key"),
-			"--service-account-signing-key-file", p("sa.key"),
-			"--service-cluster-ip-range", ServiceCIDR,
-			"--authorization-mode", "Node,RBAC", "--allow-privileged=true",
-			"--enable-admission-plugins", "NodeRestriction"}},
-	}
-	for _, d := range ds {
-		d.netns, d.dir = s.ControlPlane, dir
+	etcd := daemon{name: "etcd", netns: s.ControlPlane, dir: dir, argv: []string{filepath.Join(bin, "etcd"),
+		"--data-dir", filepath.Join(dir, "etcd"), "--name", "podpath-lab",
+		"--listen-client-urls", "http://127.0.0.1:2379", "--advertise-client-urls", "http://127.0.0.1:2379",
+		"--listen-peer-urls", "http://127.0.0.1:2380", "--initial-advertise-peer-urls", "http://127.0.0.1:2380",
+		"--initial-cluster", "podpath-lab=http://127.0.0.1:2380", "--log-level", "warn"}}
+	for _, d := range []daemon{etcd, apiServer(s, bin)} {
 		if _, err := d.start(); err != nil {
 			return err
 		}
 	}
 	return nil
+}
+
+func apiServer(s *Spec, bin string) daemon {
+	dir := cpDir(s.Name)
+	p := func(f string) string { return filepath.Join(dir, f) }
+	return daemon{name: "kube-apiserver", netns: s.ControlPlane, dir: dir, argv: []string{filepath.Join(bin, "kube-apiserver"),
+		"--etcd-servers", "http://127.0.0.1:2379",
+		"--bind-address", "0.0.0.0", "--advertise-address", ControlPlaneAddr, "--secure-port", strconv.Itoa(APIServerPort),
+		"--tls-cert-file", p("apiserver.crt"), "--tls-private-key-file", p("apiserver.key"),
+		"--client-ca-file", p("ca.crt"),
+		"--kubelet-client-certificate", p("apiserver-kubelet-client.crt"), "--kubelet-client-key", p("apiserver-kubelet-client.key"),
+		"--kubelet-certificate-authority", p("ca.crt"),
+		// Node names do not resolve in the lab: reach kubelets at their InternalIP.
+		"--kubelet-preferred-address-types", "InternalIP",
+		"--service-account-issuer", "https://kubernetes.default.svc", "--service-account-key-file", p("sa.key"),
+		"--service-account-signing-key-file", p("sa.key"),
+		"--service-cluster-ip-range", ServiceCIDR,
+		"--authorization-mode", "Node,RBAC", "--allow-privileged=true",
+		"--enable-admission-plugins", "NodeRestriction"}}
+}
+
+// RestartAPIServer stops the lab's kube-apiserver (SIGTERM, as a rolling
+// upgrade of a control plane does) and starts it again: clients see their
+// connections and watches cut, then the same cluster.
+func (l *Lab) RestartAPIServer(ctx context.Context) error {
+	if l.Kube == nil {
+		return invalidf("lab %s has no control plane (it was built without --kubernetes)", l.Spec.Name)
+	}
+	d := apiServer(&l.Spec, l.Kube.KubeBin)
+	stopPid(readPid(d.pidFile()), Dir(l.Spec.Name), apiReadyTimeout)
+	if _, err := d.start(); err != nil {
+		return err
+	}
+	cfg, err := clientcmd.BuildConfigFromFlags("", l.Kube.Kubeconfig)
+	if err != nil {
+		return err
+	}
+	return waitAPI(ctx, cfg, l.Spec.Name)
 }
 
 func startControllers(s *Spec, bin string) error {
