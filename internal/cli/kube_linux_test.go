@@ -310,6 +310,13 @@ func TestKubeDoctorKubespray(t *testing.T) {
 		if code != ExitOK {
 			t.Errorf("podpath cleanup: exit %d:\n%s\n%s", code, out, errOut)
 		}
+		// cleanup deletes the namespaces; the namespace controller and the
+		// kubelets take a few seconds to finish that.
+		for deadline := time.Now().Add(time.Minute); ; time.Sleep(time.Second) {
+			if len(k.env.Labelled(t, deploy.ManagedByLabel+"="+deploy.ManagedBy)) == 0 || time.Now().After(deadline) {
+				break
+			}
+		}
 		k.nothingLeft(t)
 		// Its agents' Pods are gone from the nodes too, not only from the API.
 		k.noAgentContainers(t)
@@ -368,7 +375,7 @@ func fixKubespray(t *testing.T, k *kubeCluster) {
 // only from the API server.
 func (k *kubeCluster) noAgentContainers(t *testing.T) {
 	t.Helper()
-	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(500 * time.Millisecond) {
+	for deadline := time.Now().Add(time.Minute); ; time.Sleep(500 * time.Millisecond) {
 		var left []string
 		for _, n := range k.lab.Spec.Nodes {
 			// containerd's own view, as `ctr` on the node shows it.
@@ -389,7 +396,7 @@ func (k *kubeCluster) noAgentContainers(t *testing.T) {
 			return
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("containers of podpath runs still on the nodes 30 s after cleanup: %v", left)
+			t.Fatalf("containers of podpath runs still on the nodes a minute after their namespace went: %v", left)
 		}
 	}
 }

@@ -418,6 +418,13 @@ func nodeMounts(lab, dir string) error {
 			return fmt.Errorf("cover /proc/sys/%s: %w", key, err)
 		}
 	}
+	// The copies of the machine's mounts under /run (other labs' netns
+	// files above all) go first: a file that is a mount point in any
+	// namespace cannot be removed, so a copy kept here would stop every
+	// other lab's `down` from deleting its namespaces.
+	if err := detachUnder("/run"); err != nil {
+		return err
+	}
 	if err := unix.Mount("tmpfs", "/run", "tmpfs", unix.MS_NOSUID|unix.MS_NODEV, "mode=755"); err != nil {
 		return fmt.Errorf("tmpfs /run: %w", err)
 	}
@@ -432,6 +439,28 @@ func nodeMounts(lab, dir string) error {
 	// shared mounts, and still never to the machine.
 	if err := unix.Mount("", "/", "", unix.MS_REC|unix.MS_SHARED, ""); err != nil {
 		return fmt.Errorf("make the node's mounts shared: %w", err)
+	}
+	return nil
+}
+
+// detachUnder lazily unmounts, in this mount namespace only, every mount
+// below dir, deepest first.
+func detachUnder(dir string) error {
+	data, err := os.ReadFile("/proc/self/mountinfo")
+	if err != nil {
+		return fmt.Errorf("read mountinfo: %w", err)
+	}
+	var points []string
+	for _, line := range strings.Split(string(data), "\n") {
+		f := strings.Fields(line)
+		if len(f) > 4 && strings.HasPrefix(f[4], dir+"/") {
+			points = append(points, f[4])
+		}
+	}
+	for i := len(points) - 1; i >= 0; i-- {
+		if err := unix.Unmount(points[i], unix.MNT_DETACH); err != nil && !errors.Is(err, unix.EINVAL) && !errors.Is(err, unix.ENOENT) {
+			return fmt.Errorf("detach %s: %w", points[i], err)
+		}
 	}
 	return nil
 }
