@@ -33,6 +33,22 @@ const (
 	// sends a handful of requests per run.
 	APIRate  = 20
 	APIBurst = 40
+	// StrangerRate is the budget of requests that carry no valid token
+	// (and of the unauthenticated read-only endpoints): their own, so a
+	// flood of them can never use up the controller's (APIRate).
+	StrangerRate  = 5
+	StrangerBurst = 10
+	// ReadTimeout bounds reading a whole request (headers and body, at
+	// most MaxBodyBytes); IdleTimeout closes keep-alive connections that
+	// send nothing. Neither limits an answer: a probe run takes up to
+	// MaxProbeRun to answer.
+	ReadTimeout = 10 * time.Second
+	IdleTimeout = 30 * time.Second
+	// MaxConns and MaxConnsPerIP cap open API connections: a caller that
+	// opens many and sends nothing cannot use up the agent's file
+	// descriptors or the slots its controller needs.
+	MaxConns      = 256
+	MaxConnsPerIP = 16
 	// maxConcurrentTargets bounds the sockets one request opens at once.
 	maxConcurrentTargets = 64
 )
@@ -61,7 +77,8 @@ type Config struct {
 // Agent is a running agent.
 type Agent struct {
 	cfg       Config
-	limiter   *rate.Limiter
+	limiter   *rate.Limiter // authenticated requests
+	strangers *rate.Limiter // everything else
 	responder *probe.Responder
 	reg       *prometheus.Registry
 	requests  *prometheus.CounterVec
@@ -90,11 +107,17 @@ func New(cfg Config) (*Agent, error) {
 	a := &Agent{
 		cfg:       cfg,
 		limiter:   rate.NewLimiter(APIRate, APIBurst),
+		strangers: rate.NewLimiter(StrangerRate, StrangerBurst),
 		responder: &probe.Responder{Limiter: udpLimit},
 		reg:       cfg.Registry,
 		peers:     map[string]Peer{},
 	}
 	a.ports.init(a, udpLimit, plainDial)
+	if !cfg.Passive {
+		// Peers come from the controller: strangers share a small budget.
+		// A passive agent's peers are the monitor's, and all answered alike.
+		a.responder.Peer = a.hasPeers
+	}
 	if a.reg == nil {
 		a.reg = prometheus.NewRegistry()
 	}
@@ -130,10 +153,13 @@ func (a *Agent) Serve(ctx context.Context, ln net.Listener, pc net.PacketConn) e
 	a.ports.setListenAddr(ln.Addr())
 	defer a.ports.stop() // no temporary listener outlives the agent
 	srv := &http.Server{Handler: a.Handler(), ReadHeaderTimeout: ReadHeaderTimeout,
+		ReadTimeout: ReadTimeout, IdleTimeout: IdleTimeout, MaxHeaderBytes: 16 << 10,
 		BaseContext: func(net.Listener) context.Context { return ctx }}
 	errc := make(chan error, 2)
 	go func() { errc <- a.responder.Serve(ctx, pc) }()
-	go func() { errc <- srv.Serve(pieceListener{ln}) }() // answers in small segments: see control_linux.go
+	// Answers go in small segments (control_linux.go); connections past the caps are closed.
+	capped := newConnLimiter(pieceListener{ln}, connCap(), MaxConnsPerIP)
+	go func() { errc <- srv.Serve(capped) }()
 	select {
 	case <-ctx.Done():
 	case err := <-errc:
@@ -180,6 +206,8 @@ func (a *Agent) Handler() http.Handler {
 				httpError(w, http.StatusTooManyRequests, "busy with another request: try again shortly")
 				return
 			}
+			// The API's budget: ReadOnly is a passive agent's, which has no
+			// authenticated calls to starve.
 			if !a.limiter.Allow() {
 				httpError(w, http.StatusTooManyRequests, "rate limit: try again shortly")
 				return
@@ -217,18 +245,24 @@ func (w *statusWriter) Hijack() (net.Conn, *bufio.ReadWriter, error) {
 	return h.Hijack()
 }
 
-// guard rate-limits, authenticates and bounds a request before fn sees it.
+// guard authenticates, rate-limits and bounds a request before fn sees it.
+// The token is checked first: a request without it is charged to the
+// strangers' budget, never to the controller's.
 func (a *Agent) guard(endpoint string, fn http.HandlerFunc) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		sw := &statusWriter{ResponseWriter: w, code: http.StatusOK}
 		defer func() { a.requests.WithLabelValues(endpoint, fmt.Sprint(sw.code)).Inc() }()
-		if !a.limiter.Allow() {
-			httpError(sw, http.StatusTooManyRequests, "rate limit: try again shortly")
-			return
-		}
 		if !a.authorized(r) {
+			if !a.strangers.Allow() {
+				httpError(sw, http.StatusTooManyRequests, "rate limit: try again shortly")
+				return
+			}
 			sw.Header().Set("WWW-Authenticate", `Bearer realm="podpath-agent"`)
 			httpError(sw, http.StatusUnauthorized, "missing or wrong bearer token")
+			return
+		}
+		if !a.limiter.Allow() {
+			httpError(sw, http.StatusTooManyRequests, "rate limit: try again shortly")
 			return
 		}
 		r.Body = http.MaxBytesReader(sw, r.Body, MaxBodyBytes)
@@ -318,6 +352,15 @@ func (a *Agent) putPeers(w http.ResponseWriter, r *http.Request) {
 	a.peers, a.peerIPs = peers, ips
 	a.mu.Unlock()
 	writeJSON(w, map[string]int{"peers": len(peers)})
+}
+
+// hasPeers: ip is a peer's, or no peers are set yet (a controller's
+// first reachability round may come before PUT /v1/peers lands on every
+// agent; until then everyone is served from the one budget).
+func (a *Agent) hasPeers(ip netip.Addr) bool {
+	a.mu.RLock()
+	defer a.mu.RUnlock()
+	return len(a.peerIPs) == 0 || a.peerIPs[ip]
 }
 
 // resolve maps request targets to known peers; anything else is refused.

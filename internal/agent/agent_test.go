@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"io"
 	"net"
 	"net/http"
@@ -382,4 +383,91 @@ func TestPassiveAgentOneReadAtATime(t *testing.T) {
 	if strings.Contains(rec.Body.String(), "podpath_agent_") {
 		t.Errorf("a passive agent exports API metrics:\n%s", rec.Body)
 	}
+}
+
+// Requests without the token are charged to their own small budget: a
+// flood of them from another address leaves the controller's calls alone
+// (issue 15: 7 of 10 of the controller's calls got 429).
+func TestStrangersDoNotUseTheControllersBudget(t *testing.T) {
+	addr := startAgent(t, "a")
+	stranger := &http.Client{Transport: &http.Transport{DialContext: (&net.Dialer{
+		LocalAddr: &net.TCPAddr{IP: net.ParseIP("127.0.0.2")}}).DialContext}}
+	codes := map[int]int{}
+	for range 200 {
+		req, _ := http.NewRequest("POST", "http://"+addr+"/v1/probe", strings.NewReader(`{}`))
+		req.Header.Set("Authorization", "Bearer wrong")
+		resp, err := stranger.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, _ = io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+		codes[resp.StatusCode]++
+	}
+	if codes[http.StatusOK] > 0 || codes[http.StatusUnauthorized] == 0 || codes[http.StatusTooManyRequests] == 0 {
+		t.Errorf("200 requests with a wrong token: %v; want 401s, then 429s, never 200", codes)
+	}
+	for i := range 10 {
+		if code, body := call(t, "GET", "http://"+addr+"/v1/peers", "Bearer "+token, nil); code != http.StatusOK {
+			t.Errorf("controller's call %d after the flood: %d %s; want 200", i, code, body)
+		}
+	}
+}
+
+// A caller that opens many connections and sends nothing keeps only
+// MaxConnsPerIP of them; the controller, from another address, is served.
+func TestIdleConnectionsDoNotStarveTheController(t *testing.T) {
+	addr := startAgent(t, "a")
+	d := &net.Dialer{LocalAddr: &net.TCPAddr{IP: net.ParseIP("127.0.0.2")}, Timeout: 2 * time.Second}
+	var conns []net.Conn
+	for range 3 * MaxConnsPerIP {
+		c, err := d.Dial("tcp", addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		conns = append(conns, c)
+	}
+	// Past the cap, the agent closes at once: a read sees EOF, not a timeout.
+	closed := 0
+	for _, c := range conns[MaxConnsPerIP:] {
+		_ = c.SetReadDeadline(time.Now().Add(2 * time.Second))
+		if _, err := c.Read(make([]byte, 1)); err == io.EOF || (err != nil && !isTimeout(err)) {
+			closed++
+		}
+	}
+	if want := len(conns) - MaxConnsPerIP; closed != want {
+		t.Errorf("%d idle connections from one address: %d closed by the agent; want the %d past MaxConnsPerIP", len(conns), closed, want)
+	}
+	if code, body := call(t, "GET", "http://"+addr+"/v1/peers", "Bearer "+token, nil); code != http.StatusOK {
+		t.Errorf("controller's call while another address holds idle connections: %d %s", code, body)
+	}
+	// A body sent a byte at a time ends at ReadTimeout, not when the caller likes.
+	if testing.Short() {
+		return
+	}
+	slow, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer slow.Close()
+	start := time.Now()
+	_, _ = io.WriteString(slow, "PUT /v1/peers HTTP/1.1\r\nHost: a\r\nAuthorization: Bearer "+token+"\r\nContent-Length: 100000\r\n\r\n")
+	for time.Since(start) < ReadTimeout+5*time.Second {
+		if _, err := slow.Write([]byte("{")); err != nil {
+			break
+		}
+		_ = slow.SetReadDeadline(time.Now().Add(500 * time.Millisecond))
+		if _, err := slow.Read(make([]byte, 512)); err != nil && !isTimeout(err) {
+			break
+		}
+	}
+	if held := time.Since(start); held > ReadTimeout+3*time.Second {
+		t.Errorf("a byte-at-a-time body held the connection %s; want it cut at ReadTimeout (%s)", held.Round(time.Second), ReadTimeout)
+	}
+}
+
+func isTimeout(err error) bool {
+	var ne net.Error
+	return errors.As(err, &ne) && ne.Timeout()
 }

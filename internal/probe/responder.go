@@ -15,6 +15,17 @@ import (
 const (
 	ResponderRate  = 20000 // answers per second
 	ResponderBurst = 4000
+	// PerSourceRate is one sender's share: no single address, flooding,
+	// can take the answers meant for the others.
+	PerSourceRate  = 5000
+	PerSourceBurst = 1000
+	// StrangerRate is what all senders that are not peers get together,
+	// when the Responder knows its peers (Peer set).
+	StrangerRate  = 5000
+	StrangerBurst = 2000
+	// maxSources bounds the per-source table; past it the table starts
+	// afresh (a spoofed-source flood then still meets the total budgets).
+	maxSources = 4096
 	// ResponderBuffer holds a round of jumbo probes while the responder
 	// catches up; the kernel caps it at net.core.rmem_max unless root.
 	ResponderBuffer = 4 << 20
@@ -29,7 +40,11 @@ type Responder struct {
 	// Allow, when set, names the senders that get answers: a temporary
 	// port listener answers only the agent's peers, so that opening a port
 	// does not open a reflector to the world. nil: every sender.
-	Allow    func(from netip.Addr) bool
+	Allow func(from netip.Addr) bool
+	// Peer, when set, names the senders charged to Limiter; everyone
+	// else shares StrangerRate, so a flood from addresses that are not
+	// peers cannot take the peers' answers. nil: everyone to Limiter.
+	Peer     func(from netip.Addr) bool
 	Answered atomic.Uint64
 	Dropped  atomic.Uint64 // not a probe, over the rate, or a sender not allowed
 }
@@ -47,6 +62,26 @@ func (r *Responder) Serve(ctx context.Context, pc net.PacketConn) error {
 		<-ctx.Done()
 		pc.Close()
 	}()
+	strangers := rate.NewLimiter(StrangerRate, StrangerBurst)
+	sources := map[netip.Addr]*rate.Limiter{}
+	// allow charges one answer to ip's own budget, then to its group's.
+	allow := func(ip netip.Addr) bool {
+		src := sources[ip]
+		if src == nil {
+			if len(sources) >= maxSources {
+				clear(sources)
+			}
+			src = rate.NewLimiter(PerSourceRate, PerSourceBurst)
+			sources[ip] = src
+		}
+		if !src.Allow() {
+			return false
+		}
+		if r.Peer != nil && !r.Peer(ip) {
+			return strangers.Allow()
+		}
+		return lim.Allow()
+	}
 	dg := newDatagrams(pc)
 	buf := make([]byte, 65536)
 	out := make([]byte, 65536)
@@ -63,7 +98,7 @@ func (r *Responder) Serve(ctx context.Context, pc net.PacketConn) error {
 			continue
 		}
 		reply, err := Reply(buf[:n], out)
-		if err != nil || !lim.Allow() {
+		if err != nil || !allow(ip) {
 			r.Dropped.Add(1)
 			continue
 		}
