@@ -48,7 +48,7 @@ const (
 	// opens many and sends nothing cannot use up the agent's file
 	// descriptors or the slots its controller needs.
 	MaxConns      = 256
-	MaxConnsPerIP = 16
+	MaxConnsPerIP = 64 // a throughput test opens up to MaxStreams to one peer
 	// maxConcurrentTargets bounds the sockets one request opens at once.
 	maxConcurrentTargets = 64
 )
