@@ -8,7 +8,6 @@ import (
 	"log/slog"
 	"net/netip"
 	"os"
-	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -91,13 +90,9 @@ func runAgent(ctx context.Context, s Streams, f agentFlags) error {
 	if f.tokenFile == "" {
 		return usageError{fmt.Errorf("--token-file is required: every call that makes the agent act is authenticated")}
 	}
-	tok, err := os.ReadFile(f.tokenFile)
+	token, err := readTokenFile(f.tokenFile)
 	if err != nil {
-		return fmt.Errorf("read token: %w", err)
-	}
-	token := strings.TrimSpace(string(tok))
-	if token == "" {
-		return fmt.Errorf("token file %s is empty", f.tokenFile)
+		return err
 	}
 	if f.name == "" {
 		if f.name, err = os.Hostname(); err != nil {

@@ -23,9 +23,9 @@ run removes its own objects on success, failure, timeout and Ctrl-C; cleanup is 
 was killed outright.`,
 		Args: cobra.NoArgs,
 		RunE: func(c *cobra.Command, _ []string) error {
-			cfg, err := kf.ToRESTConfig()
+			cfg, err := restConfig(kf)
 			if err != nil {
-				return usageError{fmt.Errorf("kubeconfig: %w", err)}
+				return err
 			}
 			cs, err := kubernetes.NewForConfig(cfg)
 			if err != nil {

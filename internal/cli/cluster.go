@@ -6,7 +6,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io/fs"
 	"net"
+	"os"
+	"path/filepath"
 	"slices"
 	"sort"
 	"strconv"
@@ -28,6 +31,7 @@ import (
 	"podpath/internal/diagnose"
 	"podpath/internal/model"
 	"podpath/internal/plan"
+	"podpath/internal/safefile"
 	"podpath/internal/version"
 )
 
@@ -87,9 +91,9 @@ type source struct {
 // waits for them. Everything it created is removed by close, and by
 // openCluster itself when it fails or is interrupted.
 func openCluster(ctx context.Context, k *kubeFlags, prog *progress) (*source, error) {
-	cfg, err := k.config.ToRESTConfig()
+	cfg, err := restConfig(k.config)
 	if err != nil {
-		return nil, usageError{fmt.Errorf("kubeconfig: %w (check --kubeconfig or $KUBECONFIG; --inventory measures without API access)", err)}
+		return nil, err
 	}
 	cfg.WarningHandler = rest.NoWarnings{} // the run's objects are podpath's own; their warnings are no news to the user
 	if cfg.QPS == 0 {
@@ -359,4 +363,57 @@ func clusterEvidence(ev *diagnose.Evidence, cl *kube.Cluster) {
 			ev.IPPoolMTUs[p.Name] = p.MTU
 		}
 	}
+}
+
+// MaxKubeconfigBytes bounds a kubeconfig podpath lets client-go read: a
+// hundred clusters with embedded certificates fit in a few MiB.
+const MaxKubeconfigBytes = 16 << 20
+
+// restConfig is kf.ToRESTConfig with the mistakes client-go reports
+// badly, or not at all, caught first with a line saying what to do: a
+// device or FIFO named as the kubeconfig (client-go would read /dev/zero
+// until the machine runs out of memory), $KUBECONFIG naming only files
+// that do not exist and a kubeconfig without a current context (both end
+// in "cannot reach localhost:8080" otherwise).
+func restConfig(kf *genericclioptions.ConfigFlags) (*rest.Config, error) {
+	var files []string
+	explicit := kf.KubeConfig != nil && *kf.KubeConfig != ""
+	switch env := os.Getenv("KUBECONFIG"); {
+	case explicit:
+		files = []string{*kf.KubeConfig}
+	case env != "":
+		files = filepath.SplitList(env)
+	default:
+		if home, err := os.UserHomeDir(); err == nil {
+			files = []string{filepath.Join(home, ".kube", "config")}
+		}
+	}
+	found := 0
+	for _, f := range files {
+		if f == "" {
+			continue
+		}
+		err := safefile.Check(f, MaxKubeconfigBytes)
+		if errors.Is(err, fs.ErrNotExist) && !explicit {
+			continue
+		}
+		if err != nil {
+			return nil, usageError{fmt.Errorf("kubeconfig: %w", err)}
+		}
+		found++
+	}
+	if found == 0 && os.Getenv("KUBECONFIG") != "" && !explicit {
+		return nil, usageError{fmt.Errorf("kubeconfig: none of the files $KUBECONFIG names exists (%s): fix $KUBECONFIG or give --kubeconfig", os.Getenv("KUBECONFIG"))}
+	}
+	if found > 0 && (kf.Context == nil || *kf.Context == "") {
+		raw, err := kf.ToRawKubeConfigLoader().RawConfig()
+		if err == nil && raw.CurrentContext == "" {
+			return nil, usageError{fmt.Errorf("kubeconfig has no current context: give --context, or set one with kubectl config use-context")}
+		}
+	}
+	cfg, err := kf.ToRESTConfig()
+	if err != nil {
+		return nil, usageError{fmt.Errorf("kubeconfig: %w (check --kubeconfig or $KUBECONFIG; --inventory measures without API access)", err)}
+	}
+	return cfg, nil
 }

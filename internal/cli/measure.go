@@ -6,7 +6,6 @@ import (
 	"context"
 	"fmt"
 	"io"
-	"os"
 	"strings"
 	"time"
 
@@ -18,6 +17,7 @@ import (
 	"podpath/internal/model"
 	"podpath/internal/plan"
 	"podpath/internal/report"
+	"podpath/internal/safefile"
 )
 
 // DefaultRunTimeout bounds a whole mtu or perf run: what is not measured
@@ -69,7 +69,7 @@ func (f *sourceFlags) open(ctx context.Context, prog *progress, formats ...strin
 	}
 	inv, err := inventory.Load(f.inventory)
 	if err != nil {
-		return nil, nil, err
+		return nil, nil, usageError{err}
 	}
 	tf := f.tokenFile
 	if tf == "" {
@@ -85,12 +85,14 @@ func (f *sourceFlags) open(ctx context.Context, prog *progress, formats ...strin
 	return &source{inv: inv, token: tok, close: func() {}}, layers, nil
 }
 
+// readTokenFile reads an agent token: a mistake in it is the user's to
+// fix, so every error is a usage error (exit 2).
 func readTokenFile(path string) (string, error) {
-	b, err := os.ReadFile(path)
+	tok, err := safefile.ReadToken(path)
 	if err != nil {
-		return "", fmt.Errorf("read agent token: %w", err)
+		return "", usageError{fmt.Errorf("read agent token: %w", err)}
 	}
-	return strings.TrimSpace(string(b)), nil
+	return tok, nil
 }
 
 // runMesh probes every planned pair and renders the report. Throughput, if

@@ -21,6 +21,7 @@ import (
 	"podpath/internal/agent"
 	"podpath/internal/hostfacts"
 	"podpath/internal/monitor"
+	"podpath/internal/safefile"
 )
 
 // apiDialTimeout bounds a connection to the API server; the watches
@@ -115,6 +116,9 @@ func runMonitor(ctx context.Context, s Streams, f agentFlags) error {
 func monitorAPIConfig(m monitorFlags) (*rest.Config, error) {
 	var cfg *rest.Config
 	if m.kubeconfig != "" {
+		if err := safefile.Check(m.kubeconfig, MaxKubeconfigBytes); err != nil {
+			return nil, usageError{fmt.Errorf("--kubeconfig: %w", err)}
+		}
 		c, err := clientcmd.BuildConfigFromFlags("", m.kubeconfig)
 		if err != nil {
 			return nil, usageError{fmt.Errorf("--kubeconfig %s: %w", m.kubeconfig, err)}

@@ -7,11 +7,14 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"io/fs"
 	"net/netip"
-	"os"
 	"path/filepath"
+	"strings"
 
 	"go.yaml.in/yaml/v3"
+
+	"podpath/internal/safefile"
 )
 
 const (
@@ -78,10 +81,7 @@ const MaxFileBytes = 16 << 20
 // Load reads and checks an inventory file; errors name the file and, where
 // the YAML parser knows it, the line.
 func Load(path string) (*Inventory, error) {
-	if st, err := os.Stat(path); err == nil && st.Size() > MaxFileBytes {
-		return nil, fmt.Errorf("inventory %s: %d bytes, more than %d: not an inventory", path, st.Size(), MaxFileBytes)
-	}
-	data, err := os.ReadFile(path)
+	data, err := safefile.Read(path, MaxFileBytes)
 	if err != nil {
 		return nil, fmt.Errorf("read inventory: %w", err)
 	}
@@ -89,10 +89,47 @@ func Load(path string) (*Inventory, error) {
 	if err != nil {
 		return nil, fmt.Errorf("inventory %s: %w", path, err)
 	}
-	if inv.TokenFile != "" && !filepath.IsAbs(inv.TokenFile) {
-		inv.TokenFile = filepath.Join(filepath.Dir(path), inv.TokenFile)
+	if inv.TokenFile != "" {
+		if inv.TokenFile, err = insideDir(path, inv.TokenFile); err != nil {
+			return nil, fmt.Errorf("inventory %s: tokenFile: %w", path, err)
+		}
 	}
 	return inv, nil
+}
+
+// insideDir resolves name, relative to the inventory's directory, and
+// refuses it unless it lies inside that directory once symlinks are
+// resolved: the token file's content is sent to every agent address in
+// the inventory, so an inventory from elsewhere must not be able to name
+// /etc/shadow or a service-account token. A file given on the command
+// line (--token-file) is the user's own choice and is not checked here.
+func insideDir(inventoryPath, name string) (string, error) {
+	dir, err := filepath.Abs(filepath.Dir(inventoryPath))
+	if err != nil {
+		return "", err
+	}
+	p := name
+	if !filepath.IsAbs(p) {
+		p = filepath.Join(dir, p)
+	}
+	realDir, err := filepath.EvalSymlinks(dir)
+	if err != nil {
+		return "", err
+	}
+	real, err := filepath.EvalSymlinks(p)
+	if errors.Is(err, fs.ErrNotExist) {
+		// Missing: reading it says so. Where it would be still counts.
+		real = filepath.Clean(p)
+		if d, err := filepath.EvalSymlinks(filepath.Dir(p)); err == nil {
+			real = filepath.Join(d, filepath.Base(p))
+		}
+	} else if err != nil {
+		return "", err
+	}
+	if rel, err := filepath.Rel(realDir, real); err != nil || rel == ".." || strings.HasPrefix(rel, ".."+string(filepath.Separator)) {
+		return "", fmt.Errorf("%q resolves to %s, outside the inventory's directory %s: keep the token file beside the inventory, or give it with --token-file", name, real, realDir)
+	}
+	return p, nil
 }
 
 // Parse decodes and validates inventory YAML. Unknown fields are errors, so a

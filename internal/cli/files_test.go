@@ -1,0 +1,119 @@
+package cli
+
+import (
+	"os"
+	"path/filepath"
+	"runtime"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+)
+
+const twoNodeInventory = `apiVersion: podpath/v1
+kind: Inventory
+tokenFile: token
+nodes:
+  - name: node1
+    address: 198.18.0.1
+    agent: 198.18.0.1:7946
+  - name: node2
+    address: 198.18.0.2
+    agent: 198.18.0.2:7946
+`
+
+// /dev/zero and a FIFO without a writer, named by every flag that takes a
+// file, are refused with exit 2 at once, reading nothing (issue 15: the
+// inventory read 3.4 GB, the kubeconfig ran the machine out of memory, a
+// FIFO hung for ever).
+func TestFileFlagsRefuseDevicesAndFIFOs(t *testing.T) {
+	dir := t.TempDir()
+	fifo := filepath.Join(dir, "fifo")
+	if err := syscall.Mkfifo(fifo, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	inv := filepath.Join(dir, "inventory.yaml")
+	if err := os.WriteFile(inv, []byte(twoNodeInventory), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	for _, bad := range []struct{ path, says string }{{"/dev/zero", "character device"}, {fifo, "FIFO"}} {
+		for _, args := range [][]string{
+			{"doctor", "--inventory", bad.path},
+			{"perf", "--inventory", bad.path},
+			{"doctor", "--inventory", inv, "--token-file", bad.path},
+			{"preflight", "--inventory", inv, "--token-file", bad.path},
+			{"doctor", "--kubeconfig", bad.path},
+			{"cleanup", "--kubeconfig", bad.path},
+			{"agent", "--token-file", bad.path, "--listen", "127.0.0.1:0"},
+		} {
+			var before, after runtime.MemStats
+			runtime.ReadMemStats(&before)
+			start := time.Now()
+			wantUsageError(t, bad.says, args...)
+			runtime.ReadMemStats(&after)
+			if el := time.Since(start); el > time.Second {
+				t.Errorf("podpath %s: %s; want a refusal within a second", strings.Join(args, " "), el)
+			}
+			if alloc := after.TotalAlloc - before.TotalAlloc; alloc > 50<<20 {
+				t.Errorf("podpath %s: allocated %d MiB; want under 50", strings.Join(args, " "), alloc>>20)
+			}
+		}
+	}
+}
+
+// An inventory's tokenFile is sent, as the bearer token, to every agent
+// address the inventory lists: it must lie beside the inventory, symlinks
+// resolved. --token-file on the command line may name any file.
+func TestInventoryTokenFileStaysInItsDirectory(t *testing.T) {
+	dir := t.TempDir()
+	secret := filepath.Join(t.TempDir(), "secret")
+	if err := os.WriteFile(secret, []byte("not-a-token-for-agents\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct{ name, tokenFile string }{
+		{"absolute", secret},
+		{"dot-dot", "../../../../../../.." + secret},
+		{"symlink", "link"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if err := os.Symlink(secret, filepath.Join(dir, "link")); err != nil && !os.IsExist(err) {
+				t.Fatal(err)
+			}
+			inv := filepath.Join(dir, tc.name+".yaml")
+			data := strings.Replace(twoNodeInventory, "tokenFile: token", "tokenFile: "+tc.tokenFile, 1)
+			if err := os.WriteFile(inv, []byte(data), 0o644); err != nil {
+				t.Fatal(err)
+			}
+			wantUsageError(t, "outside the inventory's directory", "doctor", "--inventory", inv)
+		})
+	}
+	// Empty and two-line token files are refused before anything is sent.
+	inv := filepath.Join(dir, "inventory.yaml")
+	if err := os.WriteFile(inv, []byte(twoNodeInventory), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	tok := filepath.Join(dir, "token")
+	if err := os.WriteFile(tok, []byte("\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	wantUsageError(t, "is empty", "doctor", "--inventory", inv)
+	if err := os.WriteFile(tok, []byte("abc\ndef\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	wantUsageError(t, "one word of printable ASCII", "doctor", "--inventory", inv)
+}
+
+// $KUBECONFIG naming only missing files, or a kubeconfig without a current
+// context, is said as such, not as "cannot reach localhost:8080".
+func TestKubeconfigMistakes(t *testing.T) {
+	dir := t.TempDir()
+	t.Setenv("KUBECONFIG", filepath.Join(dir, "missing"))
+	wantUsageError(t, "none of the files $KUBECONFIG names exists", "doctor")
+	kc := filepath.Join(dir, "config")
+	if err := os.WriteFile(kc, []byte("apiVersion: v1\nkind: Config\nclusters:\n- name: c\n  cluster:\n    server: https://127.0.0.1:1\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv("KUBECONFIG", kc)
+	wantUsageError(t, "no current context", "doctor")
+	wantUsageError(t, "no current context", "cleanup")
+}
