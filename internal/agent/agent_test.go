@@ -9,6 +9,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"runtime"
 	"strings"
 	"sync"
 	"testing"
@@ -470,4 +471,32 @@ func TestIdleConnectionsDoNotStarveTheController(t *testing.T) {
 func isTimeout(err error) bool {
 	var ne net.Error
 	return errors.As(err, &ne) && ne.Timeout()
+}
+
+// Something posing as an agent that answers without end costs the
+// controller MaxAnswerBytes, not all its memory (issue 15: 1 GiB streamed
+// took the controller to 3.2 GB).
+func TestClientCapsAnAnswerWithoutEnd(t *testing.T) {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		_, _ = io.WriteString(w, `{"from":"`)
+		chunk := bytes.Repeat([]byte("a"), 64<<10)
+		for range (1 << 30) / len(chunk) { // 1 GiB at most, then the test ends
+			if _, err := w.Write(chunk); err != nil {
+				return
+			}
+		}
+	}))
+	defer srv.Close()
+	c := NewClient(strings.TrimPrefix(srv.URL, "http://"), token, "")
+	var before, after runtime.MemStats
+	runtime.GC()
+	runtime.ReadMemStats(&before)
+	_, err := c.Probe(context.Background(), ProbeRequest{Targets: []string{"b"}})
+	runtime.ReadMemStats(&after)
+	if err == nil || !strings.Contains(err.Error(), "not an agent's answer") {
+		t.Errorf("an answer without end: %v; want it cut off", err)
+	}
+	if grew := int64(after.HeapSys) - int64(before.HeapSys); grew > 100<<20 {
+		t.Errorf("reading the answer grew the heap by %d MiB; want under 100", grew>>20)
+	}
 }

@@ -17,6 +17,11 @@ import (
 // ClientTimeout bounds a control call that is not a probe run.
 const ClientTimeout = 10 * time.Second
 
+// MaxAnswerBytes bounds an agent's answer: a probe of MaxTargets peers
+// with every measurement is a few MiB; an agent (or something posing as
+// one) that sends more is cut off, not read into memory.
+const MaxAnswerBytes = 16 << 20
+
 // Client is a controller's handle on one agent.
 type Client struct {
 	Addr  string // IP:port, as peers reach it
@@ -88,7 +93,11 @@ func (c *Client) do(ctx context.Context, method, path string, in, out any) error
 	if out == nil {
 		return nil
 	}
-	if err := json.NewDecoder(resp.Body).Decode(out); err != nil {
+	capped := &io.LimitedReader{R: resp.Body, N: MaxAnswerBytes + 1}
+	if err := json.NewDecoder(capped).Decode(out); err != nil {
+		if capped.N <= 0 {
+			return fmt.Errorf("agent %s: %s answer over %d MiB: not an agent's answer", c.Addr, path, MaxAnswerBytes>>20)
+		}
 		return fmt.Errorf("agent %s: decode %s answer: %w", c.Addr, path, err)
 	}
 	return nil
