@@ -336,22 +336,46 @@ func (a *Agent) putPeers(w http.ResponseWriter, r *http.Request) {
 	}
 	peers, ips := map[string]Peer{}, map[netip.Addr]bool{}
 	for _, p := range req.Peers {
-		if p.Name == "" {
-			httpError(w, http.StatusBadRequest, "a peer without a name")
+		if err := checkPeer(p); err != nil {
+			httpError(w, http.StatusBadRequest, err.Error())
 			return
 		}
-		ap, err := netip.ParseAddrPort(p.Address)
-		if err != nil {
-			httpError(w, http.StatusBadRequest, fmt.Sprintf("peer %s: address %q is not IP:port", p.Name, p.Address))
+		if q, dup := peers[p.Name]; dup && q.Address != p.Address {
+			httpError(w, http.StatusBadRequest, fmt.Sprintf("peer name %s twice, at %s and %s: names must be unique", p.Name, q.Address, p.Address))
 			return
 		}
-		peers[p.Name] = p
+		peers[p.Name] = p // the same peer twice is one peer
+		ap, _ := netip.ParseAddrPort(p.Address)
 		ips[ap.Addr().Unmap().WithZone("")] = true // as a datagram's sender reads
 	}
 	a.mu.Lock()
 	a.peers, a.peerIPs = peers, ips
 	a.mu.Unlock()
 	writeJSON(w, map[string]int{"peers": len(peers)})
+}
+
+// checkPeer refuses a peer no agent can be: a nameless one, an address
+// that is not IP:port, port 0, or an address that reaches many hosts or
+// none (unspecified, broadcast, multicast), which would turn the agent's
+// probes into a flood of the whole segment.
+func checkPeer(p Peer) error {
+	if p.Name == "" {
+		return errors.New("a peer without a name")
+	}
+	ap, err := netip.ParseAddrPort(p.Address)
+	if err != nil {
+		return fmt.Errorf("peer %s: address %q is not IP:port", p.Name, p.Address)
+	}
+	ip := ap.Addr().Unmap()
+	switch {
+	case ap.Port() == 0:
+		return fmt.Errorf("peer %s: port 0", p.Name)
+	case ip.IsUnspecified():
+		return fmt.Errorf("peer %s: %s is the unspecified address, not a host", p.Name, ip)
+	case ip.IsMulticast() || ip == netip.AddrFrom4([4]byte{255, 255, 255, 255}):
+		return fmt.Errorf("peer %s: %s is a multicast or broadcast address, not a host", p.Name, ip)
+	}
+	return nil
 }
 
 // hasPeers: ip is a peer's, or no peers are set yet (a controller's
@@ -368,6 +392,7 @@ func (a *Agent) resolve(targets []string) ([]Peer, error) {
 	a.mu.RLock()
 	defer a.mu.RUnlock()
 	var out []Peer
+	seen := map[string]bool{}
 	for _, t := range targets {
 		p, ok := a.peers[t]
 		if !ok {
@@ -381,6 +406,10 @@ func (a *Agent) resolve(targets []string) ([]Peer, error) {
 		if !ok {
 			return nil, fmt.Errorf("target %q is not a known peer: set peers with PUT /v1/peers first", t)
 		}
+		if seen[p.Name] { // a target named twice is probed once
+			continue
+		}
+		seen[p.Name] = true
 		out = append(out, p)
 	}
 	return out, nil

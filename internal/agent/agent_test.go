@@ -500,3 +500,37 @@ func TestClientCapsAnAnswerWithoutEnd(t *testing.T) {
 		t.Errorf("reading the answer grew the heap by %d MiB; want under 100", grew>>20)
 	}
 }
+
+// Peers that are no single host are refused; the same peer or target
+// twice is one (issue 15: a 1.27 KB request made ~72 MB of UDP).
+func TestPeersAndTargetsAreHostsOnce(t *testing.T) {
+	a := startAgent(t, "a")
+	b := startAgent(t, "b")
+	c := NewClient(a, token, "")
+	ctx := context.Background()
+	for _, bad := range []struct{ addr, says string }{
+		{"0.0.0.0:7946", "unspecified"}, {"[::]:7946", "unspecified"},
+		{"255.255.255.255:7946", "broadcast"}, {"224.0.0.1:7946", "multicast"}, {"[ff02::1]:7946", "multicast"},
+		{"127.0.0.1:0", "port 0"},
+	} {
+		if err := c.SetPeers(ctx, []Peer{{Name: "x", Address: bad.addr}}); err == nil || !strings.Contains(err.Error(), bad.says) {
+			t.Errorf("peer at %s: %v; want refused (%s)", bad.addr, err, bad.says)
+		}
+	}
+	if err := c.SetPeers(ctx, []Peer{{Name: "b", Address: b}, {Name: "b", Address: "127.0.0.9:7946"}}); err == nil || !strings.Contains(err.Error(), "names must be unique") {
+		t.Errorf("one name at two addresses: %v; want refused", err)
+	}
+	if err := c.SetPeers(ctx, []Peer{{Name: "b", Address: b}, {Name: "b", Address: b}}); err != nil {
+		t.Fatalf("the same peer twice: %v", err)
+	}
+	resp, err := c.Probe(ctx, ProbeRequest{Targets: []string{"b", b, "b", "b"}, RTT: &Series{Count: 1, IntervalMs: 1}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(resp.Results) != 1 {
+		t.Errorf("one peer named four times: %d results; want it probed once", len(resp.Results))
+	}
+	if _, err := c.Listen(ctx, ListenRequest{Seconds: 1, Ports: []PortCheck{{probe.ProtoTCP, 22}}}); err == nil || !strings.Contains(err.Error(), "below 1024") {
+		t.Errorf("listen on tcp 22: %v; want refused", err)
+	}
+}

@@ -74,6 +74,15 @@ func checkPorts(ports []PortCheck) error {
 	return nil
 }
 
+// ListenPrivileged are the ports below 1024 a temporary listener may take:
+// those the preflight checks (BGP). Any other port under 1024 belongs to a
+// service only root may run, which the agent's privileges must not stand
+// in for; ports from 1024 any user can bind anyway.
+var ListenPrivileged = map[PortCheck]bool{{probe.ProtoTCP, 179}: true}
+
+// ListenAllowed says whether /v1/listen may open p.
+func ListenAllowed(p PortCheck) bool { return p.Port >= 1024 || ListenPrivileged[p] }
+
 func (req *ListenRequest) check() error {
 	if len(req.Ports) == 0 {
 		return fmt.Errorf("no ports: want 1-%d", MaxPorts)
@@ -81,7 +90,15 @@ func (req *ListenRequest) check() error {
 	if req.Seconds < 1 || req.Seconds > MaxListenSeconds {
 		return fmt.Errorf("seconds %d: must be 1-%d", req.Seconds, MaxListenSeconds)
 	}
-	return checkPorts(req.Ports)
+	if err := checkPorts(req.Ports); err != nil {
+		return err
+	}
+	for _, p := range req.Ports {
+		if !ListenAllowed(p) {
+			return fmt.Errorf("%s port %d: below 1024 only tcp 179 (BGP) may be opened", p.Proto, p.Port)
+		}
+	}
+	return nil
 }
 
 // portState is the agent's part for ports: the temporary listeners and
