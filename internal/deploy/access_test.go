@@ -43,3 +43,26 @@ func TestShippedRoleGrantsRequired(t *testing.T) {
 		}
 	}
 }
+
+// The role renews the run's Lease, not every Lease in the cluster (node
+// heartbeats, leader elections live there too).
+func TestShippedRoleTouchesOnlyTheRunsLease(t *testing.T) {
+	data, err := os.ReadFile("../../deploy/rbac.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var role rbacv1.ClusterRole
+	if err := yaml.UnmarshalStrict(data, &role); err != nil {
+		t.Fatalf("deploy/rbac.yaml: %v", err)
+	}
+	for _, r := range role.Rules {
+		if !slices.Contains(r.Resources, "leases") {
+			continue
+		}
+		for _, v := range r.Verbs {
+			if v != "create" && !slices.Equal(r.ResourceNames, []string{LeaseName}) {
+				t.Errorf("deploy/rbac.yaml grants %s on leases named %v; want only %s", v, r.ResourceNames, LeaseName)
+			}
+		}
+	}
+}
