@@ -223,6 +223,7 @@ func (a *Agent) Handler() http.Handler {
 	mux.Handle("POST /v1/probe", a.guard("probe", a.probe))
 	mux.Handle("GET /v1/facts", a.guard("facts", a.facts))
 	mux.Handle("POST /v1/listen", a.guard("listen", a.listen))
+	mux.Handle("DELETE /v1/listen", a.guard("listen", a.unlisten))
 	mux.Handle("POST "+probe.SinkPath, a.guard("sink", a.sink))
 	return mux
 }

@@ -175,6 +175,16 @@ func (s *portState) replace(ports []PortCheck, d time.Duration) ([]ListenResult,
 }
 
 // stop closes the listeners for good: the agent is stopping.
+// closeAll closes the temporary listeners now; later requests may open more.
+func (s *portState) closeAll() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.open != nil {
+		s.open.close()
+		s.open = nil
+	}
+}
+
 func (s *portState) stop() {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -188,6 +198,13 @@ func (a *Agent) isPeerIP(ip netip.Addr) bool {
 	a.mu.RLock()
 	defer a.mu.RUnlock()
 	return a.peerIPs[ip]
+}
+
+// unlisten closes the temporary listeners at once (DELETE /v1/listen): a
+// preflight that ends early, or is interrupted, leaves no port held.
+func (a *Agent) unlisten(w http.ResponseWriter, _ *http.Request) {
+	a.ports.closeAll()
+	writeJSON(w, ListenResponse{Ports: []ListenResult{}})
 }
 
 func (a *Agent) listen(w http.ResponseWriter, r *http.Request) {
@@ -238,6 +255,13 @@ func (a *Agent) checkPeerPorts(ctx context.Context, p Peer, ports []PortCheck) [
 	}
 	wg.Wait()
 	return results
+}
+
+// Unlisten closes the agent's temporary listeners.
+func (c *Client) Unlisten(ctx context.Context) error {
+	ctx, cancel := context.WithTimeout(ctx, ClientTimeout)
+	defer cancel()
+	return c.do(ctx, http.MethodDelete, "/v1/listen", nil, nil)
 }
 
 // Listen opens temporary listeners on the agent.

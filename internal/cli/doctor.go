@@ -5,8 +5,10 @@ package cli
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
 	"strings"
 	"sync"
@@ -120,6 +122,12 @@ func runDoctor(ctx context.Context, s Streams, f *doctorFlags) error {
 		return fmt.Errorf("nothing to diagnose: fewer than two agents")
 	}
 	rep, err := diagnoseRun(ctx, src, jobs, f.timeout, prog)
+	if ctx.Err() != nil {
+		// Ctrl-C or SIGTERM: what was measured until then is the
+		// interruption's, not the network's. No report, no findings.
+		discardOutput(out)
+		return errInterrupted
+	}
 	if err != nil {
 		return err
 	}
@@ -133,6 +141,9 @@ func runDoctor(ctx context.Context, s Streams, f *doctorFlags) error {
 	default:
 		report.DoctorText(out, rep)
 	}
+	if err == nil {
+		err = outputErr(out)
+	}
 	if err != nil {
 		return fmt.Errorf("write report: %w", err)
 	}
@@ -142,16 +153,67 @@ func runDoctor(ctx context.Context, s Streams, f *doctorFlags) error {
 	return findingsExit(rep.Findings)
 }
 
+// errInterrupted ends a run stopped by SIGINT or SIGTERM: exit 2, as a
+// run that did not happen, never 1 ("found a problem"), which CI would read
+// as an outage.
+var errInterrupted = errors.New("interrupted: no report written (what a run created is removed)")
+
 // openOutput is --output-file, or standard output.
 func openOutput(s Streams, path string) (io.Writer, func(), error) {
 	if path == "" {
 		return s.Out, func() {}, nil
 	}
+	_, statErr := os.Stat(path)
 	file, err := os.Create(path)
 	if err != nil {
 		return nil, nil, usageError{fmt.Errorf("open output file: %w", err)}
 	}
-	return file, func() { file.Close() }, nil
+	rf := &reportFile{f: file, path: path, created: errors.Is(statErr, fs.ErrNotExist)}
+	return rf, func() {
+		if err := file.Close(); err != nil && rf.err == nil {
+			rf.err = err
+		}
+	}, nil
+}
+
+// reportFile is an --output-file that remembers its first write error
+// (a full disk, /dev/full), so the run says so instead of exiting quietly.
+type reportFile struct {
+	f       *os.File
+	path    string
+	created bool // by this run: removed if the run writes nothing
+	err     error
+}
+
+func (r *reportFile) Write(b []byte) (int, error) {
+	if r.err != nil {
+		return 0, r.err
+	}
+	n, err := r.f.Write(b)
+	if err != nil {
+		r.err = fmt.Errorf("%s: %w", r.path, err)
+	}
+	return n, r.err
+}
+
+// outputErr is what went wrong writing w, if it is an --output-file.
+func outputErr(w io.Writer) error {
+	if rf, ok := w.(*reportFile); ok {
+		if err := rf.f.Sync(); err != nil && rf.err == nil && !errors.Is(err, unix.EINVAL) {
+			rf.err = fmt.Errorf("%s: %w", rf.path, err)
+		}
+		return rf.err
+	}
+	return nil
+}
+
+// discardOutput removes an --output-file this run created, still empty:
+// an interrupted run leaves nothing half-written.
+func discardOutput(w io.Writer) {
+	if rf, ok := w.(*reportFile); ok && rf.created {
+		rf.f.Close()
+		os.Remove(rf.path)
+	}
 }
 
 // findingsExit is exit code 1 when any finding is an error.

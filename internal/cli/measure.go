@@ -123,6 +123,7 @@ func runMesh(ctx context.Context, s Streams, f *sourceFlags, req agent.ProbeRequ
 				t.Seconds, pairs, need, f.timeout)}
 		}
 	}
+	interrupted := ctx.Err // the run's own timeout below is not an interruption
 	ctx, cancel := context.WithTimeout(ctx, f.timeout)
 	defer cancel()
 	start := time.Now()
@@ -136,6 +137,9 @@ func runMesh(ctx context.Context, s Streams, f *sourceFlags, req agent.ProbeRequ
 	}
 	if facts {
 		rep.Nodes = r.Facts(ctx, inv)
+	}
+	if interrupted() != nil {
+		return errInterrupted
 	}
 	rep.DurationMs = float64(time.Since(start)) / float64(time.Millisecond)
 	if !anyAnswer(rep.Pairs) {

@@ -65,7 +65,7 @@ Then from any machine that reaches them (exit 1 when a node fails):
 	fl.StringVar(&f.tokenFile, "token-file", "", "agent token (default: the inventory's tokenFile)")
 	fl.StringVarP(&f.output, "output", "o", "text", "output format: text, json or html")
 	fl.StringVar(&f.backend, "backend", "", "calico_network_backend to check for: vxlan, bird or none (default: the Kubespray inventory's, else vxlan)")
-	fl.DurationVar(&f.timeout, "timeout", DefaultPreflightTimeout, "bound on the whole run")
+	fl.DurationVar(&f.timeout, "timeout", DefaultPreflightTimeout, "bound on the whole run (more than 0)")
 	return c
 }
 
@@ -77,6 +77,12 @@ type preflightNode struct {
 func runPreflight(ctx context.Context, s Streams, f *preflightFlags) error {
 	if err := checkOutput(f.output, "text", "json", "html"); err != nil {
 		return err
+	}
+	if err := positiveDuration("timeout", f.timeout); err != nil {
+		return err
+	}
+	if f.backend != "" && !oneOf(f.backend, "vxlan", "bird", "none") {
+		return usageError{fmt.Errorf("--backend %q: use vxlan, bird or none", f.backend)}
 	}
 	inv, roles, nw, err := preflightInventory(f)
 	if err != nil {
@@ -98,6 +104,7 @@ func runPreflight(ctx context.Context, s Streams, f *preflightFlags) error {
 	if len(jobs) == 0 {
 		return usageError{fmt.Errorf("preflight needs agents on at least two nodes")}
 	}
+	interrupted := ctx.Err // the run's own timeout below is not an interruption
 	ctx, cancel := context.WithTimeout(ctx, f.timeout)
 	defer cancel()
 	start := time.Now()
@@ -107,6 +114,7 @@ func runPreflight(ctx context.Context, s Streams, f *preflightFlags) error {
 	ports := neededPorts(backend, nw.Typha)
 	prog.say("podpath preflight: opening temporary listeners on %d nodes…", len(inv.Nodes))
 	unavailable := listenAll(ctx, token, jobs, ports, f.timeout)
+	defer unlistenAll(ctx, token, jobs)
 	prog.say("podpath preflight: probing %d node pairs (path MTU and %d ports)…", len(jobs)*(len(jobs)-1), len(ports))
 	req := agent.ProbeRequest{PathMTU: true, RTT: &agent.Series{Count: 3, IntervalMs: 10}}
 	for _, p := range ports {
@@ -117,6 +125,9 @@ func runPreflight(ctx context.Context, s Streams, f *preflightFlags) error {
 	wg.Go(func() { rep.Nodes = r.Facts(ctx, inv) })
 	rep.Pairs = r.Run(ctx, jobs, req)
 	wg.Wait()
+	if interrupted() != nil {
+		return errInterrupted
+	}
 	if !anyAnswer(rep.Pairs) {
 		return fmt.Errorf("no agent answered (first error: %s)", firstError(rep.Pairs))
 	}
@@ -248,6 +259,18 @@ func portFor(port int, role preflightNode) bool {
 		return role.etcd
 	}
 	return true
+}
+
+// unlistenAll closes the temporary listeners at once, also after Ctrl-C
+// (ctx may be done: the calls get a few seconds of their own).
+func unlistenAll(ctx context.Context, token string, jobs []plan.Job) {
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 3*time.Second)
+	defer cancel()
+	var wg sync.WaitGroup
+	for _, j := range jobs {
+		wg.Go(func() { _ = agent.NewClient(j.From.Agent, token, j.From.Netns).Unlisten(ctx) })
+	}
+	wg.Wait()
 }
 
 // listenAll tells every agent its peers (its UDP listeners answer only

@@ -1,0 +1,61 @@
+package cli
+
+import (
+	"bytes"
+	"context"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"podpath/internal/lab"
+)
+
+// Ctrl-C while the doctor probes is no network failure: exit 2,
+// "interrupted", no report and no finding, the --output-file not left
+// behind half-written (issue 15: every node was reported node-unreachable
+// with exit 1). Run in process: SIGINT cancels Run's context (main.go's
+// signal.NotifyContext), which is what is cancelled here.
+func TestDoctorInterrupted(t *testing.T) {
+	l := agentLab(t, lab.New(labName(t)).Nodes(3).Backend(lab.BackendVXLAN))
+	fault(t, l, "underlay-mtu=node2:1400") // stalled transfers: the run lasts seconds
+	for _, args := range [][]string{
+		{"doctor", "--inventory", l.Inventory, "-o", "json"},
+		{"perf", "--inventory", l.Inventory, "--count", "100", "--interval", "50ms"}, // 5 s of echoes
+	} {
+		outFile := filepath.Join(t.TempDir(), "report.json")
+		if args[0] == "doctor" {
+			args = append(args, "--output-file", outFile)
+		}
+		ctx, cancel := context.WithCancel(context.Background())
+		time.AfterFunc(1500*time.Millisecond, cancel)
+		var out, errb bytes.Buffer
+		start := time.Now()
+		code := Run(ctx, Streams{In: strings.NewReader(""), Out: &out, Err: &errb}, args)
+		cancel()
+		took := time.Since(start)
+		if code != ExitNoRun || !strings.Contains(errb.String(), "podpath: interrupted") {
+			t.Errorf("podpath %s, interrupted: exit %d, stderr %q; want exit 2 and \"interrupted\"", args[0], code, errb.String())
+		}
+		if out.Len() > 0 || strings.Contains(errb.String(), "unreachable") {
+			t.Errorf("podpath %s, interrupted: a report or a finding came out:\n%s%s", args[0], out.String(), errb.String())
+		}
+		if _, err := os.Stat(outFile); err == nil {
+			t.Errorf("podpath %s, interrupted: %s left behind", args[0], outFile)
+		}
+		if took > 8*time.Second {
+			t.Errorf("podpath %s: ended %s after the interrupt at 1.5 s; want within seconds", args[0], took)
+		}
+	}
+}
+
+// A report that cannot be written (a full disk) is said, not exit 1 in
+// silence.
+func TestDoctorOutputFileFull(t *testing.T) {
+	l := agentLab(t, lab.New(labName(t)).Nodes(2).Backend(lab.BackendVXLAN))
+	code, _, stderr := run(t, "doctor", "--inventory", l.Inventory, "-o", "json", "--output-file", "/dev/full")
+	if code != ExitNoRun || !strings.Contains(stderr, "no space left") {
+		t.Errorf("doctor --output-file /dev/full: exit %d, %q; want exit 2 and the write error", code, stderr)
+	}
+}
