@@ -58,11 +58,19 @@ func (k *kubeFlags) register(c *cobra.Command) {
 		ns.Usage = "namespace podpath creates for this run's agents and deletes afterwards (default podpath-<run id>; must not exist)"
 	}
 	c.Flags().StringVar(&k.image, "image", DefaultImage(), "podpath image the agents run (cluster mode)")
-	c.Flags().DurationVar(&k.wait, "wait-timeout", DefaultWaitTimeout, "how long to wait for the agents to be ready (cluster mode)")
+	c.Flags().DurationVar(&k.wait, "wait-timeout", DefaultWaitTimeout, "how long to wait for the agents to be ready (cluster mode; more than 0)")
 }
 
 // configured says whether kubectl's flags, $KUBECONFIG or ~/.kube/config
 // name a cluster at all.
+// positiveDuration refuses a duration flag's value of 0 or less.
+func positiveDuration(flag string, d time.Duration) error {
+	if d <= 0 {
+		return usageError{fmt.Errorf("--%s %s: must be more than 0, e.g. 30s or 2m", flag, d)}
+	}
+	return nil
+}
+
 func (k *kubeFlags) configured() bool {
 	if k.config.APIServer != nil && *k.config.APIServer != "" {
 		return true
@@ -91,6 +99,9 @@ type source struct {
 // waits for them. Everything it created is removed by close, and by
 // openCluster itself when it fails or is interrupted.
 func openCluster(ctx context.Context, k *kubeFlags, prog *progress) (*source, error) {
+	if err := positiveDuration("wait-timeout", k.wait); err != nil {
+		return nil, err
+	}
 	cfg, err := restConfig(k.config)
 	if err != nil {
 		return nil, err

@@ -69,7 +69,7 @@ With --inventory-dir and --mtu and no kubeconfig, only the inventory is changed.
 	fl.BoolVar(&f.force, "force", false, "apply even above what the measured path carries, or while a node or calico-node is not Ready")
 	fl.StringVar(&f.restart, "restart", "rolling", "restart calico-node after the change: rolling or none (operator installs: wait for the operator's rollout, or not)")
 	fl.StringVar(&f.inventoryDir, "inventory-dir", "", "Kubespray inventory directory (the one holding group_vars/) to change too")
-	fl.DurationVar(&f.rolloutTimeout, "rollout-timeout", remedy.DefaultRolloutTimeout, "how long calico-node's rollout may take")
+	fl.DurationVar(&f.rolloutTimeout, "rollout-timeout", remedy.DefaultRolloutTimeout, "how long calico-node's rollout may take (more than 0)")
 	_ = fl.MarkHidden("layers")
 	_ = fl.MarkHidden("output") // fix prints text: the diffs, then before and after
 	fl.Lookup("timeout").DefValue = DefaultDoctorTimeout.String()
@@ -81,6 +81,12 @@ With --inventory-dir and --mtu and no kubeconfig, only the inventory is changed.
 func runFixMTU(ctx context.Context, s Streams, f *fixFlags) error {
 	if f.restart != "rolling" && f.restart != "none" {
 		return usageError{fmt.Errorf("--restart %q: use rolling or none", f.restart)}
+	}
+	if err := positiveDuration("timeout", f.timeout); err != nil {
+		return err
+	}
+	if err := positiveDuration("rollout-timeout", f.rolloutTimeout); err != nil {
+		return err
 	}
 	if f.inventory != "" {
 		return usageError{fmt.Errorf("fix mtu changes a cluster's objects or a Kubespray inventory (--inventory-dir), not a podpath inventory file")}

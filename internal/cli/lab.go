@@ -60,6 +60,9 @@ func newLabUp(s Streams) *cobra.Command {
 		Args: cobra.NoArgs,
 		RunE: func(c *cobra.Command, _ []string) error {
 			var err error
+			if f.cfg.Nodes < 1 || f.cfg.Nodes > lab.MaxNodes { // 0 would be taken as the default
+				return usageError{fmt.Errorf("nodes %d: must be between 1 and %d", f.cfg.Nodes, lab.MaxNodes)}
+			}
 			if f.cfg.Backend, err = lab.ParseBackend(f.backend); err != nil {
 				return err
 			}

@@ -13,6 +13,7 @@ import (
 	"podpath/internal/diagnose"
 	"podpath/internal/model"
 	"podpath/internal/netplan"
+	"podpath/internal/remedy"
 	"podpath/internal/report"
 )
 
@@ -44,9 +45,9 @@ access to any machine. Flags override the inventory. Exit 1 when the plan has an
 	fl.StringVar(&f.kubesprayDir, "kubespray-inventory", "", "Kubespray inventory directory (the one holding the hosts file and group_vars/)")
 	fl.StringVarP(&f.output, "output", "o", "text", "output format: text, json or html")
 	fl.StringVar(&f.outputFile, "output-file", "", "write the report here instead of standard output")
-	fl.IntVar(&f.in.UnderlayMTU, "underlay-mtu", 1500, "MTU the hosts' network carries end to end (the smallest on any path)")
+	fl.IntVar(&f.in.UnderlayMTU, "underlay-mtu", 1500, "MTU the hosts' network carries end to end (the smallest on any path), 576 to 65535")
 	fl.StringSliceVar(&f.nodeCIDRs, "node-cidr", nil, "the hosts' network(s), to check for overlaps (repeatable)")
-	fl.IntVar(&f.in.Nodes, "nodes", 0, "number of nodes (default: the inventory's hosts)")
+	fl.IntVar(&f.in.Nodes, "nodes", 0, "number of nodes, 1 or more (default: the inventory's hosts)")
 	fl.StringVar(&f.in.PodCIDR, "pod-cidr", "", "kube_pods_subnet")
 	fl.StringVar(&f.in.ServiceCIDR, "service-cidr", "", "kube_service_addresses")
 	fl.IntVar(&f.in.BlockSize, "block-size", 0, "calico_pool_blocksize")
@@ -54,8 +55,8 @@ access to any machine. Flags override the inventory. Exit 1 when the plan has an
 	fl.StringVar(&f.in.Backend, "backend", "", "calico_network_backend: vxlan, bird or none")
 	fl.StringVar(&f.in.VXLANMode, "vxlan-mode", "", "calico_vxlan_mode: Always, CrossSubnet or Never")
 	fl.StringVar(&f.in.IPIPMode, "ipip-mode", "", "calico_ipip_mode: Always, CrossSubnet or Never")
-	fl.IntVar(&f.in.CalicoMTU, "calico-mtu", 0, "calico_mtu")
-	fl.IntVar(&f.in.VethMTU, "calico-veth-mtu", 0, "calico_veth_mtu")
+	fl.IntVar(&f.in.CalicoMTU, "calico-mtu", 0, "calico_mtu, 576 to 9000")
+	fl.IntVar(&f.in.VethMTU, "calico-veth-mtu", 0, "calico_veth_mtu, 576 to 9000")
 	return c
 }
 
@@ -94,6 +95,9 @@ func runPlan(c *cobra.Command, s Streams, f *planFlags) error {
 
 // planInput merges Kubespray's defaults, the inventory and the flags.
 func planInput(c *cobra.Command, f *planFlags) (netplan.Input, []string, error) {
+	if err := checkPlanFlags(c, f); err != nil {
+		return f.in, nil, usageError{err}
+	}
 	in := f.in
 	in.NodeCIDRs = f.nodeCIDRs
 	var warnings []string
@@ -145,6 +149,48 @@ func planInput(c *cobra.Command, f *planFlags) (netplan.Input, []string, error) 
 		return in, nil, usageError{fmt.Errorf("give --kubespray-inventory DIR, or --nodes N with the values to check")}
 	}
 	return in, warnings, nil
+}
+
+// checkPlanFlags refuses flag values out of range or spelled in a way
+// Kubespray and Calico do not accept; only flags given are checked.
+func checkPlanFlags(c *cobra.Command, f *planFlags) error {
+	set := func(flag string) bool { return c.Flags().Changed(flag) }
+	mtu := func(flag string, v, lo, hi int) error {
+		if set(flag) && (v < lo || v > hi) {
+			return fmt.Errorf("--%s %d: must be between %d and %d", flag, v, lo, hi)
+		}
+		return nil
+	}
+	if err := mtu("underlay-mtu", f.in.UnderlayMTU, remedy.MinMTUv4, 65535); err != nil {
+		return err
+	}
+	if err := mtu("calico-mtu", f.in.CalicoMTU, remedy.MinMTUv4, remedy.MaxMTU); err != nil {
+		return err
+	}
+	if err := mtu("calico-veth-mtu", f.in.VethMTU, remedy.MinMTUv4, remedy.MaxMTU); err != nil {
+		return err
+	}
+	if set("nodes") && f.in.Nodes < 1 {
+		return fmt.Errorf("--nodes %d: must be 1 or more", f.in.Nodes)
+	}
+	if set("backend") && !oneOf(f.in.Backend, "vxlan", "bird", "none") {
+		return fmt.Errorf("--backend %q: use vxlan, bird or none", f.in.Backend)
+	}
+	for _, m := range []struct{ flag, v string }{{"vxlan-mode", f.in.VXLANMode}, {"ipip-mode", f.in.IPIPMode}} {
+		if set(m.flag) && !oneOf(m.v, "Always", "CrossSubnet", "Never") {
+			return fmt.Errorf("--%s %q: use Always, CrossSubnet or Never", m.flag, m.v)
+		}
+	}
+	return nil
+}
+
+func oneOf(v string, valid ...string) bool {
+	for _, w := range valid {
+		if v == w {
+			return true
+		}
+	}
+	return false
 }
 
 func inK8s(groups []string) bool {

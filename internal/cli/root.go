@@ -86,7 +86,27 @@ func newRoot(s Streams) *cobra.Command {
 	root.Annotations = map[string]string{cobra.CommandDisplayNameAnnotation: CommandName}
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return usageError{err} })
 	root.AddCommand(commands(s)...)
+	for _, c := range root.Commands() {
+		refuseUnknownSubcommands(c)
+	}
 	return root
+}
+
+// refuseUnknownSubcommands makes every command group below the root (a
+// command with subcommands and nothing to run itself) refuse an argument
+// that names no subcommand, with "unknown command" and exit 2; on its own it
+// still prints its help.
+func refuseUnknownSubcommands(c *cobra.Command) {
+	if !c.HasSubCommands() {
+		return
+	}
+	if !c.Runnable() {
+		c.Args = cobra.NoArgs
+		c.RunE = func(c *cobra.Command, _ []string) error { return c.Help() }
+	}
+	for _, sub := range c.Commands() {
+		refuseUnknownSubcommands(sub)
+	}
 }
 
 func newVersion(s Streams) *cobra.Command {

@@ -148,6 +148,7 @@ func Parse(data []byte) (*Inventory, error) {
 		return nil, errors.New("no nodes")
 	}
 	seen := map[string]bool{}
+	podOn := map[string]string{}
 	for i, n := range inv.Nodes {
 		if n.Name == "" {
 			return nil, fmt.Errorf("nodes[%d]: no name", i)
@@ -165,6 +166,10 @@ func Parse(data []byte) (*Inventory, error) {
 			}
 		}
 		for _, p := range n.Pods {
+			if on, dup := podOn[p.Name]; dup {
+				return nil, fmt.Errorf("node %s: Pod %q listed twice (also on node %s): give each Pod a unique name", n.Name, p.Name, on)
+			}
+			podOn[p.Name] = n.Name
 			if _, err := netip.ParseAddr(p.Address); err != nil {
 				return nil, fmt.Errorf("node %s: Pod %q address %q is not an IP address", n.Name, p.Name, p.Address)
 			}

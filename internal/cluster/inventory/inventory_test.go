@@ -50,6 +50,8 @@ func TestParseRejects(t *testing.T) {
 		{"bad_address", strings.Replace(good, "address: 198.18.0.1", "address: node1.example", 1), `address "node1.example" is not an IP address`},
 		{"bad_agent", strings.Replace(good, "agent: 198.18.0.1:7946", "agent: 198.18.0.1", 1), "is not IP:port"},
 		{"duplicate_node", good + "  - name: node1\n    address: 198.18.0.2\n", `node "node1" listed twice`},
+		{"duplicate_pod_same_node", good + "      - name: probe-node1\n        address: 10.233.64.3\n", `Pod "probe-node1" listed twice (also on node node1)`},
+		{"duplicate_pod_other_node", good + "  - name: node2\n    address: 198.18.0.2\n    pods:\n      - name: probe-node1\n        address: 10.233.65.2\n", `node node2: Pod "probe-node1" listed twice (also on node node1)`},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
