@@ -6,6 +6,7 @@ import (
 	"fmt"
 
 	"github.com/spf13/cobra"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/cli-runtime/pkg/genericclioptions"
 	"k8s.io/client-go/kubernetes"
 
@@ -32,6 +33,9 @@ was killed outright.`,
 				return fmt.Errorf("kubernetes client: %w", err)
 			}
 			n, err := deploy.DeleteByLabel(c.Context(), cs, deploy.RunSelector)
+			if apierrors.IsForbidden(err) {
+				return usageError{fmt.Errorf("not allowed to list and delete podpath's namespaces (%s): bind the user to %s", apierrors.ReasonForError(err), deploy.DoctorRole)}
+			}
 			if err != nil {
 				return err
 			}

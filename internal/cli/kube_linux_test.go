@@ -154,6 +154,7 @@ func TestKubeDoctorKubespray(t *testing.T) {
 	t.Run("missing_rbac", func(t *testing.T) {
 		bob := k.env.UserKubeconfig(t, "bob") // bound to nothing
 		wantUsageError(t, "missing RBAC permissions: list nodes", "doctor", "--kubeconfig", bob)
+		wantUsageError(t, "not allowed to list and delete podpath's namespaces (Forbidden): bind the user to the ClusterRole podpath-doctor", "cleanup", "--kubeconfig", bob)
 		k.nothingLeft(t)
 	})
 
