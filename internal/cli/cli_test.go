@@ -3,8 +3,11 @@ package cli
 import (
 	"bytes"
 	"context"
+	"io"
+	"os"
 	"strings"
 	"testing"
+	"time"
 )
 
 func run(t *testing.T, args ...string) (code int, stdout, stderr string) {
@@ -58,6 +61,11 @@ func TestBadInput(t *testing.T) {
 		{"plan_bad_backend", []string{"plan", "--nodes", "3", "--backend", "foo"}, `--backend "foo": use vxlan, bird or none`},
 		{"plan_negative_calico_mtu", []string{"plan", "--nodes", "3", "--calico-mtu", "-1"}, "--calico-mtu -1: must be between 576 and 9000"},
 		{"plan_bad_ipip", []string{"plan", "--nodes", "3", "--ipip-mode", "bogus"}, `--ipip-mode "bogus": use Always, CrossSubnet or Never`},
+		{"doctor_zero_timeout", []string{"doctor", "--timeout", "0"}, "--timeout 0s: must be more than 0"},
+		{"doctor_negative_timeout", []string{"doctor", "--timeout", "-5s"}, "--timeout -5s: must be more than 0"},
+		{"perf_zero_timeout", []string{"perf", "--timeout", "0"}, "--timeout 0s: must be more than 0"},
+		{"perf_streams_too_many", []string{"perf", "--streams", "17", "--throughput", "3s"}, "--streams 17: must be 1-16"},
+		{"perf_streams_without_throughput", []string{"perf", "--streams", "4"}, "give --throughput too"},
 		{"plan_bad_vxlan", []string{"plan", "--nodes", "3", "--vxlan-mode", "always"}, `--vxlan-mode "always": use Always, CrossSubnet or Never`},
 		{"bad_backend", []string{"lab", "up", "--backend", "flannel"}, `backend "flannel": use vxlan, bgp or none`},
 		{"bad_name", []string{"lab", "up", "--name", "My.Lab"}, `lab name "My.Lab"`},
@@ -93,6 +101,33 @@ func TestHelpListsFaults(t *testing.T) {
 	for _, f := range []string{"underlay-mtu=<node>:<bytes>", "route-missing=<node>:<block CIDR>", "delay=<node>:<ms>"} {
 		if !strings.Contains(out, f) {
 			t.Errorf("lab fault --help lacks %q:\n%s", f, out)
+		}
+	}
+}
+
+// --layers node,node is the node layer once, not every pair twice.
+func TestLayersDeduplicated(t *testing.T) {
+	dir := t.TempDir()
+	inv := dir + "/inventory.yaml"
+	body := "apiVersion: podpath/v1\nkind: Inventory\ntokenFile: token\nnodes:\n  - name: node1\n    address: 198.18.0.1\n"
+	if err := os.WriteFile(inv, []byte(body), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(dir+"/token", []byte("secret\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	for _, tt := range []struct {
+		layers string
+		want   int
+	}{{"node,node", 1}, {"node, pod,node,pod", 2}} {
+		f := sourceFlags{inventory: inv, output: "text", layers: tt.layers, timeout: time.Second}
+		src, layers, err := f.open(context.Background(), newProgress(io.Discard))
+		if err != nil {
+			t.Fatalf("--layers %s: %v", tt.layers, err)
+		}
+		src.close()
+		if len(layers) != tt.want {
+			t.Errorf("--layers %s: %v; want %d layers", tt.layers, layers, tt.want)
 		}
 	}
 }

@@ -39,7 +39,7 @@ func (f *sourceFlags) register(c *cobra.Command) {
 	fl.StringVar(&f.tokenFile, "token-file", "", "agent token (default: the inventory's tokenFile)")
 	fl.StringVarP(&f.output, "output", "o", "text", "output format: text or json")
 	fl.StringVar(&f.layers, "layers", "node,pod", "layers to measure: node (underlay), pod (overlay)")
-	fl.DurationVar(&f.timeout, "timeout", DefaultRunTimeout, "bound on probing and host facts (on a cluster, deploying the agents, --wait-timeout and cleanup come on top)")
+	fl.DurationVar(&f.timeout, "timeout", DefaultRunTimeout, "bound on probing and host facts, more than 0 (on a cluster, deploying the agents, --wait-timeout and cleanup come on top)")
 	f.kube.register(c)
 }
 
@@ -52,15 +52,21 @@ func (f *sourceFlags) open(ctx context.Context, prog *progress, formats ...strin
 	if err := checkOutput(f.output, formats...); err != nil {
 		return nil, nil, err
 	}
+	if err := positiveDuration("timeout", f.timeout); err != nil {
+		return nil, nil, err
+	}
 	var layers []model.Layer
+	seen := map[model.Layer]bool{}
 	for _, l := range strings.Split(f.layers, ",") {
-		switch model.Layer(strings.TrimSpace(l)) {
-		case model.LayerNode:
-			layers = append(layers, model.LayerNode)
-		case model.LayerPod:
-			layers = append(layers, model.LayerPod)
+		layer := model.Layer(strings.TrimSpace(l))
+		switch layer {
+		case model.LayerNode, model.LayerPod:
 		default:
 			return nil, nil, usageError{fmt.Errorf("layer %q: use node, pod or node,pod", l)}
+		}
+		if !seen[layer] { // node,node is the node layer once
+			seen[layer] = true
+			layers = append(layers, layer)
 		}
 	}
 	if f.inventory == "" {
@@ -217,6 +223,15 @@ black hole swallows full-sized segments while small requests pass, and with --th
 agent. Compare the node and Pod layers to see what the overlay costs.`,
 		Args: cobra.NoArgs,
 		RunE: func(c *cobra.Command, _ []string) error {
+			if err := positiveDuration("timeout", f.timeout); err != nil {
+				return err
+			}
+			if f.streams < 1 || f.streams > agent.MaxStreams {
+				return usageError{fmt.Errorf("--streams %d: must be 1-%d", f.streams, agent.MaxStreams)}
+			}
+			if c.Flags().Changed("streams") && f.throughput == 0 {
+				return usageError{fmt.Errorf("--streams is for the throughput test: give --throughput too, e.g. --throughput 3s")}
+			}
 			if f.count < 1 || f.count > agent.MaxSeriesCount {
 				return usageError{fmt.Errorf("--count %d: must be 1-%d", f.count, agent.MaxSeriesCount)}
 			}
@@ -256,7 +271,7 @@ agent. Compare the node and Pod layers to see what the overlay costs.`,
 	fl.Int64Var(&f.transfer, "transfer-bytes", 300_000, fmt.Sprintf("bulk TCP upload per pair that must not stall, the MTU black hole's signature (0: none; up to %d)", agent.MaxTransferBytes))
 	fl.DurationVar(&f.interval, "interval", 10*time.Millisecond, "time between echoes (1ms-10s; --count × --interval must fit in --timeout)")
 	fl.DurationVar(&f.throughput, "throughput", 0, fmt.Sprintf("TCP throughput test length per pair, one pair at a time (0: none; up to %ds; every pair's test must fit in --timeout), e.g. 3s", agent.MaxThroughputSecs))
-	fl.IntVar(&f.streams, "streams", 1, fmt.Sprintf("parallel TCP streams in the throughput test (1-%d)", agent.MaxStreams))
+	fl.IntVar(&f.streams, "streams", 1, fmt.Sprintf("parallel TCP streams in the throughput test (1-%d; only with --throughput)", agent.MaxStreams))
 	return c
 }
 
