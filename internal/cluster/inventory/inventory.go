@@ -11,6 +11,7 @@ import (
 	"net/netip"
 	"path/filepath"
 	"strings"
+	"unicode"
 
 	"go.yaml.in/yaml/v3"
 
@@ -153,6 +154,9 @@ func Parse(data []byte) (*Inventory, error) {
 		if n.Name == "" {
 			return nil, fmt.Errorf("nodes[%d]: no name", i)
 		}
+		if err := checkName(n.Name); err != nil {
+			return nil, fmt.Errorf("nodes[%d]: node name %w", i, err)
+		}
 		if seen[n.Name] {
 			return nil, fmt.Errorf("nodes[%d]: node %q listed twice", i, n.Name)
 		}
@@ -166,6 +170,9 @@ func Parse(data []byte) (*Inventory, error) {
 			}
 		}
 		for _, p := range n.Pods {
+			if err := checkName(p.Name); err != nil {
+				return nil, fmt.Errorf("node %s: Pod name %w", n.Name, err)
+			}
 			if on, dup := podOn[p.Name]; dup {
 				return nil, fmt.Errorf("node %s: Pod %q listed twice (also on node %s): give each Pod a unique name", n.Name, p.Name, on)
 			}
@@ -181,4 +188,22 @@ func Parse(data []byte) (*Inventory, error) {
 		}
 	}
 	return &inv, nil
+}
+
+// MaxNameBytes is a Kubernetes object name's limit (a DNS subdomain).
+const MaxNameBytes = 253
+
+// checkName refuses a name that could forge lines of a text report or of
+// the fix commands it suggests: control characters (ANSI escapes,
+// newlines), spaces and other unprintable runes.
+func checkName(name string) error {
+	if len(name) > MaxNameBytes {
+		return fmt.Errorf("%.40q…: more than %d bytes", name, MaxNameBytes)
+	}
+	for _, r := range name {
+		if !unicode.IsPrint(r) || unicode.IsSpace(r) {
+			return fmt.Errorf("%q: only printable characters without spaces, as in a host or Kubernetes name", name)
+		}
+	}
+	return nil
 }

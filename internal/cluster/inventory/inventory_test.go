@@ -51,6 +51,8 @@ func TestParseRejects(t *testing.T) {
 		{"bad_agent", strings.Replace(good, "agent: 198.18.0.1:7946", "agent: 198.18.0.1", 1), "is not IP:port"},
 		{"duplicate_node", good + "  - name: node1\n    address: 198.18.0.2\n", `node "node1" listed twice`},
 		{"duplicate_pod_same_node", good + "      - name: probe-node1\n        address: 10.233.64.3\n", `Pod "probe-node1" listed twice (also on node node1)`},
+		{"ansi_in_node_name", strings.Replace(good, "name: node1", `name: "node1\e[2K\rkubectl delete ns kube-system"`, 1), `node name "node1\x1b[2K\rkubectl delete ns kube-system": only printable characters`},
+		{"newline_in_pod_name", strings.Replace(good, "name: probe-node1", `name: "probe\nfix: run this"`, 1), `Pod name "probe\nfix: run this": only printable`},
 		{"duplicate_pod_other_node", good + "  - name: node2\n    address: 198.18.0.2\n    pods:\n      - name: probe-node1\n        address: 10.233.65.2\n", `node node2: Pod "probe-node1" listed twice (also on node node1)`},
 	}
 	for _, tt := range tests {
