@@ -15,6 +15,7 @@ import (
 	"podpath/internal/agent"
 	"podpath/internal/hostfacts"
 	"podpath/internal/lab"
+	"podpath/internal/safefile"
 )
 
 type agentFlags struct {
@@ -123,4 +124,18 @@ func writeIndented(w io.Writer, v any) error {
 	enc := json.NewEncoder(w)
 	enc.SetIndent("", "  ")
 	return enc.Encode(v)
+}
+
+// MaxKubeconfigBytes bounds a kubeconfig podpath lets client-go read: a
+// hundred clusters with embedded certificates fit in a few MiB.
+const MaxKubeconfigBytes = 16 << 20
+
+// readTokenFile reads an agent token: a mistake in it is the user's to
+// fix, so every error is a usage error (exit 2).
+func readTokenFile(path string) (string, error) {
+	tok, err := safefile.ReadToken(path)
+	if err != nil {
+		return "", usageError{fmt.Errorf("read agent token: %w", err)}
+	}
+	return tok, nil
 }

@@ -376,10 +376,6 @@ func clusterEvidence(ev *diagnose.Evidence, cl *kube.Cluster) {
 	}
 }
 
-// MaxKubeconfigBytes bounds a kubeconfig podpath lets client-go read: a
-// hundred clusters with embedded certificates fit in a few MiB.
-const MaxKubeconfigBytes = 16 << 20
-
 // restConfig is kf.ToRESTConfig with the mistakes client-go reports
 // badly, or not at all, caught first with a line saying what to do: a
 // device or FIFO named as the kubeconfig (client-go would read /dev/zero

@@ -17,7 +17,6 @@ import (
 	"podpath/internal/model"
 	"podpath/internal/plan"
 	"podpath/internal/report"
-	"podpath/internal/safefile"
 )
 
 // DefaultRunTimeout bounds a whole mtu or perf run: what is not measured
@@ -91,15 +90,6 @@ func (f *sourceFlags) open(ctx context.Context, prog *progress, formats ...strin
 	return &source{inv: inv, token: tok, close: func() {}}, layers, nil
 }
 
-// readTokenFile reads an agent token: a mistake in it is the user's to
-// fix, so every error is a usage error (exit 2).
-func readTokenFile(path string) (string, error) {
-	tok, err := safefile.ReadToken(path)
-	if err != nil {
-		return "", usageError{fmt.Errorf("read agent token: %w", err)}
-	}
-	return tok, nil
-}
 
 // runMesh probes every planned pair and renders the report. Throughput, if
 // asked for, runs afterwards one pair at a time.
