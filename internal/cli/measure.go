@@ -90,7 +90,6 @@ func (f *sourceFlags) open(ctx context.Context, prog *progress, formats ...strin
 	return &source{inv: inv, token: tok, close: func() {}}, layers, nil
 }
 
-
 // runMesh probes every planned pair and renders the report. Throughput, if
 // asked for, runs afterwards one pair at a time.
 func runMesh(ctx context.Context, s Streams, f *sourceFlags, req agent.ProbeRequest, facts bool, text func(io.Writer, *model.Report)) error {
