@@ -8,6 +8,7 @@ import (
 	"os/exec"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -176,8 +177,14 @@ func TestBadPeersCostTheirTimeout(t *testing.T) {
 		}
 		wg.Wait()
 	}
-	t.Logf("%d runs, slowest %s (bound %s)", runs, slowest.Round(time.Millisecond), bound)
+	t.Logf("%d runs, slowest %s (bound %s); %d without the closed port's ICMP error", runs, slowest.Round(time.Millisecond), bound, noICMP.Load())
+	if n := noICMP.Load(); n > runs/10 {
+		t.Errorf("%d of %d runs did not name the closed port's port unreachable; want at most %d (the kernel's ICMP budget)", n, runs, runs/10)
+	}
 }
+
+// noICMP counts runs whose closed-port peer got no ICMP error back.
+var noICMP atomic.Int32
 
 func checkBadPeers(t *testing.T, run int, resp *ProbeResponse) {
 	t.Helper()
@@ -190,8 +197,14 @@ func checkBadPeers(t *testing.T, run int, resp *ProbeResponse) {
 		h.Transfer == nil || h.Transfer.Bytes != 300_000 || h.TCPConnect == nil || h.TCPConnect.Received != 2 || len(h.Errors) > 0 {
 		t.Errorf("run %d: healthy peer lost results: %+v (path MTU %+v %s)", run, h, h.PathMTU, h.PathMTUError)
 	}
-	if r := byPeer["closed"]; r.Reachable || !strings.Contains(strings.Join(r.Errors, " "), "port unreachable") {
-		t.Errorf("run %d: closed port: reachable %v, errors %v; want unreachable, the host's port unreachable named", run, r.Reachable, r.Errors)
+	if r := byPeer["closed"]; r.Reachable {
+		t.Errorf("run %d: closed port: reachable; want unreachable", run)
+	} else if !strings.Contains(strings.Join(r.Errors, " "), "port unreachable") {
+		// The kernel's ICMP budget is host-wide (icmp_msgs_per_sec, burst
+		// 50; loopback is spared only the per-destination limit): ten runs
+		// at once against a closed port can use it up, and then a run has
+		// no port unreachable to name. Said as unreachable, never reachable.
+		noICMP.Add(1)
 	}
 	if r := byPeer["silent"]; r.Reachable || r.TCPConnect == nil || r.TCPConnect.Received != 0 {
 		t.Errorf("run %d: silent peer: %+v; want unreachable, no handshake", run, r)
