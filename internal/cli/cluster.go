@@ -412,7 +412,8 @@ func restConfig(kf *genericclioptions.ConfigFlags) (*rest.Config, error) {
 	if found == 0 && os.Getenv("KUBECONFIG") != "" && !explicit {
 		return nil, usageError{fmt.Errorf("kubeconfig: none of the files $KUBECONFIG names exists (%s): fix $KUBECONFIG or give --kubeconfig", os.Getenv("KUBECONFIG"))}
 	}
-	if found > 0 && (kf.Context == nil || *kf.Context == "") {
+	// --server names the cluster without any context; so may --context.
+	if found > 0 && (kf.Context == nil || *kf.Context == "") && (kf.APIServer == nil || *kf.APIServer == "") {
 		raw, err := kf.ToRawKubeConfigLoader().RawConfig()
 		if err == nil && raw.CurrentContext == "" {
 			return nil, usageError{fmt.Errorf("kubeconfig has no current context: give --context, or set one with kubectl config use-context")}
