@@ -61,8 +61,6 @@ func (k *kubeFlags) register(c *cobra.Command) {
 	c.Flags().DurationVar(&k.wait, "wait-timeout", DefaultWaitTimeout, "how long to wait for the agents to be ready (cluster mode; more than 0)")
 }
 
-// configured says whether kubectl's flags, $KUBECONFIG or ~/.kube/config
-// name a cluster at all.
 // positiveDuration refuses a duration flag's value of 0 or less.
 func positiveDuration(flag string, d time.Duration) error {
 	if d <= 0 {
@@ -71,6 +69,8 @@ func positiveDuration(flag string, d time.Duration) error {
 	return nil
 }
 
+// configured says whether kubectl's flags, $KUBECONFIG or ~/.kube/config
+// name a cluster at all.
 func (k *kubeFlags) configured() bool {
 	if k.config.APIServer != nil && *k.config.APIServer != "" {
 		return true

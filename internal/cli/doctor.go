@@ -106,11 +106,11 @@ func (p *progress) done() {
 
 func runDoctor(ctx context.Context, s Streams, f *doctorFlags) error {
 	// Before anything is deployed: a bad path must not cost a run.
-	out, closeOut, err := openOutput(s, f.outputFile)
+	out, err := openOutput(s, f.outputFile)
 	if err != nil {
 		return err
 	}
-	defer closeOut()
+	defer out.discard()
 	prog := newProgress(s.Err)
 	src, layers, err := f.open(ctx, prog, "text", "json", "junit", "html")
 	if err != nil {
@@ -125,7 +125,6 @@ func runDoctor(ctx context.Context, s Streams, f *doctorFlags) error {
 	if ctx.Err() != nil {
 		// Ctrl-C or SIGTERM: what was measured until then is the
 		// interruption's, not the network's. No report, no findings.
-		discardOutput(out)
 		return errInterrupted
 	}
 	if err != nil {
@@ -141,11 +140,8 @@ func runDoctor(ctx context.Context, s Streams, f *doctorFlags) error {
 	default:
 		report.DoctorText(out, rep)
 	}
-	if err == nil {
-		err = outputErr(out)
-	}
-	if err != nil {
-		return fmt.Errorf("write report: %w", err)
+	if err := out.finish(err); err != nil {
+		return err
 	}
 	if f.outputFile != "" && f.output != "text" {
 		fmt.Fprintf(s.Err, "podpath doctor: report written to %s\n", f.outputFile)
@@ -158,61 +154,73 @@ func runDoctor(ctx context.Context, s Streams, f *doctorFlags) error {
 // as an outage.
 var errInterrupted = errors.New("interrupted: no report written (what a run created is removed)")
 
-// openOutput is --output-file, or standard output.
-func openOutput(s Streams, path string) (io.Writer, func(), error) {
+// openOutput is --output-file, or standard output. A file is created
+// before anything is deployed, so a bad path costs no run.
+func openOutput(s Streams, path string) (*output, error) {
 	if path == "" {
-		return s.Out, func() {}, nil
+		return &output{w: s.Out}, nil
 	}
 	_, statErr := os.Stat(path)
 	file, err := os.Create(path)
 	if err != nil {
-		return nil, nil, usageError{fmt.Errorf("open output file: %w", err)}
+		return nil, usageError{fmt.Errorf("open output file: %w", err)}
 	}
-	rf := &reportFile{f: file, path: path, created: errors.Is(statErr, fs.ErrNotExist)}
-	return rf, func() {
-		if err := file.Close(); err != nil && rf.err == nil {
-			rf.err = err
-		}
-	}, nil
+	return &output{w: file, file: file, path: path, created: errors.Is(statErr, fs.ErrNotExist)}, nil
 }
 
-// reportFile is an --output-file that remembers its first write error
-// (a full disk, /dev/full), so the run says so instead of exiting quietly.
-type reportFile struct {
-	f       *os.File
+// output is where a report goes. It remembers its first write error (a
+// full disk, /dev/full), so the run says so instead of exiting quietly,
+// and removes an --output-file it created if the run ends without a
+// report (an error, Ctrl-C): nothing half-written is left.
+type output struct {
+	w       io.Writer
+	file    *os.File // nil: standard output
 	path    string
-	created bool // by this run: removed if the run writes nothing
+	created bool
 	err     error
+	done    bool
 }
 
-func (r *reportFile) Write(b []byte) (int, error) {
-	if r.err != nil {
-		return 0, r.err
+func (o *output) Write(b []byte) (int, error) {
+	if o.err != nil {
+		return 0, o.err
 	}
-	n, err := r.f.Write(b)
+	n, err := o.w.Write(b)
 	if err != nil {
-		r.err = fmt.Errorf("%s: %w", r.path, err)
+		o.err = fmt.Errorf("write report: %w", err)
 	}
-	return n, r.err
+	return n, o.err
 }
 
-// outputErr is what went wrong writing w, if it is an --output-file.
-func outputErr(w io.Writer) error {
-	if rf, ok := w.(*reportFile); ok {
-		if err := rf.f.Sync(); err != nil && rf.err == nil && !errors.Is(err, unix.EINVAL) {
-			rf.err = fmt.Errorf("%s: %w", rf.path, err)
+// finish ends a written report: what went wrong rendering it (renderErr)
+// or writing it, flushed to the disk for a file.
+func (o *output) finish(renderErr error) error {
+	o.done = true
+	if renderErr != nil {
+		return fmt.Errorf("write report: %w", renderErr)
+	}
+	if o.file != nil {
+		// A character device (/dev/stdout, /dev/null) cannot sync: EINVAL.
+		if err := o.file.Sync(); err != nil && o.err == nil && !errors.Is(err, unix.EINVAL) {
+			o.err = fmt.Errorf("write report to %s: %w", o.path, err)
 		}
-		return rf.err
+		if err := o.file.Close(); err != nil && o.err == nil {
+			o.err = fmt.Errorf("write report to %s: %w", o.path, err)
+		}
 	}
-	return nil
+	return o.err
 }
 
-// discardOutput removes an --output-file this run created, still empty:
-// an interrupted run leaves nothing half-written.
-func discardOutput(w io.Writer) {
-	if rf, ok := w.(*reportFile); ok && rf.created {
-		rf.f.Close()
-		os.Remove(rf.path)
+// discard ends a run that wrote no report (deferred: a no-op after
+// finish): the file is closed, and removed if this run created it.
+func (o *output) discard() {
+	if o.done || o.file == nil {
+		return
+	}
+	o.done = true
+	o.file.Close()
+	if o.created {
+		os.Remove(o.path)
 	}
 }
 

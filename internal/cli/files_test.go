@@ -117,3 +117,21 @@ func TestKubeconfigMistakes(t *testing.T) {
 	wantUsageError(t, "no current context", "doctor")
 	wantUsageError(t, "no current context", "cleanup")
 }
+
+// A report that cannot be written is said (exit 2, the write error), and
+// a run that ends without a report leaves no --output-file it created.
+func TestOutputFileOnlyWithAWholeReport(t *testing.T) {
+	sample := kubesprayInventory(t, "", nil)
+	for _, format := range []string{"text", "json"} {
+		wantUsageError(t, "no space left on device", "plan", "--kubespray-inventory", sample, "-o", format, "--output-file", "/dev/full")
+	}
+	report := filepath.Join(t.TempDir(), "report.html")
+	wantUsageError(t, "read inventory", "doctor", "--inventory", filepath.Join(t.TempDir(), "missing.yaml"), "-o", "html", "--output-file", report)
+	if _, err := os.Stat(report); err == nil {
+		t.Errorf("doctor that could not run left %s behind", report)
+	}
+	code, _, stderr := run(t, "plan", "--kubespray-inventory", sample, "-o", "html", "--output-file", report)
+	if st, err := os.Stat(report); code != ExitOK || err != nil || st.Size() == 0 {
+		t.Errorf("plan -o html --output-file: exit %d, %v, %s; want the report written", code, err, stderr)
+	}
+}

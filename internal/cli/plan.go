@@ -5,6 +5,7 @@ package cli
 import (
 	"fmt"
 	"io"
+	"slices"
 	"strings"
 
 	"github.com/spf13/cobra"
@@ -72,11 +73,11 @@ func runPlan(c *cobra.Command, s Streams, f *planFlags) error {
 	if err != nil {
 		return usageError{err}
 	}
-	out, closeOut, err := openOutput(s, f.outputFile)
+	out, err := openOutput(s, f.outputFile)
 	if err != nil {
 		return err
 	}
-	defer closeOut()
+	defer out.discard()
 	rep := &model.Report{Findings: res.Findings, Config: &model.Config{Source: "plan", Backend: in.Backend,
 		PodMTU: res.RecommendedMTU, PodCIDR: in.PodCIDR, Notes: warnings}}
 	switch f.output {
@@ -87,8 +88,8 @@ func runPlan(c *cobra.Command, s Streams, f *planFlags) error {
 	default:
 		planText(out, in, res, warnings)
 	}
-	if err != nil {
-		return fmt.Errorf("write report: %w", err)
+	if err := out.finish(err); err != nil {
+		return err
 	}
 	return findingsExit(res.Findings)
 }
@@ -151,6 +152,9 @@ func planInput(c *cobra.Command, f *planFlags) (netplan.Input, []string, error) 
 	return in, warnings, nil
 }
 
+// calicoBackends are calico_network_backend's values.
+var calicoBackends = []string{"vxlan", "bird", "none"}
+
 // checkPlanFlags refuses flag values out of range or spelled in a way
 // Kubespray and Calico do not accept; only flags given are checked.
 func checkPlanFlags(c *cobra.Command, f *planFlags) error {
@@ -173,24 +177,15 @@ func checkPlanFlags(c *cobra.Command, f *planFlags) error {
 	if set("nodes") && f.in.Nodes < 1 {
 		return fmt.Errorf("--nodes %d: must be 1 or more", f.in.Nodes)
 	}
-	if set("backend") && !oneOf(f.in.Backend, "vxlan", "bird", "none") {
+	if set("backend") && !slices.Contains(calicoBackends, f.in.Backend) {
 		return fmt.Errorf("--backend %q: use vxlan, bird or none", f.in.Backend)
 	}
 	for _, m := range []struct{ flag, v string }{{"vxlan-mode", f.in.VXLANMode}, {"ipip-mode", f.in.IPIPMode}} {
-		if set(m.flag) && !oneOf(m.v, "Always", "CrossSubnet", "Never") {
+		if set(m.flag) && !slices.Contains([]string{"Always", "CrossSubnet", "Never"}, m.v) {
 			return fmt.Errorf("--%s %q: use Always, CrossSubnet or Never", m.flag, m.v)
 		}
 	}
 	return nil
-}
-
-func oneOf(v string, valid ...string) bool {
-	for _, w := range valid {
-		if v == w {
-			return true
-		}
-	}
-	return false
 }
 
 func inK8s(groups []string) bool {

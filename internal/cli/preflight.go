@@ -81,7 +81,7 @@ func runPreflight(ctx context.Context, s Streams, f *preflightFlags) error {
 	if err := positiveDuration("timeout", f.timeout); err != nil {
 		return err
 	}
-	if f.backend != "" && !oneOf(f.backend, "vxlan", "bird", "none") {
+	if f.backend != "" && !slices.Contains(calicoBackends, f.backend) {
 		return usageError{fmt.Errorf("--backend %q: use vxlan, bird or none", f.backend)}
 	}
 	inv, roles, nw, err := preflightInventory(f)
