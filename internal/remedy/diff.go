@@ -11,6 +11,9 @@ import (
 	"strings"
 
 	"github.com/pmezard/go-difflib/difflib"
+
+	"podpath/internal/cluster/kubespray"
+	"podpath/internal/safefile"
 )
 
 // FileChange is one file edit: the path, the old and new content, and a unified diff.
@@ -50,7 +53,7 @@ func replaceFile(path string, old, new []byte) (err error) {
 	}
 	// Compare-then-rename leaves a small window for a concurrent writer; it still catches the
 	// usual case, an edit made between planning (a dry run) and applying.
-	cur, err := os.ReadFile(path)
+	cur, err := safefile.Read(path, kubespray.MaxFileBytes)
 	if err != nil {
 		return err
 	}

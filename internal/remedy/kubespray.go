@@ -7,6 +7,9 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+
+	"podpath/internal/cluster/kubespray"
+	"podpath/internal/safefile"
 )
 
 // KubesprayMTU plans the MTU change in a Kubespray inventory directory: it finds
@@ -21,7 +24,7 @@ func KubesprayMTU(dir string, mtu int) (*FileChange, []string, error) {
 	if err != nil {
 		return nil, nil, err
 	}
-	old, err := os.ReadFile(path)
+	old, err := safefile.Read(path, kubespray.MaxFileBytes)
 	if err != nil {
 		return nil, nil, fmt.Errorf("read the Kubespray Calico variables: %w", err)
 	}

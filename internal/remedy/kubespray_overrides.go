@@ -3,11 +3,13 @@ package remedy
 import (
 	"fmt"
 	"io/fs"
-	"os"
 	"path/filepath"
 	"strings"
 
 	"go.yaml.in/yaml/v3"
+
+	"podpath/internal/cluster/kubespray"
+	"podpath/internal/safefile"
 )
 
 // overrides warns about calico_mtu or calico_veth_mtu set to another value elsewhere in the
@@ -29,7 +31,7 @@ func overrides(path string, mtu int) []string {
 				return nil // unreadable parts are skipped: these are warnings, not the edit
 			}
 			vars := map[string]any{}
-			b, err := os.ReadFile(p)
+			b, err := safefile.Read(p, kubespray.MaxFileBytes)
 			if err != nil || yaml.Unmarshal(b, &vars) != nil {
 				return nil // vault-encrypted or not YAML: Ansible's business, not ours
 			}

@@ -12,7 +12,6 @@ import (
 	"os"
 	"strings"
 	"syscall"
-	"unicode"
 )
 
 // MaxTokenBytes bounds a token file: a bearer token is tens of bytes, a
@@ -21,6 +20,9 @@ const MaxTokenBytes = 4 << 10
 
 // ErrNotRegular: the path names a device, FIFO, socket or directory.
 var ErrNotRegular = errors.New("not a regular file")
+
+// ErrTooLarge: the file holds more than the reader's limit.
+var ErrTooLarge = errors.New("too large")
 
 // Read reads the regular file at path, at most limit bytes. A device such
 // as /dev/zero or a FIFO is refused before anything is read: the open uses
@@ -36,11 +38,8 @@ func Read(path string, limit int64) ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
-	if err := regular(path, st); err != nil {
+	if err := fits(path, st, limit); err != nil {
 		return nil, err
-	}
-	if st.Size() > limit {
-		return nil, fmt.Errorf("%s: %d bytes, more than the %d this file may hold", path, st.Size(), limit)
 	}
 	// The cap holds even if the file grows while it is read.
 	b, err := io.ReadAll(io.LimitReader(f, limit+1))
@@ -48,7 +47,7 @@ func Read(path string, limit int64) ([]byte, error) {
 		return nil, err
 	}
 	if int64(len(b)) > limit {
-		return nil, fmt.Errorf("%s: more than the %d bytes this file may hold", path, limit)
+		return nil, fmt.Errorf("%s: more than the %d bytes this file may hold: %w", path, limit, ErrTooLarge)
 	}
 	return b, nil
 }
@@ -60,21 +59,21 @@ func Check(path string, limit int64) error {
 	if err != nil {
 		return err
 	}
-	if err := regular(path, st); err != nil {
-		return err
-	}
-	if st.Size() > limit {
-		return fmt.Errorf("%s: %d bytes, more than the %d this file may hold", path, st.Size(), limit)
-	}
-	return nil
+	return fits(path, st, limit)
 }
 
-func regular(path string, st fs.FileInfo) error {
+// fits: st is a regular file of at most limit bytes.
+func fits(path string, st fs.FileInfo, limit int64) error {
 	if st.Mode().IsRegular() {
+		if st.Size() > limit {
+			return fmt.Errorf("%s: %d bytes, more than the %d this file may hold: %w", path, st.Size(), limit, ErrTooLarge)
+		}
 		return nil
 	}
-	kind := "a directory"
+	var kind string
 	switch m := st.Mode(); {
+	case m.IsDir():
+		kind = "a directory"
 	case m&fs.ModeNamedPipe != 0:
 		kind = "a FIFO"
 	case m&fs.ModeCharDevice != 0:
@@ -83,7 +82,6 @@ func regular(path string, st fs.FileInfo) error {
 		kind = "a block device"
 	case m&fs.ModeSocket != 0:
 		kind = "a socket"
-	case m.IsDir():
 	default:
 		kind = "not a regular file"
 	}
@@ -103,7 +101,7 @@ func ReadToken(path string) (string, error) {
 	if tok == "" {
 		return "", fmt.Errorf("token file %s is empty: write the token into it", path)
 	}
-	if i := strings.IndexFunc(tok, func(r rune) bool { return unicode.IsSpace(r) || unicode.IsControl(r) || r > unicode.MaxASCII }); i >= 0 {
+	if i := strings.IndexFunc(tok, func(r rune) bool { return r < '!' || r > '~' }); i >= 0 {
 		return "", fmt.Errorf("token file %s: the token has a space, control or non-ASCII character at byte %d: a token is one word of printable ASCII", path, i)
 	}
 	return tok, nil

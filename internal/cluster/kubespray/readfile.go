@@ -2,9 +2,10 @@ package kubespray
 
 import (
 	"bytes"
+	"errors"
 	"fmt"
-	"io"
-	"os"
+
+	"podpath/internal/safefile"
 )
 
 // MaxFileBytes caps every file Load reads. Kubespray's largest defaults file
@@ -16,21 +17,16 @@ const MaxFileBytes = 4 << 20
 // and must not ask for one, so such files are noted and skipped.
 var vaultHeader = []byte("$ANSIBLE_VAULT;")
 
-// readCapped reads path, refusing anything over MaxFileBytes. It reads at most
-// one byte past the cap, so a file growing underneath cannot exhaust memory.
+// readCapped reads path, refusing anything over MaxFileBytes, and what is
+// no regular file (a FIFO left in group_vars/ would hang the read).
 func readCapped(path string) ([]byte, error) {
-	f, err := os.Open(path)
-	if err != nil {
-		return nil, fmt.Errorf("read Kubespray inventory file: %w", err)
-	}
-	defer f.Close()
-	data, err := io.ReadAll(io.LimitReader(f, MaxFileBytes+1))
-	if err != nil {
-		return nil, fmt.Errorf("read Kubespray inventory file: %w", err)
-	}
-	if len(data) > MaxFileBytes {
+	data, err := safefile.Read(path, MaxFileBytes)
+	if errors.Is(err, safefile.ErrTooLarge) {
 		return nil, &Error{File: path, Msg: fmt.Sprintf("more than %d MiB, too large for an inventory file", MaxFileBytes>>20),
 			Hint: "move it out of the inventory directory"}
+	}
+	if err != nil {
+		return nil, fmt.Errorf("read Kubespray inventory file: %w", err)
 	}
 	// A UTF-8 byte order mark from a Windows editor is not part of the first line.
 	return bytes.TrimPrefix(data, []byte("\xef\xbb\xbf")), nil
