@@ -116,7 +116,7 @@ func New(cfg Config) (*Agent, error) {
 	if !cfg.Passive {
 		// Peers come from the controller: strangers share a small budget.
 		// A passive agent's peers are the monitor's, and all answered alike.
-		a.responder.Peer = a.hasPeers
+		a.responder.Peer = a.countsAsPeer
 	}
 	if a.reg == nil {
 		a.reg = prometheus.NewRegistry()
@@ -379,10 +379,10 @@ func checkPeer(p Peer) error {
 	return nil
 }
 
-// hasPeers: ip is a peer's, or no peers are set yet (a controller's
+// countsAsPeer: ip is a peer's, or no peers are set yet (a controller's
 // first reachability round may come before PUT /v1/peers lands on every
 // agent; until then everyone is served from the one budget).
-func (a *Agent) hasPeers(ip netip.Addr) bool {
+func (a *Agent) countsAsPeer(ip netip.Addr) bool {
 	a.mu.RLock()
 	defer a.mu.RUnlock()
 	return len(a.peerIPs) == 0 || a.peerIPs[ip]

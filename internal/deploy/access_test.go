@@ -12,14 +12,7 @@ import (
 // The shipped ClusterRole grants every permission a run checks for, and
 // nothing a run does not need (each rule is used by some permission).
 func TestShippedRoleGrantsRequired(t *testing.T) {
-	data, err := os.ReadFile("../../deploy/rbac.yaml")
-	if err != nil {
-		t.Fatal(err)
-	}
-	var role rbacv1.ClusterRole
-	if err := yaml.UnmarshalStrict(data, &role); err != nil {
-		t.Fatalf("deploy/rbac.yaml: %v", err)
-	}
+	role := shippedRole(t)
 	used := make([]bool, len(role.Rules))
 	for _, p := range Required {
 		res := p.Resource
@@ -47,14 +40,7 @@ func TestShippedRoleGrantsRequired(t *testing.T) {
 // The role renews the run's Lease, not every Lease in the cluster (node
 // heartbeats, leader elections live there too).
 func TestShippedRoleTouchesOnlyTheRunsLease(t *testing.T) {
-	data, err := os.ReadFile("../../deploy/rbac.yaml")
-	if err != nil {
-		t.Fatal(err)
-	}
-	var role rbacv1.ClusterRole
-	if err := yaml.UnmarshalStrict(data, &role); err != nil {
-		t.Fatalf("deploy/rbac.yaml: %v", err)
-	}
+	role := shippedRole(t)
 	for _, r := range role.Rules {
 		if !slices.Contains(r.Resources, "leases") {
 			continue
@@ -65,4 +51,18 @@ func TestShippedRoleTouchesOnlyTheRunsLease(t *testing.T) {
 			}
 		}
 	}
+}
+
+// shippedRole is deploy/rbac.yaml's ClusterRole.
+func shippedRole(t *testing.T) rbacv1.ClusterRole {
+	t.Helper()
+	data, err := os.ReadFile("../../deploy/rbac.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var role rbacv1.ClusterRole
+	if err := yaml.UnmarshalStrict(data, &role); err != nil {
+		t.Fatalf("deploy/rbac.yaml: %v", err)
+	}
+	return role
 }
