@@ -33,9 +33,9 @@ const (
 	// sends a handful of requests per run.
 	APIRate  = 20
 	APIBurst = 40
-	// StrangerRate is the budget of requests that carry no valid token
-	// (and of the unauthenticated read-only endpoints): their own, so a
-	// flood of them can never use up the controller's (APIRate).
+	// StrangerRate is the budget of requests to the acting endpoints that
+	// carry no valid token: their own, so a flood of them can never use up
+	// the controller's (APIRate).
 	StrangerRate  = 5
 	StrangerBurst = 10
 	// ReadTimeout bounds reading a whole request (headers and body, at
@@ -337,7 +337,8 @@ func (a *Agent) putPeers(w http.ResponseWriter, r *http.Request) {
 	}
 	peers, ips := map[string]Peer{}, map[netip.Addr]bool{}
 	for _, p := range req.Peers {
-		if err := checkPeer(p); err != nil {
+		ap, err := checkPeer(p)
+		if err != nil {
 			httpError(w, http.StatusBadRequest, err.Error())
 			return
 		}
@@ -345,8 +346,7 @@ func (a *Agent) putPeers(w http.ResponseWriter, r *http.Request) {
 			httpError(w, http.StatusBadRequest, fmt.Sprintf("peer name %s twice, at %s and %s: names must be unique", p.Name, q.Address, p.Address))
 			return
 		}
-		peers[p.Name] = p // the same peer twice is one peer
-		ap, _ := netip.ParseAddrPort(p.Address)
+		peers[p.Name] = p                          // the same peer twice is one peer
 		ips[ap.Addr().Unmap().WithZone("")] = true // as a datagram's sender reads
 	}
 	a.mu.Lock()
@@ -355,28 +355,28 @@ func (a *Agent) putPeers(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, map[string]int{"peers": len(peers)})
 }
 
-// checkPeer refuses a peer no agent can be: a nameless one, an address
+// checkPeer parses a peer's address and refuses a peer no agent can be: a nameless one, an address
 // that is not IP:port, port 0, or an address that reaches many hosts or
 // none (unspecified, broadcast, multicast), which would turn the agent's
 // probes into a flood of the whole segment.
-func checkPeer(p Peer) error {
+func checkPeer(p Peer) (netip.AddrPort, error) {
 	if p.Name == "" {
-		return errors.New("a peer without a name")
+		return netip.AddrPort{}, errors.New("a peer without a name")
 	}
 	ap, err := netip.ParseAddrPort(p.Address)
 	if err != nil {
-		return fmt.Errorf("peer %s: address %q is not IP:port", p.Name, p.Address)
+		return ap, fmt.Errorf("peer %s: address %q is not IP:port", p.Name, p.Address)
 	}
 	ip := ap.Addr().Unmap()
 	switch {
 	case ap.Port() == 0:
-		return fmt.Errorf("peer %s: port 0", p.Name)
+		return ap, fmt.Errorf("peer %s: port 0", p.Name)
 	case ip.IsUnspecified():
-		return fmt.Errorf("peer %s: %s is the unspecified address, not a host", p.Name, ip)
+		return ap, fmt.Errorf("peer %s: %s is the unspecified address, not a host", p.Name, ip)
 	case ip.IsMulticast() || ip == netip.AddrFrom4([4]byte{255, 255, 255, 255}):
-		return fmt.Errorf("peer %s: %s is a multicast or broadcast address, not a host", p.Name, ip)
+		return ap, fmt.Errorf("peer %s: %s is a multicast or broadcast address, not a host", p.Name, ip)
 	}
-	return nil
+	return ap, nil
 }
 
 // countsAsPeer: ip is a peer's, or no peers are set yet (a controller's

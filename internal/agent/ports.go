@@ -74,14 +74,14 @@ func checkPorts(ports []PortCheck) error {
 	return nil
 }
 
-// ListenPrivileged are the ports below 1024 a temporary listener may take:
+// listenPrivileged are the ports below 1024 a temporary listener may take:
 // those the preflight checks (BGP). Any other port under 1024 belongs to a
 // service only root may run, which the agent's privileges must not stand
 // in for; ports from 1024 any user can bind anyway.
-var ListenPrivileged = map[PortCheck]bool{{probe.ProtoTCP, 179}: true}
+var listenPrivileged = map[PortCheck]bool{{probe.ProtoTCP, 179}: true}
 
 // ListenAllowed says whether /v1/listen may open p.
-func ListenAllowed(p PortCheck) bool { return p.Port >= 1024 || ListenPrivileged[p] }
+func ListenAllowed(p PortCheck) bool { return p.Port >= 1024 || listenPrivileged[p] }
 
 func (req *ListenRequest) check() error {
 	if len(req.Ports) == 0 {
@@ -174,7 +174,6 @@ func (s *portState) replace(ports []PortCheck, d time.Duration) ([]ListenResult,
 	return results, nil
 }
 
-// stop closes the listeners for good: the agent is stopping.
 // closeAll closes the temporary listeners now; later requests may open more.
 func (s *portState) closeAll() {
 	s.mu.Lock()
@@ -185,13 +184,12 @@ func (s *portState) closeAll() {
 	}
 }
 
+// stop closes the listeners for good: the agent is stopping.
 func (s *portState) stop() {
 	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.stopped = true
-	if s.open != nil {
-		s.open.close()
-	}
+	s.stopped = true // no replace opens any after this
+	s.mu.Unlock()
+	s.closeAll()
 }
 
 func (a *Agent) isPeerIP(ip netip.Addr) bool {
