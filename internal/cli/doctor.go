@@ -192,14 +192,14 @@ func (o *output) Write(b []byte) (int, error) {
 	return n, o.err
 }
 
-// finish ends a written report: what went wrong rendering it (renderErr)
-// or writing it, flushed to the disk for a file.
+// finish ends a report: the first thing that went wrong writing it, or
+// rendering it (renderErr), flushed to the disk for a file. A file this
+// run created and could not write whole is removed.
 func (o *output) finish(renderErr error) error {
-	o.done = true
-	if renderErr != nil {
-		return fmt.Errorf("write report: %w", renderErr)
+	if o.err == nil && renderErr != nil {
+		o.err = fmt.Errorf("write report: %w", renderErr)
 	}
-	if o.file != nil {
+	if o.file != nil && !o.done {
 		// A character device (/dev/stdout, /dev/null) cannot sync: EINVAL.
 		if err := o.file.Sync(); err != nil && o.err == nil && !errors.Is(err, unix.EINVAL) {
 			o.err = fmt.Errorf("write report to %s: %w", o.path, err)
@@ -207,7 +207,11 @@ func (o *output) finish(renderErr error) error {
 		if err := o.file.Close(); err != nil && o.err == nil {
 			o.err = fmt.Errorf("write report to %s: %w", o.path, err)
 		}
+		if o.err != nil && o.created {
+			os.Remove(o.path)
+		}
 	}
+	o.done = true
 	return o.err
 }
 
