@@ -1,7 +1,6 @@
 package lab
 
 import (
-	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -10,20 +9,19 @@ import (
 
 	"github.com/vishvananda/netlink"
 	"github.com/vishvananda/netns"
-	"golang.org/x/sys/unix"
 
 	"podpath/internal/nsenter"
 )
 
 // netnsDir is where iproute2 (and so `ip netns list`) keeps named namespaces.
-const netnsDir = "/var/run/netns"
+const netnsDir = nsenter.NetnsDir
 
 // inNetns runs fn inside the named namespace.
 func inNetns(name string, fn func() error) error { return nsenter.Do(name, fn) }
 
 // createNetns makes a named namespace the way `ip netns add` does.
 func createNetns(name string) error {
-	if err := shareNetnsDir(); err != nil {
+	if err := nsenter.ShareNetnsDir(); err != nil {
 		return fmt.Errorf("create netns %s: %w", name, err)
 	}
 	errc := make(chan error, 1)
@@ -48,29 +46,6 @@ func createNetns(name string) error {
 	}()
 	if err := <-errc; err != nil {
 		return fmt.Errorf("create netns %s: %w", name, err)
-	}
-	return nil
-}
-
-// shareNetnsDir makes the namespace directory a shared mount, as `ip netns
-// add` does before its first namespace (netns.NewNamed does not). Every
-// `ip netns exec` (the lab's agents, BIRD) runs in a mount namespace that
-// is a slave copy of the machine's, holding a copy of each namespace file
-// that existed when it started. Only through a shared mount does deleting
-// a file's mount reach those copies; otherwise another lab's running
-// agents keep it a mount point and `lab down` fails with EBUSY.
-func shareNetnsDir() error {
-	if err := os.MkdirAll(netnsDir, 0o755); err != nil {
-		return err
-	}
-	err := unix.Mount("", netnsDir, "none", unix.MS_SHARED|unix.MS_REC, "")
-	if errors.Is(err, unix.EINVAL) { // not a mount point yet: bind it onto itself first
-		if err = unix.Mount(netnsDir, netnsDir, "none", unix.MS_BIND|unix.MS_REC, ""); err == nil {
-			err = unix.Mount("", netnsDir, "none", unix.MS_SHARED|unix.MS_REC, "")
-		}
-	}
-	if err != nil {
-		return fmt.Errorf("make %s a shared mount: %w", netnsDir, err)
 	}
 	return nil
 }

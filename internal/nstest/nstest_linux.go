@@ -11,6 +11,8 @@ import (
 
 	"github.com/vishvananda/netlink"
 	"github.com/vishvananda/netns"
+
+	"podpath/internal/nsenter"
 )
 
 // RequireRoot skips the test unless it may make namespaces, and under -short.
@@ -33,6 +35,9 @@ func New(t *testing.T) netns.NsHandle {
 func Named(t *testing.T, name string) netns.NsHandle {
 	t.Helper()
 	_ = netns.DeleteNamed(name) // a leftover of a killed run
+	if err := nsenter.ShareNetnsDir(); err != nil {
+		t.Fatal(err)
+	}
 	ns := create(t, func() (netns.NsHandle, error) { return netns.NewNamed(name) })
 	t.Cleanup(func() { _ = netns.DeleteNamed(name) })
 	return ns
