@@ -16,7 +16,7 @@ export PATH := $(PATH):/usr/local/go/bin
 FUZZTIME ?= 30000x
 # package:target[:count] — FuzzLoad writes an inventory directory per input (about 250 execs/s), so
 # it gets fewer executions per run than the in-memory targets.
-FUZZ := ./internal/calico:FuzzParseProtocols ./internal/probe:FuzzDecode ./internal/cluster/inventory:FuzzParse \
+FUZZ := ./internal/apiauth:FuzzParse ./internal/calico:FuzzParseProtocols ./internal/probe:FuzzDecode ./internal/cluster/inventory:FuzzParse \
 	./internal/cluster/kubespray:FuzzLoad:5000x ./internal/safefile:FuzzReadToken:5000x
 
 all: build

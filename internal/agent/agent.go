@@ -2,8 +2,8 @@ package agent
 
 import (
 	"bufio"
+	"bytes"
 	"context"
-	"crypto/subtle"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -20,6 +20,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"golang.org/x/time/rate"
 
+	"podpath/internal/apiauth"
 	"podpath/internal/probe"
 )
 
@@ -79,6 +80,7 @@ type Agent struct {
 	cfg       Config
 	limiter   *rate.Limiter // authenticated requests
 	strangers *rate.Limiter // everything else
+	verifier  *apiauth.Verifier
 	responder *probe.Responder
 	reg       *prometheus.Registry
 	requests  *prometheus.CounterVec
@@ -108,6 +110,7 @@ func New(cfg Config) (*Agent, error) {
 		cfg:       cfg,
 		limiter:   rate.NewLimiter(APIRate, APIBurst),
 		strangers: rate.NewLimiter(StrangerRate, StrangerBurst),
+		verifier:  apiauth.NewVerifier(cfg.Token),
 		responder: &probe.Responder{Limiter: udpLimit},
 		reg:       cfg.Registry,
 		peers:     map[string]Peer{},
@@ -228,60 +231,101 @@ func (a *Agent) Handler() http.Handler {
 	return mux
 }
 
-// statusWriter remembers the status code for the metrics.
-type statusWriter struct {
+// answerWriter holds an answer until its handler is done, so the answer
+// can be signed (apiauth) before it is sent, and remembers the status code
+// for the metrics. The sink's hijacked connection passes through unsigned:
+// it carries only the upload's bytes.
+type answerWriter struct {
 	http.ResponseWriter
-	code int
+	code     int
+	body     bytes.Buffer
+	hijacked bool
 }
 
-func (w *statusWriter) WriteHeader(code int) { w.code = code; w.ResponseWriter.WriteHeader(code) }
+func (w *answerWriter) WriteHeader(code int)        { w.code = code }
+func (w *answerWriter) Write(b []byte) (int, error) { return w.body.Write(b) }
 
 // Hijack lets the sink take over the connection through the wrapper.
-func (w *statusWriter) Hijack() (net.Conn, *bufio.ReadWriter, error) {
+func (w *answerWriter) Hijack() (net.Conn, *bufio.ReadWriter, error) {
 	h, ok := w.ResponseWriter.(http.Hijacker)
 	if !ok {
 		return nil, nil, errors.New("connection cannot be hijacked")
 	}
-	w.code = http.StatusSwitchingProtocols
+	w.code, w.hijacked = http.StatusSwitchingProtocols, true
 	return h.Hijack()
 }
 
+// send signs the answer to the request with nonce and writes it.
+func (w *answerWriter) send(token, nonce string) {
+	if w.hijacked {
+		return
+	}
+	w.ResponseWriter.Header().Set(apiauth.AnswerHeader, apiauth.SignAnswer(token, nonce, w.code, w.body.Bytes()))
+	w.ResponseWriter.WriteHeader(w.code)
+	_, _ = w.ResponseWriter.Write(w.body.Bytes())
+}
+
 // guard authenticates, rate-limits and bounds a request before fn sees it.
-// The token is checked first: a request without it is charged to the
-// strangers' budget, never to the controller's.
+// The credential is checked first: a request without a valid one is
+// charged to the strangers' budget, never to the controller's.
 func (a *Agent) guard(endpoint string, fn http.HandlerFunc) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		sw := &statusWriter{ResponseWriter: w, code: http.StatusOK}
-		defer func() { a.requests.WithLabelValues(endpoint, fmt.Sprint(sw.code)).Inc() }()
-		if !a.authorized(r) {
+		code := http.StatusOK
+		defer func() { a.requests.WithLabelValues(endpoint, fmt.Sprint(code)).Inc() }()
+		body, cred, err := a.authenticate(r)
+		if err != nil {
+			code = http.StatusUnauthorized
+			if errors.Is(err, errBodyTooLarge) {
+				code = http.StatusRequestEntityTooLarge
+			}
 			if !a.strangers.Allow() {
-				httpError(sw, http.StatusTooManyRequests, "rate limit: try again shortly")
+				code = http.StatusTooManyRequests
+				httpError(w, code, "rate limit: try again shortly")
 				return
 			}
-			sw.Header().Set("WWW-Authenticate", `Bearer realm="podpath-agent"`)
-			httpError(sw, http.StatusUnauthorized, "missing or wrong bearer token")
+			if code == http.StatusUnauthorized {
+				w.Header().Set("WWW-Authenticate", `PodpathHMAC realm="podpath-agent"`)
+				// The clock the credential was judged by: a caller whose
+				// clock is off learns the agent's from it (Client.learnSkew).
+				w.Header().Set("Date", a.verifier.Time().UTC().Format(http.TimeFormat))
+			}
+			httpError(w, code, err.Error())
 			return
 		}
 		if !a.limiter.Allow() {
-			httpError(sw, http.StatusTooManyRequests, "rate limit: try again shortly")
+			code = http.StatusTooManyRequests
+			httpError(w, code, "rate limit: try again shortly")
 			return
 		}
-		r.Body = http.MaxBytesReader(sw, r.Body, MaxBodyBytes)
-		fn(sw, r)
+		r.Body = io.NopCloser(bytes.NewReader(body))
+		aw := &answerWriter{ResponseWriter: w, code: http.StatusOK}
+		fn(aw, r)
+		aw.send(a.cfg.Token, cred.Nonce)
+		code = aw.code
 	})
 }
 
-// TokenHeader carries the token through the API server's Pod proxy, which
-// consumes the Authorization header (the caller's own credentials) and
-// never forwards it.
-const TokenHeader = "X-Podpath-Token"
+var errBodyTooLarge = fmt.Errorf("request body over %d bytes", MaxBodyBytes)
 
-func (a *Agent) authorized(r *http.Request) bool {
-	got, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
-	if !ok {
-		got = r.Header.Get(TokenHeader)
+// authenticate reads the request's body (at most MaxBodyBytes) and checks
+// its credential. The cheap checks (form, time) come before the body is
+// read, so a caller without the token costs little.
+func (a *Agent) authenticate(r *http.Request) ([]byte, apiauth.Credential, error) {
+	cred, err := apiauth.Parse(r.Header.Get(apiauth.Header))
+	if err != nil {
+		return nil, cred, err
 	}
-	return got != "" && subtle.ConstantTimeCompare([]byte(got), []byte(a.cfg.Token)) == 1
+	if !cred.Fresh(a.verifier.Time()) {
+		return nil, cred, apiauth.ErrStale
+	}
+	body, err := io.ReadAll(io.LimitReader(r.Body, MaxBodyBytes+1))
+	if err != nil {
+		return nil, cred, fmt.Errorf("read request body: %w", err)
+	}
+	if len(body) > MaxBodyBytes {
+		return nil, cred, errBodyTooLarge
+	}
+	return body, cred, a.verifier.Check(cred, r.Method, r.URL.Path, body)
 }
 
 func httpError(w http.ResponseWriter, code int, msg string) {
@@ -296,7 +340,7 @@ func writeJSON(w http.ResponseWriter, v any) {
 }
 
 // decode reads a JSON body strictly: unknown fields and trailing data are
-// errors, an oversized body is 413.
+// errors (guard has bounded the body).
 func decode(w http.ResponseWriter, r *http.Request, v any) bool {
 	dec := json.NewDecoder(r.Body)
 	dec.DisallowUnknownFields()
@@ -305,12 +349,7 @@ func decode(w http.ResponseWriter, r *http.Request, v any) bool {
 		err = errors.New("trailing data after the JSON object")
 	}
 	if err != nil {
-		var tooBig *http.MaxBytesError
-		if errors.As(err, &tooBig) {
-			httpError(w, http.StatusRequestEntityTooLarge, fmt.Sprintf("request body over %d bytes", MaxBodyBytes))
-			return false
-		}
-		httpError(w, http.StatusBadRequest, "malformed request: "+err.Error())
+			httpError(w, http.StatusBadRequest, "malformed request: "+err.Error())
 		return false
 	}
 	return true

@@ -15,6 +15,7 @@ import (
 	"testing"
 	"time"
 
+	"podpath/internal/apiauth"
 	"podpath/internal/probe"
 )
 
@@ -35,11 +36,22 @@ func startAgentOn(t *testing.T, name, listen string) string {
 // runAgent starts an agent on listen; stop ends it (also at cleanup).
 func runAgent(t *testing.T, name, listen string) (addr string, stop func()) {
 	t.Helper()
+	return serveAgent(t, newAgent(t, name), listen)
+}
+
+func newAgent(t *testing.T, name string) *Agent {
+	t.Helper()
 	a, err := New(Config{Name: name, Role: "host", Token: token,
 		Facts: func(context.Context) (any, error) { return map[string]string{"hostname": name}, nil }})
 	if err != nil {
 		t.Fatal(err)
 	}
+	return a
+}
+
+// serveAgent serves a on listen; stop ends it (also at cleanup).
+func serveAgent(t *testing.T, a *Agent, listen string) (addr string, stop func()) {
+	t.Helper()
 	ln, err := net.Listen("tcp", listen)
 	if err != nil {
 		t.Fatal(err)
@@ -57,19 +69,28 @@ func runAgent(t *testing.T, name, listen string) (addr string, stop func()) {
 	return ln.Addr().String(), stop
 }
 
+// call sends a request signed with the token auth ("": no credential;
+// "raw:…": that Authorization header instead).
 func call(t *testing.T, method, url, auth string, body io.Reader) (int, string) {
 	t.Helper()
-	req, _ := http.NewRequest(method, url, body)
-	if auth != "" {
-		req.Header.Set("Authorization", auth)
+	var b []byte
+	if body != nil {
+		b, _ = io.ReadAll(body)
+	}
+	req, _ := http.NewRequest(method, url, bytes.NewReader(b))
+	if raw, ok := strings.CutPrefix(auth, "raw:"); ok {
+		req.Header.Set("Authorization", raw)
+	} else if auth != "" {
+		cred, _ := apiauth.Sign(auth, method, req.URL.Path, b, time.Now())
+		req.Header.Set(apiauth.Header, cred)
 	}
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
 		t.Fatalf("%s %s: %v", method, url, err)
 	}
 	defer resp.Body.Close()
-	b, _ := io.ReadAll(resp.Body)
-	return resp.StatusCode, string(b)
+	answer, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(answer)
 }
 
 func TestAuthentication(t *testing.T) {
@@ -82,9 +103,10 @@ func TestAuthentication(t *testing.T) {
 		{"healthz_is_open", "GET", "/healthz", "", 200},
 		{"metrics_is_open", "GET", "/metrics", "", 200},
 		{"facts_without_token", "GET", "/v1/facts", "", 401},
-		{"facts_wrong_token", "GET", "/v1/facts", "Bearer nope", 401},
-		{"facts_basic_auth", "GET", "/v1/facts", "Basic " + token, 401},
-		{"facts_with_token", "GET", "/v1/facts", "Bearer " + token, 200},
+		{"facts_wrong_token", "GET", "/v1/facts", "nope", 401},
+		{"facts_basic_auth", "GET", "/v1/facts", "raw:Basic " + token, 401},
+		{"facts_bearer_token", "GET", "/v1/facts", "raw:Bearer " + token, 401}, // the token itself is no credential
+		{"facts_signed", "GET", "/v1/facts", token, 200},
 		{"probe_without_token", "POST", "/v1/probe", "", 401},
 		{"peers_without_token", "PUT", "/v1/peers", "", 401},
 		{"sink_without_token", "POST", probe.SinkPath, "", 401},
@@ -97,22 +119,22 @@ func TestAuthentication(t *testing.T) {
 	}
 }
 
-// Through the API server's Pod proxy the token travels in its own header
-// (the proxy keeps Authorization for the caller's credentials).
-func TestProxyTokenHeader(t *testing.T) {
+// Through the API server's Pod proxy the credential travels in its own
+// header (the proxy keeps Authorization for the caller's credentials).
+func TestProxyClientSigns(t *testing.T) {
 	addr := startAgent(t, "a")
 	ctx := context.Background()
 	proxy := func(tok string) *Client {
 		return NewProxyClient(addr, "http://"+addr+"/", tok, &http.Client{Timeout: ClientTimeout})
 	}
 	if _, err := proxy(token).Facts(ctx); err != nil {
-		t.Errorf("facts with the token in %s: %v", TokenHeader, err)
+		t.Errorf("facts signed with the token: %v", err)
 	}
 	if _, err := proxy("nope").Facts(ctx); err == nil || !strings.Contains(err.Error(), "401") {
-		t.Errorf("facts with a wrong token in %s: %v; want 401", TokenHeader, err)
+		t.Errorf("facts signed with a wrong token: %v; want 401", err)
 	}
 	if _, err := proxy("").Facts(ctx); err == nil || !strings.Contains(err.Error(), "401") {
-		t.Errorf("facts with an empty %s: %v; want 401", TokenHeader, err)
+		t.Errorf("facts signed with an empty token: %v; want 401", err)
 	}
 }
 
@@ -216,7 +238,7 @@ func TestProbeOverIPv6(t *testing.T) {
 func TestBadRequestsAndTheAgentKeepsServing(t *testing.T) {
 	addr := startAgent(t, "a")
 	base := "http://" + addr
-	auth := "Bearer " + token
+	auth := token
 	cases := []struct {
 		name, method, path, body string
 		want                     int
@@ -246,7 +268,7 @@ func TestAPIRateLimit(t *testing.T) {
 	addr := startAgent(t, "a")
 	limited := 0
 	for range APIBurst + 20 {
-		if code, _ := call(t, "GET", "http://"+addr+"/v1/peers", "Bearer "+token, nil); code == http.StatusTooManyRequests {
+		if code, _ := call(t, "GET", "http://"+addr+"/v1/peers", token, nil); code == http.StatusTooManyRequests {
 			limited++
 		}
 	}
@@ -316,7 +338,7 @@ func TestMetricsCountRequests(t *testing.T) {
 		t.Errorf("metrics lack the refused facts request:\n%s", body)
 	}
 	var f map[string]string
-	_, body = call(t, "GET", "http://"+addr+"/v1/facts", "Bearer "+token, nil)
+	_, body = call(t, "GET", "http://"+addr+"/v1/facts", token, nil)
 	if err := json.Unmarshal([]byte(body), &f); err != nil || f["hostname"] != "a" {
 		t.Errorf("facts = %s, %v", body, err)
 	}
@@ -409,7 +431,7 @@ func TestStrangersDoNotUseTheControllersBudget(t *testing.T) {
 		t.Errorf("200 requests with a wrong token: %v; want 401s, then 429s, never 200", codes)
 	}
 	for i := range 10 {
-		if code, body := call(t, "GET", "http://"+addr+"/v1/peers", "Bearer "+token, nil); code != http.StatusOK {
+		if code, body := call(t, "GET", "http://"+addr+"/v1/peers", token, nil); code != http.StatusOK {
 			t.Errorf("controller's call %d after the flood: %d %s; want 200", i, code, body)
 		}
 	}
@@ -440,7 +462,7 @@ func TestIdleConnectionsDoNotStarveTheController(t *testing.T) {
 	if want := len(conns) - MaxConnsPerIP; closed != want {
 		t.Errorf("%d idle connections from one address: %d closed by the agent; want the %d past MaxConnsPerIP", len(conns), closed, want)
 	}
-	if code, body := call(t, "GET", "http://"+addr+"/v1/peers", "Bearer "+token, nil); code != http.StatusOK {
+	if code, body := call(t, "GET", "http://"+addr+"/v1/peers", token, nil); code != http.StatusOK {
 		t.Errorf("controller's call while another address holds idle connections: %d %s", code, body)
 	}
 	// A body sent a byte at a time ends at ReadTimeout, not when the caller likes.
@@ -453,7 +475,8 @@ func TestIdleConnectionsDoNotStarveTheController(t *testing.T) {
 	}
 	defer slow.Close()
 	start := time.Now()
-	_, _ = io.WriteString(slow, "PUT /v1/peers HTTP/1.1\r\nHost: a\r\nAuthorization: Bearer "+token+"\r\nContent-Length: 100000\r\n\r\n")
+	cred, _ := apiauth.Sign(token, "PUT", "/v1/peers", nil, time.Now()) // well-formed and fresh: the body is read
+	_, _ = io.WriteString(slow, "PUT /v1/peers HTTP/1.1\r\nHost: a\r\n"+apiauth.Header+": "+cred+"\r\nContent-Length: 100000\r\n\r\n")
 	for time.Since(start) < ReadTimeout+5*time.Second {
 		if _, err := slow.Write([]byte("{")); err != nil {
 			break

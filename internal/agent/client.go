@@ -4,13 +4,16 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net"
 	"net/http"
 	"strings"
+	"sync/atomic"
 	"time"
 
+	"podpath/internal/apiauth"
 	"podpath/internal/nsenter"
 )
 
@@ -28,8 +31,10 @@ type Client struct {
 	base  string // URL the controller reaches it at
 	token string
 	http  *http.Client
-	// proxied: the Authorization header belongs to the proxy.
-	proxied bool
+	// skew is the agent's clock minus ours, learnt from an answer's Date
+	// when a request was refused as stale: credentials are made in the
+	// agent's time, so a node whose clock is off still answers.
+	skew atomic.Int64
 }
 
 // NewClient talks to the agent at addr. With netns set it dials from inside
@@ -50,57 +55,98 @@ func NewClient(addr, token, netns string) *Client {
 
 // NewProxyClient talks to the agent at addr through a proxy URL, such as the
 // API server's Pod proxy (…/pods/NAME:PORT/proxy), with hc carrying the
-// caller's own credentials for the proxy. The token goes in TokenHeader.
+// caller's own credentials for the proxy.
 func NewProxyClient(addr, base, token string, hc *http.Client) *Client {
-	return &Client{Addr: addr, base: strings.TrimSuffix(base, "/"), token: token, http: hc, proxied: true}
+	return &Client{Addr: addr, base: strings.TrimSuffix(base, "/"), token: token, http: hc}
 }
 
+// do sends a signed request and checks the answer's signature before
+// decoding it into out.
 func (c *Client) do(ctx context.Context, method, path string, in, out any) error {
-	var body io.Reader
+	var body []byte
 	if in != nil {
 		b, err := json.Marshal(in)
 		if err != nil {
 			return err
 		}
-		body = bytes.NewReader(b)
+		body = b
 	}
-	req, err := http.NewRequestWithContext(ctx, method, c.base+path, body)
+	for retried := false; ; retried = true {
+		status, answer, err := c.send(ctx, method, path, body)
+		if errors.Is(err, errStale) && !retried {
+			continue // the clock is learnt: once more in the agent's time
+		}
+		if err != nil {
+			return err
+		}
+		if status != http.StatusOK {
+			// The agent says {"error": …}; a proxy in between (the API
+			// server) says {"message": …}.
+			var e struct{ Error, Message string }
+			msg := strings.TrimSpace(string(answer[:min(len(answer), 4096)]))
+			if json.Unmarshal(answer, &e) == nil {
+				msg = e.Error + e.Message
+			}
+			return fmt.Errorf("agent %s: %s %s: %d %s: %s", c.Addr, method, path, status, http.StatusText(status), msg)
+		}
+		if out == nil {
+			return nil
+		}
+		if err := json.Unmarshal(answer, out); err != nil {
+			return fmt.Errorf("agent %s: decode %s answer: %w", c.Addr, path, err)
+		}
+		return nil
+	}
+}
+
+var errStale = errors.New("request refused as stale")
+
+// send makes one request and reads its answer, at most MaxAnswerBytes. A
+// 200 answer must carry the agent's signature.
+func (c *Client) send(ctx context.Context, method, path string, body []byte) (int, []byte, error) {
+	req, err := http.NewRequestWithContext(ctx, method, c.base+path, bytes.NewReader(body))
 	if err != nil {
-		return err
+		return 0, nil, err
 	}
-	if c.proxied {
-		req.Header.Set(TokenHeader, c.token)
-	} else {
-		req.Header.Set("Authorization", "Bearer "+c.token)
-	}
+	cred, nonce := apiauth.Sign(c.token, method, path, body, time.Now().Add(time.Duration(c.skew.Load())))
+	req.Header.Set(apiauth.Header, cred)
 	req.Header.Set("Content-Type", "application/json")
 	resp, err := c.http.Do(req)
 	if err != nil {
-		return fmt.Errorf("agent %s: %w", c.Addr, err)
+		return 0, nil, fmt.Errorf("agent %s: %w", c.Addr, err)
 	}
 	defer resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		// The agent says {"error": …}; a proxy in between (the API server)
-		// says {"message": …}.
-		b, _ := io.ReadAll(io.LimitReader(resp.Body, 4096))
-		var e struct{ Error, Message string }
-		msg := strings.TrimSpace(string(b))
-		if json.Unmarshal(b, &e) == nil {
-			msg = e.Error + e.Message
+	answer, err := io.ReadAll(io.LimitReader(resp.Body, MaxAnswerBytes+1))
+	if err != nil {
+		return 0, nil, fmt.Errorf("agent %s: read %s answer: %w", c.Addr, path, err)
+	}
+	if len(answer) > MaxAnswerBytes {
+		return 0, nil, fmt.Errorf("agent %s: %s answer over %d MiB: not an agent's answer", c.Addr, path, MaxAnswerBytes>>20)
+	}
+	if resp.StatusCode == http.StatusUnauthorized && c.learnSkew(resp.Header.Get("Date")) {
+		return 0, nil, errStale
+	}
+	if resp.StatusCode == http.StatusOK {
+		if err := apiauth.VerifyAnswer(c.token, nonce, resp.StatusCode, answer, resp.Header.Get(apiauth.AnswerHeader)); err != nil {
+			return 0, nil, fmt.Errorf("agent %s: %s: %w", c.Addr, path, err)
 		}
-		return fmt.Errorf("agent %s: %s %s: %s: %s", c.Addr, method, path, resp.Status, msg)
 	}
-	if out == nil {
-		return nil
+	return resp.StatusCode, answer, nil
+}
+
+// learnSkew takes the agent's clock from an answer's Date header and says
+// whether it is far enough from what we used to explain a refusal.
+func (c *Client) learnSkew(date string) bool {
+	t, err := http.ParseTime(date)
+	if err != nil {
+		return false
 	}
-	capped := &io.LimitedReader{R: resp.Body, N: MaxAnswerBytes + 1}
-	if err := json.NewDecoder(capped).Decode(out); err != nil {
-		if capped.N <= 0 {
-			return fmt.Errorf("agent %s: %s answer over %d MiB: not an agent's answer", c.Addr, path, MaxAnswerBytes>>20)
-		}
-		return fmt.Errorf("agent %s: decode %s answer: %w", c.Addr, path, err)
+	skew := time.Until(t)
+	if d := skew - time.Duration(c.skew.Load()); d > -apiauth.MaxSkew/2 && d < apiauth.MaxSkew/2 {
+		return false
 	}
-	return nil
+	c.skew.Store(int64(skew))
+	return true
 }
 
 // SetPeers replaces the agent's peer set.

@@ -191,7 +191,7 @@ func TestListenBadRequests(t *testing.T) {
 		want                   int
 	}{
 		{"unauthenticated", "/v1/listen", "", `{"ports":[{"proto":"tcp","port":179}],"seconds":5}`, 401},
-		{"wrong_token", "/v1/listen", "Bearer nope", `{"ports":[{"proto":"tcp","port":179}],"seconds":5}`, 401},
+		{"wrong_token", "/v1/listen", "nope", `{"ports":[{"proto":"tcp","port":179}],"seconds":5}`, 401},
 		{"33_ports", "/v1/listen", "ok", `{"ports":[` + strings.Join(many, ",") + `],"seconds":5}`, 400},
 		{"no_ports", "/v1/listen", "ok", `{"ports":[],"seconds":5}`, 400},
 		{"sctp", "/v1/listen", "ok", `{"ports":[{"proto":"sctp","port":179}],"seconds":5}`, 400},
@@ -210,7 +210,7 @@ func TestListenBadRequests(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			auth := tc.auth
 			if auth == "ok" {
-				auth = "Bearer " + token
+				auth = token
 			}
 			if code, body := call(t, "POST", "http://"+addr+tc.path, auth, strings.NewReader(tc.body)); code != tc.want {
 				t.Errorf("%s: %d %s; want %d", tc.name, code, body, tc.want)

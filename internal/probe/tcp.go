@@ -13,6 +13,8 @@ import (
 	"os"
 	"sync"
 	"time"
+
+	"podpath/internal/apiauth"
 )
 
 // Dialer opens a connection; the agent dials from its own namespace, a
@@ -108,26 +110,13 @@ func Upload(ctx context.Context, dial Dialer, addr, token string, size int64, du
 
 func upload(ctx context.Context, dial Dialer, addr, token string, size int64, dur time.Duration) (Transfer, error) {
 	var t Transfer
-	cctx, cancel := context.WithTimeout(ctx, ConnectTimeout)
-	c, err := dial(cctx, "tcp", addr)
-	cancel()
+	c, br, err := openSink(ctx, dial, addr, token)
 	if err != nil {
-		return t, fmt.Errorf("connect to %s: %w", addr, err)
+		return t, err
 	}
 	defer c.Close()
 	stop := context.AfterFunc(ctx, func() { _ = c.SetDeadline(time.Now()) })
 	defer stop()
-	_ = c.SetDeadline(time.Now().Add(StallTimeout))
-	fmt.Fprintf(c, "POST %s HTTP/1.1\r\nHost: %s\r\nAuthorization: Bearer %s\r\nConnection: Upgrade\r\nUpgrade: %s\r\n\r\n", SinkPath, addr, token, SinkProtocol)
-	br := bufio.NewReader(c)
-	resp, err := http.ReadResponse(br, nil)
-	if err != nil {
-		return t, fmt.Errorf("sink handshake with %s: %w", addr, err)
-	}
-	resp.Body.Close()
-	if resp.StatusCode != http.StatusSwitchingProtocols {
-		return t, fmt.Errorf("sink at %s answered %s", addr, resp.Status)
-	}
 	chunk := make([]byte, sinkChunk)
 	end := time.Now().Add(dur)
 	var sent int64
@@ -165,6 +154,44 @@ func upload(ctx context.Context, dial Dialer, addr, token string, size int64, du
 		t.BitsPerSec = 8 * float64(t.Bytes) / t.Seconds
 	}
 	return t, nil
+}
+
+// openSink connects to the agent at addr and upgrades to its sink, with a
+// signed request (apiauth). A refusal whose Date shows the peer's clock is
+// off is tried once more in the peer's time: nodes' clocks drift, and that
+// is not a fault of the path being measured.
+func openSink(ctx context.Context, dial Dialer, addr, token string) (net.Conn, *bufio.Reader, error) {
+	var skew time.Duration
+	for retried := false; ; retried = true {
+		cctx, cancel := context.WithTimeout(ctx, ConnectTimeout)
+		c, err := dial(cctx, "tcp", addr)
+		cancel()
+		if err != nil {
+			return nil, nil, fmt.Errorf("connect to %s: %w", addr, err)
+		}
+		_ = c.SetDeadline(time.Now().Add(StallTimeout))
+		at := time.Now().Add(skew)
+		cred, _ := apiauth.Sign(token, http.MethodPost, SinkPath, nil, at)
+		fmt.Fprintf(c, "POST %s HTTP/1.1\r\nHost: %s\r\n%s: %s\r\nConnection: Upgrade\r\nUpgrade: %s\r\n\r\n", SinkPath, addr, apiauth.Header, cred, SinkProtocol)
+		br := bufio.NewReader(c)
+		resp, err := http.ReadResponse(br, nil)
+		if err != nil {
+			c.Close()
+			return nil, nil, fmt.Errorf("sink handshake with %s: %w", addr, err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode == http.StatusSwitchingProtocols {
+			return c, br, nil
+		}
+		c.Close()
+		if peer, err := http.ParseTime(resp.Header.Get("Date")); err == nil && !retried && resp.StatusCode == http.StatusUnauthorized {
+			if d := peer.Sub(at); d > apiauth.MaxSkew/2 || d < -apiauth.MaxSkew/2 {
+				skew += d
+				continue
+			}
+		}
+		return nil, nil, fmt.Errorf("sink at %s answered %s", addr, resp.Status)
+	}
 }
 
 // Throughput runs streams uploads in parallel for dur and adds them up.
