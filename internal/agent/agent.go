@@ -349,7 +349,7 @@ func decode(w http.ResponseWriter, r *http.Request, v any) bool {
 		err = errors.New("trailing data after the JSON object")
 	}
 	if err != nil {
-			httpError(w, http.StatusBadRequest, "malformed request: "+err.Error())
+		httpError(w, http.StatusBadRequest, "malformed request: "+err.Error())
 		return false
 	}
 	return true
