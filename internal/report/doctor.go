@@ -18,7 +18,7 @@ func DoctorText(w io.Writer, r *model.Report) {
 	var unknown []string // what is not known, pair by pair
 	for _, p := range r.Pairs {
 		if what := pairProblems(p); len(what) > 0 && (!p.Known() || p.PathMTUError != "") {
-			unknown = append(unknown, fmt.Sprintf("%s %s → %s: %s", p.Layer, p.From, p.To, strings.Join(what, "; ")))
+			unknown = append(unknown, esc(fmt.Sprintf("%s %s → %s: %s", p.Layer, p.From, p.To, strings.Join(what, "; "))))
 		}
 	}
 	if len(r.Findings) == 0 {
@@ -148,15 +148,15 @@ func configText(w io.Writer, c *model.Config) {
 	if c.Install != "" {
 		line += " (" + c.Install + " install)"
 	}
-	fmt.Fprintln(w, line)
+	fmt.Fprintln(w, esc(line))
 	for _, s := range c.Sources {
-		fmt.Fprintf(w, "  %s\n", s)
+		fmt.Fprintf(w, "  %s\n", esc(s))
 	}
 	if len(c.NotReady) > 0 {
-		fmt.Fprintf(w, "  not probed (NotReady): %s\n", strings.Join(c.NotReady, ", "))
+		fmt.Fprintf(w, "  not probed (NotReady): %s\n", strings.Join(escAll(c.NotReady), ", "))
 	}
 	for _, n := range c.Notes {
-		fmt.Fprintf(w, "  %s\n", n)
+		fmt.Fprintf(w, "  %s\n", esc(n))
 	}
 	fmt.Fprintln(w)
 }
@@ -168,10 +168,10 @@ const textEvidence = 14
 // nodes, evidence and the fix with its commands.
 func FindingsText(w io.Writer, findings []model.Finding) {
 	for _, f := range findings {
-		fmt.Fprintf(w, "%s %s: %s\n", severityMark[f.Severity], f.ID, f.Title)
-		fmt.Fprintf(w, "  %s\n", f.Summary)
+		fmt.Fprintf(w, "%s %s: %s\n", severityMark[f.Severity], esc(f.ID), esc(f.Title))
+		fmt.Fprintf(w, "  %s\n", esc(f.Summary))
 		if len(f.Nodes) > 0 {
-			fmt.Fprintf(w, "  nodes: %s\n", strings.Join(f.Nodes, ", "))
+			fmt.Fprintf(w, "  nodes: %s\n", strings.Join(escAll(f.Nodes), ", "))
 		}
 		if len(f.Evidence) > 0 {
 			fmt.Fprintln(w, "  evidence:")
@@ -180,13 +180,13 @@ func FindingsText(w io.Writer, findings []model.Finding) {
 					fmt.Fprintf(w, "    - … and %d more (-o json has them all)\n", len(f.Evidence)-i)
 					break
 				}
-				fmt.Fprintf(w, "    - %s\n", e)
+				fmt.Fprintf(w, "    - %s\n", esc(e))
 			}
 		}
 		if f.Remedy != nil {
-			fmt.Fprintf(w, "  fix: %s\n", f.Remedy.Summary)
+			fmt.Fprintf(w, "  fix: %s\n", esc(f.Remedy.Summary))
 			for _, c := range f.Remedy.Commands {
-				fmt.Fprintf(w, "    $ %s\n", c)
+				fmt.Fprintf(w, "    $ %s\n", esc(c))
 			}
 		}
 		fmt.Fprintln(w)

@@ -48,11 +48,11 @@ func matrix(w io.Writer, pairs []model.Pair, layer model.Layer, cell func(model.
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', tabwriter.AlignRight)
 	fmt.Fprint(tw, "from \\ to\t")
 	for _, n := range nodes {
-		fmt.Fprintf(tw, "%s\t", n)
+		fmt.Fprintf(tw, "%s\t", esc(n))
 	}
 	fmt.Fprintln(tw)
 	for _, a := range nodes {
-		fmt.Fprintf(tw, "%s\t", a)
+		fmt.Fprintf(tw, "%s\t", esc(a))
 		for _, b := range nodes {
 			p, ok := at[[2]string{a, b}]
 			switch {
@@ -127,7 +127,7 @@ func PerfText(w io.Writer, r *model.Report) {
 		if !p.Known() {
 			loss = "?"
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%.3f\t%s\t%s\t%s\t%s\n", p.Layer, p.From, p.To, rtt50, rtt99, loss, p.JitterMs, icmpLoss, conn, httpMs, bits(p.ThroughputBps))
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%.3f\t%s\t%s\t%s\t%s\n", esc(string(p.Layer)), esc(p.From), esc(p.To), rtt50, rtt99, loss, p.JitterMs, icmpLoss, conn, httpMs, bits(p.ThroughputBps))
 	}
 	tw.Flush()
 	problems(w, r)
@@ -137,7 +137,7 @@ func PerfText(w io.Writer, r *model.Report) {
 func problems(w io.Writer, r *model.Report) {
 	for _, p := range r.Pairs {
 		if what := pairProblems(p); len(what) > 0 {
-			fmt.Fprintf(w, "%s %s → %s: %s\n", p.Layer, p.From, p.To, strings.Join(what, "; "))
+			fmt.Fprintln(w, esc(fmt.Sprintf("%s %s → %s: %s", p.Layer, p.From, p.To, strings.Join(what, "; "))))
 		}
 	}
 }
