@@ -59,3 +59,62 @@ func TestDoctorOutputFileFull(t *testing.T) {
 		t.Errorf("doctor --output-file /dev/full: exit %d, %q; want exit 2 and the write error", code, stderr)
 	}
 }
+
+// cancelOn is a stderr that cancels the run when a progress line says what.
+type cancelOn struct {
+	bytes.Buffer
+	what   string
+	cancel context.CancelFunc
+}
+
+func (c *cancelOn) Write(p []byte) (int, error) {
+	n, err := c.Buffer.Write(p)
+	if strings.Contains(c.String(), c.what) {
+		c.cancel()
+	}
+	return n, err
+}
+
+// Ctrl-C during preflight, once its temporary listeners are open: exit 2,
+// and the listeners are gone when the command returns, not at their own
+// timeout (issue 15: they stayed ~35 s).
+func TestPreflightInterruptedClosesItsListeners(t *testing.T) {
+	l := agentLab(t, lab.New(labName(t)).Nodes(3).PodsPerNode(0).Backend(lab.BackendNone))
+	fault(t, l, "underlay-mtu=node3:1400") // the size search to node3 takes a while
+	listening := func() string {
+		t.Helper()
+		var held []string
+		for _, n := range l.Spec.Nodes {
+			cmd, err := l.Command(context.Background(), n.Name, "ss", "-Hltn", "sport = :10250 or sport = :6443")
+			if err != nil {
+				t.Fatal(err)
+			}
+			out, err := cmd.Output()
+			if err != nil {
+				t.Fatalf("ss on %s: %v", n.Name, err)
+			}
+			if s := strings.TrimSpace(string(out)); s != "" {
+				held = append(held, n.Name+": "+s)
+			}
+		}
+		return strings.Join(held, "\n")
+	}
+	if held := listening(); held != "" {
+		t.Fatalf("before preflight, something listens already:\n%s", held)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	stderr := &cancelOn{what: "probing", cancel: cancel}
+	var out bytes.Buffer
+	code := Run(ctx, Streams{In: strings.NewReader(""), Out: &out, Err: stderr},
+		[]string{"preflight", "--inventory", l.Inventory, "--timeout", "60s"})
+	if !strings.Contains(stderr.String(), "probing") {
+		t.Fatalf("preflight never reached its probes:\n%s", stderr.String())
+	}
+	if code != ExitNoRun || !strings.Contains(stderr.String(), "interrupted") || out.Len() > 0 {
+		t.Errorf("preflight interrupted: exit %d, stdout %q, stderr %q; want exit 2, interrupted, no report", code, out.String(), stderr.String())
+	}
+	if held := listening(); held != "" {
+		t.Errorf("listeners still open after the interrupted preflight returned:\n%s", held)
+	}
+}
