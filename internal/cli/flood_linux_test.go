@@ -14,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"podpath/internal/agent"
 	"podpath/internal/apiauth"
 	"podpath/internal/lab"
 	"podpath/internal/model"
@@ -115,16 +116,19 @@ func TestDoctorVerdictUnderAFlood(t *testing.T) {
 			fault(t, l, state)
 		}
 		calmCode, calm := verdict(t, l)
+		began := time.Now()
 		a := startFlood(t, l.Spec.Nodes[0].Pods[0].Netns, target)
 		b := startFlood(t, l.Spec.Nodes[2].Pods[0].Netns, target)
 		time.Sleep(300 * time.Millisecond) // the flood is on before the doctor starts
 		code, attacked := verdict(t, l)
 		a.stop()
 		b.stop()
+		took := time.Since(began).Seconds()
 		sent, calls := a.udp.Load()+b.udp.Load(), a.api.Load()+b.api.Load()
-		t.Logf("%s: %d datagrams and %d unauthenticated calls to %s during the run; verdict %q", state, sent, calls, target, attacked)
-		if sent < 10000 || calls < 10 {
-			t.Fatalf("%s: the flood was too weak to test anything (%d datagrams, %d calls)", state, sent, calls)
+		t.Logf("%s: %d datagrams (%.0f/s) and %d unauthenticated calls to %s in %.1f s; verdict %q", state, sent, float64(sent)/took, calls, target, took, attacked)
+		// Over the strangers' whole UDP budget (5,000/s) and their API budget (5/s): anything less tests nothing.
+		if float64(sent)/took < probe.StrangerRate || float64(calls)/took < agent.StrangerRate {
+			t.Fatalf("%s: the flood was too weak to test anything (%d datagrams, %d calls in %.1f s)", state, sent, calls, took)
 		}
 		if code != calmCode || !slices.Equal(attacked, calm) {
 			t.Errorf("%s: under the flood exit %d %q; without it exit %d %q", state, code, attacked, calmCode, calm)
