@@ -16,7 +16,6 @@ import (
 	"github.com/spf13/cobra"
 
 	"podpath/internal/lab"
-	"podpath/internal/model"
 )
 
 // demoFault is the seed case: VXLAN with Pod MTU 1450 over an underlay
@@ -213,26 +212,6 @@ func demoInventory(name string) (string, error) {
 		return "", err
 	}
 	return dir, os.WriteFile(file, data, 0o644)
-}
-
-// findingList is a one-line summary of a report's findings.
-func findingList(r *model.Report) string {
-	if len(r.Findings) == 0 {
-		return "no findings: clean"
-	}
-	var parts []string
-	errs := 0
-	for _, f := range r.Findings {
-		parts = append(parts, fmt.Sprintf("%s %s (%s)", f.Severity, f.ID, f.Title))
-		if f.Severity == "error" {
-			errs++
-		}
-	}
-	head := "no errors; "
-	if errs > 0 {
-		head = fmt.Sprintf("%d error(s); ", errs)
-	}
-	return head + strings.Join(parts, "; ")
 }
 
 // indent prefixes every line written through it with three spaces.

@@ -1,6 +1,6 @@
 package lab
 
-// Builder assembles a Config fluently; Plan (through Spec or Up) reports any
+// Builder assembles a Config fluently; Plan (through Up) reports any
 // mistake, so set-up code in tests stays flat:
 //
 //	l, err := lab.New("t1").Nodes(3).Backend(lab.BackendVXLAN).Up(ctx)
@@ -13,9 +13,6 @@ func (b *Builder) Nodes(n int) *Builder         { b.cfg.Nodes = n; return b }
 func (b *Builder) PodsPerNode(k int) *Builder   { b.cfg.PodsPerNode = k; return b }
 func (b *Builder) Backend(x Backend) *Builder   { b.cfg.Backend = x; return b }
 func (b *Builder) Topology(t Topology) *Builder { b.cfg.Topology = t; return b }
-func (b *Builder) UnderlayMTU(n int) *Builder   { b.cfg.UnderlayMTU = n; return b }
-func (b *Builder) PodMTU(n int) *Builder        { b.cfg.PodMTU = n; return b }
-func (b *Builder) VXLANMTU(n int) *Builder      { b.cfg.VXLANMTU = n; return b }
 
 // Controller has the inventory dial every agent from node's network.
 func (b *Builder) Controller(node string) *Builder { b.cfg.Controller = node; return b }
@@ -29,15 +26,3 @@ func (b *Builder) Kubernetes(calico string) *Builder {
 	b.cfg.Kubernetes, b.cfg.Calico = true, calico
 	return b
 }
-
-// NodeMTU overrides MTUs on one node.
-func (b *Builder) NodeMTU(node string, m NodeMTU) *Builder {
-	if b.cfg.NodeMTUs == nil {
-		b.cfg.NodeMTUs = map[string]NodeMTU{}
-	}
-	b.cfg.NodeMTUs[node] = m
-	return b
-}
-
-// Spec validates the description and plans every address and name.
-func (b *Builder) Spec() (Spec, error) { return Plan(b.cfg) }

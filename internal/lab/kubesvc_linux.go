@@ -155,11 +155,6 @@ func startRegistry(ctx context.Context, s *Spec, exe string) error {
 	return pushImages(ctx, s, exe)
 }
 
-// LabImages names the images a Kubernetes lab serves, by reference.
-func LabImages() []string {
-	return []string{version.Image(), "podpath/podpath:latest", PauseImage, "busybox:latest"}
-}
-
 func pushImages(ctx context.Context, s *Spec, exe string) error {
 	bin, err := os.ReadFile(exe)
 	if err != nil {

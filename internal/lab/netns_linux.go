@@ -115,17 +115,6 @@ func (h *nsHandle) sysctl(key, value string) error {
 	})
 }
 
-// readSysctl reads a /proc/sys value inside the namespace.
-func (h *nsHandle) readSysctl(key string) (string, error) {
-	var v []byte
-	err := inNetns(h.name, func() error {
-		var err error
-		v, err = os.ReadFile("/proc/sys/" + key)
-		return err
-	})
-	return strings.TrimSpace(string(v)), err
-}
-
 // link looks a link up by name, saying where it looked when it is missing.
 func (h *nsHandle) link(name string) (netlink.Link, error) {
 	l, err := h.nl.LinkByName(name)

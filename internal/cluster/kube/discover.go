@@ -27,9 +27,6 @@ import (
 const (
 	AnnotIPv4Address   = "projectcalico.org/IPv4Address"
 	AnnotVXLANAddr     = "projectcalico.org/IPv4VXLANTunnelAddr"
-	AnnotVXLANMAC      = "projectcalico.org/VXLANTunnelMACAddr"
-	AnnotIPIPAddr      = "projectcalico.org/IPv4IPIPTunnelAddr"
-	AnnotASNumber      = "projectcalico.org/ASNumber"
 	lastAppliedAnnot   = "kubectl.kubernetes.io/last-applied-configuration"
 	calicoConfigMap    = "calico-config"
 	calicoNodeDS       = "calico-node"
