@@ -35,8 +35,10 @@ demo: build
 vet:
 	@test -z "$$(gofmt -l cmd internal)" || { echo "gofmt would change:"; gofmt -l cmd internal; exit 1; }
 	$(GO) vet ./...
-	@# The agent image's build (-tags agentonly) must keep compiling.
+	$(GO) vet -tags agentonly ./...
+	@# The agent image's build (-tags agentonly) must keep compiling, without the lab's code.
 	CGO_ENABLED=0 $(GO) build -tags agentonly -o /dev/null ./cmd/podpath
+	@! CGO_ENABLED=0 $(GO) list -tags agentonly -deps ./cmd/podpath | grep -x 'podpath/internal/lab.*' || { echo "the agent-only build links the lab"; exit 1; }
 
 # Every test. As root (CI) the namespace tests run, then the suite runs again
 # as an unprivileged user to prove those tests skip cleanly there.

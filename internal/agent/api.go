@@ -5,6 +5,10 @@ package agent
 
 import "podpath/internal/probe"
 
+// DefaultPort is the agent's port (TCP for the API, UDP for probes) unless
+// --listen says otherwise: the lab's, the DaemonSets' and the docs'.
+const DefaultPort = 7946
+
 // Peer is another agent this one may probe. Agents only ever probe peers
 // their controller gave them, never an address from a probe request.
 type Peer struct {

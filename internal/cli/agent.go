@@ -14,7 +14,6 @@ import (
 
 	"podpath/internal/agent"
 	"podpath/internal/hostfacts"
-	"podpath/internal/lab"
 	"podpath/internal/safefile"
 )
 
@@ -59,7 +58,7 @@ on GET /debug/pairs. A monitor takes no orders: no token, no probe API.`,
 		},
 	}
 	fl := c.Flags()
-	fl.StringVar(&f.listen, "listen", fmt.Sprintf("0.0.0.0:%d", lab.AgentPort), "ADDR:PORT for the HTTP API (TCP) and probes (UDP)")
+	fl.StringVar(&f.listen, "listen", fmt.Sprintf("0.0.0.0:%d", agent.DefaultPort), "ADDR:PORT for the HTTP API (TCP) and probes (UDP)")
 	fl.StringVar(&f.name, "name", "", "this agent's name, usually the node's (default: the hostname)")
 	fl.StringVar(&f.role, "role", "host", "host (host network, reads host facts) or pod (Pod network, unprivileged)")
 	fl.StringVar(&f.tokenFile, "token-file", "", "file holding the bearer token every API call must carry (required with --mode api; a monitor takes none)")

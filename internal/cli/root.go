@@ -10,7 +10,6 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"podpath/internal/lab"
 	"podpath/internal/version"
 )
 
@@ -60,11 +59,7 @@ type exitError struct{ code int }
 func (e exitError) Error() string { return fmt.Sprintf("exit %d", e.code) }
 
 func oneLine(err error) string {
-	msg := err.Error()
-	if errors.Is(err, lab.ErrInvalid) {
-		msg = strings.TrimPrefix(msg, lab.ErrInvalid.Error()+": ")
-	}
-	return strings.Join(strings.Fields(msg), " ")
+	return strings.Join(strings.Fields(err.Error()), " ")
 }
 
 // PluginName is the executable's name when kubectl runs it as a plugin

@@ -138,8 +138,15 @@ type Pod struct {
 // ErrInvalid marks bad input: the CLI exits 2 on it.
 var ErrInvalid = errors.New("invalid input")
 
+// invalidError is bad input, said as it is (no "invalid input:" prefix),
+// and errors.Is ErrInvalid.
+type invalidError struct{ msg string }
+
+func (e invalidError) Error() string        { return e.msg }
+func (e invalidError) Is(target error) bool { return target == ErrInvalid }
+
 func invalidf(format string, a ...any) error {
-	return fmt.Errorf("%w: %s", ErrInvalid, fmt.Sprintf(format, a...))
+	return invalidError{fmt.Sprintf(format, a...)}
 }
 
 var nameRE = regexp.MustCompile(`^[a-z0-9]([a-z0-9-]{0,18}[a-z0-9])?$`)
