@@ -80,14 +80,54 @@ const (
 	TCPBlocked = "tcp-blocked"
 )
 
-// Catalogue is every rule the doctor runs, in the order root causes rank:
-// a finding earlier in the list explains symptoms of later ones.
-var Catalogue = []string{
-	NodeNotReady, NodeUnreachable, FirewallDrop, EncapBlocked, EncapMismatch, BGPSessionDown, IPForwardDisabled,
-	RPFilterStrict, RouteMissing, NodeNetworkPartition, MTUInconsistent, MTUBlackhole, UnderlayFragmentation, PodNetworkPartition, TCPBlocked,
-	KernelModuleMissing, CalicoNodeUnhealthy, ConntrackFull, PacketLoss, HighLatency,
-	MTUWasteful, IPPoolMTUIgnored, ICMPFiltered, ResultsUnknown, NodeCordoned,
+// Rule is one check of the doctor: the finding ID it reports, the
+// severities it may give it (docs/findings.md's table lists the same, a
+// test compares them), and the check.
+type Rule struct {
+	ID         string
+	Severities []string
+	run        func(*state)
 }
+
+// Rules is every rule the doctor runs, in the order root causes rank: a
+// finding earlier in the list explains symptoms of later ones, and is
+// listed first. docs/findings.md's table follows this order.
+var Rules = []Rule{
+	{NodeNotReady, []string{Warning}, nodeNotReady},
+	{NodeUnreachable, []string{Error}, nodeUnreachable},
+	{FirewallDrop, []string{Error}, firewallDrop},
+	{EncapBlocked, []string{Error}, encapBlocked},
+	{EncapMismatch, []string{Error}, encapMismatch},
+	{BGPSessionDown, []string{Error}, bgpSessionDown},
+	{IPForwardDisabled, []string{Error}, ipForwardDisabled},
+	{RPFilterStrict, []string{Error, Warning}, rpFilterStrict},
+	{RouteMissing, []string{Error}, routeMissing},
+	{NodeNetworkPartition, []string{Error}, nodeNetworkPartition},
+	{MTUInconsistent, []string{Error, Warning}, mtuInconsistent},
+	{MTUBlackhole, []string{Error, Warning}, mtuBlackhole},
+	{UnderlayFragmentation, []string{Warning}, underlayFragmentation},
+	{PodNetworkPartition, []string{Error}, podNetworkPartition},
+	{TCPBlocked, []string{Error}, tcpBlocked},
+	{KernelModuleMissing, []string{Error}, kernelModuleMissing},
+	{CalicoNodeUnhealthy, []string{Error}, calicoNodeUnhealthy},
+	{ConntrackFull, []string{Warning}, conntrackFull},
+	{PacketLoss, []string{Warning}, packetLoss},
+	{HighLatency, []string{Warning}, highLatency},
+	{MTUWasteful, []string{Info}, mtuWasteful},
+	{IPPoolMTUIgnored, []string{Warning}, ipPoolMTUIgnored},
+	{ICMPFiltered, []string{Info}, icmpFiltered},
+	{ResultsUnknown, []string{Warning}, resultsUnknown},
+	{NodeCordoned, []string{Info}, nodeCordoned},
+}
+
+// Catalogue is the rules' IDs in rank order (JUnit's test cases).
+var Catalogue = func() []string {
+	ids := make([]string, len(Rules))
+	for i, r := range Rules {
+		ids[i] = r.ID
+	}
+	return ids
+}()
 
 func rank(id string) int {
 	if i := slices.Index(Catalogue, id); i >= 0 {

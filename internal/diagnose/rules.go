@@ -63,13 +63,8 @@ func (s *state) pairs(layer model.Layer, pred func(model.Pair) bool) []model.Pai
 // cluster gives none above info.
 func Diagnose(ev Evidence) []model.Finding {
 	s := &state{ev: &ev, explained: map[pairKey]string{}}
-	for _, rule := range []func(*state){
-		nodeNotReady, nodeUnreachable, firewallDrop, encapBlocked, encapMismatch, bgpSessionDown, ipForwardDisabled,
-		rpFilterStrict, routeMissing, nodeNetworkPartition, mtuInconsistent, mtuBlackhole, underlayFragmentation, podNetworkPartition, tcpBlocked,
-		kernelModuleMissing, calicoNodeUnhealthy, conntrackFull, packetLoss, highLatency,
-		mtuWasteful, ipPoolMTUIgnored, icmpFiltered, resultsUnknown, nodeCordoned,
-	} {
-		rule(s)
+	for _, rule := range Rules {
+		rule.run(s)
 	}
 	sortFindings(s.findings)
 	return s.findings
