@@ -10,26 +10,16 @@ import (
 	"regexp"
 	"strings"
 	"time"
+
+	"podpath/internal/model"
 )
 
 // BIRDTimeout bounds a control-socket exchange, as calicoctl node status
 // bounds its read (2 s).
 const BIRDTimeout = 2 * time.Second
 
-// Protocol is one row of BIRD's `show protocols`.
-type Protocol struct {
-	Name  string `json:"name"`
-	Proto string `json:"proto"`
-	Table string `json:"table"`
-	State string `json:"state"` // up, down, start, …
-	Since string `json:"since"`
-	Info  string `json:"info"` // for BGP: Established, Active, Connect, …
-}
-
-// Established reports whether p is a BGP session in state Established.
-func (p Protocol) Established() bool {
-	return p.Proto == "BGP" && strings.HasPrefix(p.Info, "Established")
-}
+// Protocol is one line of BIRD's `show protocols` (model.BIRDProtocol).
+type Protocol = model.BIRDProtocol
 
 // MeshPeerName is the name calico-node gives the BIRD protocol of a
 // node-to-node mesh peer: Mesh_ and the address with . or : as _.

@@ -14,6 +14,7 @@ import (
 
 	"podpath/internal/agent"
 	"podpath/internal/hostfacts"
+	"podpath/internal/model"
 	"podpath/internal/safefile"
 )
 
@@ -115,7 +116,7 @@ func runAgent(ctx context.Context, s Streams, f agentFlags) error {
 	return a.ListenAndServe(ctx, f.listen)
 }
 
-func hostfactsCollect(ctx context.Context, f agentFlags) (*hostfacts.Facts, error) {
+func hostfactsCollect(ctx context.Context, f agentFlags) (*model.Facts, error) {
 	return hostfacts.Collect(ctx, hostfacts.Options{BIRDSocket: f.birdSocket, FelixHealthURL: f.felixHealth})
 }
 

@@ -20,7 +20,6 @@ import (
 	"podpath/internal/agent"
 	"podpath/internal/cluster/inventory"
 	"podpath/internal/diagnose"
-	"podpath/internal/hostfacts"
 	"podpath/internal/measure"
 	"podpath/internal/model"
 	"podpath/internal/plan"
@@ -278,7 +277,7 @@ func diagnoseRun(ctx context.Context, src *source, jobs []plan.Job, timeout time
 // evidence assembles what the rules look at from the inventory and the run.
 func evidence(inv *inventory.Inventory, rep *model.Report) diagnose.Evidence {
 	ev := diagnose.Evidence{Addresses: map[string]string{}, Pairs: rep.Pairs,
-		Facts: map[string]*hostfacts.Facts{}, FactErrors: map[string]string{}}
+		Facts: map[string]*model.Facts{}, FactErrors: map[string]string{}}
 	if inv.Network != nil {
 		ev.Network = *inv.Network
 	}
@@ -291,7 +290,7 @@ func evidence(inv *inventory.Inventory, rep *model.Report) diagnose.Evidence {
 			ev.FactErrors[n.Name] = strings.TrimSpace(n.Error)
 			continue
 		}
-		var f hostfacts.Facts
+		var f model.Facts
 		if err := json.Unmarshal(n.Facts, &f); err != nil {
 			ev.FactErrors[n.Name] = "unreadable host facts: " + err.Error()
 			continue

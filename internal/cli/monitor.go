@@ -20,6 +20,7 @@ import (
 
 	"podpath/internal/agent"
 	"podpath/internal/hostfacts"
+	"podpath/internal/model"
 	"podpath/internal/monitor"
 	"podpath/internal/safefile"
 )
@@ -76,7 +77,7 @@ func runMonitor(ctx context.Context, s Streams, f agentFlags) error {
 		Peers: watcher.Updates(), Registerer: reg, Logger: logger, FactsInterval: m.factsInterval}
 	if f.role == "host" {
 		opts := hostfacts.Options{BIRDSocket: f.birdSocket, FelixHealthURL: f.felixHealth}
-		mcfg.Facts = func(ctx context.Context) hostfacts.Calico { return hostfacts.CollectCalico(ctx, opts) }
+		mcfg.Facts = func(ctx context.Context) model.Calico { return hostfacts.CollectCalico(ctx, opts) }
 	}
 	mon, err := monitor.New(mcfg)
 	if err != nil {

@@ -21,7 +21,6 @@ import (
 	"podpath/internal/cluster/inventory"
 	"podpath/internal/cluster/kubespray"
 	"podpath/internal/deploy"
-	"podpath/internal/hostfacts"
 	"podpath/internal/measure"
 	"podpath/internal/model"
 	"podpath/internal/netplan"
@@ -131,13 +130,13 @@ func runPreflight(ctx context.Context, s Streams, f *preflightFlags) error {
 	if !anyAnswer(rep.Pairs) {
 		return fmt.Errorf("no agent answered (first error: %s)", firstError(rep.Pairs))
 	}
-	in := netplan.PreflightInput{Encap: encap, Pairs: rep.Pairs, Facts: map[string]*hostfacts.Facts{},
+	in := netplan.PreflightInput{Encap: encap, Pairs: rep.Pairs, Facts: map[string]*model.Facts{},
 		Skew: map[string]time.Duration{}, Encaps: map[string]bool{encap: true}}
 	for _, n := range inv.Nodes {
 		in.Nodes = append(in.Nodes, n.Name)
 	}
 	for _, ni := range rep.Nodes {
-		var fc hostfacts.Facts
+		var fc model.Facts
 		if ni.Error != "" || json.Unmarshal(ni.Facts, &fc) != nil {
 			continue
 		}

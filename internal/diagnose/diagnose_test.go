@@ -7,8 +7,6 @@ import (
 	"testing"
 
 	"podpath/internal/calico"
-	"podpath/internal/cluster/inventory"
-	"podpath/internal/hostfacts"
 	"podpath/internal/model"
 )
 
@@ -20,32 +18,32 @@ func iptr(v int) *int      { return &v }
 // healthy is the evidence of a healthy n-node VXLAN cluster, as the doctor
 // collects it on the lab.
 func healthy(n int) Evidence {
-	ev := Evidence{Network: inventory.Network{Backend: "vxlan", PodMTU: 1450}, Addresses: map[string]string{},
-		Facts: map[string]*hostfacts.Facts{}, FactErrors: map[string]string{}}
+	ev := Evidence{Network: model.Network{Backend: "vxlan", PodMTU: 1450}, Addresses: map[string]string{},
+		Facts: map[string]*model.Facts{}, FactErrors: map[string]string{}}
 	for i := 1; i <= n; i++ {
 		name := fmt.Sprintf("node%d", i)
 		ev.Nodes = append(ev.Nodes, name)
 		ev.Addresses[name] = ip(i)
-		f := &hostfacts.Facts{
-			Links: []hostfacts.Link{
+		f := &model.Facts{
+			Links: []model.Link{
 				{Name: "lo", MTU: 65536, Addresses: []string{"127.0.0.1/8"}},
 				{Name: "eth0", MTU: 1500, Addresses: []string{ip(i) + "/16"}},
-				{Name: "vxlan.calico", MTU: 1450, MAC: vtepMAC(i), Addresses: []string{strings.TrimSuffix(block(i), "/26") + "/32"}, VXLAN: &hostfacts.VXLAN{VNI: 4096, Port: 4789, Local: ip(i)}},
+				{Name: "vxlan.calico", MTU: 1450, MAC: vtepMAC(i), Addresses: []string{strings.TrimSuffix(block(i), "/26") + "/32"}, VXLAN: &model.VXLAN{VNI: 4096, Port: 4789, Local: ip(i)}},
 				{Name: "cali0123456789a", MTU: 1450},
 			},
-			Routes:        []hostfacts.Route{{Family: "ipv4", Dst: block(i), Type: "blackhole"}},
-			Sysctls:       hostfacts.Sysctls{IPv4Forward: iptr(1), RPFilterAll: iptr(0), Conf: map[string]hostfacts.LinkConf{"eth0": {RPFilter: iptr(0)}}},
-			KernelModules: []hostfacts.Module{{Name: "vxlan", State: hostfacts.ModuleBuiltin, Need: "vxlan"}, {Name: "ipip", State: hostfacts.ModuleMissing, Need: "ipip"}},
-			Conntrack:     hostfacts.Conntrack{Count: iptr(10), Max: iptr(1000)},
-			Calico: hostfacts.Calico{Felix: hostfacts.Felix{Error: "connection refused"},
-				BIRD: hostfacts.BIRDState{Error: "no such file or directory"}},
+			Routes:        []model.Route{{Family: "ipv4", Dst: block(i), Type: "blackhole"}},
+			Sysctls:       model.Sysctls{IPv4Forward: iptr(1), RPFilterAll: iptr(0), Conf: map[string]model.LinkConf{"eth0": {RPFilter: iptr(0)}}},
+			KernelModules: []model.Module{{Name: "vxlan", State: model.ModuleBuiltin, Need: "vxlan"}, {Name: "ipip", State: model.ModuleMissing, Need: "ipip"}},
+			Conntrack:     model.Conntrack{Count: iptr(10), Max: iptr(1000)},
+			Calico: model.Calico{Felix: model.Felix{Error: "connection refused"},
+				BIRD: model.BIRDState{Error: "no such file or directory"}},
 		}
 		for j := 1; j <= n; j++ {
 			if j != i {
-				f.Routes = append(f.Routes, hostfacts.Route{Family: "ipv4", Dst: block(j), Type: "unicast", Dev: "vxlan.calico"})
+				f.Routes = append(f.Routes, model.Route{Family: "ipv4", Dst: block(j), Type: "unicast", Dev: "vxlan.calico"})
 				vx := f.Links[2].VXLAN
-				vx.FDB = append(vx.FDB, hostfacts.FDBEntry{MAC: vtepMAC(j), Dst: ip(j)})
-				vx.Neighbors = append(vx.Neighbors, hostfacts.Neighbor{IP: strings.TrimSuffix(block(j), "/26"), MAC: vtepMAC(j)})
+				vx.FDB = append(vx.FDB, model.FDBEntry{MAC: vtepMAC(j), Dst: ip(j)})
+				vx.Neighbors = append(vx.Neighbors, model.Neighbor{IP: strings.TrimSuffix(block(j), "/26"), MAC: vtepMAC(j)})
 			}
 		}
 		ev.Facts[name] = f
@@ -150,7 +148,7 @@ func TestDiagnose(t *testing.T) {
 		{
 			name: "vxlan_dropped_at_node2",
 			mutate: func(ev *Evidence) {
-				ev.Facts["node2"].Firewall.Drops = []hostfacts.FirewallDrop{{Family: "inet", Table: "t", Chain: "input", Rule: "udp dport 4789 drop", Needs: []string{hostfacts.NeedVXLAN}}}
+				ev.Facts["node2"].Firewall.Drops = []model.FirewallDrop{{Family: "inet", Table: "t", Chain: "input", Rule: "udp dport 4789 drop", Needs: []string{model.NeedVXLAN}}}
 				each(ev, podWith("node2"), cutPair)
 			},
 			id: EncapBlocked, severity: Error, nodes: []string{"node2"}, absent: []string{PodNetworkPartition},
@@ -158,8 +156,8 @@ func TestDiagnose(t *testing.T) {
 		{
 			name: "forward_policy_drop_explains_the_partition",
 			mutate: func(ev *Evidence) {
-				ev.Facts["node3"].Firewall.Drops = []hostfacts.FirewallDrop{{Family: "ip", Table: "filter", Chain: "FORWARD", Hook: "forward",
-					Rule: "policy drop", Policy: true, Needs: []string{hostfacts.NeedICMP, hostfacts.NeedPodTraffic}}}
+				ev.Facts["node3"].Firewall.Drops = []model.FirewallDrop{{Family: "ip", Table: "filter", Chain: "FORWARD", Hook: "forward",
+					Rule: "policy drop", Policy: true, Needs: []string{model.NeedICMP, model.NeedPodTraffic}}}
 				each(ev, podWith("node3"), cutPair)
 			},
 			id: FirewallDrop, severity: Error, nodes: []string{"node3"}, absent: []string{PodNetworkPartition},
@@ -169,8 +167,8 @@ func TestDiagnose(t *testing.T) {
 			// evaluate, while every Pod pair works: nothing to report.
 			name: "possible_drop_without_a_symptom_is_quiet",
 			mutate: func(ev *Evidence) {
-				ev.Facts["node2"].Firewall.Drops = []hostfacts.FirewallDrop{{Family: "ip", Table: "filter", Chain: "cali-INPUT",
-					Rule: "udp dport 4789 xt match addrtype drop", Conditional: true, Possible: []string{hostfacts.NeedVXLAN}}}
+				ev.Facts["node2"].Firewall.Drops = []model.FirewallDrop{{Family: "ip", Table: "filter", Chain: "cali-INPUT",
+					Rule: "udp dport 4789 xt match addrtype drop", Conditional: true, Possible: []string{model.NeedVXLAN}}}
 			},
 		},
 		{
@@ -179,15 +177,15 @@ func TestDiagnose(t *testing.T) {
 			// stops BGP for certain, which a VXLAN cluster does not use.
 			name: "allow_list_policy_on_a_healthy_vxlan_node_is_quiet",
 			mutate: func(ev *Evidence) {
-				ev.Facts["node2"].Firewall.Drops = []hostfacts.FirewallDrop{{Family: "inet", Table: "filter", Chain: "input", Hook: "input",
-					Rule: "policy drop", Policy: true, Needs: []string{hostfacts.NeedBGP, hostfacts.NeedIPIP}, Possible: []string{hostfacts.NeedVXLAN}}}
+				ev.Facts["node2"].Firewall.Drops = []model.FirewallDrop{{Family: "inet", Table: "filter", Chain: "input", Hook: "input",
+					Rule: "policy drop", Policy: true, Needs: []string{model.NeedBGP, model.NeedIPIP}, Possible: []string{model.NeedVXLAN}}}
 			},
 		},
 		{
 			name: "possible_drop_where_pods_fail",
 			mutate: func(ev *Evidence) {
-				ev.Facts["node2"].Firewall.Drops = []hostfacts.FirewallDrop{{Family: "inet", Table: "t", Chain: "input",
-					Rule: "ip saddr 10.1.0.0/16 udp dport 4789 drop", Conditional: true, Possible: []string{hostfacts.NeedVXLAN}}}
+				ev.Facts["node2"].Firewall.Drops = []model.FirewallDrop{{Family: "inet", Table: "t", Chain: "input",
+					Rule: "ip saddr 10.1.0.0/16 udp dport 4789 drop", Conditional: true, Possible: []string{model.NeedVXLAN}}}
 				each(ev, podWith("node2"), cutPair)
 			},
 			id: EncapBlocked, severity: Error, nodes: []string{"node2"}, absent: []string{PodNetworkPartition},
@@ -223,10 +221,10 @@ func TestDiagnose(t *testing.T) {
 			name: "second_nic_with_strict_rp_filter",
 			mutate: func(ev *Evidence) {
 				f := ev.Facts["node3"]
-				f.Links = append(f.Links, hostfacts.Link{Name: "eth1", MTU: 1500, Addresses: []string{"198.51.100.3/24"}})
-				f.Routes = append(f.Routes, hostfacts.Route{Family: "ipv4", Dst: "198.18.0.0/16", Type: "unicast", Dev: "eth0"},
-					hostfacts.Route{Family: "ipv4", Dst: "198.51.100.0/24", Type: "unicast", Dev: "eth1"})
-				f.Sysctls.Conf["eth1"] = hostfacts.LinkConf{RPFilter: iptr(1)}
+				f.Links = append(f.Links, model.Link{Name: "eth1", MTU: 1500, Addresses: []string{"198.51.100.3/24"}})
+				f.Routes = append(f.Routes, model.Route{Family: "ipv4", Dst: "198.18.0.0/16", Type: "unicast", Dev: "eth0"},
+					model.Route{Family: "ipv4", Dst: "198.51.100.0/24", Type: "unicast", Dev: "eth1"})
+				f.Sysctls.Conf["eth1"] = model.LinkConf{RPFilter: iptr(1)}
 				for _, n := range []string{"node1", "node2"} {
 					fdb := ev.Facts[n].Links[2].VXLAN.FDB
 					for i := range fdb {
@@ -275,10 +273,10 @@ func TestDiagnose(t *testing.T) {
 			name: "bgp_firewall_explains_the_routes_it_cuts",
 			mutate: func(ev *Evidence) {
 				ev.Network.Backend = "bgp"
-				ev.Facts["node2"].Firewall.Drops = []hostfacts.FirewallDrop{{Family: "inet", Table: "t", Chain: "input", Hook: "input",
-					Rule: "ip saddr 198.18.0.3 tcp dport 179 drop", Conditional: true, Possible: []string{hostfacts.NeedBGP}}}
-				ev.Facts["node2"].Routes = slices.DeleteFunc(ev.Facts["node2"].Routes, func(r hostfacts.Route) bool { return r.Dst == block(3) })
-				ev.Facts["node3"].Routes = slices.DeleteFunc(ev.Facts["node3"].Routes, func(r hostfacts.Route) bool { return r.Dst == block(2) })
+				ev.Facts["node2"].Firewall.Drops = []model.FirewallDrop{{Family: "inet", Table: "t", Chain: "input", Hook: "input",
+					Rule: "ip saddr 198.18.0.3 tcp dport 179 drop", Conditional: true, Possible: []string{model.NeedBGP}}}
+				ev.Facts["node2"].Routes = slices.DeleteFunc(ev.Facts["node2"].Routes, func(r model.Route) bool { return r.Dst == block(3) })
+				ev.Facts["node3"].Routes = slices.DeleteFunc(ev.Facts["node3"].Routes, func(r model.Route) bool { return r.Dst == block(2) })
 				each(ev, func(p model.Pair) bool {
 					return p.Layer == model.LayerPod && ((p.From == "node2" && p.To == "node3") || (p.From == "node3" && p.To == "node2"))
 				}, cutPair)
@@ -299,9 +297,9 @@ func TestDiagnose(t *testing.T) {
 			name: "second_default_route_cuts_the_host_network",
 			mutate: func(ev *Evidence) {
 				f := ev.Facts["node3"]
-				f.Links = append(f.Links, hostfacts.Link{Name: "eth1", MTU: 1500, Addresses: []string{"10.61.0.3/24"}})
-				f.Routes = append(f.Routes, hostfacts.Route{Family: "ipv4", Dst: "default", Gw: "198.18.255.254", Dev: "eth0", Type: "unicast", Metric: 100},
-					hostfacts.Route{Family: "ipv4", Dst: "default", Gw: "10.61.0.254", Dev: "eth1", Type: "unicast", Metric: 50})
+				f.Links = append(f.Links, model.Link{Name: "eth1", MTU: 1500, Addresses: []string{"10.61.0.3/24"}})
+				f.Routes = append(f.Routes, model.Route{Family: "ipv4", Dst: "default", Gw: "198.18.255.254", Dev: "eth0", Type: "unicast", Metric: 100},
+					model.Route{Family: "ipv4", Dst: "default", Gw: "10.61.0.254", Dev: "eth1", Type: "unicast", Metric: 50})
 				each(ev, with("node3"), cutPair)
 			},
 			id: NodeNetworkPartition, severity: Error, nodes: []string{"node3"}, absent: []string{PodNetworkPartition, NodeUnreachable},
@@ -335,9 +333,9 @@ func TestDiagnose(t *testing.T) {
 						}
 					}
 				}
-				ev.Facts["node2"].Calico.BIRD = hostfacts.BIRDState{Error: "dial unix bird.ctl: no such file or directory"}
+				ev.Facts["node2"].Calico.BIRD = model.BIRDState{Error: "dial unix bird.ctl: no such file or directory"}
 				for _, n := range []string{"node1", "node3"} {
-					ev.Facts[n].Routes = slices.DeleteFunc(ev.Facts[n].Routes, func(r hostfacts.Route) bool { return r.Dst == block(2) })
+					ev.Facts[n].Routes = slices.DeleteFunc(ev.Facts[n].Routes, func(r model.Route) bool { return r.Dst == block(2) })
 				}
 				each(ev, podWith("node2"), cutPair)
 			},
@@ -346,7 +344,7 @@ func TestDiagnose(t *testing.T) {
 		{
 			name: "route_missing_on_node1",
 			mutate: func(ev *Evidence) {
-				ev.Facts["node1"].Routes = slices.DeleteFunc(ev.Facts["node1"].Routes, func(r hostfacts.Route) bool { return r.Dst == block(2) })
+				ev.Facts["node1"].Routes = slices.DeleteFunc(ev.Facts["node1"].Routes, func(r model.Route) bool { return r.Dst == block(2) })
 				each(ev, func(p model.Pair) bool {
 					return p.Layer == model.LayerPod && ((p.From == "node1" && p.To == "node2") || (p.From == "node2" && p.To == "node1"))
 				}, cutPair)
@@ -358,7 +356,7 @@ func TestDiagnose(t *testing.T) {
 			// block to the underlay's gateway.
 			name: "more_specific_route_hijacks_a_block",
 			mutate: func(ev *Evidence) {
-				ev.Facts["node1"].Routes = append(ev.Facts["node1"].Routes, hostfacts.Route{Family: "ipv4", Dst: "10.233.64.64/27", Gw: "198.18.255.254", Dev: "eth0", Type: "unicast"})
+				ev.Facts["node1"].Routes = append(ev.Facts["node1"].Routes, model.Route{Family: "ipv4", Dst: "10.233.64.64/27", Gw: "198.18.255.254", Dev: "eth0", Type: "unicast"})
 				each(ev, func(p model.Pair) bool {
 					return p.Layer == model.LayerPod && ((p.From == "node1" && p.To == "node2") || (p.From == "node2" && p.To == "node1"))
 				}, cutPair)
@@ -421,7 +419,7 @@ func TestDiagnose(t *testing.T) {
 			// not failed, and healthy node2 is named by nothing.
 			name: "could_not_ask_is_not_no_answer",
 			mutate: func(ev *Evidence) {
-				ev.Facts["node1"].Routes = slices.DeleteFunc(ev.Facts["node1"].Routes, func(r hostfacts.Route) bool { return r.Dst == block(3) })
+				ev.Facts["node1"].Routes = slices.DeleteFunc(ev.Facts["node1"].Routes, func(r model.Route) bool { return r.Dst == block(3) })
 				each(ev, func(p model.Pair) bool { return p.Layer == model.LayerPod && p.From == "node1" && p.To == "node3" }, cutPair)
 				each(ev, func(p model.Pair) bool { return p.Layer == model.LayerPod && p.From == "node3" }, notAsked)
 			},
@@ -489,12 +487,12 @@ func TestDiagnose(t *testing.T) {
 		},
 		{
 			name:   "vxlan_module_missing",
-			mutate: func(ev *Evidence) { ev.Facts["node1"].KernelModules[0].State = hostfacts.ModuleMissing },
+			mutate: func(ev *Evidence) { ev.Facts["node1"].KernelModules[0].State = model.ModuleMissing },
 			id:     KernelModuleMissing, severity: Error, nodes: []string{"node1"},
 		},
 		{
 			name:   "felix_not_ready",
-			mutate: func(ev *Evidence) { ev.Facts["node2"].Calico.Felix = hostfacts.Felix{StatusCode: 503} },
+			mutate: func(ev *Evidence) { ev.Facts["node2"].Calico.Felix = model.Felix{StatusCode: 503} },
 			id:     CalicoNodeUnhealthy, severity: Error, nodes: []string{"node2"},
 		},
 		{
@@ -509,7 +507,7 @@ func TestDiagnose(t *testing.T) {
 				for _, f := range ev.Facts {
 					f.Calico.BIRD.Error = ""
 				}
-				ev.Facts["node2"].Firewall.Drops = []hostfacts.FirewallDrop{{Family: "inet", Table: "t", Chain: "input", Rule: "tcp dport 179 drop", Needs: []string{hostfacts.NeedBGP}}}
+				ev.Facts["node2"].Firewall.Drops = []model.FirewallDrop{{Family: "inet", Table: "t", Chain: "input", Rule: "tcp dport 179 drop", Needs: []string{model.NeedBGP}}}
 			},
 			id: FirewallDrop, severity: Error, nodes: []string{"node2"},
 		},
@@ -597,10 +595,10 @@ func bgpFirewallBetween2And3(ev *Evidence) {
 			}
 		}
 	}
-	ev.Facts["node2"].Firewall.Drops = []hostfacts.FirewallDrop{{Family: "inet", Table: "t", Chain: "input", Hook: "input",
-		Rule: "ip saddr 198.18.0.3 tcp dport 179 drop", Conditional: true, Possible: []string{hostfacts.NeedBGP}}}
-	ev.Facts["node2"].Routes = slices.DeleteFunc(ev.Facts["node2"].Routes, func(r hostfacts.Route) bool { return r.Dst == block(3) || r.Dst == block(1) })
-	ev.Facts["node3"].Routes = slices.DeleteFunc(ev.Facts["node3"].Routes, func(r hostfacts.Route) bool { return r.Dst == block(2) })
+	ev.Facts["node2"].Firewall.Drops = []model.FirewallDrop{{Family: "inet", Table: "t", Chain: "input", Hook: "input",
+		Rule: "ip saddr 198.18.0.3 tcp dport 179 drop", Conditional: true, Possible: []string{model.NeedBGP}}}
+	ev.Facts["node2"].Routes = slices.DeleteFunc(ev.Facts["node2"].Routes, func(r model.Route) bool { return r.Dst == block(3) || r.Dst == block(1) })
+	ev.Facts["node3"].Routes = slices.DeleteFunc(ev.Facts["node3"].Routes, func(r model.Route) bool { return r.Dst == block(2) })
 	// Every Pod pair with node2 fails: with node3 for the firewall, with
 	// node1 for the route node1 never announced.
 	each(ev, podWith("node2"), cutPair)

@@ -6,7 +6,6 @@ import (
 	"slices"
 	"strings"
 
-	"podpath/internal/hostfacts"
 	"podpath/internal/model"
 )
 
@@ -16,14 +15,14 @@ func encapBlocked(s *state) {
 		return
 	}
 	for _, n := range s.ev.Nodes {
-		ds := s.drops(n, hostfacts.NeedVXLAN)
+		ds := s.drops(n, model.NeedVXLAN)
 		failing := s.failingPodPairsOf(n)
-		if sure, _ := certain(ds, hostfacts.NeedVXLAN); len(ds) == 0 || (len(sure) == 0 && !anyCut(failing)) {
+		if sure, _ := certain(ds, model.NeedVXLAN); len(ds) == 0 || (len(sure) == 0 && !anyCut(failing)) {
 			continue
 		}
 		nodePairs := s.pairs(model.LayerNode, func(p model.Pair) bool { return (p.From == n || p.To == n) && p.Known() })
 		nodeOK := len(nodePairs) > 0 && !slices.ContainsFunc(nodePairs, func(p model.Pair) bool { return !p.Reachable })
-		ev := describe(n, ds, hostfacts.NeedVXLAN)
+		ev := describe(n, ds, model.NeedVXLAN)
 		if len(failing) > 0 {
 			ev = append(ev, failingLine(failing, n))
 		}
@@ -49,10 +48,10 @@ type vtep struct {
 	node      string
 	port, vni int
 	mac, addr string // the device's MAC and its IPv4 address (the VTEP IP)
-	vx        *hostfacts.VXLAN
+	vx        *model.VXLAN
 }
 
-func vtepOf(n string, f *hostfacts.Facts) *vtep {
+func vtepOf(n string, f *model.Facts) *vtep {
 	for _, l := range f.Links {
 		if l.Name != "vxlan.calico" || l.VXLAN == nil {
 			continue
@@ -69,7 +68,7 @@ func vtepOf(n string, f *hostfacts.Facts) *vtep {
 }
 
 // ownsAddress reports whether a is one of f's addresses.
-func ownsAddress(f *hostfacts.Facts, a string) bool {
+func ownsAddress(f *model.Facts, a string) bool {
 	for _, l := range f.Links {
 		for _, c := range l.Addresses {
 			if p, err := netip.ParsePrefix(c); err == nil && p.Addr().String() == a {

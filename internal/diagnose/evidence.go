@@ -7,18 +7,16 @@ import (
 	"slices"
 	"sort"
 
-	"podpath/internal/cluster/inventory"
-	"podpath/internal/hostfacts"
 	"podpath/internal/model"
 )
 
 // Evidence is everything a diagnosis may look at.
 type Evidence struct {
-	Nodes     []string                    // every node of the run, in inventory order
-	Addresses map[string]string           // node → underlay address, from the inventory
-	Network   inventory.Network           // what the cluster is configured with (backend, Pod MTU)
-	Pairs     []model.Pair                // one per ordered pair and layer
-	Facts     map[string]*hostfacts.Facts // by node; missing when the node's agent did not answer
+	Nodes     []string                // every node of the run, in inventory order
+	Addresses map[string]string       // node → underlay address, from the inventory
+	Network   model.Network           // what the cluster is configured with (backend, Pod MTU)
+	Pairs     []model.Pair            // one per ordered pair and layer
+	Facts     map[string]*model.Facts // by node; missing when the node's agent did not answer
 	// FactErrors says why a node's facts are missing.
 	FactErrors map[string]string
 	// IPPoolMTUs are IPPools (by name) that carry an `mtu` field, from the

@@ -6,17 +6,16 @@ import (
 	"sort"
 	"strings"
 
-	"podpath/internal/hostfacts"
 	"podpath/internal/model"
 )
 
 // drops lists node n's firewall rules that drop traffic for need.
-func (s *state) drops(n, need string) []hostfacts.FirewallDrop {
+func (s *state) drops(n, need string) []model.FirewallDrop {
 	f := s.ev.Facts[n]
 	if f == nil {
 		return nil
 	}
-	var out []hostfacts.FirewallDrop
+	var out []model.FirewallDrop
 	for _, d := range f.Firewall.Drops {
 		if sure, perhaps := d.Stops(need); (sure || perhaps) && !randomDrop(d) {
 			out = append(out, d)
@@ -27,7 +26,7 @@ func (s *state) drops(n, need string) []hostfacts.FirewallDrop {
 
 // randomDrop: a rule that drops a share of what it sees, at random or
 // above a rate. That is loss (packet-loss cites it), not a path blocked.
-func randomDrop(d hostfacts.FirewallDrop) bool {
+func randomDrop(d model.FirewallDrop) bool {
 	return strings.Contains(d.Rule, "numgen random") || strings.Contains(d.Rule, "limit")
 }
 
@@ -37,7 +36,7 @@ func anyCut(pairs []model.Pair) bool { return slices.ContainsFunc(pairs, cut) }
 
 // describe renders what drops need's traffic on node n: where, the rule
 // or policy, whether only perhaps, and which of that traffic.
-func describe(n string, ds []hostfacts.FirewallDrop, need string) []string {
+func describe(n string, ds []model.FirewallDrop, need string) []string {
 	var out []string
 	for _, d := range ds {
 		cond := ""
@@ -94,14 +93,14 @@ func peersIn(pairs []model.Pair, n string) []string {
 
 // needNames say what each Need's traffic is, for people.
 var needNames = map[string]string{
-	hostfacts.NeedVXLAN: "VXLAN", hostfacts.NeedBGP: "BGP", hostfacts.NeedIPIP: "IPIP", hostfacts.NeedWireGuard: "WireGuard",
-	hostfacts.NeedICMPFragNeeded: "ICMP fragmentation-needed", hostfacts.NeedICMP: "ICMP echoes", hostfacts.NeedPodTraffic: "Pod traffic",
+	model.NeedVXLAN: "VXLAN", model.NeedBGP: "BGP", model.NeedIPIP: "IPIP", model.NeedWireGuard: "WireGuard",
+	model.NeedICMPFragNeeded: "ICMP fragmentation-needed", model.NeedICMP: "ICMP echoes", model.NeedPodTraffic: "Pod traffic",
 }
 
 // certain splits a node's drops for a need into those that stop it for
 // sure and those that may. A possible drop is a finding only where the
 // traffic it may stop fails.
-func certain(ds []hostfacts.FirewallDrop, need string) (sure, maybe []hostfacts.FirewallDrop) {
+func certain(ds []model.FirewallDrop, need string) (sure, maybe []model.FirewallDrop) {
 	for _, d := range ds {
 		if c, _ := d.Stops(need); c {
 			sure = append(sure, d)
@@ -116,22 +115,22 @@ func certain(ds []hostfacts.FirewallDrop, need string) (sure, maybe []hostfacts.
 // backend's control plane or encapsulation needs, or the Pod traffic it
 // forwards (VXLAN has its own, more specific finding).
 func firewallDrop(s *state) {
-	needs := []string{hostfacts.NeedPodTraffic}
+	needs := []string{model.NeedPodTraffic}
 	switch s.ev.Network.Backend {
 	case "bgp":
-		needs = append(needs, hostfacts.NeedBGP)
+		needs = append(needs, model.NeedBGP)
 	case "ipip":
-		needs = append(needs, hostfacts.NeedBGP, hostfacts.NeedIPIP)
+		needs = append(needs, model.NeedBGP, model.NeedIPIP)
 	case "wireguard":
-		needs = append(needs, hostfacts.NeedWireGuard)
+		needs = append(needs, model.NeedWireGuard)
 	}
-	what := map[string]string{hostfacts.NeedBGP: "BGP (TCP 179)", hostfacts.NeedIPIP: "IPIP (IP protocol 4)",
-		hostfacts.NeedWireGuard: "WireGuard (UDP 51820/51821)", hostfacts.NeedPodTraffic: "Pod traffic between nodes"}
+	what := map[string]string{model.NeedBGP: "BGP (TCP 179)", model.NeedIPIP: "IPIP (IP protocol 4)",
+		model.NeedWireGuard: "WireGuard (UDP 51820/51821)", model.NeedPodTraffic: "Pod traffic between nodes"}
 	for _, n := range s.ev.Nodes {
 		for _, need := range needs {
 			ds := s.drops(n, need)
 			failing, explains := s.failingPodPairsOf(n), s.podPairsOf(n)
-			if need == hostfacts.NeedBGP {
+			if need == model.NeedBGP {
 				// BIRD's sessions say which peers lost theirs: only the Pods
 				// between n and those lost the routes.
 				if down, known := s.bgpDownPeers(n); known {
@@ -155,7 +154,7 @@ func firewallDrop(s *state) {
 			summary := fmt.Sprintf("%s drops %s traffic that Calico's %s backend needs between nodes.", n, what[need], s.ev.Network.Backend)
 			remedy := &model.Remedy{Summary: fmt.Sprintf("Allow %s between the cluster's nodes on %s (host firewall, and any cloud security group in front of it).", what[need], n),
 				Commands: []string{"nft list ruleset   # on " + n + ": find the rule above and allow the port from the other nodes"}}
-			if need == hostfacts.NeedPodTraffic {
+			if need == model.NeedPodTraffic {
 				title, summary, remedy = podTrafficDrop(s, n, ds)
 			}
 			s.add(model.Finding{
@@ -169,7 +168,7 @@ func firewallDrop(s *state) {
 // podTrafficDrop words a drop of forwarded Pod traffic: most often a
 // FORWARD chain's policy (Docker sets it to drop) that nothing before it
 // accepts the Pod network in.
-func podTrafficDrop(s *state, n string, ds []hostfacts.FirewallDrop) (title, summary string, r *model.Remedy) {
+func podTrafficDrop(s *state, n string, ds []model.FirewallDrop) (title, summary string, r *model.Remedy) {
 	d := ds[0]
 	cidr := s.ev.Network.PodCIDR
 	if cidr == "" {

@@ -7,12 +7,11 @@ import (
 	"sort"
 	"strings"
 
-	"podpath/internal/hostfacts"
 	"podpath/internal/model"
 )
 
 // underlayLink is the link holding the node's underlay address.
-func (s *state) underlayLink(n string) *hostfacts.Link {
+func (s *state) underlayLink(n string) *model.Link {
 	f := s.ev.Facts[n]
 	if f == nil {
 		return nil
@@ -29,7 +28,7 @@ func (s *state) underlayLink(n string) *hostfacts.Link {
 }
 
 // podAndTunnelMTU reads a node's cali* MTUs and its vxlan.calico MTU.
-func podAndTunnelMTU(f *hostfacts.Facts) (pod []int, tunnel int) {
+func podAndTunnelMTU(f *model.Facts) (pod []int, tunnel int) {
 	seen := map[int]bool{}
 	for _, l := range f.Links {
 		switch {
@@ -266,8 +265,8 @@ func mtuBlackhole(s *state) {
 	// text report shows the first lines, -o json them all.
 	var why []string
 	for _, n := range nodes {
-		if ds := s.drops(n, hostfacts.NeedICMPFragNeeded); len(ds) > 0 {
-			why = append(why, describe(n, ds, hostfacts.NeedICMPFragNeeded)...)
+		if ds := s.drops(n, model.NeedICMPFragNeeded); len(ds) > 0 {
+			why = append(why, describe(n, ds, model.NeedICMPFragNeeded)...)
 		}
 	}
 	why = append(why, s.lostFragments(pod)...)

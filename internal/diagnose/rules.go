@@ -9,7 +9,6 @@ import (
 	"strings"
 
 	"podpath/internal/calico"
-	"podpath/internal/hostfacts"
 	"podpath/internal/model"
 )
 
@@ -306,10 +305,10 @@ func ipForwardDisabled(s *state) {
 
 // hijacked is a route of f more specific than block that covers one of
 // its addresses: traffic to those Pods follows it instead of the block's.
-func hijacked(f *hostfacts.Facts, block string) (hostfacts.Route, bool) {
+func hijacked(f *model.Facts, block string) (model.Route, bool) {
 	b, err := netip.ParsePrefix(block)
 	if err != nil {
-		return hostfacts.Route{}, false
+		return model.Route{}, false
 	}
 	for _, r := range f.Routes {
 		p, err := netip.ParsePrefix(r.Dst)
@@ -317,11 +316,11 @@ func hijacked(f *hostfacts.Facts, block string) (hostfacts.Route, bool) {
 			return r, true
 		}
 	}
-	return hostfacts.Route{}, false
+	return model.Route{}, false
 }
 
 // blocks are the Pod blocks a node owns: Calico blackholes each locally.
-func blocks(f *hostfacts.Facts) []string {
+func blocks(f *model.Facts) []string {
 	var out []string
 	for _, r := range f.Routes {
 		if r.Type == "blackhole" && r.Family == "ipv4" {
@@ -375,7 +374,7 @@ func routeMissing(s *state) {
 		down, _ := s.bgpDownPeers(n)
 		bgpBlocked := func(m string) bool {
 			return s.ev.Network.Backend == "bgp" && slices.Contains(down, m) &&
-				((s.explainedBy(m, FirewallDrop) && len(s.drops(m, hostfacts.NeedBGP)) > 0) || (s.explainedBy(n, FirewallDrop) && len(s.drops(n, hostfacts.NeedBGP)) > 0))
+				((s.explainedBy(m, FirewallDrop) && len(s.drops(m, model.NeedBGP)) > 0) || (s.explainedBy(n, FirewallDrop) && len(s.drops(n, model.NeedBGP)) > 0))
 		}
 		// Owners whose BGP session is down explain these: fold them.
 		var unexplained, silentOwners []string

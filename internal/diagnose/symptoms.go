@@ -8,7 +8,6 @@ import (
 	"sort"
 	"strings"
 
-	"podpath/internal/hostfacts"
 	"podpath/internal/model"
 )
 
@@ -104,7 +103,7 @@ func rpFilterStrict(s *state) {
 // them does not leave by. Where the traffic arrives is where the peers'
 // FDB entries for n's VTEP send it: the interface of n that holds that
 // address; where it comes from is each peer's VXLAN source address.
-func (s *state) asymmetricRPF(n string, f *hostfacts.Facts) (ev, peers, ifaces []string) {
+func (s *state) asymmetricRPF(n string, f *model.Facts) (ev, peers, ifaces []string) {
 	v := vtepOf(n, f)
 	if v == nil || v.mac == "" {
 		return nil, nil, nil
@@ -146,7 +145,7 @@ func (s *state) asymmetricRPF(n string, f *hostfacts.Facts) (ev, peers, ifaces [
 }
 
 // linkHolding is the name of f's link that holds address a.
-func linkHolding(f *hostfacts.Facts, a string) string {
+func linkHolding(f *model.Facts, a string) string {
 	for _, l := range f.Links {
 		for _, c := range l.Addresses {
 			if p, err := netip.ParsePrefix(c); err == nil && p.Addr().String() == a {
@@ -160,7 +159,7 @@ func linkHolding(f *hostfacts.Facts, a string) string {
 // routeDev is the device f's main table routes a to: the longest matching
 // unicast route (ties by metric), as the kernel's lookup would pick
 // without policy rules.
-func routeDev(f *hostfacts.Facts, a string) string {
+func routeDev(f *model.Facts, a string) string {
 	r, _ := routeTo(f, a)
 	return r.Dev
 }
@@ -168,12 +167,12 @@ func routeDev(f *hostfacts.Facts, a string) string {
 // routeTo is the route f's main table has for a: the longest matching
 // unicast route, ties by metric, as the kernel's lookup picks it without
 // policy rules.
-func routeTo(f *hostfacts.Facts, a string) (hostfacts.Route, bool) {
+func routeTo(f *model.Facts, a string) (model.Route, bool) {
 	addr, err := netip.ParseAddr(a)
 	if err != nil {
-		return hostfacts.Route{}, false
+		return model.Route{}, false
 	}
-	var best hostfacts.Route
+	var best model.Route
 	bestBits, found := -1, false
 	for _, r := range f.Routes {
 		if r.Type != "unicast" || r.Dev == "" {
@@ -232,7 +231,7 @@ func nodeNetworkPartition(s *state) {
 		if !slices.ContainsFunc(failing, func(p model.Pair) bool { return p.To == n }) {
 			continue
 		}
-		for _, need := range []string{hostfacts.NeedAgent, hostfacts.NeedICMP} {
+		for _, need := range []string{model.NeedAgent, model.NeedICMP} {
 			if ds := s.drops(n, need); len(ds) > 0 {
 				why = append(why, describe(n, ds, need)...)
 				if !slices.Contains(firewalled, n) {
@@ -294,7 +293,7 @@ func kernelModuleMissing(s *state) {
 		}
 		var ev []string
 		for _, m := range f.KernelModules {
-			if m.State != hostfacts.ModuleMissing || (m.Need != "calico" && m.Need != s.ev.Network.Backend) {
+			if m.State != model.ModuleMissing || (m.Need != "calico" && m.Need != s.ev.Network.Backend) {
 				continue
 			}
 			ev = append(ev, fmt.Sprintf("%s: %s (needed by %s) is missing: %s", n, m.Name, m.Need, m.Evidence))

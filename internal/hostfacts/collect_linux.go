@@ -56,22 +56,23 @@ func collect(ctx context.Context, opts Options, sys sysfs) (*Facts, error) {
 	if err != nil && !errors.Is(err, netlink.ErrDumpInterrupted) {
 		return nil, fmt.Errorf("list links: %w", err)
 	}
-	f.noteInterrupted("links", err)
+	c := collector{f}
+	c.noteInterrupted("links", err)
 	names := map[int]string{}
 	for _, l := range links {
 		names[l.Attrs().Index] = l.Attrs().Name
 	}
-	addrs := f.addresses(nl)
+	addrs := c.addresses(nl)
 	var linkNames []string
 	for _, l := range links {
 		link := toLink(l, names, addrs[l.Attrs().Index])
 		if link.VXLAN != nil {
-			f.vxlanEntries(nl, l.Attrs().Index, link.VXLAN)
+			c.vxlanEntries(nl, l.Attrs().Index, link.VXLAN)
 		}
 		f.Links = append(f.Links, link)
 		linkNames = append(linkNames, l.Attrs().Name)
 	}
-	f.Routes = f.routes(nl, names)
+	f.Routes = c.routes(nl, names)
 	f.Sysctls = sys.sysctls(linkNames)
 	f.Conntrack = sys.conntrack()
 	f.KernelModules = sys.kernelModules(f.Kernel)
@@ -81,6 +82,9 @@ func collect(ctx context.Context, opts Options, sys sysfs) (*Facts, error) {
 	f.Calico = calicoState(ctx, opts)
 	return f, nil
 }
+
+// collector fills a node's Facts from netlink.
+type collector struct{ *Facts }
 
 // dump runs a netlink dump, again while the kernel reports it interrupted.
 // The last interrupted result is returned with its error: inconsistent, but
@@ -96,14 +100,14 @@ func dump[T any](list func() ([]T, error)) ([]T, error) {
 	return out, err
 }
 
-func (f *Facts) noteInterrupted(what string, err error) {
+func (f collector) noteInterrupted(what string, err error) {
 	if errors.Is(err, netlink.ErrDumpInterrupted) {
 		f.Errors = append(f.Errors, fmt.Sprintf("list %s: kept changing during %d attempts; the list may be inconsistent", what, dumpAttempts))
 	}
 }
 
 // addresses lists every address by link index, CIDR form.
-func (f *Facts) addresses(nl *netlink.Handle) map[int][]string {
+func (f collector) addresses(nl *netlink.Handle) map[int][]string {
 	addrs, err := dump(func() ([]netlink.Addr, error) { return nl.AddrList(nil, netlink.FAMILY_ALL) })
 	if err != nil && !errors.Is(err, netlink.ErrDumpInterrupted) {
 		f.Errors = append(f.Errors, fmt.Sprintf("list addresses: %v", err))
@@ -142,7 +146,7 @@ func toLink(l netlink.Link, names map[int]string, addrs []string) Link {
 }
 
 // vxlanEntries reads a VXLAN device's FDB and neighbour entries.
-func (f *Facts) vxlanEntries(nl *netlink.Handle, index int, v *VXLAN) {
+func (f collector) vxlanEntries(nl *netlink.Handle, index int, v *VXLAN) {
 	fdb, err := dump(func() ([]netlink.Neigh, error) { return nl.NeighList(index, unix.AF_BRIDGE) })
 	if err != nil && !errors.Is(err, netlink.ErrDumpInterrupted) {
 		f.Errors = append(f.Errors, fmt.Sprintf("list FDB entries: %v", err))
@@ -164,7 +168,7 @@ func (f *Facts) vxlanEntries(nl *netlink.Handle, index int, v *VXLAN) {
 }
 
 // routes lists the main table, IPv4 then IPv6.
-func (f *Facts) routes(nl *netlink.Handle, names map[int]string) []Route {
+func (f collector) routes(nl *netlink.Handle, names map[int]string) []Route {
 	out := []Route{}
 	for _, fam := range []struct {
 		nl   int

@@ -111,7 +111,7 @@ func clearFaults(t *testing.T, l *lab.Lab) {
 	}
 }
 
-func (f *Facts) link(name string) *Link {
+func linkOf(f *Facts, name string) *Link {
 	for i := range f.Links {
 		if f.Links[i].Name == name {
 			return &f.Links[i]
@@ -120,7 +120,7 @@ func (f *Facts) link(name string) *Link {
 	return nil
 }
 
-func (f *Facts) route(dst string) *Route {
+func routeOf(f *Facts, dst string) *Route {
 	for i := range f.Routes {
 		if f.Routes[i].Dst == dst {
 			return &f.Routes[i]
@@ -147,7 +147,7 @@ func TestVXLANNodeFacts(t *testing.T) {
 		FelixHealthURL: serveFelix(t, l, "node1")}
 	f := collectIn(t, l, "node1", opts)
 
-	vx := f.link(lab.VXLANDevice)
+	vx := linkOf(f, lab.VXLANDevice)
 	switch {
 	case vx == nil:
 		t.Fatalf("links of node1 = %v; want %s", f.Links, lab.VXLANDevice)
@@ -158,14 +158,14 @@ func TestVXLANNodeFacts(t *testing.T) {
 	case !slices.Contains(vx.Addresses, "10.233.64.0/32"):
 		t.Errorf("%s addresses = %v; want the VTEP address 10.233.64.0/32", lab.VXLANDevice, vx.Addresses)
 	}
-	if eth0 := f.link("eth0"); eth0 == nil || !slices.Contains(eth0.Addresses, "198.18.0.1/16") {
+	if eth0 := linkOf(f, "eth0"); eth0 == nil || !slices.Contains(eth0.Addresses, "198.18.0.1/16") {
 		t.Errorf("eth0 = %+v; want the underlay address 198.18.0.1/16 (facts from the node's namespace, not the host's)", eth0)
 	}
 
-	if r := f.route("10.233.64.0/26"); r == nil || r.Type != "blackhole" {
+	if r := routeOf(f, "10.233.64.0/26"); r == nil || r.Type != "blackhole" {
 		t.Errorf("route to node1's own block = %+v; want a blackhole", r)
 	}
-	if r := f.route("10.233.64.64/26"); r == nil || r.Gw != "10.233.64.64" || r.Dev != lab.VXLANDevice ||
+	if r := routeOf(f, "10.233.64.64/26"); r == nil || r.Gw != "10.233.64.64" || r.Dev != lab.VXLANDevice ||
 		!r.Onlink || r.Proto != 80 || r.ProtoName != "felix" {
 		t.Errorf("route to node2's block = %+v; want via 10.233.64.64 dev %s onlink, proto felix (80)", r, lab.VXLANDevice)
 	}
@@ -282,10 +282,10 @@ func TestBGPNodeFacts(t *testing.T) {
 	if len(peers) != 2 {
 		t.Errorf("mesh peers of node1 = %v; want node2 and node3", peers)
 	}
-	if r := f.route("10.233.64.64/26"); r == nil || r.Gw != "198.18.0.2" || r.Dev != "eth0" || r.ProtoName != "bird" || r.Proto != 12 {
+	if r := routeOf(f, "10.233.64.64/26"); r == nil || r.Gw != "198.18.0.2" || r.Dev != "eth0" || r.ProtoName != "bird" || r.Proto != 12 {
 		t.Errorf("route to node2's block = %+v; want via 198.18.0.2 dev eth0 proto bird (12)", r)
 	}
-	if f.link(lab.VXLANDevice) != nil {
+	if linkOf(f, lab.VXLANDevice) != nil {
 		t.Errorf("BGP node has %s; want none", lab.VXLANDevice)
 	}
 
@@ -312,7 +312,7 @@ func TestBGPNodeFacts(t *testing.T) {
 	if f2.Calico.Felix.Ready || f2.Calico.Felix.Error == "" {
 		t.Errorf("felix = %+v; want not ready with the connection error (the lab runs no Felix)", f2.Calico.Felix)
 	}
-	if f2.link("eth0") == nil {
+	if linkOf(f2, "eth0") == nil {
 		t.Errorf("node2 facts without BIRD lack links: %+v", f2.Links)
 	}
 }
@@ -355,7 +355,7 @@ func TestCollectHere(t *testing.T) {
 	if err != nil {
 		t.Fatalf("Collect: %v", err)
 	}
-	if lo := f.link("lo"); lo == nil || lo.State != LinkUp || !slices.Contains(lo.Addresses, "127.0.0.1/8") {
+	if lo := linkOf(f, "lo"); lo == nil || lo.State != LinkUp || !slices.Contains(lo.Addresses, "127.0.0.1/8") {
 		t.Errorf("lo = %+v; want up with 127.0.0.1/8", lo)
 	}
 	if f.Kernel == "" || f.CollectedAt.IsZero() || len(f.KernelModules) != len(wantedModules) {

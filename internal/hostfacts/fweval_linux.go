@@ -36,10 +36,6 @@ const (
 	maxWalkSteps = 20000
 )
 
-// NeedPodTraffic is Pod traffic forwarded through the node: to its Pods
-// from other nodes', and back.
-const NeedPodTraffic = "pod-traffic"
-
 // chainRef names a chain.
 type chainRef struct {
 	family      nftables.TableFamily

@@ -6,7 +6,7 @@ import (
 	"time"
 
 	"podpath/internal/diagnose"
-	"podpath/internal/hostfacts"
+	"podpath/internal/model"
 )
 
 // factsTimeout bounds one reading of Calico's state (BIRD's socket,
@@ -22,7 +22,7 @@ type factsState struct {
 }
 
 // update reads the node's Calico state once.
-func (f *factsState) update(ctx context.Context, collect func(context.Context) hostfacts.Calico) {
+func (f *factsState) update(ctx context.Context, collect func(context.Context) model.Calico) {
 	ctx, cancel := context.WithTimeout(ctx, factsTimeout)
 	defer cancel()
 	c := collect(ctx)
@@ -36,7 +36,7 @@ func (f *factsState) update(ctx context.Context, collect func(context.Context) h
 // BGP session that is not Established; Felix not ready. A node without
 // BIRD's socket and without Felix's endpoint runs no calico-node at all
 // (another CNI, or the VXLAN-only install without BIRD) and is not counted.
-func calicoTrouble(c hostfacts.Calico) (bgpDown, unhealthy int) {
+func calicoTrouble(c model.Calico) (bgpDown, unhealthy int) {
 	if c.BIRD.Error == "" {
 		for _, p := range c.BIRD.Protocols {
 			if p.Proto == "BGP" && !p.Established() {

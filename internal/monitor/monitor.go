@@ -21,7 +21,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"golang.org/x/time/rate"
 
-	"podpath/internal/hostfacts"
+	"podpath/internal/model"
 )
 
 // Layers: what the agent's peers are reached over.
@@ -61,7 +61,7 @@ type Config struct {
 	Peers <-chan []Peer
 	// Facts, for the host agent, reads the node's Calico state every
 	// FactsInterval (BIRD's BGP sessions and Felix's readiness).
-	Facts         func(context.Context) hostfacts.Calico
+	Facts         func(context.Context) model.Calico
 	FactsInterval time.Duration
 	Registerer    prometheus.Registerer // the metrics go here while Run runs
 	Logger        *slog.Logger

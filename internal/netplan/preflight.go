@@ -7,7 +7,6 @@ import (
 	"time"
 
 	"podpath/internal/diagnose"
-	"podpath/internal/hostfacts"
 	"podpath/internal/model"
 )
 
@@ -54,7 +53,7 @@ type PreflightInput struct {
 	Encap  string       // vxlan | ipip | wireguard | none
 	Pairs  []model.Pair // node layer: path MTU, reachability
 	Ports  []PortResult
-	Facts  map[string]*hostfacts.Facts
+	Facts  map[string]*model.Facts
 	Skew   map[string]time.Duration // node's clock minus the controller's
 	Encaps map[string]bool          // modules the encapsulation needs, by module name
 }
@@ -226,7 +225,7 @@ func moduleFindings(in PreflightInput, r *PreflightResult) {
 			continue
 		}
 		for _, m := range f.KernelModules {
-			if in.Encaps[m.Name] && m.State == hostfacts.ModuleMissing {
+			if in.Encaps[m.Name] && m.State == model.ModuleMissing {
 				r.Findings = append(r.Findings, model.Finding{ID: diagnose.KernelModuleMissing, Severity: diagnose.Error,
 					Title: fmt.Sprintf("Kernel module %s missing on %s", m.Name, n), Nodes: []string{n},
 					Summary:  fmt.Sprintf("%s encapsulation needs it; this kernel (%s) cannot load it.", in.Encap, f.Kernel),

@@ -5,13 +5,12 @@ import (
 	"testing"
 	"time"
 
-	"podpath/internal/hostfacts"
 	"podpath/internal/model"
 )
 
 func preflightInput() PreflightInput {
 	nodes := []string{"node1", "node2", "node3"}
-	in := PreflightInput{Nodes: nodes, Encap: "vxlan", Facts: map[string]*hostfacts.Facts{}, Skew: map[string]time.Duration{}}
+	in := PreflightInput{Nodes: nodes, Encap: "vxlan", Facts: map[string]*model.Facts{}, Skew: map[string]time.Duration{}}
 	for _, a := range nodes {
 		for _, b := range nodes {
 			if a == b {
@@ -72,7 +71,7 @@ func TestPreflight(t *testing.T) {
 
 	in = preflightInput()
 	in.Skew["node2"] = 3 * time.Second
-	in.Facts["node1"] = &hostfacts.Facts{Kernel: "6.1", KernelModules: []hostfacts.Module{{Name: "vxlan", State: hostfacts.ModuleMissing, Evidence: "modules.dep"}}}
+	in.Facts["node1"] = &model.Facts{Kernel: "6.1", KernelModules: []model.Module{{Name: "vxlan", State: model.ModuleMissing, Evidence: "modules.dep"}}}
 	in.Encaps = map[string]bool{"vxlan": true}
 	r = Preflight(in)
 	if got := ids(r.Findings); !strings.Contains(got, "kernel-module-missing/error") || !strings.Contains(got, "clock-skew/warning") || r.Verdict["node1"] != "fail" || r.Verdict["node2"] != "warn" {

@@ -16,6 +16,8 @@ import (
 	"go.yaml.in/yaml/v3"
 
 	"podpath/internal/safefile"
+
+	"podpath/internal/model"
 )
 
 const (
@@ -32,18 +34,8 @@ type Inventory struct {
 	Nodes      []Node   `yaml:"nodes"`
 }
 
-// Network is what the cluster is configured with, when known.
-type Network struct {
-	Backend     string `yaml:"backend,omitempty"` // vxlan | ipip | wireguard | bgp | none
-	PodMTU      int    `yaml:"podMTU,omitempty"`  // 0: unknown or auto
-	PodCIDR     string `yaml:"podCIDR,omitempty"`
-	ServiceCIDR string `yaml:"serviceCIDR,omitempty"`
-	// Install is how Calico was installed (operator | manifest | kubespray), when
-	// known: the remedy then names the one place the MTU lives.
-	Install string `yaml:"install,omitempty"`
-	// Sources say where each value was read (cluster discovery).
-	Sources []string `yaml:"sources,omitempty"`
-}
+// Network is what the cluster is configured with (model.Network).
+type Network = model.Network
 
 // Node is one node with its host-network agent and optional Pod-network agents.
 type Node struct {
