@@ -18,6 +18,7 @@ import (
 	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
+	"podpath/internal/model"
 	"podpath/internal/monitor"
 )
 
@@ -28,7 +29,7 @@ import (
 func monitorScale(nodes int, childSecs int) {
 	fmt.Printf("== Monitor at %d nodes (simulated peers, no network)\n", nodes)
 	series := 0
-	for _, layer := range []string{monitor.LayerPod, monitor.LayerNode} {
+	for _, layer := range []model.Layer{model.LayerPod, model.LayerNode} {
 		res, err := monitor.Simulate(monitor.SimOptions{Nodes: nodes, Period: 5 * time.Minute, Rate: 20, Periods: 2, Bad: 0.01, Lossy: 0.01, Layer: layer})
 		if err != nil {
 			fatal(err)
@@ -105,7 +106,7 @@ func monitorChild(nodes, secs int) {
 	}
 	peers <- set
 	var visits atomic.Int64
-	m, err := monitor.New(monitor.Config{Node: "node00000", Layer: monitor.LayerPod, Period: 5 * time.Minute, Rate: 20,
+	m, err := monitor.New(monitor.Config{Node: "node00000", Layer: model.LayerPod, Period: 5 * time.Minute, Rate: 20,
 		Prober: simProber{&visits}, Peers: peers, Registerer: prometheus.NewRegistry()})
 	if err != nil {
 		fatal(err)

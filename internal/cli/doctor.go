@@ -230,7 +230,7 @@ func (o *output) discard() {
 // findingsExit is exit code 1 when any finding is an error.
 func findingsExit(findings []model.Finding) error {
 	for _, fd := range findings {
-		if fd.Severity == diagnose.Error {
+		if fd.Severity == model.SeverityError {
 			return exitError{code: ExitFindings}
 		}
 	}

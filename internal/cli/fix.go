@@ -325,7 +325,7 @@ func pathLimit(r *model.Report, backend string) (int, string) {
 func findingLine(r *model.Report) string {
 	var parts []string
 	for _, fd := range r.Findings {
-		if fd.Severity != diagnose.Info {
+		if fd.Severity != model.SeverityInfo {
 			parts = append(parts, fmt.Sprintf("%s %s (%s)", fd.ID, strings.Join(fd.Nodes, ","), fd.Severity))
 		}
 	}

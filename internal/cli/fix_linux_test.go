@@ -158,7 +158,7 @@ func waitFrozen(t *testing.T, k *kubeCluster) {
 // formerly broken Pod pairs passes.
 func checkFixed(t *testing.T, r *model.Report, code int) {
 	t.Helper()
-	if f := finding(r, diagnose.MTUBlackhole); f != nil && f.Severity == diagnose.Error {
+	if f := finding(r, diagnose.MTUBlackhole); f != nil && f.Severity == model.SeverityError {
 		t.Errorf("after the fix: %s", summary(r))
 	}
 	crossed := 0

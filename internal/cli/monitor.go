@@ -67,9 +67,9 @@ func runMonitor(ctx context.Context, s Streams, f agentFlags) error {
 		return fmt.Errorf("API client: %w", err)
 	}
 	logger := slog.New(slog.NewTextHandler(s.Err, nil))
-	layer := monitor.LayerPod
+	layer := model.LayerPod
 	if f.role == "host" {
-		layer = monitor.LayerNode
+		layer = model.LayerNode
 	}
 	watcher := &monitor.Watcher{Client: cs, Namespace: m.namespace, Selector: m.selector, Port: port, Warmup: m.warmup, Logger: logger}
 	reg := prometheus.NewRegistry()

@@ -11,7 +11,6 @@ import (
 	"github.com/spf13/cobra"
 
 	"podpath/internal/cluster/kubespray"
-	"podpath/internal/diagnose"
 	"podpath/internal/model"
 	"podpath/internal/netplan"
 	"podpath/internal/remedy"
@@ -222,5 +221,5 @@ func planText(w io.Writer, in netplan.Input, res *netplan.Result, warnings []str
 	if len(shown) == 0 {
 		fmt.Fprintln(w, "✓ No problems in the plan.")
 	}
-	fmt.Fprintf(w, "%d errors, %d warnings, %d notes\n", counts[diagnose.Error], counts[diagnose.Warning], counts[diagnose.Info])
+	fmt.Fprintf(w, "%d errors, %d warnings, %d notes\n", counts[model.SeverityError], counts[model.SeverityWarning], counts[model.SeverityInfo])
 }

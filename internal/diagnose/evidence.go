@@ -39,11 +39,11 @@ type CalicoPod struct {
 	LogErrors []string // recent log lines matching known errors
 }
 
-// Severities.
+// Severities, as the rules say them (model's).
 const (
-	Error   = "error"
-	Warning = "warning"
-	Info    = "info"
+	Error   = model.SeverityError
+	Warning = model.SeverityWarning
+	Info    = model.SeverityInfo
 )
 
 // Finding IDs (DESIGN.md: stable names, add more, never rename).

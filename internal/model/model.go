@@ -10,6 +10,14 @@ import (
 // Layer is where a pair was measured.
 type Layer string
 
+// Severities of a finding: an error is a fault to fix, a warning a risk or
+// an unknown, info a note.
+const (
+	SeverityError   = "error"
+	SeverityWarning = "warning"
+	SeverityInfo    = "info"
+)
+
 const (
 	LayerNode Layer = "node" // host network to host network: the underlay
 	LayerPod  Layer = "pod"  // Pod network to Pod network: the overlay

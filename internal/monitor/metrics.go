@@ -7,6 +7,8 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"podpath/internal/diagnose"
+
+	"podpath/internal/model"
 )
 
 // TopK is how many worst peers each agent exports by name: enough to name
@@ -20,8 +22,8 @@ var rttBuckets = []float64{0.0005, 0.001, 0.005, 0.025, 0.1}
 // FindingIDs are the findings an agent of layer counts, every one always
 // exported (0 when no peer has it), so alerts see a value rather than
 // nothing.
-func FindingIDs(layer string) []string {
-	if layer == LayerPod {
+func FindingIDs(layer model.Layer) []string {
+	if layer == model.LayerPod {
 		return []string{diagnose.MTUBlackhole, diagnose.PodNetworkPartition, diagnose.PacketLoss, diagnose.HighLatency}
 	}
 	return []string{diagnose.MTUBlackhole, diagnose.NodeUnreachable, diagnose.PacketLoss, diagnose.HighLatency,
@@ -38,8 +40,8 @@ type metrics struct {
 	view   *view
 }
 
-func newMetrics(reg prometheus.Registerer, node, layer string, st *State, facts *factsState) *metrics {
-	reg = prometheus.WrapRegistererWith(prometheus.Labels{"node": node, "layer": layer}, reg)
+func newMetrics(reg prometheus.Registerer, node string, layer model.Layer, st *State, facts *factsState) *metrics {
+	reg = prometheus.WrapRegistererWith(prometheus.Labels{"node": node, "layer": string(layer)}, reg)
 	return &metrics{
 		reg: reg,
 		rtt: prometheus.NewHistogram(prometheus.HistogramOpts{
@@ -95,7 +97,7 @@ func (m *metrics) observe(r Result) {
 
 // view computes the gauges from the state at scrape time.
 type view struct {
-	layer string
+	layer model.Layer
 	st    *State
 	facts *factsState
 

@@ -24,12 +24,6 @@ import (
 	"podpath/internal/model"
 )
 
-// Layers: what the agent's peers are reached over.
-const (
-	LayerPod  = "pod"  // the Pod network (overlay or routed Pod addresses)
-	LayerNode = "node" // the hosts' network (the underlay)
-)
-
 // Bounds of the monitor's work.
 const (
 	visitTimeout = 15 * time.Second // one peer visit: echo, full-size echo, and a path-MTU search (rounds of ≤ 1 s)
@@ -51,8 +45,8 @@ type Prober interface {
 
 // Config is a monitor's setup.
 type Config struct {
-	Node   string // this agent's node
-	Layer  string // LayerPod or LayerNode
+	Node   string      // this agent's node
+	Layer  model.Layer // model.LayerPod or model.LayerNode
 	Period time.Duration
 	Rate   float64 // visits per second at most
 	Prober Prober
@@ -78,8 +72,8 @@ type Monitor struct {
 // New checks cfg and makes a monitor.
 func New(cfg Config) (*Monitor, error) {
 	switch {
-	case cfg.Layer != LayerPod && cfg.Layer != LayerNode:
-		return nil, fmt.Errorf("monitor layer %q: use %s or %s", cfg.Layer, LayerPod, LayerNode)
+	case cfg.Layer != model.LayerPod && cfg.Layer != model.LayerNode:
+		return nil, fmt.Errorf("monitor layer %q: use %s or %s", cfg.Layer, model.LayerPod, model.LayerNode)
 	case cfg.Period <= 0:
 		return nil, errors.New("monitor period must be positive")
 	case cfg.Rate <= 0:
@@ -226,9 +220,9 @@ func (m *Monitor) PairsHandler() http.Handler {
 		enc := json.NewEncoder(w)
 		enc.SetIndent("", "  ")
 		_ = enc.Encode(struct {
-			Node  string `json:"node"`
-			Layer string `json:"layer"`
-			Pairs []Pair `json:"pairs"`
+			Node  string      `json:"node"`
+			Layer model.Layer `json:"layer"`
+			Pairs []Pair      `json:"pairs"`
 		}{m.cfg.Node, m.cfg.Layer, m.state.Pairs()})
 	})
 }

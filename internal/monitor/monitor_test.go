@@ -14,6 +14,8 @@ import (
 	"go.uber.org/goleak"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	"podpath/internal/model"
 )
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
@@ -79,7 +81,7 @@ func TestMonitorRun(t *testing.T) {
 	path := &fakePath{limit: map[string]int{"n3": 1350}, dead: map[string]bool{"n5": true}, visits: map[string]int{}}
 	peers := make(chan []Peer, 1)
 	reg := prometheus.NewRegistry()
-	m, stop := runMonitor(t, Config{Node: "n1", Layer: LayerPod, Period: 300 * time.Millisecond, Rate: 100,
+	m, stop := runMonitor(t, Config{Node: "n1", Layer: model.LayerPod, Period: 300 * time.Millisecond, Rate: 100,
 		Prober: path, Peers: peers, Registerer: reg})
 	all := []Peer{{"n1", "10.0.0.1:7946"}, {"n2", "10.0.0.2:7946"}, {"n3", "10.0.0.3:7946"}, {"n4", "10.0.0.4:7946"}, {"n5", "10.0.0.5:7946"}}
 	peers <- all
@@ -246,7 +248,7 @@ func TestSimulate5000(t *testing.T) {
 	if res.MaxPerSecond > 20 {
 		t.Errorf("%d visits in one second; limit 20", res.MaxPerSecond)
 	}
-	host, err := Simulate(SimOptions{Nodes: 5000, Period: 5 * time.Minute, Rate: 20, Periods: 1, Bad: 0.01, Lossy: 0.01, Layer: LayerNode})
+	host, err := Simulate(SimOptions{Nodes: 5000, Period: 5 * time.Minute, Rate: 20, Periods: 1, Bad: 0.01, Lossy: 0.01, Layer: model.LayerNode})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -285,7 +287,7 @@ func TestPairFindings(t *testing.T) {
 		{"limit gone", []Result{silent, ok}, "mtu-blackhole"}, // a visit without an MTU check keeps the last
 		{"limit cleared", []Result{silent, {At: at, Sent: true, Answered: true, MTU: &MTUResult{IfaceMTU: 1450, PathMTU: 1450, Limit: "none"}}}, ""},
 	} {
-		st := NewState(LayerPod)
+		st := NewState(model.LayerPod)
 		st.Retain([]Peer{{"b", "10.0.0.2:7946"}}, at)
 		for _, r := range c.visits {
 			st.Record("b", r)
@@ -324,7 +326,7 @@ func TestPeerVanishesMidProbe(t *testing.T) {
 	for run := range 2 {
 		h := &heldPath{started: make(chan string, 1), release: make(chan struct{})}
 		peers := make(chan []Peer, 1)
-		m, stop := runMonitor(t, Config{Node: "a", Layer: LayerNode, Period: 200 * time.Millisecond, Rate: 50, Prober: h, Peers: peers, Registerer: reg})
+		m, stop := runMonitor(t, Config{Node: "a", Layer: model.LayerNode, Period: 200 * time.Millisecond, Rate: 50, Prober: h, Peers: peers, Registerer: reg})
 		peers <- []Peer{{"b", "10.0.0.2:7946"}}
 		select {
 		case <-h.started:
@@ -387,7 +389,7 @@ func TestMonitorSearchesAgainAndIgnoresLocalErrors(t *testing.T) {
 	peers := make(chan []Peer, 1)
 	reg := prometheus.NewRegistry()
 	period := 100 * time.Millisecond
-	m, stop := runMonitor(t, Config{Node: "a", Layer: LayerPod, Period: period, Rate: 100, Prober: path, Peers: peers, Registerer: reg})
+	m, stop := runMonitor(t, Config{Node: "a", Layer: model.LayerPod, Period: period, Rate: 100, Prober: path, Peers: peers, Registerer: reg})
 	peers <- []Peer{{"b", "10.0.0.2:7946"}}
 	waitFor(t, 20*period, func() bool { path.mu.Lock(); defer path.mu.Unlock(); return path.searches >= 2 })
 	path.mu.Lock()

@@ -6,6 +6,8 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+
+	"podpath/internal/model"
 )
 
 // SimOptions shape a scale simulation: one agent's schedule, state and
@@ -18,7 +20,7 @@ type SimOptions struct {
 	Periods int     // how long to run, in periods
 	Bad     float64 // fraction of peers behind a silent MTU limit
 	Lossy   float64 // fraction of peers losing a third of the echoes
-	Layer   string
+	Layer   model.Layer
 }
 
 // SimResult is what the simulation observed.
@@ -39,7 +41,7 @@ type SimResult struct {
 func Simulate(o SimOptions) (SimResult, error) {
 	var res SimResult
 	if o.Layer == "" {
-		o.Layer = LayerPod
+		o.Layer = model.LayerPod
 	}
 	self := simName(0)
 	start := time.Unix(1_700_000_000, 0)

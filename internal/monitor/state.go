@@ -6,6 +6,8 @@ import (
 	"time"
 
 	"podpath/internal/diagnose"
+
+	"podpath/internal/model"
 )
 
 // Thresholds of the per-pair findings. A pair is probed once a period, so
@@ -64,13 +66,13 @@ type Pair struct {
 // State holds every pair of one agent. Safe for concurrent use: probes
 // record into it while the metrics read it.
 type State struct {
-	layer string // "pod" or "node": which unreachable finding applies
+	layer model.Layer // which unreachable finding applies
 	mu    sync.Mutex
 	pairs map[string]*Pair
 }
 
 // NewState makes an empty state for an agent of layer.
-func NewState(layer string) *State {
+func NewState(layer model.Layer) *State {
 	return &State{layer: layer, pairs: map[string]*Pair{}}
 }
 
@@ -145,7 +147,7 @@ func (s *State) NoteError(peer, err string) {
 }
 
 // update recomputes a pair's derived values and findings.
-func (p *Pair) update(layer string) {
+func (p *Pair) update(layer model.Layer) {
 	lost := 0
 	for _, ok := range p.Window {
 		if !ok {
@@ -162,7 +164,7 @@ func (p *Pair) update(layer string) {
 	p.Findings = p.Findings[:0]
 	switch {
 	case p.LostInRow >= unreachableRun:
-		if layer == LayerPod {
+		if layer == model.LayerPod {
 			p.Findings = append(p.Findings, diagnose.PodNetworkPartition)
 		} else {
 			p.Findings = append(p.Findings, diagnose.NodeUnreachable)

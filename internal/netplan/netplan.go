@@ -105,14 +105,14 @@ func Check(in Input) (*Result, error) {
 			return nil, err
 		}
 		if r.RecommendedMTU < 1280 {
-			r.Findings = append(r.Findings, model.Finding{ID: IPv6Plan, Severity: diagnose.Error,
+			r.Findings = append(r.Findings, model.Finding{ID: IPv6Plan, Severity: model.SeverityError,
 				Title:   fmt.Sprintf("IPv6 needs an MTU of at least 1280; this underlay leaves %d", r.RecommendedMTU),
 				Summary: "IPv6 links must carry 1280 bytes: raise the underlay MTU or use an encapsulation with less overhead."})
 		}
 	}
 	encap(in, r)
 	mtu(in, r, overhead)
-	r.Findings = append(r.Findings, model.Finding{ID: PlanSummary, Severity: diagnose.Info,
+	r.Findings = append(r.Findings, model.Finding{ID: PlanSummary, Severity: model.SeverityInfo,
 		Title: fmt.Sprintf("Recommended calico_mtu: %d", r.RecommendedMTU),
 		Summary: fmt.Sprintf("Underlay MTU %d less %d bytes of %s encapsulation. Set calico_mtu: %d in group_vars/k8s_cluster/k8s-net-calico.yml (and calico_veth_mtu only if tunnels must differ).",
 			in.UnderlayMTU, overhead, r.Encapsulation, r.RecommendedMTU),
@@ -125,9 +125,9 @@ func Check(in Input) (*Result, error) {
 
 func severity(s string) int {
 	switch s {
-	case diagnose.Error:
+	case model.SeverityError:
 		return 0
-	case diagnose.Warning:
+	case model.SeverityWarning:
 		return 1
 	}
 	return 2
@@ -176,7 +176,7 @@ func overlaps(in Input, r *Result) error {
 		for j := i + 1; j < len(ranges); j++ {
 			a, b := ranges[i], ranges[j]
 			if a.prefix.Overlaps(b.prefix) {
-				r.Findings = append(r.Findings, model.Finding{ID: CIDROverlap, Severity: diagnose.Error,
+				r.Findings = append(r.Findings, model.Finding{ID: CIDROverlap, Severity: model.SeverityError,
 					Title:   fmt.Sprintf("%s overlaps %s", a.name, b.name),
 					Summary: "Address ranges that overlap make traffic to Pods, Services or hosts go to the wrong place: pick disjoint ranges before installing (they cannot be changed afterwards without rebuilding).",
 					Remedy:  &model.Remedy{Summary: "Change kube_pods_subnet or kube_service_addresses in group_vars/k8s_cluster/k8s-cluster.yml to a range no host or other range uses."}})
@@ -191,7 +191,7 @@ func overlaps(in Input, r *Result) error {
 		}
 		for _, rg := range ranges[:min(len(ranges), rangesOfCluster(in))] {
 			if rg.prefix.Contains(a) {
-				r.Findings = append(r.Findings, model.Finding{ID: CIDROverlap, Severity: diagnose.Error,
+				r.Findings = append(r.Findings, model.Finding{ID: CIDROverlap, Severity: model.SeverityError,
 					Title:   fmt.Sprintf("%s contains host %s's address %s", rg.name, h.Name, a),
 					Summary: "A host address inside the Pod or Service range: traffic to that host is routed into the cluster network.",
 					Nodes:   []string{h.Name},
@@ -248,19 +248,19 @@ func blocks(in Input, r *Result, cidr string, size int, poolVar, sizeVar string)
 	}
 	switch {
 	case in.Nodes > n:
-		r.Findings = append(r.Findings, model.Finding{ID: BlockExhaustion, Severity: diagnose.Warning,
+		r.Findings = append(r.Findings, model.Finding{ID: BlockExhaustion, Severity: model.SeverityWarning,
 			Title:    fmt.Sprintf("The Pod pool runs out of IPAM blocks: %d nodes, %d blocks", in.Nodes, n),
 			Summary:  "Nodes that get no block of their own borrow addresses from other nodes' blocks: more routes, and Pods fail to start once the pool is full.",
 			Evidence: []string{numbers},
 			Remedy:   &model.Remedy{Summary: grow(in.Nodes)}})
 	case full > n:
-		r.Findings = append(r.Findings, model.Finding{ID: BlockExhaustion, Severity: diagnose.Warning,
+		r.Findings = append(r.Findings, model.Finding{ID: BlockExhaustion, Severity: model.SeverityWarning,
 			Title:    fmt.Sprintf("Full nodes exhaust the Pod pool: %d blocks needed at kubelet_max_pods, %d available", full, n),
 			Summary:  "One block per node fits, but nodes running many Pods take a second block and the pool runs out.",
 			Evidence: []string{numbers},
 			Remedy:   &model.Remedy{Summary: grow(full)}})
 	case float64(full) > BlockWarnRatio*float64(n):
-		r.Findings = append(r.Findings, model.Finding{ID: BlockExhaustion, Severity: diagnose.Info,
+		r.Findings = append(r.Findings, model.Finding{ID: BlockExhaustion, Severity: model.SeverityInfo,
 			Title:    fmt.Sprintf("The Pod pool is %d%% used when nodes are full", 100*full/n),
 			Summary:  "Little room to grow: new nodes will soon find no block.",
 			Evidence: []string{numbers}})
@@ -271,14 +271,14 @@ func blocks(in Input, r *Result, cidr string, size int, poolVar, sizeVar string)
 // encap: IPIP and VXLAN on at once is not a Calico configuration.
 func encap(in Input, r *Result) {
 	if in.VXLANMode != "" && in.VXLANMode != "Never" && in.IPIPMode != "" && in.IPIPMode != "Never" {
-		r.Findings = append(r.Findings, model.Finding{ID: EncapConflict, Severity: diagnose.Error,
+		r.Findings = append(r.Findings, model.Finding{ID: EncapConflict, Severity: model.SeverityError,
 			Title:    fmt.Sprintf("calico_ipip_mode %s and calico_vxlan_mode %s are both on", in.IPIPMode, in.VXLANMode),
 			Summary:  "An IP pool uses one encapsulation: Calico refuses a pool with both IPIP and VXLAN enabled.",
 			Evidence: []string{in.where("calico_ipip_mode") + " = " + in.IPIPMode, in.where("calico_vxlan_mode") + " = " + in.VXLANMode},
 			Remedy:   &model.Remedy{Summary: "Set one of them to Never (Kubespray's default is VXLAN Always, IPIP Never)."}})
 	}
 	if in.Backend == "bird" && in.VXLANMode != "" && in.VXLANMode != "Never" {
-		r.Findings = append(r.Findings, model.Finding{ID: EncapConflict, Severity: diagnose.Warning,
+		r.Findings = append(r.Findings, model.Finding{ID: EncapConflict, Severity: model.SeverityWarning,
 			Title:   "calico_network_backend bird with calico_vxlan_mode " + in.VXLANMode,
 			Summary: "BIRD distributes routes; VXLAN pools do not need it. Kubespray's VXLAN set-up uses calico_network_backend: vxlan.",
 			Remedy:  &model.Remedy{Summary: "calico_network_backend: vxlan with VXLAN, bird with IPIP or no encapsulation."}})
@@ -289,7 +289,7 @@ func encap(in Input, r *Result) {
 // the planned MTU fits the underlay.
 func mtu(in Input, r *Result, overhead int) {
 	if in.VethMTU > 0 && in.CalicoMTU == 0 {
-		r.Findings = append(r.Findings, model.Finding{ID: KubesprayVethMTUIgnored, Severity: diagnose.Warning,
+		r.Findings = append(r.Findings, model.Finding{ID: KubesprayVethMTUIgnored, Severity: model.SeverityWarning,
 			Title:    fmt.Sprintf("calico_veth_mtu %d is ignored without calico_mtu", in.VethMTU),
 			Summary:  "Kubespray uses calico_veth_mtu only when calico_mtu is also set: alone it changes nothing, and Calico auto-detects the MTU from the host interface (not the path).",
 			Evidence: []string{in.where("calico_veth_mtu") + " = " + fmt.Sprint(in.VethMTU), "calico_mtu: unset"},
@@ -300,7 +300,7 @@ func mtu(in Input, r *Result, overhead int) {
 		val  int
 	}{{"calico_mtu", in.CalicoMTU}, {"calico_veth_mtu", in.VethMTU}} {
 		if v.val > 0 && v.val > r.RecommendedMTU {
-			r.Findings = append(r.Findings, model.Finding{ID: MTUTooLarge, Severity: diagnose.Error,
+			r.Findings = append(r.Findings, model.Finding{ID: MTUTooLarge, Severity: model.SeverityError,
 				Title:    fmt.Sprintf("%s %d is too large for a %d-byte underlay with %s", v.name, v.val, in.UnderlayMTU, r.Encapsulation),
 				Summary:  fmt.Sprintf("Pod packets of %d bytes become %d on the wire: larger than the underlay carries. They are dropped (silently, where ICMP is filtered): the seed case of an MTU black hole.", v.val, v.val+overhead),
 				Evidence: []string{in.where(v.name) + " = " + fmt.Sprint(v.val), fmt.Sprintf("underlay MTU %d − %s overhead %d = %d", in.UnderlayMTU, r.Encapsulation, overhead, r.RecommendedMTU)},
@@ -308,7 +308,7 @@ func mtu(in Input, r *Result, overhead int) {
 		}
 	}
 	if strings.EqualFold(in.Backend, "none") && r.Encapsulation == "none" && in.Nodes > 1 {
-		r.Findings = append(r.Findings, model.Finding{ID: PlanSummary, Severity: diagnose.Info,
+		r.Findings = append(r.Findings, model.Finding{ID: PlanSummary, Severity: model.SeverityInfo,
 			Title:   "No encapsulation and no BGP (calico_network_backend: none)",
 			Summary: "The underlay must route every node's Pod blocks itself (static routes or the fabric's BGP)."})
 	}

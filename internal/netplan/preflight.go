@@ -79,9 +79,9 @@ func Preflight(in PreflightInput) *PreflightResult {
 	for _, f := range r.Findings {
 		for _, n := range f.Nodes {
 			switch {
-			case f.Severity == diagnose.Error:
+			case f.Severity == model.SeverityError:
 				r.Verdict[n] = "fail"
-			case f.Severity == diagnose.Warning && r.Verdict[n] == "pass":
+			case f.Severity == model.SeverityWarning && r.Verdict[n] == "pass":
 				r.Verdict[n] = "warn"
 			}
 		}
@@ -136,7 +136,7 @@ func mtuFindings(in PreflightInput, r *PreflightResult, overhead int) {
 		if len(nodes) > 0 {
 			title = "Unreachable: " + strings.Join(nodes, ", ")
 		}
-		r.Findings = append(r.Findings, model.Finding{ID: diagnose.NodeUnreachable, Severity: diagnose.Error,
+		r.Findings = append(r.Findings, model.Finding{ID: diagnose.NodeUnreachable, Severity: model.SeverityError,
 			Title: title, Nodes: nodes, Pairs: refs(unreachable), Evidence: ev,
 			Summary: "No probe crossed: the nodes cannot talk at all (routing, a firewall, or the agent is not running there)."})
 	}
@@ -150,13 +150,13 @@ func mtuFindings(in PreflightInput, r *PreflightResult, overhead int) {
 		ev = append(ev, fmt.Sprintf("%s → %s: %d of %d bytes cross", p.From, p.To, p.PathMTU, p.IfaceMTU))
 	}
 	title := fmt.Sprintf("Recommended calico_mtu: %d", r.RecommendedMTU)
-	sev, summary := diagnose.Info, fmt.Sprintf("Every path carries %d bytes; %s takes %d.", min, in.Encap, overhead)
+	sev, summary := model.SeverityInfo, fmt.Sprintf("Every path carries %d bytes; %s takes %d.", min, in.Encap, overhead)
 	if len(limited) > 0 {
 		where := "some paths"
 		if len(nodes) > 0 {
 			where = "paths to and from " + strings.Join(nodes, ", ")
 		}
-		sev = diagnose.Warning
+		sev = model.SeverityWarning
 		title = fmt.Sprintf("The underlay carries only %d bytes on %s: calico_mtu %d", min, where, r.RecommendedMTU)
 		summary = fmt.Sprintf("The hosts' interfaces allow %d bytes but %s carry %d, without an error: Calico's auto-detection looks at the interface and would pick %d. Set calico_mtu: %d before installing, or make the network carry %d bytes.",
 			iface, where, min, iface-overhead, r.RecommendedMTU, iface)
@@ -206,7 +206,7 @@ func portFindings(in PreflightInput, r *PreflightResult) {
 				what = " (" + p.What + ")"
 			}
 		}
-		r.Findings = append(r.Findings, model.Finding{ID: PortBlocked, Severity: diagnose.Error,
+		r.Findings = append(r.Findings, model.Finding{ID: PortBlocked, Severity: model.SeverityError,
 			Title:    fmt.Sprintf("%s %d%s to %s is blocked from %s", strings.ToUpper(k.proto), k.port, what, k.to, strings.Join(from[k], ", ")),
 			Summary:  "The cluster will need this port between its nodes; a host firewall, security group or network ACL drops it.",
 			Nodes:    []string{k.to},
@@ -226,7 +226,7 @@ func moduleFindings(in PreflightInput, r *PreflightResult) {
 		}
 		for _, m := range f.KernelModules {
 			if in.Encaps[m.Name] && m.State == model.ModuleMissing {
-				r.Findings = append(r.Findings, model.Finding{ID: diagnose.KernelModuleMissing, Severity: diagnose.Error,
+				r.Findings = append(r.Findings, model.Finding{ID: diagnose.KernelModuleMissing, Severity: model.SeverityError,
 					Title: fmt.Sprintf("Kernel module %s missing on %s", m.Name, n), Nodes: []string{n},
 					Summary:  fmt.Sprintf("%s encapsulation needs it; this kernel (%s) cannot load it.", in.Encap, f.Kernel),
 					Evidence: []string{m.Evidence},
@@ -234,7 +234,7 @@ func moduleFindings(in PreflightInput, r *PreflightResult) {
 			}
 		}
 		if v := f.Sysctls.RPFilterAll; v != nil && *v == 1 {
-			r.Findings = append(r.Findings, model.Finding{ID: diagnose.RPFilterStrict, Severity: diagnose.Warning,
+			r.Findings = append(r.Findings, model.Finding{ID: diagnose.RPFilterStrict, Severity: model.SeverityWarning,
 				Title: "Strict rp_filter on " + n, Nodes: []string{n},
 				Summary: "net.ipv4.conf.all.rp_filter = 1: Calico needs loose (2) or off; calico-node refuses to start with strict filtering on some set-ups.",
 				Remedy:  &model.Remedy{Summary: "sysctl -w net.ipv4.conf.all.rp_filter=2 and persist it."}})
@@ -250,7 +250,7 @@ func skewFindings(in PreflightInput, r *PreflightResult) {
 	sort.Strings(nodes)
 	for _, n := range nodes {
 		if d := in.Skew[n]; d > MaxClockSkew || d < -MaxClockSkew {
-			r.Findings = append(r.Findings, model.Finding{ID: ClockSkew, Severity: diagnose.Warning,
+			r.Findings = append(r.Findings, model.Finding{ID: ClockSkew, Severity: model.SeverityWarning,
 				Title: fmt.Sprintf("%s's clock is %s off", n, d.Round(time.Millisecond)), Nodes: []string{n},
 				Summary: "etcd, certificates and logs need the nodes' clocks in step (within a second).",
 				Remedy:  &model.Remedy{Summary: "Run an NTP client (chrony, systemd-timesyncd) on every node."}})

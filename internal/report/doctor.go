@@ -9,7 +9,7 @@ import (
 	"podpath/internal/model"
 )
 
-var severityMark = map[string]string{"error": "✗ ERROR", "warning": "! WARNING", "info": "i INFO"}
+var severityMark = map[string]string{model.SeverityError: "✗ ERROR", model.SeverityWarning: "! WARNING", model.SeverityInfo: "i INFO"}
 
 // DoctorText renders findings first (what is wrong, the evidence, the fix),
 // then compact node×node matrices of the measurements.
@@ -55,8 +55,8 @@ func DoctorText(w io.Writer, r *model.Report) {
 	for _, f := range r.Findings {
 		counts[f.Severity]++
 	}
-	fmt.Fprintf(w, "%s, %s, %s; %s, %s in %.1fs\n", plural(counts["error"], "error"), plural(counts["warning"], "warning"),
-		plural(counts["info"], "note"), plural(len(r.Pairs), "pair"), plural(len(r.Nodes), "node"), r.DurationMs/1000)
+	fmt.Fprintf(w, "%s, %s, %s; %s, %s in %.1fs\n", plural(counts[model.SeverityError], "error"), plural(counts[model.SeverityWarning], "warning"),
+		plural(counts[model.SeverityInfo], "note"), plural(len(r.Pairs), "pair"), plural(len(r.Nodes), "node"), r.DurationMs/1000)
 }
 
 // capped keeps the first n lines and says how many more there were.
@@ -114,7 +114,7 @@ func JUnit(w io.Writer, r *model.Report, catalogue []string) error {
 			if f.Remedy != nil {
 				body += "\nfix: " + f.Remedy.Summary
 			}
-			if f.Severity == "info" {
+			if f.Severity == model.SeverityInfo {
 				c.SystemOut = body
 			} else {
 				c.Failure = &junitFailure{Message: f.Title, Type: f.Severity, Body: body}

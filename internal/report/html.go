@@ -112,7 +112,7 @@ func newHTMLView(r *model.Report) htmlView {
 
 	broken := map[model.PairRef][]string{} // pair → IDs of the error findings naming it
 	for _, f := range r.Findings {
-		if f.Severity != "error" {
+		if f.Severity != model.SeverityError {
 			continue
 		}
 		for _, p := range f.Pairs {
@@ -132,7 +132,7 @@ func newHTMLView(r *model.Report) htmlView {
 		v.Findings = append(v.Findings, hf)
 	}
 	var counts []string
-	for _, s := range []string{"error", "warning", "info"} {
+	for _, s := range []string{model.SeverityError, model.SeverityWarning, model.SeverityInfo} {
 		if count[s] > 0 {
 			counts = append(counts, plural(count[s], s))
 		}
@@ -406,11 +406,11 @@ func hslHex(h, s, l float64) string {
 
 func severityRank(s string) int {
 	switch s {
-	case "error":
+	case model.SeverityError:
 		return 0
-	case "warning":
+	case model.SeverityWarning:
 		return 1
-	case "info":
+	case model.SeverityInfo:
 		return 2
 	}
 	return 3
