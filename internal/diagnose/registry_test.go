@@ -2,6 +2,7 @@ package diagnose
 
 import (
 	"os"
+	"os/exec"
 	"regexp"
 	"slices"
 	"strings"
@@ -52,5 +53,21 @@ func TestEveryRuleOnce(t *testing.T) {
 			t.Errorf("rule %s: twice, without a check or without a severity", r.ID)
 		}
 		seen[r.ID] = true
+	}
+}
+
+// The diagnosis is pure: it links no collector (netlink, nftables), no
+// Kubernetes client and no source of evidence (issue 16).
+func TestDiagnoseLinksNoCollectorOrSource(t *testing.T) {
+	out, err := exec.Command("go", "list", "-deps", ".").Output()
+	if err != nil {
+		t.Skipf("go list: %v (the go tool is needed for this check)", err)
+	}
+	for _, dep := range strings.Fields(string(out)) {
+		for _, bad := range []string{"netlink", "nftables", "k8s.io/client-go", "podpath/internal/cluster", "podpath/internal/hostfacts", "podpath/internal/agent"} {
+			if strings.Contains(dep, bad) {
+				t.Errorf("diagnose links %s", dep)
+			}
+		}
 	}
 }
