@@ -1,3 +1,4 @@
 // Package calico holds what podpath knows about Calico: encapsulation
-// overheads, BIRD's control socket, peer naming.
+// overheads per encapsulation and IP family, the Pod MTU range, BIRD's
+// control socket, peer naming.
 package calico

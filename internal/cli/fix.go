@@ -20,6 +20,8 @@ import (
 	"podpath/internal/plan"
 	"podpath/internal/remedy"
 	"podpath/internal/report"
+
+	"podpath/internal/calico"
 )
 
 type fixFlags struct {
@@ -92,7 +94,7 @@ func runFixMTU(ctx context.Context, s Streams, f *fixFlags) error {
 		return usageError{fmt.Errorf("fix mtu changes a cluster's objects or a Kubespray inventory (--inventory-dir), not a podpath inventory file")}
 	}
 	if f.mtu != 0 {
-		if err := remedy.CheckMTU(f.mtu, false); err != nil {
+		if err := calico.CheckMTU(f.mtu, false); err != nil {
 			return usageError{err}
 		}
 	}
@@ -133,7 +135,7 @@ func runFixMTU(ctx context.Context, s Streams, f *fixFlags) error {
 		mtu, why = fd.Remedy.MTU, fd.ID+": "+fd.Title
 	}
 	cl := src.cluster
-	if err := remedy.CheckMTU(mtu, remedy.IPv6(cl)); err != nil {
+	if err := calico.CheckMTU(mtu, remedy.IPv6(cl)); err != nil {
 		return usageError{err}
 	}
 	if limit, path := pathLimit(before, cl.Network().Backend); limit > 0 && mtu > limit && !f.force {
@@ -314,9 +316,9 @@ func pathLimit(r *model.Report, backend string) (int, string) {
 		if p.Layer != model.LayerNode || p.PathMTU == 0 {
 			continue
 		}
-		if v := p.PathMTU - diagnose.Overhead(backend); limit == 0 || v < limit {
+		if v := p.PathMTU - calico.Overhead(backend); limit == 0 || v < limit {
 			limit = v
-			path = fmt.Sprintf("%s→%s carries %d bytes, %s takes %d", p.From, p.To, p.PathMTU, backend, diagnose.Overhead(backend))
+			path = fmt.Sprintf("%s→%s carries %d bytes, %s takes %d", p.From, p.To, p.PathMTU, backend, calico.Overhead(backend))
 		}
 	}
 	return limit, path

@@ -13,8 +13,9 @@ import (
 	"podpath/internal/cluster/kubespray"
 	"podpath/internal/model"
 	"podpath/internal/netplan"
-	"podpath/internal/remedy"
 	"podpath/internal/report"
+
+	"podpath/internal/calico"
 )
 
 type planFlags struct {
@@ -164,13 +165,13 @@ func checkPlanFlags(c *cobra.Command, f *planFlags) error {
 		}
 		return nil
 	}
-	if err := mtu("underlay-mtu", f.in.UnderlayMTU, remedy.MinMTUv4, 65535); err != nil {
+	if err := mtu("underlay-mtu", f.in.UnderlayMTU, calico.MinMTUv4, 65535); err != nil {
 		return err
 	}
-	if err := mtu("calico-mtu", f.in.CalicoMTU, remedy.MinMTUv4, remedy.MaxMTU); err != nil {
+	if err := mtu("calico-mtu", f.in.CalicoMTU, calico.MinMTUv4, calico.MaxMTU); err != nil {
 		return err
 	}
-	if err := mtu("calico-veth-mtu", f.in.VethMTU, remedy.MinMTUv4, remedy.MaxMTU); err != nil {
+	if err := mtu("calico-veth-mtu", f.in.VethMTU, calico.MinMTUv4, calico.MaxMTU); err != nil {
 		return err
 	}
 	if set("nodes") && f.in.Nodes < 1 {

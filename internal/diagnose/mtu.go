@@ -8,6 +8,8 @@ import (
 	"strings"
 
 	"podpath/internal/model"
+
+	"podpath/internal/calico"
 )
 
 // underlayLink is the link holding the node's underlay address.
@@ -239,7 +241,7 @@ func mtuBlackhole(s *state) {
 		}
 		v := p.PathMTU
 		if p.Layer == model.LayerNode {
-			v -= Overhead(s.ev.Network.Backend)
+			v -= calico.Overhead(s.ev.Network.Backend)
 			underlay = max(underlay, p.IfaceMTU)
 		}
 		if p.Layer == layer || len(pod) == 0 {
@@ -382,7 +384,7 @@ func (s *state) nodePair(p model.Pair) (model.Pair, bool) {
 // fragments the larger ones, and their loss means the fragments are
 // dropped further on.
 func (s *state) lostFragments(pod []model.Pair) []string {
-	o := Overhead(s.ev.Network.Backend)
+	o := calico.Overhead(s.ev.Network.Backend)
 	if o == 0 {
 		return nil
 	}
@@ -407,7 +409,7 @@ func (s *state) lostFragments(pod []model.Pair) []string {
 // on the way drops fragments. Nothing fails yet, so a warning, with the
 // Pod MTU that avoids it.
 func underlayFragmentation(s *state) {
-	o := Overhead(s.ev.Network.Backend)
+	o := calico.Overhead(s.ev.Network.Backend)
 	if o == 0 {
 		return
 	}

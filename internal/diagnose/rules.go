@@ -69,19 +69,6 @@ func Diagnose(ev Evidence) []model.Finding {
 	return s.findings
 }
 
-// Overhead is the bytes the backend's encapsulation adds to a Pod packet.
-func Overhead(backend string) int {
-	switch backend {
-	case "vxlan":
-		return 50
-	case "ipip":
-		return 20
-	case "wireguard":
-		return 60
-	}
-	return 0
-}
-
 // nodeNotReady: Kubernetes reports the node NotReady. Its kubelet, not the
 // network, is the first suspect; podpath ran no agent there, so nothing
 // about its network is claimed either way.

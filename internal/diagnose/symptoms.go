@@ -9,6 +9,8 @@ import (
 	"strings"
 
 	"podpath/internal/model"
+
+	"podpath/internal/calico"
 )
 
 // podNetworkPartition: cross-node Pod traffic fails and nothing more
@@ -488,7 +490,7 @@ func mtuWasteful(s *state) {
 			podIface = max(podIface, p.IfaceMTU)
 		}
 	}
-	best := minNode - Overhead(s.ev.Network.Backend)
+	best := minNode - calico.Overhead(s.ev.Network.Backend)
 	if minNode == 0 || podIface == 0 || podIface+WastefulMarginB > best {
 		return
 	}

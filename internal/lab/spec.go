@@ -9,6 +9,8 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
+
+	"podpath/internal/calico"
 )
 
 // Backend is how nodes reach each other's Pod blocks.
@@ -36,7 +38,7 @@ const (
 	MaxPodsPerNode     = 62  // block .0 is the VXLAN tunnel address, .63 is left free
 	MinMTU             = 576 // smallest IPv4 datagram every host must accept (RFC 791)
 	MaxMTU             = 9216
-	VXLANOverhead      = 50 // outer IPv4 20 + UDP 8 + VXLAN 8 + inner Ethernet 14
+	VXLANOverhead      = calico.OverheadVXLAN
 	VXLANVNI           = 4096
 	VXLANPort          = 4789
 	VXLANDevice        = "vxlan.calico"

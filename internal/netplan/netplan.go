@@ -10,8 +10,9 @@ import (
 	"sort"
 	"strings"
 
-	"podpath/internal/diagnose"
 	"podpath/internal/model"
+
+	"podpath/internal/calico"
 )
 
 // Finding IDs of the plan (DESIGN.md's list, plus the plan's own).
@@ -90,7 +91,7 @@ func Check(in Input) (*Result, error) {
 		in.UnderlayMTU = 1500
 	}
 	r := &Result{Encapsulation: in.Encapsulation()}
-	overhead := diagnose.Overhead(r.Encapsulation)
+	overhead := calico.Overhead(r.Encapsulation)
 	r.RecommendedMTU = in.UnderlayMTU - overhead
 	if err := overlaps(in, r); err != nil {
 		return nil, err

@@ -8,6 +8,8 @@ import (
 
 	"podpath/internal/diagnose"
 	"podpath/internal/model"
+
+	"podpath/internal/calico"
 )
 
 // Preflight finding IDs.
@@ -71,7 +73,7 @@ func Preflight(in PreflightInput) *PreflightResult {
 	for _, n := range in.Nodes {
 		r.Verdict[n] = "pass"
 	}
-	overhead := diagnose.Overhead(in.Encap)
+	overhead := calico.Overhead(in.Encap)
 	mtuFindings(in, r, overhead)
 	portFindings(in, r)
 	moduleFindings(in, r)

@@ -19,13 +19,6 @@ import (
 	"podpath/internal/deploy"
 )
 
-// Bounds of an MTU (bytes, IP packet).
-const (
-	MinMTUv4 = 576  // every IPv4 host must accept it (RFC 791)
-	MinMTUv6 = 1280 // IPv6's minimum link MTU (RFC 8200)
-	MaxMTU   = 9000
-)
-
 // ObjectChange is one patch of a cluster object.
 type ObjectChange struct {
 	What      string // as a user names it: "Installation default spec.calicoNetwork.mtu"
@@ -58,23 +51,6 @@ var (
 	configMapGVR    = schema.GroupVersionResource{Version: "v1", Resource: "configmaps"}
 	daemonSetGVR    = schema.GroupVersionResource{Group: "apps", Version: "v1", Resource: "daemonsets"}
 )
-
-// CheckMTU refuses what cannot work: below the family's minimum or above
-// any Ethernet MTU.
-func CheckMTU(mtu int, ipv6 bool) error {
-	min := MinMTUv4
-	if ipv6 {
-		min = MinMTUv6
-	}
-	if mtu < min || mtu > MaxMTU {
-		fam := "IPv4"
-		if ipv6 {
-			fam = "IPv6"
-		}
-		return fmt.Errorf("MTU %d: an %s cluster needs %d-%d", mtu, fam, min, MaxMTU)
-	}
-	return nil
-}
 
 // IPv6 says whether the cluster has an enabled IPv6 pool.
 func IPv6(cl *kube.Cluster) bool {

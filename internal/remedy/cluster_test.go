@@ -91,18 +91,6 @@ func TestClusterPlan(t *testing.T) {
 	}
 }
 
-func TestCheckMTU(t *testing.T) {
-	for _, tc := range []struct {
-		mtu  int
-		ipv6 bool
-		ok   bool
-	}{{576, false, true}, {575, false, false}, {1279, true, false}, {1280, true, true}, {9000, false, true}, {9001, false, false}} {
-		if err := CheckMTU(tc.mtu, tc.ipv6); (err == nil) != tc.ok {
-			t.Errorf("CheckMTU(%d, ipv6=%v) = %v; want ok=%v", tc.mtu, tc.ipv6, err, tc.ok)
-		}
-	}
-}
-
 // What fix asks RBAC for before it runs: the objects of this install
 // whatever the MTU (a value already in place included), and calico-node's
 // restart only where podpath restarts it.

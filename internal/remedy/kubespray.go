@@ -10,6 +10,8 @@ import (
 
 	"podpath/internal/cluster/kubespray"
 	"podpath/internal/safefile"
+
+	"podpath/internal/calico"
 )
 
 // KubesprayMTU plans the MTU change in a Kubespray inventory directory: it finds
@@ -17,8 +19,8 @@ import (
 // path, and returns the edit that sets calico_mtu: mtu, plus warnings. It only reads: Apply writes.
 // A kubectl-only fix would be reverted by the next Kubespray run, hence an inventory edit.
 func KubesprayMTU(dir string, mtu int) (*FileChange, []string, error) {
-	if mtu < 68 || mtu > 65535 {
-		return nil, nil, fmt.Errorf("set %s in the Kubespray inventory: MTU %d is out of range", mtuKey, mtu)
+	if err := calico.CheckMTU(mtu, false); err != nil {
+		return nil, nil, fmt.Errorf("set %s in the Kubespray inventory: %w", mtuKey, err)
 	}
 	path, err := calicoVarsFile(dir)
 	if err != nil {

@@ -253,7 +253,7 @@ func TestKubesprayMTUMissingFile(t *testing.T) {
 }
 
 func TestKubesprayMTURange(t *testing.T) {
-	if _, _, err := KubesprayMTU(inventory(t, sample(t)), 0); err == nil || !strings.Contains(err.Error(), "out of range") {
+	if _, _, err := KubesprayMTU(inventory(t, sample(t)), 0); err == nil || !strings.Contains(err.Error(), "needs 576-9000") {
 		t.Errorf("error %v", err)
 	}
 }
