@@ -76,16 +76,9 @@ func (f *sourceFlags) open(ctx context.Context, prog *progress, formats ...strin
 	if err != nil {
 		return nil, nil, usageError{err}
 	}
-	tf := f.tokenFile
-	if tf == "" {
-		tf = inv.TokenFile
-	}
-	if tf == "" {
-		return nil, nil, usageError{fmt.Errorf("no agent token: give --token-file or tokenFile in the inventory")}
-	}
-	tok, err := readTokenFile(tf)
+	tok, err := inv.Token(f.tokenFile)
 	if err != nil {
-		return nil, nil, err
+		return nil, nil, usageError{err}
 	}
 	return &source{inv: inv, token: tok, close: func() {}}, layers, nil
 }

@@ -88,14 +88,7 @@ func runPreflight(ctx context.Context, s Streams, f *preflightFlags) error {
 		return err
 	}
 	backend, encap := nw.Backend, nw.Encapsulation()
-	tf := f.tokenFile
-	if tf == "" {
-		tf = inv.TokenFile
-	}
-	if tf == "" {
-		return usageError{fmt.Errorf("no agent token: give --token-file")}
-	}
-	token, err := readTokenFile(tf)
+	token, err := inv.Token(f.tokenFile)
 	if err != nil {
 		return usageError{err}
 	}

@@ -199,3 +199,23 @@ func checkName(name string) error {
 	}
 	return nil
 }
+
+// ErrNoToken: neither the command line nor the inventory names a token file.
+var ErrNoToken = errors.New("no agent token: give --token-file or tokenFile in the inventory")
+
+// Token reads the agents' token: from the file given on the command line
+// (override), else from the inventory's tokenFile.
+func (inv *Inventory) Token(override string) (string, error) {
+	path := override
+	if path == "" {
+		path = inv.TokenFile
+	}
+	if path == "" {
+		return "", ErrNoToken
+	}
+	tok, err := safefile.ReadToken(path)
+	if err != nil {
+		return "", fmt.Errorf("read agent token: %w", err)
+	}
+	return tok, nil
+}
