@@ -147,7 +147,7 @@ func runDemo(ctx context.Context, s Streams, name string, keep bool) (err error)
 	}
 	// Exit 1 is expected: the re-check still sees the busybox Pods made
 	// before the change, whose MTU is now above the tunnel's.
-	if _, err := say("podpath", "fix", "mtu", "--apply", "--inventory-dir", inv); exitCode(err) != ExitOK && exitCode(err) != ExitFindings {
+	if _, err := say("podpath", "fix", "mtu", "--apply", "--kubespray-inventory", inv); exitCode(err) != ExitOK && exitCode(err) != ExitFindings {
 		return err
 	}
 	fmt.Fprintln(w, "\n== 6. Restart the Pods the fix listed: only new Pods get the new MTU")

@@ -43,7 +43,6 @@ var doctorProbes = agent.ProbeRequest{
 
 type doctorFlags struct {
 	sourceFlags
-	outputFile string
 }
 
 func newDoctor(s Streams) *cobra.Command {
@@ -65,7 +64,6 @@ symptoms they explain. Exit code 0: no error found; 1: at least one error; 2: co
 	c.Flags().Lookup("output").Usage = "output format: text, json, junit or html"
 	c.Flags().Lookup("timeout").DefValue = DefaultDoctorTimeout.String()
 	f.timeout = DefaultDoctorTimeout
-	c.Flags().StringVar(&f.outputFile, "output-file", "", "write the report here instead of standard output")
 	return c
 }
 

@@ -41,12 +41,12 @@ func newFix(s Streams) *cobra.Command {
 	}
 	var f fixFlags
 	c := &cobra.Command{
-		Use:   "mtu [--mtu N] [--apply] [--inventory-dir DIR]",
+		Use:   "mtu [--mtu N] [--apply] [--kubespray-inventory DIR]",
 		Short: "Set Calico's Pod MTU in the right place for this install, restart calico-node, re-check",
 		Long: `fix mtu measures the cluster (as the doctor does), takes the MTU from its finding (or --mtu),
 and shows the change for this install: the operator's Installation spec.calicoNetwork.mtu, the
 manifest's calico-config veth_mtu, FelixConfiguration fields that are set, calico-node's MTU
-environment, and with --inventory-dir the Kubespray inventory's calico_mtu (comments kept), so
+environment, and with --kubespray-inventory the Kubespray inventory's calico_mtu (comments kept), so
 that the next Kubespray run does not revert it.
 
 Without --apply nothing changes: each object's diff comes from a server-side dry run. With
@@ -55,10 +55,10 @@ Without --apply nothing changes: each object's diff comes from a server-side dry
 waits for the rollout, lists the Pods that keep the old MTU until restarted, and re-runs the
 probes to show before and after. A failed patch or rollout puts the previous values back.
 
-With --inventory-dir and --mtu and no kubeconfig, only the inventory is changed.`,
+With --kubespray-inventory and --mtu and no kubeconfig, only the inventory is changed.`,
 		Example: "  podpath fix mtu                                   # dry run: what would change, and why\n" +
 			"  podpath fix mtu --apply                           # change it, restart calico-node, re-check\n" +
-			"  podpath fix mtu --mtu 1350 --inventory-dir inventory/mycluster --apply",
+			"  podpath fix mtu --mtu 1350 --kubespray-inventory inventory/mycluster --apply",
 		Args: cobra.NoArgs,
 		RunE: func(c *cobra.Command, _ []string) error {
 			return runFixMTU(c.Context(), s, &f)
@@ -70,10 +70,17 @@ With --inventory-dir and --mtu and no kubeconfig, only the inventory is changed.
 	fl.BoolVar(&f.apply, "apply", false, "make the change (default: dry run)")
 	fl.BoolVar(&f.force, "force", false, "apply even above what the measured path carries, or while a node or calico-node is not Ready")
 	fl.StringVar(&f.restart, "restart", "rolling", "restart calico-node after the change: rolling or none (operator installs: wait for the operator's rollout, or not)")
-	fl.StringVar(&f.inventoryDir, "inventory-dir", "", "Kubespray inventory directory (the one holding group_vars/) to change too")
+	fl.StringVar(&f.inventoryDir, "kubespray-inventory", "", "Kubespray inventory directory (the one holding group_vars/) to change too")
+	// The name before plan and preflight's --kubespray-inventory: still taken.
+	fl.StringVar(&f.inventoryDir, "inventory-dir", "", "")
+	_ = fl.MarkHidden("inventory-dir")
 	fl.DurationVar(&f.rolloutTimeout, "rollout-timeout", remedy.DefaultRolloutTimeout, "how long calico-node's rollout may take (more than 0)")
 	_ = fl.MarkHidden("layers")
 	_ = fl.MarkHidden("output") // fix prints text: the diffs, then before and after
+	_ = fl.MarkHidden("output-file")
+	// A podpath inventory names agents; fix changes a cluster's objects.
+	_ = fl.MarkHidden("inventory")
+	_ = fl.MarkHidden("token-file")
 	fl.Lookup("timeout").DefValue = DefaultDoctorTimeout.String()
 	f.timeout = DefaultDoctorTimeout
 	fix.AddCommand(c)
@@ -91,7 +98,7 @@ func runFixMTU(ctx context.Context, s Streams, f *fixFlags) error {
 		return err
 	}
 	if f.inventory != "" {
-		return usageError{fmt.Errorf("fix mtu changes a cluster's objects or a Kubespray inventory (--inventory-dir), not a podpath inventory file")}
+		return usageError{fmt.Errorf("fix mtu changes a cluster's objects or a Kubespray inventory (--kubespray-inventory), not a podpath inventory file")}
 	}
 	if f.mtu != 0 {
 		if err := calico.CheckMTU(f.mtu, false); err != nil {
@@ -152,7 +159,7 @@ func runFixMTU(ctx context.Context, s Streams, f *fixFlags) error {
 		}
 		pl.File, pl.Warnings = fc, append(pl.Warnings, warns...)
 	} else if pl.Inventory {
-		pl.Warnings = append(pl.Warnings, fmt.Sprintf("this is a Kubespray install: set calico_mtu: %d in its inventory too (--inventory-dir does it), or the next Kubespray run reverts this", mtu))
+		pl.Warnings = append(pl.Warnings, fmt.Sprintf("this is a Kubespray install: set calico_mtu: %d in its inventory too (--kubespray-inventory does it), or the next Kubespray run reverts this", mtu))
 	}
 	w := s.Out
 	fmt.Fprintf(w, "Pod MTU → %d (Calico %s install), because %s\n\n", mtu, pl.Install, why)
@@ -171,7 +178,7 @@ func runFixMTU(ctx context.Context, s Streams, f *fixFlags) error {
 	}
 	if len(pl.Objects) == 0 && (pl.File == nil || pl.File.Diff == "") {
 		if pl.Inventory && pl.File == nil {
-			return usageError{fmt.Errorf("this Kubespray install sets its MTU only through calico_mtu: give --inventory-dir and run Kubespray's network role afterwards")}
+			return usageError{fmt.Errorf("this Kubespray install sets its MTU only through calico_mtu: give --kubespray-inventory and run Kubespray's network role afterwards")}
 		}
 		fmt.Fprintln(w, "Nothing to change: the MTU is already set to that value.")
 		return nil
@@ -347,7 +354,7 @@ func orUnset(s string) string {
 // fixInventoryOnly changes a Kubespray inventory without cluster access.
 func fixInventoryOnly(s Streams, f *fixFlags) error {
 	if f.mtu == 0 {
-		return usageError{fmt.Errorf("--inventory-dir without cluster access needs --mtu (nothing was measured)")}
+		return usageError{fmt.Errorf("--kubespray-inventory without cluster access needs --mtu (nothing was measured)")}
 	}
 	fc, warns, err := remedy.KubesprayMTU(f.inventoryDir, f.mtu)
 	if err != nil {

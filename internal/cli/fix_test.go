@@ -31,17 +31,19 @@ func TestFixMTUInventoryOnly(t *testing.T) {
 	}
 	inv := filepath.Join(dir, "inv")
 
-	wantUsageError(t, "needs --mtu", "fix", "mtu", "--inventory-dir", inv)
-	wantUsageError(t, "MTU 100: an IPv4 cluster needs 576-9000", "fix", "mtu", "--mtu", "100", "--inventory-dir", inv)
+	wantUsageError(t, "needs --mtu", "fix", "mtu", "--kubespray-inventory", inv)
+	wantUsageError(t, "MTU 100: an IPv4 cluster needs 576-9000", "fix", "mtu", "--mtu", "100", "--kubespray-inventory", inv)
 
-	code, out, errOut := run(t, "fix", "mtu", "--mtu", "1350", "--inventory-dir", inv)
+	// The flag's earlier name still works.
+	wantUsageError(t, "needs --mtu", "fix", "mtu", "--inventory-dir", inv)
+	code, out, errOut := run(t, "fix", "mtu", "--mtu", "1350", "--kubespray-inventory", inv)
 	if code != ExitOK || !strings.Contains(out, "-# calico_mtu: 1500") || !strings.Contains(out, "+calico_mtu: 1350") || !strings.Contains(out, "Dry run") {
 		t.Fatalf("dry run: exit %d\n%s\n%s", code, out, errOut)
 	}
 	if now, _ := os.ReadFile(file); string(now) != string(sample) {
 		t.Fatal("the dry run changed the file")
 	}
-	if code, out, errOut = run(t, "fix", "mtu", "--mtu", "1350", "--inventory-dir", inv, "--apply"); code != ExitOK {
+	if code, out, errOut = run(t, "fix", "mtu", "--mtu", "1350", "--kubespray-inventory", inv, "--apply"); code != ExitOK {
 		t.Fatalf("--apply: exit %d\n%s\n%s", code, out, errOut)
 	}
 	now, _ := os.ReadFile(file)
@@ -49,7 +51,7 @@ func TestFixMTUInventoryOnly(t *testing.T) {
 	if string(now) != want {
 		t.Errorf("after --apply the file differs from the sample by more than calico_mtu:\n%s", now)
 	}
-	if code, out, _ = run(t, "fix", "mtu", "--mtu", "1350", "--inventory-dir", inv); code != ExitOK || !strings.Contains(out, "Nothing to change") {
+	if code, out, _ = run(t, "fix", "mtu", "--mtu", "1350", "--kubespray-inventory", inv); code != ExitOK || !strings.Contains(out, "Nothing to change") {
 		t.Errorf("second run: exit %d %q; want nothing to change", code, out)
 	}
 }

@@ -209,7 +209,7 @@ func TestKubeDoctorKubespray(t *testing.T) {
 		}
 		// Kubespray keeps the MTU in its inventory: a kubectl-only fix would be reverted.
 		if cmds := strings.Join(f.Remedy.Commands, "\n"); !strings.Contains(f.Remedy.Summary, "calico_mtu: 1350") ||
-			!strings.Contains(cmds, "--inventory-dir") || strings.Contains(cmds, "installation") {
+			!strings.Contains(cmds, "--kubespray-inventory") || strings.Contains(cmds, "installation") {
 			t.Errorf("remedy for a Kubespray install: %s\n%s", f.Remedy.Summary, cmds)
 		}
 		k.nothingLeft(t)
@@ -360,10 +360,10 @@ func fixKubespray(t *testing.T, k *kubeCluster) {
 	if err := os.WriteFile(file, sample, 0o644); err != nil {
 		t.Fatal(err)
 	}
-	code, out, _ := k.fix(t, "--apply", "--inventory-dir", inv)
+	code, out, _ := k.fix(t, "--apply", "--kubespray-inventory", inv)
 	if code != ExitOK || !strings.Contains(out, "set FelixConfiguration default spec.vxlanMTU: 1450 → 1350") ||
 		!strings.Contains(out, "+calico_mtu: 1350") || strings.Contains(out, "next Kubespray run reverts") {
-		t.Errorf("--apply --inventory-dir: exit %d; want Felix's vxlanMTU and the inventory changed:\n%s", code, out)
+		t.Errorf("--apply --kubespray-inventory: exit %d; want Felix's vxlanMTU and the inventory changed:\n%s", code, out)
 	}
 	if now, _ := os.ReadFile(file); string(now) != strings.Replace(string(sample), "# calico_mtu: 1500\n", "calico_mtu: 1350\n", 1) {
 		t.Errorf("inventory after the fix:\n%s", now)

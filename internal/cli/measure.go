@@ -28,6 +28,7 @@ const DefaultRunTimeout = 45 * time.Second
 // agents for the run.
 type sourceFlags struct {
 	inventory, tokenFile, output, layers string
+	outputFile                           string
 	timeout                              time.Duration
 	kube                                 kubeFlags
 }
@@ -37,6 +38,7 @@ func (f *sourceFlags) register(c *cobra.Command) {
 	fl.StringVar(&f.inventory, "inventory", "", "inventory file describing the nodes and their agents (default: the cluster of the kubeconfig)")
 	fl.StringVar(&f.tokenFile, "token-file", "", "agent token (default: the inventory's tokenFile)")
 	fl.StringVarP(&f.output, "output", "o", "text", "output format: text or json")
+	fl.StringVar(&f.outputFile, "output-file", "", "write the report here instead of standard output (created before anything runs; removed if the run ends without a whole report)")
 	fl.StringVar(&f.layers, "layers", "node,pod", "layers to measure: node (underlay), pod (overlay)")
 	fl.DurationVar(&f.timeout, "timeout", DefaultRunTimeout, "bound on probing and host facts, more than 0 (on a cluster, deploying the agents, --wait-timeout and cleanup come on top)")
 	f.kube.register(c)
@@ -86,6 +88,11 @@ func (f *sourceFlags) open(ctx context.Context, prog *progress, formats ...strin
 // runMesh probes every planned pair and renders the report. Throughput, if
 // asked for, runs afterwards one pair at a time.
 func runMesh(ctx context.Context, s Streams, f *sourceFlags, req agent.ProbeRequest, facts bool, text func(io.Writer, *model.Report)) error {
+	out, err := openOutput(s, f.outputFile)
+	if err != nil {
+		return err
+	}
+	defer out.discard()
 	prog := newProgress(s.Err)
 	src, layers, err := f.open(ctx, prog)
 	if err != nil {
@@ -94,7 +101,6 @@ func runMesh(ctx context.Context, s Streams, f *sourceFlags, req agent.ProbeRequ
 	defer src.close()
 	defer prog.done()
 	inv := src.inv
-	w := s.Out
 	jobs := plan.Mesh(inv, layers...)
 	if len(jobs) == 0 {
 		return fmt.Errorf("nothing to measure: fewer than two agents on the %s layer(s)", f.layers)
@@ -136,10 +142,11 @@ func runMesh(ctx context.Context, s Streams, f *sourceFlags, req agent.ProbeRequ
 	rep.Config = src.config()
 	prog.done()
 	if f.output == "json" {
-		return report.JSON(w, rep)
+		err = report.JSON(out, rep)
+	} else {
+		text(out, rep)
 	}
-	text(w, rep)
-	return nil
+	return out.finish(err)
 }
 
 // anyAnswer reports whether any agent answered the controller.

@@ -645,7 +645,7 @@ func TestRemedyByInstall(t *testing.T) {
 	for install, want := range map[string][]string{
 		"operator":  {"installation.operator.tigera.io default", "spec.calicoNetwork.mtu"},
 		"manifest":  {"configmap calico-config", "veth_mtu"},
-		"kubespray": {"calico_mtu: 1350", "k8s-net-calico.yml", "--inventory-dir", "reverted by the next Kubespray run"},
+		"kubespray": {"calico_mtu: 1350", "k8s-net-calico.yml", "--kubespray-inventory", "reverted by the next Kubespray run"},
 	} {
 		ev := healthy(3)
 		ev.Network.Install = install

@@ -182,7 +182,7 @@ func (s *state) mtuRemedy(mtu int, underlayNodes string, underlayMTU int) *model
 	case "kubespray":
 		r.Summary = fmt.Sprintf("Set calico_mtu: %d in the Kubespray inventory (group_vars/k8s_cluster/k8s-net-calico.yml; calico_veth_mtu alone is ignored) and re-run Kubespray's network role: it renders calico-node's CNI_MTU and FELIX_*MTU and the CNI configuration. A kubectl-only change is reverted by the next Kubespray run. Then restart the Pods (only new Pods get the new MTU).", mtu)
 		r.Commands = []string{
-			fmt.Sprintf("podpath fix mtu --mtu %d --inventory-dir inventory/mycluster", mtu),
+			fmt.Sprintf("podpath fix mtu --mtu %d --kubespray-inventory inventory/mycluster", mtu),
 			"ansible-playbook -i inventory/mycluster/hosts.yaml cluster.yml --tags network",
 			"kubectl -n kube-system rollout status daemonset calico-node",
 		}

@@ -36,7 +36,7 @@ type Plan struct {
 	MTU      int
 	Install  string
 	Objects  []ObjectChange
-	File     *FileChange // Kubespray inventory, with --inventory-dir
+	File     *FileChange // Kubespray inventory, with --kubespray-inventory
 	Warnings []string
 	// Inventory: the install is Kubespray's, whose inventory must change
 	// too or its next run reverts the cluster's objects.

@@ -57,7 +57,7 @@ func calicoVarsFile(dir string) (string, error) {
 		}
 		tried = append(tried, path)
 	}
-	return "", fmt.Errorf("find the Kubespray Calico variables: tried %s; --inventory-dir must be the "+
+	return "", fmt.Errorf("find the Kubespray Calico variables: tried %s; --kubespray-inventory must be the "+
 		"Kubespray inventory directory, the one holding group_vars/ (e.g. inventory/mycluster): %w",
 		strings.Join(tried, " and "), fs.ErrNotExist)
 }

@@ -245,7 +245,7 @@ func TestKubesprayMTUMissingFile(t *testing.T) {
 	if !errors.Is(err, fs.ErrNotExist) {
 		t.Fatalf("error %v, want fs.ErrNotExist", err)
 	}
-	for _, w := range []string{filepath.Join(dir, varsPath), "--inventory-dir", "holding group_vars/"} {
+	for _, w := range []string{filepath.Join(dir, varsPath), "--kubespray-inventory", "holding group_vars/"} {
 		if !strings.Contains(err.Error(), w) {
 			t.Errorf("error %q lacks %q", err, w)
 		}
