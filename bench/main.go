@@ -138,11 +138,11 @@ func labRun(ctx context.Context, l *lab.Lab, who string, argv ...string) string 
 
 // probe runs one probe request from an endpoint of the inventory towards one peer.
 func probe(ctx context.Context, token string, from, to inventory.Node, pod bool, req agent.ProbeRequest) agent.TargetResult {
-	addr, netns, peer := from.Agent, from.Netns, agent.Peer{Name: to.Name, Address: to.Agent}
+	name, addr, netns, peer := from.Name, from.Agent, from.Netns, agent.Peer{Name: to.Name, Address: to.Agent}
 	if pod {
-		addr, netns, peer = from.Pods[0].Agent, from.Pods[0].Netns, agent.Peer{Name: to.Name, Address: to.Pods[0].Agent}
+		name, addr, netns, peer = from.Pods[0].Name, from.Pods[0].Agent, from.Pods[0].Netns, agent.Peer{Name: to.Pods[0].Name, Address: to.Pods[0].Agent}
 	}
-	c := agent.NewClient(addr, token, netns)
+	c := agent.NewClient(name, addr, token, netns)
 	if err := c.SetPeers(ctx, []agent.Peer{peer}); err != nil {
 		fatal(err)
 	}
@@ -360,7 +360,7 @@ func agentCost(ctx context.Context, peers int) {
 	_, inv, token := up(ctx, lab.New("bench").Nodes(peers+1).PodsPerNode(0).Backend(lab.BackendVXLAN))
 	fmt.Printf("== Agent cost: node1's agent probes %d peers (lab of %d nodes with agents up in %s)\n", peers, peers+1, time.Since(start).Round(time.Millisecond))
 	pid := agentPid(inv.Nodes[0].Name)
-	c := agent.NewClient(inv.Nodes[0].Agent, token, inv.Nodes[0].Netns)
+	c := agent.NewClient(inv.Nodes[0].Name, inv.Nodes[0].Agent, token, inv.Nodes[0].Netns)
 	var ps []agent.Peer
 	var names []string
 	for _, n := range inv.Nodes[1:] {

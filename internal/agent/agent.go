@@ -110,7 +110,7 @@ func New(cfg Config) (*Agent, error) {
 		cfg:       cfg,
 		limiter:   rate.NewLimiter(APIRate, APIBurst),
 		strangers: rate.NewLimiter(StrangerRate, StrangerBurst),
-		verifier:  apiauth.NewVerifier(cfg.Token),
+		verifier:  apiauth.NewVerifier(cfg.Token, cfg.Name),
 		responder: &probe.Responder{Limiter: udpLimit},
 		reg:       cfg.Registry,
 		peers:     map[string]Peer{},
@@ -255,19 +255,22 @@ func (w *answerWriter) Hijack() (net.Conn, *bufio.ReadWriter, error) {
 	return h.Hijack()
 }
 
-// send signs the answer to the request with nonce and writes it.
-func (w *answerWriter) send(token, nonce string) {
+// send signs the answer of agent to the request with nonce and writes it.
+func (w *answerWriter) send(token, agent, nonce string) {
 	if w.hijacked {
 		return
 	}
-	w.ResponseWriter.Header().Set(apiauth.AnswerHeader, apiauth.SignAnswer(token, nonce, w.code, w.body.Bytes()))
+	w.ResponseWriter.Header().Set(apiauth.AnswerHeader, apiauth.SignAnswer(token, agent, nonce, w.code, w.body.Bytes()))
 	w.ResponseWriter.WriteHeader(w.code)
 	_, _ = w.ResponseWriter.Write(w.body.Bytes())
 }
 
+type credKey struct{}
+
 // guard authenticates, rate-limits and bounds a request before fn sees it.
-// The credential is checked first: a request without a valid one is
-// charged to the strangers' budget, never to the controller's.
+// The credential is checked first, before the body is read: a request
+// without a valid one is charged to the strangers' budget, never to the
+// controller's, and costs the agent no body.
 func (a *Agent) guard(endpoint string, fn http.HandlerFunc) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		code := http.StatusOK
@@ -285,9 +288,10 @@ func (a *Agent) guard(endpoint string, fn http.HandlerFunc) http.Handler {
 			}
 			if code == http.StatusUnauthorized {
 				w.Header().Set("WWW-Authenticate", `PodpathHMAC realm="podpath-agent"`)
-				// The clock the credential was judged by: a caller whose
-				// clock is off learns the agent's from it (Client.learnSkew).
-				w.Header().Set("Date", a.verifier.Time().UTC().Format(http.TimeFormat))
+			}
+			if errors.Is(err, apiauth.ErrStale) {
+				a.refuseStale(w, cred, err)
+				return
 			}
 			httpError(w, code, err.Error())
 			return
@@ -298,25 +302,38 @@ func (a *Agent) guard(endpoint string, fn http.HandlerFunc) http.Handler {
 			return
 		}
 		r.Body = io.NopCloser(bytes.NewReader(body))
+		r = r.WithContext(context.WithValue(r.Context(), credKey{}, cred))
 		aw := &answerWriter{ResponseWriter: w, code: http.StatusOK}
 		fn(aw, r)
-		aw.send(a.cfg.Token, cred.Nonce)
+		aw.send(a.cfg.Token, a.cfg.Name, cred.Nonce)
 		code = aw.code
 	})
 }
 
+// refuseStale answers a request made for this agent but too far from its
+// clock with the clock, signed: a caller whose clock is off learns the
+// agent's from it (apiauth.LearnSkew) and signs again; nobody else can
+// make it adopt a time.
+func (a *Agent) refuseStale(w http.ResponseWriter, cred apiauth.Credential, err error) {
+	body, _ := json.Marshal(apiauth.StaleAnswer{Error: err.Error(), AgentTime: a.verifier.Time().Unix()})
+	body = append(body, '\n')
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set(apiauth.AnswerHeader, apiauth.SignAnswer(a.cfg.Token, a.cfg.Name, cred.Nonce, http.StatusUnauthorized, body))
+	w.WriteHeader(http.StatusUnauthorized)
+	_, _ = w.Write(body)
+}
+
 var errBodyTooLarge = fmt.Errorf("request body over %d bytes", MaxBodyBytes)
 
-// authenticate reads the request's body (at most MaxBodyBytes) and checks
-// its credential. The cheap checks (form, time) come before the body is
-// read, so a caller without the token costs little.
+// authenticate checks a request's credential, then reads its body (at
+// most MaxBodyBytes) and checks it against the signed hash.
 func (a *Agent) authenticate(r *http.Request) ([]byte, apiauth.Credential, error) {
 	cred, err := apiauth.Parse(r.Header.Get(apiauth.Header))
 	if err != nil {
 		return nil, cred, err
 	}
-	if !cred.Fresh(a.verifier.Time()) {
-		return nil, cred, apiauth.ErrStale
+	if err := a.verifier.Check(cred, r.Method, r.URL.Path); err != nil {
+		return nil, cred, err
 	}
 	body, err := io.ReadAll(io.LimitReader(r.Body, MaxBodyBytes+1))
 	if err != nil {
@@ -325,7 +342,10 @@ func (a *Agent) authenticate(r *http.Request) ([]byte, apiauth.Credential, error
 	if len(body) > MaxBodyBytes {
 		return nil, cred, errBodyTooLarge
 	}
-	return body, cred, a.verifier.Check(cred, r.Method, r.URL.Path, body)
+	if !cred.BodyMatches(body) {
+		return nil, cred, apiauth.ErrBody
+	}
+	return body, cred, nil
 }
 
 func httpError(w http.ResponseWriter, code int, msg string) {
@@ -541,7 +561,9 @@ func (a *Agent) sink(w http.ResponseWriter, r *http.Request) {
 	if err := brw.Flush(); err != nil {
 		return
 	}
-	if err := probe.ServeSink(conn, brw.Reader, MaxThroughputSecs*time.Second+probe.StallTimeout); err != nil {
+	cred, _ := r.Context().Value(credKey{}).(apiauth.Credential)
+	sign := func(res []byte) []byte { return apiauth.SinkResultMAC(a.cfg.Token, a.cfg.Name, cred.Nonce, res) }
+	if err := probe.ServeSink(conn, brw.Reader, MaxThroughputSecs*time.Second+probe.StallTimeout, sign); err != nil {
 		a.cfg.Logger.Debug("sink", "err", err)
 	}
 }

@@ -66,8 +66,22 @@ func serveAgent(t *testing.T, a *Agent, listen string) (addr string, stop func()
 	var once sync.Once
 	stop = func() { once.Do(func() { cancel(); <-done }) }
 	t.Cleanup(stop)
+	names.Store(ln.Addr().String(), a.cfg.Name)
 	return ln.Addr().String(), stop
 }
+
+// names are the test agents' names by address: what credentials for them
+// are made for.
+var names sync.Map
+
+func nameOf(addr string) string {
+	n, _ := names.Load(addr)
+	s, _ := n.(string)
+	return s
+}
+
+// client is a controller's client of the test agent at addr.
+func client(addr string) *Client { return NewClient(nameOf(addr), addr, token, "") }
 
 // call sends a request signed with the token auth ("": no credential;
 // "raw:…": that Authorization header instead).
@@ -81,7 +95,7 @@ func call(t *testing.T, method, url, auth string, body io.Reader) (int, string) 
 	if raw, ok := strings.CutPrefix(auth, "raw:"); ok {
 		req.Header.Set("Authorization", raw)
 	} else if auth != "" {
-		cred, _ := apiauth.Sign(auth, method, req.URL.Path, b, time.Now())
+		cred, _ := apiauth.Sign(auth, nameOf(req.URL.Host), method, req.URL.Path, b, time.Now())
 		req.Header.Set(apiauth.Header, cred)
 	}
 	resp, err := http.DefaultClient.Do(req)
@@ -125,7 +139,7 @@ func TestProxyClientSigns(t *testing.T) {
 	addr := startAgent(t, "a")
 	ctx := context.Background()
 	proxy := func(tok string) *Client {
-		return NewProxyClient(addr, "http://"+addr+"/", tok, &http.Client{Timeout: ClientTimeout})
+		return NewProxyClient("a", addr, "http://"+addr+"/", tok, &http.Client{Timeout: ClientTimeout})
 	}
 	if _, err := proxy(token).Facts(ctx); err != nil {
 		t.Errorf("facts signed with the token: %v", err)
@@ -141,7 +155,7 @@ func TestProxyClientSigns(t *testing.T) {
 func TestProbeOnlyKnownPeers(t *testing.T) {
 	a := startAgent(t, "a")
 	b := startAgent(t, "b")
-	c := NewClient(a, token, "")
+	c := client(a)
 	ctx := context.Background()
 	if _, err := c.Probe(ctx, ProbeRequest{Targets: []string{b}}); err == nil || !strings.Contains(err.Error(), "403") {
 		t.Errorf("probe of an address that is no peer: %v; want 403", err)
@@ -199,7 +213,7 @@ func TestReachabilityAsksAgainAfterALostBurst(t *testing.T) {
 			}
 		}
 	}()
-	c := NewClient(a, token, "")
+	c := client(a)
 	if err := c.SetPeers(context.Background(), []Peer{{Name: "lossy", Address: pc.LocalAddr().String()}}); err != nil {
 		t.Fatal(err)
 	}
@@ -221,7 +235,7 @@ func TestProbeOverIPv6(t *testing.T) {
 	}
 	a := startAgentOn(t, "a", "[::1]:0")
 	b := startAgentOn(t, "b", "[::1]:0")
-	c := NewClient(a, token, "")
+	c := client(a)
 	if err := c.SetPeers(context.Background(), []Peer{{Name: "b", Address: b}}); err != nil {
 		t.Fatal(err)
 	}
@@ -475,7 +489,7 @@ func TestIdleConnectionsDoNotStarveTheController(t *testing.T) {
 	}
 	defer slow.Close()
 	start := time.Now()
-	cred, _ := apiauth.Sign(token, "PUT", "/v1/peers", nil, time.Now()) // well-formed and fresh: the body is read
+	cred, _ := apiauth.Sign(token, "a", "PUT", "/v1/peers", nil, time.Now()) // valid: the body is read
 	_, _ = io.WriteString(slow, "PUT /v1/peers HTTP/1.1\r\nHost: a\r\n"+apiauth.Header+": "+cred+"\r\nContent-Length: 100000\r\n\r\n")
 	for time.Since(start) < ReadTimeout+5*time.Second {
 		if _, err := slow.Write([]byte("{")); err != nil {
@@ -510,7 +524,7 @@ func TestClientCapsAnAnswerWithoutEnd(t *testing.T) {
 		}
 	}))
 	defer srv.Close()
-	c := NewClient(strings.TrimPrefix(srv.URL, "http://"), token, "")
+	c := NewClient("fake", strings.TrimPrefix(srv.URL, "http://"), token, "")
 	var before, after runtime.MemStats
 	runtime.GC()
 	runtime.ReadMemStats(&before)
@@ -529,7 +543,7 @@ func TestClientCapsAnAnswerWithoutEnd(t *testing.T) {
 func TestPeersAndTargetsAreHostsOnce(t *testing.T) {
 	a := startAgent(t, "a")
 	b := startAgent(t, "b")
-	c := NewClient(a, token, "")
+	c := client(a)
 	ctx := context.Background()
 	for _, bad := range []struct{ addr, says string }{
 		{"0.0.0.0:7946", "unspecified"}, {"[::]:7946", "unspecified"},

@@ -23,6 +23,7 @@ type tap struct {
 	mu     sync.Mutex
 	sent   bytes.Buffer
 	answer func([]byte) []byte // nil: passed unchanged
+	drop   bool                // record what the caller sends, deliver nothing
 }
 
 func startTap(t *testing.T, agentAddr string, answer func([]byte) []byte) *tap {
@@ -47,6 +48,14 @@ func startTap(t *testing.T, agentAddr string, answer func([]byte) []byte) *tap {
 
 func (tp *tap) relay(c net.Conn, to string) {
 	defer c.Close()
+	if tp.drop {
+		_ = c.SetReadDeadline(time.Now().Add(300 * time.Millisecond))
+		b, _ := io.ReadAll(c)
+		tp.mu.Lock()
+		tp.sent.Write(b)
+		tp.mu.Unlock()
+		return
+	}
 	up, err := net.Dial("tcp", to)
 	if err != nil {
 		return
@@ -109,7 +118,7 @@ func sendRaw(t *testing.T, addr string, req []byte) (int, string) {
 func TestASniffedRequestIsNoCredential(t *testing.T) {
 	addr := startAgent(t, "a")
 	tp := startTap(t, addr, nil)
-	c := NewProxyClient(addr, "http://"+tp.addr, token, &http.Client{Timeout: ClientTimeout})
+	c := NewProxyClient("a", addr, "http://"+tp.addr, token, &http.Client{Timeout: ClientTimeout})
 	if err := c.SetPeers(context.Background(), []Peer{{Name: "b", Address: "127.0.0.2:7946"}}); err != nil {
 		t.Fatalf("set peers through the tap: %v", err)
 	}
@@ -121,8 +130,22 @@ func TestASniffedRequestIsNoCredential(t *testing.T) {
 		t.Errorf("the recorded request sent again: %d %s; want 401, replayed", code, body)
 	}
 	changed := bytes.Replace(seen, []byte("127.0.0.2:7946"), []byte("127.0.0.3:7946"), 1)
-	if code, body := sendRaw(t, addr, changed); code != http.StatusUnauthorized || !strings.Contains(body, "signature") {
-		t.Errorf("the recorded request with another peer address: %d %s; want 401, signature", code, body)
+	if code, body := sendRaw(t, addr, changed); code != http.StatusUnauthorized {
+		t.Errorf("the recorded request with another peer address: %d %s; want 401", code, body)
+	}
+	// Held back on the way and changed before it arrives: the body does not match.
+	held := startTap(t, addr, nil)
+	held.drop = true
+	hc := NewProxyClient("a", addr, "http://"+held.addr, token, &http.Client{Timeout: ClientTimeout})
+	_ = hc.SetPeers(context.Background(), []Peer{{Name: "b", Address: "127.0.0.2:7946"}})
+	changed = bytes.Replace(held.recorded(), []byte("127.0.0.2:7946"), []byte("127.0.0.3:7946"), 1)
+	if code, body := sendRaw(t, addr, changed); code != http.StatusUnauthorized || !strings.Contains(body, "body does not match") {
+		t.Errorf("a held-back request with another peer address: %d %s; want 401, body does not match", code, body)
+	}
+	// Sent to another agent of the run: made for a, refused by b.
+	b := startAgent(t, "b")
+	if code, body := sendRaw(t, b, tp.recorded()); code != http.StatusUnauthorized || !strings.Contains(body, "made for agent") {
+		t.Errorf("a's request sent to agent b: %d %s; want 401, made for agent a", code, body)
 	}
 	if code, body := call(t, "GET", "http://"+addr+"/v1/peers", token, nil); code != 200 || strings.Count(body, `"address"`) != 1 || !strings.Contains(body, "127.0.0.2:7946") {
 		t.Errorf("peers after the replays: %d %s; want only the controller's", code, body)
@@ -135,11 +158,11 @@ func TestAChangedAnswerIsRefused(t *testing.T) {
 	tp := startTap(t, addr, func(b []byte) []byte {
 		return bytes.Replace(b, []byte(`"hostname":"a"`), []byte(`"hostname":"z"`), 1)
 	})
-	c := NewProxyClient(addr, "http://"+tp.addr, token, &http.Client{Timeout: ClientTimeout})
+	c := NewProxyClient("a", addr, "http://"+tp.addr, token, &http.Client{Timeout: ClientTimeout})
 	if facts, err := c.Facts(context.Background()); err == nil || !strings.Contains(err.Error(), "not signed") {
 		t.Errorf("facts changed on the way: %s, %v; want refused as not signed", facts, err)
 	}
-	if facts, err := NewClient(addr, token, "").Facts(context.Background()); err != nil || !strings.Contains(string(facts), `"a"`) {
+	if facts, err := client(addr).Facts(context.Background()); err != nil || !strings.Contains(string(facts), `"a"`) {
 		t.Errorf("facts straight from the agent: %s, %v", facts, err)
 	}
 }
@@ -150,15 +173,15 @@ func TestAnAgentWithItsClockOff(t *testing.T) {
 	a := newAgent(t, "a")
 	a.verifier.Now = func() time.Time { return time.Now().Add(time.Hour) }
 	addr, _ := serveAgent(t, a, "127.0.0.1:0")
-	c := NewClient(addr, token, "")
+	c := client(addr)
 	if _, err := c.Facts(context.Background()); err != nil {
 		t.Errorf("facts from an agent an hour ahead: %v", err)
 	}
 	dial := (&net.Dialer{}).DialContext
-	if tr := probe.Upload(context.Background(), dial, addr, token, 1<<20, 0); tr.Error != "" || tr.Bytes != 1<<20 {
+	if tr := probe.Upload(context.Background(), dial, addr, probe.SinkAuth{Token: token, Peer: "a"}, 1<<20, 0); tr.Error != "" || tr.Bytes != 1<<20 {
 		t.Errorf("upload to an agent an hour ahead: %+v", tr)
 	}
-	if _, err := NewClient(addr, "nope", "").Facts(context.Background()); err == nil || !strings.Contains(err.Error(), "401") {
+	if _, err := NewClient("a", addr, "nope", "").Facts(context.Background()); err == nil || !strings.Contains(err.Error(), "401") {
 		t.Errorf("a wrong token, clock learnt or not: %v; want 401", err)
 	}
 }

@@ -27,6 +27,7 @@ const MaxAnswerBytes = 16 << 20
 
 // Client is a controller's handle on one agent.
 type Client struct {
+	Name  string // the agent's --name: what its credentials are made for
 	Addr  string // IP:port, as peers reach it
 	base  string // URL the controller reaches it at
 	token string
@@ -42,7 +43,7 @@ type Client struct {
 // reachable there). Its connections use small segments both ways
 // (ControlMSS4), so a path that loses large packets does not cut the
 // controller off from what the agent measured on it.
-func NewClient(addr, token, netns string) *Client {
+func NewClient(name, addr, token, netns string) *Client {
 	d := &net.Dialer{Timeout: ClientTimeout, Control: clampMSS}
 	tr := &http.Transport{
 		DialContext: func(ctx context.Context, network, a string) (net.Conn, error) {
@@ -50,14 +51,21 @@ func NewClient(addr, token, netns string) *Client {
 		},
 		MaxIdleConnsPerHost: 2,
 	}
-	return &Client{Addr: addr, base: "http://" + addr, token: token, http: &http.Client{Transport: tr}}
+	return &Client{Name: name, Addr: addr, base: "http://" + addr, token: token, http: &http.Client{Transport: tr, CheckRedirect: noRedirects}}
 }
+
+// noRedirects: an agent never redirects, and a redirect would carry a
+// signed request (and, through a proxy, the caller's credentials) to
+// wherever it points.
+func noRedirects(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
 
 // NewProxyClient talks to the agent at addr through a proxy URL, such as the
 // API server's Pod proxy (…/pods/NAME:PORT/proxy), with hc carrying the
 // caller's own credentials for the proxy.
-func NewProxyClient(addr, base, token string, hc *http.Client) *Client {
-	return &Client{Addr: addr, base: strings.TrimSuffix(base, "/"), token: token, http: hc}
+func NewProxyClient(name, addr, base, token string, hc *http.Client) *Client {
+	own := *hc
+	own.CheckRedirect = noRedirects
+	return &Client{Name: name, Addr: addr, base: strings.TrimSuffix(base, "/"), token: token, http: &own}
 }
 
 // do sends a signed request and checks the answer's signature before
@@ -108,7 +116,8 @@ func (c *Client) send(ctx context.Context, method, path string, body []byte) (in
 	if err != nil {
 		return 0, nil, err
 	}
-	cred, nonce := apiauth.Sign(c.token, method, path, body, time.Now().Add(time.Duration(c.skew.Load())))
+	sent := time.Now().Add(time.Duration(c.skew.Load()))
+	cred, nonce := apiauth.Sign(c.token, c.Name, method, path, body, sent)
 	req.Header.Set(apiauth.Header, cred)
 	req.Header.Set("Content-Type", "application/json")
 	resp, err := c.http.Do(req)
@@ -123,30 +132,16 @@ func (c *Client) send(ctx context.Context, method, path string, body []byte) (in
 	if len(answer) > MaxAnswerBytes {
 		return 0, nil, fmt.Errorf("agent %s: %s answer over %d MiB: not an agent's answer", c.Addr, path, MaxAnswerBytes>>20)
 	}
-	if resp.StatusCode == http.StatusUnauthorized && c.learnSkew(resp.Header.Get("Date")) {
-		return 0, nil, errStale
+	if d, ok := apiauth.LearnSkew(c.token, c.Name, nonce, resp.StatusCode, answer, resp.Header.Get(apiauth.AnswerHeader), sent); ok {
+		c.skew.Add(int64(d))
+		return 0, nil, fmt.Errorf("agent %s: clock %s off: %w", c.Addr, d.Round(time.Second), errStale)
 	}
 	if resp.StatusCode == http.StatusOK {
-		if err := apiauth.VerifyAnswer(c.token, nonce, resp.StatusCode, answer, resp.Header.Get(apiauth.AnswerHeader)); err != nil {
+		if err := apiauth.VerifyAnswer(c.token, c.Name, nonce, resp.StatusCode, answer, resp.Header.Get(apiauth.AnswerHeader)); err != nil {
 			return 0, nil, fmt.Errorf("agent %s: %s: %w", c.Addr, path, err)
 		}
 	}
 	return resp.StatusCode, answer, nil
-}
-
-// learnSkew takes the agent's clock from an answer's Date header and says
-// whether it is far enough from what we used to explain a refusal.
-func (c *Client) learnSkew(date string) bool {
-	t, err := http.ParseTime(date)
-	if err != nil {
-		return false
-	}
-	skew := time.Until(t)
-	if d := skew - time.Duration(c.skew.Load()); d > -apiauth.MaxSkew/2 && d < apiauth.MaxSkew/2 {
-		return false
-	}
-	c.skew.Store(int64(skew))
-	return true
 }
 
 // SetPeers replaces the agent's peer set.

@@ -63,11 +63,11 @@ func TestControlChannelCrossesABlackHole(t *testing.T) {
 	dial := func(ctx context.Context, network, a string) (net.Conn, error) {
 		return nsenter.DialContext(ctx, prefix+"near", &net.Dialer{}, network, a)
 	}
-	if tr := probe.Upload(ctx, dial, addr, token, 300_000, 0); !tr.Stalled {
+	if tr := probe.Upload(ctx, dial, addr, probe.SinkAuth{Token: token, Peer: "far"}, 300_000, 0); !tr.Stalled {
 		t.Fatalf("300 KB upload through the router: %+v; want it stalled (the router drops large packets)", tr)
 	}
 
-	c := NewClient(addr, token, prefix+"near")
+	c := NewClient("far", addr, token, prefix+"near")
 	peers := make([]Peer, 500) // a PUT of about 30 KB
 	for i := range peers {
 		peers[i] = Peer{Name: fmt.Sprintf("node%d", i), Address: fmt.Sprintf("10.97.3.%d:7946", i%250)}
@@ -84,7 +84,7 @@ func TestControlChannelCrossesABlackHole(t *testing.T) {
 
 	// A client podpath does not control (full-size segments of its own).
 	plain := &net.Dialer{Timeout: ClientTimeout}
-	hc := &Client{Addr: addr, base: "http://" + addr, token: token, http: &http.Client{Transport: &http.Transport{
+	hc := &Client{Name: "far", Addr: addr, base: "http://" + addr, token: token, http: &http.Client{Transport: &http.Transport{
 		DialContext: func(ctx context.Context, network, a string) (net.Conn, error) {
 			return nsenter.DialContext(ctx, prefix+"near", plain, network, a)
 		}}}}

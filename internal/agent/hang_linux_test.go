@@ -82,7 +82,7 @@ func TestBadPeersCostTheirTimeout(t *testing.T) {
 	if !inFreshNetns(t) {
 		return
 	}
-	healthy := startAgent(t, "a")
+	healthy := startAgent(t, "healthy")
 	prober := startAgent(t, "prober")
 
 	// A port with nothing behind it, on either protocol.
@@ -137,7 +137,7 @@ func TestBadPeersCostTheirTimeout(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	c := NewClient(prober, token, "")
+	c := client(prober)
 	peers := []Peer{{"healthy", healthy}, {"closed", closed}, {"silent", silent}, {"stopped", stoppedAddr}}
 	if err := c.SetPeers(context.Background(), peers); err != nil {
 		t.Fatal(err)

@@ -44,7 +44,7 @@ func freePort(t *testing.T, proto, ip string) int {
 
 func listenOn(t *testing.T, agentAddr string, req ListenRequest) []ListenResult {
 	t.Helper()
-	resp, err := NewClient(agentAddr, token, "").Listen(context.Background(), req)
+	resp, err := client(agentAddr).Listen(context.Background(), req)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -98,7 +98,7 @@ func probePacket(flags byte, size int) []byte {
 
 func TestListenOpensAndCloses(t *testing.T) {
 	b, _ := runAgent(t, "b", ipB+":0")
-	if err := NewClient(b, token, "").SetPeers(context.Background(), []Peer{{Name: "a", Address: ipA + ":7946"}}); err != nil {
+	if err := client(b).SetPeers(context.Background(), []Peer{{Name: "a", Address: ipA + ":7946"}}); err != nil {
 		t.Fatal(err)
 	}
 	tcp, udp := freePort(t, "tcp", ipB), freePort(t, "udp", ipB)
@@ -224,7 +224,7 @@ func TestPortChecksBetweenAgents(t *testing.T) {
 	ctx := context.Background()
 	a, _ := runAgent(t, "a", ipA+":0")
 	b, _ := runAgent(t, "b", ipB+":0")
-	ca, cb := NewClient(a, token, ""), NewClient(b, token, "")
+	ca, cb := client(a), client(b)
 	if err := ca.SetPeers(ctx, []Peer{{Name: "b", Address: b}}); err != nil {
 		t.Fatal(err)
 	}
@@ -277,7 +277,7 @@ func TestPortChecksBetweenAgents(t *testing.T) {
 // only, with no more than they sent, and nothing that is not a probe.
 func TestPortListenerAnswersOnlyPeers(t *testing.T) {
 	b, _ := runAgent(t, "b", ipB+":0")
-	if err := NewClient(b, token, "").SetPeers(context.Background(), []Peer{{Name: "a", Address: ipA + ":7946"}}); err != nil {
+	if err := client(b).SetPeers(context.Background(), []Peer{{Name: "a", Address: ipA + ":7946"}}); err != nil {
 		t.Fatal(err)
 	}
 	udp := freePort(t, "udp", ipB)
@@ -310,7 +310,7 @@ func TestPortListenerAnswersOnlyPeers(t *testing.T) {
 // ::ffff:a.b.c.d, and they are still peers.
 func TestListenOnUnspecifiedAddress(t *testing.T) {
 	b, _ := runAgent(t, "b", "0.0.0.0:0")
-	if err := NewClient(b, token, "").SetPeers(context.Background(), []Peer{{Name: "a", Address: ipA + ":7946"}}); err != nil {
+	if err := client(b).SetPeers(context.Background(), []Peer{{Name: "a", Address: ipA + ":7946"}}); err != nil {
 		t.Fatal(err)
 	}
 	udp := freePort(t, "udp", "0.0.0.0")

@@ -47,7 +47,7 @@ func (a *Agent) run(ctx context.Context, peers []Peer, req *ProbeRequest) []Targ
 	wg.Wait()
 	if t := req.Throughput; t != nil {
 		for i, p := range peers {
-			tp := probe.Throughput(ctx, a.cfg.Dial, p.Address, a.cfg.Token, time.Duration(t.Seconds*float64(time.Second)), t.Streams)
+			tp := probe.Throughput(ctx, a.cfg.Dial, p.Address, probe.SinkAuth{Token: a.cfg.Token, Peer: p.Name}, time.Duration(t.Seconds*float64(time.Second)), t.Streams)
 			results[i].Throughput = &tp
 		}
 	}
@@ -123,7 +123,7 @@ func (a *Agent) probeOne(ctx context.Context, p Peer, req *ProbeRequest) TargetR
 		res.HTTP = &h
 	}
 	if req.TransferBytes > 0 {
-		t := probe.Upload(ctx, a.cfg.Dial, p.Address, a.cfg.Token, req.TransferBytes, 0)
+		t := probe.Upload(ctx, a.cfg.Dial, p.Address, probe.SinkAuth{Token: a.cfg.Token, Peer: p.Name}, req.TransferBytes, 0)
 		res.Transfer = &t
 	}
 	return res

@@ -12,6 +12,7 @@ import (
 	"crypto/sha256"
 	"encoding/base64"
 	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"strconv"
@@ -32,8 +33,7 @@ const (
 	// once.
 	MaxSkew = 5 * time.Minute
 	// MaxNonces bounds the replay cache. Only requests with a valid
-	// signature enter it, and the agent's own rate limit (20/s over the
-	// 10-minute window) keeps it far below this.
+	// signature enter it: only a holder of the token can fill it.
 	MaxNonces = 1 << 16
 
 	version  = "v1"
@@ -45,39 +45,45 @@ var (
 	ErrMissing = errors.New("no " + Header + " credential")
 	ErrStale   = fmt.Errorf("request time more than %s from the agent's clock", MaxSkew)
 	ErrBadSig  = errors.New("signature does not match: wrong token, or the request was changed on the way")
+	ErrBody    = errors.New("body does not match the signed hash: changed on the way")
 	ErrReplay  = errors.New("request already seen (replayed)")
 	ErrBusy    = errors.New("too many requests in the replay window")
 )
 
-// Credential is a parsed request credential.
+// Credential is a parsed request credential. Everything in it is covered
+// by the signature, the body through its hash, so a request is checked
+// before its body is read.
 type Credential struct {
+	To    string // the agent it is made for (its --name)
 	Time  int64  // Unix seconds
 	Nonce string // hex
+	Body  [sha256.Size]byte
 	sig   []byte
 }
 
-// Sign returns the credential for a request made at now, and its nonce
-// (which the answer's signature is bound to).
-func Sign(token, method, path string, body []byte, now time.Time) (header, nonce string) {
+// Sign returns the credential for a request to the agent named to, made at
+// now, and its nonce (which the answer's signature is bound to). The name
+// binds it to one agent: the run's agents share the token, and a request
+// seen on its way to one must not be good at another.
+func Sign(token, to, method, path string, body []byte, now time.Time) (header, nonce string) {
 	var n [nonceLen]byte
 	_, _ = rand.Read(n[:]) // never fails (crypto/rand)
-	nonce = hex.EncodeToString(n[:])
-	ts := now.Unix()
-	mac := requestMAC(token, method, path, body, ts, nonce)
-	return fmt.Sprintf("%s ts=%d nonce=%s sig=%s", version, ts, nonce, base64.RawURLEncoding.EncodeToString(mac)), nonce
+	c := Credential{To: to, Time: now.Unix(), Nonce: hex.EncodeToString(n[:]), Body: sha256.Sum256(body)}
+	mac := requestMAC(token, method, path, c)
+	return fmt.Sprintf("%s to=%s ts=%d nonce=%s body=%x sig=%s", version, c.To, c.Time, c.Nonce, c.Body,
+		base64.RawURLEncoding.EncodeToString(mac)), c.Nonce
 }
 
-func requestMAC(token, method, path string, body []byte, ts int64, nonce string) []byte {
-	h := sha256.Sum256(body)
+func requestMAC(token, method, path string, c Credential) []byte {
 	m := hmac.New(sha256.New, []byte(token))
-	fmt.Fprintf(m, "podpath-request-%s\n%s\n%s\n%x\n%d\n%s", version, method, path, h, ts, nonce)
+	fmt.Fprintf(m, "podpath-request-%s\n%s\n%s\n%s\n%x\n%d\n%s", version, c.To, method, path, c.Body, c.Time, c.Nonce)
 	return m.Sum(nil)
 }
 
-func answerMAC(token, nonce string, status int, body []byte) []byte {
+func answerMAC(token, agent, nonce string, status int, body []byte) []byte {
 	h := sha256.Sum256(body)
 	m := hmac.New(sha256.New, []byte(token))
-	fmt.Fprintf(m, "podpath-answer-%s\n%s\n%d\n%x", version, nonce, status, h)
+	fmt.Fprintf(m, "podpath-answer-%s\n%s\n%s\n%d\n%x", version, agent, nonce, status, h)
 	return m.Sum(nil)
 }
 
@@ -88,45 +94,61 @@ func Parse(v string) (Credential, error) {
 		return c, ErrMissing
 	}
 	f := strings.Fields(v)
-	if len(f) != 4 || f[0] != version {
-		return c, fmt.Errorf("malformed %s credential: want %q", Header, version+" ts=… nonce=… sig=…")
+	if len(f) != 6 || f[0] != version {
+		return c, fmt.Errorf("malformed %s credential: want %q", Header, version+" to=… ts=… nonce=… body=… sig=…")
 	}
-	ts, ok1 := strings.CutPrefix(f[1], "ts=")
-	nonce, ok2 := strings.CutPrefix(f[2], "nonce=")
-	sig, ok3 := strings.CutPrefix(f[3], "sig=")
+	var val [5]string
+	for i, key := range []string{"to=", "ts=", "nonce=", "body="} {
+		var ok bool
+		if val[i], ok = strings.CutPrefix(f[i+1], key); !ok {
+			return c, fmt.Errorf("malformed %s credential: field %d is not %s…", Header, i+2, key)
+		}
+	}
+	sig, ok := strings.CutPrefix(f[5], "sig=")
 	var err error
-	if c.Time, err = strconv.ParseInt(ts, 10, 64); err != nil || !ok1 || !ok2 || !ok3 {
+	c.To = val[0]
+	if c.Time, err = strconv.ParseInt(val[1], 10, 64); err != nil || !ok || c.To == "" {
 		return c, fmt.Errorf("malformed %s credential", Header)
 	}
-	if b, err := hex.DecodeString(nonce); err != nil || len(b) != nonceLen {
+	if b, err := hex.DecodeString(val[2]); err != nil || len(b) != nonceLen {
 		return c, fmt.Errorf("malformed %s nonce: want %d hex bytes", Header, nonceLen)
 	}
-	c.Nonce = nonce
+	c.Nonce = val[2]
+	if b, err := hex.DecodeString(val[3]); err != nil || len(b) != sha256.Size {
+		return c, fmt.Errorf("malformed %s body hash: want %d hex bytes", Header, sha256.Size)
+	}
+	_, _ = hex.Decode(c.Body[:], []byte(val[3]))
 	if c.sig, err = base64.RawURLEncoding.DecodeString(sig); err != nil || len(c.sig) != sha256.Size {
 		return c, fmt.Errorf("malformed %s signature", Header)
 	}
 	return c, nil
 }
 
-// Fresh reports whether c was made within MaxSkew of now: checked before
-// the body is read, so a stale or forged-looking request costs nothing.
+// Fresh reports whether c was made within MaxSkew of now.
 func (c Credential) Fresh(now time.Time) bool {
 	d := now.Sub(time.Unix(c.Time, 0))
 	return d <= MaxSkew && d >= -MaxSkew
 }
 
-// Verifier checks requests made with one token and remembers their nonces.
+// BodyMatches reports whether body is the one the credential was made for.
+func (c Credential) BodyMatches(body []byte) bool {
+	h := sha256.Sum256(body)
+	return hmac.Equal(h[:], c.Body[:])
+}
+
+// Verifier checks requests made with one token for one agent and
+// remembers their nonces.
 type Verifier struct {
-	token string
-	Now   func() time.Time // nil: time.Now
+	token, name string
+	Now         func() time.Time // nil: time.Now
 
 	mu   sync.Mutex
 	seen map[string]int64 // nonce → request time
 }
 
-// NewVerifier checks requests against token.
-func NewVerifier(token string) *Verifier {
-	return &Verifier{token: token, seen: map[string]int64{}}
+// NewVerifier checks requests made for the agent name with token.
+func NewVerifier(token, name string) *Verifier {
+	return &Verifier{token: token, name: name, seen: map[string]int64{}}
 }
 
 // Time is the verifier's clock.
@@ -137,14 +159,18 @@ func (v *Verifier) Time() time.Time {
 	return time.Now()
 }
 
-// Check verifies a request: a well-formed credential, fresh, signed with
-// the token over this method, path and body, and never seen before.
-func (v *Verifier) Check(c Credential, method, path string, body []byte) error {
+// Check verifies a request's credential, before its body is read: made
+// for this agent, fresh, signed with the token over this method and path,
+// never seen before. The caller then checks the body (BodyMatches).
+func (v *Verifier) Check(c Credential, method, path string) error {
 	now := v.Time()
+	if c.To != v.name {
+		return fmt.Errorf("credential made for agent %q, this is %q", c.To, v.name)
+	}
 	if !c.Fresh(now) {
 		return ErrStale
 	}
-	if !hmac.Equal(c.sig, requestMAC(v.token, method, path, body, c.Time, c.Nonce)) {
+	if !hmac.Equal(c.sig, requestMAC(v.token, method, path, c)) {
 		return ErrBadSig
 	}
 	v.mu.Lock()
@@ -168,16 +194,56 @@ func (v *Verifier) Check(c Credential, method, path string, body []byte) error {
 	return nil
 }
 
-// SignAnswer signs an answer to the request whose nonce is given.
-func SignAnswer(token, nonce string, status int, body []byte) string {
-	return base64.RawURLEncoding.EncodeToString(answerMAC(token, nonce, status, body))
+// SignAnswer signs agent's answer to the request whose nonce is given.
+func SignAnswer(token, agent, nonce string, status int, body []byte) string {
+	return base64.RawURLEncoding.EncodeToString(answerMAC(token, agent, nonce, status, body))
 }
 
 // VerifyAnswer checks an answer's signature.
-func VerifyAnswer(token, nonce string, status int, body []byte, sig string) error {
+func VerifyAnswer(token, agent, nonce string, status int, body []byte, sig string) error {
 	got, err := base64.RawURLEncoding.DecodeString(sig)
-	if err != nil || !hmac.Equal(got, answerMAC(token, nonce, status, body)) {
-		return errors.New("answer not signed with the run's token: not the run's agent, or changed on the way")
+	if err != nil || !hmac.Equal(got, answerMAC(token, agent, nonce, status, body)) {
+		return fmt.Errorf("answer not signed by agent %s with the run's token: another agent or not one, or changed on the way", agent)
 	}
 	return nil
+}
+
+// MaxLearntSkew bounds a clock difference a caller adopts from an agent's
+// signed refusal: more is a broken clock to fix, not to work around.
+const MaxLearntSkew = 24 * time.Hour
+
+// SinkResultMAC signs what an agent's sink measured (the upload's byte
+// count and time) for the upload whose request had nonce: an on-path
+// attacker cannot make a transfer look faster, slower or whole.
+func SinkResultMAC(token, agent, nonce string, result []byte) []byte {
+	m := hmac.New(sha256.New, []byte(token))
+	fmt.Fprintf(m, "podpath-sink-%s\n%s\n%s\n%x", version, agent, nonce, result)
+	return m.Sum(nil)
+}
+
+// LearnSkew reads a refusal: when it is the agent's signed "stale" answer
+// to the request with nonce (made at sent), it returns how far the
+// agent's clock is from sent, to sign again in the agent's time. An
+// unsigned or forged refusal teaches nothing, so nobody in between can
+// make a caller sign requests for a time of their choosing.
+func LearnSkew(token, agent, nonce string, status int, body []byte, sig string, sent time.Time) (time.Duration, bool) {
+	if status != 401 || VerifyAnswer(token, agent, nonce, status, body, sig) != nil {
+		return 0, false
+	}
+	var s StaleAnswer
+	if json.Unmarshal(body, &s) != nil || s.AgentTime == 0 {
+		return 0, false
+	}
+	d := time.Unix(s.AgentTime, 0).Sub(sent)
+	if d < MaxSkew/2 && d > -MaxSkew/2 || d > MaxLearntSkew || d < -MaxLearntSkew {
+		return 0, false
+	}
+	return d, true
+}
+
+// StaleAnswer is an agent's signed refusal of a request made too far from
+// its clock: the clock, so the caller can sign again in it.
+type StaleAnswer struct {
+	Error     string `json:"error"`
+	AgentTime int64  `json:"agentTime"` // Unix seconds
 }

@@ -237,7 +237,7 @@ func agentsSource(ctx context.Context, run *deploy.Run, cfg *rest.Config, cl *ku
 	base := strings.TrimSuffix(cfg.Host, "/") + cfg.APIPath
 	connect := func(e plan.Endpoint) *agent.Client {
 		url := fmt.Sprintf("%s/api/v1/namespaces/%s/pods/%s:%s/proxy", strings.TrimSuffix(base, "/"), run.Namespace, podOf[e.Name()], port)
-		return agent.NewProxyClient(e.Agent, url, run.Token, hc)
+		return agent.NewProxyClient(e.Name(), e.Agent, url, run.Token, hc)
 	}
 	return &source{inv: inv, token: run.Token, connect: connect, cluster: cl, namespace: run.Namespace}, nil
 }

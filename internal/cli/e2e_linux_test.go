@@ -181,7 +181,7 @@ func TestFactsThroughTheAgent(t *testing.T) {
 	}
 	tok := readToken(t, inv.TokenFile)
 	n1 := inv.Nodes[0]
-	raw, err := agent.NewClient(n1.Agent, tok, n1.Netns).Facts(context.Background())
+	raw, err := agent.NewClient(n1.Name, n1.Agent, tok, n1.Netns).Facts(context.Background())
 	if err != nil {
 		t.Fatal(err)
 	}

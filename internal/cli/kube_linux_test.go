@@ -591,17 +591,17 @@ func TestKubePodAgentRestricted(t *testing.T) {
 	// Measure with them, from node1's network as a controller there would.
 	var peers []agent.Peer
 	for _, p := range pods {
-		peers = append(peers, agent.Peer{Name: p.Spec.NodeName, Address: net.JoinHostPort(p.Status.PodIP, strconv.Itoa(deploy.AgentPort))})
+		peers = append(peers, agent.Peer{Name: p.Name, Address: net.JoinHostPort(p.Status.PodIP, strconv.Itoa(deploy.AgentPort))})
 	}
 	for _, p := range pods {
-		c := agent.NewClient(net.JoinHostPort(p.Status.PodIP, strconv.Itoa(deploy.AgentPort)), string(token.Data["token"]), k.lab.Spec.Nodes[0].Netns)
+		c := agent.NewClient(p.Name, net.JoinHostPort(p.Status.PodIP, strconv.Itoa(deploy.AgentPort)), string(token.Data["token"]), k.lab.Spec.Nodes[0].Netns)
 		if err := c.SetPeers(ctx, peers); err != nil {
 			t.Fatalf("%s: set peers: %v", p.Spec.NodeName, err)
 		}
 		var targets []string
 		for _, q := range pods {
 			if q.Spec.NodeName != p.Spec.NodeName {
-				targets = append(targets, q.Spec.NodeName)
+				targets = append(targets, q.Name)
 			}
 		}
 		res, err := c.Probe(ctx, agent.ProbeRequest{Targets: targets, PathMTU: true})

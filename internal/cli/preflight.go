@@ -33,6 +33,7 @@ const DefaultPreflightTimeout = 30 * time.Second
 
 type preflightFlags struct {
 	inventory, kubesprayDir, tokenFile, output, backend string
+	outputFile                                          string
 	timeout                                             time.Duration
 }
 
@@ -63,6 +64,7 @@ Then from any machine that reaches them (exit 1 when a node fails):
 	fl.StringVar(&f.kubesprayDir, "kubespray-inventory", "", "Kubespray inventory directory: agents at each host's address, port 7946")
 	fl.StringVar(&f.tokenFile, "token-file", "", "agent token (default: the inventory's tokenFile)")
 	fl.StringVarP(&f.output, "output", "o", "text", "output format: text, json or html")
+	fl.StringVar(&f.outputFile, "output-file", "", "write the report here instead of standard output (created before anything runs; removed if the run ends without a whole report)")
 	fl.StringVar(&f.backend, "backend", "", "calico_network_backend to check for: vxlan, bird or none (default: the Kubespray inventory's, else vxlan)")
 	fl.DurationVar(&f.timeout, "timeout", DefaultPreflightTimeout, "bound on the whole run (more than 0)")
 	return c
@@ -83,6 +85,11 @@ func runPreflight(ctx context.Context, s Streams, f *preflightFlags) error {
 	if f.backend != "" && !slices.Contains(calicoBackends, f.backend) {
 		return usageError{fmt.Errorf("--backend %q: use vxlan, bird or none", f.backend)}
 	}
+	out, err := openOutput(s, f.outputFile)
+	if err != nil {
+		return err
+	}
+	defer out.discard()
 	inv, roles, nw, err := preflightInventory(f)
 	if err != nil {
 		return err
@@ -158,14 +165,14 @@ func runPreflight(ctx context.Context, s Streams, f *preflightFlags) error {
 	prog.done()
 	switch f.output {
 	case "json":
-		err = report.JSON(s.Out, rep)
+		err = report.JSON(out, rep)
 	case "html":
-		err = report.HTML(s.Out, rep)
+		err = report.HTML(out, rep)
 	default:
-		preflightText(s.Out, in.Nodes, res, rep)
+		preflightText(out, in.Nodes, res, rep)
 	}
-	if err != nil {
-		return fmt.Errorf("write report: %w", err)
+	if err := out.finish(err); err != nil {
+		return err
 	}
 	return findingsExit(res.Findings)
 }
@@ -260,7 +267,7 @@ func unlistenAll(ctx context.Context, token string, jobs []plan.Job) {
 	defer cancel()
 	var wg sync.WaitGroup
 	for _, j := range jobs {
-		wg.Go(func() { _ = agent.NewClient(j.From.Agent, token, j.From.Netns).Unlisten(ctx) })
+		wg.Go(func() { _ = agent.NewClient(j.From.Name(), j.From.Agent, token, j.From.Netns).Unlisten(ctx) })
 	}
 	wg.Wait()
 }
@@ -283,7 +290,7 @@ func listenAll(ctx context.Context, token string, jobs []plan.Job, ports []netpl
 	var wg sync.WaitGroup
 	for _, j := range jobs {
 		wg.Go(func() {
-			c := agent.NewClient(j.From.Agent, token, j.From.Netns)
+			c := agent.NewClient(j.From.Name(), j.From.Agent, token, j.From.Netns)
 			var peers []agent.Peer
 			for _, p := range j.Peers {
 				peers = append(peers, agent.Peer{Name: p.Name(), Address: p.Agent})

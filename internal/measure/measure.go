@@ -28,7 +28,7 @@ func (r *Runner) client(e plan.Endpoint) *agent.Client {
 	if r.Connect != nil {
 		return r.Connect(e)
 	}
-	return agent.NewClient(e.Agent, r.Token, e.Netns)
+	return agent.NewClient(e.Name(), e.Agent, r.Token, e.Netns)
 }
 
 // Run gives every job's agent its peers and the request, all jobs at once,

@@ -3,6 +3,8 @@ package probe
 import (
 	"bufio"
 	"context"
+	"crypto/hmac"
+	"crypto/sha256"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -100,17 +102,17 @@ type Transfer struct {
 // Upload sends size bytes (or, with size 0, as much as it can for dur) to
 // the sink at addr and reports what the receiver counted. A transfer that
 // makes no progress for StallTimeout is reported as stalled.
-func Upload(ctx context.Context, dial Dialer, addr, token string, size int64, dur time.Duration) Transfer {
-	t, err := upload(ctx, dial, addr, token, size, dur)
+func Upload(ctx context.Context, dial Dialer, addr string, auth SinkAuth, size int64, dur time.Duration) Transfer {
+	t, err := upload(ctx, dial, addr, auth, size, dur)
 	if err != nil {
 		t.Error = err.Error()
 	}
 	return t
 }
 
-func upload(ctx context.Context, dial Dialer, addr, token string, size int64, dur time.Duration) (Transfer, error) {
+func upload(ctx context.Context, dial Dialer, addr string, auth SinkAuth, size int64, dur time.Duration) (Transfer, error) {
 	var t Transfer
-	c, br, err := openSink(ctx, dial, addr, token)
+	c, br, nonce, err := openSink(ctx, dial, addr, auth)
 	if err != nil {
 		return t, err
 	}
@@ -140,13 +142,16 @@ func upload(ctx context.Context, dial Dialer, addr, token string, size int64, du
 		_ = cw.CloseWrite()
 	}
 	_ = c.SetReadDeadline(time.Now().Add(StallTimeout))
-	var res [16]byte
+	var res [16 + sha256.Size]byte
 	if _, err := io.ReadFull(br, res[:]); err != nil {
 		if os.IsTimeout(err) {
 			t.Stalled = true
 			return t, nil
 		}
 		return t, fmt.Errorf("read sink result from %s: %w", addr, err)
+	}
+	if !hmac.Equal(res[16:], apiauth.SinkResultMAC(auth.Token, auth.Peer, nonce, res[:16])) {
+		return t, fmt.Errorf("sink result from %s not signed by agent %s with the run's token", addr, auth.Peer)
 	}
 	t.Bytes = int64(binary.BigEndian.Uint64(res[:8]))
 	t.Seconds = float64(binary.BigEndian.Uint64(res[8:])) / 1e9
@@ -156,50 +161,55 @@ func upload(ctx context.Context, dial Dialer, addr, token string, size int64, du
 	return t, nil
 }
 
+// SinkAuth is what an upload signs its sink request with: the run's token
+// and the name of the peer agent it is for.
+type SinkAuth struct{ Token, Peer string }
+
 // openSink connects to the agent at addr and upgrades to its sink, with a
-// signed request (apiauth). A refusal whose Date shows the peer's clock is
-// off is tried once more in the peer's time: nodes' clocks drift, and that
-// is not a fault of the path being measured.
-func openSink(ctx context.Context, dial Dialer, addr, token string) (net.Conn, *bufio.Reader, error) {
+// signed request (apiauth); it returns the request's nonce, which the
+// sink's result is signed for. A refusal signed by the peer that shows its
+// clock is off is tried once more in the peer's time: nodes' clocks drift,
+// and that is not a fault of the path being measured.
+func openSink(ctx context.Context, dial Dialer, addr string, auth SinkAuth) (net.Conn, *bufio.Reader, string, error) {
 	var skew time.Duration
 	for retried := false; ; retried = true {
 		cctx, cancel := context.WithTimeout(ctx, ConnectTimeout)
 		c, err := dial(cctx, "tcp", addr)
 		cancel()
 		if err != nil {
-			return nil, nil, fmt.Errorf("connect to %s: %w", addr, err)
+			return nil, nil, "", fmt.Errorf("connect to %s: %w", addr, err)
 		}
 		_ = c.SetDeadline(time.Now().Add(StallTimeout))
 		at := time.Now().Add(skew)
-		cred, _ := apiauth.Sign(token, http.MethodPost, SinkPath, nil, at)
+		cred, nonce := apiauth.Sign(auth.Token, auth.Peer, http.MethodPost, SinkPath, nil, at)
 		fmt.Fprintf(c, "POST %s HTTP/1.1\r\nHost: %s\r\n%s: %s\r\nConnection: Upgrade\r\nUpgrade: %s\r\n\r\n", SinkPath, addr, apiauth.Header, cred, SinkProtocol)
 		br := bufio.NewReader(c)
 		resp, err := http.ReadResponse(br, nil)
 		if err != nil {
 			c.Close()
-			return nil, nil, fmt.Errorf("sink handshake with %s: %w", addr, err)
+			return nil, nil, "", fmt.Errorf("sink handshake with %s: %w", addr, err)
 		}
-		resp.Body.Close()
 		if resp.StatusCode == http.StatusSwitchingProtocols {
-			return c, br, nil
+			resp.Body.Close()
+			return c, br, nonce, nil
 		}
+		body, _ := io.ReadAll(io.LimitReader(resp.Body, 4096))
+		resp.Body.Close()
 		c.Close()
-		if peer, err := http.ParseTime(resp.Header.Get("Date")); err == nil && !retried && resp.StatusCode == http.StatusUnauthorized {
-			if d := peer.Sub(at); d > apiauth.MaxSkew/2 || d < -apiauth.MaxSkew/2 {
-				skew += d
-				continue
-			}
+		if d, ok := apiauth.LearnSkew(auth.Token, auth.Peer, nonce, resp.StatusCode, body, resp.Header.Get(apiauth.AnswerHeader), at); ok && !retried {
+			skew += d
+			continue
 		}
-		return nil, nil, fmt.Errorf("sink at %s answered %s", addr, resp.Status)
+		return nil, nil, "", fmt.Errorf("sink at %s answered %s", addr, resp.Status)
 	}
 }
 
 // Throughput runs streams uploads in parallel for dur and adds them up.
-func Throughput(ctx context.Context, dial Dialer, addr, token string, dur time.Duration, streams int) Transfer {
+func Throughput(ctx context.Context, dial Dialer, addr string, auth SinkAuth, dur time.Duration, streams int) Transfer {
 	results := make([]Transfer, streams)
 	var wg sync.WaitGroup
 	for i := range streams {
-		wg.Go(func() { results[i] = Upload(ctx, dial, addr, token, 0, dur) })
+		wg.Go(func() { results[i] = Upload(ctx, dial, addr, auth, 0, dur) })
 	}
 	wg.Wait()
 	var total Transfer
@@ -223,9 +233,9 @@ func Throughput(ctx context.Context, dial Dialer, addr, token string, dur time.D
 
 // ServeSink is the receiving end of Upload, run on a hijacked connection
 // after the 101 answer: it counts bytes to EOF and answers with the count
-// and its own elapsed time (16 bytes, never more than it received from a
-// client that sent anything at all).
-func ServeSink(c net.Conn, br *bufio.Reader, maxDur time.Duration) error {
+// and its own elapsed time (16 bytes) and sign's MAC of them (32): never
+// more than it received from a client that sent anything at all.
+func ServeSink(c net.Conn, br *bufio.Reader, maxDur time.Duration, sign func(result []byte) []byte) error {
 	buf := make([]byte, sinkChunk)
 	var n int64
 	var first time.Time
@@ -253,6 +263,6 @@ func ServeSink(c net.Conn, br *bufio.Reader, maxDur time.Duration) error {
 		return nil // nothing received: nothing to answer
 	}
 	_ = c.SetWriteDeadline(time.Now().Add(StallTimeout))
-	_, err := c.Write(res[:])
+	_, err := c.Write(append(res[:], sign(res[:])...))
 	return err
 }
