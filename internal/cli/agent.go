@@ -60,7 +60,7 @@ on GET /debug/pairs. A monitor takes no orders: no token, no probe API.`,
 	}
 	fl := c.Flags()
 	fl.StringVar(&f.listen, "listen", fmt.Sprintf("0.0.0.0:%d", agent.DefaultPort), "ADDR:PORT for the HTTP API (TCP) and probes (UDP)")
-	fl.StringVar(&f.name, "name", "", "this agent's name, usually the node's (default: the hostname)")
+	fl.StringVar(&f.name, "name", "", "this agent's name as the inventory or cluster knows it: the node's, or the Pod's for a Pod agent (default: the hostname); requests are signed for it")
 	fl.StringVar(&f.role, "role", "host", "host (host network, reads host facts) or pod (Pod network, unprivileged)")
 	fl.StringVar(&f.tokenFile, "token-file", "", "file holding the bearer token every API call must carry (required with --mode api; a monitor takes none)")
 	fl.StringVar(&f.birdSocket, "bird-socket", hostfacts.DefaultBIRDSocket, "BIRD control socket, as calico-node has it")
