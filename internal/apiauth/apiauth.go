@@ -29,8 +29,8 @@ const (
 	// AnswerHeader carries an answer's signature.
 	AnswerHeader = "X-Podpath-Answer"
 	// MaxSkew is how far a request's time may be from the agent's clock.
-	// Nonces are remembered for twice as long, so a request is accepted
-	// once.
+	// A nonce is remembered while its request is inside that window, so a
+	// request is accepted once.
 	MaxSkew = 5 * time.Minute
 	// MaxNonces bounds the replay cache. Only requests with a valid
 	// signature enter it: only a holder of the token can fill it.
@@ -124,8 +124,8 @@ func Parse(v string) (Credential, error) {
 	return c, nil
 }
 
-// Fresh reports whether c was made within MaxSkew of now.
-func (c Credential) Fresh(now time.Time) bool {
+// fresh reports whether c was made within MaxSkew of now.
+func (c Credential) fresh(now time.Time) bool {
 	d := now.Sub(time.Unix(c.Time, 0))
 	return d <= MaxSkew && d >= -MaxSkew
 }
@@ -167,7 +167,7 @@ func (v *Verifier) Check(c Credential, method, path string) error {
 	if c.To != v.name {
 		return fmt.Errorf("credential made for agent %q, this is %q", c.To, v.name)
 	}
-	if !c.Fresh(now) {
+	if !c.fresh(now) {
 		return ErrStale
 	}
 	if !hmac.Equal(c.sig, requestMAC(v.token, method, path, c)) {
