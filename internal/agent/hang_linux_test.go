@@ -1,11 +1,13 @@
 package agent
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"net"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"strings"
 	"sync"
 	"syscall"
@@ -136,6 +138,7 @@ func TestBadPeersCostTheirTimeout(t *testing.T) {
 	if err := child.Process.Signal(syscall.SIGSTOP); err != nil {
 		t.Fatal(err)
 	}
+	waitStopped(t, child.Process.Pid)
 
 	c := client(prober)
 	peers := []Peer{{"healthy", healthy}, {"closed", closed}, {"silent", silent}, {"stopped", stoppedAddr}}
@@ -241,4 +244,30 @@ func icmpRateLimited() string {
 		}
 	}
 	return "unknown"
+}
+
+// waitStopped waits until every thread of pid is stopped: SIGSTOP takes
+// effect when each thread is next scheduled, and under load a running one
+// could still answer the first probes.
+func waitStopped(t *testing.T, pid int) {
+	t.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		tasks, _ := filepath.Glob(fmt.Sprintf("/proc/%d/task/*/stat", pid))
+		stopped := len(tasks) > 0
+		for _, f := range tasks {
+			b, err := os.ReadFile(f)
+			// The state follows the command name in parentheses: "pid (comm) T …".
+			if i := bytes.LastIndexByte(b, ')'); err != nil || i < 0 || i+2 >= len(b) || b[i+2] != 'T' {
+				stopped = false
+			}
+		}
+		if stopped {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("agent %d not stopped 5 s after SIGSTOP", pid)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
 }
