@@ -14,6 +14,7 @@ import (
 	"net/netip"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -48,10 +49,12 @@ const (
 	// MaxConns and MaxConnsPerIP cap open API connections: a caller that
 	// opens many and sends nothing cannot use up the agent's file
 	// descriptors or the slots its controller needs.
-	MaxConns      = 256
+	// MaxConns holds every peer of a thousand-node cluster checking the
+	// agent's TCP port at once (the doctor's cheap round), with room for
+	// its controller: each of those handshakes holds a slot until the
+	// agent has read its close, which under load lags.
+	MaxConns      = 1280
 	MaxConnsPerIP = 64 // a throughput test opens up to MaxStreams to one peer
-	// maxConcurrentTargets bounds the sockets one request opens at once.
-	maxConcurrentTargets = 64
 )
 
 // Config is how an agent is started.
@@ -86,6 +89,8 @@ type Agent struct {
 	requests  *prometheus.CounterVec
 	probes    prometheus.Counter
 	ports     portState
+	// connsRefused counts API connections closed for the caps.
+	connsRefused atomic.Uint64
 
 	mu      sync.RWMutex
 	peers   map[string]Peer     // by name
@@ -136,7 +141,10 @@ func New(cfg Config) (*Agent, error) {
 	dropped := prometheus.NewCounterFunc(prometheus.CounterOpts{
 		Name: "podpath_agent_udp_dropped_total", Help: "UDP datagrams not answered: not probes, over the rate, or (port listeners) not from a peer.",
 	}, func() float64 { return float64(a.responder.Dropped.Load() + a.ports.responder.Dropped.Load()) })
-	collectors := []prometheus.Collector{a.requests, a.probes, answered, dropped, a.ports.listened, a.ports.checked}
+	refused := prometheus.NewCounterFunc(prometheus.CounterOpts{
+		Name: "podpath_agent_conns_refused_total", Help: "API connections closed at once: over the total or a source's cap.",
+	}, func() float64 { return float64(a.connsRefused.Load()) })
+	collectors := []prometheus.Collector{a.requests, a.probes, answered, dropped, refused, a.ports.listened, a.ports.checked}
 	if cfg.Passive {
 		// A monitor has no API to count, and its series budget (under 50
 		// per node, issue 8) goes to what it measures.
@@ -161,7 +169,7 @@ func (a *Agent) Serve(ctx context.Context, ln net.Listener, pc net.PacketConn) e
 	errc := make(chan error, 2)
 	go func() { errc <- a.responder.Serve(ctx, pc) }()
 	// Answers go in small segments (control_linux.go); connections past the caps are closed.
-	capped := newConnLimiter(pieceListener{ln}, connCap(), MaxConnsPerIP)
+	capped := newConnLimiter(pieceListener{ln}, connCap(), MaxConnsPerIP, &a.connsRefused)
 	go func() { errc <- srv.Serve(capped) }()
 	select {
 	case <-ctx.Done():
@@ -301,6 +309,11 @@ func (a *Agent) guard(endpoint string, fn http.HandlerFunc) http.Handler {
 			httpError(w, code, "rate limit: try again shortly")
 			return
 		}
+		// The request is read: ReadTimeout has done its work. Left in
+		// place, it would end a probe run longer than it (a thousand
+		// targets, a loaded machine) by cancelling the request's context
+		// and closing the connection unanswered.
+		_ = http.NewResponseController(w).SetReadDeadline(time.Time{})
 		r.Body = io.NopCloser(bytes.NewReader(body))
 		r = r.WithContext(context.WithValue(r.Context(), credKey{}, cred))
 		aw := &answerWriter{ResponseWriter: w, code: http.StatusOK}
@@ -411,7 +424,7 @@ func (a *Agent) putPeers(w http.ResponseWriter, r *http.Request) {
 	a.mu.Lock()
 	a.peers, a.peerIPs = peers, ips
 	a.mu.Unlock()
-	writeJSON(w, map[string]int{"peers": len(peers)})
+	writeJSON(w, PeersAnswer{Peers: len(peers), Load: a.load()})
 }
 
 // checkPeer parses a peer's address and refuses a peer no agent can be: a nameless one, an address
@@ -498,6 +511,9 @@ func (req *ProbeRequest) check() error {
 	if err := errors.Join(checkSeries("rtt", req.RTT), checkSeries("icmp", req.ICMP)); err != nil {
 		return err
 	}
+	if req.Parallel < 0 || req.Parallel > MaxParallel {
+		return fmt.Errorf("parallel %d: must be 0-%d", req.Parallel, MaxParallel)
+	}
 	if req.TCPConnect < 0 || req.TCPConnect > MaxSeriesCount {
 		return fmt.Errorf("tcpConnect %d: must be 0-%d", req.TCPConnect, MaxSeriesCount)
 	}
@@ -529,7 +545,16 @@ func (a *Agent) probe(w http.ResponseWriter, r *http.Request) {
 	start := time.Now()
 	resp := ProbeResponse{From: a.cfg.Name, Results: a.run(ctx, peers, &req)}
 	resp.DurationMs = float64(time.Since(start)) / float64(time.Millisecond)
+	resp.Load = a.load()
 	writeJSON(w, resp)
+}
+
+// load reads the agent's own drop counters (Load).
+func (a *Agent) load() Load {
+	l := Load{OverRate: a.responder.OverRate.Load() + a.ports.responder.OverRate.Load()}
+	n, err := probe.UDPRcvbufErrors()
+	l.RcvbufErrors, l.RcvbufUnknown = n, err != nil
+	return l
 }
 
 func (a *Agent) facts(w http.ResponseWriter, r *http.Request) {

@@ -45,6 +45,40 @@ type ProbeRequest struct {
 	TransferBytes int64           `json:"transferBytes,omitempty"` // bulk upload that must not stall
 	Throughput    *ThroughputSpec `json:"throughput,omitempty"`
 	Ports         []PortCheck     `json:"ports,omitempty"` // on the target's IP, whatever else answers
+	// FullSize adds, after reachability, one Don't-Fragment probe of the
+	// sender's interface MTU (a few attempts): the cheap check that a
+	// full-sized packet crosses, without a size search.
+	FullSize bool `json:"fullSize,omitempty"`
+	// Parallel bounds how many targets are probed at once (1 to
+	// MaxParallel; 0: MaxParallel). The controller paces a run with it.
+	Parallel int `json:"parallel,omitempty"`
+}
+
+// SizeCheck is one full-sized probe's answer (ProbeRequest.FullSize).
+type SizeCheck struct {
+	Size     int  `json:"size"`               // IP bytes tried: the sender's interface MTU towards the peer
+	Crossed  bool `json:"crossed"`            // an attempt was answered
+	ICMPMTU  int  `json:"icmpMTU,omitempty"`  // a router said "fragmentation needed" with this MTU
+	LocalMTU int  `json:"localMTU,omitempty"` // the sender's own route refused the size
+}
+
+// Load is what an agent counted against itself: probes its responder left
+// unanswered for the rate alone, and datagrams the kernel dropped because
+// a receive queue of its network namespace was full. Counters since the
+// agent started; the controller takes differences over a run. A pair
+// towards an agent whose counters grew may have lost probes to load, not
+// to the network.
+type Load struct {
+	OverRate     uint64 `json:"overRate"`
+	RcvbufErrors uint64 `json:"rcvbufErrors"`
+	// RcvbufUnknown: the kernel counter could not be read.
+	RcvbufUnknown bool `json:"rcvbufUnknown,omitempty"`
+}
+
+// PeersAnswer is the answer to PUT /v1/peers.
+type PeersAnswer struct {
+	Peers int  `json:"peers"`
+	Load  Load `json:"load"`
 }
 
 // TargetResult is what the agent measured towards one peer.
@@ -63,6 +97,7 @@ type TargetResult struct {
 	HTTP         *probe.HTTPPhases  `json:"http,omitempty"`
 	Transfer     *probe.Transfer    `json:"transfer,omitempty"`
 	Throughput   *probe.Transfer    `json:"throughput,omitempty"`
+	FullSize     *SizeCheck         `json:"fullSize,omitempty"`
 	Ports        []probe.PortResult `json:"ports,omitempty"` // in the request's order
 	Errors       []string           `json:"errors,omitempty"`
 }
@@ -72,6 +107,7 @@ type ProbeResponse struct {
 	From       string         `json:"from"`
 	Results    []TargetResult `json:"results"`
 	DurationMs float64        `json:"durationMs"`
+	Load       Load           `json:"load"` // when the answer was written
 }
 
 // Request limits: a controller never needs more, and anything above is a
@@ -80,6 +116,7 @@ const (
 	MaxBodyBytes      = 256 << 10
 	MaxPeers          = 10000
 	MaxTargets        = 1000
+	MaxParallel       = 64
 	MaxSeriesCount    = 1000
 	MinIntervalMs     = 1
 	MaxIntervalMs     = 10000

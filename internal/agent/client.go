@@ -11,6 +11,7 @@ import (
 	"net/http"
 	"strings"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"podpath/internal/apiauth"
@@ -84,6 +85,17 @@ func (c *Client) do(ctx context.Context, method, path string, in, out any) error
 		if errors.Is(err, errStale) && !retried {
 			continue // the clock is learnt: once more in the agent's time
 		}
+		if closedUnanswered(err) && !retried && ctx.Err() == nil {
+			// The agent closed the connection before answering: past its
+			// connection cap for a moment, under a burst of peers'
+			// handshakes. Nothing was run (a handler always answers);
+			// once more, shortly.
+			select {
+			case <-ctx.Done():
+			case <-time.After(closedRetryPause):
+			}
+			continue
+		}
 		if err != nil {
 			return err
 		}
@@ -109,6 +121,24 @@ func (c *Client) do(ctx context.Context, method, path string, in, out any) error
 
 var errStale = errors.New("request refused as stale")
 
+// closedRetryPause is how long the client waits before sending again a
+// request whose connection the agent closed unanswered.
+const closedRetryPause = 250 * time.Millisecond
+
+// unanswered marks an error of sending a request: no answer began.
+type unanswered struct{ error }
+
+func (u unanswered) Unwrap() error { return u.error }
+
+// closedUnanswered: the connection ended before any answer began.
+func closedUnanswered(err error) bool {
+	var u unanswered
+	// "server closed idle connection" is the transport's own error,
+	// not exported: the kept-alive connection was closed as it was taken.
+	return errors.As(err, &u) && (errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, syscall.ECONNRESET) ||
+		strings.Contains(err.Error(), "server closed idle connection"))
+}
+
 // send makes one request and reads its answer, at most MaxAnswerBytes. A
 // 200 answer must carry the agent's signature.
 func (c *Client) send(ctx context.Context, method, path string, body []byte) (int, []byte, error) {
@@ -119,10 +149,16 @@ func (c *Client) send(ctx context.Context, method, path string, body []byte) (in
 	sent := time.Now().Add(time.Duration(c.skew.Load()))
 	cred, nonce := apiauth.Sign(c.token, c.Name, method, path, body, sent)
 	req.Header.Set(apiauth.Header, cred)
+	// A kept-alive connection the agent closed as the request went out
+	// fails with EOF; the transport sends such a request again only when
+	// it is marked idempotent. It is, here: the agent refuses a second
+	// copy of a nonce it has seen, so a request it did receive is never
+	// run twice.
+	req.Header.Set("Idempotency-Key", nonce)
 	req.Header.Set("Content-Type", "application/json")
 	resp, err := c.http.Do(req)
 	if err != nil {
-		return 0, nil, fmt.Errorf("agent %s: %w", c.Addr, err)
+		return 0, nil, fmt.Errorf("agent %s: %w", c.Addr, unanswered{err})
 	}
 	defer resp.Body.Close()
 	answer, err := io.ReadAll(io.LimitReader(resp.Body, MaxAnswerBytes+1))
@@ -146,9 +182,18 @@ func (c *Client) send(ctx context.Context, method, path string, body []byte) (in
 
 // SetPeers replaces the agent's peer set.
 func (c *Client) SetPeers(ctx context.Context, peers []Peer) error {
+	_, err := c.PutPeers(ctx, peers)
+	return err
+}
+
+// PutPeers replaces the agent's peer set and returns its answer: how many
+// peers it holds and its load counters at that moment.
+func (c *Client) PutPeers(ctx context.Context, peers []Peer) (PeersAnswer, error) {
 	ctx, cancel := context.WithTimeout(ctx, ClientTimeout)
 	defer cancel()
-	return c.do(ctx, http.MethodPut, "/v1/peers", PeersRequest{Peers: peers}, nil)
+	var out PeersAnswer
+	err := c.do(ctx, http.MethodPut, "/v1/peers", PeersRequest{Peers: peers}, &out)
+	return out, err
 }
 
 // Probe runs a probe request; ctx bounds it.

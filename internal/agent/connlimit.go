@@ -4,6 +4,7 @@ import (
 	"net"
 	"net/netip"
 	"sync"
+	"sync/atomic"
 
 	"golang.org/x/sys/unix"
 )
@@ -19,10 +20,12 @@ type connLimiter struct {
 	mu    sync.Mutex
 	open  int
 	bySrc map[netip.Addr]int
+	// refused counts connections closed at once for a cap.
+	refused *atomic.Uint64
 }
 
-func newConnLimiter(ln net.Listener, total, perIP int) net.Listener {
-	return &connLimiter{Listener: ln, total: total, perIP: perIP, bySrc: map[netip.Addr]int{}}
+func newConnLimiter(ln net.Listener, total, perIP int, refused *atomic.Uint64) net.Listener {
+	return &connLimiter{Listener: ln, total: total, perIP: perIP, bySrc: map[netip.Addr]int{}, refused: refused}
 }
 
 func (l *connLimiter) Accept() (net.Conn, error) {
@@ -40,6 +43,7 @@ func (l *connLimiter) Accept() (net.Conn, error) {
 		}
 		l.mu.Unlock()
 		if !ok {
+			l.refused.Add(1)
 			c.Close()
 			continue
 		}

@@ -26,7 +26,11 @@ const (
 // streams do not share the link with each other.
 func (a *Agent) run(ctx context.Context, peers []Peer, req *ProbeRequest) []TargetResult {
 	results := make([]TargetResult, len(peers))
-	sem := make(chan struct{}, maxConcurrentTargets)
+	parallel := req.Parallel
+	if parallel == 0 {
+		parallel = MaxParallel
+	}
+	sem := make(chan struct{}, parallel)
 	var wg sync.WaitGroup
 	for i, p := range peers {
 		wg.Go(func() {
@@ -83,6 +87,9 @@ func (a *Agent) probeOne(ctx context.Context, p Peer, req *ProbeRequest) TargetR
 	if !res.Reachable {
 		res.PeerRefused = conn.PeerRefused()
 		return a.probeUnreachable(ctx, p, addr, req, res)
+	}
+	if req.FullSize {
+		res.FullSize = fullSize(ctx, conn, fail)
 	}
 	if req.PathMTU {
 		m, err := conn.PathMTU(ctx)
@@ -156,4 +163,24 @@ func (a *Agent) probeUnreachable(ctx context.Context, p Peer, addr netip.AddrPor
 		res.RTT = &lost
 	}
 	return res
+}
+
+// fullSizeAttempts: a full-sized probe counts as lost only when every
+// attempt is; the size search (PathMTU) confirms what this suggests.
+const fullSizeAttempts = 3
+
+// fullSize sends Don't-Fragment probes of the interface MTU towards the
+// peer in one round: nil when the MTU cannot be read.
+func fullSize(ctx context.Context, conn *probe.Conn, fail func(error)) *SizeCheck {
+	mtu, err := conn.InterfaceMTU()
+	if err != nil {
+		fail(err)
+		return nil
+	}
+	rr, err := conn.Round(ctx, []int{mtu}, fullSizeAttempts)
+	if err != nil {
+		fail(err)
+		return nil
+	}
+	return &SizeCheck{Size: mtu, Crossed: rr.Acked[mtu], ICMPMTU: rr.ICMPMTU, LocalMTU: rr.LocalMTU}
 }

@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
+	"net/netip"
 	"os"
 	"strings"
 	"sync"
@@ -28,7 +29,9 @@ import (
 
 // DefaultDoctorTimeout bounds a doctor run: what has not answered by then is
 // reported as unknown.
-const DefaultDoctorTimeout = 30 * time.Second
+// One minute: a thousand nodes' every pair checked and a covering subset
+// measured in depth, paced so the run does not measure its own load.
+const DefaultDoctorTimeout = 60 * time.Second
 
 // doctorProbes is what the doctor measures on every pair: path MTU, a short
 // UDP and ICMP echo series, TCP handshakes and a 300 KB upload that must
@@ -43,6 +46,7 @@ var doctorProbes = agent.ProbeRequest{
 
 type doctorFlags struct {
 	sourceFlags
+	fullMesh bool
 }
 
 func newDoctor(s Streams) *cobra.Command {
@@ -61,6 +65,7 @@ symptoms they explain. Exit code 0: no error found; 1: at least one error; 2: co
 		},
 	}
 	f.register(c)
+	c.Flags().BoolVar(&f.fullMesh, "full-mesh", false, "measure every pair in depth (size search, echo series, transfer), not only a covering subset and what the cheap check on every pair finds odd (docs/findings.md)")
 	c.Flags().Lookup("output").Usage = "output format: text, json, junit or html"
 	c.Flags().Lookup("timeout").DefValue = DefaultDoctorTimeout.String()
 	f.timeout = DefaultDoctorTimeout
@@ -118,7 +123,7 @@ func runDoctor(ctx context.Context, s Streams, f *doctorFlags) error {
 	if len(jobs) == 0 {
 		return fmt.Errorf("nothing to diagnose: fewer than two agents")
 	}
-	rep, err := diagnoseRun(ctx, src, jobs, f.timeout, prog)
+	rep, err := diagnoseRun(ctx, src, jobs, measure.Pace{FullMesh: f.fullMesh, Class: linkClass(src.inv)}, f.timeout, prog)
 	if ctx.Err() != nil {
 		// Ctrl-C or SIGTERM: what was measured until then is the
 		// interruption's, not the network's. No report, no findings.
@@ -237,7 +242,7 @@ func findingsExit(findings []model.Finding) error {
 
 // diagnoseRun probes the plan, reads the host facts, diagnoses and returns
 // the report, all within timeout.
-func diagnoseRun(ctx context.Context, src *source, jobs []plan.Job, timeout time.Duration, prog *progress) (*model.Report, error) {
+func diagnoseRun(ctx context.Context, src *source, jobs []plan.Job, pace measure.Pace, timeout time.Duration, prog *progress) (*model.Report, error) {
 	inv := src.inv
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
@@ -256,7 +261,8 @@ func diagnoseRun(ctx context.Context, src *source, jobs []plan.Job, timeout time
 	rep := &model.Report{Config: src.config()}
 	var wg sync.WaitGroup
 	wg.Go(func() { rep.Nodes = r.Facts(ctx, inv) })
-	rep.Pairs = r.Run(ctx, jobs, doctorProbes)
+	pace.Say = prog.say
+	rep.Pairs = r.Paced(ctx, jobs, doctorProbes, pace)
 	wg.Wait()
 	prog.say("podpath doctor: diagnosing…")
 	defer prog.done()
@@ -270,6 +276,24 @@ func diagnoseRun(ctx context.Context, src *source, jobs []plan.Job, timeout time
 	rep.Findings = diagnose.Diagnose(ev)
 	rep.DurationMs = float64(time.Since(start)) / float64(time.Millisecond)
 	return rep, nil
+}
+
+// linkClass is a node's link class for the covering subset: its
+// address's /24 (IPv4) or /64 (IPv6), the nodes one router apart at most
+// in most clusters.
+func linkClass(inv *inventory.Inventory) func(node string) string {
+	class := map[string]string{}
+	for _, n := range inv.Nodes {
+		if a, err := netip.ParseAddr(n.Address); err == nil {
+			bits := 24
+			if a.Is6() && !a.Is4In6() {
+				bits = 64
+			}
+			p, _ := a.Prefix(bits)
+			class[n.Name] = p.String()
+		}
+	}
+	return func(node string) string { return class[node] }
 }
 
 // evidence assembles what the rules look at from the inventory and the run.

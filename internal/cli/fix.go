@@ -16,6 +16,7 @@ import (
 	"podpath/internal/cluster/kube"
 	"podpath/internal/deploy"
 	"podpath/internal/diagnose"
+	"podpath/internal/measure"
 	"podpath/internal/model"
 	"podpath/internal/plan"
 	"podpath/internal/remedy"
@@ -128,7 +129,7 @@ func runFixMTU(ctx context.Context, s Streams, f *fixFlags) error {
 	if len(jobs) == 0 {
 		return fmt.Errorf("nothing to measure: fewer than two agents")
 	}
-	before, err := diagnoseRun(ctx, src, jobs, f.timeout, prog)
+	before, err := diagnoseRun(ctx, src, jobs, measure.Pace{Class: linkClass(src.inv)}, f.timeout, prog)
 	if err != nil {
 		return err
 	}
@@ -258,7 +259,7 @@ func recheck(ctx context.Context, s Streams, f *fixFlags, before *model.Report, 
 		return fmt.Errorf("re-check: %w", err)
 	}
 	defer src.close()
-	after, err := diagnoseRun(ctx, src, plan.Mesh(src.inv, layers...), f.timeout, prog)
+	after, err := diagnoseRun(ctx, src, plan.Mesh(src.inv, layers...), measure.Pace{Class: linkClass(src.inv)}, f.timeout, prog)
 	if err != nil {
 		return fmt.Errorf("re-check: %w", err)
 	}

@@ -162,6 +162,9 @@ func teardown(name string) error {
 	if err := os.RemoveAll(Dir(name)); err != nil {
 		errs = append(errs, fmt.Errorf("remove lab directory: %w", err))
 	}
+	if err := restoreNeigh(); err != nil {
+		errs = append(errs, err)
+	}
 	// The last lab out removes the (then empty) state root and its parent;
 	// os.Remove refuses non-empty directories.
 	_ = os.Remove(StateRoot)
@@ -198,6 +201,9 @@ func lock(string) (func(), error) {
 
 func build(ctx context.Context, st *State) error {
 	s := &st.Spec
+	if err := makeNeighRoom(len(s.Nodes)); err != nil {
+		return err
+	}
 	if err := buildFabric(s); err != nil {
 		return err
 	}

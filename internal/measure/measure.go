@@ -72,6 +72,30 @@ func (r *Runner) runJob(ctx context.Context, j plan.Job, req agent.ProbeRequest)
 	if err := c.SetPeers(ctx, peers); err != nil {
 		return fail(err)
 	}
+	return r.probe(ctx, c, j, req, pairs, fail)
+}
+
+// probeJob runs req from j's agent towards j's peers, which the agent
+// already holds (arm).
+func (r *Runner) probeJob(ctx context.Context, j plan.Job, req agent.ProbeRequest) []model.Pair {
+	req.Targets = nil
+	for _, p := range j.Peers {
+		req.Targets = append(req.Targets, p.Name())
+	}
+	pairs := make([]model.Pair, len(j.Peers))
+	for i, p := range j.Peers {
+		pairs[i] = model.Pair{From: j.From.Node, To: p.Node, Layer: j.Layer, FromPod: j.From.Pod, ToPod: p.Pod}
+	}
+	fail := func(err error) []model.Pair {
+		for i := range pairs {
+			pairs[i].Unknown = fmt.Sprintf("the controller could not ask the agent on %s: %v", j.From.Name(), err)
+		}
+		return pairs
+	}
+	return r.probe(ctx, r.client(j.From), j, req, pairs, fail)
+}
+
+func (r *Runner) probe(ctx context.Context, c *agent.Client, j plan.Job, req agent.ProbeRequest, pairs []model.Pair, fail func(error) []model.Pair) []model.Pair {
 	resp, err := c.Probe(ctx, req)
 	if err != nil {
 		return fail(err)
@@ -139,6 +163,9 @@ func fill(p *model.Pair, tr agent.TargetResult) {
 		}
 	}
 	p.PathMTUError = tr.PathMTUError
+	if f := tr.FullSize; f != nil && !f.Crossed {
+		p.FullSizeLost = f.Size
+	}
 	if s := tr.RTT; s != nil {
 		p.RTTMs = percentiles(s)
 		p.LossPct = s.LossPct

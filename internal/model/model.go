@@ -116,6 +116,11 @@ type Pair struct {
 	// Vanish says where packets above PathMTU stop, when they stop
 	// silently: found with TTL-limited probes.
 	Vanish *Location `json:"vanish,omitempty"`
+	// FullSizeLost is the size (the sender's interface MTU) of
+	// Don't-Fragment probes the cheap check sent and none crossed; 0 when
+	// they crossed or were not sent. The size search, when it ran, says
+	// more (PathMTU).
+	FullSizeLost int `json:"fullSizeLost,omitempty"`
 	// PathMTUError says why the path MTU of a reachable pair is unknown.
 	PathMTUError string  `json:"pathMTUError,omitempty"`
 	PMTUMs       float64 `json:"pmtuMs,omitempty"`
@@ -135,6 +140,9 @@ type Pair struct {
 	ThroughputBps   float64     `json:"throughputBps,omitempty"`
 	Ports           []PortState `json:"ports,omitempty"` // preflight: ports checked on the target
 	Errors          []string    `json:"errors,omitempty"`
+	// Retried says that what is reported is a second measurement, made
+	// alone after the first looked like a fault, and what the first showed.
+	Retried string `json:"retried,omitempty"`
 }
 
 // Location is where on a path packets of Size bytes stop: they reach hop

@@ -47,6 +47,10 @@ type Responder struct {
 	Peer     func(from netip.Addr) bool
 	Answered atomic.Uint64
 	Dropped  atomic.Uint64 // not a probe, over the rate, or a sender not allowed
+	// OverRate counts peers' probes not answered for the rate alone: load
+	// the sender reads as loss. Strangers over their own budget are not
+	// counted: they cannot take the peers' answers.
+	OverRate atomic.Uint64
 }
 
 // Serve answers probes arriving on pc until ctx ends or pc is closed.
@@ -74,13 +78,21 @@ func (r *Responder) Serve(ctx context.Context, pc net.PacketConn) error {
 			src = rate.NewLimiter(PerSourceRate, PerSourceBurst)
 			sources[ip] = src
 		}
+		peer := r.Peer == nil || r.Peer(ip)
 		if !src.Allow() {
+			if peer {
+				r.OverRate.Add(1)
+			}
 			return false
 		}
-		if r.Peer != nil && !r.Peer(ip) {
+		if !peer {
 			return strangers.Allow()
 		}
-		return lim.Allow()
+		if !lim.Allow() {
+			r.OverRate.Add(1)
+			return false
+		}
+		return true
 	}
 	dg := newDatagrams(pc)
 	buf := make([]byte, 65536)
@@ -98,7 +110,11 @@ func (r *Responder) Serve(ctx context.Context, pc net.PacketConn) error {
 			continue
 		}
 		reply, err := Reply(buf[:n], out)
-		if err != nil || !allow(ip) {
+		if err != nil {
+			r.Dropped.Add(1)
+			continue
+		}
+		if !allow(ip) {
 			r.Dropped.Add(1)
 			continue
 		}

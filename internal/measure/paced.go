@@ -1,0 +1,362 @@
+package measure
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"sync"
+
+	"podpath/internal/agent"
+	"podpath/internal/model"
+	"podpath/internal/plan"
+)
+
+// Pacing of a doctor run. The run must never measure its own load: at a
+// hundred nodes, every agent probing every peer in depth at once lost a
+// third of its probes to itself (issue 18).
+const (
+	// cheapParallel is how many peers one agent checks at once in the
+	// cheap round: a handful of small echoes, three full-sized probes and
+	// one handshake per pair.
+	cheapParallel = 8
+	// DeepPerAgent bounds, per round of expensive measurements, how many
+	// peers an agent measures and by how many it is measured: a responder
+	// meets at most this many size searches at once (16 × 16 probes per
+	// search round, far inside its answer burst).
+	DeepPerAgent = 16
+	// DeepWave bounds how many pairs are measured in depth at once across
+	// the cluster. A real cluster spreads them over its nodes; a lab (or
+	// the virtual cluster) runs them all on one machine, where the run's
+	// own load would read as latency and loss. At 1,000 nodes the deep
+	// set is about 6,000 pairs: 47 rounds.
+	DeepWave = 128
+	// transferWave bounds the transfers at once: 300 KB each, the
+	// heaviest part, run after the latency series so as not to load them.
+	transferWave = 32
+	// retryWave bounds how many suspect pairs are measured again at once,
+	// each agent in at most one of them.
+	retryWave = 32
+)
+
+// Pace is how a paced run is laid out.
+type Pace struct {
+	// FullMesh measures every pair in depth (today's behaviour before
+	// pacing), in rounds of DeepPerAgent.
+	FullMesh bool
+	// Class names a node's link class (its subnet or zone): the covering
+	// subset joins every pair of classes. Nil: one class.
+	Class func(node string) string
+	// Say, when set, hears what each step is about to do (progress).
+	Say func(format string, a ...any)
+}
+
+func (p Pace) say(format string, a ...any) {
+	if p.Say != nil {
+		p.Say(format, a...)
+	}
+}
+
+// Paced measures every pair of jobs in three steps, each bounded so that
+// no responder is overrun:
+//
+//  1. every pair, the cheap check: reachability, a full-sized
+//     Don't-Fragment probe and one TCP handshake;
+//  2. in depth (deep: size search, echo series, transfer), a covering
+//     subset (plan.Cover), every pair the cheap check found anything on
+//     and its reverse, in rounds of DeepPerAgent;
+//  3. a pair whose measurement looks like a fault is measured again alone,
+//     slowly, and that answer is kept.
+//
+// Agents report what they dropped for load (agent.Load): a pair still
+// looking lossy towards an agent that dropped peers' probes for load, or
+// whose kernel overflowed its receive queue, is unknown, not a fault.
+func (r *Runner) Paced(ctx context.Context, jobs []plan.Job, deep agent.ProbeRequest, pace Pace) []model.Pair {
+	jobs = plan.Rotated(jobs)
+	all := plan.Pairs(jobs)
+	results := make(map[[3]string]*model.Pair, len(all))
+	for _, p := range all {
+		results[p.Key()] = &model.Pair{From: p.From.Node, To: p.To.Node, Layer: p.Layer, FromPod: p.From.Pod, ToPod: p.To.Pod}
+	}
+	before, armed := r.arm(ctx, jobs, results)
+
+	cheap := agent.ProbeRequest{FullSize: true, TCPConnect: 1, Parallel: cheapParallel}
+	var live []plan.Pair
+	for _, p := range all {
+		if armed[p.From.Name()] {
+			live = append(live, p)
+		}
+	}
+	pace.say("podpath doctor: checking %d pairs (reachability, a full-sized packet, a TCP handshake)…", len(live))
+	for k, got := range r.runPairs(ctx, live, cheap) {
+		*results[k] = got
+	}
+
+	// In depth: the cover, and everything the cheap check found odd.
+	var depth []plan.Pair
+	if pace.FullMesh {
+		depth = live
+	} else {
+		class := pace.Class
+		if class == nil {
+			class = func(string) string { return "" }
+		}
+		in := map[[3]string]bool{}
+		take := func(p plan.Pair) {
+			if armed[p.From.Name()] && !in[p.Key()] {
+				in[p.Key()] = true
+				depth = append(depth, p)
+			}
+		}
+		for _, p := range plan.Cover(jobs, class) {
+			take(p)
+		}
+		byKey := map[[3]string]plan.Pair{}
+		for _, p := range all {
+			byKey[p.Key()] = p
+		}
+		for _, p := range live {
+			if res := results[p.Key()]; res.Measured() && suspect(*res) != "" {
+				take(p)
+				if back, ok := byKey[[3]string{string(p.Layer), p.To.Node, p.From.Node}]; ok {
+					take(back)
+				}
+			}
+		}
+	}
+	pace.say("podpath doctor: measuring %d pairs in depth (path MTU, echo series, transfers)…", len(depth))
+	light, heavy := deep, agent.ProbeRequest{TransferBytes: deep.TransferBytes}
+	light.TransferBytes = 0
+	for _, wave := range plan.Waves(depth, DeepPerAgent, DeepWave) {
+		for k, got := range r.runPairs(ctx, wave, light) {
+			merge(results[k], got, light)
+		}
+	}
+	if heavy.TransferBytes > 0 {
+		var reachable []plan.Pair
+		for _, p := range depth {
+			if results[p.Key()].Reachable {
+				reachable = append(reachable, p)
+			}
+		}
+		for _, wave := range plan.Waves(reachable, 1, transferWave) {
+			for k, got := range r.runPairs(ctx, wave, heavy) {
+				mergeTransfer(results[k], got)
+			}
+		}
+	}
+
+	// Again, alone: what looks like a fault must survive a quiet second look.
+	var again []plan.Pair
+	reasons := map[[3]string]string{}
+	for _, p := range depth {
+		if why := suspect(*results[p.Key()]); why != "" && results[p.Key()].Measured() {
+			again = append(again, p)
+			reasons[p.Key()] = why
+		}
+	}
+	slow := deep
+	slow.Parallel = 1
+	if len(again) > 0 {
+		pace.say("podpath doctor: measuring %d suspect pairs again, alone…", len(again))
+	}
+	for _, wave := range plan.Waves(again, 1, 0) {
+		for len(wave) > 0 && ctx.Err() == nil {
+			n := min(len(wave), retryWave)
+			for k, got := range r.runPairs(ctx, wave[:n], slow) {
+				if got.Measured() {
+					got.Retried = "measured again alone; the first attempt, in the run's busiest round, showed " + reasons[k]
+					*results[k] = got
+				}
+			}
+			wave = wave[n:]
+		}
+	}
+	r.blameLoad(ctx, jobs, before, results)
+
+	out := make([]model.Pair, 0, len(all))
+	for _, p := range all {
+		out = append(out, *results[p.Key()])
+	}
+	return out
+}
+
+// arm gives every job's agent its peers, all at once, and returns their
+// load counters and which agents took them. The pairs of an agent that
+// did not are unknown, with the reason.
+func (r *Runner) arm(ctx context.Context, jobs []plan.Job, results map[[3]string]*model.Pair) (map[string]agent.Load, map[string]bool) {
+	loads, armed := map[string]agent.Load{}, map[string]bool{}
+	var mu sync.Mutex
+	var wg sync.WaitGroup
+	for _, j := range jobs {
+		wg.Go(func() {
+			peers := make([]agent.Peer, len(j.Peers))
+			for i, p := range j.Peers {
+				peers[i] = agent.Peer{Name: p.Name(), Address: p.Agent}
+			}
+			ans, err := r.client(j.From).PutPeers(ctx, peers)
+			mu.Lock()
+			defer mu.Unlock()
+			if err != nil {
+				for _, p := range j.Peers {
+					results[plan.Pair{Layer: j.Layer, From: j.From, To: p}.Key()].Unknown = fmt.Sprintf("the controller could not ask the agent on %s: %v", j.From.Name(), err)
+				}
+				return
+			}
+			loads[j.From.Name()], armed[j.From.Name()] = ans.Load, true
+		})
+	}
+	wg.Wait()
+	return loads, armed
+}
+
+// runPairs runs req on pairs, every sender at once, each sender's targets
+// in requests of at most agent.MaxTargets, and returns a pair per key.
+func (r *Runner) runPairs(ctx context.Context, pairs []plan.Pair, req agent.ProbeRequest) map[[3]string]model.Pair {
+	out := make(map[[3]string]model.Pair, len(pairs))
+	var mu sync.Mutex
+	var wg sync.WaitGroup
+	for _, j := range plan.Group(pairs) {
+		wg.Go(func() {
+			for len(j.Peers) > 0 {
+				part := j
+				part.Peers = j.Peers[:min(len(j.Peers), agent.MaxTargets)]
+				got := r.probeJob(ctx, part, req)
+				mu.Lock()
+				for i, p := range part.Peers {
+					out[plan.Pair{Layer: j.Layer, From: j.From, To: p}.Key()] = got[i]
+				}
+				mu.Unlock()
+				j.Peers = j.Peers[len(part.Peers):]
+			}
+		})
+	}
+	wg.Wait()
+	return out
+}
+
+// merge puts an in-depth measurement over the cheap one. When the deep
+// request got no answer, the cheap result stands and what was not
+// measured in depth is said (a path MTU not known is a finding's
+// evidence, not a guess).
+func merge(dst *model.Pair, got model.Pair, req agent.ProbeRequest) {
+	if got.Measured() {
+		*dst = got
+		return
+	}
+	if req.PathMTU && dst.Measured() && dst.Reachable {
+		dst.PathMTUError = "not measured: " + got.Unknown
+	}
+}
+
+// mergeTransfer adds a transfer's outcome to a pair measured otherwise.
+// A transfer the controller could not ask for is said, not guessed.
+func mergeTransfer(dst *model.Pair, got model.Pair) {
+	if !got.Measured() {
+		dst.Errors = append(dst.Errors, "transfer not measured: "+got.Unknown)
+		return
+	}
+	dst.TransferBytes, dst.Stalled = got.TransferBytes, got.Stalled
+	for _, e := range got.Errors {
+		if strings.HasPrefix(e, "transfer: ") {
+			dst.Errors = append(dst.Errors, e)
+		}
+	}
+}
+
+// suspect says what in a measured pair would be evidence of a fault; ""
+// when nothing. These are the pairs measured again before they count.
+func suspect(p model.Pair) string {
+	var what []string
+	switch {
+	case !p.Measured():
+		return ""
+	case p.NoAgent:
+		what = append(what, "no agent answering")
+	case !p.Reachable:
+		what = append(what, "no echo answered")
+	}
+	if p.LossPct > 0 {
+		what = append(what, fmt.Sprintf("%.0f%% echo loss", p.LossPct))
+	}
+	if p.ICMPLossPct != nil && *p.ICMPLossPct > 0 && p.Reachable {
+		what = append(what, fmt.Sprintf("%.0f%% ICMP echo loss", *p.ICMPLossPct))
+	}
+	if p.FullSizeLost > 0 {
+		what = append(what, fmt.Sprintf("%d-byte packets not crossing", p.FullSizeLost))
+	}
+	if p.PathMTU > 0 && p.IfaceMTU > p.PathMTU {
+		what = append(what, fmt.Sprintf("a path MTU of %d below the interface's %d", p.PathMTU, p.IfaceMTU))
+	}
+	if p.PathMTUError != "" {
+		what = append(what, "no path MTU ("+p.PathMTUError+")")
+	}
+	if p.Reachable && p.TCPConnectTried > 0 && p.TCPConnectMs == nil {
+		what = append(what, "TCP handshakes failing")
+	}
+	if p.Stalled {
+		what = append(what, "a stalled transfer")
+	}
+	return strings.Join(what, ", ")
+}
+
+// lossLike: what load alone could cause; a confirmed size limit is not
+// (the size search has its own control probes).
+func lossLike(p model.Pair) bool {
+	return p.Measured() && (!p.Reachable || p.NoAgent || p.LossPct > 0 || p.Stalled ||
+		(p.TCPConnectTried > 0 && p.TCPConnectMs == nil) || p.FullSizeLost > 0 && p.PathMTU == 0)
+}
+
+// blameLoad reads, for every agent that still looks lossy from some peer,
+// its load counters once more: if it dropped peers' probes for its rate,
+// or its kernel dropped datagrams for a full receive queue, since the
+// run began, those pairs are unknown: the run's load, not the network's.
+func (r *Runner) blameLoad(ctx context.Context, jobs []plan.Job, before map[string]agent.Load, results map[[3]string]*model.Pair) {
+	victims := map[string][]*model.Pair{}
+	for _, p := range results {
+		if lossLike(*p) {
+			to := p.To
+			if p.ToPod != "" {
+				to = p.ToPod
+			}
+			victims[to] = append(victims[to], p)
+		}
+	}
+	if len(victims) == 0 {
+		return
+	}
+	var mu sync.Mutex
+	var wg sync.WaitGroup
+	for _, j := range jobs {
+		name := j.From.Name()
+		ps, ok := victims[name]
+		was, armed := before[name]
+		if !ok || !armed {
+			continue
+		}
+		wg.Go(func() {
+			peers := make([]agent.Peer, len(j.Peers))
+			for i, p := range j.Peers {
+				peers[i] = agent.Peer{Name: p.Name(), Address: p.Agent}
+			}
+			ans, err := r.client(j.From).PutPeers(ctx, peers) // the same peers: only the counters change
+			if err != nil {
+				return
+			}
+			over := ans.Load.OverRate - was.OverRate
+			var rcvbuf uint64
+			if !ans.Load.RcvbufUnknown && !was.RcvbufUnknown {
+				rcvbuf = ans.Load.RcvbufErrors - was.RcvbufErrors
+			}
+			if over == 0 && rcvbuf == 0 {
+				return
+			}
+			why := fmt.Sprintf("inconclusive: during the run the agent on %s left %d of its peers' probes unanswered for its rate and its kernel dropped %d datagrams for a full receive queue: podpath's own load, not a verdict on the path", name, over, rcvbuf)
+			mu.Lock()
+			for _, p := range ps {
+				p.Unknown = why
+			}
+			mu.Unlock()
+		})
+	}
+	wg.Wait()
+}
