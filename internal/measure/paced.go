@@ -128,7 +128,7 @@ func (r *Runner) Paced(ctx context.Context, jobs []plan.Job, deep agent.ProbeReq
 	light.TransferBytes = 0
 	for _, wave := range plan.Waves(depth, DeepPerAgent, DeepWave) {
 		for k, got := range r.runPairs(ctx, wave, light) {
-			merge(results[k], got, light)
+			merge(results[k], got)
 		}
 	}
 	if heavy.TransferBytes > 0 {
@@ -235,16 +235,17 @@ func (r *Runner) runPairs(ctx context.Context, pairs []plan.Pair, req agent.Prob
 }
 
 // merge puts an in-depth measurement over the cheap one. When the deep
-// request got no answer, the cheap result stands and what was not
-// measured in depth is said (a path MTU not known is a finding's
-// evidence, not a guess).
-func merge(dst *model.Pair, got model.Pair, req agent.ProbeRequest) {
+// request got no answer (the agent died, or the controller lost its
+// call), the pair is unknown: the verdict on a pair rests on its in-depth
+// measurement, and half of one would be a guess. What the cheap check saw
+// stays in the pair for the reader.
+func merge(dst *model.Pair, got model.Pair) {
 	if got.Measured() {
 		*dst = got
 		return
 	}
-	if req.PathMTU && dst.Measured() && dst.Reachable {
-		dst.PathMTUError = "not measured: " + got.Unknown
+	if dst.Measured() {
+		dst.Unknown = "measured only in part: " + got.Unknown
 	}
 }
 
@@ -299,11 +300,17 @@ func suspect(p model.Pair) string {
 	return strings.Join(what, ", ")
 }
 
-// lossLike: what load alone could cause; a confirmed size limit is not
-// (the size search has its own control probes).
+// lossLike: what load alone could cause. A size limit the size search
+// confirmed is not (it has its own control probes), and neither is what
+// such a limit explains: full-sized packets lost, a stalled transfer.
 func lossLike(p model.Pair) bool {
-	return p.Measured() && (!p.Reachable || p.NoAgent || p.LossPct > 0 || p.Stalled ||
-		(p.TCPConnectTried > 0 && p.TCPConnectMs == nil) || p.FullSizeLost > 0 && p.PathMTU == 0)
+	if !p.Measured() {
+		return false
+	}
+	sizeLimit := p.PathMTU > 0 && p.IfaceMTU > p.PathMTU
+	return !p.Reachable || p.NoAgent || p.LossPct > 0 ||
+		(p.TCPConnectTried > 0 && p.TCPConnectMs == nil) ||
+		!sizeLimit && (p.Stalled || p.FullSizeLost > 0)
 }
 
 // blameLoad reads, for every agent that still looks lossy from some peer,
@@ -350,7 +357,7 @@ func (r *Runner) blameLoad(ctx context.Context, jobs []plan.Job, before map[stri
 			if over == 0 && rcvbuf == 0 {
 				return
 			}
-			why := fmt.Sprintf("inconclusive: during the run the agent on %s left %d of its peers' probes unanswered for its rate and its kernel dropped %d datagrams for a full receive queue: podpath's own load, not a verdict on the path", name, over, rcvbuf)
+			why := fmt.Sprintf("inconclusive: during the run the agent on %s left %d of its peers' probes unanswered for its rate and its kernel dropped %d datagrams for a full receive queue: load on that agent (podpath's own, or other traffic to it), not a verdict on the path", name, over, rcvbuf)
 			mu.Lock()
 			for _, p := range ps {
 				p.Unknown = why
