@@ -45,7 +45,7 @@ vet:
 test: deps vet
 	@# The real control plane and nodes for the Kubernetes tests: built once (minutes), then cached.
 	@if [ "$$(id -u)" -eq 0 ]; then scripts/kube-tools.sh >/dev/null && scripts/node-tools.sh >/dev/null; fi
-	$(GO) test -count=1 -timeout 30m ./...
+	$(GO) test -count=1 -timeout 45m ./...
 	@$(MAKE) --no-print-directory fuzz
 	@if [ "$$(id -u)" -eq 0 ]; then $(MAKE) --no-print-directory test-unprivileged; fi
 

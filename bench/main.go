@@ -29,7 +29,8 @@ func main() {
 	bin := flag.String("podpath", "bin/podpath", "podpath binary the lab runs as agents")
 	secs := flag.Float64("seconds", 3, "length of each throughput run")
 	peers := flag.Int("peers", 100, "peers for the agent-cost run")
-	only := flag.String("only", "", "run one section: monitor, or mtu (path MTU against tracepath, flat and routed)")
+	only := flag.String("only", "", "run one section: monitor, mtu (path MTU against tracepath, flat and routed), or virtual (the doctor on virtual clusters)")
+	virtual := flag.String("virtual-nodes", "1000,5000", "sizes of the virtual clusters, comma-separated")
 	child := flag.Int("monitor-child", 0, "internal: run the monitor's process-cost check with this many nodes")
 	monitorSecs := flag.Int("monitor-seconds", 60, "length of the monitor's process-cost run")
 	flag.Parse()
@@ -51,6 +52,10 @@ func main() {
 	}
 	lab.Binary = abs
 	ctx := context.Background()
+	if *only == "virtual" {
+		virtualDoctor(ctx, abs, sizes(*virtual))
+		return
+	}
 	if *only == "mtu" {
 		pathMTU(ctx, abs)
 		routedPathMTU(ctx)
@@ -87,6 +92,19 @@ func preflightTime(ctx context.Context, bin string) {
 	faulty := median5()
 	fmt.Printf("  healthy %s; underlay-mtu=node3:1400 + block-vxlan=node2 %s\n\n", healthy.Round(time.Millisecond), faulty.Round(time.Millisecond))
 	_ = lab.Down(ctx, "bench")
+}
+
+// sizes parses a comma-separated list of node counts.
+func sizes(s string) []int {
+	var out []int
+	for _, f := range strings.Split(s, ",") {
+		n, err := strconv.Atoi(strings.TrimSpace(f))
+		if err != nil || n < 2 || n > 60000 {
+			fatal(fmt.Errorf("--virtual-nodes %q: want node counts from 2 to 60000, comma-separated", s))
+		}
+		out = append(out, n)
+	}
+	return out
 }
 
 func fatal(err error) {

@@ -229,12 +229,7 @@ func (a *Agent) checkPeerPorts(ctx context.Context, p Peer, ports []PortCheck) [
 		return nil // refused when the peers were set
 	}
 	ip := ap.Addr().Unmap()
-	local := a.ports.localIP()
-	dial := a.cfg.Dial
-	if a.ports.plainDial && local.IsValid() && local.Is4() == ip.Is4() {
-		// From the agent's own address, as the cluster's traffic will be.
-		dial = (&net.Dialer{LocalAddr: &net.TCPAddr{IP: local.AsSlice()}}).DialContext
-	}
+	dial := a.dialer(ip)
 	results := make([]probe.PortResult, len(ports))
 	sem := make(chan struct{}, portChecksPerTarget)
 	var wg sync.WaitGroup
@@ -246,7 +241,7 @@ func (a *Agent) checkPeerPorts(ctx context.Context, p Peer, ports []PortCheck) [
 			if pc.Proto == probe.ProtoTCP {
 				results[i] = probe.CheckTCP(ctx, dial, target)
 			} else {
-				results[i] = probe.CheckUDP(ctx, local, target)
+				results[i] = probe.CheckUDP(ctx, a.source(ip), target)
 			}
 			a.ports.checked.WithLabelValues(pc.Proto, results[i].State).Inc()
 		})

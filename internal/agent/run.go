@@ -2,6 +2,7 @@ package agent
 
 import (
 	"context"
+	"net"
 	"net/netip"
 	"sync"
 	"time"
@@ -51,7 +52,7 @@ func (a *Agent) run(ctx context.Context, peers []Peer, req *ProbeRequest) []Targ
 	wg.Wait()
 	if t := req.Throughput; t != nil {
 		for i, p := range peers {
-			tp := probe.Throughput(ctx, a.cfg.Dial, p.Address, probe.SinkAuth{Token: a.cfg.Token, Peer: p.Name}, time.Duration(t.Seconds*float64(time.Second)), t.Streams)
+			tp := probe.Throughput(ctx, a.dialer(addrOf(p)), p.Address, probe.SinkAuth{Token: a.cfg.Token, Peer: p.Name}, time.Duration(t.Seconds*float64(time.Second)), t.Streams)
 			results[i].Throughput = &tp
 		}
 	}
@@ -67,7 +68,7 @@ func (a *Agent) probeOne(ctx context.Context, p Peer, req *ProbeRequest) TargetR
 		fail(err)
 		return res
 	}
-	conn, err := probe.Dial(ctx, addr)
+	conn, err := probe.DialFrom(ctx, a.source(addr.Addr()), addr)
 	if err != nil {
 		fail(err)
 		return res
@@ -122,15 +123,15 @@ func (a *Agent) probeOne(ctx context.Context, p Peer, req *ProbeRequest) TargetR
 		}
 	}
 	if req.TCPConnect > 0 {
-		st := probe.ConnectTimes(ctx, a.cfg.Dial, p.Address, req.TCPConnect)
+		st := probe.ConnectTimes(ctx, a.dialer(addrOf(p)), p.Address, req.TCPConnect)
 		res.TCPConnect = &st
 	}
 	if req.HTTP {
-		h := probe.HTTPGet(ctx, a.cfg.Dial, "http://"+p.Address+"/healthz")
+		h := probe.HTTPGet(ctx, a.dialer(addrOf(p)), "http://"+p.Address+"/healthz")
 		res.HTTP = &h
 	}
 	if req.TransferBytes > 0 {
-		t := probe.Upload(ctx, a.cfg.Dial, p.Address, probe.SinkAuth{Token: a.cfg.Token, Peer: p.Name}, req.TransferBytes, 0)
+		t := probe.Upload(ctx, a.dialer(addrOf(p)), p.Address, probe.SinkAuth{Token: a.cfg.Token, Peer: p.Name}, req.TransferBytes, 0)
 		res.Transfer = &t
 	}
 	return res
@@ -153,7 +154,7 @@ func (a *Agent) probeUnreachable(ctx context.Context, p Peer, addr netip.AddrPor
 	}
 	if req.TCPConnect > 0 || req.HTTP || req.TransferBytes > 0 {
 		wg.Go(func() {
-			st := probe.ConnectTimes(ctx, a.cfg.Dial, p.Address, 1)
+			st := probe.ConnectTimes(ctx, a.dialer(addrOf(p)), p.Address, 1)
 			res.TCPConnect = &st
 		})
 	}
@@ -183,4 +184,37 @@ func fullSize(ctx context.Context, conn *probe.Conn, fail func(error)) *SizeChec
 		return nil
 	}
 	return &SizeCheck{Size: mtu, Crossed: rr.Acked[mtu], ICMPMTU: rr.ICMPMTU, LocalMTU: rr.LocalMTU}
+}
+
+// source is the address the agent sends to peer from: its own listen
+// address when it listens on a specific one of peer's family, so that
+// peers (whose budgets and caps go by source address) know it on a host
+// with several addresses; otherwise none, and the kernel picks. A loopback
+// address sends only to loopback (the kernel refuses it anywhere else).
+func (a *Agent) source(peer netip.Addr) netip.Addr {
+	local, peer := a.ports.localIP(), peer.Unmap()
+	if !local.IsValid() || local.Is4() != peer.Is4() || local.IsLoopback() != peer.IsLoopback() {
+		return netip.Addr{}
+	}
+	return local
+}
+
+// dialer opens TCP connections to peer, from source(peer) when the agent
+// dials plainly (a test's or the Pod proxy's dialer is left as it is).
+func (a *Agent) dialer(peer netip.Addr) probe.Dialer {
+	local := a.source(peer)
+	if !a.ports.plainDial || !local.IsValid() {
+		return a.cfg.Dial
+	}
+	return (&net.Dialer{LocalAddr: &net.TCPAddr{IP: local.AsSlice()}}).DialContext
+}
+
+// addrOf is p's IP; the zero address when p's address does not parse
+// (refused when the peers were set).
+func addrOf(p Peer) netip.Addr {
+	ap, err := netip.ParseAddrPort(p.Address)
+	if err != nil {
+		return netip.Addr{}
+	}
+	return ap.Addr().Unmap()
 }

@@ -50,6 +50,14 @@ type Conn struct {
 
 // Dial opens a probe socket to a responder at peer.
 func Dial(ctx context.Context, peer netip.AddrPort) (*Conn, error) {
+	return DialFrom(ctx, netip.Addr{}, peer)
+}
+
+// DialFrom opens a probe socket to a responder at peer from the local
+// address from (none: the kernel picks the route's source). Responders
+// tell peers from strangers by source address: an agent known to its
+// peers by one address of a host with several sends from that one.
+func DialFrom(ctx context.Context, from netip.Addr, peer netip.AddrPort) (*Conn, error) {
 	v6 := peer.Addr().Is6() && !peer.Addr().Is4In6()
 	network := "udp4"
 	if v6 {
@@ -63,6 +71,9 @@ func Dial(ctx context.Context, peer netip.AddrPort) (*Conn, error) {
 		}
 		return serr
 	}}
+	if from.IsValid() {
+		d.LocalAddr = &net.UDPAddr{IP: from.AsSlice()}
+	}
 	c, err := d.DialContext(ctx, network, peer.String())
 	if err != nil {
 		return nil, fmt.Errorf("open probe socket to %s: %w", peer, err)
@@ -115,7 +126,18 @@ func (c *Conn) InterfaceMTU() (int, error) {
 	if err != nil {
 		return 0, fmt.Errorf("interface towards %s: %w", c.peer.Addr(), err)
 	}
-	return l.Attrs().MTU, nil
+	return min(l.Attrs().MTU, MaxPacket(c.v6)), nil
+}
+
+// MaxPacket is the largest IP packet one UDP datagram can make: IPv4's
+// total length and IPv6's payload length are 16 bits. Loopback's MTU of
+// 65,536 is one more than any probe can be: a path MTU of 65,535 there
+// is the whole interface, not a limit on the path.
+func MaxPacket(v6 bool) int {
+	if v6 {
+		return 40 + 65535
+	}
+	return 65535
 }
 
 func (c *Conn) nextSeq() uint32 {
