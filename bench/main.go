@@ -33,7 +33,13 @@ func main() {
 	virtual := flag.String("virtual-nodes", "1000,5000", "sizes of the virtual clusters, comma-separated")
 	child := flag.Int("monitor-child", 0, "internal: run the monitor's process-cost check with this many nodes")
 	monitorSecs := flag.Int("monitor-seconds", 60, "length of the monitor's process-cost run")
+	virtualChildN := flag.Int("virtual-child", 0, "internal: serve a virtual cluster of this many agents")
+	virtualDir := flag.String("virtual-dir", "", "internal: the virtual cluster's directory")
 	flag.Parse()
+	if *virtualChildN > 0 {
+		virtualChild(*virtualChildN, *virtualDir)
+		return
+	}
 	if *child > 0 {
 		monitorChild(*child, *monitorSecs)
 		return

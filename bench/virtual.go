@@ -6,11 +6,13 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
+	"io"
 	"net"
 	"net/netip"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strings"
 	"sync"
 	"syscall"
 	"time"
@@ -19,20 +21,23 @@ import (
 	"podpath/internal/cluster/inventory"
 	"podpath/internal/hostfacts"
 	"podpath/internal/model"
-	"podpath/internal/nsenter"
 )
 
-// The virtual cluster: n real agents in this process, each on its own
-// loopback address (127.1.x.y, all of 127/8 is local on Linux), answering
-// real probes and API calls, and an inventory naming them. The doctor runs
-// as its own process against it, so its wall time, peak RSS and report
-// sizes are the controller's alone. What it cannot show: a real network
-// (every path is loopback, MTU 65536) and per-node CPUs (all agents share
-// this machine's cores, which makes it harder than a real cluster, not
-// easier).
+// The virtual cluster: n real agents in one process, each on its own
+// loopback address (127.1.x.y: all of 127/8 is local), answering real
+// probes and API calls, in a network namespace of its own whose loopback
+// has a node's MTU (1500) and forwarding on, so nothing touches this
+// machine's own loopback. The doctor runs as its own process in that
+// namespace, so its wall time, peak RSS and report sizes are the
+// controller's alone. What it cannot show: a real network between nodes
+// and per-node CPUs (all agents share this machine's cores, which makes it
+// harder than a real cluster, not easier).
 
 // virtualPort is the agents' port: each has its own address.
 const virtualPort = 7946
+
+// virtualMTU is the namespace's loopback MTU: a node's.
+const virtualMTU = 1500
 
 // virtualAddr is node i's address (i from 0): 127.1.0.1, 127.1.0.2, …
 func virtualAddr(i int) netip.Addr {
@@ -40,9 +45,24 @@ func virtualAddr(i int) netip.Addr {
 	return netip.AddrFrom4([4]byte{127, 1, byte(n >> 8), byte(n)})
 }
 
-// virtualCluster starts n agents and writes their inventory into dir; stop
-// ends them.
-func virtualCluster(ctx context.Context, n int, dir string) (invPath string, stop func()) {
+// virtualNetns makes the namespace; the func removes it.
+func virtualNetns(ctx context.Context) (string, func()) {
+	ns := fmt.Sprintf("podpath-virtual-%d", os.Getpid())
+	for _, argv := range [][]string{{"netns", "add", ns}, {"-n", ns, "link", "set", "lo", "mtu", fmt.Sprint(virtualMTU), "up"},
+		{"netns", "exec", ns, "sysctl", "-qw", "net.ipv4.ip_forward=1"}} {
+		if out, err := exec.CommandContext(ctx, "ip", argv...).CombinedOutput(); err != nil {
+			_ = exec.Command("ip", "netns", "del", ns).Run()
+			fatal(fmt.Errorf("ip %v: %v: %s", argv, err, out))
+		}
+	}
+	return ns, func() { _ = exec.Command("ip", "netns", "del", ns).Run() }
+}
+
+// virtualChild is the process holding the agents (bench --virtual-child
+// N --virtual-dir DIR, started inside the namespace): it writes the
+// inventory and DIR/ready, then serves until its stdin closes.
+func virtualChild(n int, dir string) {
+	ctx, cancel := context.WithCancel(context.Background())
 	raiseFileLimit()
 	tok := make([]byte, 16)
 	_, _ = rand.Read(tok)
@@ -50,8 +70,12 @@ func virtualCluster(ctx context.Context, n int, dir string) (invPath string, sto
 	if err := os.WriteFile(filepath.Join(dir, "token"), []byte(token), 0o600); err != nil {
 		fatal(err)
 	}
-	facts := nodeFacts(ctx)
-	ctx, cancel := context.WithCancel(ctx)
+	// One real collection, served by every agent: a thousand would
+	// measure netlink, not the doctor.
+	facts, err := hostfacts.Collect(ctx, hostfacts.Options{AgentPort: virtualPort})
+	if err != nil {
+		fatal(fmt.Errorf("host facts: %w", err))
+	}
 	var wg sync.WaitGroup
 	inv := &inventory.Inventory{APIVersion: inventory.APIVersion, Kind: inventory.Kind, TokenFile: "token"}
 	for i := range n {
@@ -77,38 +101,15 @@ func virtualCluster(ctx context.Context, n int, dir string) (invPath string, sto
 	if err != nil {
 		fatal(err)
 	}
-	invPath = filepath.Join(dir, "inventory.yaml")
-	if err := os.WriteFile(invPath, b, 0o600); err != nil {
+	if err := os.WriteFile(filepath.Join(dir, "inventory.yaml"), b, 0o600); err != nil {
 		fatal(err)
 	}
-	return invPath, func() { cancel(); wg.Wait() }
-}
-
-// nodeFacts are the host facts every virtual agent serves: one real
-// collection, in a network namespace of their own set up as a node would
-// be (forwarding on), not this machine's, which is no node. A thousand
-// collections would measure netlink, not the doctor.
-func nodeFacts(ctx context.Context) *model.Facts {
-	ns := fmt.Sprintf("podpath-virtual-%d", os.Getpid())
-	for _, argv := range [][]string{{"netns", "add", ns}, {"-n", ns, "link", "set", "lo", "up"}} {
-		if out, err := exec.CommandContext(ctx, "ip", argv...).CombinedOutput(); err != nil {
-			fatal(fmt.Errorf("ip %v: %v: %s", argv, err, out))
-		}
+	if err := os.WriteFile(filepath.Join(dir, "ready"), nil, 0o600); err != nil {
+		fatal(err)
 	}
-	defer exec.Command("ip", "netns", "del", ns).Run()
-	if out, err := exec.CommandContext(ctx, "ip", "netns", "exec", ns, "sysctl", "-qw", "net.ipv4.ip_forward=1").CombinedOutput(); err != nil {
-		fatal(fmt.Errorf("forwarding on in %s: %v: %s", ns, err, out))
-	}
-	var facts *model.Facts
-	err := nsenter.Do(ns, func() error {
-		var err error
-		facts, err = hostfacts.Collect(ctx, hostfacts.Options{AgentPort: virtualPort})
-		return err
-	})
-	if err != nil {
-		fatal(fmt.Errorf("host facts in %s: %w", ns, err))
-	}
-	return facts
+	_, _ = io.Copy(io.Discard, os.Stdin) // the parent ends us by closing it
+	cancel()
+	wg.Wait()
 }
 
 // raiseFileLimit lifts this process's open-file limit to its hard limit:
@@ -125,50 +126,83 @@ func raiseFileLimit() {
 // sizes, one after the other, and prints time, memory, report sizes and
 // the verdict.
 func virtualDoctor(ctx context.Context, bin string, sizes []int) {
-	fmt.Printf("== podpath doctor on a virtual cluster (real agents on loopback addresses, node layer)\n")
-	fmt.Printf("  %6s %9s %6s %11s %12s %12s %s\n", "nodes", "pairs", "exit", "wall", "peak RSS", "JSON report", "findings (error/warning/info)")
+	fmt.Printf("== podpath doctor on a virtual cluster (real agents on loopback addresses in a namespace, MTU %d, node layer)\n", virtualMTU)
+	fmt.Printf("  %6s %9s %5s %9s %9s %9s %s\n", "nodes", "pairs", "exit", "wall", "peak RSS", "JSON", "findings")
 	for _, n := range sizes {
-		dir, err := os.MkdirTemp("", "podpath-virtual-")
-		if err != nil {
-			fatal(err)
-		}
-		invPath, stop := virtualCluster(ctx, n, dir)
-		out := filepath.Join(dir, "report.json")
-		cmd := exec.CommandContext(ctx, bin, "doctor", "--inventory", invPath, "--layers", "node", "-o", "json", "--output-file", out)
-		cmd.Stderr = os.Stderr
-		start := time.Now()
-		err = cmd.Run()
-		wall := time.Since(start)
-		code := 0
-		if ee, ok := err.(*exec.ExitError); ok {
-			code = ee.ExitCode()
-		} else if err != nil {
-			fatal(err)
-		}
-		var rss int64
-		if ru, ok := cmd.ProcessState.SysUsage().(*syscall.Rusage); ok {
-			rss = ru.Maxrss << 10
-		}
-		var size int64
-		var r model.Report
-		if b, err := os.ReadFile(out); err == nil {
-			size = int64(len(b))
-			_ = json.Unmarshal(b, &r)
-		}
-		sev := map[string]int{}
-		var ids []string
-		for _, f := range r.Findings {
-			sev[f.Severity]++
-			ids = append(ids, f.Severity+" "+f.ID)
-		}
-		fmt.Printf("  %6d %9d %6d %11s %9.0f MiB %8.1f MiB %d/%d/%d %v\n", n, n*(n-1), code, wall.Round(10*time.Millisecond),
-			float64(rss)/(1<<20), float64(size)/(1<<20), sev["error"], sev["warning"], sev["info"], ids)
-		if len(r.Pairs) > 0 {
-			b, _ := json.Marshal(r.Pairs[0])
-			fmt.Printf("  first pair: %s\n", b)
-		}
-		stop()
-		os.RemoveAll(dir)
+		virtualRun(ctx, bin, n)
 	}
 	fmt.Println()
+}
+
+func virtualRun(ctx context.Context, bin string, n int) {
+	ns, dropNetns := virtualNetns(ctx)
+	defer dropNetns()
+	dir, err := os.MkdirTemp("", "podpath-virtual-")
+	if err != nil {
+		fatal(err)
+	}
+	defer os.RemoveAll(dir)
+	self, err := os.Executable()
+	if err != nil {
+		fatal(err)
+	}
+	child := exec.CommandContext(ctx, "ip", "netns", "exec", ns, self, "--virtual-child", fmt.Sprint(n), "--virtual-dir", dir)
+	child.Stdout, child.Stderr = os.Stdout, os.Stderr
+	stdin, err := child.StdinPipe()
+	if err != nil {
+		fatal(err)
+	}
+	if err := child.Start(); err != nil {
+		fatal(err)
+	}
+	defer func() { stdin.Close(); _ = child.Wait() }()
+	for deadline := time.Now().Add(2 * time.Minute); ; time.Sleep(100 * time.Millisecond) {
+		if _, err := os.Stat(filepath.Join(dir, "ready")); err == nil {
+			break
+		}
+		if time.Now().After(deadline) {
+			fatal(fmt.Errorf("virtual cluster of %d nodes not up within 2 minutes", n))
+		}
+	}
+	out := filepath.Join(dir, "report.json")
+	cmd := exec.CommandContext(ctx, "ip", "netns", "exec", ns, bin, "doctor", "--inventory", filepath.Join(dir, "inventory.yaml"),
+		"--layers", "node", "--timeout", "5m", "-o", "json", "--output-file", out)
+	var progress strings.Builder
+	cmd.Stderr = &progress
+	start := time.Now()
+	err = cmd.Run()
+	wall := time.Since(start)
+	code := 0
+	if ee, ok := err.(*exec.ExitError); ok {
+		code = ee.ExitCode()
+	} else if err != nil {
+		fatal(err)
+	}
+	var rss int64
+	if ru, ok := cmd.ProcessState.SysUsage().(*syscall.Rusage); ok {
+		rss = ru.Maxrss << 10 // ip execs podpath: the same process
+	}
+	var size int64
+	var r model.Report
+	if b, err := os.ReadFile(out); err == nil {
+		size = int64(len(b))
+		_ = json.Unmarshal(b, &r)
+	}
+	found := map[string]int{}
+	for _, f := range r.Findings {
+		found[f.Severity+" "+f.ID]++
+	}
+	fmt.Printf("  %6d %9d %5d %9s %5.0f MiB %5.0f MiB %v\n", n, n*(n-1), code, wall.Round(10*time.Millisecond),
+		float64(rss)/(1<<20), float64(size)/(1<<20), found)
+	if code > 1 {
+		fmt.Print(progress.String())
+	}
+	for _, f := range r.Findings {
+		if f.Severity != "info" {
+			fmt.Printf("    %s %s: %s\n", f.Severity, f.ID, f.Title)
+			for _, e := range f.Evidence[:min(len(f.Evidence), 3)] {
+				fmt.Printf("      %s\n", e)
+			}
+		}
+	}
 }

@@ -11,6 +11,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"os"
 	"net/netip"
 	"strings"
 	"sync"
@@ -286,8 +287,13 @@ func (a *Agent) guard(endpoint string, fn http.HandlerFunc) http.Handler {
 		body, cred, err := a.authenticate(r)
 		if err != nil {
 			code = http.StatusUnauthorized
-			if errors.Is(err, errBodyTooLarge) {
+			switch {
+			case errors.Is(err, errBodyTooLarge):
 				code = http.StatusRequestEntityTooLarge
+			case errors.Is(err, os.ErrDeadlineExceeded):
+				// A signed header and a body slower than ReadTimeout: an
+				// overloaded caller or agent, not a bad credential.
+				code = http.StatusRequestTimeout
 			}
 			if !a.strangers.Allow() {
 				code = http.StatusTooManyRequests

@@ -491,17 +491,25 @@ func TestIdleConnectionsDoNotStarveTheController(t *testing.T) {
 	start := time.Now()
 	cred, _ := apiauth.Sign(token, "a", "PUT", "/v1/peers", nil, time.Now()) // valid: the body is read
 	_, _ = io.WriteString(slow, "PUT /v1/peers HTTP/1.1\r\nHost: a\r\n"+apiauth.Header+": "+cred+"\r\nContent-Length: 100000\r\n\r\n")
+	var answer []byte
 	for time.Since(start) < ReadTimeout+5*time.Second {
 		if _, err := slow.Write([]byte("{")); err != nil {
 			break
 		}
 		_ = slow.SetReadDeadline(time.Now().Add(500 * time.Millisecond))
-		if _, err := slow.Read(make([]byte, 512)); err != nil && !isTimeout(err) {
+		buf := make([]byte, 512)
+		n, err := slow.Read(buf)
+		answer = append(answer, buf[:n]...)
+		if err != nil && !isTimeout(err) {
 			break
 		}
 	}
 	if held := time.Since(start); held > ReadTimeout+3*time.Second {
 		t.Errorf("a byte-at-a-time body held the connection %s; want it cut at ReadTimeout (%s)", held.Round(time.Second), ReadTimeout)
+	}
+	// Signed, but slow: a timeout (the client tries once more), not "unauthorized".
+	if !bytes.HasPrefix(answer, []byte("HTTP/1.1 408 ")) {
+		t.Errorf("a signed request whose body came too slowly got %.60q; want 408 Request Timeout", answer)
 	}
 }
 

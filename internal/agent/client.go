@@ -85,11 +85,12 @@ func (c *Client) do(ctx context.Context, method, path string, in, out any) error
 		if errors.Is(err, errStale) && !retried {
 			continue // the clock is learnt: once more in the agent's time
 		}
-		if closedUnanswered(err) && !retried && ctx.Err() == nil {
-			// The agent closed the connection before answering: past its
+		if (closedUnanswered(err) || err == nil && status == http.StatusRequestTimeout) && !retried && ctx.Err() == nil {
+			// The agent closed the connection before answering (past its
 			// connection cap for a moment, under a burst of peers'
-			// handshakes. Nothing was run (a handler always answers);
-			// once more, shortly.
+			// handshakes), or read the body too slowly (an overloaded
+			// host). Nothing was run (a handler always answers); once
+			// more, shortly.
 			select {
 			case <-ctx.Done():
 			case <-time.After(closedRetryPause):
