@@ -167,9 +167,9 @@ func virtualRun(ctx context.Context, bin string, n int) {
 	out := filepath.Join(dir, "report.json")
 	cmd := exec.CommandContext(ctx, "ip", "netns", "exec", ns, bin, "doctor", "--inventory", filepath.Join(dir, "inventory.yaml"),
 		"--layers", "node", "--timeout", "5m", "-o", "json", "--output-file", out)
-	var progress strings.Builder
-	cmd.Stderr = &progress
 	start := time.Now()
+	progress := &stamped{start: start}
+	cmd.Stderr = progress
 	err = cmd.Run()
 	wall := time.Since(start)
 	code := 0
@@ -194,9 +194,7 @@ func virtualRun(ctx context.Context, bin string, n int) {
 	}
 	fmt.Printf("  %6d %9d %5d %9s %5.0f MiB %5.0f MiB %v\n", n, n*(n-1), code, wall.Round(10*time.Millisecond),
 		float64(rss)/(1<<20), float64(size)/(1<<20), found)
-	if code > 1 {
-		fmt.Print(progress.String())
-	}
+	fmt.Print(progress.String())
 	for _, f := range r.Findings {
 		if f.Severity != "info" {
 			fmt.Printf("    %s %s: %s\n", f.Severity, f.ID, f.Title)
@@ -205,4 +203,32 @@ func virtualRun(ctx context.Context, bin string, n int) {
 			}
 		}
 	}
+}
+
+// stamped keeps the doctor's progress lines, each with the time since start.
+type stamped struct {
+	start time.Time
+	mu    sync.Mutex
+	b     strings.Builder
+	part  string
+}
+
+func (s *stamped) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.part += string(p)
+	for {
+		i := strings.IndexByte(s.part, '\n')
+		if i < 0 {
+			return len(p), nil
+		}
+		fmt.Fprintf(&s.b, "    %7.1fs  %s\n", time.Since(s.start).Seconds(), s.part[:i])
+		s.part = s.part[i+1:]
+	}
+}
+
+func (s *stamped) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
 }

@@ -20,7 +20,7 @@ func encapBlocked(s *state) {
 		if sure, _ := certain(ds, model.NeedVXLAN); len(ds) == 0 || (len(sure) == 0 && !anyCut(failing)) {
 			continue
 		}
-		nodePairs := s.pairs(model.LayerNode, func(p model.Pair) bool { return (p.From == n || p.To == n) && p.Known() })
+		nodePairs := s.pairsOf(model.LayerNode, n, model.Pair.Known)
 		nodeOK := len(nodePairs) > 0 && !slices.ContainsFunc(nodePairs, func(p model.Pair) bool { return !p.Reachable })
 		ev := describe(n, ds, model.NeedVXLAN)
 		if len(failing) > 0 {

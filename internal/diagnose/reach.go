@@ -18,8 +18,11 @@ import (
 func nodeUnreachable(s *state) {
 	for _, n := range s.ev.Nodes {
 		var asked, tried []model.Pair // pairs from n (the controller asked n's agents), and peers' pairs to n
-		answered := s.ev.Facts[n] != nil
-		for _, p := range s.ev.Pairs {
+		if s.ev.Facts[n] != nil {
+			continue // its host agent answered
+		}
+		answered := false
+		for _, p := range s.pairsOf("", n, anyPair) {
 			switch {
 			case p.From == n:
 				asked = append(asked, p)
@@ -49,7 +52,7 @@ func nodeUnreachable(s *state) {
 				ev = append(ev, fmt.Sprintf("%s layer: no probe from %s reached it (UDP echoes, an ICMP echo and a TCP handshake, all unanswered, not even refused)", l, strings.Join(peers, ", ")))
 			}
 		}
-		all := s.pairs(model.LayerNode, func(p model.Pair) bool { return p.From == n || p.To == n })
+		all := s.pairsOf(model.LayerNode, n, anyPair)
 		all = append(all, s.podPairsOf(n)...)
 		addr := s.ev.Addresses[n]
 		if addr == "" {

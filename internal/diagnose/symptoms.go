@@ -423,6 +423,20 @@ func median(v []float64) float64 {
 	return s[len(s)/2]
 }
 
+// medianWithout is median of the multiset all minus the multiset in (both
+// sorted, in within all): the median of the pairs not touching a node,
+// without copying the other million.
+func medianWithout(all, in []float64) float64 {
+	rank := (len(all) - len(in)) / 2 // median's index in the rest, as median picks it
+	// The smallest i whose value has more than rank of the rest at or below it.
+	i := sort.Search(len(all), func(i int) bool {
+		v := all[i]
+		le := func(s []float64) int { return sort.Search(len(s), func(j int) bool { return s[j] > v }) }
+		return le(all)-le(in) > rank
+	})
+	return all[min(i, len(all)-1)]
+}
+
 // highLatency: a node whose every pair is much slower than the rest, or a
 // cluster whose every pair is slow.
 func highLatency(s *state) {
@@ -437,24 +451,19 @@ func highLatency(s *state) {
 	}
 	var nodes, ev []string
 	var slow []model.Pair
+	sorted := slices.Clone(all)
+	slices.Sort(sorted)
 	for _, n := range s.ev.Nodes {
-		var in, out []float64
-		var mine []model.Pair
-		for _, p := range s.ev.Pairs {
-			if p.RTTMs == nil {
-				continue
-			}
-			if p.From == n || p.To == n {
-				in = append(in, p.RTTMs.P50)
-				mine = append(mine, p)
-			} else {
-				out = append(out, p.RTTMs.P50)
-			}
+		mine := s.pairsOf("", n, func(p model.Pair) bool { return p.RTTMs != nil })
+		in := make([]float64, len(mine))
+		for i, p := range mine {
+			in[i] = p.RTTMs.P50
 		}
-		if len(in) == 0 || len(out) == 0 {
+		if len(in) == 0 || len(in) == len(all) {
 			continue
 		}
-		fastest, typical := slices.Min(in), median(out)
+		slices.Sort(in)
+		fastest, typical := in[0], medianWithout(sorted, in)
 		if fastest >= LatencyFactor*typical && fastest-typical >= LatencyMinExtraMs {
 			nodes = append(nodes, n)
 			slow = append(slow, mine...)
