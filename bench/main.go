@@ -35,9 +35,10 @@ func main() {
 	monitorSecs := flag.Int("monitor-seconds", 60, "length of the monitor's process-cost run")
 	virtualChildN := flag.Int("virtual-child", 0, "internal: serve a virtual cluster of this many agents")
 	virtualDir := flag.String("virtual-dir", "", "internal: the virtual cluster's directory")
+	flag.StringVar(&virtualProfile, "virtual-cpuprofile", "", "write the virtual agents' CPU profile to this file")
 	flag.Parse()
 	if *virtualChildN > 0 {
-		virtualChild(*virtualChildN, *virtualDir)
+		virtualChild(*virtualChildN, *virtualDir, virtualProfile)
 		return
 	}
 	if *child > 0 {

@@ -12,6 +12,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime/pprof"
 	"strings"
 	"sync"
 	"syscall"
@@ -61,8 +62,19 @@ func virtualNetns(ctx context.Context) (string, func()) {
 // virtualChild is the process holding the agents (bench --virtual-child
 // N --virtual-dir DIR, started inside the namespace): it writes the
 // inventory and DIR/ready, then serves until its stdin closes.
-func virtualChild(n int, dir string) {
+func virtualChild(n int, dir, cpuProfile string) {
 	ctx, cancel := context.WithCancel(context.Background())
+	if cpuProfile != "" {
+		f, err := os.Create(cpuProfile)
+		if err != nil {
+			fatal(err)
+		}
+		if err := pprof.StartCPUProfile(f); err != nil {
+			fatal(err)
+		}
+		defer f.Close()
+		defer pprof.StopCPUProfile()
+	}
 	raiseFileLimit()
 	tok := make([]byte, 16)
 	_, _ = rand.Read(tok)
@@ -122,6 +134,9 @@ func raiseFileLimit() {
 	}
 }
 
+// virtualProfile, when set, is where the agents' process writes its CPU profile.
+var virtualProfile string
+
 // virtualDoctor runs the doctor on a virtual cluster of each size in
 // sizes, one after the other, and prints time, memory, report sizes and
 // the verdict.
@@ -146,7 +161,7 @@ func virtualRun(ctx context.Context, bin string, n int) {
 	if err != nil {
 		fatal(err)
 	}
-	child := exec.CommandContext(ctx, "ip", "netns", "exec", ns, self, "--virtual-child", fmt.Sprint(n), "--virtual-dir", dir)
+	child := exec.CommandContext(ctx, "ip", "netns", "exec", ns, self, "--virtual-child", fmt.Sprint(n), "--virtual-dir", dir, "--virtual-cpuprofile", virtualProfile)
 	child.Stdout, child.Stderr = os.Stdout, os.Stderr
 	stdin, err := child.StdinPipe()
 	if err != nil {
