@@ -114,13 +114,27 @@ func (r *Runner) Paced(ctx context.Context, jobs []plan.Job, deep agent.ProbeReq
 		for _, p := range all {
 			byKey[p.Key()] = p
 		}
+		var odd []plan.Pair
 		for _, p := range live {
 			if res := results[p.Key()]; res.Measured() && suspect(*res) != "" {
-				take(p)
-				if back, ok := byKey[[3]string{string(p.Layer), p.To.Node, p.From.Node}]; ok {
-					take(back)
-				}
+				odd = append(odd, p)
 			}
+		}
+		picked, left := sample(odd, maxSuspects(len(jobs)))
+		for _, p := range picked {
+			take(p)
+			if back, ok := byKey[[3]string{string(p.Layer), p.To.Node, p.From.Node}]; ok {
+				take(back)
+			}
+		}
+		if len(left) > 0 {
+			pace.say("podpath doctor: %d pairs looked odd in the cheap check; measuring %d of them, spread over the senders, in depth…", len(odd), len(picked))
+		}
+		for _, p := range left {
+			// Not confirmed, so no evidence: what one cheap look showed
+			// on this many pairs at once is as likely the run's own load.
+			res := results[p.Key()]
+			res.Unknown = fmt.Sprintf("not confirmed: the cheap check showed %s, but %d pairs looked odd at once, over the %d measured again in depth (the run's load or a wide outage: see those)", suspect(*res), len(odd), len(picked))
 		}
 	}
 	pace.say("podpath doctor: measuring %d pairs in depth (path MTU, echo series, transfers)…", len(depth))
@@ -232,6 +246,47 @@ func (r *Runner) runPairs(ctx context.Context, pairs []plan.Pair, req agent.Prob
 	}
 	wg.Wait()
 	return out
+}
+
+// maxSuspects bounds how many pairs the cheap check found odd are
+// measured in depth: eight per agent, at least four rounds' worth. When
+// far more look odd, it is the run's own load or an outage wide enough
+// that a sample names it; measuring all of them would take hours at a
+// thousand nodes.
+func maxSuspects(agents int) int { return max(4*DeepWave, 8*agents) }
+
+// sample takes up to n of pairs, one sender at a time in turn, so every
+// sender's trouble is looked at; it returns the rest too.
+func sample(pairs []plan.Pair, n int) (picked, left []plan.Pair) {
+	if len(pairs) <= n {
+		return pairs, nil
+	}
+	var order [][2]string
+	by := map[[2]string][]plan.Pair{}
+	for _, p := range pairs {
+		k := [2]string{string(p.Layer), p.From.Name()}
+		if _, ok := by[k]; !ok {
+			order = append(order, k)
+		}
+		by[k] = append(by[k], p)
+	}
+	for i := 0; len(picked) < n; i++ {
+		for _, k := range order {
+			if i < len(by[k]) && len(picked) < n {
+				picked = append(picked, by[k][i])
+			}
+		}
+	}
+	in := make(map[[3]string]bool, len(picked))
+	for _, p := range picked {
+		in[p.Key()] = true
+	}
+	for _, p := range pairs {
+		if !in[p.Key()] {
+			left = append(left, p)
+		}
+	}
+	return picked, left
 }
 
 // merge puts an in-depth measurement over the cheap one. When the deep

@@ -1,11 +1,13 @@
 package measure
 
 import (
+	"fmt"
 	"reflect"
 	"strings"
 	"testing"
 
 	"podpath/internal/model"
+	"podpath/internal/plan"
 )
 
 // A pair picked for depth whose in-depth request got no answer is unknown,
@@ -59,5 +61,42 @@ func TestLossLike(t *testing.T) {
 		if got := lossLike(c.p); got != c.want {
 			t.Errorf("%s: lossLike %v; want %v", c.name, got, c.want)
 		}
+	}
+}
+
+// Past the bound, the odd pairs measured in depth are spread over the
+// senders, and none is lost or taken twice.
+func TestSample(t *testing.T) {
+	var pairs []plan.Pair
+	for from := range 10 {
+		for to := range 10 {
+			if from != to {
+				pairs = append(pairs, plan.Pair{Layer: model.LayerNode,
+					From: plan.Endpoint{Node: fmt.Sprint("n", from)}, To: plan.Endpoint{Node: fmt.Sprint("n", to)}})
+			}
+		}
+	}
+	picked, left := sample(pairs, 25)
+	if len(picked) != 25 || len(left) != len(pairs)-25 {
+		t.Fatalf("picked %d, left %d of %d; want 25 and the rest", len(picked), len(left), len(pairs))
+	}
+	per := map[string]int{}
+	seen := map[[3]string]bool{}
+	for _, p := range append(picked, left...) {
+		if seen[p.Key()] {
+			t.Errorf("%v twice", p.Key())
+		}
+		seen[p.Key()] = true
+	}
+	for _, p := range picked {
+		per[p.From.Node]++
+	}
+	for n, c := range per {
+		if c < 2 || c > 3 {
+			t.Errorf("sender %s: %d picked; want 2 or 3 (25 spread over 10)", n, c)
+		}
+	}
+	if all, rest := sample(pairs[:5], 25); len(all) != 5 || rest != nil {
+		t.Errorf("under the bound: picked %d, left %d; want all, none", len(all), len(rest))
 	}
 }
