@@ -1,7 +1,8 @@
 // Command bench compares podpath's measurements with the reference tools on
 // the same lab path in one run: throughput vs iperf3, RTT vs iputils ping on
 // a delayed path, path-MTU time and probes vs tracepath, a full 3-node
-// `podpath mtu`, and the agent's RSS and CPU while it probes 100 peers.
+// `podpath mtu`, the agent's RSS and CPU while it probes 100 peers, and the
+// doctor on virtual clusters of 200 and 1,000 nodes.
 // It needs root (it builds labs) and prints ratios.
 //
 //	go run ./bench --podpath bin/podpath
@@ -30,7 +31,7 @@ func main() {
 	secs := flag.Float64("seconds", 3, "length of each throughput run")
 	peers := flag.Int("peers", 100, "peers for the agent-cost run")
 	only := flag.String("only", "", "run one section: monitor, mtu (path MTU against tracepath, flat and routed), or virtual (the doctor on virtual clusters)")
-	virtual := flag.String("virtual-nodes", "1000,5000", "sizes of the virtual clusters, comma-separated")
+	virtual := flag.String("virtual-nodes", "200,1000", "sizes of the virtual clusters, comma-separated")
 	child := flag.Int("monitor-child", 0, "internal: run the monitor's process-cost check with this many nodes")
 	monitorSecs := flag.Int("monitor-seconds", 60, "length of the monitor's process-cost run")
 	virtualChildN := flag.Int("virtual-child", 0, "internal: serve a virtual cluster of this many agents")
@@ -76,6 +77,7 @@ func main() {
 	doctorTime(ctx, abs, 20)
 	preflightTime(ctx, abs)
 	agentCost(ctx, *peers)
+	virtualDoctor(ctx, abs, sizes(*virtual))
 	monitorScale(5000, *monitorSecs)
 }
 

@@ -13,6 +13,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"runtime/pprof"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -124,14 +125,24 @@ func virtualChild(n int, dir, cpuProfile string) {
 	wg.Wait()
 }
 
-// raiseFileLimit lifts this process's open-file limit to its hard limit:
-// a thousand agents hold two sockets each and their peers' connections.
+// raiseFileLimit lifts this process's open-file limit as far as the
+// kernel allows (fs.nr_open; root may raise the hard limit too): a
+// thousand agents in one process hold two sockets each, their peers'
+// connections and their own probes' sockets.
 func raiseFileLimit() {
 	var rl syscall.Rlimit
-	if syscall.Getrlimit(syscall.RLIMIT_NOFILE, &rl) == nil && rl.Cur < rl.Max {
-		rl.Cur = rl.Max
-		_ = syscall.Setrlimit(syscall.RLIMIT_NOFILE, &rl)
+	if syscall.Getrlimit(syscall.RLIMIT_NOFILE, &rl) != nil {
+		return
 	}
+	if b, err := os.ReadFile("/proc/sys/fs/nr_open"); err == nil {
+		if n, err := strconv.ParseUint(strings.TrimSpace(string(b)), 10, 64); err == nil && n > rl.Max {
+			if syscall.Setrlimit(syscall.RLIMIT_NOFILE, &syscall.Rlimit{Cur: n, Max: n}) == nil {
+				return
+			}
+		}
+	}
+	rl.Cur = rl.Max
+	_ = syscall.Setrlimit(syscall.RLIMIT_NOFILE, &rl)
 }
 
 // virtualProfile, when set, is where the agents' process writes its CPU profile.
