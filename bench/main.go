@@ -30,7 +30,7 @@ func main() {
 	bin := flag.String("podpath", "bin/podpath", "podpath binary the lab runs as agents")
 	secs := flag.Float64("seconds", 3, "length of each throughput run")
 	peers := flag.Int("peers", 100, "peers for the agent-cost run")
-	only := flag.String("only", "", "run one section: monitor, mtu (path MTU against tracepath, flat and routed), or virtual (the doctor on virtual clusters)")
+	only := flag.String("only", "", "run one section: monitor, mtu (path MTU against tracepath, flat and routed), virtual (the doctor on virtual clusters), or agent (one agent's CPU and RSS probing --peers peers)")
 	virtual := flag.String("virtual-nodes", "200,1000", "sizes of the virtual clusters, comma-separated")
 	child := flag.Int("monitor-child", 0, "internal: run the monitor's process-cost check with this many nodes")
 	monitorSecs := flag.Int("monitor-seconds", 60, "length of the monitor's process-cost run")
@@ -60,6 +60,10 @@ func main() {
 	}
 	lab.Binary = abs
 	ctx := context.Background()
+	if *only == "agent" {
+		agentCost(ctx, *peers)
+		return
+	}
 	if *only == "virtual" {
 		virtualDoctor(ctx, abs, sizes(*virtual))
 		return
@@ -418,7 +422,7 @@ func agentCost(ctx context.Context, peers int) {
 	light := load(agent.ProbeRequest{Targets: names, RTT: &agent.Series{Count: 1, IntervalMs: 1}})
 	heavy := load(agent.ProbeRequest{Targets: names, RTT: &agent.Series{Count: 5, IntervalMs: 100}, PathMTU: true})
 	fmt.Printf("  CPU, %% of one core: idle %.2f; %d peers × 1 echo a second %.2f; %d peers × (5 echoes + path-MTU search) a second %.2f\n", idle, peers, light, peers, heavy)
-	fmt.Printf("  RSS now %s, peak %s\n\n", status(pid, "VmRSS"), status(pid, "VmHWM"))
+	fmt.Printf("  RSS now %s (anonymous %s, file-backed %s: the binary's pages), peak %s\n\n", status(pid, "VmRSS"), status(pid, "RssAnon"), status(pid, "RssFile"), status(pid, "VmHWM"))
 	_ = lab.Down(ctx, "bench")
 }
 
