@@ -34,12 +34,12 @@ func main() {
 	virtual := flag.String("virtual-nodes", "200,1000", "sizes of the virtual clusters, comma-separated")
 	child := flag.Int("monitor-child", 0, "internal: run the monitor's process-cost check with this many nodes")
 	monitorSecs := flag.Int("monitor-seconds", 60, "length of the monitor's process-cost run")
-	virtualChildN := flag.Int("virtual-child", 0, "internal: serve a virtual cluster of this many agents")
+	virtualChildSpec := flag.String("virtual-child", "", "internal: serve agents first+1 … first+count of a virtual cluster (first,count)")
 	virtualDir := flag.String("virtual-dir", "", "internal: the virtual cluster's directory")
 	flag.StringVar(&virtualProfile, "virtual-cpuprofile", "", "write the virtual agents' CPU profile to this file")
 	flag.Parse()
-	if *virtualChildN > 0 {
-		virtualChild(*virtualChildN, *virtualDir, virtualProfile)
+	if *virtualChildSpec != "" {
+		virtualChild(*virtualChildSpec, *virtualDir, virtualProfile)
 		return
 	}
 	if *child > 0 {

@@ -25,7 +25,7 @@ import (
 	"podpath/internal/model"
 )
 
-// The virtual cluster: n real agents in one process, each on its own
+// The virtual cluster: n real agents, a few hundred to a process, each on its own
 // loopback address (127.1.x.y: all of 127/8 is local), answering real
 // probes and API calls, in a network namespace of its own whose loopback
 // has a node's MTU (1500) and forwarding on, so nothing touches this
@@ -60,10 +60,23 @@ func virtualNetns(ctx context.Context) (string, func()) {
 	return ns, func() { _ = exec.Command("ip", "netns", "del", ns).Run() }
 }
 
-// virtualChild is the process holding the agents (bench --virtual-child
-// N --virtual-dir DIR, started inside the namespace): it writes the
-// inventory and DIR/ready, then serves until its stdin closes.
-func virtualChild(n int, dir, cpuProfile string) {
+// virtualPerProcess is how many agents one process holds: each needs a
+// few descriptors of its own and one per probe and connection in flight,
+// and an open-file limit root may not raise (20,000 in some containers)
+// ran out at 1,000 agents in one process ("accept4: too many open
+// files"), which the doctor rightly read as agents not answering.
+const virtualPerProcess = 200
+
+// virtualChild is a process holding agents first+1 … first+count (bench
+// --virtual-child first,count --virtual-dir DIR, started inside the
+// namespace): it reads DIR/token, writes its inventory nodes to
+// DIR/nodes-FIRST.json and then DIR/ready-FIRST, and serves until its
+// stdin closes.
+func virtualChild(spec, dir, cpuProfile string) {
+	var first, count int
+	if _, err := fmt.Sscanf(spec, "%d,%d", &first, &count); err != nil || count < 1 {
+		fatal(fmt.Errorf("--virtual-child %q: want first,count", spec))
+	}
 	ctx, cancel := context.WithCancel(context.Background())
 	if cpuProfile != "" {
 		f, err := os.Create(cpuProfile)
@@ -77,24 +90,22 @@ func virtualChild(n int, dir, cpuProfile string) {
 		defer pprof.StopCPUProfile()
 	}
 	raiseFileLimit()
-	tok := make([]byte, 16)
-	_, _ = rand.Read(tok)
-	token := hex.EncodeToString(tok)
-	if err := os.WriteFile(filepath.Join(dir, "token"), []byte(token), 0o600); err != nil {
+	token, err := os.ReadFile(filepath.Join(dir, "token"))
+	if err != nil {
 		fatal(err)
 	}
-	// One real collection, served by every agent: a thousand would
-	// measure netlink, not the doctor.
+	// One real collection, served by every agent of the process: a
+	// thousand would measure netlink, not the doctor.
 	facts, err := hostfacts.Collect(ctx, hostfacts.Options{AgentPort: virtualPort})
 	if err != nil {
 		fatal(fmt.Errorf("host facts: %w", err))
 	}
 	var wg sync.WaitGroup
-	inv := &inventory.Inventory{APIVersion: inventory.APIVersion, Kind: inventory.Kind, TokenFile: "token"}
-	for i := range n {
+	var nodes []inventory.Node
+	for i := first; i < first+count; i++ {
 		name := fmt.Sprintf("vnode%d", i+1)
 		addr := netip.AddrPortFrom(virtualAddr(i), virtualPort).String()
-		a, err := agent.New(agent.Config{Name: name, Role: "host", Token: token,
+		a, err := agent.New(agent.Config{Name: name, Role: "host", Token: string(token),
 			Facts: func(context.Context) (any, error) { return facts, nil }})
 		if err != nil {
 			fatal(err)
@@ -108,21 +119,95 @@ func virtualChild(n int, dir, cpuProfile string) {
 			fatal(fmt.Errorf("virtual node %s: %w", name, err))
 		}
 		wg.Go(func() { _ = a.Serve(ctx, ln, pc) })
-		inv.Nodes = append(inv.Nodes, inventory.Node{Name: name, Address: virtualAddr(i).String(), Agent: addr})
+		nodes = append(nodes, inventory.Node{Name: name, Address: virtualAddr(i).String(), Agent: addr})
 	}
-	b, err := inventory.Marshal(inv)
+	b, err := json.Marshal(nodes)
 	if err != nil {
 		fatal(err)
 	}
-	if err := os.WriteFile(filepath.Join(dir, "inventory.yaml"), b, 0o600); err != nil {
+	if err := os.WriteFile(filepath.Join(dir, fmt.Sprintf("nodes-%d.json", first)), b, 0o600); err != nil {
 		fatal(err)
 	}
-	if err := os.WriteFile(filepath.Join(dir, "ready"), nil, 0o600); err != nil {
+	if err := os.WriteFile(filepath.Join(dir, fmt.Sprintf("ready-%d", first)), nil, 0o600); err != nil {
 		fatal(err)
 	}
 	_, _ = io.Copy(io.Discard, os.Stdin) // the parent ends us by closing it
 	cancel()
 	wg.Wait()
+}
+
+// virtualAgents starts the agents of an n-node virtual cluster in ns,
+// virtualPerProcess to a process, waits until all serve, and writes
+// DIR/inventory.yaml. The func stops them.
+func virtualAgents(ctx context.Context, ns, dir string, n int) func() {
+	tok := make([]byte, 16)
+	_, _ = rand.Read(tok)
+	if err := os.WriteFile(filepath.Join(dir, "token"), []byte(hex.EncodeToString(tok)), 0o600); err != nil {
+		fatal(err)
+	}
+	self, err := os.Executable()
+	if err != nil {
+		fatal(err)
+	}
+	var stops []func()
+	stop := func() {
+		for _, s := range stops {
+			s()
+		}
+	}
+	var firsts []int
+	for first := 0; first < n; first += virtualPerProcess {
+		profile := ""
+		if first == 0 {
+			profile = virtualProfile // the first process's agents stand for all
+		}
+		child := exec.CommandContext(ctx, "ip", "netns", "exec", ns, self, "--virtual-child", fmt.Sprintf("%d,%d", first, min(virtualPerProcess, n-first)),
+			"--virtual-dir", dir, "--virtual-cpuprofile", profile)
+		child.Stdout, child.Stderr = os.Stdout, os.Stderr
+		stdin, err := child.StdinPipe()
+		if err != nil {
+			stop()
+			fatal(err)
+		}
+		if err := child.Start(); err != nil {
+			stop()
+			fatal(err)
+		}
+		stops = append(stops, func() { stdin.Close(); _ = child.Wait() })
+		firsts = append(firsts, first)
+	}
+	inv := &inventory.Inventory{APIVersion: inventory.APIVersion, Kind: inventory.Kind, TokenFile: "token"}
+	deadline := time.Now().Add(2 * time.Minute)
+	for _, first := range firsts {
+		for ; ; time.Sleep(100 * time.Millisecond) {
+			if _, err := os.Stat(filepath.Join(dir, fmt.Sprintf("ready-%d", first))); err == nil {
+				break
+			}
+			if time.Now().After(deadline) {
+				stop()
+				fatal(fmt.Errorf("virtual cluster of %d nodes not up within 2 minutes", n))
+			}
+		}
+		b, err := os.ReadFile(filepath.Join(dir, fmt.Sprintf("nodes-%d.json", first)))
+		var nodes []inventory.Node
+		if err == nil {
+			err = json.Unmarshal(b, &nodes)
+		}
+		if err != nil {
+			stop()
+			fatal(fmt.Errorf("virtual nodes from %d: %w", first, err))
+		}
+		inv.Nodes = append(inv.Nodes, nodes...)
+	}
+	b, err := inventory.Marshal(inv)
+	if err == nil {
+		err = os.WriteFile(filepath.Join(dir, "inventory.yaml"), b, 0o600)
+	}
+	if err != nil {
+		stop()
+		fatal(err)
+	}
+	return stop
 }
 
 // raiseFileLimit lifts this process's open-file limit as far as the
@@ -153,7 +238,7 @@ var virtualProfile string
 // the verdict.
 func virtualDoctor(ctx context.Context, bin string, sizes []int) {
 	fmt.Printf("== podpath doctor on a virtual cluster (real agents on loopback addresses in a namespace, MTU %d, node layer)\n", virtualMTU)
-	fmt.Printf("  %6s %9s %5s %9s %9s %9s %s\n", "nodes", "pairs", "exit", "wall", "peak RSS", "JSON", "findings")
+	fmt.Printf("  %6s %9s %5s %9s %9s %9s %9s %s\n", "nodes", "pairs", "exit", "wall", "doctor CPU", "peak RSS", "JSON", "findings")
 	for _, n := range sizes {
 		virtualRun(ctx, bin, n)
 	}
@@ -168,28 +253,7 @@ func virtualRun(ctx context.Context, bin string, n int) {
 		fatal(err)
 	}
 	defer os.RemoveAll(dir)
-	self, err := os.Executable()
-	if err != nil {
-		fatal(err)
-	}
-	child := exec.CommandContext(ctx, "ip", "netns", "exec", ns, self, "--virtual-child", fmt.Sprint(n), "--virtual-dir", dir, "--virtual-cpuprofile", virtualProfile)
-	child.Stdout, child.Stderr = os.Stdout, os.Stderr
-	stdin, err := child.StdinPipe()
-	if err != nil {
-		fatal(err)
-	}
-	if err := child.Start(); err != nil {
-		fatal(err)
-	}
-	defer func() { stdin.Close(); _ = child.Wait() }()
-	for deadline := time.Now().Add(2 * time.Minute); ; time.Sleep(100 * time.Millisecond) {
-		if _, err := os.Stat(filepath.Join(dir, "ready")); err == nil {
-			break
-		}
-		if time.Now().After(deadline) {
-			fatal(fmt.Errorf("virtual cluster of %d nodes not up within 2 minutes", n))
-		}
-	}
+	defer virtualAgents(ctx, ns, dir, n)()
 	out := filepath.Join(dir, "report.json")
 	cmd := exec.CommandContext(ctx, "ip", "netns", "exec", ns, bin, "doctor", "--inventory", filepath.Join(dir, "inventory.yaml"),
 		"--layers", "node", "--timeout", "5m", "-o", "json", "--output-file", out)
@@ -208,6 +272,7 @@ func virtualRun(ctx context.Context, bin string, n int) {
 	if ru, ok := cmd.ProcessState.SysUsage().(*syscall.Rusage); ok {
 		rss = ru.Maxrss << 10 // ip execs podpath: the same process
 	}
+	cpu := cmd.ProcessState.UserTime() + cmd.ProcessState.SystemTime()
 	var size int64
 	var r model.Report
 	if b, err := os.ReadFile(out); err == nil {
@@ -218,8 +283,8 @@ func virtualRun(ctx context.Context, bin string, n int) {
 	for _, f := range r.Findings {
 		found[f.Severity+" "+f.ID]++
 	}
-	fmt.Printf("  %6d %9d %5d %9s %5.0f MiB %5.0f MiB %v\n", n, n*(n-1), code, wall.Round(10*time.Millisecond),
-		float64(rss)/(1<<20), float64(size)/(1<<20), found)
+	fmt.Printf("  %6d %9d %5d %9s %9s %5.0f MiB %5.0f MiB %v\n", n, n*(n-1), code, wall.Round(10*time.Millisecond),
+		cpu.Round(100*time.Millisecond), float64(rss)/(1<<20), float64(size)/(1<<20), found)
 	fmt.Print(progress.String())
 	for _, f := range r.Findings {
 		if f.Severity != "info" {

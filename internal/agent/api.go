@@ -49,6 +49,12 @@ type ProbeRequest struct {
 	// sender's interface MTU (a few attempts): the cheap check that a
 	// full-sized packet crosses, without a size search.
 	FullSize bool `json:"fullSize,omitempty"`
+	// Cheap is the doctor's check of every pair, made light for the
+	// responder (which meets it from every peer): small and full-sized
+	// Don't-Fragment probes in one round, FullSize's answer without a
+	// separate echo burst, and a TCP handshake only when no probe was
+	// answered (to tell "UDP blocked" from "nothing gets through").
+	Cheap bool `json:"cheap,omitempty"`
 	// Parallel bounds how many targets are probed at once (1 to
 	// MaxParallel; 0: MaxParallel). The controller paces a run with it.
 	Parallel int `json:"parallel,omitempty"`
@@ -113,7 +119,10 @@ type ProbeResponse struct {
 // Request limits: a controller never needs more, and anything above is a
 // mistake or an attack.
 const (
-	MaxBodyBytes      = 256 << 10
+	// MaxBodyBytes bounds a request's body: room for MaxPeers peers with
+	// long names (5,000 nodes' peer list is about 260 KB). It is read
+	// only once the credential checked out.
+	MaxBodyBytes      = 4 << 20
 	MaxPeers          = 10000
 	MaxTargets        = 1000
 	MaxParallel       = 64

@@ -55,6 +55,9 @@ func NewClient(name, addr, token, netns string) *Client {
 	return &Client{Name: name, Addr: addr, base: "http://" + addr, token: token, http: &http.Client{Transport: tr, CheckRedirect: noRedirects}}
 }
 
+// CloseIdle closes the client's idle connections.
+func (c *Client) CloseIdle() { c.http.CloseIdleConnections() }
+
 // noRedirects: an agent never redirects, and a redirect would carry a
 // signed request (and, through a proxy, the caller's credentials) to
 // wherever it points.

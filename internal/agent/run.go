@@ -32,6 +32,9 @@ func (a *Agent) run(ctx context.Context, peers []Peer, req *ProbeRequest) []Targ
 		parallel = MaxParallel
 	}
 	sem := make(chan struct{}, parallel)
+	// The cheap check's sockets go from peer to peer (Redial): at most
+	// one per peer probed at once.
+	spare := make(chan *probe.Conn, parallel)
 	var wg sync.WaitGroup
 	for i, p := range peers {
 		wg.Go(func() {
@@ -44,12 +47,23 @@ func (a *Agent) run(ctx context.Context, peers []Peer, req *ProbeRequest) []Targ
 			if len(req.Ports) > 0 {
 				pw.Go(func() { ports = a.checkPeerPorts(ctx, p, req.Ports) })
 			}
-			results[i] = a.probeOne(ctx, p, req)
+			var conn *probe.Conn
+			select {
+			case conn = <-spare:
+			default:
+			}
+			results[i], conn = a.probeOne(ctx, p, req, conn)
+			if conn != nil {
+				spare <- conn
+			}
 			pw.Wait()
 			results[i].Ports = ports
 		})
 	}
 	wg.Wait()
+	for len(spare) > 0 {
+		(<-spare).Close()
+	}
 	if t := req.Throughput; t != nil {
 		for i, p := range peers {
 			tp := probe.Throughput(ctx, a.dialer(addrOf(p)), p.Address, probe.SinkAuth{Token: a.cfg.Token, Peer: p.Name}, time.Duration(t.Seconds*float64(time.Second)), t.Streams)
@@ -60,36 +74,62 @@ func (a *Agent) run(ctx context.Context, peers []Peer, req *ProbeRequest) []Targ
 	return results
 }
 
-func (a *Agent) probeOne(ctx context.Context, p Peer, req *ProbeRequest) TargetResult {
+// probeOne probes p as req asks. For the cheap check it takes a socket
+// of an earlier peer when given one (redialled to p, or closed) and hands
+// its socket back for the next; otherwise it closes what it opened.
+func (a *Agent) probeOne(ctx context.Context, p Peer, req *ProbeRequest, spare *probe.Conn) (TargetResult, *probe.Conn) {
 	res := TargetResult{Peer: p.Name, Address: p.Address}
 	fail := func(err error) { res.Errors = append(res.Errors, err.Error()) }
 	addr, err := netip.ParseAddrPort(p.Address)
-	if err != nil {
-		fail(err)
-		return res
+	if err == nil && spare != nil && !(req.Cheap && spare.From() == a.source(addr.Addr()) && spare.Redial(addr) == nil) {
+		spare.Close()
+		spare = nil
 	}
-	conn, err := probe.DialFrom(ctx, a.source(addr.Addr()), addr)
 	if err != nil {
+		if spare != nil {
+			spare.Close()
+		}
 		fail(err)
-		return res
+		return res, nil
+	}
+	conn := spare
+	if conn == nil {
+		if conn, err = probe.DialFrom(ctx, a.source(addr.Addr()), addr); err != nil {
+			fail(err)
+			return res, nil
+		}
+	}
+	if req.Cheap {
+		return a.probeConn(ctx, conn, p, addr, req, res), conn
 	}
 	defer conn.Close()
+	return a.probeConn(ctx, conn, p, addr, req, res), nil
+}
+
+// probeConn is probeOne on an open socket.
+func (a *Agent) probeConn(ctx context.Context, conn *probe.Conn, p Peer, addr netip.AddrPort, req *ProbeRequest, res TargetResult) TargetResult {
+	fail := func(err error) { res.Errors = append(res.Errors, err.Error()) }
 	// Reachability first: a burst of small echoes, so random loss does not
 	// pass for a cut path (one answer is enough).
 	rtt := req.RTT
-	reach, err := conn.Ping(ctx, reachEchoes, 0, 0)
-	if reach.Received == 0 && err == nil && ctx.Err() == nil {
-		reach, err = conn.Ping(ctx, reachRetryEchoes, 0, 0)
+	if req.Cheap {
+		res.FullSize, res.Reachable = cheapRound(ctx, conn, fail)
 	}
-	if err != nil {
-		fail(err)
+	if !res.Reachable {
+		reach, err := conn.Ping(ctx, reachEchoes, 0, 0)
+		if reach.Received == 0 && err == nil && ctx.Err() == nil {
+			reach, err = conn.Ping(ctx, reachRetryEchoes, 0, 0)
+		}
+		if err != nil {
+			fail(err)
+		}
+		res.Reachable = reach.Received > 0
 	}
-	res.Reachable = reach.Received > 0
 	if !res.Reachable {
 		res.PeerRefused = conn.PeerRefused()
 		return a.probeUnreachable(ctx, p, addr, req, res)
 	}
-	if req.FullSize {
+	if req.FullSize && res.FullSize == nil {
 		res.FullSize = fullSize(ctx, conn, fail)
 	}
 	if req.PathMTU {
@@ -152,7 +192,7 @@ func (a *Agent) probeUnreachable(ctx context.Context, p Peer, addr netip.AddrPor
 			res.ICMP = &st
 		})
 	}
-	if req.TCPConnect > 0 || req.HTTP || req.TransferBytes > 0 {
+	if req.TCPConnect > 0 || req.HTTP || req.TransferBytes > 0 || req.Cheap {
 		wg.Go(func() {
 			st := probe.ConnectTimes(ctx, a.dialer(addrOf(p)), p.Address, 1)
 			res.TCPConnect = &st
@@ -184,6 +224,34 @@ func fullSize(ctx context.Context, conn *probe.Conn, fail func(error)) *SizeChec
 		return nil
 	}
 	return &SizeCheck{Size: mtu, Crossed: rr.Acked[mtu], ICMPMTU: rr.ICMPMTU, LocalMTU: rr.LocalMTU}
+}
+
+// cheapAttempts: each size of the cheap round is sent this often. Once is
+// enough: when both are lost the echo bursts decide reachability, and a
+// full-sized packet lost once only makes the pair odd, which the doctor
+// checks again and measures in depth before anything rests on it. Every
+// responder meets this from every peer: each probe more is a million
+// packets more on a 1,000-node cluster.
+const cheapAttempts = 1
+
+// cheapRound sends small and full-sized (the route's MTU towards the
+// peer: what applications send) Don't-Fragment probes in one round: any answer makes the peer
+// reachable, an answer of a full-sized one says it crosses. Nil when the
+// MTU cannot be read. Not answered, the caller's echo bursts decide
+// reachability: a round is no proof of a cut.
+func cheapRound(ctx context.Context, conn *probe.Conn, fail func(error)) (*SizeCheck, bool) {
+	mtu, err := conn.RouteMTU()
+	if err != nil {
+		fail(err)
+		return nil, false
+	}
+	small := probe.MinProbeSize(conn.V6())
+	rr, err := conn.Round(ctx, []int{small, mtu}, cheapAttempts)
+	if err != nil {
+		fail(err)
+		return nil, false
+	}
+	return &SizeCheck{Size: mtu, Crossed: rr.Acked[mtu], ICMPMTU: rr.ICMPMTU, LocalMTU: rr.LocalMTU}, rr.Acked[small] || rr.Acked[mtu]
 }
 
 // source is the address the agent sends to peer from: its own listen

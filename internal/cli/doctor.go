@@ -258,6 +258,7 @@ func diagnoseRun(ctx context.Context, src *source, jobs []plan.Job, pace measure
 	}
 	prog.say("podpath doctor: probing %d pairs on %d %s and reading %d nodes' host facts…", pairs, len(layers), layerWord, len(inv.Nodes))
 	r := &measure.Runner{Token: src.token, Connect: src.connect}
+	defer r.Close()
 	rep := &model.Report{Config: src.config()}
 	var wg sync.WaitGroup
 	wg.Go(func() { rep.Nodes = r.Facts(ctx, inv) })

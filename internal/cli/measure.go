@@ -123,6 +123,7 @@ func runMesh(ctx context.Context, s Streams, f *sourceFlags, req agent.ProbeRequ
 	start := time.Now()
 	prog.say("podpath: measuring %d agents' pairs…", len(jobs))
 	r := &measure.Runner{Token: src.token, Connect: src.connect}
+	defer r.Close()
 	throughput := req.Throughput
 	req.Throughput = nil
 	rep := &model.Report{Pairs: r.Run(ctx, jobs, req)}

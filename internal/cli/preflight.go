@@ -110,6 +110,7 @@ func runPreflight(ctx context.Context, s Streams, f *preflightFlags) error {
 	prog := newProgress(s.Err)
 	defer prog.done()
 	r := &measure.Runner{Token: token}
+	defer r.Close()
 	ports := neededPorts(backend, nw.Typha)
 	prog.say("podpath preflight: opening temporary listeners on %d nodes…", len(inv.Nodes))
 	unavailable := listenAll(ctx, token, jobs, ports, f.timeout)

@@ -138,7 +138,7 @@ func mtuInconsistent(s *state) {
 		var parts []string
 		smallest := 0
 		for m, ns := range podMTUs {
-			parts = append(parts, fmt.Sprintf("%d on %s", m, strings.Join(ns, ", ")))
+			parts = append(parts, fmt.Sprintf("%d on %s", m, joinNames(ns)))
 			if smallest == 0 || m < smallest {
 				smallest = m
 			}
@@ -454,6 +454,18 @@ func underlayFragmentation(s *state) {
 // (random loss the echo sample missed does that).
 func fullSizeCrosses(p model.Pair) bool {
 	return p.PathMTU > 0 && p.PathMTU >= p.IfaceMTU
+}
+
+// maxNames bounds the names a title or a line lists: at 1,000 nodes a
+// finding about all of them would be a page long.
+const maxNames = 8
+
+// joinNames lists names, at most maxNames of them and how many more.
+func joinNames(names []string) string {
+	if len(names) <= maxNames {
+		return strings.Join(names, ", ")
+	}
+	return fmt.Sprintf("%s and %d more", strings.Join(names[:maxNames], ", "), len(names)-maxNames)
 }
 
 func capLines(ev []string, n int) []string {

@@ -4,7 +4,6 @@ import (
 	"fmt"
 	"maps"
 	"slices"
-	"strings"
 
 	"podpath/internal/model"
 )
@@ -49,7 +48,7 @@ func nodeUnreachable(s *state) {
 				}
 			}
 			if len(peers) > 0 {
-				ev = append(ev, fmt.Sprintf("%s layer: no probe from %s reached it (UDP echoes, an ICMP echo and a TCP handshake, all unanswered, not even refused)", l, strings.Join(peers, ", ")))
+				ev = append(ev, fmt.Sprintf("%s layer: no probe from %s reached it (UDP echoes, an ICMP echo and a TCP handshake, all unanswered, not even refused)", l, joinNames(peers)))
 			}
 		}
 		all := s.pairsOf(model.LayerNode, n, anyPair)
@@ -142,14 +141,14 @@ func resultsUnknown(s *state) {
 	case !slices.ContainsFunc(names, func(n string) bool { return !s.namedByError(n) }):
 		// The controller's calls to those agents cross the very path an
 		// error above is about.
-		remedy = &model.Remedy{Summary: "These could not be measured because of the error found on " + strings.Join(names, ", ") + " above: the controller's calls to the agents there cross the same broken path. Fix that, then run again."}
+		remedy = &model.Remedy{Summary: "These could not be measured because of the error found on " + joinNames(names) + " above: the controller's calls to the agents there cross the same broken path. Fix that, then run again."}
 	default:
 		// Healthy-looking nodes the controller could not reach: when it runs
 		// on a node an error names, that node's trouble cuts its calls too.
 		remedy.Summary = "If podpath runs on a node an error above names, that error cuts the controller's calls too: fix it first, or run podpath from another node. Otherwise check that podpath's agents run on these nodes and that the controller reaches their port; then run again."
 	}
 	s.add(model.Finding{
-		ID: ResultsUnknown, Severity: Warning, Title: title + " (" + strings.Join(names, ", ") + ")",
+		ID: ResultsUnknown, Severity: Warning, Title: title + " (" + joinNames(names) + ")",
 		Summary:  "podpath could not measure these: the controller could not ask an agent or lost its answer, or no agent listens where one should. They are unknown, neither working nor broken, and no finding rests on them.",
 		Nodes:    names,
 		Pairs:    refs(unknown),

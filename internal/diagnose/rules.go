@@ -57,7 +57,7 @@ func (s *state) isExplained(p model.Pair) bool { _, ok := s.explained[keyOf(p)];
 func (s *state) pairs(layer model.Layer, pred func(model.Pair) bool) []model.Pair {
 	var out []model.Pair
 	for _, p := range s.ev.Pairs {
-		if p.Layer == layer && pred(p) {
+		if (layer == "" || p.Layer == layer) && pred(p) {
 			out = append(out, p)
 		}
 	}
@@ -121,7 +121,7 @@ func nodeNotReady(s *state) {
 		ev = append(ev, line)
 	}
 	s.add(model.Finding{
-		ID: NodeNotReady, Severity: Warning, Title: "Node not ready, not probed: " + strings.Join(nodes, ", "),
+		ID: NodeNotReady, Severity: Warning, Title: "Node not ready, not probed: " + joinNames(nodes),
 		Summary:  "Kubernetes reports these nodes NotReady: podpath deployed no agent there and did not probe them. Their Pods' traffic is not judged; the kubelet is the first thing to check.",
 		Nodes:    nodes,
 		Evidence: ev,
@@ -144,7 +144,7 @@ func nodeCordoned(s *state) {
 		return
 	}
 	s.add(model.Finding{
-		ID: NodeCordoned, Severity: Info, Title: "Node cordoned: " + strings.Join(nodes, ", "),
+		ID: NodeCordoned, Severity: Info, Title: "Node cordoned: " + joinNames(nodes),
 		Summary: "These nodes are marked unschedulable: new Pods avoid them. They are Ready and were probed like the others.",
 		Nodes:   nodes,
 	}, nil)

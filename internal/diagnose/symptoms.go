@@ -370,8 +370,8 @@ func conntrackFull(s *state) {
 
 // packetLoss: echoes lost on reachable pairs.
 func packetLoss(s *state) {
-	lost := slices.DeleteFunc(slices.Clone(s.ev.Pairs), func(p model.Pair) bool {
-		return !p.Reachable || p.RTTMs == nil || !lossy(p) || s.isExplained(p)
+	lost := s.pairs("", func(p model.Pair) bool {
+		return p.Reachable && p.RTTMs != nil && lossy(p) && !s.isExplained(p)
 	})
 	if len(lost) == 0 {
 		return
@@ -551,10 +551,10 @@ func tcpFails(p model.Pair) bool {
 // but ping-based checks will mislead, and ICMP errors that PMTU discovery
 // needs may be dropped too.
 func icmpFiltered(s *state) {
-	filtered := slices.DeleteFunc(slices.Clone(s.ev.Pairs), func(p model.Pair) bool {
+	filtered := s.pairs("", func(p model.Pair) bool {
 		// UDP echoes lost too: five lost ICMP echoes are loss, not a filter.
 		// UDP and TCP must both pass for ICMP alone to be the filtered one.
-		return !p.Reachable || p.ICMPLossPct == nil || *p.ICMPLossPct < 100 || lossy(p) || s.isExplained(p) || (p.TCPConnectTried > 0 && p.TCPConnectMs == nil)
+		return p.Reachable && p.ICMPLossPct != nil && *p.ICMPLossPct == 100 && !lossy(p) && !s.isExplained(p) && (p.TCPConnectTried == 0 || p.TCPConnectMs != nil)
 	})
 	if len(filtered) == 0 {
 		return

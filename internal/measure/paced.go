@@ -19,6 +19,14 @@ const (
 	// cheap round: a handful of small echoes, three full-sized probes and
 	// one handshake per pair.
 	cheapParallel = 8
+	// cheapBatch and cheapInFlight bound the cheap check across the
+	// cluster: requests of 128 targets, 64 requests at once (512 pairs). A
+	// real cluster checks 1,000 nodes' million pairs in seconds so; on one
+	// machine (a lab, the virtual cluster) every agent's 8 at once meant
+	// 8,000 flows in flight, answers late by seconds and a third of the
+	// pairs looking odd.
+	cheapBatch    = 128
+	cheapInFlight = 64
 	// DeepPerAgent bounds, per round of expensive measurements, how many
 	// peers an agent measures and by how many it is measured: a responder
 	// meets at most this many size searches at once (16 × 16 probes per
@@ -79,28 +87,32 @@ func (p Pace) say(format string, a ...any) {
 func (r *Runner) Paced(ctx context.Context, jobs []plan.Job, deep agent.ProbeRequest, pace Pace) []model.Pair {
 	jobs = plan.Rotated(jobs)
 	all := plan.Pairs(jobs)
+	// store holds every pair's result in all's order (one allocation, not
+	// a million); results finds them by key.
+	store := make([]model.Pair, len(all))
 	results := make(map[[3]string]*model.Pair, len(all))
-	for _, p := range all {
-		results[p.Key()] = &model.Pair{From: p.From.Node, To: p.To.Node, Layer: p.Layer, FromPod: p.From.Pod, ToPod: p.To.Pod}
+	for i, p := range all {
+		store[i] = model.Pair{From: p.From.Node, To: p.To.Node, Layer: p.Layer, FromPod: p.From.Pod, ToPod: p.To.Pod}
+		results[p.Key()] = &store[i]
 	}
 	before, armed := r.arm(ctx, jobs, results)
 
-	cheap := agent.ProbeRequest{FullSize: true, TCPConnect: 1, Parallel: cheapParallel}
+	cheap := agent.ProbeRequest{Cheap: true, Parallel: cheapParallel}
 	var live []plan.Pair
-	for _, p := range all {
+	var liveAt []*model.Pair // live's results, in its order
+	for i, p := range all {
 		if armed[p.From.Name()] {
 			live = append(live, p)
+			liveAt = append(liveAt, &store[i])
 		}
 	}
-	pace.say("podpath doctor: checking %d pairs (reachability, a full-sized packet, a TCP handshake)…", len(live))
-	for k, got := range r.runPairs(ctx, live, cheap) {
-		*results[k] = got
-	}
+	pace.say("podpath doctor: checking %d pairs (reachability and a full-sized packet)…", len(live))
+	r.runBatched(ctx, live, cheap, cheapBatch, cheapInFlight, func(i int, got model.Pair) { *liveAt[i] = got })
 	if !pace.FullMesh {
 		// A second cheap look, one peer at a time, at what looked odd: in
 		// the burst of the first, a responder late by a second reads as a
 		// lost echo (a 100-node lab on 2 cores: a fifth of the pairs).
-		look, _ := sample(oddPairs(live, results), secondLookPerAgent*len(jobs))
+		look, _ := sample(oddPairs(live, liveAt), secondLookPerAgent*len(jobs))
 		if len(look) > 0 {
 			pace.say("podpath doctor: checking %d pairs that looked odd again, one peer at a time…", len(look))
 			again := cheap
@@ -132,16 +144,12 @@ func (r *Runner) Paced(ctx context.Context, jobs []plan.Job, deep agent.ProbeReq
 		for _, p := range plan.Cover(jobs, class) {
 			take(p)
 		}
-		byKey := map[[3]string]plan.Pair{}
-		for _, p := range all {
-			byKey[p.Key()] = p
-		}
-		odd := oddPairs(live, results)
+		odd := oddPairs(live, liveAt)
 		picked, left := sample(odd, maxSuspects(len(jobs)))
 		for _, p := range picked {
 			take(p)
-			if back, ok := byKey[[3]string{string(p.Layer), p.To.Node, p.From.Node}]; ok {
-				take(back)
+			if _, ok := results[[3]string{string(p.Layer), p.To.Node, p.From.Node}]; ok {
+				take(plan.Pair{Layer: p.Layer, From: p.To, To: p.From})
 			}
 		}
 		if len(left) > 0 {
@@ -185,6 +193,7 @@ func (r *Runner) Paced(ctx context.Context, jobs []plan.Job, deep agent.ProbeReq
 			}
 			reachable = append(reachable, p)
 		}
+		pace.say("podpath doctor: transfers on %d pairs, %d at a time…", len(reachable), transferWave)
 		for _, wave := range plan.Waves(reachable, 1, transferWave) {
 			for k, got := range r.runPairs(ctx, wave, heavy) {
 				mergeTransfer(results[k], got)
@@ -223,12 +232,7 @@ func (r *Runner) Paced(ctx context.Context, jobs []plan.Job, deep agent.ProbeReq
 		}
 	}
 	r.blameLoad(ctx, jobs, before, results)
-
-	out := make([]model.Pair, 0, len(all))
-	for _, p := range all {
-		out = append(out, *results[p.Key()])
-	}
-	return out
+	return store
 }
 
 // arm gives every job's agent its peers, all at once, and returns their
@@ -264,32 +268,95 @@ func (r *Runner) arm(ctx context.Context, jobs []plan.Job, results map[[3]string
 // in requests of at most agent.MaxTargets, and returns a pair per key.
 func (r *Runner) runPairs(ctx context.Context, pairs []plan.Pair, req agent.ProbeRequest) map[[3]string]model.Pair {
 	out := make(map[[3]string]model.Pair, len(pairs))
-	var mu sync.Mutex
-	var wg sync.WaitGroup
-	for _, j := range plan.Group(pairs) {
-		wg.Go(func() {
-			for len(j.Peers) > 0 {
-				part := j
-				part.Peers = j.Peers[:min(len(j.Peers), agent.MaxTargets)]
-				got := r.probeJob(ctx, part, req)
-				mu.Lock()
-				for i, p := range part.Peers {
-					out[plan.Pair{Layer: j.Layer, From: j.From, To: p}.Key()] = got[i]
-				}
-				mu.Unlock()
-				j.Peers = j.Peers[len(part.Peers):]
-			}
-		})
-	}
-	wg.Wait()
+	r.runBatched(ctx, pairs, req, agent.MaxTargets, 0, func(i int, got model.Pair) { out[pairs[i].Key()] = got })
 	return out
 }
 
-// oddPairs are the measured pairs of ps whose result looks like a fault.
-func oddPairs(ps []plan.Pair, results map[[3]string]*model.Pair) []plan.Pair {
+// runBatched runs req on pairs in requests of at most batch targets, each
+// sender one request at a time; with inFlight > 0, at most that many
+// requests across the cluster at once, every sender's first batch before
+// anyone's second. Each result goes to put with its index in pairs, one
+// call at a time.
+func (r *Runner) runBatched(ctx context.Context, pairs []plan.Pair, req agent.ProbeRequest, batch, inFlight int, put func(i int, got model.Pair)) {
+	// A sender's pairs, by index, in pairs' order.
+	type sender struct {
+		idx  []int
+		busy sync.Mutex // one request at a time
+	}
+	var senders []*sender
+	bySender := map[[2]string]*sender{}
+	for i, p := range pairs {
+		k := [2]string{string(p.Layer), p.From.Name()}
+		s, ok := bySender[k]
+		if !ok {
+			s = &sender{}
+			bySender[k] = s
+			senders = append(senders, s)
+		}
+		s.idx = append(s.idx, i)
+	}
+	var mu sync.Mutex
+	run := func(s *sender, idx []int) {
+		s.busy.Lock()
+		defer s.busy.Unlock()
+		first := pairs[idx[0]]
+		part := plan.Job{Layer: first.Layer, From: first.From, Peers: make([]plan.Endpoint, len(idx))}
+		for k, i := range idx {
+			part.Peers[k] = pairs[i].To
+		}
+		got := r.probeJob(ctx, part, req)
+		mu.Lock()
+		for k, i := range idx {
+			put(i, got[k])
+		}
+		mu.Unlock()
+	}
+	var wg sync.WaitGroup
+	if inFlight <= 0 {
+		for _, s := range senders {
+			wg.Go(func() {
+				for lo := 0; lo < len(s.idx); lo += batch {
+					run(s, s.idx[lo:min(len(s.idx), lo+batch)])
+				}
+			})
+		}
+		wg.Wait()
+		return
+	}
+	type chunk struct {
+		s   *sender
+		idx []int
+	}
+	next := make(chan chunk)
+	for range inFlight {
+		wg.Go(func() {
+			for c := range next {
+				run(c.s, c.idx)
+			}
+		})
+	}
+	for lo := 0; ; lo += batch {
+		sent := false
+		for _, s := range senders {
+			if lo < len(s.idx) {
+				next <- chunk{s, s.idx[lo:min(len(s.idx), lo+batch)]}
+				sent = true
+			}
+		}
+		if !sent {
+			break
+		}
+	}
+	close(next)
+	wg.Wait()
+}
+
+// oddPairs are the measured pairs of ps whose result (at, in ps's order)
+// looks like a fault.
+func oddPairs(ps []plan.Pair, at []*model.Pair) []plan.Pair {
 	var odd []plan.Pair
-	for _, p := range ps {
-		if res := results[p.Key()]; res.Measured() && suspect(*res) != "" {
+	for i, p := range ps {
+		if res := at[i]; res.Measured() && suspect(*res) != "" {
 			odd = append(odd, p)
 		}
 	}
