@@ -10,6 +10,7 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"flag"
 	"fmt"
 	"os"
@@ -24,14 +25,16 @@ import (
 	"podpath/internal/agent"
 	"podpath/internal/cluster/inventory"
 	"podpath/internal/lab"
+	"podpath/internal/model"
 )
 
 func main() {
 	bin := flag.String("podpath", "bin/podpath", "podpath binary the lab runs as agents")
 	secs := flag.Float64("seconds", 3, "length of each throughput run")
 	peers := flag.Int("peers", 100, "peers for the agent-cost run")
-	only := flag.String("only", "", "run one section: monitor, mtu (path MTU against tracepath, flat and routed), virtual (the doctor on virtual clusters), or agent (one agent's CPU and RSS probing --peers peers)")
+	only := flag.String("only", "", "run one section: monitor, mtu (path MTU against tracepath, flat and routed), doctor (the doctor on labs of --doctor-nodes), virtual (the doctor on virtual clusters), or agent (one agent's CPU and RSS probing --peers peers)")
 	virtual := flag.String("virtual-nodes", "200,1000", "sizes of the virtual clusters, comma-separated")
+	doctorNodes := flag.String("doctor-nodes", "3,10,50,100", "sizes of the labs the doctor is timed on, comma-separated")
 	child := flag.Int("monitor-child", 0, "internal: run the monitor's process-cost check with this many nodes")
 	monitorSecs := flag.Int("monitor-seconds", 60, "length of the monitor's process-cost run")
 	virtualChildSpec := flag.String("virtual-child", "", "internal: serve agents first+1 … first+count of a virtual cluster (first,count)")
@@ -68,6 +71,10 @@ func main() {
 		virtualDoctor(ctx, abs, sizes(*virtual))
 		return
 	}
+	if *only == "doctor" {
+		doctorScale(ctx, abs, sizes(*doctorNodes))
+		return
+	}
 	if *only == "mtu" {
 		pathMTU(ctx, abs)
 		routedPathMTU(ctx)
@@ -77,8 +84,7 @@ func main() {
 	throughputAndRTT(ctx, *secs)
 	pathMTU(ctx, abs)
 	routedPathMTU(ctx)
-	doctorTime(ctx, abs, 3)
-	doctorTime(ctx, abs, 20)
+	doctorScale(ctx, abs, sizes(*doctorNodes))
 	preflightTime(ctx, abs)
 	agentCost(ctx, *peers)
 	virtualDoctor(ctx, abs, sizes(*virtual))
@@ -112,8 +118,8 @@ func sizes(s string) []int {
 	var out []int
 	for _, f := range strings.Split(s, ",") {
 		n, err := strconv.Atoi(strings.TrimSpace(f))
-		if err != nil || n < 2 || n > 60000 {
-			fatal(fmt.Errorf("--virtual-nodes %q: want node counts from 2 to 60000, comma-separated", s))
+		if err != nil || n < 3 || n > 60000 {
+			fatal(fmt.Errorf("node counts %q: want numbers from 3 to 60000, comma-separated", s))
 		}
 		out = append(out, n)
 	}
@@ -363,27 +369,69 @@ type probeOutcome struct {
 	probes, rounds int
 }
 
-// doctorTime times `podpath doctor` on a healthy lab of n nodes and with
-// the seed fault (whose stalled transfers wait out the stall timeout).
-func doctorTime(ctx context.Context, bin string, n int) {
-	l, _, _ := up(ctx, lab.New("bench").Nodes(n).Backend(lab.BackendVXLAN))
-	fmt.Printf("== podpath doctor, %d nodes, both layers (%d ordered pairs), best of 3\n", n, 2*n*(n-1))
-	best := func() time.Duration {
-		var b time.Duration
-		for range 3 {
-			start := time.Now()
-			_ = exec.Command(bin, "doctor", "--inventory", l.Inventory, "-o", "json").Run() // exit 1 with findings
-			if d := time.Since(start); b == 0 || d < b {
-				b = d
+// doctorScale times `podpath doctor` on labs of each size in sizes (both
+// layers), healthy and with the seed fault (whose stalled transfers wait
+// out the stall timeout), best of 3, with what each run reported at error
+// and warning level, and the growth of the wall time from the first size
+// to the last.
+func doctorScale(ctx context.Context, bin string, sizes []int) {
+	fmt.Println("== podpath doctor on labs (both layers), healthy and with the seed fault (underlay-mtu=node3:1400), best of 3")
+	fmt.Printf("  %5s %7s %9s %-34s %9s %s\n", "nodes", "pairs", "healthy", "its verdicts (3 runs)", "seed", "its verdicts (3 runs)")
+	var first, last [2]time.Duration
+	for i, n := range sizes {
+		l, _, _ := up(ctx, lab.New("bench").Nodes(n).Backend(lab.BackendVXLAN))
+		healthy, hv := doctorRuns(bin, l.Inventory)
+		fault(ctx, l, "underlay-mtu=node3:1400")
+		seed, sv := doctorRuns(bin, l.Inventory)
+		_ = lab.Down(ctx, "bench")
+		fmt.Printf("  %5d %7d %9s %-34s %9s %s\n", n, 2*n*(n-1), healthy.Round(10*time.Millisecond), hv, seed.Round(10*time.Millisecond), sv)
+		if i == 0 {
+			first = [2]time.Duration{healthy, seed}
+		}
+		last = [2]time.Duration{healthy, seed}
+	}
+	if len(sizes) > 1 {
+		fmt.Printf("  %d → %d nodes (%.0f× the nodes, %.0f× the pairs): healthy %.1f×, seed fault %.1f× the wall time\n", sizes[0], sizes[len(sizes)-1],
+			float64(sizes[len(sizes)-1])/float64(sizes[0]), float64(sizes[len(sizes)-1]*(sizes[len(sizes)-1]-1))/float64(sizes[0]*(sizes[0]-1)),
+			float64(last[0])/float64(first[0]), float64(last[1])/float64(first[1]))
+	}
+	fmt.Println()
+}
+
+// doctorRuns runs the doctor 3 times on inventory and returns the best
+// wall time and, per run, its exit code and error and warning findings.
+func doctorRuns(bin, inventory string) (time.Duration, string) {
+	var best time.Duration
+	var verdicts []string
+	for range 3 {
+		out := filepath.Join(os.TempDir(), fmt.Sprintf("podpath-bench-doctor-%d.json", os.Getpid()))
+		start := time.Now()
+		err := exec.Command(bin, "doctor", "--inventory", inventory, "-o", "json", "--output-file", out).Run() // exit 1 with findings
+		if d := time.Since(start); best == 0 || d < best {
+			best = d
+		}
+		code := 0
+		if ee, ok := err.(*exec.ExitError); ok {
+			code = ee.ExitCode()
+		}
+		var r model.Report
+		if b, err := os.ReadFile(out); err == nil {
+			_ = json.Unmarshal(b, &r)
+		}
+		_ = os.Remove(out)
+		var found []string
+		for _, f := range r.Findings {
+			if f.Severity != "info" {
+				found = append(found, f.ID+" "+strings.Join(f.Nodes[:min(len(f.Nodes), 3)], ","))
 			}
 		}
-		return b
+		v := fmt.Sprintf("%d", code)
+		if len(found) > 0 {
+			v += ": " + strings.Join(found, "; ")
+		}
+		verdicts = append(verdicts, v)
 	}
-	healthy := best()
-	fault(ctx, l, "underlay-mtu=node3:1400")
-	seed := best()
-	fmt.Printf("  healthy %s; seed fault (underlay-mtu=node3:1400) %s\n\n", healthy.Round(time.Millisecond), seed.Round(time.Millisecond))
-	_ = lab.Down(ctx, "bench")
+	return best, strings.Join(verdicts, " | ")
 }
 
 func agentCost(ctx context.Context, peers int) {

@@ -579,3 +579,69 @@ func TestPeersAndTargetsAreHostsOnce(t *testing.T) {
 		t.Errorf("listen on tcp 22: %v; want refused", err)
 	}
 }
+
+// The cheap check: one round of a small and a full-sized probe per peer
+// on one socket going from peer to peer; no handshake where a probe was
+// answered, one where none was (to tell UDP blocked from nothing
+// getting through); a lost round is no verdict before the echo bursts.
+func TestCheapCheck(t *testing.T) {
+	a := startAgent(t, "a")
+	b := startAgent(t, "b")
+	b2 := startAgent(t, "b2")
+	tcpOnly, err := net.Listen("tcp4", "127.0.0.1:0") // no UDP responder on its port
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tcpOnly.Close()
+	go func() {
+		for {
+			c, err := tcpOnly.Accept()
+			if err != nil {
+				return
+			}
+			c.Close()
+		}
+	}()
+	lossy, err := net.ListenPacket("udp4", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer lossy.Close()
+	go func() { // loses the cheap round's two probes, answers the echoes after
+		buf, out := make([]byte, 1<<16), make([]byte, 2048)
+		for seen := 0; ; seen++ {
+			n, from, err := lossy.ReadFrom(buf)
+			if err != nil {
+				return
+			}
+			if reply, err := probe.Reply(buf[:n], out); err == nil && seen >= 2 {
+				_, _ = lossy.WriteTo(reply, from)
+			}
+		}
+	}()
+	c := client(a)
+	ctx := context.Background()
+	peers := []Peer{{Name: "b", Address: b}, {Name: "b2", Address: b2}, {Name: "tcp-only", Address: tcpOnly.Addr().String()}, {Name: "lossy", Address: lossy.LocalAddr().String()}}
+	if err := c.SetPeers(ctx, peers); err != nil {
+		t.Fatal(err)
+	}
+	resp, err := c.Probe(ctx, ProbeRequest{Targets: []string{"b", "lossy", "b2", "tcp-only"}, Cheap: true, Parallel: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := map[string]TargetResult{}
+	for _, r := range resp.Results {
+		got[r.Peer] = r
+	}
+	for _, n := range []string{"b", "b2"} {
+		if r := got[n]; !r.Reachable || r.FullSize == nil || !r.FullSize.Crossed || r.FullSize.Size != probe.MaxPacket(false) || r.TCPConnect != nil || len(r.Errors) > 0 {
+			t.Errorf("cheap check of agent %s over loopback: %+v; want reachable, a %d-byte probe crossing, no handshake", n, r, probe.MaxPacket(false))
+		}
+	}
+	if r := got["tcp-only"]; r.Reachable || r.TCPConnect == nil || r.TCPConnect.Received != 1 {
+		t.Errorf("cheap check of a port with TCP only: %+v; want unreachable and one handshake made", r)
+	}
+	if r := got["lossy"]; !r.Reachable || r.FullSize == nil || r.FullSize.Crossed {
+		t.Errorf("cheap check of a peer that lost the round: %+v; want reachable by the echoes, the full-sized probe lost", r)
+	}
+}

@@ -62,7 +62,7 @@ type ProbeRequest struct {
 
 // SizeCheck is one full-sized probe's answer (ProbeRequest.FullSize).
 type SizeCheck struct {
-	Size     int  `json:"size"`               // IP bytes tried: the sender's interface MTU towards the peer
+	Size     int  `json:"size"`               // IP bytes tried: the sender's interface MTU towards the peer (Cheap: the route's MTU)
 	Crossed  bool `json:"crossed"`            // an attempt was answered
 	ICMPMTU  int  `json:"icmpMTU,omitempty"`  // a router said "fragmentation needed" with this MTU
 	LocalMTU int  `json:"localMTU,omitempty"` // the sender's own route refused the size

@@ -29,12 +29,26 @@ func MeshPeerName(a netip.Addr) string {
 
 // ShowProtocols asks the BIRD behind socket for `show protocols`.
 func ShowProtocols(ctx context.Context, socket string) ([]Protocol, error) {
+	protos, _, err := ShowBIRD(ctx, socket)
+	return protos, err
+}
+
+// Status is what `show status` says of BIRD's clock, in its own format
+// and time zone (as the protocols' since column): now, and when the
+// daemon started. "" when BIRD does not say.
+type Status struct {
+	ServerTime, LastReboot string
+}
+
+// ShowBIRD asks the BIRD behind socket for `show protocols`, then `show
+// status` for its clock.
+func ShowBIRD(ctx context.Context, socket string) ([]Protocol, Status, error) {
 	ctx, cancel := context.WithTimeout(ctx, BIRDTimeout)
 	defer cancel()
 	var d net.Dialer
 	conn, err := d.DialContext(ctx, "unix", socket)
 	if err != nil {
-		return nil, fmt.Errorf("connect to BIRD at %s: %w", socket, err)
+		return nil, Status{}, fmt.Errorf("connect to BIRD at %s: %w", socket, err)
 	}
 	defer conn.Close()
 	if dl, ok := ctx.Deadline(); ok {
@@ -42,16 +56,41 @@ func ShowProtocols(ctx context.Context, socket string) ([]Protocol, error) {
 	}
 	r := bufio.NewReader(conn)
 	if _, err := readReply(r); err != nil { // the 0001 welcome
-		return nil, fmt.Errorf("read BIRD greeting from %s: %w", socket, err)
+		return nil, Status{}, fmt.Errorf("read BIRD greeting from %s: %w", socket, err)
 	}
 	if _, err := conn.Write([]byte("show protocols\n")); err != nil {
-		return nil, fmt.Errorf("send to BIRD at %s: %w", socket, err)
+		return nil, Status{}, fmt.Errorf("send to BIRD at %s: %w", socket, err)
 	}
 	reply, err := readReply(r)
 	if err != nil {
-		return nil, fmt.Errorf("read BIRD reply from %s: %w", socket, err)
+		return nil, Status{}, fmt.Errorf("read BIRD reply from %s: %w", socket, err)
 	}
-	return ParseProtocols(reply)
+	protos, err := ParseProtocols(reply)
+	if err != nil {
+		return nil, Status{}, err
+	}
+	var st Status
+	if _, err := conn.Write([]byte("show status\n")); err == nil {
+		if reply, err := readReply(r); err == nil {
+			st = ParseStatus(reply)
+		}
+	}
+	return protos, st, nil
+}
+
+// ParseStatus reads the clock lines of a `show status` reply ("Current
+// server time is 2026-12-03 14:45:24.528", "Last reboot on …").
+func ParseStatus(reply string) Status {
+	var st Status
+	for _, line := range strings.Split(reply, "\n") {
+		if _, t, ok := strings.Cut(line, "Current server time is "); ok {
+			st.ServerTime = strings.TrimSpace(t)
+		}
+		if _, t, ok := strings.Cut(line, "Last reboot on "); ok {
+			st.LastReboot = strings.TrimSpace(t)
+		}
+	}
+	return st
 }
 
 // readReply reads one reply: lines up to one whose 4-digit code is followed

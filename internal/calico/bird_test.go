@@ -1,6 +1,7 @@
 package calico
 
 import (
+	"bufio"
 	"context"
 	"net"
 	"net/netip"
@@ -9,6 +10,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"podpath/internal/model"
 )
 
 func TestParseProtocols(t *testing.T) {
@@ -192,4 +195,64 @@ func FuzzParseProtocols(f *testing.F) {
 			}
 		}
 	})
+}
+
+// After the protocols, BIRD's clock (`show status`), against which a
+// session's since says how long it has tried.
+func TestShowBIRDReadsTheClock(t *testing.T) {
+	reply, err := os.ReadFile("testdata/bird2-show-protocols.txt")
+	if err != nil {
+		t.Fatal(err)
+	}
+	greeting, rest, _ := strings.Cut(string(reply), "\n")
+	status := "1000-BIRD 2.0.12\n1011-Router ID is 10.9.9.9\n Hostname is vm\n Current server time is 2026-12-03 14:45:24.528\n Last reboot on 2026-12-03 14:45:15.697\n0013 Daemon is up and running\n"
+	sock := fakeBIRD(t, func(c net.Conn) {
+		_, _ = c.Write([]byte(greeting + "\n"))
+		r := bufio.NewReader(c)
+		for range 2 {
+			cmd, err := r.ReadString('\n')
+			if err != nil {
+				return
+			}
+			switch cmd {
+			case "show protocols\n":
+				_, _ = c.Write([]byte(rest))
+			case "show status\n":
+				_, _ = c.Write([]byte(status))
+			default:
+				_, _ = c.Write([]byte("9001 unexpected command\n"))
+			}
+		}
+	})
+	protos, st, err := ShowBIRD(context.Background(), sock)
+	if err != nil || len(protos) != 5 || st != (Status{"2026-12-03 14:45:24.528", "2026-12-03 14:45:15.697"}) {
+		t.Fatalf("ShowBIRD = %d protocols, %+v, %v; want 5, the clock and the start", len(protos), st, err)
+	}
+	clock := st.ServerTime
+	b := model.BIRDState{ServerTime: clock, Started: st.LastReboot}
+	if up, ok := b.Uptime(); !ok || up != 8831*time.Millisecond {
+		t.Errorf("uptime %s, %v; want 8.831s", up, ok)
+	}
+	for _, c := range []struct {
+		since string
+		age   time.Duration
+		ok    bool
+	}{
+		{"14:45:15.696", 8832 * time.Millisecond, true},          // today, iso short ms (BIRD 2's default)
+		{"14:40:24", 5*time.Minute + 528*time.Millisecond, true}, // iso short
+		{"2026-12-03 14:45:24.528", 0, true},
+		{"23:59:00.000", 14*time.Hour + 46*time.Minute + 24528*time.Millisecond, true}, // yesterday
+		{"2026-12-01", 62*time.Hour + 45*time.Minute + 24528*time.Millisecond, true},
+		{"2026-12-04 00:00:00", 0, false}, // after BIRD's clock
+		{"", 0, false},
+		{"Established", 0, false},
+	} {
+		age, ok := b.StateAge(Protocol{Since: c.since})
+		if age != c.age || ok != c.ok {
+			t.Errorf("since %q by BIRD's clock %s: %s, %v; want %s, %v", c.since, clock, age, ok, c.age, c.ok)
+		}
+	}
+	if _, ok := (model.BIRDState{}).StateAge(Protocol{Since: "14:45:15.696"}); ok {
+		t.Error("an age without BIRD's clock; want none")
+	}
 }

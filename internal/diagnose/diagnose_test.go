@@ -342,6 +342,20 @@ func TestDiagnose(t *testing.T) {
 			id: BGPSessionDown, severity: Error, nodes: []string{"node2"}, absent: []string{RouteMissing, PodNetworkPartition},
 		},
 		{
+			// Right after an install: node2's BIRD started 9 s ago, the
+			// sessions to it are not up and its routes are not there yet.
+			name:   "bgp_sessions_still_connecting",
+			mutate: func(ev *Evidence) { bgpSessionsTo(ev, "node2", "2026-12-03 14:45:15.697") },
+			id:     BGPSessionStarting, severity: Warning, nodes: []string{"node2"}, absent: []string{BGPSessionDown, RouteMissing, PodNetworkPartition},
+		},
+		{
+			// The same sessions, dropped 9 s ago between BIRDs running for
+			// an hour (a firewall rule added, a link cut): down.
+			name:   "bgp_sessions_dropped_between_old_birds",
+			mutate: func(ev *Evidence) { bgpSessionsTo(ev, "node2", "2026-12-03 13:45:00.000") },
+			id:     BGPSessionDown, severity: Error, nodes: []string{"node2"}, absent: []string{BGPSessionStarting, RouteMissing, PodNetworkPartition},
+		},
+		{
 			name: "route_missing_on_node1",
 			mutate: func(ev *Evidence) {
 				ev.Facts["node1"].Routes = slices.DeleteFunc(ev.Facts["node1"].Routes, func(r model.Route) bool { return r.Dst == block(2) })
@@ -693,4 +707,32 @@ func ids(fs []model.Finding) []string {
 		out = append(out, f.ID+"/"+f.Severity+"/"+strings.Join(f.Nodes, ","))
 	}
 	return out
+}
+
+// bgpSessionsTo makes ev a BGP cluster whose BIRDs (clock 14:45:24.528,
+// started at 13:45, node's at started) have every session Established
+// but those to node, which are in state start since 14:45:15.696, Active;
+// node's block is not routed and its Pod pairs fail.
+func bgpSessionsTo(ev *Evidence, node, started string) {
+	ev.Network.Backend = "bgp"
+	for i, n := range []string{"node1", "node2", "node3"} {
+		f := ev.Facts[n]
+		f.Calico.BIRD = model.BIRDState{ServerTime: "2026-12-03 14:45:24.528", Started: "2026-12-03 13:45:00.000"}
+		if n == node {
+			f.Calico.BIRD.Started = started
+		}
+		for j := 1; j <= 3; j++ {
+			if peer := fmt.Sprintf("node%d", j); j != i+1 {
+				p := calico.Protocol{Name: fmt.Sprintf("Mesh_198_18_0_%d", j), Proto: "BGP", State: "up", Since: "13:45:03.000", Info: "Established"}
+				if peer == node || n == node {
+					p.State, p.Since, p.Info = "start", "14:45:15.696", "Active"
+				}
+				f.Calico.BIRD.Protocols = append(f.Calico.BIRD.Protocols, p)
+			}
+		}
+		if n != node {
+			f.Routes = slices.DeleteFunc(f.Routes, func(r model.Route) bool { return r.Dst == block(2) })
+		}
+	}
+	each(ev, podWith(node), cutPair)
 }

@@ -54,6 +54,7 @@ const (
 	EncapBlocked        = "encap-blocked"
 	EncapMismatch       = "encap-mismatch"
 	BGPSessionDown      = "bgp-session-down"
+	BGPSessionStarting  = "bgp-session-starting"
 	RouteMissing        = "route-missing"
 	IPForwardDisabled   = "ip-forward-disabled"
 	RPFilterStrict      = "rp-filter-strict"
@@ -97,6 +98,7 @@ var Rules = []Rule{
 	{EncapBlocked, []string{Error}, encapBlocked},
 	{EncapMismatch, []string{Error}, encapMismatch},
 	{BGPSessionDown, []string{Error}, bgpSessionDown},
+	{BGPSessionStarting, []string{Warning}, bgpSessionStarting},
 	{IPForwardDisabled, []string{Error}, ipForwardDisabled},
 	{RPFilterStrict, []string{Error, Warning}, rpFilterStrict},
 	{RouteMissing, []string{Error}, routeMissing},

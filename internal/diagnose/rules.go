@@ -7,6 +7,7 @@ import (
 	"slices"
 	"sort"
 	"strings"
+	"time"
 
 	"podpath/internal/calico"
 	"podpath/internal/model"
@@ -242,7 +243,7 @@ func bgpSessionDown(s *state) {
 				continue
 			}
 			for addr, peer := range byAddr {
-				if calico.MeshPeerName(addr) == p.Name {
+				if calico.MeshPeerName(addr) == p.Name && !s.young(n, p, peer) {
 					downFrom[peer] = append(downFrom[peer], fmt.Sprintf("%s: %s %s %s", n, p.Name, p.State, p.Info))
 					usedAddr[peer] = addr
 				}
@@ -301,6 +302,97 @@ func bgpSessionDown(s *state) {
 			Summary: summary, Nodes: []string{n}, Pairs: refs(failing), Evidence: ev, Remedy: remedy,
 		}, s.podPairsOf(n))
 	}
+}
+
+// bgpSettle is how long a BGP session may try before it counts as down:
+// on a healthy network a mesh session is Established within seconds of
+// both BIRDs starting; right after an install, a reboot or calico-node's
+// rollout, the sessions are still connecting, and that is no fault.
+const bgpSettle = time.Minute
+
+// young: p, n's session to peer, is not Established and one of the two
+// BIRDs started less than bgpSettle ago by its own clock: the session is
+// still connecting. One that dropped between two BIRDs running longer is
+// down (a firewall rule added, a link cut), however recent the drop.
+func (s *state) young(n string, p model.BIRDProtocol, peer string) bool {
+	if p.Proto != "BGP" || p.Established() {
+		return false
+	}
+	for _, m := range []string{n, peer} {
+		if f := s.ev.Facts[m]; f != nil && f.Calico.BIRD.Error == "" {
+			if up, ok := f.Calico.BIRD.Uptime(); ok && up < bgpSettle {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// bgpSessionStarting: a node whose peers' sessions to it are all not
+// Established, some of them still connecting: neither up nor down yet
+// (bgpSessionDown's test, with the young sessions counted here); the Pod
+// pairs they carry are not judged.
+func bgpSessionStarting(s *state) {
+	if s.ev.Network.Backend != "bgp" {
+		return
+	}
+	byAddr := s.addrNode()
+	young := map[string][]string{} // node → peers' sessions to it still connecting
+	notUp := map[string]int{}      // node → peers whose session to it is not Established
+	others := 0                    // nodes whose BIRD answered
+	for _, n := range s.ev.Nodes {
+		f := s.ev.Facts[n]
+		if f == nil || f.Calico.BIRD.Error != "" {
+			continue
+		}
+		others++
+		for _, p := range f.Calico.BIRD.Protocols {
+			if p.Proto != "BGP" || p.Established() {
+				continue
+			}
+			for addr, peer := range byAddr {
+				if calico.MeshPeerName(addr) != p.Name {
+					continue
+				}
+				notUp[peer]++
+				if s.young(n, p, peer) {
+					young[peer] = append(young[peer], fmt.Sprintf("%s: %s %s %s since %s (%s's BIRD up %s, %s's %s)", n, p.Name, p.State, p.Info, p.Since, n, uptime(f), peer, uptime(s.ev.Facts[peer])))
+				}
+			}
+		}
+	}
+	for _, n := range s.ev.Nodes {
+		ev := young[n]
+		peers := others
+		if f := s.ev.Facts[n]; f != nil && f.Calico.BIRD.Error == "" {
+			peers-- // not its own
+		}
+		if len(ev) == 0 || notUp[n] < peers || s.explainedBy(n, BGPSessionDown) {
+			continue
+		}
+		sort.Strings(ev)
+		failing := s.failingPodPairsOf(n)
+		if len(failing) > 0 {
+			ev = append(ev, failingLine(failing, n)+": not judged while their routes may still be coming")
+		}
+		s.add(model.Finding{
+			ID: BGPSessionStarting, Severity: Warning, Title: "BGP sessions with " + n + " are still connecting",
+			Summary: fmt.Sprintf("No other node's BGP session to %s is Established, and for %s one of the two BIRDs started less than %s ago: right after an install, a reboot or a calico-node rollout they are still connecting. Neither the sessions nor the Pod pairs through them are judged.", n, count(len(young[n]), "session"), bgpSettle),
+			Nodes:   []string{n}, Pairs: refs(failing), Evidence: capLines(ev, maxEvidence),
+			Remedy: &model.Remedy{Summary: "Run podpath again in a minute; if the sessions are still not Established then, it reports them down with what to check.",
+				Commands: []string{"calicoctl node status   # on " + n}},
+		}, failing)
+	}
+}
+
+// uptime says how long f's BIRD has run, or that it did not say.
+func uptime(f *model.Facts) string {
+	if f != nil {
+		if up, ok := f.Calico.BIRD.Uptime(); ok {
+			return up.Round(time.Second).String()
+		}
+	}
+	return "unknown"
 }
 
 // ipForwardDisabled: a node with net.ipv4.ip_forward=0 forwards nothing to or from its Pods.
@@ -388,7 +480,7 @@ func routeMissing(s *state) {
 				}
 			}
 		}
-		if len(missing) == 0 || s.explainedBy(n, BGPSessionDown) {
+		if len(missing) == 0 || s.explainedBy(n, BGPSessionDown) || s.explainedBy(n, BGPSessionStarting) {
 			continue // a node whose own BGP is down has lost every learned route: a symptom
 		}
 		// A firewall that stops BGP at either end explains the routes that
@@ -404,7 +496,7 @@ func routeMissing(s *state) {
 		hijack := false
 		_, sessionsKnown := s.bgpDownPeers(n)
 		for i, m := range owners {
-			if s.explainedBy(m, BGPSessionDown) || bgpBlocked(m) {
+			if s.explainedBy(m, BGPSessionDown) || s.explainedBy(m, BGPSessionStarting) || bgpBlocked(m) {
 				continue
 			}
 			unexplained = append(unexplained, missing[i])

@@ -79,15 +79,16 @@ func httpGetStatus(ctx context.Context, url string) (int, error) {
 	return resp.StatusCode, nil
 }
 
-// showBIRD reads BIRD's protocols; calico.ShowProtocols bounds the exchange.
+// showBIRD reads BIRD's protocols and clock; calico.ShowBIRD bounds the
+// exchange.
 func showBIRD(ctx context.Context, socket string) BIRDState {
 	b := BIRDState{Socket: socket}
-	protos, err := calico.ShowProtocols(ctx, socket)
+	protos, st, err := calico.ShowBIRD(ctx, socket)
 	if err != nil {
 		b.Error = err.Error()
 		return b
 	}
-	b.Protocols = protos
+	b.Protocols, b.ServerTime, b.Started = protos, st.ServerTime, st.LastReboot
 	return b
 }
 

@@ -282,6 +282,16 @@ func TestBGPNodeFacts(t *testing.T) {
 	if len(peers) != 2 {
 		t.Errorf("mesh peers of node1 = %v; want node2 and node3", peers)
 	}
+	// BIRD's clock, its start and the sessions' since: how long each has
+	// been up.
+	if up, ok := f.Calico.BIRD.Uptime(); !ok || up < 0 || up > time.Hour {
+		t.Errorf("BIRD started %q by its clock %q: up %s, %v; want a known uptime under an hour", f.Calico.BIRD.Started, f.Calico.BIRD.ServerTime, up, ok)
+	}
+	for _, p := range f.Calico.BIRD.Protocols {
+		if age, ok := f.Calico.BIRD.StateAge(p); strings.HasPrefix(p.Name, "Mesh_") && (!ok || age < 0 || age > time.Hour) {
+			t.Errorf("session %s since %q by BIRD's clock %q: age %s, %v; want a known age under an hour", p.Name, p.Since, f.Calico.BIRD.ServerTime, age, ok)
+		}
+	}
 	if r := routeOf(f, "10.233.64.64/26"); r == nil || r.Gw != "198.18.0.2" || r.Dev != "eth0" || r.ProtoName != "bird" || r.Proto != 12 {
 		t.Errorf("route to node2's block = %+v; want via 198.18.0.2 dev eth0 proto bird (12)", r)
 	}

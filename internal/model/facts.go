@@ -210,7 +210,56 @@ type Felix struct {
 type BIRDState struct {
 	Socket    string         `json:"socket"`
 	Protocols []BIRDProtocol `json:"protocols,omitempty"`
-	Error     string         `json:"error,omitempty"`
+	// ServerTime is BIRD's clock when asked (`show status`), in its own
+	// format and time zone: what a protocol's Since is measured against;
+	// Started is when the daemon started ("Last reboot on").
+	ServerTime string `json:"serverTime,omitempty"`
+	Started    string `json:"started,omitempty"`
+	Error      string `json:"error,omitempty"`
+}
+
+// birdTimes are the forms BIRD prints times in: `iso long` (with or
+// without milliseconds) and `iso short` (today's time of day), which
+// BIRD 2 uses for the since column by default.
+var birdTimes = []string{"2006-01-02 15:04:05.000", "2006-01-02 15:04:05", "2006-01-02", "15:04:05.000", "15:04:05"}
+
+// StateAge is how long p has been in its state by BIRD's own clock;
+// false when BIRD's clock or p's since is missing or in another form.
+func (b BIRDState) StateAge(p BIRDProtocol) (time.Duration, bool) { return b.age(p.Since) }
+
+// Uptime is how long the daemon has run by its own clock; false when
+// BIRD did not say.
+func (b BIRDState) Uptime() (time.Duration, bool) { return b.age(b.Started) }
+
+// age is how long ago t was by BIRD's clock.
+func (b BIRDState) age(t string) (time.Duration, bool) {
+	now, ok := parseBIRDTime(b.ServerTime)
+	if !ok || now.Year() == 0 {
+		return 0, false
+	}
+	since, ok := parseBIRDTime(t)
+	if !ok {
+		return 0, false
+	}
+	if since.Year() == 0 { // today's time of day
+		since = time.Date(now.Year(), now.Month(), now.Day(), since.Hour(), since.Minute(), since.Second(), since.Nanosecond(), time.UTC)
+		if since.After(now) {
+			since = since.AddDate(0, 0, -1) // yesterday, just before midnight
+		}
+	}
+	if since.After(now) {
+		return 0, false
+	}
+	return now.Sub(since), true
+}
+
+func parseBIRDTime(s string) (time.Time, bool) {
+	for _, layout := range birdTimes {
+		if t, err := time.Parse(layout, s); err == nil {
+			return t, true
+		}
+	}
+	return time.Time{}, false
 }
 
 // Firewall lists what drops or rejects traffic Calico needs, as the kernel

@@ -116,7 +116,7 @@ type Pair struct {
 	// Vanish says where packets above PathMTU stop, when they stop
 	// silently: found with TTL-limited probes.
 	Vanish *Location `json:"vanish,omitempty"`
-	// FullSizeLost is the size (the sender's interface MTU) of
+	// FullSizeLost is the size (the sender's interface or route MTU) of
 	// Don't-Fragment probes the cheap check sent and none crossed; 0 when
 	// they crossed or were not sent. The size search, when it ran, says
 	// more (PathMTU).

@@ -17,7 +17,11 @@ func (p Pair) Key() [3]string { return [3]string{string(p.Layer), p.From.Node, p
 
 // Pairs lists every pair of jobs, job by job.
 func Pairs(jobs []Job) []Pair {
-	var out []Pair
+	n := 0
+	for _, j := range jobs {
+		n += len(j.Peers)
+	}
+	out := make([]Pair, 0, n)
 	for _, j := range jobs {
 		for _, to := range j.Peers {
 			out = append(out, Pair{Layer: j.Layer, From: j.From, To: to})

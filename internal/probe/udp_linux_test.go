@@ -83,3 +83,73 @@ func dropProbes(t *testing.T, ns netns.NsHandle, port, pct int) {
 		t.Fatalf("nftables in the test namespace: %v", err)
 	}
 }
+
+// The cheap check's socket goes from peer to peer: after Redial it
+// probes the new peer only (the old one is gone and answers nothing), a
+// refusal is the new peer's, and RouteMTU reads what the kernel would
+// send there.
+func TestRedialProbesTheNewPeer(t *testing.T) {
+	nstest.RequireRoot(t)
+	ns := nstest.New(t)
+	nstest.SetMTU(t, ns, "lo", 1500)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	listen := func() (net.PacketConn, netip.AddrPort) {
+		var pc net.PacketConn
+		nstest.In(t, ns, func() (err error) {
+			pc, err = net.ListenPacket("udp4", "127.0.0.1:0")
+			return err
+		})
+		return pc, pc.LocalAddr().(*net.UDPAddr).AddrPort()
+	}
+	pcA, a := listen()
+	pcB, b := listen()
+	actx, stopA := context.WithCancel(ctx)
+	go (&Responder{}).Serve(actx, pcA)
+	go (&Responder{}).Serve(ctx, pcB)
+	from := netip.MustParseAddr("127.0.0.1")
+	var c *Conn
+	nstest.In(t, ns, func() (err error) {
+		c, err = DialFrom(ctx, from, a)
+		return err
+	})
+	defer c.Close()
+	small := MinProbeSize(false)
+	round := func(who string) RoundResult {
+		t.Helper()
+		rr, err := c.Round(ctx, []int{small, 1500}, 1)
+		if err != nil {
+			t.Fatalf("round to %s: %v", who, err)
+		}
+		return rr
+	}
+	if m, err := c.RouteMTU(); err != nil || m != 1500 {
+		t.Errorf("RouteMTU over a 1500-byte loopback: %d, %v; want 1500", m, err)
+	}
+	if rr := round("A"); !rr.Acked[small] || !rr.Acked[1500] {
+		t.Fatalf("peer A answered %v; want both sizes", rr.Acked)
+	}
+	stopA()
+	pcA.Close()
+	if err := c.Redial(b); err != nil {
+		t.Fatal(err)
+	}
+	if c.From() != from {
+		t.Errorf("after Redial the socket is from %s; want %s", c.From(), from)
+	}
+	if rr := round("B"); !rr.Acked[small] || !rr.Acked[1500] {
+		t.Errorf("peer B after Redial answered %v; want both sizes", rr.Acked)
+	}
+	if err := c.Redial(a); err != nil { // nobody listens there now
+		t.Fatal(err)
+	}
+	if rr := round("A, closed"); rr.Acked[small] || rr.Acked[1500] || !c.PeerRefused() {
+		t.Errorf("the closed port after Redial: answered %v, refused %v; want nothing answered and the refusal seen", rr.Acked, c.PeerRefused())
+	}
+	if err := c.Redial(netip.MustParseAddrPort("[::1]:7946")); err == nil {
+		t.Error("Redial of an IPv4 socket to an IPv6 peer succeeded; want an error")
+	}
+	if err := c.Redial(b); err != nil || c.PeerRefused() {
+		t.Errorf("Redial back to B: %v, refused %v; want the old refusal forgotten", err, c.PeerRefused())
+	}
+}
