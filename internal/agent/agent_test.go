@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"net"
 	"net/http"
@@ -262,7 +263,7 @@ func TestBadRequestsAndTheAgentKeepsServing(t *testing.T) {
 		{"trailing_data", "PUT", "/v1/peers", `{"peers": []} {}`, 400},
 		{"no_targets", "POST", "/v1/probe", `{"targets": []}`, 400},
 		{"huge_series", "POST", "/v1/probe", `{"targets": ["b"], "rtt": {"count": 1000000, "intervalMs": 1}}`, 400},
-		{"oversized_body", "PUT", "/v1/peers", `{"peers": [` + strings.Repeat(`{"name":"x","address":"1.2.3.4:5"},`, 20000) + `{}]}`, 413},
+		{"oversized_body", "PUT", "/v1/peers", `{"peers": [` + strings.Repeat(`{"name":"x","address":"1.2.3.4:5"},`, MaxBodyBytes/35+1) + `{}]}`, 413},
 		{"bad_peer_address", "PUT", "/v1/peers", `{"peers": [{"name": "b", "address": "b:1"}]}`, 400},
 		{"sink_without_upgrade", "POST", probe.SinkPath, ``, 400},
 	}
@@ -643,5 +644,19 @@ func TestCheapCheck(t *testing.T) {
 	}
 	if r := got["lossy"]; !r.Reachable || r.FullSize == nil || r.FullSize.Crossed {
 		t.Errorf("cheap check of a peer that lost the round: %+v; want reachable by the echoes, the full-sized probe lost", r)
+	}
+}
+
+// A large cluster's peer list fits a request: 5,000 peers with names as
+// long as a cloud's node names.
+func TestFiveThousandPeers(t *testing.T) {
+	c := client(startAgent(t, "a"))
+	peers := make([]Peer, 5000)
+	for i := range peers {
+		peers[i] = Peer{Name: fmt.Sprintf("ip-10-%d-%d-%d.eu-west-1.compute.internal", i>>16, (i>>8)&255, i&255), Address: fmt.Sprintf("10.%d.%d.%d:7946", i>>16, (i>>8)&255, i&255)}
+	}
+	ans, err := c.PutPeers(context.Background(), peers)
+	if err != nil || ans.Peers != len(peers) {
+		t.Fatalf("5,000 peers: %+v, %v; want all taken", ans, err)
 	}
 }
