@@ -120,7 +120,7 @@ type ProbeResponse struct {
 // mistake or an attack.
 const (
 	// MaxBodyBytes bounds a request's body: room for MaxPeers peers with
-	// long names (5,000 nodes' peer list is about 260 KB). It is read
+	// long names (5,000 with cloud-length names: about 470 KB). It is read
 	// only once the credential checked out.
 	MaxBodyBytes      = 4 << 20
 	MaxPeers          = 10000

@@ -243,7 +243,7 @@ func bgpSessionDown(s *state) {
 				continue
 			}
 			for addr, peer := range byAddr {
-				if calico.MeshPeerName(addr) == p.Name && !s.young(n, p, peer) {
+				if calico.MeshPeerName(addr) == p.Name && !s.young(n, p, peer, addr) {
 					downFrom[peer] = append(downFrom[peer], fmt.Sprintf("%s: %s %s %s", n, p.Name, p.State, p.Info))
 					usedAddr[peer] = addr
 				}
@@ -310,12 +310,17 @@ func bgpSessionDown(s *state) {
 // rollout, the sessions are still connecting, and that is no fault.
 const bgpSettle = time.Minute
 
-// young: p, n's session to peer, is not Established and one of the two
-// BIRDs started less than bgpSettle ago by its own clock: the session is
-// still connecting. One that dropped between two BIRDs running longer is
-// down (a firewall rule added, a link cut), however recent the drop.
-func (s *state) young(n string, p model.BIRDProtocol, peer string) bool {
+// young: p, n's session to peer at addr, is not Established and one of
+// the two BIRDs started less than bgpSettle ago by its own clock: the
+// session is still connecting. One that dropped between two BIRDs running
+// longer is down (a firewall rule added, a link cut), however recent the
+// drop; one that names peer at another address than its node address
+// (address auto-detection took another NIC) will never come up.
+func (s *state) young(n string, p model.BIRDProtocol, peer string, addr netip.Addr) bool {
 	if p.Proto != "BGP" || p.Established() {
+		return false
+	}
+	if a := s.ev.Addresses[peer]; a != "" && a != addr.String() {
 		return false
 	}
 	for _, m := range []string{n, peer} {
@@ -355,7 +360,7 @@ func bgpSessionStarting(s *state) {
 					continue
 				}
 				notUp[peer]++
-				if s.young(n, p, peer) {
+				if s.young(n, p, peer, addr) {
 					young[peer] = append(young[peer], fmt.Sprintf("%s: %s %s %s since %s (%s's BIRD up %s, %s's %s)", n, p.Name, p.State, p.Info, p.Since, n, uptime(f), peer, uptime(s.ev.Facts[peer])))
 				}
 			}

@@ -86,6 +86,13 @@ func (p Pace) say(format string, a ...any) {
 // whose kernel overflowed its receive queue, is unknown, not a fault.
 func (r *Runner) Paced(ctx context.Context, jobs []plan.Job, deep agent.ProbeRequest, pace Pace) []model.Pair {
 	jobs = plan.Rotated(jobs)
+	// The agents take their peers while the pairs' table is built (at a
+	// million pairs, seconds of the controller's CPU either way).
+	var before map[string]agent.Load
+	var armed map[string]bool
+	var refused map[string]error
+	var arming sync.WaitGroup
+	arming.Go(func() { before, armed, refused = r.arm(ctx, jobs) })
 	all := plan.Pairs(jobs)
 	// store holds every pair's result in all's order (one allocation, not
 	// a million); results finds them by key.
@@ -95,7 +102,14 @@ func (r *Runner) Paced(ctx context.Context, jobs []plan.Job, deep agent.ProbeReq
 		store[i] = model.Pair{From: p.From.Node, To: p.To.Node, Layer: p.Layer, FromPod: p.From.Pod, ToPod: p.To.Pod}
 		results[p.Key()] = &store[i]
 	}
-	before, armed := r.arm(ctx, jobs, results)
+	arming.Wait()
+	for _, j := range jobs {
+		if err, ok := refused[j.From.Name()]; ok {
+			for _, p := range j.Peers {
+				results[plan.Pair{Layer: j.Layer, From: j.From, To: p}.Key()].Unknown = fmt.Sprintf("the controller could not ask the agent on %s: %v", j.From.Name(), err)
+			}
+		}
+	}
 
 	cheap := agent.ProbeRequest{Cheap: true, Parallel: cheapParallel}
 	var live []plan.Pair
@@ -236,10 +250,10 @@ func (r *Runner) Paced(ctx context.Context, jobs []plan.Job, deep agent.ProbeReq
 }
 
 // arm gives every job's agent its peers, all at once, and returns their
-// load counters and which agents took them. The pairs of an agent that
-// did not are unknown, with the reason.
-func (r *Runner) arm(ctx context.Context, jobs []plan.Job, results map[[3]string]*model.Pair) (map[string]agent.Load, map[string]bool) {
-	loads, armed := map[string]agent.Load{}, map[string]bool{}
+// load counters, which agents took them, and why the others did not
+// (their pairs are unknown, with the reason).
+func (r *Runner) arm(ctx context.Context, jobs []plan.Job) (map[string]agent.Load, map[string]bool, map[string]error) {
+	loads, armed, refused := map[string]agent.Load{}, map[string]bool{}, map[string]error{}
 	var mu sync.Mutex
 	var wg sync.WaitGroup
 	for _, j := range jobs {
@@ -252,16 +266,14 @@ func (r *Runner) arm(ctx context.Context, jobs []plan.Job, results map[[3]string
 			mu.Lock()
 			defer mu.Unlock()
 			if err != nil {
-				for _, p := range j.Peers {
-					results[plan.Pair{Layer: j.Layer, From: j.From, To: p}.Key()].Unknown = fmt.Sprintf("the controller could not ask the agent on %s: %v", j.From.Name(), err)
-				}
+				refused[j.From.Name()] = err
 				return
 			}
 			loads[j.From.Name()], armed[j.From.Name()] = ans.Load, true
 		})
 	}
 	wg.Wait()
-	return loads, armed
+	return loads, armed, refused
 }
 
 // runPairs runs req on pairs, every sender at once, each sender's targets
