@@ -1,7 +1,8 @@
 // Command bench compares podpath's measurements with the reference tools on
 // the same lab path in one run: throughput vs iperf3, RTT vs iputils ping on
 // a delayed path, path-MTU time and probes vs tracepath, a full 3-node
-// `podpath mtu`, the agent's RSS and CPU while it probes 100 peers, and the
+// `podpath mtu`, the doctor on labs of 3 to 100 nodes (healthy and with the
+// seed fault), the agent's RSS and CPU while it probes 100 peers, and the
 // doctor on virtual clusters of 200 and 1,000 nodes.
 // It needs root (it builds labs) and prints ratios.
 //
