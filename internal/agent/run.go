@@ -81,18 +81,15 @@ func (a *Agent) probeOne(ctx context.Context, p Peer, req *ProbeRequest, spare *
 	res := TargetResult{Peer: p.Name, Address: p.Address}
 	fail := func(err error) { res.Errors = append(res.Errors, err.Error()) }
 	addr, err := netip.ParseAddrPort(p.Address)
-	if err == nil && spare != nil && !(req.Cheap && spare.From() == a.source(addr.Addr()) && spare.Redial(addr) == nil) {
-		spare.Close()
-		spare = nil
+	conn := spare
+	if conn != nil && (err != nil || !req.Cheap || conn.From() != a.source(addr.Addr()) || conn.Redial(addr) != nil) {
+		conn.Close()
+		conn = nil
 	}
 	if err != nil {
-		if spare != nil {
-			spare.Close()
-		}
 		fail(err)
 		return res, nil
 	}
-	conn := spare
 	if conn == nil {
 		if conn, err = probe.DialFrom(ctx, a.source(addr.Addr()), addr); err != nil {
 			fail(err)

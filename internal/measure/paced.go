@@ -16,8 +16,7 @@ import (
 // third of its probes to itself (issue 18).
 const (
 	// cheapParallel is how many peers one agent checks at once in the
-	// cheap round: a handful of small echoes, three full-sized probes and
-	// one handshake per pair.
+	// cheap round: a small and a full-sized probe per pair (agent.Cheap).
 	cheapParallel = 8
 	// cheapBatch and cheapInFlight bound the cheap check across the
 	// cluster: requests of 128 targets, 64 requests at once (512 pairs). A
