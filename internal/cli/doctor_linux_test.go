@@ -200,7 +200,7 @@ func TestDoctorRoutedMatrix(t *testing.T) {
 			t.Errorf("%s: node-unreachable %s: the control channel must survive the fault", c.fault, summary(r))
 		}
 		nodePath := func(from, to string) model.Pair {
-			for _, p := range r.Pairs {
+			for _, p := range r.Pairs.All() {
 				if p.Layer == model.LayerNode && p.From == from && p.To == to {
 					return p
 				}
@@ -230,7 +230,7 @@ func TestDoctorRoutedMatrix(t *testing.T) {
 				t.Errorf("fragments dropped: %s, remedy %+v, evidence %v; want mtu-blackhole with MTU 1350 and the lost fragments, nothing else", summary(r), f.Remedy, f.Evidence)
 			}
 		case "route-missing=node1:10.233.64.128/26":
-			for _, p := range r.Pairs {
+			for _, p := range r.Pairs.All() {
 				if p.Layer == model.LayerPod && p.From == "node3" && p.Unknown == "" {
 					t.Errorf("pod node3 → %s: %+v; want unknown (the controller on node1 has no route to node3's Pod agent)", p.To, p)
 				}
@@ -361,7 +361,7 @@ func TestDoctorSurvivesADeadAgent(t *testing.T) {
 	if code != 0 {
 		t.Errorf("exit %d; want 0: a dead agent and a node-layer black hole are no error", code)
 	}
-	for _, p := range r.Pairs {
+	for _, p := range r.Pairs.All() {
 		if (p.From == "node1" && p.To == "node2") && (!p.Reachable || p.PathMTU != 1400) {
 			t.Errorf("node1 → node2 lost its result: %+v", p)
 		}

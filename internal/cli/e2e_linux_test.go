@@ -103,10 +103,10 @@ func TestMTUIsByteExact(t *testing.T) {
 		}
 		return 1450
 	}
-	if len(r.Pairs) != 12 {
-		t.Fatalf("%d pairs; want 12 (3×2 ordered pairs on 2 layers)", len(r.Pairs))
+	if r.Pairs.Len() != 12 {
+		t.Fatalf("%d pairs; want 12 (3×2 ordered pairs on 2 layers)", r.Pairs.Len())
 	}
-	for _, p := range r.Pairs {
+	for _, p := range r.Pairs.All() {
 		if !p.Reachable || p.PathMTU != want(p) {
 			t.Errorf("%s %s → %s: path MTU %d (reachable %v, %v); want %d", p.Layer, p.From, p.To, p.PathMTU, p.Reachable, p.Errors, want(p))
 		}
@@ -122,7 +122,7 @@ func TestMTUIsByteExact(t *testing.T) {
 	// The symptom users see: small requests pass, a 300 KB transfer to or
 	// from node3's Pod stalls; node1↔node2 are fine.
 	r = jsonReport(t, "perf", "--inventory", l.Inventory, "-o", "json", "--count", "3", "--interval", "2ms", "--layers", "pod")
-	for _, p := range r.Pairs {
+	for _, p := range r.Pairs.All() {
 		node3 := p.From == "node3" || p.To == "node3"
 		if p.Stalled != node3 || p.TCPConnectMs == nil || p.HTTPTotalMs <= 0 {
 			t.Errorf("pod %s → %s: stalled %v after %d bytes, TCP connect %v, HTTP %.1f ms; want stalled=%v with small requests passing",
@@ -140,10 +140,10 @@ func TestPerfOnTheLab(t *testing.T) {
 	}
 	fault(t, l, "delay=node2:20")
 	r := jsonReport(t, "perf", "--inventory", l.Inventory, "-o", "json", "--count", "20", "--interval", "5ms", "--throughput", "1s")
-	if len(r.Pairs) != 4 {
-		t.Fatalf("%d pairs; want 4", len(r.Pairs))
+	if r.Pairs.Len() != 4 {
+		t.Fatalf("%d pairs; want 4", r.Pairs.Len())
 	}
-	for _, p := range r.Pairs {
+	for _, p := range r.Pairs.All() {
 		if !p.Reachable || p.RTTMs == nil || p.LossPct != 0 || p.ThroughputBps <= 0 || p.TCPConnectMs == nil || p.HTTPTotalMs <= 0 {
 			t.Errorf("%s %s → %s: %+v", p.Layer, p.From, p.To, p)
 			continue
@@ -160,7 +160,7 @@ func TestPerfTellsICMPFromUDP(t *testing.T) {
 	l := agentLab(t, lab.New(labName(t)).Nodes(2).Backend(lab.BackendVXLAN))
 	fault(t, l, "block-icmp=node2")
 	r := jsonReport(t, "perf", "--inventory", l.Inventory, "-o", "json", "--count", "5", "--interval", "2ms", "--layers", "node")
-	for _, p := range r.Pairs {
+	for _, p := range r.Pairs.All() {
 		if p.ICMPLossPct == nil || *p.ICMPLossPct != 100 || p.LossPct != 0 || p.TCPConnectMs == nil {
 			t.Errorf("%s → %s with ICMP blocked at node2: ICMP loss %v, UDP loss %.0f%%, TCP %v; want 100, 0, connected", p.From, p.To, p.ICMPLossPct, p.LossPct, p.TCPConnectMs)
 		}

@@ -320,7 +320,7 @@ func mtuFinding(r *model.Report) *model.Finding {
 // smallest node-layer path MTU less the backend's encapsulation.
 func pathLimit(r *model.Report, backend string) (int, string) {
 	limit, path := 0, ""
-	for _, p := range r.Pairs {
+	for _, p := range r.Pairs.All() {
 		if p.Layer != model.LayerNode || p.PathMTU == 0 {
 			continue
 		}

@@ -162,7 +162,7 @@ func checkFixed(t *testing.T, r *model.Report, code int) {
 		t.Errorf("after the fix: %s", summary(r))
 	}
 	crossed := 0
-	for _, p := range r.Pairs {
+	for _, p := range r.Pairs.All() {
 		if p.Layer == model.LayerPod && (p.To == "node3" || p.From == "node3") {
 			if p.Stalled || !p.Reachable || p.PathMTU != 1350 {
 				t.Errorf("pod %s→%s after the fix: reachable %v, stalled %v, path MTU %d; want a 300 KB transfer through at 1350", p.From, p.To, p.Reachable, p.Stalled, p.PathMTU)

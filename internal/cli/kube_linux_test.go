@@ -195,7 +195,7 @@ func TestKubeDoctorKubespray(t *testing.T) {
 		if err := json.Unmarshal([]byte(out), &m); code != ExitOK || err != nil {
 			t.Fatalf("mtu: exit %d, %v: %s", code, err, errOut)
 		}
-		for _, p := range m.Pairs {
+		for _, p := range m.Pairs.All() {
 			want := map[model.Layer]int{model.LayerNode: 1500, model.LayerPod: 1450}[p.Layer]
 			if p.From == "node3" || p.To == "node3" {
 				want -= 100
@@ -204,8 +204,8 @@ func TestKubeDoctorKubespray(t *testing.T) {
 				t.Errorf("mtu %s %s→%s = %d; want %d", p.Layer, p.From, p.To, p.PathMTU, want)
 			}
 		}
-		if len(m.Pairs) != 12 {
-			t.Errorf("mtu measured %d pairs; want 12 (6 ordered pairs on each layer)", len(m.Pairs))
+		if m.Pairs.Len() != 12 {
+			t.Errorf("mtu measured %d pairs; want 12 (6 ordered pairs on each layer)", m.Pairs.Len())
 		}
 		// Kubespray keeps the MTU in its inventory: a kubectl-only fix would be reverted.
 		if cmds := strings.Join(f.Remedy.Commands, "\n"); !strings.Contains(f.Remedy.Summary, "calico_mtu: 1350") ||
@@ -488,7 +488,7 @@ func TestKubeDoctorNotReadyNode(t *testing.T) {
 			t.Errorf("findings %s include %s for a node that is merely NotReady", summary(r), bad)
 		}
 	}
-	for _, p := range r.Pairs {
+	for _, p := range r.Pairs.All() {
 		if p.From == "node3" || p.To == "node3" {
 			t.Errorf("pair %s→%s probed; node3 is NotReady", p.From, p.To)
 		}

@@ -126,9 +126,9 @@ func runMesh(ctx context.Context, s Streams, f *sourceFlags, req agent.ProbeRequ
 	defer r.Close()
 	throughput := req.Throughput
 	req.Throughput = nil
-	rep := &model.Report{Pairs: r.Run(ctx, jobs, req)}
+	rep := &model.Report{Pairs: model.PairsOf(r.Run(ctx, jobs, req))}
 	if throughput != nil {
-		r.RunOneByOne(ctx, jobs, agent.ProbeRequest{Throughput: throughput}, rep.Pairs)
+		r.RunOneByOne(ctx, jobs, agent.ProbeRequest{Throughput: throughput}, rep.Pairs.Slice())
 	}
 	if facts {
 		rep.Nodes = r.Facts(ctx, inv)
@@ -151,8 +151,8 @@ func runMesh(ctx context.Context, s Streams, f *sourceFlags, req agent.ProbeRequ
 }
 
 // anyAnswer reports whether any agent answered the controller.
-func anyAnswer(pairs []model.Pair) bool {
-	for _, p := range pairs {
+func anyAnswer(pairs model.Pairs) bool {
+	for _, p := range pairs.All() {
 		if p.Measured() {
 			return true
 		}
@@ -160,13 +160,13 @@ func anyAnswer(pairs []model.Pair) bool {
 	return false
 }
 
-func firstError(pairs []model.Pair) string {
-	for _, p := range pairs {
+func firstError(pairs model.Pairs) string {
+	for _, p := range pairs.All() {
 		if p.Unknown != "" {
 			return p.Unknown
 		}
 	}
-	for _, p := range pairs {
+	for _, p := range pairs.All() {
 		if len(p.Errors) > 0 {
 			return p.Errors[0]
 		}

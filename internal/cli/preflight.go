@@ -123,7 +123,7 @@ func runPreflight(ctx context.Context, s Streams, f *preflightFlags) error {
 	rep := &model.Report{}
 	var wg sync.WaitGroup
 	wg.Go(func() { rep.Nodes = r.Facts(ctx, inv) })
-	rep.Pairs = r.Run(ctx, jobs, req)
+	rep.Pairs = model.PairsOf(r.Run(ctx, jobs, req))
 	wg.Wait()
 	if interrupted() != nil {
 		return errInterrupted
@@ -131,7 +131,7 @@ func runPreflight(ctx context.Context, s Streams, f *preflightFlags) error {
 	if !anyAnswer(rep.Pairs) {
 		return fmt.Errorf("no agent answered (first error: %s)", firstError(rep.Pairs))
 	}
-	in := netplan.PreflightInput{Encap: encap, Pairs: rep.Pairs, Facts: map[string]*model.Facts{},
+	in := netplan.PreflightInput{Encap: encap, Pairs: rep.Pairs.Slice(), Facts: map[string]*model.Facts{},
 		Skew: map[string]time.Duration{}, Encaps: map[string]bool{encap: true}}
 	for _, n := range inv.Nodes {
 		in.Nodes = append(in.Nodes, n.Name)
@@ -146,7 +146,7 @@ func runPreflight(ctx context.Context, s Streams, f *preflightFlags) error {
 			in.Skew[ni.Name] = fc.CollectedAt.Sub(ni.ReceivedAt)
 		}
 	}
-	for _, p := range rep.Pairs {
+	for _, p := range rep.Pairs.All() {
 		role := roles[p.To]
 		for _, ps := range p.Ports {
 			if !portFor(ps.Port, role) {

@@ -51,7 +51,7 @@ func TestPreflightOnTheUnderlay(t *testing.T) {
 		t.Errorf("config %+v; want calico_mtu 1350, node2 failing, node1 passing", r.Config)
 	}
 	// Every other needed port passes, in both directions.
-	for _, p := range r.Pairs {
+	for _, p := range r.Pairs.All() {
 		for _, ps := range p.Ports {
 			if ps.State != "open" && !(p.To == "node2" && ps.Port == 4789) {
 				t.Errorf("%s → %s %s/%d: %s; want open", p.From, p.To, ps.Proto, ps.Port, ps.State)

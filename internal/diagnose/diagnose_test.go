@@ -2,6 +2,7 @@ package diagnose
 
 import (
 	"fmt"
+	"reflect"
 	"slices"
 	"strings"
 	"testing"
@@ -48,6 +49,7 @@ func healthy(n int) Evidence {
 		}
 		ev.Facts[name] = f
 	}
+	var ps []model.Pair
 	for _, l := range []model.Layer{model.LayerNode, model.LayerPod} {
 		mtu := 1500
 		if l == model.LayerPod {
@@ -59,21 +61,23 @@ func healthy(n int) Evidence {
 					continue
 				}
 				loss := 0.0
-				ev.Pairs = append(ev.Pairs, model.Pair{From: a, To: b, Layer: l, Reachable: true,
+				ps = append(ps, model.Pair{From: a, To: b, Layer: l, Reachable: true,
 					PathMTU: mtu, IfaceMTU: mtu, PathMTULimit: "none",
 					RTTMs: &model.Percentiles{P50: 0.1, P99: 0.3}, ICMPRTTMs: &model.Percentiles{P50: 0.1},
 					ICMPLossPct: &loss, TCPConnectMs: &model.Percentiles{P50: 0.1}, TransferBytes: 300000})
 			}
 		}
 	}
+	ev.Pairs = model.PairsOf(ps)
 	return ev
 }
 
 // each applies fn to the pairs that match.
 func each(ev *Evidence, match func(model.Pair) bool, fn func(*model.Pair)) {
-	for i := range ev.Pairs {
-		if match(ev.Pairs[i]) {
-			fn(&ev.Pairs[i])
+	ps := ev.Pairs.Slice()
+	for i := range ps {
+		if match(ps[i]) {
+			fn(&ps[i])
 		}
 	}
 }
@@ -536,7 +540,7 @@ func TestDiagnose(t *testing.T) {
 			name: "not_ready_node_is_not_a_partition",
 			mutate: func(ev *Evidence) {
 				ev.Nodes = ev.Nodes[:2]
-				ev.Pairs = slices.DeleteFunc(ev.Pairs, with("node3"))
+				ev.Pairs = model.PairsOf(slices.DeleteFunc(ev.Pairs.Slice(), with("node3")))
 				delete(ev.Facts, "node3")
 				ev.NotReady = map[string]string{"node3": "False (KubeletNotReady)"}
 				ev.Cordoned = []string{"node3"}
@@ -683,7 +687,7 @@ func TestRemedyByInstall(t *testing.T) {
 }
 
 func TestLocalize(t *testing.T) {
-	all := healthy(4).Pairs
+	all := healthy(4).Pairs.Slice()
 	var node3, all2 []model.Pair
 	for _, p := range all {
 		if p.Layer == model.LayerPod && (p.From == "node3" || p.To == "node3") {
@@ -693,10 +697,10 @@ func TestLocalize(t *testing.T) {
 			all2 = append(all2, p)
 		}
 	}
-	if got := Localize(node3, all); !slices.Equal(got, []string{"node3"}) {
+	if got := Localize(node3, slices.All(all)); !slices.Equal(got, []string{"node3"}) {
 		t.Errorf("Localize(pairs of node3) = %v", got)
 	}
-	if got := Localize(all2, all); got != nil {
+	if got := Localize(all2, slices.All(all)); got != nil {
 		t.Errorf("Localize(every pair) = %v; want nil (everywhere)", got)
 	}
 }
@@ -735,4 +739,40 @@ func bgpSessionsTo(ev *Evidence, node, started string) {
 		}
 	}
 	each(ev, podWith(node), cutPair)
+}
+
+// The doctor hands large runs' pairs over compact (model.CompactPairs):
+// the diagnosis must not tell the two apart, on plain pairs (the cheap
+// check's reachable ones) beside measured ones, healthy or not.
+func TestCompactPairsDiagnoseAlike(t *testing.T) {
+	for _, broken := range []bool{false, true} {
+		ev := healthy(4)
+		ps := ev.Pairs.Slice()
+		for i := range ps {
+			if i%2 == 0 {
+				p := ps[i]
+				ps[i] = model.Pair{From: p.From, To: p.To, Layer: p.Layer, Reachable: true}
+			}
+			if broken && ps[i].To == "node3" && ps[i].Layer == model.LayerPod {
+				ps[i].Reachable, ps[i].RTTMs, ps[i].LossPct = false, nil, 100
+			}
+		}
+		compact := ev
+		compact.Pairs = model.CompactPairs(len(ps), func(i int) model.Pair {
+			return model.Pair{From: ps[i].From, To: ps[i].To, Layer: ps[i].Layer}
+		})
+		for i, p := range ps {
+			compact.Pairs.Set(i, p)
+		}
+		if !slices.EqualFunc(compact.Pairs.Slice(), ps, func(a, b model.Pair) bool { return reflect.DeepEqual(a, b) }) {
+			t.Fatalf("compact pairs read back differently")
+		}
+		want, got := Diagnose(ev), Diagnose(compact)
+		if !reflect.DeepEqual(got, want) {
+			t.Errorf("broken=%v: compact pairs gave %v, whole ones %v", broken, ids(got), ids(want))
+		}
+		if broken && len(want) == 0 {
+			t.Errorf("broken=%v: no finding at all; the case tests nothing", broken)
+		}
+	}
 }

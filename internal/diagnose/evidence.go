@@ -4,6 +4,7 @@
 package diagnose
 
 import (
+	"iter"
 	"slices"
 	"sort"
 
@@ -15,7 +16,7 @@ type Evidence struct {
 	Nodes     []string                // every node of the run, in inventory order
 	Addresses map[string]string       // node → underlay address, from the inventory
 	Network   model.Network           // what the cluster is configured with (backend, Pod MTU)
-	Pairs     []model.Pair            // one per ordered pair and layer
+	Pairs     model.Pairs             // one per ordered pair and layer
 	Facts     map[string]*model.Facts // by node; missing when the node's agent did not answer
 	// FactErrors says why a node's facts are missing.
 	FactErrors map[string]string
@@ -170,7 +171,7 @@ func ref(p model.Pair) model.PairRef { return model.PairRef{From: p.From, To: p.
 // end of every pair, or of all of its own pairs in the set when the set
 // covers every pair of that node. Empty when the pairs share no node (the
 // problem is everywhere, or scattered).
-func Localize(affected []model.Pair, all []model.Pair) []string {
+func Localize(affected []model.Pair, all iter.Seq2[int, model.Pair]) []string {
 	if len(affected) == 0 {
 		return nil
 	}

@@ -208,7 +208,7 @@ func (s *state) mtuRemedy(mtu int, underlayNodes string, underlayMTU int) *model
 // the sender's interface allows them: small requests pass, big ones stall.
 func mtuBlackhole(s *state) {
 	var pod, node, stalled []model.Pair
-	for _, p := range s.ev.Pairs {
+	for _, p := range s.ev.Pairs.All() {
 		// Loss explains a stalled transfer and blurs a size search; packet-loss
 		// reports those pairs instead.
 		if s.isExplained(p) || lossy(p) {
@@ -232,10 +232,10 @@ func mtuBlackhole(s *state) {
 	if len(affected) == 0 {
 		sev, affected, layer = Warning, node, model.LayerNode
 	}
-	nodes := Localize(affected, s.pairs(layer, func(model.Pair) bool { return true }))
+	nodes := Localize(affected, s.ev.Pairs.All())
 	// The Pod MTU is one value for the cluster: it must fit the worst path.
 	safe, underlay := 0, 0
-	for _, p := range s.ev.Pairs {
+	for _, p := range s.ev.Pairs.All() {
 		if p.PathMTU == 0 {
 			continue
 		}
@@ -370,7 +370,7 @@ func (s *state) whereTheyVanish(pairs []model.Pair) []string {
 
 // nodePair is the node-layer pair beside a Pod-layer one.
 func (s *state) nodePair(p model.Pair) (model.Pair, bool) {
-	for _, q := range s.ev.Pairs {
+	for _, q := range s.ev.Pairs.All() {
 		if q.Layer == model.LayerNode && q.From == p.From && q.To == p.To && q.Known() && q.PathMTU > 0 {
 			return q, true
 		}
@@ -416,7 +416,7 @@ func underlayFragmentation(s *state) {
 	var frag []model.Pair
 	var ev []string
 	safe := 0
-	for _, p := range s.ev.Pairs {
+	for _, p := range s.ev.Pairs.All() {
 		if p.Layer != model.LayerPod || !p.Known() || !p.Reachable || p.PathMTU == 0 || s.isExplained(p) {
 			continue
 		}
@@ -434,11 +434,10 @@ func underlayFragmentation(s *state) {
 	if len(frag) == 0 {
 		return
 	}
-	all := s.pairs(model.LayerPod, func(model.Pair) bool { return true })
-	nodes := Localize(frag, all)
+	nodes := Localize(frag, s.ev.Pairs.All())
 	r := s.mtuRemedy(safe, nodesOrAll(nodes), frag[0].PathMTU+o)
 	at := where(nodes)
-	if len(nodes) == 0 && len(frag) < len(all) {
+	if len(nodes) == 0 && len(frag) < s.count(model.LayerPod) {
 		at = "on " + count(len(frag), "Pod path") + " (below)"
 	}
 	s.add(model.Finding{

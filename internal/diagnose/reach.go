@@ -97,7 +97,7 @@ func resultsUnknown(s *state) {
 	}
 	var unknown []model.Pair
 	nodes := map[string]bool{}
-	for _, p := range s.ev.Pairs {
+	for _, p := range s.ev.Pairs.All() {
 		if p.Known() && p.Reachable && p.PathMTU == 0 && p.PathMTUError != "" && !s.isExplained(p) {
 			unknown = append(unknown, p)
 			nodes[p.From], nodes[p.To] = true, true

@@ -36,7 +36,7 @@ type state struct {
 	explained map[pairKey]string // pair → ID of the finding that explains it
 	// byNode indexes ev.Pairs by layer ("": any) and node at either end,
 	// in their order; built on first use (pairsOf).
-	byNode map[layerNode][]int
+	byNode map[layerNode][]int32
 }
 
 type layerNode struct {
@@ -57,7 +57,7 @@ func (s *state) isExplained(p model.Pair) bool { _, ok := s.explained[keyOf(p)];
 
 func (s *state) pairs(layer model.Layer, pred func(model.Pair) bool) []model.Pair {
 	var out []model.Pair
-	for _, p := range s.ev.Pairs {
+	for _, p := range s.ev.Pairs.All() {
 		if (layer == "" || p.Layer == layer) && pred(p) {
 			out = append(out, p)
 		}
@@ -72,19 +72,19 @@ func (s *state) pairs(layer model.Layer, pred func(model.Pair) bool) []model.Pai
 // took the diagnosis minutes.
 func (s *state) pairsOf(layer model.Layer, n string, pred func(model.Pair) bool) []model.Pair {
 	if s.byNode == nil {
-		s.byNode = map[layerNode][]int{}
-		for i, p := range s.ev.Pairs {
+		s.byNode = map[layerNode][]int32{}
+		for i, p := range s.ev.Pairs.All() {
 			for _, l := range []model.Layer{p.Layer, ""} {
-				s.byNode[layerNode{l, p.From}] = append(s.byNode[layerNode{l, p.From}], i)
+				s.byNode[layerNode{l, p.From}] = append(s.byNode[layerNode{l, p.From}], int32(i))
 				if p.To != p.From {
-					s.byNode[layerNode{l, p.To}] = append(s.byNode[layerNode{l, p.To}], i)
+					s.byNode[layerNode{l, p.To}] = append(s.byNode[layerNode{l, p.To}], int32(i))
 				}
 			}
 		}
 	}
 	var out []model.Pair
 	for _, i := range s.byNode[layerNode{layer, n}] {
-		if p := s.ev.Pairs[i]; pred(p) {
+		if p := s.ev.Pairs.At(int(i)); pred(p) {
 			out = append(out, p)
 		}
 	}
@@ -562,4 +562,15 @@ func (s *state) explainedBy(node, id string) bool {
 		}
 	}
 	return false
+}
+
+// count is how many pairs of layer there are ("": all).
+func (s *state) count(layer model.Layer) int {
+	n := 0
+	for _, p := range s.ev.Pairs.All() {
+		if layer == "" || p.Layer == layer {
+			n++
+		}
+	}
+	return n
 }

@@ -20,7 +20,7 @@ func podNetworkPartition(s *state) {
 	if len(failing) == 0 {
 		return
 	}
-	nodes := Localize(failing, s.pairs(model.LayerPod, func(model.Pair) bool { return true }))
+	nodes := Localize(failing, s.ev.Pairs.All())
 	var ev []string
 	for _, p := range failing {
 		ev = append(ev, fmt.Sprintf("pod %s → %s: no answer", p.From, p.To))
@@ -206,7 +206,7 @@ func nodeNetworkPartition(s *state) {
 	if len(failing) == 0 {
 		return
 	}
-	nodes := Localize(failing, s.pairs(model.LayerNode, func(model.Pair) bool { return true }))
+	nodes := Localize(failing, s.ev.Pairs.All())
 	var ev, why []string
 	for _, p := range failing {
 		ev = append(ev, fmt.Sprintf("node %s → %s: no UDP echo, ICMP echo or TCP handshake", p.From, p.To))
@@ -376,7 +376,7 @@ func packetLoss(s *state) {
 	if len(lost) == 0 {
 		return
 	}
-	nodes := Localize(lost, s.ev.Pairs)
+	nodes := Localize(lost, s.ev.Pairs.All())
 	var ev []string
 	for _, p := range lost {
 		ev = append(ev, fmt.Sprintf("%s %s → %s: %.0f%% of echoes lost", p.Layer, p.From, p.To, p.LossPct))
@@ -441,7 +441,7 @@ func medianWithout(all, in []float64) float64 {
 // cluster whose every pair is slow.
 func highLatency(s *state) {
 	var all []float64
-	for _, p := range s.ev.Pairs {
+	for _, p := range s.ev.Pairs.All() {
 		if p.RTTMs != nil {
 			all = append(all, p.RTTMs.P50)
 		}
@@ -472,7 +472,7 @@ func highLatency(s *state) {
 	}
 	if len(nodes) == 0 && median(all) > LatencyAbsoluteMs {
 		ev = append(ev, fmt.Sprintf("median round trip between nodes %.1f ms", median(all)))
-		slow = s.ev.Pairs
+		slow = s.ev.Pairs.Slice()
 	}
 	if len(ev) == 0 {
 		return
@@ -489,7 +489,7 @@ func highLatency(s *state) {
 // mtuWasteful: the Pod MTU is far below what the path carries.
 func mtuWasteful(s *state) {
 	minNode, podIface := 0, 0
-	for _, p := range s.ev.Pairs {
+	for _, p := range s.ev.Pairs.All() {
 		switch {
 		case p.Layer == model.LayerNode && p.PathMTU > 0:
 			if minNode == 0 || p.PathMTU < minNode {
@@ -522,7 +522,7 @@ func tcpBlocked(s *state) {
 	if len(blocked) == 0 {
 		return
 	}
-	nodes := Localize(blocked, s.ev.Pairs)
+	nodes := Localize(blocked, s.ev.Pairs.All())
 	var ev []string
 	for _, p := range blocked {
 		icmp := "ICMP echoes not measured"
@@ -559,7 +559,7 @@ func icmpFiltered(s *state) {
 	if len(filtered) == 0 {
 		return
 	}
-	nodes := Localize(filtered, s.ev.Pairs)
+	nodes := Localize(filtered, s.ev.Pairs.All())
 	s.add(model.Finding{
 		ID: ICMPFiltered, Severity: Info, Title: "ICMP is filtered " + where(nodes),
 		Summary:  "ping fails on these paths while UDP and TCP pass: the network is up, ICMP is dropped. Ping-based checks will mislead; if 'fragmentation needed' is dropped too, path MTU discovery cannot work.",

@@ -3,6 +3,7 @@ package measure
 import (
 	"context"
 	"fmt"
+	"sort"
 	"strings"
 	"sync"
 
@@ -83,87 +84,87 @@ func (p Pace) say(format string, a ...any) {
 // Agents report what they dropped for load (agent.Load): a pair still
 // looking lossy towards an agent that dropped peers' probes for load, or
 // whose kernel overflowed its receive queue, is unknown, not a fault.
-func (r *Runner) Paced(ctx context.Context, jobs []plan.Job, deep agent.ProbeRequest, pace Pace) []model.Pair {
+func (r *Runner) Paced(ctx context.Context, jobs []plan.Job, deep agent.ProbeRequest, pace Pace) model.Pairs {
 	jobs = plan.Rotated(jobs)
-	// The agents take their peers while the pairs' table is built (at a
-	// million pairs, seconds of the controller's CPU either way).
+	// The agents take their peers while the pairs' table is built.
 	var before map[string]agent.Load
 	var armed map[string]bool
 	var refused map[string]error
 	var arming sync.WaitGroup
 	arming.Go(func() { before, armed, refused = r.arm(ctx, jobs) })
-	all := plan.Pairs(jobs)
-	// store holds every pair's result in all's order (one allocation, not
-	// a million); results finds them by key.
-	store := make([]model.Pair, len(all))
-	results := make(map[[3]string]*model.Pair, len(all))
-	for i, p := range all {
-		store[i] = model.Pair{From: p.From.Node, To: p.To.Node, Layer: p.Layer, FromPod: p.From.Pod, ToPod: p.To.Pod}
-		results[p.Key()] = &store[i]
-	}
+	t := newTable(jobs)
 	arming.Wait()
-	for _, j := range jobs {
-		if err, ok := refused[j.From.Name()]; ok {
-			for _, p := range j.Peers {
-				results[plan.Pair{Layer: j.Layer, From: j.From, To: p}.Key()].Unknown = fmt.Sprintf("the controller could not ask the agent on %s: %v", j.From.Name(), err)
+	var live []work // the armed agents' jobs
+	for j, job := range jobs {
+		if err, ok := refused[job.From.Name()]; ok {
+			for k := range job.Peers {
+				p := t.pairs.At(t.base[j] + k)
+				p.Unknown = fmt.Sprintf("the controller could not ask the agent on %s: %v", job.From.Name(), err)
+				t.pairs.Set(t.base[j]+k, p)
 			}
+		}
+		if armed[job.From.Name()] {
+			live = append(live, work{job: job, base: t.base[j]})
 		}
 	}
 
 	cheap := agent.ProbeRequest{Cheap: true, Parallel: cheapParallel}
-	var live []plan.Pair
-	var liveAt []*model.Pair // live's results, in its order
-	for i, p := range all {
-		if armed[p.From.Name()] {
-			live = append(live, p)
-			liveAt = append(liveAt, &store[i])
-		}
+	n := 0
+	for _, w := range live {
+		n += len(w.job.Peers)
 	}
-	pace.say("podpath doctor: checking %d pairs (reachability and a full-sized packet)…", len(live))
-	r.runBatched(ctx, live, cheap, cheapBatch, cheapInFlight, func(i int, got model.Pair) { *liveAt[i] = got })
+	pace.say("podpath doctor: checking %d pairs (reachability and a full-sized packet)…", n)
+	r.runBatched(ctx, live, cheap, cheapBatch, cheapInFlight, t.pairs.Set)
 	if !pace.FullMesh {
 		// A second cheap look, one peer at a time, at what looked odd: in
 		// the burst of the first, a responder late by a second reads as a
 		// lost echo (a 100-node lab on 2 cores: a fifth of the pairs).
-		look, _ := sample(oddPairs(live, liveAt), secondLookPerAgent*len(jobs))
+		look, _ := sample(t.odd(live), secondLookPerAgent*len(jobs))
 		if len(look) > 0 {
 			pace.say("podpath doctor: checking %d pairs that looked odd again, one peer at a time…", len(look))
 			again := cheap
 			again.Parallel = 1
-			for k, got := range r.runPairs(ctx, look, again) {
+			for k, got := range r.runPairs(ctx, plain(look), again) {
 				if got.Measured() {
-					*results[k] = got
+					t.pairs.Set(look[k].i, got)
 				}
 			}
 		}
 	}
 
 	// In depth: the cover, and everything the cheap check found odd.
-	var depth []plan.Pair
+	var depth []at
 	if pace.FullMesh {
-		depth = live
+		for _, w := range live {
+			for k, to := range w.job.Peers {
+				depth = append(depth, at{plan.Pair{Layer: w.job.Layer, From: w.job.From, To: to}, w.base + k})
+			}
+		}
 	} else {
 		class := pace.Class
 		if class == nil {
 			class = func(string) string { return "" }
 		}
-		in := map[[3]string]bool{}
-		take := func(p plan.Pair) {
-			if armed[p.From.Name()] && !in[p.Key()] {
-				in[p.Key()] = true
+		in := map[int]bool{}
+		take := func(p at) {
+			if p.i >= 0 && armed[p.From.Name()] && !in[p.i] {
+				in[p.i] = true
 				depth = append(depth, p)
 			}
 		}
-		for _, p := range plan.Cover(jobs, class) {
+		for _, p := range t.find(plan.Cover(jobs, class)) {
 			take(p)
 		}
-		odd := oddPairs(live, liveAt)
+		odd := t.odd(live)
 		picked, left := sample(odd, maxSuspects(len(jobs)))
+		var back []plan.Pair
 		for _, p := range picked {
+			back = append(back, plan.Pair{Layer: p.Layer, From: p.To, To: p.From})
+		}
+		back2 := t.find(back)
+		for k, p := range picked {
 			take(p)
-			if _, ok := results[[3]string{string(p.Layer), p.To.Node, p.From.Node}]; ok {
-				take(plan.Pair{Layer: p.Layer, From: p.To, To: p.From})
-			}
+			take(back2[k])
 		}
 		if len(left) > 0 {
 			pace.say("podpath doctor: %d pairs looked odd in the cheap check; measuring %d of them, spread over the senders, in depth…", len(odd), len(picked))
@@ -171,23 +172,33 @@ func (r *Runner) Paced(ctx context.Context, jobs []plan.Job, deep agent.ProbeReq
 		for _, p := range left {
 			// Not confirmed, so no evidence: what one cheap look showed
 			// on this many pairs at once is as likely the run's own load.
-			res := results[p.Key()]
-			res.Unknown = fmt.Sprintf("not confirmed: the cheap check showed %s, but %d pairs looked odd at once, over the %d measured again in depth (the run's load or a wide outage: see those)", suspect(*res), len(odd), len(picked))
+			res := t.pairs.At(p.i)
+			res.Unknown = fmt.Sprintf("not confirmed: the cheap check showed %s, but %d pairs looked odd at once, over the %d measured again in depth (the run's load or a wide outage: see those)", suspect(res), len(odd), len(picked))
+			t.pairs.Set(p.i, res)
 		}
+	}
+	where := make(map[[3]string]int, len(depth))
+	for _, p := range depth {
+		where[p.Key()] = p.i
+	}
+	update := func(k [3]string, f func(*model.Pair)) {
+		p := t.pairs.At(where[k])
+		f(&p)
+		t.pairs.Set(where[k], p)
 	}
 	pace.say("podpath doctor: measuring %d pairs in depth (path MTU, echo series, transfers)…", len(depth))
 	light, heavy := deep, agent.ProbeRequest{TransferBytes: deep.TransferBytes}
 	light.TransferBytes = 0
-	for _, wave := range plan.Waves(depth, DeepPerAgent, DeepWave) {
+	for _, wave := range plan.Waves(plain(depth), DeepPerAgent, DeepWave) {
 		for k, got := range r.runPairs(ctx, wave, light) {
-			merge(results[k], got)
+			update(wave[k].Key(), func(p *model.Pair) { merge(p, got) })
 		}
 	}
 	if heavy.TransferBytes > 0 {
 		var reachable []plan.Pair
 		limited := map[string]int{}
 		for _, p := range depth {
-			res := results[p.Key()]
+			res := t.pairs.At(p.i)
 			if !res.Reachable {
 				continue
 			}
@@ -204,12 +215,12 @@ func (r *Runner) Paced(ctx context.Context, jobs []plan.Job, deep agent.ProbeReq
 				limited[from]++
 				limited[to]++
 			}
-			reachable = append(reachable, p)
+			reachable = append(reachable, p.Pair)
 		}
 		pace.say("podpath doctor: transfers on %d pairs, %d at a time…", len(reachable), transferWave)
 		for _, wave := range plan.Waves(reachable, 1, transferWave) {
 			for k, got := range r.runPairs(ctx, wave, heavy) {
-				mergeTransfer(results[k], got)
+				update(wave[k].Key(), func(p *model.Pair) { mergeTransfer(p, got) })
 			}
 		}
 	}
@@ -221,9 +232,9 @@ func (r *Runner) Paced(ctx context.Context, jobs []plan.Job, deep agent.ProbeReq
 	var again []plan.Pair
 	reasons := map[[3]string]string{}
 	for _, p := range depth {
-		res := results[p.Key()]
-		if why := suspect(*res); why != "" && (lossLike(*res) || res.PathMTUError != "") {
-			again = append(again, p)
+		res := t.pairs.At(p.i)
+		if why := suspect(res); why != "" && (lossLike(res) || res.PathMTUError != "") {
+			again = append(again, p.Pair)
 			reasons[p.Key()] = why
 		}
 	}
@@ -237,26 +248,109 @@ func (r *Runner) Paced(ctx context.Context, jobs []plan.Job, deep agent.ProbeReq
 			n := min(len(wave), retryWave)
 			for k, got := range r.runPairs(ctx, wave[:n], slow) {
 				if got.Measured() {
-					got.Retried = "measured again alone; the first attempt, in the run's busiest round, showed " + reasons[k]
-					*results[k] = got
+					got.Retried = "measured again alone; the first attempt, in the run's busiest round, showed " + reasons[wave[k].Key()]
+					t.pairs.Set(where[wave[k].Key()], got)
 				}
 			}
 			wave = wave[n:]
 		}
 	}
-	r.blameLoad(ctx, jobs, before, results)
-	return store
+	r.blameLoad(ctx, jobs, before, t.pairs)
+	return t.pairs
 }
 
-// arm gives every job's agent its peers, all at once, and returns their
-// load counters, which agents took them, and why the others did not
-// (their pairs are unknown, with the reason).
+// table is a paced run's pairs, job by job in the order of its jobs.
+type table struct {
+	jobs  []plan.Job
+	base  []int // base[j]: the index of jobs[j]'s first pair; base[len(jobs)]: how many
+	pairs model.Pairs
+}
+
+func newTable(jobs []plan.Job) *table {
+	t := &table{jobs: jobs, base: make([]int, len(jobs)+1)}
+	for j, job := range jobs {
+		t.base[j+1] = t.base[j] + len(job.Peers)
+	}
+	t.pairs = model.CompactPairs(t.base[len(jobs)], t.names)
+	return t
+}
+
+// names is pair i's names.
+func (t *table) names(i int) model.Pair {
+	j := sort.Search(len(t.jobs), func(j int) bool { return t.base[j+1] > i })
+	job := t.jobs[j]
+	to := job.Peers[i-t.base[j]]
+	return model.Pair{From: job.From.Node, To: to.Node, Layer: job.Layer, FromPod: job.From.Pod, ToPod: to.Pod}
+}
+
+// find returns ps with their indices in the table (-1: not there). Each
+// job with pairs asked about is read once: finding every one of a
+// 5,000-node cover's pairs in a map of all 25 million would cost more
+// than the pairs themselves.
+func (t *table) find(ps []plan.Pair) []at {
+	out := make([]at, len(ps))
+	wanted := map[[2]string]map[string][]int{} // sender → peer → positions in ps
+	for k, p := range ps {
+		out[k] = at{p, -1}
+		s := [2]string{string(p.Layer), p.From.Name()}
+		if wanted[s] == nil {
+			wanted[s] = map[string][]int{}
+		}
+		wanted[s][p.To.Name()] = append(wanted[s][p.To.Name()], k)
+	}
+	for j, job := range t.jobs {
+		w := wanted[[2]string{string(job.Layer), job.From.Name()}]
+		if w == nil {
+			continue
+		}
+		for k, to := range job.Peers {
+			for _, pos := range w[to.Name()] {
+				out[pos].i = t.base[j] + k
+			}
+		}
+	}
+	return out
+}
+
+// odd are the measured pairs of the work whose result looks like a fault.
+func (t *table) odd(ws []work) []at {
+	var odd []at
+	for _, w := range ws {
+		for k, to := range w.job.Peers {
+			if res := t.pairs.At(w.base + k); res.Measured() && suspect(res) != "" {
+				odd = append(odd, at{plan.Pair{Layer: w.job.Layer, From: w.job.From, To: to}, w.base + k})
+			}
+		}
+	}
+	return odd
+}
+
+// at is a pair and the index of its result.
+type at struct {
+	plan.Pair
+	i int
+}
+
+func plain(ps []at) []plan.Pair {
+	out := make([]plan.Pair, len(ps))
+	for k, p := range ps {
+		out[k] = p.Pair
+	}
+	return out
+}
+
+// arm gives every job's agent its peers, armInFlight at once, and
+// returns their load counters, which agents took them, and why the
+// others did not (their pairs are unknown, with the reason).
 func (r *Runner) arm(ctx context.Context, jobs []plan.Job) (map[string]agent.Load, map[string]bool, map[string]error) {
 	loads, armed, refused := map[string]agent.Load{}, map[string]bool{}, map[string]error{}
 	var mu sync.Mutex
 	var wg sync.WaitGroup
+	slots := make(chan struct{}, armInFlight)
 	for _, j := range jobs {
+		slots <- struct{}{}
 		wg.Go(func() {
+			defer func() { <-slots }()
 			peers := make([]agent.Peer, len(j.Peers))
 			for i, p := range j.Peers {
 				peers[i] = agent.Peer{Name: p.Name(), Address: p.Agent}
@@ -275,82 +369,96 @@ func (r *Runner) arm(ctx context.Context, jobs []plan.Job) (map[string]agent.Loa
 	return loads, armed, refused
 }
 
+// armInFlight bounds the peer lists being sent at once: at 5,000 nodes
+// each is 300 KB to build, encode and send, and all at once were
+// gigabytes in the controller.
+const armInFlight = 64
+
 // runPairs runs req on pairs, every sender at once, each sender's targets
-// in requests of at most agent.MaxTargets, and returns a pair per key.
-func (r *Runner) runPairs(ctx context.Context, pairs []plan.Pair, req agent.ProbeRequest) map[[3]string]model.Pair {
-	out := make(map[[3]string]model.Pair, len(pairs))
-	r.runBatched(ctx, pairs, req, agent.MaxTargets, 0, func(i int, got model.Pair) { out[pairs[i].Key()] = got })
+// in requests of at most agent.MaxTargets, and returns the results in
+// pairs' order.
+func (r *Runner) runPairs(ctx context.Context, pairs []plan.Pair, req agent.ProbeRequest) []model.Pair {
+	out := make([]model.Pair, len(pairs))
+	var ws []work
+	bySender := map[[2]string]int{}
+	for i, p := range pairs {
+		k := [2]string{string(p.Layer), p.From.Name()}
+		w, ok := bySender[k]
+		if !ok {
+			w = len(ws)
+			bySender[k] = w
+			ws = append(ws, work{job: plan.Job{Layer: p.Layer, From: p.From}})
+		}
+		ws[w].job.Peers = append(ws[w].job.Peers, p.To)
+		ws[w].idx = append(ws[w].idx, i)
+	}
+	r.runBatched(ctx, ws, req, agent.MaxTargets, 0, func(i int, got model.Pair) { out[i] = got })
 	return out
 }
 
-// runBatched runs req on pairs in requests of at most batch targets, each
-// sender one request at a time; with inFlight > 0, at most that many
-// requests across the cluster at once, every sender's first batch before
-// anyone's second. Each result goes to put with its index in pairs, one
-// call at a time.
-func (r *Runner) runBatched(ctx context.Context, pairs []plan.Pair, req agent.ProbeRequest, batch, inFlight int, put func(i int, got model.Pair)) {
-	// A sender's pairs, by index, in pairs' order.
-	type sender struct {
-		idx  []int
-		busy sync.Mutex // one request at a time
+// work is one sender's share of a run: job.Peers, whose results go to
+// put's index base+k (or idx[k], when set).
+type work struct {
+	job  plan.Job
+	base int
+	idx  []int
+}
+
+func (w work) index(k int) int {
+	if w.idx != nil {
+		return w.idx[k]
 	}
-	var senders []*sender
-	bySender := map[[2]string]*sender{}
-	for i, p := range pairs {
-		k := [2]string{string(p.Layer), p.From.Name()}
-		s, ok := bySender[k]
-		if !ok {
-			s = &sender{}
-			bySender[k] = s
-			senders = append(senders, s)
-		}
-		s.idx = append(s.idx, i)
-	}
+	return w.base + k
+}
+
+// runBatched runs req on every work's peers in requests of at most batch
+// targets, each sender one request at a time; with inFlight > 0, at most
+// that many requests across the cluster at once, every sender's first
+// batch before anyone's second. Each result goes to put with its index,
+// one call at a time.
+func (r *Runner) runBatched(ctx context.Context, ws []work, req agent.ProbeRequest, batch, inFlight int, put func(i int, got model.Pair)) {
 	var mu sync.Mutex
-	run := func(s *sender, idx []int) {
-		s.busy.Lock()
-		defer s.busy.Unlock()
-		first := pairs[idx[0]]
-		part := plan.Job{Layer: first.Layer, From: first.From, Peers: make([]plan.Endpoint, len(idx))}
-		for k, i := range idx {
-			part.Peers[k] = pairs[i].To
-		}
+	run := func(w work, lo int) {
+		part := w.job
+		part.Peers = w.job.Peers[lo:min(len(w.job.Peers), lo+batch)]
 		got := r.probeJob(ctx, part, req)
 		mu.Lock()
-		for k, i := range idx {
-			put(i, got[k])
+		defer mu.Unlock()
+		for k := range part.Peers {
+			put(w.index(lo+k), got[k])
 		}
-		mu.Unlock()
 	}
 	var wg sync.WaitGroup
 	if inFlight <= 0 {
-		for _, s := range senders {
+		for _, w := range ws {
 			wg.Go(func() {
-				for lo := 0; lo < len(s.idx); lo += batch {
-					run(s, s.idx[lo:min(len(s.idx), lo+batch)])
+				for lo := 0; lo < len(w.job.Peers); lo += batch {
+					run(w, lo)
 				}
 			})
 		}
 		wg.Wait()
 		return
 	}
-	type chunk struct {
-		s   *sender
-		idx []int
-	}
+	// One request at a time per sender: a sender whose batch is in flight
+	// waits for it (busy), in chunk-major order across the senders.
+	busy := make([]sync.Mutex, len(ws))
+	type chunk struct{ w, lo int }
 	next := make(chan chunk)
 	for range inFlight {
 		wg.Go(func() {
 			for c := range next {
-				run(c.s, c.idx)
+				busy[c.w].Lock()
+				run(ws[c.w], c.lo)
+				busy[c.w].Unlock()
 			}
 		})
 	}
 	for lo := 0; ; lo += batch {
 		sent := false
-		for _, s := range senders {
-			if lo < len(s.idx) {
-				next <- chunk{s, s.idx[lo:min(len(s.idx), lo+batch)]}
+		for w := range ws {
+			if lo < len(ws[w].job.Peers) {
+				next <- chunk{w, lo}
 				sent = true
 			}
 		}
@@ -360,18 +468,6 @@ func (r *Runner) runBatched(ctx context.Context, pairs []plan.Pair, req agent.Pr
 	}
 	close(next)
 	wg.Wait()
-}
-
-// oddPairs are the measured pairs of ps whose result (at, in ps's order)
-// looks like a fault.
-func oddPairs(ps []plan.Pair, at []*model.Pair) []plan.Pair {
-	var odd []plan.Pair
-	for i, p := range ps {
-		if res := at[i]; res.Measured() && suspect(*res) != "" {
-			odd = append(odd, p)
-		}
-	}
-	return odd
 }
 
 // secondLookPerAgent bounds the odd pairs of the cheap check looked at
@@ -387,12 +483,12 @@ func maxSuspects(agents int) int { return max(4*DeepWave, 8*agents) }
 
 // sample takes up to n of pairs, one sender at a time in turn, so every
 // sender's trouble is looked at; it returns the rest too.
-func sample(pairs []plan.Pair, n int) (picked, left []plan.Pair) {
+func sample(pairs []at, n int) (picked, left []at) {
 	if len(pairs) <= n {
 		return pairs, nil
 	}
 	var order [][2]string
-	by := map[[2]string][]plan.Pair{}
+	by := map[[2]string][]at{}
 	for _, p := range pairs {
 		k := [2]string{string(p.Layer), p.From.Name()}
 		if _, ok := by[k]; !ok {
@@ -407,12 +503,12 @@ func sample(pairs []plan.Pair, n int) (picked, left []plan.Pair) {
 			}
 		}
 	}
-	in := make(map[[3]string]bool, len(picked))
+	in := make(map[int]bool, len(picked))
 	for _, p := range picked {
-		in[p.Key()] = true
+		in[p.i] = true
 	}
 	for _, p := range pairs {
-		if !in[p.Key()] {
+		if !in[p.i] {
 			left = append(left, p)
 		}
 	}
@@ -502,15 +598,15 @@ func lossLike(p model.Pair) bool {
 // its load counters once more: if it dropped peers' probes for its rate,
 // or its kernel dropped datagrams for a full receive queue, since the
 // run began, those pairs are unknown: the run's load, not the network's.
-func (r *Runner) blameLoad(ctx context.Context, jobs []plan.Job, before map[string]agent.Load, results map[[3]string]*model.Pair) {
-	victims := map[string][]*model.Pair{}
-	for _, p := range results {
-		if lossLike(*p) {
+func (r *Runner) blameLoad(ctx context.Context, jobs []plan.Job, before map[string]agent.Load, pairs model.Pairs) {
+	victims := map[string][]int{}
+	for i, p := range pairs.All() {
+		if lossLike(p) {
 			to := p.To
 			if p.ToPod != "" {
 				to = p.ToPod
 			}
-			victims[to] = append(victims[to], p)
+			victims[to] = append(victims[to], i)
 		}
 	}
 	if len(victims) == 0 {
@@ -544,8 +640,10 @@ func (r *Runner) blameLoad(ctx context.Context, jobs []plan.Job, before map[stri
 			}
 			why := fmt.Sprintf("inconclusive: during the run the agent on %s left %d of its peers' probes unanswered for its rate and its kernel dropped %d datagrams for a full receive queue: load on that agent (podpath's own, or other traffic to it), not a verdict on the path", name, over, rcvbuf)
 			mu.Lock()
-			for _, p := range ps {
+			for _, i := range ps {
+				p := pairs.At(i)
 				p.Unknown = why
+				pairs.Set(i, p)
 			}
 			mu.Unlock()
 		})

@@ -67,12 +67,12 @@ func TestLossLike(t *testing.T) {
 // Past the bound, the odd pairs measured in depth are spread over the
 // senders, and none is lost or taken twice.
 func TestSample(t *testing.T) {
-	var pairs []plan.Pair
+	var pairs []at
 	for from := range 10 {
 		for to := range 10 {
 			if from != to {
-				pairs = append(pairs, plan.Pair{Layer: model.LayerNode,
-					From: plan.Endpoint{Node: fmt.Sprint("n", from)}, To: plan.Endpoint{Node: fmt.Sprint("n", to)}})
+				pairs = append(pairs, at{plan.Pair{Layer: model.LayerNode,
+					From: plan.Endpoint{Node: fmt.Sprint("n", from)}, To: plan.Endpoint{Node: fmt.Sprint("n", to)}}, len(pairs)})
 			}
 		}
 	}

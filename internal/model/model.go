@@ -26,7 +26,7 @@ const (
 // Report is the JSON document every command's -o json prints.
 type Report struct {
 	Findings   []Finding  `json:"findings"`
-	Pairs      []Pair     `json:"pairs"`
+	Pairs      Pairs      `json:"pairs"`
 	Nodes      []NodeInfo `json:"nodes"`
 	DurationMs float64    `json:"durationMs"`
 	Config     *Config    `json:"config,omitempty"`

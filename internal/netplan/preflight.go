@@ -2,6 +2,7 @@ package netplan
 
 import (
 	"fmt"
+	"slices"
 	"sort"
 	"strings"
 	"time"
@@ -120,7 +121,7 @@ func mtuFindings(in PreflightInput, r *PreflightResult, overhead int) {
 	if len(unreachable) > 0 {
 		// One node whose agent is not running fails every pair it is in:
 		// blame the node the failures have in common, not every destination.
-		nodes := diagnose.Localize(unreachable, in.Pairs)
+		nodes := diagnose.Localize(unreachable, slices.All(in.Pairs))
 		var ev []string
 		for _, p := range unreachable {
 			line := fmt.Sprintf("%s → %s: nothing crossed", p.From, p.To)
@@ -146,7 +147,7 @@ func mtuFindings(in PreflightInput, r *PreflightResult, overhead int) {
 		return
 	}
 	r.RecommendedMTU = min - overhead
-	nodes := diagnose.Localize(limited, in.Pairs)
+	nodes := diagnose.Localize(limited, slices.All(in.Pairs))
 	var ev []string
 	for _, p := range limited {
 		ev = append(ev, fmt.Sprintf("%s → %s: %d of %d bytes cross", p.From, p.To, p.PathMTU, p.IfaceMTU))

@@ -52,7 +52,7 @@ func Mesh(inv *inventory.Inventory, layers ...model.Layer) []Job {
 			}
 		}
 		for i, from := range eps {
-			var peers []Endpoint
+			peers := make([]Endpoint, 0, len(eps)-1)
 			for j, to := range eps {
 				if i != j {
 					peers = append(peers, to)

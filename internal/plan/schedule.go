@@ -33,6 +33,7 @@ func Pairs(jobs []Job) []Pair {
 // Rotated is jobs with every job's peers starting after its own agent
 // (the peers that follow it in the inventory, then those before): when
 // every agent works down its list, they do not all start on the same peer.
+// The peers are reordered in place.
 func Rotated(jobs []Job) []Job {
 	out := make([]Job, len(jobs))
 	positions := map[model.Layer]map[string]int{}
@@ -52,7 +53,11 @@ func Rotated(jobs []Job) []Job {
 				break
 			}
 		}
-		j.Peers = append(slices.Clone(j.Peers[cut:]), j.Peers[:cut]...)
+		// In place (three reversals): at 5,000 nodes a copy of every
+		// job's peers is 1.6 GB.
+		slices.Reverse(j.Peers[:cut])
+		slices.Reverse(j.Peers[cut:])
+		slices.Reverse(j.Peers)
 		out[i] = j
 	}
 	return out

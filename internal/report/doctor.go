@@ -16,7 +16,7 @@ var severityMark = map[string]string{model.SeverityError: "✗ ERROR", model.Sev
 func DoctorText(w io.Writer, r *model.Report) {
 	configText(w, r.Config)
 	var unknown []string // what is not known, pair by pair
-	for _, p := range r.Pairs {
+	for _, p := range r.Pairs.All() {
 		if what := pairProblems(p); len(what) > 0 && (!p.Known() || p.PathMTUError != "") {
 			unknown = append(unknown, esc(fmt.Sprintf("%s %s → %s: %s", p.Layer, p.From, p.To, strings.Join(what, "; "))))
 		}
@@ -56,7 +56,7 @@ func DoctorText(w io.Writer, r *model.Report) {
 		counts[f.Severity]++
 	}
 	fmt.Fprintf(w, "%s, %s, %s; %s, %s in %.1fs\n", plural(counts[model.SeverityError], "error"), plural(counts[model.SeverityWarning], "warning"),
-		plural(counts[model.SeverityInfo], "note"), plural(len(r.Pairs), "pair"), plural(len(r.Nodes), "node"), r.DurationMs/1000)
+		plural(counts[model.SeverityInfo], "note"), plural(r.Pairs.Len(), "pair"), plural(len(r.Nodes), "node"), r.DurationMs/1000)
 }
 
 // capped keeps the first n lines and says how many more there were.

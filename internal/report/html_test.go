@@ -19,8 +19,9 @@ import (
 // node4 → node1) may be marked broken.
 func seedHTMLReport() *model.Report {
 	r := seedReport()
-	for i := range r.Pairs {
-		p := &r.Pairs[i]
+	ps := r.Pairs.Slice()
+	for i := range ps {
+		p := &ps[i]
 		if p.Layer == model.LayerNode && p.From == "node2" && p.To == "node3" {
 			p.LossPct, p.RTTMs.P50, p.RTTMs.P99 = 5, 0.4, 1.9
 		}
@@ -365,7 +366,7 @@ func TestHTMLEscapes(t *testing.T) {
 	r := &model.Report{
 		Findings: []model.Finding{{ID: "x", Severity: "error", Title: `<script>alert(1)</script>`,
 			Pairs: []model.PairRef{{From: `"><b>`, To: "b", Layer: model.LayerNode}}}},
-		Pairs: []model.Pair{{From: `"><b>`, To: "b", Layer: model.LayerNode, Reachable: true, PathMTU: 1500}},
+		Pairs: model.PairsOf([]model.Pair{{From: `"><b>`, To: "b", Layer: model.LayerNode, Reachable: true, PathMTU: 1500}}),
 	}
 	_, doc := renderHTML(t, r)
 	walk(doc, func(n *html.Node) {
@@ -409,8 +410,8 @@ func TestShade(t *testing.T) {
 // A pair the controller could not ask is "?": grey, not broken, with why.
 func TestHTMLUnknownPair(t *testing.T) {
 	r := seedHTMLReport()
-	r.Pairs = append(r.Pairs, model.Pair{From: "node1", To: "node4", Layer: model.LayerNode,
-		Unknown: "the controller could not ask the agent on node1: context deadline exceeded"})
+	r.Pairs = model.PairsOf(append(r.Pairs.Slice(), model.Pair{From: "node1", To: "node4", Layer: model.LayerNode,
+		Unknown: "the controller could not ask the agent on node1: context deadline exceeded"}))
 	_, doc := renderHTML(t, r)
 	var found bool
 	for _, c := range heatCells(doc) {

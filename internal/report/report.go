@@ -3,6 +3,7 @@
 package report
 
 import (
+	"bufio"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -12,27 +13,69 @@ import (
 	"podpath/internal/model"
 )
 
-// JSON writes the report as indented JSON (DESIGN.md's Report JSON).
+// JSON writes the report as indented JSON (DESIGN.md's Report JSON), the
+// same bytes as encoding/json would. The pairs go out one at a time: a
+// 5,000-node run has 25 million, and a document built whole in memory
+// first would cost several times its size (gigabytes).
 func JSON(w io.Writer, r *model.Report) error {
-	if r.Findings == nil {
-		r.Findings = []model.Finding{}
+	bw := bufio.NewWriterSize(w, 1<<16)
+	field := func(sep, name string, v any) error {
+		b, err := json.MarshalIndent(v, "  ", "  ")
+		if err != nil {
+			return fmt.Errorf("writing the report's %s: %w", name, err)
+		}
+		fmt.Fprintf(bw, "%s\n  %q: ", sep, name)
+		_, err = bw.Write(b)
+		return err
 	}
-	if r.Pairs == nil {
-		r.Pairs = []model.Pair{}
+	findings, nodes := r.Findings, r.Nodes
+	if findings == nil {
+		findings = []model.Finding{}
 	}
-	if r.Nodes == nil {
-		r.Nodes = []model.NodeInfo{}
+	if nodes == nil {
+		nodes = []model.NodeInfo{}
 	}
-	enc := json.NewEncoder(w)
-	enc.SetIndent("", "  ")
-	return enc.Encode(r)
+	if err := field("{", "findings", findings); err != nil {
+		return err
+	}
+	bw.WriteString(",\n  \"pairs\": [")
+	for i, p := range r.Pairs.All() {
+		b, err := json.MarshalIndent(p, "    ", "  ")
+		if err != nil {
+			return fmt.Errorf("writing the report's pair %s → %s: %w", p.From, p.To, err)
+		}
+		if i > 0 {
+			bw.WriteByte(',')
+		}
+		bw.WriteString("\n    ")
+		if _, err := bw.Write(b); err != nil {
+			return err
+		}
+	}
+	if r.Pairs.Len() > 0 {
+		bw.WriteString("\n  ")
+	}
+	bw.WriteByte(']')
+	if err := field(",", "nodes", nodes); err != nil {
+		return err
+	}
+	if err := field(",", "durationMs", r.DurationMs); err != nil {
+		return err
+	}
+	if r.Config != nil {
+		if err := field(",", "config", r.Config); err != nil {
+			return err
+		}
+	}
+	bw.WriteString("\n}\n")
+	return bw.Flush()
 }
 
 // layers returns the layers present, node first.
-func layers(pairs []model.Pair) []model.Layer {
+func layers(pairs model.Pairs) []model.Layer {
 	var out []model.Layer
 	for _, l := range []model.Layer{model.LayerNode, model.LayerPod} {
-		for _, p := range pairs {
+		for _, p := range pairs.All() {
 			if p.Layer == l {
 				out = append(out, l)
 				break
@@ -43,7 +86,7 @@ func layers(pairs []model.Pair) []model.Layer {
 }
 
 // matrix renders one value per ordered pair of a layer as a node×node grid.
-func matrix(w io.Writer, pairs []model.Pair, layer model.Layer, cell func(model.Pair) string) {
+func matrix(w io.Writer, pairs model.Pairs, layer model.Layer, cell func(model.Pair) string) {
 	nodes, at := grid(pairs, layer)
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', tabwriter.AlignRight)
 	fmt.Fprint(tw, "from \\ to\t")
@@ -80,7 +123,7 @@ func MTUText(w io.Writer, r *model.Report) {
 	fmt.Fprintln(w, "^ below the sender's own interface MTU, and a router says so (ICMP fragmentation needed): path MTU discovery works")
 	fmt.Fprintln(w, "? not measured: the reason is listed below")
 	problems(w, r)
-	fmt.Fprintf(w, "(%d pairs in %.1fs)\n", len(r.Pairs), r.DurationMs/1000)
+	fmt.Fprintf(w, "(%d pairs in %.1fs)\n", r.Pairs.Len(), r.DurationMs/1000)
 }
 
 // mtuCell renders a pair's path MTU, starred when below the sender's MTU;
@@ -107,7 +150,7 @@ func mtuCell(unreachable string) func(model.Pair) string {
 func PerfText(w io.Writer, r *model.Report) {
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "LAYER\tFROM\tTO\tRTT p50 ms\tp99 ms\tLOSS %\tJITTER ms\tICMP LOSS %\tTCP CONNECT ms\tHTTP ms\tTHROUGHPUT")
-	for _, p := range r.Pairs {
+	for _, p := range r.Pairs.All() {
 		rtt50, rtt99, conn := "-", "-", "-"
 		if p.RTTMs != nil {
 			rtt50, rtt99 = fmt.Sprintf("%.3f", p.RTTMs.P50), fmt.Sprintf("%.3f", p.RTTMs.P99)
@@ -131,11 +174,11 @@ func PerfText(w io.Writer, r *model.Report) {
 	}
 	tw.Flush()
 	problems(w, r)
-	fmt.Fprintf(w, "(%d pairs in %.1fs)\n", len(r.Pairs), r.DurationMs/1000)
+	fmt.Fprintf(w, "(%d pairs in %.1fs)\n", r.Pairs.Len(), r.DurationMs/1000)
 }
 
 func problems(w io.Writer, r *model.Report) {
-	for _, p := range r.Pairs {
+	for _, p := range r.Pairs.All() {
 		if what := pairProblems(p); len(what) > 0 {
 			fmt.Fprintln(w, esc(fmt.Sprintf("%s %s → %s: %s", p.Layer, p.From, p.To, strings.Join(what, "; "))))
 		}

@@ -24,20 +24,22 @@ func seedReport() *model.Report {
 			RTTMs: &model.Percentiles{P50: 0.061, P99: 0.2}, TCPConnectMs: &model.Percentiles{P50: 0.09}, HTTPTotalMs: 0.4}
 	}
 	r := &model.Report{DurationMs: 283}
+	var ps []model.Pair
 	for _, l := range []model.Layer{model.LayerNode, model.LayerPod} {
 		full, cut := 1500, 1400
 		if l == model.LayerPod {
 			full, cut = 1450, 1350
 		}
-		r.Pairs = append(r.Pairs,
+		ps = append(ps,
 			pair(l, "node1", "node2", full, "none"), pair(l, "node1", "node3", cut, "silent"),
 			pair(l, "node2", "node1", full, "none"), pair(l, "node2", "node3", cut, "silent"),
 			pair(l, "node3", "node1", cut, "silent"), pair(l, "node3", "node2", cut, "silent"))
 	}
-	r.Pairs[7].Stalled, r.Pairs[7].TransferBytes = true, 131072
-	r.Pairs[1].ICMPLossPct = &loss
-	r.Pairs = append(r.Pairs, model.Pair{From: "node4", To: "node1", Layer: model.LayerNode,
+	ps[7].Stalled, ps[7].TransferBytes = true, 131072
+	ps[1].ICMPLossPct = &loss
+	ps = append(ps, model.Pair{From: "node4", To: "node1", Layer: model.LayerNode,
 		Errors: []string{"agent on node4: connection refused"}})
+	r.Pairs = model.PairsOf(ps)
 	return r
 }
 
@@ -98,10 +100,9 @@ func withFindings(r *model.Report) *model.Report {
 // clean line says what it covers, the cells are ?, and the reasons follow.
 func TestDoctorTextNeverClaimsWhatWasNotMeasured(t *testing.T) {
 	r := seedReport()
-	r.Pairs = r.Pairs[:1]
-	r.Pairs = append(r.Pairs,
+	r.Pairs = model.PairsOf(append(r.Pairs.Slice()[:1],
 		model.Pair{From: "node2", To: "node1", Layer: model.LayerNode, Unknown: "the controller could not ask the agent on node2: context deadline exceeded"},
-		model.Pair{From: "node1", To: "node3", Layer: model.LayerNode, Reachable: true, PathMTUError: "path MTU search did not settle in 24 rounds"})
+		model.Pair{From: "node1", To: "node3", Layer: model.LayerNode, Reachable: true, PathMTUError: "path MTU search did not settle in 24 rounds"}))
 	var b bytes.Buffer
 	DoctorText(&b, r)
 	out := b.String()
