@@ -1,10 +1,12 @@
 package report
 
 import (
+	"cmp"
 	"fmt"
 	"html/template"
 	"io"
 	"math"
+	"slices"
 	"sort"
 	"strings"
 
@@ -150,14 +152,107 @@ func newHTMLView(r *model.Report) htmlView {
 	return v
 }
 
+// maxHeatNodes is the most nodes a heatmap shows one by one. Past it,
+// each row and column is a block of consecutive nodes and a cell the
+// worst of the block's pairs: at 1,000 nodes a cell per pair would be a
+// million cells per map, tens of megabytes no browser lays out, and
+// nobody reads.
+const maxHeatNodes = 40
+
+// block is a heatmap row (and column): one node, or consecutive nodes.
+type block struct {
+	label, full string
+	nodes       []string
+}
+
+func blocks(nodes []string) []block {
+	size := 1
+	if len(nodes) > maxHeatNodes {
+		size = (len(nodes) + maxHeatNodes - 1) / maxHeatNodes
+	}
+	var out []block
+	for lo := 0; lo < len(nodes); lo += size {
+		ns := nodes[lo:min(len(nodes), lo+size)]
+		b := block{label: ns[0], nodes: ns}
+		if len(ns) > 1 {
+			b.label = ns[0] + "…" + ns[len(ns)-1]
+			b.full = fmt.Sprintf("%s … %s (%d nodes)", ns[0], ns[len(ns)-1], len(ns))
+		}
+		out = append(out, b)
+	}
+	return out
+}
+
+// blockStat is what a heatmap cell shows: its pairs' worst.
+type blockStat struct {
+	pairs, known, unreachable int
+	worst                     model.Pair // the pair itself, in a block of one
+	findings                  []string   // error findings naming a pair of the block
+	problems                  int        // pairs with something wrong (pairProblems)
+}
+
+// add takes p into the block's worst: the smallest path MTU, the most
+// loss, the slowest p50, each from the pair that has it.
+func (b *blockStat) add(p model.Pair, ids []string) {
+	b.pairs++
+	for _, id := range ids {
+		if !slices.Contains(b.findings, id) {
+			b.findings = append(b.findings, id)
+		}
+	}
+	if len(pairProblems(p)) > 0 {
+		b.problems++
+	}
+	if b.pairs == 1 {
+		b.worst = p
+	}
+	if !p.Known() {
+		return
+	}
+	b.known++
+	if !p.Reachable {
+		b.unreachable++
+		return
+	}
+	w := &b.worst
+	if !w.Known() || !w.Reachable {
+		*w = p
+		return
+	}
+	if p.PathMTU > 0 && (w.PathMTU == 0 || p.PathMTU < w.PathMTU) {
+		w.PathMTU, w.IfaceMTU, w.PathMTULimit, w.LocalMTU = p.PathMTU, p.IfaceMTU, p.PathMTULimit, p.LocalMTU
+	}
+	if p.LossPct > w.LossPct || w.RTTMs == nil && p.RTTMs != nil {
+		w.LossPct = max(w.LossPct, p.LossPct)
+	}
+	if p.ICMPLossPct != nil && (w.ICMPLossPct == nil || *p.ICMPLossPct > *w.ICMPLossPct) {
+		w.ICMPLossPct = p.ICMPLossPct
+	}
+	if p.RTTMs != nil && (w.RTTMs == nil || p.RTTMs.P50 > w.RTTMs.P50) {
+		w.RTTMs, w.JitterMs = p.RTTMs, p.JitterMs
+	}
+}
+
+// maxProblems bounds the pairs a layer lists as having something wrong:
+// the JSON report has every one.
+const maxProblems = 200
+
 func newHTMLLayer(pairs model.Pairs, layer model.Layer, broken map[model.PairRef][]string) htmlLayer {
 	hl := htmlLayer{Name: layer, Title: "Node layer: host network to host network (underlay)"}
 	if layer == model.LayerPod {
 		hl.Title = "Pod layer: Pod network to Pod network (overlay)"
 	}
-	nodes, at := grid(pairs, layer)
+	bs := blocks(layerNodes(pairs, layer))
+	of := map[string]int{}
+	for i, b := range bs {
+		for _, n := range b.nodes {
+			of[n] = i
+		}
+	}
+	stats := map[[2]int]*blockStat{}
 	var maxMTU int
 	minRTT := math.Inf(1)
+	problems := 0
 	for _, p := range pairs.All() {
 		if p.Layer != layer {
 			continue
@@ -169,10 +264,19 @@ func newHTMLLayer(pairs model.Pairs, layer model.Layer, broken map[model.PairRef
 			minRTT = p.RTTMs.P50
 		}
 		if what := pairProblems(p); len(what) > 0 {
-			hl.Problems = append(hl.Problems, fmt.Sprintf("%s → %s: %s", p.From, p.To, strings.Join(what, "; ")))
+			if problems++; problems <= maxProblems {
+				hl.Problems = append(hl.Problems, fmt.Sprintf("%s → %s: %s", p.From, p.To, strings.Join(what, "; ")))
+			}
 		}
+		k := [2]int{of[p.From], of[p.To]}
+		if stats[k] == nil {
+			stats[k] = &blockStat{}
+		}
+		stats[k].add(p, broken[model.PairRef{From: p.From, To: p.To, Layer: layer}])
 	}
-
+	if problems > maxProblems {
+		hl.Problems = append(hl.Problems, fmt.Sprintf("… and %d more pairs (the JSON report has every pair)", problems-maxProblems))
+	}
 	mtuLegend := fmt.Sprintf("Largest IP packet that crossed from row to column. Green: %d, the best on this layer; amber to red: up to %d bytes less.", maxMTU, mtuRedDeficit)
 	if maxMTU == 0 {
 		mtuLegend = "Path MTU was not measured on this layer."
@@ -221,8 +325,8 @@ func newHTMLLayer(pairs model.Pairs, layer model.Layer, broken map[model.PairRef
 	}
 
 	longest := 0
-	for _, n := range nodes {
-		longest = max(longest, len([]rune(cut(n))))
+	for _, b := range bs {
+		longest = max(longest, len([]rune(cut(b.label))))
 	}
 	labelW := max(minLabelW, longest*charW+labelSpace)
 	// Names wider than a cell are set at 45°: they then reach up and to the
@@ -237,48 +341,63 @@ func newHTMLLayer(pairs model.Pairs, layer model.Layer, broken map[model.PairRef
 
 	for _, m := range metrics {
 		hm := heatmap{Metric: m.id, Title: m.title, Legend: m.legend,
-			Width: labelW + step(len(nodes)) + right, Height: top + stepY(len(nodes)), AxisY: 14}
-		for i, n := range nodes {
-			c := axisLabel{X: labelW + step(i) + cellW/2, Y: top - 8, Text: cut(n), Rotate: rotate}
+			Width: labelW + step(len(bs)) + right, Height: top + stepY(len(bs)), AxisY: 14}
+		if len(bs) > 0 && len(bs[0].nodes) > 1 {
+			hm.Legend += fmt.Sprintf(" Each row and column is a block of %d consecutive nodes, each cell the worst of its pairs (the tooltip has the counts).", len(bs[0].nodes))
+		}
+		for i, b := range bs {
+			c := axisLabel{X: labelW + step(i) + cellW/2, Y: top - 8, Text: cut(b.label), Rotate: rotate}
 			if rotate {
 				c.X = labelW + step(i) + cellW/2 - 4
 			}
-			r := axisLabel{X: labelW - labelSpace/2 - 2, Y: top + stepY(i) + cellH/2 + 4, Text: cut(n)}
-			if c.Text != n {
-				c.Full, r.Full = n, n
+			r := axisLabel{X: labelW - labelSpace/2 - 2, Y: top + stepY(i) + cellH/2 + 4, Text: cut(b.label)}
+			if full := cmp.Or(b.full, b.label); c.Text != full {
+				c.Full, r.Full = full, full
 			}
 			hm.Cols, hm.Rows = append(hm.Cols, c), append(hm.Rows, r)
 		}
 		if rotate {
 			hm.AxisY = top - 8
 		}
-		for i, a := range nodes {
-			for j, b := range nodes {
+		for i, a := range bs {
+			for j, b := range bs {
 				box := rect{X: labelW + step(j), Y: top + stepY(i), W: cellW, H: cellH}
-				if a == b {
+				st := stats[[2]int{i, j}]
+				if i == j && len(a.nodes) == 1 {
 					hm.Blank = append(hm.Blank, box)
 					continue
 				}
-				c := heatCell{From: a, To: b, Layer: string(layer), Metric: m.id, rect: box,
+				c := heatCell{From: a.label, To: b.label, Layer: string(layer), Metric: m.id, rect: box,
 					Outline: rect{X: box.X + 2, Y: box.Y + 2, W: cellW - 4, H: cellH - 4},
 					TX:      box.X + cellW/2, TY: box.Y + cellH/2 + 4}
-				p, measured := at[[2]string{a, b}]
-				ids := broken[model.PairRef{From: a, To: b, Layer: layer}]
-				c.Broken = len(ids) > 0 || (measured && p.Known() && !p.Reachable)
+				if st == nil {
+					st = &blockStat{}
+				}
+				p := st.worst
+				c.Broken = len(st.findings) > 0 || st.unreachable > 0
 				text, t, ok := m.value(p)
 				switch {
-				case !measured:
+				case st.pairs == 0:
 					c.Text, c.Fill, c.NoData = "–", noDataFill, true
-				case !p.Known():
+				case st.known == 0:
 					c.Text, c.Fill, c.NoData = "?", noDataFill, true
-				case !p.Reachable:
+				case st.unreachable == st.known:
 					c.Text, c.Fill, c.Long = "unreachable", shade(1), true
+				case !ok && st.unreachable == 0 && p.FullSizeLost == 0 && p.Errors == nil:
+					// Reachable, and a full-sized packet crossed (the
+					// doctor's cheap check): not this metric, but not
+					// nothing either.
+					c.Text, c.Fill, c.NoData = "✓", reachedFill, true
 				case !ok:
 					c.Text, c.Fill, c.NoData = "–", noDataFill, true
 				default:
 					c.Text, c.Fill = text, shade(t)
 				}
-				c.Tip = cellTip(a, b, layer, m.id, p, measured, ids)
+				if len(a.nodes) == 1 && len(b.nodes) == 1 {
+					c.Tip = cellTip(a.label, b.label, layer, m.id, p, st.pairs > 0, st.findings)
+				} else {
+					c.Tip = blockTip(a, b, layer, m.id, st)
+				}
 				hm.Cells = append(hm.Cells, c)
 			}
 		}
@@ -287,7 +406,56 @@ func newHTMLLayer(pairs model.Pairs, layer model.Layer, broken map[model.PairRef
 	return hl
 }
 
-const noDataFill = "#eeeeee"
+// blockTip is the tooltip of a block's cell: the blocks, what their pairs
+// showed, and the worst value with the pair it came from.
+func blockTip(a, b block, layer model.Layer, metric string, st *blockStat) string {
+	lines := []string{fmt.Sprintf("%s → %s (%s layer)", cmp.Or(a.full, a.label), cmp.Or(b.full, b.label), layer),
+		fmt.Sprintf("%d pairs: %d measured, %d unreachable, %d with a problem listed below", st.pairs, st.known, st.unreachable, st.problems)}
+	if st.known > st.unreachable {
+		w := st.worst
+		switch metric {
+		case "mtu":
+			if w.PathMTU > 0 {
+				lines = append(lines, fmt.Sprintf("smallest path MTU %d bytes", w.PathMTU))
+			} else {
+				lines = append(lines, "path MTU not measured on these pairs")
+			}
+		case "loss":
+			lines = append(lines, fmt.Sprintf("most UDP loss %.1f %%", w.LossPct))
+		case "rtt":
+			if w.RTTMs != nil {
+				lines = append(lines, fmt.Sprintf("slowest RTT p50 %s ms", ms(w.RTTMs.P50)))
+			}
+		}
+	}
+	if len(st.findings) > 0 {
+		lines = append(lines, "in error finding: "+strings.Join(st.findings, ", "))
+	}
+	return strings.Join(lines, "\n")
+}
+
+// layerNodes are the nodes of one layer, in the order they first appear.
+func layerNodes(pairs model.Pairs, layer model.Layer) []string {
+	var nodes []string
+	seen := map[string]bool{}
+	for _, p := range pairs.All() {
+		if p.Layer != layer {
+			continue
+		}
+		for _, n := range []string{p.From, p.To} {
+			if !seen[n] {
+				seen[n] = true
+				nodes = append(nodes, n)
+			}
+		}
+	}
+	return nodes
+}
+
+const (
+	noDataFill  = "#eeeeee"
+	reachedFill = "#e2f1e5" // reachable, this metric not measured
+)
 
 // grid returns the nodes of one layer, in the order they first appear, and
 // its pairs by (from, to).

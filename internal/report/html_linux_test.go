@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"image/png"
 	"os"
 	"os/exec"
@@ -16,6 +17,8 @@ import (
 	"time"
 
 	"golang.org/x/net/html"
+
+	"podpath/internal/model"
 )
 
 const (
@@ -228,4 +231,124 @@ func artifactDir(t *testing.T) string {
 		t.Fatal(err)
 	}
 	return dir
+}
+
+// thousandNodeReport is a doctor's report of 1,000 nodes as the doctor
+// holds it (compact pairs): every pair cheap-checked reachable, three
+// peers per node measured in depth at 1500 bytes, and node500 behind a
+// 1400-byte black hole its error finding names.
+func thousandNodeReport() *model.Report {
+	const n = 1000
+	name := func(i int) string { return fmt.Sprintf("node%d", i+1) }
+	names := func(i int) model.Pair {
+		from, k := i/(n-1), i%(n-1)
+		to := k
+		if k >= from {
+			to++
+		}
+		return model.Pair{From: name(from), To: name(to), Layer: model.LayerNode}
+	}
+	r := &model.Report{Pairs: model.CompactPairs(n*(n-1), names), DurationMs: 41000}
+	f := model.Finding{ID: "mtu-blackhole", Severity: model.SeverityError, Title: "black hole on node500", Nodes: []string{"node500"}}
+	for i := range r.Pairs.Len() {
+		p := names(i)
+		p.Reachable = true
+		from, to := i/(n-1), i%(n-1)
+		if to >= from {
+			to++
+		}
+		if d := (to - from + n) % n; d == 1 || d == 333 || d == 666 {
+			p.PathMTU, p.IfaceMTU, p.PathMTULimit = 1500, 1500, "none"
+			p.RTTMs = &model.Percentiles{P50: 0.1, P99: 0.3}
+			if p.From == "node500" || p.To == "node500" {
+				p.PathMTU, p.PathMTULimit = 1400, "silent"
+				f.Pairs = append(f.Pairs, model.PairRef{From: p.From, To: p.To, Layer: p.Layer})
+			}
+		}
+		r.Pairs.Set(i, p)
+	}
+	r.Findings = []model.Finding{f}
+	return r
+}
+
+// At 1,000 nodes the heatmaps are blocks of 25 nodes: the page stays
+// small, Chromium lays it out, and the black hole's blocks are the ones
+// marked broken, in the row and the column of node500's block.
+func TestHTMLThousandNodesInChromium(t *testing.T) {
+	bin, err := exec.LookPath("chromium")
+	if err != nil {
+		t.Skip("skipped: chromium not installed (scripts/deps.sh installs it)")
+	}
+	var page bytes.Buffer
+	if err := HTML(&page, thousandNodeReport()); err != nil {
+		t.Fatal(err)
+	}
+	if page.Len() > 4<<20 {
+		t.Errorf("the page is %d bytes; want a few megabytes at most", page.Len())
+	}
+	t.Logf("1,000-node page: %d KiB", page.Len()>>10)
+	file := filepath.Join(t.TempDir(), "report.html")
+	if err := os.WriteFile(file, page.Bytes(), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	stdout, stderr := runChromium(t, bin, "--dump-dom", "file://"+file)
+	doc, err := html.Parse(bytes.NewReader(stdout))
+	if err != nil {
+		t.Fatalf("parse dumped DOM: %v", err)
+	}
+	cells := heatCells(doc)
+	if len(cells) != 40*40*3 {
+		t.Errorf("%d cells in Chromium's DOM; want 40×40 blocks × 3 metrics", len(cells))
+	}
+	// What each block's cells must show, from the pairs: blocks of 25 in
+	// inventory order, named by their first and last node.
+	r := thousandNodeReport()
+	blockOf := func(node string) string {
+		var i int
+		fmt.Sscanf(node, "node%d", &i)
+		first := (i-1)/25*25 + 1
+		return fmt.Sprintf("node%d…node%d", first, first+24)
+	}
+	broken, mtu := map[[2]string]bool{}, map[[2]string]int{}
+	for _, ref := range r.Findings[0].Pairs {
+		broken[[2]string{blockOf(ref.From), blockOf(ref.To)}] = true
+	}
+	for _, p := range r.Pairs.All() {
+		k := [2]string{blockOf(p.From), blockOf(p.To)}
+		if p.PathMTU > 0 && (mtu[k] == 0 || p.PathMTU < mtu[k]) {
+			mtu[k] = p.PathMTU
+		}
+	}
+	seen := 0
+	for _, c := range cells {
+		k := [2]string{c.from, c.to}
+		if c.has("broken") != broken[k] {
+			t.Errorf("cell %s → %s (%s): broken %v; want %v", c.from, c.to, c.metric, c.has("broken"), broken[k])
+		}
+		want := "✓" // every pair reachable, a full-sized packet crossed: the cheap check
+		if mtu[k] > 0 {
+			want = fmt.Sprint(mtu[k])
+		}
+		if c.metric == "mtu" && c.text != want {
+			t.Errorf("cell %s → %s: path MTU %q; want %q, the block's smallest", c.from, c.to, c.text, want)
+		}
+		if c.metric == "mtu" && c.text == "1400" {
+			seen++
+		}
+	}
+	if seen == 0 || len(broken) == 0 {
+		t.Errorf("no cell shows the black hole (%d broken blocks expected)", len(broken))
+	}
+	if errs := consoleLines(stderr); len(errs) > 0 {
+		t.Errorf("the page logged to the console:\n%s", strings.Join(errs, "\n"))
+	}
+	shot := filepath.Join(artifactDir(t), "report-1000-nodes.png")
+	if _, stderr := runChromium(t, bin, "--screenshot="+shot, "--window-size=1400,1800", "file://"+file); !fileIsPNG(shot) {
+		t.Errorf("no screenshot of the 1,000-node page (stderr:\n%s)", stderr)
+	}
+}
+
+func fileIsPNG(path string) bool {
+	b, err := os.ReadFile(path)
+	return err == nil && bytes.HasPrefix(b, []byte("\x89PNG\r\n\x1a\n"))
 }
