@@ -30,6 +30,11 @@ func DoctorText(w io.Writer, r *model.Report) {
 	}
 	FindingsText(w, r.Findings)
 	for _, l := range layers(r.Pairs) {
+		if wide(r.Pairs, l) {
+			nodeSummary(w, r.Pairs, l)
+			fmt.Fprintln(w)
+			continue
+		}
 		fmt.Fprintf(w, "%s layer — path MTU (bytes; * = below the sender's MTU, larger packets vanish; ^ = below it, a router says so; x = unreachable; ? = not measured):\n", l)
 		matrix(w, r.Pairs, l, mtuCell("x"))
 		fmt.Fprintf(w, "%s layer — RTT p50 ms / loss %%:\n", l)

@@ -17,8 +17,6 @@ import (
 	"time"
 
 	"golang.org/x/net/html"
-
-	"podpath/internal/model"
 )
 
 const (
@@ -231,44 +229,6 @@ func artifactDir(t *testing.T) string {
 		t.Fatal(err)
 	}
 	return dir
-}
-
-// thousandNodeReport is a doctor's report of 1,000 nodes as the doctor
-// holds it (compact pairs): every pair cheap-checked reachable, three
-// peers per node measured in depth at 1500 bytes, and node500 behind a
-// 1400-byte black hole its error finding names.
-func thousandNodeReport() *model.Report {
-	const n = 1000
-	name := func(i int) string { return fmt.Sprintf("node%d", i+1) }
-	names := func(i int) model.Pair {
-		from, k := i/(n-1), i%(n-1)
-		to := k
-		if k >= from {
-			to++
-		}
-		return model.Pair{From: name(from), To: name(to), Layer: model.LayerNode}
-	}
-	r := &model.Report{Pairs: model.CompactPairs(n*(n-1), names), DurationMs: 41000}
-	f := model.Finding{ID: "mtu-blackhole", Severity: model.SeverityError, Title: "black hole on node500", Nodes: []string{"node500"}}
-	for i := range r.Pairs.Len() {
-		p := names(i)
-		p.Reachable = true
-		from, to := i/(n-1), i%(n-1)
-		if to >= from {
-			to++
-		}
-		if d := (to - from + n) % n; d == 1 || d == 333 || d == 666 {
-			p.PathMTU, p.IfaceMTU, p.PathMTULimit = 1500, 1500, "none"
-			p.RTTMs = &model.Percentiles{P50: 0.1, P99: 0.3}
-			if p.From == "node500" || p.To == "node500" {
-				p.PathMTU, p.PathMTULimit = 1400, "silent"
-				f.Pairs = append(f.Pairs, model.PairRef{From: p.From, To: p.To, Layer: p.Layer})
-			}
-		}
-		r.Pairs.Set(i, p)
-	}
-	r.Findings = []model.Finding{f}
-	return r
 }
 
 // At 1,000 nodes the heatmaps are blocks of 25 nodes: the page stays

@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"sort"
 	"strings"
 	"text/tabwriter"
 
@@ -115,6 +116,11 @@ func matrix(w io.Writer, pairs model.Pairs, layer model.Layer, cell func(model.P
 // MTUText renders path MTUs: a matrix per layer, then what went wrong.
 func MTUText(w io.Writer, r *model.Report) {
 	for _, l := range layers(r.Pairs) {
+		if wide(r.Pairs, l) {
+			nodeSummary(w, r.Pairs, l)
+			fmt.Fprintln(w)
+			continue
+		}
 		fmt.Fprintf(w, "Path MTU, %s layer (largest IP packet, bytes, that crossed from row to column):\n", l)
 		matrix(w, r.Pairs, l, mtuCell("unreachable"))
 		fmt.Fprintln(w)
@@ -195,4 +201,121 @@ func bits(bps float64) string {
 		return fmt.Sprintf("%.1f Mbit/s", bps/1e6)
 	}
 	return fmt.Sprintf("%.0f kbit/s", bps/1e3)
+}
+
+// maxMatrixNodes is the most nodes a text matrix shows: wider, a row no
+// longer fits a terminal or a CI log, and past a hundred nodes the matrix
+// is megabytes. Larger layers get nodeSummary instead.
+const maxMatrixNodes = 24
+
+// maxSummaryNodes bounds the nodes nodeSummary lists.
+const maxSummaryNodes = 40
+
+// nodeStat is one node's pairs (as sender or receiver) on a layer.
+type nodeStat struct {
+	pairs, unreachable, unknown, odd int
+	minMTU, iface                    int // smallest path MTU below the sender's interface MTU, and that MTU
+	loss, p50                        float64
+}
+
+// nodeSummary renders a layer too large for a matrix: what its pairs
+// showed overall, then a line for each node with anything odd on its
+// pairs, worst first.
+func nodeSummary(w io.Writer, pairs model.Pairs, layer model.Layer) {
+	stats := map[string]*nodeStat{}
+	var order []string
+	total, reachable, deep, minMTU, maxMTU := 0, 0, 0, 0, 0
+	for _, p := range pairs.All() {
+		if p.Layer != layer {
+			continue
+		}
+		total++
+		if p.Known() && p.Reachable {
+			reachable++
+		}
+		if p.PathMTU > 0 {
+			deep++
+			if minMTU == 0 || p.PathMTU < minMTU {
+				minMTU = p.PathMTU
+			}
+			maxMTU = max(maxMTU, p.PathMTU)
+		}
+		odd := !p.Known() || !p.Reachable || p.LossPct > 0 || p.FullSizeLost > 0 ||
+			p.PathMTU > 0 && p.IfaceMTU > p.PathMTU || len(pairProblems(p)) > 0
+		for _, n := range []string{p.From, p.To} {
+			s := stats[n]
+			if s == nil {
+				s = &nodeStat{}
+				stats[n] = s
+				order = append(order, n)
+			}
+			s.pairs++
+			if !odd {
+				continue
+			}
+			s.odd++
+			switch {
+			case !p.Known():
+				s.unknown++
+			case !p.Reachable:
+				s.unreachable++
+			}
+			if p.PathMTU > 0 && p.IfaceMTU > p.PathMTU && (s.minMTU == 0 || p.PathMTU < s.minMTU) {
+				s.minMTU, s.iface = p.PathMTU, p.IfaceMTU
+			}
+			s.loss = max(s.loss, p.LossPct)
+			if p.RTTMs != nil {
+				s.p50 = max(s.p50, p.RTTMs.P50)
+			}
+		}
+	}
+	mtus := "no path MTU measured"
+	if deep > 0 {
+		mtus = fmt.Sprintf("path MTU %d–%d bytes", minMTU, maxMTU)
+	}
+	fmt.Fprintf(w, "%s layer — %d nodes, %d pairs: %d reachable, %d measured in depth (%s). Too many nodes for a matrix: ", layer, len(order), total, reachable, deep, mtus)
+	var odd []string
+	for _, n := range order {
+		if stats[n].odd > 0 {
+			odd = append(odd, n)
+		}
+	}
+	if len(odd) == 0 {
+		fmt.Fprintln(w, "no node has anything odd on its pairs.")
+		return
+	}
+	fmt.Fprintln(w, "the nodes with anything odd on their pairs, most first (the JSON report has every pair):")
+	sort.SliceStable(odd, func(i, j int) bool { return stats[odd[i]].odd > stats[odd[j]].odd })
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "  NODE\tPAIRS\tODD\tUNREACHABLE\tNOT MEASURED\tPATH MTU BELOW IFACE\tMOST LOSS %\tSLOWEST ODD p50 ms")
+	for _, n := range odd[:min(len(odd), maxSummaryNodes)] {
+		s := stats[n]
+		mtu := "-"
+		if s.minMTU > 0 {
+			mtu = fmt.Sprintf("%d of %d", s.minMTU, s.iface)
+		}
+		p50 := "-"
+		if s.p50 > 0 {
+			p50 = fmt.Sprintf("%.2f", s.p50)
+		}
+		fmt.Fprintf(tw, "  %s\t%d\t%d\t%d\t%d\t%s\t%.0f\t%s\n", esc(n), s.pairs, s.odd, s.unreachable, s.unknown, mtu, s.loss, p50)
+	}
+	tw.Flush()
+	if len(odd) > maxSummaryNodes {
+		fmt.Fprintf(w, "  … and %d more nodes\n", len(odd)-maxSummaryNodes)
+	}
+}
+
+// wide: a layer with more nodes than a matrix shows.
+func wide(pairs model.Pairs, layer model.Layer) bool {
+	seen := map[string]bool{}
+	for _, p := range pairs.All() {
+		if p.Layer == layer {
+			seen[p.From], seen[p.To] = true, true
+			if len(seen) > maxMatrixNodes {
+				return true
+			}
+		}
+	}
+	return false
 }

@@ -3,8 +3,10 @@ package report
 import (
 	"bytes"
 	"flag"
+	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 
 	"podpath/internal/model"
@@ -118,5 +120,72 @@ func TestDoctorTextNeverClaimsWhatWasNotMeasured(t *testing.T) {
 	}
 	if bytes.Contains(b.Bytes(), []byte("path MTUs match")) {
 		t.Errorf("doctor text claims path MTUs match above unknown cells:\n%s", out)
+	}
+}
+
+// thousandNodeReport is a doctor's report of 1,000 nodes as the doctor
+// holds it (compact pairs): every pair cheap-checked reachable, three
+// peers per node measured in depth at 1500 bytes, and node500 behind a
+// 1400-byte black hole its error finding names.
+func thousandNodeReport() *model.Report {
+	const n = 1000
+	name := func(i int) string { return fmt.Sprintf("node%d", i+1) }
+	names := func(i int) model.Pair {
+		from, k := i/(n-1), i%(n-1)
+		to := k
+		if k >= from {
+			to++
+		}
+		return model.Pair{From: name(from), To: name(to), Layer: model.LayerNode}
+	}
+	r := &model.Report{Pairs: model.CompactPairs(n*(n-1), names), DurationMs: 41000}
+	f := model.Finding{ID: "mtu-blackhole", Severity: model.SeverityError, Title: "black hole on node500", Nodes: []string{"node500"}}
+	for i := range r.Pairs.Len() {
+		p := names(i)
+		p.Reachable = true
+		from, to := i/(n-1), i%(n-1)
+		if to >= from {
+			to++
+		}
+		if d := (to - from + n) % n; d == 1 || d == 333 || d == 666 {
+			p.PathMTU, p.IfaceMTU, p.PathMTULimit = 1500, 1500, "none"
+			p.RTTMs = &model.Percentiles{P50: 0.1, P99: 0.3}
+			if p.From == "node500" || p.To == "node500" {
+				p.PathMTU, p.PathMTULimit = 1400, "silent"
+				f.Pairs = append(f.Pairs, model.PairRef{From: p.From, To: p.To, Layer: p.Layer})
+			}
+		}
+		r.Pairs.Set(i, p)
+	}
+	r.Findings = []model.Finding{f}
+	return r
+}
+
+// At 1,000 nodes the text report lists the odd nodes, not a million
+// cells: node500 first, with its black hole; nothing else.
+func TestDoctorTextThousandNodes(t *testing.T) {
+	var b bytes.Buffer
+	DoctorText(&b, thousandNodeReport())
+	out := b.String()
+	if b.Len() > 8<<10 {
+		t.Errorf("the text report is %d bytes; want a screenful:\n%.3000s", b.Len(), out)
+	}
+	for _, want := range []string{"node layer — 1000 nodes, 999000 pairs: 999000 reachable, 3000 measured in depth (path MTU 1400–1500 bytes)",
+		"node500", "1400 of 1500"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("text report lacks %q:\n%s", want, out)
+		}
+	}
+	lines := strings.Split(out, "\n")
+	for i, l := range lines {
+		if strings.HasPrefix(strings.TrimSpace(l), "NODE") {
+			if !strings.HasPrefix(strings.TrimSpace(lines[i+1]), "node500 ") {
+				t.Errorf("the first odd node is not node500:\n%s", out)
+			}
+			// node500's six measured peers have one odd pair each.
+			if n := len(lines) - i; n > 12 {
+				t.Errorf("%d lines from the table on; want node500 and its six peers:\n%s", n, out)
+			}
+		}
 	}
 }
