@@ -776,3 +776,34 @@ func TestCompactPairsDiagnoseAlike(t *testing.T) {
 		}
 	}
 }
+
+// Right after an install every BIRD has just started and no session is
+// up yet: one warning naming every node, not one per node, and nothing
+// judged down, missing or partitioned.
+func TestBGPStartingEverywhereIsOneFinding(t *testing.T) {
+	ev := healthy(3)
+	bgpSessionsTo(&ev, "node2", "2026-12-03 14:45:15.697")
+	for _, n := range ev.Nodes {
+		b := &ev.Facts[n].Calico.BIRD
+		b.Started = "2026-12-03 14:45:15.697"
+		for i := range b.Protocols {
+			b.Protocols[i].State, b.Protocols[i].Since, b.Protocols[i].Info = "start", "14:45:15.696", "Active"
+		}
+	}
+	each(&ev, func(p model.Pair) bool { return p.Layer == model.LayerPod }, cutPair)
+	var starting []model.Finding
+	for _, f := range Diagnose(ev) {
+		switch f.ID {
+		case BGPSessionStarting:
+			starting = append(starting, f)
+		case BGPSessionDown, RouteMissing, PodNetworkPartition:
+			t.Errorf("%s (%v) while every session is still connecting", f.ID, f.Nodes)
+		}
+	}
+	if len(starting) != 1 || !slices.Equal(starting[0].Nodes, ev.Nodes) {
+		t.Fatalf("%d %s findings %v; want one naming every node", len(starting), BGPSessionStarting, starting)
+	}
+	if got := starting[0].Title; got != "BGP sessions with node1, node2, node3 are still connecting" {
+		t.Errorf("title %q", got)
+	}
+}

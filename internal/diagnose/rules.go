@@ -366,28 +366,38 @@ func bgpSessionStarting(s *state) {
 			}
 		}
 	}
+	// One finding for every node still connecting: right after an install
+	// that is all of them, and a warning per node would bury the report.
+	var nodes, ev []string
+	var failing []model.Pair
+	sessions := 0
 	for _, n := range s.ev.Nodes {
-		ev := young[n]
 		peers := others
 		if f := s.ev.Facts[n]; f != nil && f.Calico.BIRD.Error == "" {
 			peers-- // not its own
 		}
-		if len(ev) == 0 || notUp[n] < peers || s.explainedBy(n, BGPSessionDown) {
+		if len(young[n]) == 0 || notUp[n] < peers || s.explainedBy(n, BGPSessionDown) {
 			continue
 		}
-		sort.Strings(ev)
-		failing := s.failingPodPairsOf(n)
-		if len(failing) > 0 {
-			ev = append(ev, failingLine(failing, n)+": not judged while their routes may still be coming")
+		nodes = append(nodes, n)
+		sessions += len(young[n])
+		mine := slices.Sorted(slices.Values(young[n]))
+		if f := s.failingPodPairsOf(n); len(f) > 0 {
+			failing = append(failing, f...)
+			mine = append(mine, failingLine(f, n)+": not judged while their routes may still be coming")
 		}
-		s.add(model.Finding{
-			ID: BGPSessionStarting, Severity: Warning, Title: "BGP sessions with " + n + " are still connecting",
-			Summary: fmt.Sprintf("No other node's BGP session to %s is Established, and for %s one of the two BIRDs started less than %s ago: right after an install, a reboot or a calico-node rollout they are still connecting. Neither the sessions nor the Pod pairs through them are judged.", n, count(len(young[n]), "session"), bgpSettle),
-			Nodes:   []string{n}, Pairs: refs(failing), Evidence: capLines(ev, maxEvidence),
-			Remedy: &model.Remedy{Summary: "Run podpath again in a minute; if the sessions are still not Established then, it reports them down with what to check.",
-				Commands: []string{"calicoctl node status   # on " + n}},
-		}, failing)
+		ev = append(ev, mine...)
 	}
+	if len(nodes) == 0 {
+		return
+	}
+	s.add(model.Finding{
+		ID: BGPSessionStarting, Severity: Warning, Title: "BGP sessions with " + joinNames(nodes) + " are still connecting",
+		Summary: fmt.Sprintf("No other node's BGP session to %s is Established, and for %s one of the two BIRDs started less than %s ago: right after an install, a reboot or a calico-node rollout they are still connecting. Neither the sessions nor the Pod pairs through them are judged.", joinNames(nodes), count(sessions, "session"), bgpSettle),
+		Nodes:   nodes, Pairs: refs(failing), Evidence: capLines(ev, maxEvidence),
+		Remedy: &model.Remedy{Summary: "Run podpath again in a minute; if the sessions are still not Established then, it reports them down with what to check.",
+			Commands: []string{"calicoctl node status   # on " + nodesOrAll(nodes)}},
+	}, failing)
 }
 
 // uptime says how long f's BIRD has run, or that it did not say.
