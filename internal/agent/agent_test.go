@@ -13,6 +13,7 @@ import (
 	"runtime"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -658,5 +659,55 @@ func TestFiveThousandPeers(t *testing.T) {
 	ans, err := c.PutPeers(context.Background(), peers)
 	if err != nil || ans.Peers != len(peers) {
 		t.Fatalf("5,000 peers: %+v, %v; want all taken", ans, err)
+	}
+}
+
+// An agent that closes the connection while a large request is still
+// being written (the client's write fails: broken pipe) ran nothing: the
+// client sends it once more, and the peers are taken.
+func TestClientSendsAgainAfterABrokenPipe(t *testing.T) {
+	addr := startAgent(t, "a")
+	front, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { front.Close() })
+	var conns atomic.Int32
+	go func() {
+		for {
+			c, err := front.Accept()
+			if err != nil {
+				return
+			}
+			if conns.Add(1) == 1 {
+				// Read the headers, close: the rest of the body meets a
+				// closed socket, which answers with a reset.
+				_, _ = c.Read(make([]byte, 512))
+				c.Close()
+				continue
+			}
+			go func() {
+				defer c.Close()
+				b, err := net.Dial("tcp", addr)
+				if err != nil {
+					return
+				}
+				defer b.Close()
+				go func() { _, _ = io.Copy(b, c) }()
+				_, _ = io.Copy(c, b)
+			}()
+		}
+	}()
+	peers := make([]Peer, 5000) // a 5,000-node cluster's list: 300 KB
+	for i := range peers {
+		peers[i] = Peer{Name: fmt.Sprintf("node%d", i), Address: fmt.Sprintf("10.%d.%d.%d:7946", i>>16, (i>>8)&255, i&255)}
+	}
+	c := NewClient("a", front.Addr().String(), token, "")
+	ans, err := c.PutPeers(t.Context(), peers)
+	if err != nil || ans.Peers != len(peers) {
+		t.Fatalf("peers through a connection closed mid-body: %+v, %v; want all taken on the second try", ans, err)
+	}
+	if n := conns.Load(); n != 2 {
+		t.Errorf("%d connections; want the closed one and one more", n)
 	}
 }
