@@ -65,6 +65,14 @@ type htmlView struct {
 	Nodes    []string // node-level errors (an agent that did not answer, …)
 }
 
+// A finding lists at most htmlPairs affected pairs and htmlEvidence
+// lines of evidence: at a hundred nodes, a black hole on one node has 198
+// of each, and the heatmaps below show the pairs anyway.
+const (
+	htmlPairs    = 24
+	htmlEvidence = 20
+)
+
 type htmlFinding struct {
 	model.Finding
 	PairText []string
@@ -128,8 +136,15 @@ func newHTMLView(r *model.Report) htmlView {
 	for _, f := range findings {
 		count[f.Severity]++
 		hf := htmlFinding{Finding: f}
-		for _, p := range f.Pairs {
+		for i, p := range f.Pairs {
+			if i == htmlPairs && len(f.Pairs) > htmlPairs+1 {
+				hf.PairText = append(hf.PairText, fmt.Sprintf("… and %d more", len(f.Pairs)-i))
+				break
+			}
 			hf.PairText = append(hf.PairText, fmt.Sprintf("%s → %s (%s)", p.From, p.To, p.Layer))
+		}
+		if len(f.Evidence) > htmlEvidence+1 {
+			hf.Evidence = append(f.Evidence[:htmlEvidence:htmlEvidence], fmt.Sprintf("… and %d more (the JSON report has them all)", len(f.Evidence)-htmlEvidence))
 		}
 		v.Findings = append(v.Findings, hf)
 	}

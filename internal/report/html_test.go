@@ -427,3 +427,28 @@ func TestHTMLUnknownPair(t *testing.T) {
 		t.Fatal("no cell for node1 → node4")
 	}
 }
+
+// A finding on one node of a large cluster names hundreds of pairs: the
+// page lists a few, says how many more, and leaves the rest to the JSON.
+func TestHTMLCapsAFindingsLists(t *testing.T) {
+	f := model.Finding{ID: "mtu-blackhole", Severity: model.SeverityError, Title: "t", Nodes: []string{"node3"}}
+	for i := range 100 {
+		f.Pairs = append(f.Pairs, model.PairRef{From: "node3", To: fmt.Sprint("node", i+10), Layer: model.LayerPod})
+		f.Evidence = append(f.Evidence, fmt.Sprintf("pod node3 → node%d: 1350 of 1450 bytes cross", i+10))
+	}
+	evidence := f.Evidence
+	page, _ := renderHTML(t, &model.Report{Findings: []model.Finding{f}})
+	for _, want := range []string{"node3 → node33 (pod)", "… and 76 more<", "pod node3 → node29: 1350", "… and 80 more (the JSON report has them all)"} {
+		if !strings.Contains(string(page), want) {
+			t.Errorf("page lacks %q", want)
+		}
+	}
+	for _, absent := range []string{"node3 → node34 (pod)", "pod node3 → node30: 1350"} {
+		if strings.Contains(string(page), absent) {
+			t.Errorf("page lists %q, past the cap", absent)
+		}
+	}
+	if len(evidence) != 100 || evidence[20] != "pod node3 → node30: 1350 of 1450 bytes cross" {
+		t.Errorf("the report's own evidence was changed")
+	}
+}
