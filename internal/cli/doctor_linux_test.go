@@ -265,6 +265,24 @@ func TestDoctorBGPMatrix(t *testing.T) {
 	runMatrix(t, l, cases, func(t *testing.T) { waitMesh(t, l) }, nil)
 }
 
+// A node cut off from the Pod network on a cluster past the full mesh (12
+// nodes: a cover, a second look at what looked odd): its 22 dead pairs
+// must not run the doctor out of its minute (each costs seconds of
+// timeouts), so the report names the cause and nothing else, not every
+// pair "unknown".
+func TestDoctorBGPNodeCutOffOfTwelve(t *testing.T) {
+	l := agentLab(t, lab.New(labName(t)).Nodes(12).Backend(lab.BackendBGP))
+	waitMesh(t, l)
+	fault(t, l, "bird-down=node9")
+	r, code := doctorJSON(t, l.Inventory)
+	checkTop(t, r, code, doctorCase{"bird-down=node9", "bgp-session-down", "error", []string{"node9"}})
+	for _, f := range r.Findings {
+		if f.ID != "bgp-session-down" && f.Severity != "info" {
+			t.Errorf("%s %s (%s) beside bgp-session-down; want nothing else above info (%.1f s)", f.Severity, f.ID, f.Title, r.DurationMs/1000)
+		}
+	}
+}
+
 // A node whose BGP address is a second NIC's, on a network its peers
 // cannot reach: the sessions' names say so, and the remedy is the address
 // auto-detection, not a generic BGP check. The controller on node1.
