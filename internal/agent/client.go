@@ -134,15 +134,17 @@ type unanswered struct{ error }
 
 func (u unanswered) Unwrap() error { return u.error }
 
-// closedUnanswered: the connection ended before any answer began. EPIPE:
-// the agent closed it while the body was still being written (an agent
-// busy enough to miss its read deadline; at 5,000 agents on one machine,
-// 3 of 5,000 peer lists).
+// closedUnanswered: the connection ended before any answer began. EPIPE,
+// or the transport's own "use of closed network connection" when its
+// reader saw the close first: the agent closed it while the body was
+// still being written (an agent busy enough to miss its read deadline; at
+// 5,000 agents on one machine, 3 of 5,000 peer lists). The agent signs
+// over the whole body, so nothing of such a request ran.
 func closedUnanswered(err error) bool {
 	var u unanswered
 	// "server closed idle connection" is the transport's own error,
 	// not exported: the kept-alive connection was closed as it was taken.
-	return errors.As(err, &u) && (errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, syscall.ECONNRESET) || errors.Is(err, syscall.EPIPE) ||
+	return errors.As(err, &u) && (errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, syscall.ECONNRESET) || errors.Is(err, syscall.EPIPE) || errors.Is(err, net.ErrClosed) ||
 		strings.Contains(err.Error(), "server closed idle connection"))
 }
 
