@@ -28,7 +28,6 @@ import (
 	"podpath/internal/cluster/inventory"
 	"podpath/internal/cluster/kube"
 	"podpath/internal/deploy"
-	"podpath/internal/diagnose"
 	"podpath/internal/model"
 	"podpath/internal/plan"
 	"podpath/internal/safefile"
@@ -341,39 +340,6 @@ func (s *source) config() *model.Config {
 		}
 	}
 	return c
-}
-
-// clusterEvidence adds what only the API server knows: node readiness and
-// cordons, IPPools that carry an (ignored) mtu.
-func clusterEvidence(ev *diagnose.Evidence, cl *kube.Cluster) {
-	for _, n := range cl.Nodes {
-		if !n.Ready {
-			if ev.NotReady == nil {
-				ev.NotReady = map[string]string{}
-			}
-			ev.NotReady[n.Name] = n.ReadyReason
-		}
-		if n.Cordoned {
-			ev.Cordoned = append(ev.Cordoned, n.Name)
-		}
-	}
-	if cl.Calico == nil {
-		return
-	}
-	for n, pod := range cl.Calico.NodePods {
-		if ev.CalicoPods == nil {
-			ev.CalicoPods = map[string]diagnose.CalicoPod{}
-		}
-		ev.CalicoPods[n] = diagnose.CalicoPod{Name: pod, Ready: cl.Calico.NodeReady[n], LogErrors: cl.Calico.LogErrors[n]}
-	}
-	for _, p := range cl.Calico.IPPools {
-		if p.MTU > 0 {
-			if ev.IPPoolMTUs == nil {
-				ev.IPPoolMTUs = map[string]int{}
-			}
-			ev.IPPoolMTUs[p.Name] = p.MTU
-		}
-	}
 }
 
 // restConfig is kf.ToRESTConfig with the mistakes client-go reports

@@ -4,45 +4,25 @@ package cli
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"io/fs"
-	"net/netip"
 	"os"
-	"strings"
 	"sync"
 	"time"
 
 	"github.com/spf13/cobra"
 	"golang.org/x/sys/unix"
 
-	"podpath/internal/agent"
-	"podpath/internal/cluster/inventory"
 	"podpath/internal/diagnose"
-	"podpath/internal/measure"
+	"podpath/internal/doctor"
 	"podpath/internal/model"
-	"podpath/internal/plan"
 	"podpath/internal/report"
 )
 
-// DefaultDoctorTimeout bounds a doctor run: what has not answered by then is
-// reported as unknown.
-// One minute: a thousand nodes' every pair checked and a covering subset
-// measured in depth, paced so the run does not measure its own load.
-const DefaultDoctorTimeout = 60 * time.Second
-
-// doctorProbes is what the doctor measures on every pair: path MTU, a short
-// UDP and ICMP echo series, TCP handshakes and a 300 KB upload that must
-// not stall.
-var doctorProbes = agent.ProbeRequest{
-	PathMTU:       true,
-	RTT:           &agent.Series{Count: 10, IntervalMs: 10},
-	ICMP:          &agent.Series{Count: 5, IntervalMs: 10},
-	TCPConnect:    2,
-	TransferBytes: 300_000,
-}
+// DefaultDoctorTimeout bounds a doctor run (doctor.DefaultTimeout).
+const DefaultDoctorTimeout = doctor.DefaultTimeout
 
 type doctorFlags struct {
 	sourceFlags
@@ -119,11 +99,7 @@ func runDoctor(ctx context.Context, s Streams, f *doctorFlags) error {
 		return err
 	}
 	defer src.close()
-	jobs := plan.Mesh(src.inv, layers...)
-	if len(jobs) == 0 {
-		return fmt.Errorf("nothing to diagnose: fewer than two agents")
-	}
-	rep, err := diagnoseRun(ctx, src, jobs, measure.Pace{FullMesh: f.fullMesh, Class: linkClass(src.inv)}, f.timeout, prog)
+	rep, err := diagnoseRun(ctx, src, layers, f.fullMesh, f.timeout, prog)
 	if ctx.Err() != nil {
 		// Ctrl-C or SIGTERM: what was measured until then is the
 		// interruption's, not the network's. No report, no findings.
@@ -240,85 +216,9 @@ func findingsExit(findings []model.Finding) error {
 	return nil
 }
 
-// diagnoseRun probes the plan, reads the host facts, diagnoses and returns
-// the report, all within timeout.
-func diagnoseRun(ctx context.Context, src *source, jobs []plan.Job, pace measure.Pace, timeout time.Duration, prog *progress) (*model.Report, error) {
-	inv := src.inv
-	ctx, cancel := context.WithTimeout(ctx, timeout)
-	defer cancel()
-	start := time.Now()
-	pairs, layers := 0, map[model.Layer]bool{}
-	for _, j := range jobs {
-		pairs += len(j.Peers)
-		layers[j.Layer] = true
-	}
-	layerWord := "layer"
-	if len(layers) > 1 {
-		layerWord = "layers"
-	}
-	prog.say("podpath doctor: probing %d pairs on %d %s and reading %d nodes' host facts…", pairs, len(layers), layerWord, len(inv.Nodes))
-	r := &measure.Runner{Token: src.token, Connect: src.connect}
-	defer r.Close()
-	rep := &model.Report{Config: src.config()}
-	var wg sync.WaitGroup
-	wg.Go(func() { rep.Nodes = r.Facts(ctx, inv) })
-	pace.Say = prog.say
-	rep.Pairs = r.Paced(ctx, jobs, doctorProbes, pace)
-	wg.Wait()
-	prog.say("podpath doctor: diagnosing…")
+// diagnoseRun is doctor.Run on src's agents, its progress on prog.
+func diagnoseRun(ctx context.Context, src *source, layers []model.Layer, fullMesh bool, timeout time.Duration, prog *progress) (*model.Report, error) {
 	defer prog.done()
-	ev := evidence(inv, rep)
-	if src.cluster != nil {
-		clusterEvidence(&ev, src.cluster)
-	}
-	if len(ev.Facts) == 0 && !anyAnswer(rep.Pairs) {
-		return nil, fmt.Errorf("no agent answered within %s (first error: %s)", timeout, firstError(rep.Pairs))
-	}
-	rep.Findings = diagnose.Diagnose(ev)
-	rep.DurationMs = float64(time.Since(start)) / float64(time.Millisecond)
-	return rep, nil
-}
-
-// linkClass is a node's link class for the covering subset: its
-// address's /24 (IPv4) or /64 (IPv6), the nodes one router apart at most
-// in most clusters.
-func linkClass(inv *inventory.Inventory) func(node string) string {
-	class := map[string]string{}
-	for _, n := range inv.Nodes {
-		if a, err := netip.ParseAddr(n.Address); err == nil {
-			bits := 24
-			if a.Is6() && !a.Is4In6() {
-				bits = 64
-			}
-			p, _ := a.Prefix(bits)
-			class[n.Name] = p.String()
-		}
-	}
-	return func(node string) string { return class[node] }
-}
-
-// evidence assembles what the rules look at from the inventory and the run.
-func evidence(inv *inventory.Inventory, rep *model.Report) diagnose.Evidence {
-	ev := diagnose.Evidence{Addresses: map[string]string{}, Pairs: rep.Pairs,
-		Facts: map[string]*model.Facts{}, FactErrors: map[string]string{}}
-	if inv.Network != nil {
-		ev.Network = *inv.Network
-	}
-	for _, n := range inv.Nodes {
-		ev.Nodes = append(ev.Nodes, n.Name)
-		ev.Addresses[n.Name] = n.Address
-	}
-	for _, n := range rep.Nodes {
-		if n.Error != "" || len(n.Facts) == 0 {
-			ev.FactErrors[n.Name] = strings.TrimSpace(n.Error)
-			continue
-		}
-		var f model.Facts
-		if err := json.Unmarshal(n.Facts, &f); err != nil {
-			ev.FactErrors[n.Name] = "unreadable host facts: " + err.Error()
-			continue
-		}
-		ev.Facts[n.Name] = &f
-	}
-	return ev
+	return doctor.Run(ctx, doctor.Options{Inventory: src.inv, Token: src.token, Connect: src.connect, Cluster: src.cluster,
+		Config: src.config(), Layers: layers, FullMesh: fullMesh, Timeout: timeout, Say: prog.say})
 }

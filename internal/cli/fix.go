@@ -16,9 +16,7 @@ import (
 	"podpath/internal/cluster/kube"
 	"podpath/internal/deploy"
 	"podpath/internal/diagnose"
-	"podpath/internal/measure"
 	"podpath/internal/model"
-	"podpath/internal/plan"
 	"podpath/internal/remedy"
 	"podpath/internal/report"
 
@@ -125,11 +123,7 @@ func runFixMTU(ctx context.Context, s Streams, f *fixFlags) error {
 		return err
 	}
 	defer func() { src.close() }()
-	jobs := plan.Mesh(src.inv, layers...)
-	if len(jobs) == 0 {
-		return fmt.Errorf("nothing to measure: fewer than two agents")
-	}
-	before, err := diagnoseRun(ctx, src, jobs, measure.Pace{Class: linkClass(src.inv)}, f.timeout, prog)
+	before, err := diagnoseRun(ctx, src, layers, false, f.timeout, prog)
 	if err != nil {
 		return err
 	}
@@ -259,7 +253,7 @@ func recheck(ctx context.Context, s Streams, f *fixFlags, before *model.Report, 
 		return fmt.Errorf("re-check: %w", err)
 	}
 	defer src.close()
-	after, err := diagnoseRun(ctx, src, plan.Mesh(src.inv, layers...), measure.Pace{Class: linkClass(src.inv)}, f.timeout, prog)
+	after, err := diagnoseRun(ctx, src, layers, false, f.timeout, prog)
 	if err != nil {
 		return fmt.Errorf("re-check: %w", err)
 	}

@@ -13,6 +13,7 @@ import (
 
 	"podpath/internal/agent"
 	"podpath/internal/cluster/inventory"
+	"podpath/internal/doctor"
 	"podpath/internal/measure"
 	"podpath/internal/model"
 	"podpath/internal/plan"
@@ -137,8 +138,8 @@ func runMesh(ctx context.Context, s Streams, f *sourceFlags, req agent.ProbeRequ
 		return errInterrupted
 	}
 	rep.DurationMs = float64(time.Since(start)) / float64(time.Millisecond)
-	if !anyAnswer(rep.Pairs) {
-		return fmt.Errorf("no agent answered (first error: %s)", firstError(rep.Pairs))
+	if !doctor.AnyAnswer(rep.Pairs) {
+		return fmt.Errorf("no agent answered (first error: %s)", doctor.FirstError(rep.Pairs))
 	}
 	rep.Config = src.config()
 	prog.done()
@@ -148,30 +149,6 @@ func runMesh(ctx context.Context, s Streams, f *sourceFlags, req agent.ProbeRequ
 		text(out, rep)
 	}
 	return out.finish(err)
-}
-
-// anyAnswer reports whether any agent answered the controller.
-func anyAnswer(pairs model.Pairs) bool {
-	for _, p := range pairs.All() {
-		if p.Measured() {
-			return true
-		}
-	}
-	return false
-}
-
-func firstError(pairs model.Pairs) string {
-	for _, p := range pairs.All() {
-		if p.Unknown != "" {
-			return p.Unknown
-		}
-	}
-	for _, p := range pairs.All() {
-		if len(p.Errors) > 0 {
-			return p.Errors[0]
-		}
-	}
-	return "none"
 }
 
 func newMTU(s Streams) *cobra.Command {

@@ -21,6 +21,7 @@ import (
 	"podpath/internal/cluster/inventory"
 	"podpath/internal/cluster/kubespray"
 	"podpath/internal/deploy"
+	"podpath/internal/doctor"
 	"podpath/internal/measure"
 	"podpath/internal/model"
 	"podpath/internal/netplan"
@@ -128,8 +129,8 @@ func runPreflight(ctx context.Context, s Streams, f *preflightFlags) error {
 	if interrupted() != nil {
 		return errInterrupted
 	}
-	if !anyAnswer(rep.Pairs) {
-		return fmt.Errorf("no agent answered (first error: %s)", firstError(rep.Pairs))
+	if !doctor.AnyAnswer(rep.Pairs) {
+		return fmt.Errorf("no agent answered (first error: %s)", doctor.FirstError(rep.Pairs))
 	}
 	in := netplan.PreflightInput{Encap: encap, Pairs: rep.Pairs.Slice(), Facts: map[string]*model.Facts{},
 		Skew: map[string]time.Duration{}, Encaps: map[string]bool{encap: true}}

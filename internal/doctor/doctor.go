@@ -1,0 +1,216 @@
+// Package doctor is the doctor's pipeline, in the order the data flows:
+// the agents of an inventory (a file's, or the one a cluster's run
+// deployed) → a plan of every pair → the paced measurements, beside every
+// node's host facts → the evidence → the diagnosis → the report. The
+// doctor command and fix mtu's check and re-check call Run; rendering the
+// report, and what the exit code says, are theirs.
+package doctor
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/netip"
+	"strings"
+	"sync"
+	"time"
+
+	"podpath/internal/agent"
+	"podpath/internal/cluster/inventory"
+	"podpath/internal/cluster/kube"
+	"podpath/internal/diagnose"
+	"podpath/internal/measure"
+	"podpath/internal/model"
+	"podpath/internal/plan"
+)
+
+// DefaultTimeout bounds a doctor run: what has not answered by then is
+// reported as unknown. One minute: a thousand nodes' every pair checked
+// and a covering subset measured in depth, paced so the run does not
+// measure its own load.
+const DefaultTimeout = 60 * time.Second
+
+// Probes is what the doctor measures on the pairs it measures in depth:
+// path MTU, a short UDP and ICMP echo series, TCP handshakes and a 300 KB
+// upload that must not stall.
+var Probes = agent.ProbeRequest{
+	PathMTU:       true,
+	RTT:           &agent.Series{Count: 10, IntervalMs: 10},
+	ICMP:          &agent.Series{Count: 5, IntervalMs: 10},
+	TCPConnect:    2,
+	TransferBytes: 300_000,
+}
+
+// Options is one run.
+type Options struct {
+	Inventory *inventory.Inventory
+	Token     string
+	// Connect makes the client for an agent (through the API server's Pod
+	// proxy on a cluster); nil dials it directly.
+	Connect func(plan.Endpoint) *agent.Client
+	// Cluster is what the API server said (node readiness, cordons, Calico's
+	// objects); nil for an inventory file.
+	Cluster *kube.Cluster
+	Config  *model.Config // what the report says the run read
+	Layers  []model.Layer
+	// FullMesh measures every pair in depth (measure.Pace).
+	FullMesh bool
+	Timeout  time.Duration
+	// Say hears each step as it starts (progress); nil: nothing is said.
+	Say func(format string, a ...any)
+}
+
+func (o Options) say(format string, a ...any) {
+	if o.Say != nil {
+		o.Say(format, a...)
+	}
+}
+
+// ErrNothingToDiagnose: the inventory has fewer than two agents on every
+// layer asked for.
+var ErrNothingToDiagnose = errors.New("nothing to diagnose: fewer than two agents")
+
+// Run probes every pair, reads every node's host facts, diagnoses and
+// returns the report, all within o.Timeout. It fails only when nothing
+// could be asked at all; an agent that does not answer is in the report.
+func Run(ctx context.Context, o Options) (*model.Report, error) {
+	jobs := plan.Mesh(o.Inventory, o.Layers...)
+	if len(jobs) == 0 {
+		return nil, ErrNothingToDiagnose
+	}
+	ctx, cancel := context.WithTimeout(ctx, o.Timeout)
+	defer cancel()
+	start := time.Now()
+	pairs, layers := 0, map[model.Layer]bool{}
+	for _, j := range jobs {
+		pairs += len(j.Peers)
+		layers[j.Layer] = true
+	}
+	layerWord := "layer"
+	if len(layers) > 1 {
+		layerWord = "layers"
+	}
+	o.say("podpath doctor: probing %d pairs on %d %s and reading %d nodes' host facts…", pairs, len(layers), layerWord, len(o.Inventory.Nodes))
+	r := &measure.Runner{Token: o.Token, Connect: o.Connect}
+	defer r.Close()
+	rep := &model.Report{Config: o.Config}
+	var wg sync.WaitGroup
+	wg.Go(func() { rep.Nodes = r.Facts(ctx, o.Inventory) })
+	rep.Pairs = r.Paced(ctx, jobs, Probes, measure.Pace{FullMesh: o.FullMesh, Class: linkClass(o.Inventory), Say: o.Say})
+	wg.Wait()
+	o.say("podpath doctor: diagnosing…")
+	ev := evidence(o.Inventory, rep)
+	if o.Cluster != nil {
+		clusterEvidence(&ev, o.Cluster)
+	}
+	if len(ev.Facts) == 0 && !AnyAnswer(rep.Pairs) {
+		return nil, fmt.Errorf("no agent answered within %s (first error: %s)", o.Timeout, FirstError(rep.Pairs))
+	}
+	rep.Findings = diagnose.Diagnose(ev)
+	rep.DurationMs = float64(time.Since(start)) / float64(time.Millisecond)
+	return rep, nil
+}
+
+// AnyAnswer: some pair was measured.
+func AnyAnswer(pairs model.Pairs) bool {
+	for _, p := range pairs.All() {
+		if p.Measured() {
+			return true
+		}
+	}
+	return false
+}
+
+// FirstError is the first reason a pair was not measured, or its first
+// error: what to say when no agent answered.
+func FirstError(pairs model.Pairs) string {
+	for _, p := range pairs.All() {
+		if p.Unknown != "" {
+			return p.Unknown
+		}
+	}
+	for _, p := range pairs.All() {
+		if len(p.Errors) > 0 {
+			return p.Errors[0]
+		}
+	}
+	return "none"
+}
+
+// linkClass is a node's link class for the covering subset: its
+// address's /24 (IPv4) or /64 (IPv6), the nodes one router apart at most
+// in most clusters.
+func linkClass(inv *inventory.Inventory) func(node string) string {
+	class := map[string]string{}
+	for _, n := range inv.Nodes {
+		if a, err := netip.ParseAddr(n.Address); err == nil {
+			bits := 24
+			if a.Is6() && !a.Is4In6() {
+				bits = 64
+			}
+			p, _ := a.Prefix(bits)
+			class[n.Name] = p.String()
+		}
+	}
+	return func(node string) string { return class[node] }
+}
+
+// evidence assembles what the rules look at from the inventory and the run.
+func evidence(inv *inventory.Inventory, rep *model.Report) diagnose.Evidence {
+	ev := diagnose.Evidence{Addresses: map[string]string{}, Pairs: rep.Pairs,
+		Facts: map[string]*model.Facts{}, FactErrors: map[string]string{}}
+	if inv.Network != nil {
+		ev.Network = *inv.Network
+	}
+	for _, n := range inv.Nodes {
+		ev.Nodes = append(ev.Nodes, n.Name)
+		ev.Addresses[n.Name] = n.Address
+	}
+	for _, n := range rep.Nodes {
+		if n.Error != "" || len(n.Facts) == 0 {
+			ev.FactErrors[n.Name] = strings.TrimSpace(n.Error)
+			continue
+		}
+		var f model.Facts
+		if err := json.Unmarshal(n.Facts, &f); err != nil {
+			ev.FactErrors[n.Name] = "unreadable host facts: " + err.Error()
+			continue
+		}
+		ev.Facts[n.Name] = &f
+	}
+	return ev
+}
+
+// clusterEvidence adds what only the API server knows: node readiness and
+// cordons, IPPools that carry an (ignored) mtu.
+func clusterEvidence(ev *diagnose.Evidence, cl *kube.Cluster) {
+	for _, n := range cl.Nodes {
+		if !n.Ready {
+			if ev.NotReady == nil {
+				ev.NotReady = map[string]string{}
+			}
+			ev.NotReady[n.Name] = n.ReadyReason
+		}
+		if n.Cordoned {
+			ev.Cordoned = append(ev.Cordoned, n.Name)
+		}
+	}
+	if cl.Calico == nil {
+		return
+	}
+	for n, pod := range cl.Calico.NodePods {
+		if ev.CalicoPods == nil {
+			ev.CalicoPods = map[string]diagnose.CalicoPod{}
+		}
+		ev.CalicoPods[n] = diagnose.CalicoPod{Name: pod, Ready: cl.Calico.NodeReady[n], LogErrors: cl.Calico.LogErrors[n]}
+	}
+	for _, p := range cl.Calico.IPPools {
+		if p.MTU > 0 {
+			if ev.IPPoolMTUs == nil {
+				ev.IPPoolMTUs = map[string]int{}
+			}
+			ev.IPPoolMTUs[p.Name] = p.MTU
+		}
+	}
+}
