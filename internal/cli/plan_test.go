@@ -6,7 +6,6 @@ import (
 	"encoding/json"
 	"os"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"testing"
 
@@ -114,27 +113,4 @@ func TestPlanMalformedInventory(t *testing.T) {
 	noAddr := kubesprayInventory(t, "[kube_node]\nnode1 ansible_host=not_an..address!\n", nil)
 	wantUsageError(t, "inventory.ini:2", "plan", "--kubespray-inventory", noAddr)
 	wantUsageError(t, "give --kubespray-inventory DIR", "plan")
-}
-
-// preflight checks only the ports the planned cluster uses, towards the
-// nodes that will serve them.
-func TestPreflightPorts(t *testing.T) {
-	var got []string
-	for _, p := range neededPorts("vxlan", false) {
-		got = append(got, p.Proto+"/"+strconv.Itoa(p.Port))
-	}
-	if want := "tcp/6443 tcp/10250 tcp/2379 tcp/2380 udp/4789"; strings.Join(got, " ") != want {
-		t.Errorf("vxlan without Typha: %v; want %s", got, want)
-	}
-	got = nil
-	for _, p := range neededPorts("bird", true) {
-		got = append(got, p.Proto+"/"+strconv.Itoa(p.Port))
-	}
-	if want := "tcp/179 tcp/5473 tcp/6443 tcp/10250 tcp/2379 tcp/2380"; strings.Join(got, " ") != want {
-		t.Errorf("bird with Typha: %v; want %s", got, want)
-	}
-	worker := preflightNode{}
-	if portFor(6443, worker) || portFor(2379, worker) || !portFor(10250, worker) || !portFor(6443, preflightNode{controlPlane: true}) {
-		t.Error("a worker must be checked for the kubelet only; the API server's port only towards control-plane nodes")
-	}
 }

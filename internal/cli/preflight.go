@@ -4,7 +4,7 @@ package cli
 
 import (
 	"context"
-	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -12,20 +12,16 @@ import (
 	"sort"
 	"strconv"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/spf13/cobra"
 
-	"podpath/internal/agent"
 	"podpath/internal/cluster/inventory"
 	"podpath/internal/cluster/kubespray"
 	"podpath/internal/deploy"
-	"podpath/internal/doctor"
-	"podpath/internal/measure"
 	"podpath/internal/model"
 	"podpath/internal/netplan"
-	"podpath/internal/plan"
+	"podpath/internal/preflight"
 	"podpath/internal/report"
 )
 
@@ -71,11 +67,6 @@ Then from any machine that reaches them (exit 1 when a node fails):
 	return c
 }
 
-// preflightNode is a future node and what the cluster will run on it.
-type preflightNode struct {
-	controlPlane, etcd bool
-}
-
 func runPreflight(ctx context.Context, s Streams, f *preflightFlags) error {
 	if err := checkOutput(f.output, "text", "json", "html"); err != nil {
 		return err
@@ -95,75 +86,25 @@ func runPreflight(ctx context.Context, s Streams, f *preflightFlags) error {
 	if err != nil {
 		return err
 	}
-	backend, encap := nw.Backend, nw.Encapsulation()
 	token, err := inv.Token(f.tokenFile)
 	if err != nil {
 		return usageError{err}
 	}
-	jobs := plan.Mesh(inv, model.LayerNode)
-	if len(jobs) == 0 {
-		return usageError{fmt.Errorf("preflight needs agents on at least two nodes")}
-	}
-	interrupted := ctx.Err // the run's own timeout below is not an interruption
-	ctx, cancel := context.WithTimeout(ctx, f.timeout)
-	defer cancel()
-	start := time.Now()
+	interrupted := ctx.Err // the run's own timeout is not an interruption
 	prog := newProgress(s.Err)
 	defer prog.done()
-	r := &measure.Runner{Token: token}
-	defer r.Close()
-	ports := neededPorts(backend, nw.Typha)
-	prog.say("podpath preflight: opening temporary listeners on %d nodes…", len(inv.Nodes))
-	unavailable := listenAll(ctx, token, jobs, ports, f.timeout)
-	defer unlistenAll(ctx, token, jobs)
-	prog.say("podpath preflight: probing %d node pairs (path MTU and %d ports)…", len(jobs)*(len(jobs)-1), len(ports))
-	req := agent.ProbeRequest{PathMTU: true, RTT: &agent.Series{Count: 3, IntervalMs: 10}}
-	for _, p := range ports {
-		req.Ports = append(req.Ports, agent.PortCheck{Proto: p.Proto, Port: p.Port})
-	}
-	rep := &model.Report{}
-	var wg sync.WaitGroup
-	wg.Go(func() { rep.Nodes = r.Facts(ctx, inv) })
-	rep.Pairs = model.PairsOf(r.Run(ctx, jobs, req))
-	wg.Wait()
+	res, err := preflight.Run(ctx, preflight.Options{Inventory: inv, Token: token, Roles: roles, Backend: nw.Backend,
+		Encap: nw.Encapsulation(), Typha: nw.Typha, Timeout: f.timeout, Say: prog.say})
 	if interrupted() != nil {
 		return errInterrupted
 	}
-	if !doctor.AnyAnswer(rep.Pairs) {
-		return fmt.Errorf("no agent answered (first error: %s)", doctor.FirstError(rep.Pairs))
+	if errors.Is(err, preflight.ErrTooFew) {
+		return usageError{err}
 	}
-	in := netplan.PreflightInput{Encap: encap, Pairs: rep.Pairs.Slice(), Facts: map[string]*model.Facts{},
-		Skew: map[string]time.Duration{}, Encaps: map[string]bool{encap: true}}
-	for _, n := range inv.Nodes {
-		in.Nodes = append(in.Nodes, n.Name)
+	if err != nil {
+		return err
 	}
-	for _, ni := range rep.Nodes {
-		var fc model.Facts
-		if ni.Error != "" || json.Unmarshal(ni.Facts, &fc) != nil {
-			continue
-		}
-		in.Facts[ni.Name] = &fc
-		if !fc.CollectedAt.IsZero() {
-			in.Skew[ni.Name] = fc.CollectedAt.Sub(ni.ReceivedAt)
-		}
-	}
-	for _, p := range rep.Pairs.All() {
-		role := roles[p.To]
-		for _, ps := range p.Ports {
-			if !portFor(ps.Port, role) {
-				continue
-			}
-			in.Ports = append(in.Ports, netplan.PortResult{From: p.From, To: p.To, Proto: ps.Proto, Port: ps.Port, State: ps.State,
-				Unavailable: unavailable[p.To+"/"+ps.Proto+"/"+strconv.Itoa(ps.Port)]})
-		}
-	}
-	res := netplan.Preflight(in)
-	rep.Findings = res.Findings
-	rep.DurationMs = float64(time.Since(start)) / float64(time.Millisecond)
-	rep.Config = &model.Config{Source: "preflight", Backend: backend, PodMTU: res.RecommendedMTU}
-	for _, n := range in.Nodes {
-		rep.Config.Notes = append(rep.Config.Notes, fmt.Sprintf("%s: %s", n, res.Verdict[n]))
-	}
+	rep := res.Report
 	prog.done()
 	switch f.output {
 	case "json":
@@ -171,7 +112,7 @@ func runPreflight(ctx context.Context, s Streams, f *preflightFlags) error {
 	case "html":
 		err = report.HTML(out, rep)
 	default:
-		preflightText(out, in.Nodes, res, rep)
+		preflightText(out, res.Nodes, res.PreflightResult, rep)
 	}
 	if err := out.finish(err); err != nil {
 		return err
@@ -187,8 +128,8 @@ type preflightNet struct {
 
 // preflightInventory reads the nodes, their roles and the planned network
 // (Kubespray's variables, or --backend and Kubespray's defaults).
-func preflightInventory(f *preflightFlags) (*inventory.Inventory, map[string]preflightNode, preflightNet, error) {
-	roles := map[string]preflightNode{}
+func preflightInventory(f *preflightFlags) (*inventory.Inventory, map[string]preflight.Role, preflightNet, error) {
+	roles := map[string]preflight.Role{}
 	var nw preflightNet
 	switch {
 	case (f.inventory == "") == (f.kubesprayDir == ""):
@@ -199,7 +140,7 @@ func preflightInventory(f *preflightFlags) (*inventory.Inventory, map[string]pre
 			return nil, nil, nw, usageError{err}
 		}
 		for _, n := range inv.Nodes {
-			roles[n.Name] = preflightNode{controlPlane: true, etcd: true} // unknown: check everything
+			roles[n.Name] = preflight.Role{ControlPlane: true, Etcd: true} // unknown: check everything
 		}
 		nw.Backend = f.backend
 		if nw.Backend == "" {
@@ -224,7 +165,7 @@ func preflightInventory(f *preflightFlags) (*inventory.Inventory, map[string]pre
 		}
 		inv.Nodes = append(inv.Nodes, inventory.Node{Name: h.Name, Address: h.Address,
 			Agent: net.JoinHostPort(h.Address, strconv.Itoa(deploy.AgentPort))})
-		roles[h.Name] = preflightNode{controlPlane: slices.Contains(h.Groups, "kube_control_plane"), etcd: slices.Contains(h.Groups, "etcd")}
+		roles[h.Name] = preflight.Role{ControlPlane: slices.Contains(h.Groups, "kube_control_plane"), Etcd: slices.Contains(h.Groups, "etcd")}
 	}
 	nw.Backend = ks.String("calico_network_backend")
 	if f.backend != "" {
@@ -233,94 +174,6 @@ func preflightInventory(f *preflightFlags) (*inventory.Inventory, map[string]pre
 	nw.VXLANMode, nw.IPIPMode = ks.String("calico_vxlan_mode"), ks.String("calico_ipip_mode")
 	nw.WireGuard, nw.Typha = ks.Bool("calico_wireguard_enabled"), ks.Bool("typha_enabled")
 	return inv, roles, nw, nil
-}
-
-// neededPorts: what the chosen backend uses, and Kubernetes' own.
-func neededPorts(backend string, typha bool) []netplan.Port {
-	var out []netplan.Port
-	for _, p := range netplan.Ports {
-		switch {
-		case p.Port == 179 && backend != "bird":
-		case p.Port == 4789 && backend != "vxlan":
-		case p.Port == 5473 && !typha:
-		default:
-			out = append(out, p)
-		}
-	}
-	return out
-}
-
-// portFor: the API server's port matters towards control-plane nodes,
-// etcd's towards etcd members; the rest towards every node.
-func portFor(port int, role preflightNode) bool {
-	switch port {
-	case 6443:
-		return role.controlPlane
-	case 2379, 2380:
-		return role.etcd
-	}
-	return true
-}
-
-// unlistenAll closes the temporary listeners at once, also after Ctrl-C
-// (ctx may be done: the calls get a few seconds of their own).
-func unlistenAll(ctx context.Context, token string, jobs []plan.Job) {
-	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 3*time.Second)
-	defer cancel()
-	var wg sync.WaitGroup
-	for _, j := range jobs {
-		wg.Go(func() { _ = agent.NewClient(j.From.Name(), j.From.Agent, token, j.From.Netns).Unlisten(ctx) })
-	}
-	wg.Wait()
-}
-
-// listenAll tells every agent its peers (its UDP listeners answer only
-// them) and opens the temporary listeners; the answer says which ports are
-// already held (by what the node runs) or failed.
-func listenAll(ctx context.Context, token string, jobs []plan.Job, ports []netplan.Port, d time.Duration) map[string]string {
-	req := agent.ListenRequest{Seconds: int(min(max(d, time.Second)/time.Second, agent.MaxListenSeconds))}
-	for _, p := range ports {
-		req.Ports = append(req.Ports, agent.PortCheck{Proto: p.Proto, Port: p.Port})
-	}
-	var mu sync.Mutex
-	out := map[string]string{}
-	fail := func(node, why string) {
-		for _, p := range ports {
-			out[node+"/"+p.Proto+"/"+strconv.Itoa(p.Port)] = "no listener: " + why
-		}
-	}
-	var wg sync.WaitGroup
-	for _, j := range jobs {
-		wg.Go(func() {
-			c := agent.NewClient(j.From.Name(), j.From.Agent, token, j.From.Netns)
-			var peers []agent.Peer
-			for _, p := range j.Peers {
-				peers = append(peers, agent.Peer{Name: p.Name(), Address: p.Agent})
-			}
-			err := c.SetPeers(ctx, peers)
-			var resp *agent.ListenResponse
-			if err == nil {
-				resp, err = c.Listen(ctx, req)
-			}
-			mu.Lock()
-			defer mu.Unlock()
-			if err != nil {
-				fail(j.From.Node, err.Error())
-				return
-			}
-			for _, l := range resp.Ports {
-				key := j.From.Node + "/" + l.Proto + "/" + strconv.Itoa(l.Port)
-				switch {
-				case l.Taken:
-					out[key] = "something on " + j.From.Node + " already holds it"
-				case !l.Listening:
-					out[key] = "no listener: " + l.Error
-				}
-			}
-		})
-	}
-	wg.Wait()
-	return out
 }
 
 func preflightText(w io.Writer, nodes []string, res *netplan.PreflightResult, rep *model.Report) {
