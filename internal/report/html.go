@@ -475,22 +475,13 @@ const (
 // grid returns the nodes of one layer, in the order they first appear, and
 // its pairs by (from, to).
 func grid(pairs model.Pairs, layer model.Layer) ([]string, map[[2]string]model.Pair) {
-	var nodes []string
-	seen := map[string]bool{}
 	at := map[[2]string]model.Pair{}
 	for _, p := range pairs.All() {
-		if p.Layer != layer {
-			continue
+		if p.Layer == layer {
+			at[[2]string{p.From, p.To}] = p
 		}
-		for _, n := range []string{p.From, p.To} {
-			if !seen[n] {
-				seen[n] = true
-				nodes = append(nodes, n)
-			}
-		}
-		at[[2]string{p.From, p.To}] = p
 	}
-	return nodes, at
+	return layerNodes(pairs, layer), at
 }
 
 // cellTip is the tooltip of one cell: the pair, the metric in full, and why

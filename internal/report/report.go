@@ -308,14 +308,5 @@ func nodeSummary(w io.Writer, pairs model.Pairs, layer model.Layer) {
 
 // wide: a layer with more nodes than a matrix shows.
 func wide(pairs model.Pairs, layer model.Layer) bool {
-	seen := map[string]bool{}
-	for _, p := range pairs.All() {
-		if p.Layer == layer {
-			seen[p.From], seen[p.To] = true, true
-			if len(seen) > maxMatrixNodes {
-				return true
-			}
-		}
-	}
-	return false
+	return len(layerNodes(pairs, layer)) > maxMatrixNodes
 }
