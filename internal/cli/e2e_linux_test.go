@@ -148,9 +148,12 @@ func TestPerfOnTheLab(t *testing.T) {
 			t.Errorf("%s %s → %s: %+v", p.Layer, p.From, p.To, p)
 			continue
 		}
-		// 20 ms leave node2 on every round trip, whichever end starts it.
-		if p.RTTMs.P50 < 20 || p.RTTMs.P50 > 25 {
-			t.Errorf("%s %s → %s: RTT p50 %.3f ms; want 20-25 with delay=node2:20", p.Layer, p.From, p.To, p.RTTMs.P50)
+		// 20 ms leave node2 on every round trip, whichever end starts it:
+		// once, not twice (40) and not never (< 1). The upper bound leaves
+		// room for a loaded CI machine, where netem's timers and the
+		// agents' wake-ups ran 6 ms late on the median.
+		if p.RTTMs.P50 < 20 || p.RTTMs.P50 > 32 {
+			t.Errorf("%s %s → %s: RTT p50 %.3f ms; want 20-32 with delay=node2:20", p.Layer, p.From, p.To, p.RTTMs.P50)
 		}
 	}
 }
