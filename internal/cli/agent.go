@@ -80,16 +80,16 @@ on GET /debug/pairs. A monitor takes no orders: no token, no probe API.`,
 
 func runAgent(ctx context.Context, s Streams, f agentFlags) error {
 	if f.role != "host" && f.role != "pod" {
-		return usageError{fmt.Errorf("role %q: use host or pod", f.role)}
+		return fmt.Errorf("role %q: use host or pod", f.role)
 	}
 	if f.mode == "monitor" {
 		return runMonitor(ctx, s, f)
 	}
 	if f.mode != "api" {
-		return usageError{fmt.Errorf("mode %q: use api or monitor", f.mode)}
+		return fmt.Errorf("mode %q: use api or monitor", f.mode)
 	}
 	if f.tokenFile == "" {
-		return usageError{fmt.Errorf("--token-file is required: every call that makes the agent act is authenticated")}
+		return fmt.Errorf("--token-file is required: every call that makes the agent act is authenticated")
 	}
 	token, err := readTokenFile(f.tokenFile)
 	if err != nil {
@@ -135,7 +135,7 @@ const MaxKubeconfigBytes = 16 << 20
 func readTokenFile(path string) (string, error) {
 	tok, err := safefile.ReadToken(path)
 	if err != nil {
-		return "", usageError{fmt.Errorf("read agent token: %w", err)}
+		return "", fmt.Errorf("read agent token: %w", err)
 	}
 	return tok, nil
 }

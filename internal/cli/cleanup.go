@@ -34,7 +34,7 @@ was killed outright.`,
 			}
 			n, err := deploy.DeleteByLabel(c.Context(), cs, deploy.RunSelector)
 			if apierrors.IsForbidden(err) {
-				return usageError{fmt.Errorf("not allowed to list and delete podpath's namespaces (%s): bind the user to %s", apierrors.ReasonForError(err), deploy.DoctorRole)}
+				return fmt.Errorf("not allowed to list and delete podpath's namespaces (%s): bind the user to %s", apierrors.ReasonForError(err), deploy.DoctorRole)
 			}
 			if err != nil {
 				return err

@@ -63,7 +63,7 @@ func (k *kubeFlags) register(c *cobra.Command) {
 // positiveDuration refuses a duration flag's value of 0 or less.
 func positiveDuration(flag string, d time.Duration) error {
 	if d <= 0 {
-		return usageError{fmt.Errorf("--%s %s: must be more than 0, e.g. 30s or 2m", flag, d)}
+		return fmt.Errorf("--%s %s: must be more than 0, e.g. 30s or 2m", flag, d)
 	}
 	return nil
 }
@@ -151,7 +151,7 @@ func openCluster(ctx context.Context, k *kubeFlags, prog *progress) (*source, er
 	ns := *k.config.Namespace
 	if ns != "" {
 		if _, err := cs.CoreV1().Namespaces().Get(ctx, ns, metav1.GetOptions{}); err == nil {
-			return nil, usageError{fmt.Errorf("namespace %s exists: podpath creates its own namespace for a run and deletes it afterwards; name one that does not exist, or leave -n out", ns)}
+			return nil, fmt.Errorf("namespace %s exists: podpath creates its own namespace for a run and deletes it afterwards; name one that does not exist, or leave -n out", ns)
 		}
 	}
 	if err := removeLeftovers(ctx, cs, prog); err != nil {
@@ -371,23 +371,23 @@ func restConfig(kf *genericclioptions.ConfigFlags) (*rest.Config, error) {
 			continue
 		}
 		if err != nil {
-			return nil, usageError{fmt.Errorf("kubeconfig: %w", err)}
+			return nil, fmt.Errorf("kubeconfig: %w", err)
 		}
 		found++
 	}
 	if found == 0 && os.Getenv("KUBECONFIG") != "" && !explicit {
-		return nil, usageError{fmt.Errorf("kubeconfig: none of the files $KUBECONFIG names exists (%s): fix $KUBECONFIG or give --kubeconfig", os.Getenv("KUBECONFIG"))}
+		return nil, fmt.Errorf("kubeconfig: none of the files $KUBECONFIG names exists (%s): fix $KUBECONFIG or give --kubeconfig", os.Getenv("KUBECONFIG"))
 	}
 	// --server names the cluster without any context; so may --context.
 	if found > 0 && (kf.Context == nil || *kf.Context == "") && (kf.APIServer == nil || *kf.APIServer == "") {
 		raw, err := kf.ToRawKubeConfigLoader().RawConfig()
 		if err == nil && raw.CurrentContext == "" {
-			return nil, usageError{fmt.Errorf("kubeconfig has no current context: give --context, or set one with kubectl config use-context")}
+			return nil, fmt.Errorf("kubeconfig has no current context: give --context, or set one with kubectl config use-context")
 		}
 	}
 	cfg, err := kf.ToRESTConfig()
 	if err != nil {
-		return nil, usageError{fmt.Errorf("kubeconfig: %w (check --kubeconfig or $KUBECONFIG; --inventory measures without API access)", err)}
+		return nil, fmt.Errorf("kubeconfig: %w (check --kubeconfig or $KUBECONFIG; --inventory measures without API access)", err)
 	}
 	return cfg, nil
 }

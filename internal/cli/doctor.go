@@ -141,7 +141,7 @@ func openOutput(s Streams, path string) (*output, error) {
 	_, statErr := os.Stat(path)
 	file, err := os.Create(path)
 	if err != nil {
-		return nil, usageError{fmt.Errorf("open output file: %w", err)}
+		return nil, fmt.Errorf("open output file: %w", err)
 	}
 	return &output{w: file, file: file, path: path, created: errors.Is(statErr, fs.ErrNotExist)}, nil
 }

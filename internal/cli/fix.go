@@ -88,7 +88,7 @@ With --kubespray-inventory and --mtu and no kubeconfig, only the inventory is ch
 
 func runFixMTU(ctx context.Context, s Streams, f *fixFlags) error {
 	if f.restart != "rolling" && f.restart != "none" {
-		return usageError{fmt.Errorf("--restart %q: use rolling or none", f.restart)}
+		return fmt.Errorf("--restart %q: use rolling or none", f.restart)
 	}
 	if err := positiveDuration("timeout", f.timeout); err != nil {
 		return err
@@ -97,11 +97,11 @@ func runFixMTU(ctx context.Context, s Streams, f *fixFlags) error {
 		return err
 	}
 	if f.inventory != "" {
-		return usageError{fmt.Errorf("fix mtu changes a cluster's objects or a Kubespray inventory (--kubespray-inventory), not a podpath inventory file")}
+		return fmt.Errorf("fix mtu changes a cluster's objects or a Kubespray inventory (--kubespray-inventory), not a podpath inventory file")
 	}
 	if f.mtu != 0 {
 		if err := calico.CheckMTU(f.mtu, false); err != nil {
-			return usageError{err}
+			return err
 		}
 	}
 	if f.inventoryDir != "" && !f.kube.configured() {
@@ -138,10 +138,10 @@ func runFixMTU(ctx context.Context, s Streams, f *fixFlags) error {
 	}
 	cl := src.cluster
 	if err := calico.CheckMTU(mtu, remedy.IPv6(cl)); err != nil {
-		return usageError{err}
+		return err
 	}
 	if limit, path := pathLimit(before, cl.Network().Backend); limit > 0 && mtu > limit && !f.force {
-		return usageError{fmt.Errorf("MTU %d is above what the measured path carries: %d (%s); --force sets it anyway", mtu, limit, path)}
+		return fmt.Errorf("MTU %d is above what the measured path carries: %d (%s); --force sets it anyway", mtu, limit, path)
 	}
 	pl, err := remedy.ClusterPlan(cl, mtu)
 	if err != nil {
@@ -150,7 +150,7 @@ func runFixMTU(ctx context.Context, s Streams, f *fixFlags) error {
 	if f.inventoryDir != "" {
 		fc, warns, err := remedy.KubesprayMTU(f.inventoryDir, mtu)
 		if err != nil {
-			return usageError{err}
+			return err
 		}
 		pl.File, pl.Warnings = fc, append(pl.Warnings, warns...)
 	} else if pl.Inventory {
@@ -173,7 +173,7 @@ func runFixMTU(ctx context.Context, s Streams, f *fixFlags) error {
 	}
 	if len(pl.Objects) == 0 && (pl.File == nil || pl.File.Diff == "") {
 		if pl.Inventory && pl.File == nil {
-			return usageError{fmt.Errorf("this Kubespray install sets its MTU only through calico_mtu: give --kubespray-inventory and run Kubespray's network role afterwards")}
+			return fmt.Errorf("this Kubespray install sets its MTU only through calico_mtu: give --kubespray-inventory and run Kubespray's network role afterwards")
 		}
 		fmt.Fprintln(w, "Nothing to change: the MTU is already set to that value.")
 		return nil
@@ -185,7 +185,7 @@ func runFixMTU(ctx context.Context, s Streams, f *fixFlags) error {
 	// A rollout cannot finish on a node that is down: it would stall, time
 	// out and leave nodes on different MTUs.
 	if down := notReady(cl); len(down) > 0 && !f.force {
-		return usageError{fmt.Errorf("not applying while %s: calico-node's rollout would stall there (fix the node, or --force)", strings.Join(down, ", "))}
+		return fmt.Errorf("not applying while %s: calico-node's rollout would stall there (fix the node, or --force)", strings.Join(down, ", "))
 	}
 	// The operator owns calico-node: it rolls it when the Installation
 	// changes, and would put back a template podpath restarted. podpath
@@ -349,11 +349,11 @@ func orUnset(s string) string {
 // fixInventoryOnly changes a Kubespray inventory without cluster access.
 func fixInventoryOnly(s Streams, f *fixFlags) error {
 	if f.mtu == 0 {
-		return usageError{fmt.Errorf("--kubespray-inventory without cluster access needs --mtu (nothing was measured)")}
+		return fmt.Errorf("--kubespray-inventory without cluster access needs --mtu (nothing was measured)")
 	}
 	fc, warns, err := remedy.KubesprayMTU(f.inventoryDir, f.mtu)
 	if err != nil {
-		return usageError{err}
+		return err
 	}
 	w := s.Out
 	if fc.Diff == "" {

@@ -61,7 +61,7 @@ func newLabUp(s Streams) *cobra.Command {
 		RunE: func(c *cobra.Command, _ []string) error {
 			var err error
 			if f.cfg.Nodes < 1 || f.cfg.Nodes > lab.MaxNodes { // 0 would be taken as the default
-				return usageError{fmt.Errorf("nodes %d: must be between 1 and %d", f.cfg.Nodes, lab.MaxNodes)}
+				return fmt.Errorf("nodes %d: must be between 1 and %d", f.cfg.Nodes, lab.MaxNodes)
 			}
 			if f.cfg.Backend, err = lab.ParseBackend(f.backend); err != nil {
 				return err
@@ -73,7 +73,7 @@ func newLabUp(s Streams) *cobra.Command {
 				return err
 			}
 			if f.cfg.Kubernetes && c.Flags().Changed("pods-per-node") {
-				return usageError{fmt.Errorf("--pods-per-node and --kubernetes: a Kubernetes lab's Pods are Kubernetes' own (kubectl run, the doctor's agents)")}
+				return fmt.Errorf("--pods-per-node and --kubernetes: a Kubernetes lab's Pods are Kubernetes' own (kubectl run, the doctor's agents)")
 			}
 			f.cfg.NodeMTUs = map[string]lab.NodeMTU{}
 			for _, o := range f.overrides {
@@ -284,7 +284,7 @@ func checkOutput(got string, allowed ...string) error {
 			return nil
 		}
 	}
-	return usageError{fmt.Errorf("output format %q: use %s", got, strings.Join(allowed, " or "))}
+	return fmt.Errorf("output format %q: use %s", got, strings.Join(allowed, " or "))
 }
 
 func printStatus(w io.Writer, st *lab.State, output string, bgp map[string]any) error {

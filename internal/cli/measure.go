@@ -64,7 +64,7 @@ func (f *sourceFlags) open(ctx context.Context, prog *progress, formats ...strin
 		switch layer {
 		case model.LayerNode, model.LayerPod:
 		default:
-			return nil, nil, usageError{fmt.Errorf("layer %q: use node, pod or node,pod", l)}
+			return nil, nil, fmt.Errorf("layer %q: use node, pod or node,pod", l)
 		}
 		if !seen[layer] { // node,node is the node layer once
 			seen[layer] = true
@@ -77,11 +77,11 @@ func (f *sourceFlags) open(ctx context.Context, prog *progress, formats ...strin
 	}
 	inv, err := inventory.Load(f.inventory)
 	if err != nil {
-		return nil, nil, usageError{err}
+		return nil, nil, err
 	}
 	tok, err := inv.Token(f.tokenFile)
 	if err != nil {
-		return nil, nil, usageError{err}
+		return nil, nil, err
 	}
 	return &source{inv: inv, token: tok, close: func() {}}, layers, nil
 }
@@ -114,8 +114,8 @@ func runMesh(ctx context.Context, s Streams, f *sourceFlags, req agent.ProbeRequ
 			pairs += len(j.Peers)
 		}
 		if need := time.Duration(float64(pairs) * t.Seconds * float64(time.Second)); need > f.timeout {
-			return usageError{fmt.Errorf("--throughput %gs one pair at a time over %d pairs takes %s, more than --timeout %s: raise --timeout, shorten --throughput or measure one layer (--layers)",
-				t.Seconds, pairs, need, f.timeout)}
+			return fmt.Errorf("--throughput %gs one pair at a time over %d pairs takes %s, more than --timeout %s: raise --timeout, shorten --throughput or measure one layer (--layers)",
+				t.Seconds, pairs, need, f.timeout)
 		}
 	}
 	interrupted := ctx.Err // the run's own timeout below is not an interruption
@@ -194,20 +194,20 @@ agent. Compare the node and Pod layers to see what the overlay costs.`,
 				return err
 			}
 			if f.streams < 1 || f.streams > agent.MaxStreams {
-				return usageError{fmt.Errorf("--streams %d: must be 1-%d", f.streams, agent.MaxStreams)}
+				return fmt.Errorf("--streams %d: must be 1-%d", f.streams, agent.MaxStreams)
 			}
 			if c.Flags().Changed("streams") && f.throughput == 0 {
-				return usageError{fmt.Errorf("--streams is for the throughput test: give --throughput too, e.g. --throughput 3s")}
+				return fmt.Errorf("--streams is for the throughput test: give --throughput too, e.g. --throughput 3s")
 			}
 			if f.count < 1 || f.count > agent.MaxSeriesCount {
-				return usageError{fmt.Errorf("--count %d: must be 1-%d", f.count, agent.MaxSeriesCount)}
+				return fmt.Errorf("--count %d: must be 1-%d", f.count, agent.MaxSeriesCount)
 			}
 			if f.interval < agent.MinIntervalMs*time.Millisecond || f.interval > agent.MaxIntervalMs*time.Millisecond {
-				return usageError{fmt.Errorf("--interval %s: must be %s-%s", f.interval, agent.MinIntervalMs*time.Millisecond, agent.MaxIntervalMs*time.Millisecond)}
+				return fmt.Errorf("--interval %s: must be %s-%s", f.interval, agent.MinIntervalMs*time.Millisecond, agent.MaxIntervalMs*time.Millisecond)
 			}
 			// Every pair's series runs at once: the run needs one series' time.
 			if d := time.Duration(f.count-1) * f.interval; d >= f.timeout {
-				return usageError{fmt.Errorf("--count %d × --interval %s takes %s, more than --timeout %s: raise --timeout or lower one of them", f.count, f.interval, d, f.timeout)}
+				return fmt.Errorf("--count %d × --interval %s takes %s, more than --timeout %s: raise --timeout or lower one of them", f.count, f.interval, d, f.timeout)
 			}
 			series := &agent.Series{Count: f.count, IntervalMs: int(f.interval / time.Millisecond)}
 			req := agent.ProbeRequest{
@@ -217,15 +217,15 @@ agent. Compare the node and Pod layers to see what the overlay costs.`,
 				HTTP:       true,
 			}
 			if f.transfer < 0 || f.transfer > agent.MaxTransferBytes {
-				return usageError{fmt.Errorf("--transfer-bytes %d: must be 0-%d", f.transfer, agent.MaxTransferBytes)}
+				return fmt.Errorf("--transfer-bytes %d: must be 0-%d", f.transfer, agent.MaxTransferBytes)
 			}
 			req.TransferBytes = f.transfer
 			if f.throughput < 0 {
-				return usageError{fmt.Errorf("--throughput %s: must be 0 (none) or a length up to %ds", f.throughput, agent.MaxThroughputSecs)}
+				return fmt.Errorf("--throughput %s: must be 0 (none) or a length up to %ds", f.throughput, agent.MaxThroughputSecs)
 			}
 			if f.throughput > 0 {
 				if f.streams < 1 || f.streams > agent.MaxStreams || f.throughput > agent.MaxThroughputSecs*time.Second {
-					return usageError{fmt.Errorf("--throughput up to %ds with 1-%d --streams", agent.MaxThroughputSecs, agent.MaxStreams)}
+					return fmt.Errorf("--throughput up to %ds with 1-%d --streams", agent.MaxThroughputSecs, agent.MaxStreams)
 				}
 				req.Throughput = &agent.ThroughputSpec{Seconds: f.throughput.Seconds(), Streams: f.streams}
 			}

@@ -36,22 +36,22 @@ func runMonitor(ctx context.Context, s Streams, f agentFlags) error {
 	m := f.monitor
 	switch {
 	case f.role != "host" && f.role != "pod":
-		return usageError{fmt.Errorf("role %q: use host or pod", f.role)}
+		return fmt.Errorf("role %q: use host or pod", f.role)
 	case m.namespace == "" || m.selector == "":
-		return usageError{fmt.Errorf("monitor mode needs --namespace and --selector: the agent's own DaemonSet, whose Pods are its peers")}
+		return fmt.Errorf("monitor mode needs --namespace and --selector: the agent's own DaemonSet, whose Pods are its peers")
 	case m.period <= 0 || m.rate <= 0 || m.warmup < 0:
-		return usageError{fmt.Errorf("monitor mode needs a positive --period and --rate, and a --warmup of 0 or more")}
+		return fmt.Errorf("monitor mode needs a positive --period and --rate, and a --warmup of 0 or more")
 	}
 	if _, err := labels.Parse(m.selector); err != nil {
-		return usageError{fmt.Errorf("--selector %q: %v (use labels as kubectl -l takes them)", m.selector, err)}
+		return fmt.Errorf("--selector %q: %v (use labels as kubectl -l takes them)", m.selector, err)
 	}
 	_, portStr, err := net.SplitHostPort(f.listen)
 	if err != nil {
-		return usageError{fmt.Errorf("--listen %q: %v (use ADDR:PORT)", f.listen, err)}
+		return fmt.Errorf("--listen %q: %v (use ADDR:PORT)", f.listen, err)
 	}
 	port, err := strconv.Atoi(portStr)
 	if err != nil || port <= 0 || port > 65535 {
-		return usageError{fmt.Errorf("--listen %q: the port must be 1-65535: the peers are probed on it", f.listen)}
+		return fmt.Errorf("--listen %q: the port must be 1-65535: the peers are probed on it", f.listen)
 	}
 	if f.name == "" {
 		if f.name, err = os.Hostname(); err != nil {
@@ -81,7 +81,7 @@ func runMonitor(ctx context.Context, s Streams, f agentFlags) error {
 	}
 	mon, err := monitor.New(mcfg)
 	if err != nil {
-		return usageError{err}
+		return err
 	}
 	a, err := agent.New(agent.Config{Name: f.name, Role: f.role, Passive: true, Registry: reg, Logger: logger,
 		ReadOnly: map[string]http.Handler{"/debug/pairs": mon.PairsHandler()}})
@@ -118,21 +118,21 @@ func monitorAPIConfig(m monitorFlags) (*rest.Config, error) {
 	var cfg *rest.Config
 	if m.kubeconfig != "" {
 		if err := safefile.Check(m.kubeconfig, MaxKubeconfigBytes); err != nil {
-			return nil, usageError{fmt.Errorf("--kubeconfig: %w", err)}
+			return nil, fmt.Errorf("--kubeconfig: %w", err)
 		}
 		c, err := clientcmd.BuildConfigFromFlags("", m.kubeconfig)
 		if err != nil {
-			return nil, usageError{fmt.Errorf("--kubeconfig %s: %w", m.kubeconfig, err)}
+			return nil, fmt.Errorf("--kubeconfig %s: %w", m.kubeconfig, err)
 		}
 		cfg = c
 	} else {
 		host, port := os.Getenv("KUBERNETES_SERVICE_HOST"), os.Getenv("KUBERNETES_SERVICE_PORT")
 		if host == "" || port == "" {
-			return nil, usageError{fmt.Errorf("monitor mode runs in a Pod (KUBERNETES_SERVICE_HOST and _PORT are not set): outside one, give --kubeconfig")}
+			return nil, fmt.Errorf("monitor mode runs in a Pod (KUBERNETES_SERVICE_HOST and _PORT are not set): outside one, give --kubeconfig")
 		}
 		token := filepath.Join(m.saDir, "token")
 		if _, err := os.Stat(token); err != nil {
-			return nil, usageError{fmt.Errorf("service account token: %w (mount one, automountServiceAccountToken: true, or give --kubeconfig)", err)}
+			return nil, fmt.Errorf("service account token: %w (mount one, automountServiceAccountToken: true, or give --kubeconfig)", err)
 		}
 		cfg = &rest.Config{Host: "https://" + net.JoinHostPort(host, port), BearerTokenFile: token,
 			TLSClientConfig: rest.TLSClientConfig{CAFile: filepath.Join(m.saDir, "ca.crt")}}

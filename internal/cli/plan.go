@@ -71,7 +71,7 @@ func runPlan(c *cobra.Command, s Streams, f *planFlags) error {
 	}
 	res, err := netplan.Check(in)
 	if err != nil {
-		return usageError{err}
+		return err
 	}
 	out, err := openOutput(s, f.outputFile)
 	if err != nil {
@@ -97,7 +97,7 @@ func runPlan(c *cobra.Command, s Streams, f *planFlags) error {
 // planInput merges Kubespray's defaults, the inventory and the flags.
 func planInput(c *cobra.Command, f *planFlags) (netplan.Input, []string, error) {
 	if err := checkPlanFlags(c, f); err != nil {
-		return f.in, nil, usageError{err}
+		return f.in, nil, err
 	}
 	in := f.in
 	in.NodeCIDRs = f.nodeCIDRs
@@ -106,7 +106,7 @@ func planInput(c *cobra.Command, f *planFlags) (netplan.Input, []string, error) 
 	if f.kubesprayDir != "" {
 		var err error
 		if inv, err = kubespray.Load(f.kubesprayDir); err != nil {
-			return in, nil, usageError{err}
+			return in, nil, err
 		}
 		warnings = inv.Warnings
 		for _, h := range inv.Hosts {
@@ -147,7 +147,7 @@ func planInput(c *cobra.Command, f *planFlags) (netplan.Input, []string, error) 
 	in.IPv4, in.IPv6 = inv.Bool("ipv4_stack"), inv.Bool("ipv6_stack")
 	in.WireGuard = inv.Bool("calico_wireguard_enabled")
 	if in.Nodes == 0 && len(in.Hosts) == 0 && f.kubesprayDir == "" {
-		return in, nil, usageError{fmt.Errorf("give --kubespray-inventory DIR, or --nodes N with the values to check")}
+		return in, nil, fmt.Errorf("give --kubespray-inventory DIR, or --nodes N with the values to check")
 	}
 	return in, warnings, nil
 }

@@ -75,7 +75,7 @@ func runPreflight(ctx context.Context, s Streams, f *preflightFlags) error {
 		return err
 	}
 	if f.backend != "" && !slices.Contains(calicoBackends, f.backend) {
-		return usageError{fmt.Errorf("--backend %q: use vxlan, bird or none", f.backend)}
+		return fmt.Errorf("--backend %q: use vxlan, bird or none", f.backend)
 	}
 	out, err := openOutput(s, f.outputFile)
 	if err != nil {
@@ -88,7 +88,7 @@ func runPreflight(ctx context.Context, s Streams, f *preflightFlags) error {
 	}
 	token, err := inv.Token(f.tokenFile)
 	if err != nil {
-		return usageError{err}
+		return err
 	}
 	interrupted := ctx.Err // the run's own timeout is not an interruption
 	prog := newProgress(s.Err)
@@ -99,7 +99,7 @@ func runPreflight(ctx context.Context, s Streams, f *preflightFlags) error {
 		return errInterrupted
 	}
 	if errors.Is(err, preflight.ErrTooFew) {
-		return usageError{err}
+		return err
 	}
 	if err != nil {
 		return err
@@ -133,11 +133,11 @@ func preflightInventory(f *preflightFlags) (*inventory.Inventory, map[string]pre
 	var nw preflightNet
 	switch {
 	case (f.inventory == "") == (f.kubesprayDir == ""):
-		return nil, nil, nw, usageError{fmt.Errorf("give either --inventory FILE or --kubespray-inventory DIR")}
+		return nil, nil, nw, fmt.Errorf("give either --inventory FILE or --kubespray-inventory DIR")
 	case f.inventory != "":
 		inv, err := inventory.Load(f.inventory)
 		if err != nil {
-			return nil, nil, nw, usageError{err}
+			return nil, nil, nw, err
 		}
 		for _, n := range inv.Nodes {
 			roles[n.Name] = preflight.Role{ControlPlane: true, Etcd: true} // unknown: check everything
@@ -153,7 +153,7 @@ func preflightInventory(f *preflightFlags) (*inventory.Inventory, map[string]pre
 	}
 	ks, err := kubespray.Load(f.kubesprayDir)
 	if err != nil {
-		return nil, nil, nw, usageError{err}
+		return nil, nil, nw, err
 	}
 	inv := &inventory.Inventory{APIVersion: inventory.APIVersion, Kind: inventory.Kind}
 	for _, h := range ks.Hosts {
@@ -161,7 +161,7 @@ func preflightInventory(f *preflightFlags) (*inventory.Inventory, map[string]pre
 			continue
 		}
 		if h.Address == "" {
-			return nil, nil, nw, usageError{fmt.Errorf("host %s has no ip, access_ip or ansible_host: preflight needs its address", h.Name)}
+			return nil, nil, nw, fmt.Errorf("host %s has no ip, access_ip or ansible_host: preflight needs its address", h.Name)
 		}
 		inv.Nodes = append(inv.Nodes, inventory.Node{Name: h.Name, Address: h.Address,
 			Agent: net.JoinHostPort(h.Address, strconv.Itoa(deploy.AgentPort))})

@@ -26,12 +26,6 @@ type Streams struct {
 	Out, Err io.Writer
 }
 
-// usageError marks mistakes in how the command was called.
-type usageError struct{ err error }
-
-func (e usageError) Error() string { return e.err.Error() }
-func (e usageError) Unwrap() error { return e.err }
-
 // Run runs podpath with args and returns the exit code; errors are printed
 // on one line to stderr.
 func Run(ctx context.Context, s Streams, args []string) int {
@@ -79,7 +73,6 @@ func newRoot(s Streams) *cobra.Command {
 		SilenceErrors: true,
 	}
 	root.Annotations = map[string]string{cobra.CommandDisplayNameAnnotation: CommandName}
-	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return usageError{err} })
 	root.AddCommand(commands(s)...)
 	for _, c := range root.Commands() {
 		refuseUnknownSubcommands(c)
