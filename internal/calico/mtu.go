@@ -57,3 +57,6 @@ func CheckMTU(mtu int, ipv6 bool) error {
 	}
 	return nil
 }
+
+// KubesprayBackends are the values of Kubespray's calico_network_backend.
+var KubesprayBackends = []string{"vxlan", "bird", "none"}

@@ -10,6 +10,7 @@ import (
 	"k8s.io/cli-runtime/pkg/genericclioptions"
 	"k8s.io/client-go/kubernetes"
 
+	"podpath/internal/cluster"
 	"podpath/internal/deploy"
 )
 
@@ -24,7 +25,7 @@ run removes its own objects on success, failure, timeout and Ctrl-C; cleanup is 
 was killed outright.`,
 		Args: cobra.NoArgs,
 		RunE: func(c *cobra.Command, _ []string) error {
-			cfg, err := restConfig(kf)
+			cfg, err := cluster.RESTConfig(kf)
 			if err != nil {
 				return err
 			}

@@ -5,7 +5,6 @@ package cli
 import (
 	"bytes"
 	"context"
-	"io"
 	"os"
 	"strings"
 	"testing"
@@ -123,11 +122,11 @@ func TestLayersDeduplicated(t *testing.T) {
 		want   int
 	}{{"node,node", 1}, {"node, pod,node,pod", 2}} {
 		f := sourceFlags{inventory: inv, output: "text", layers: tt.layers, timeout: time.Second}
-		src, layers, err := f.open(context.Background(), newProgress(io.Discard))
+		src, layers, err := f.open(context.Background(), nil)
 		if err != nil {
 			t.Fatalf("--layers %s: %v", tt.layers, err)
 		}
-		src.close()
+		src.Close()
 		if len(layers) != tt.want {
 			t.Errorf("--layers %s: %v; want %d layers", tt.layers, layers, tt.want)
 		}

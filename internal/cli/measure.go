@@ -6,18 +6,18 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"slices"
 	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
 
 	"podpath/internal/agent"
-	"podpath/internal/cluster/inventory"
+	"podpath/internal/cluster"
 	"podpath/internal/doctor"
-	"podpath/internal/measure"
 	"podpath/internal/model"
-	"podpath/internal/plan"
 	"podpath/internal/report"
+	"podpath/internal/status"
 )
 
 // DefaultRunTimeout bounds a whole mtu or perf run: what is not measured
@@ -45,9 +45,9 @@ func (f *sourceFlags) register(c *cobra.Command) {
 	f.kube.register(c)
 }
 
-// open checks the flags and opens the source: formats are the -o values
+// open checks the flags and opens the session: formats are the -o values
 // the command accepts (default text, json). The caller must close it.
-func (f *sourceFlags) open(ctx context.Context, prog *progress, formats ...string) (*source, []model.Layer, error) {
+func (f *sourceFlags) open(ctx context.Context, say func(string, ...any), formats ...string) (*cluster.Session, []model.Layer, error) {
 	if len(formats) == 0 {
 		formats = []string{"text", "json"}
 	}
@@ -57,98 +57,60 @@ func (f *sourceFlags) open(ctx context.Context, prog *progress, formats ...strin
 	if err := positiveDuration("timeout", f.timeout); err != nil {
 		return nil, nil, err
 	}
+	layers, err := parseLayers(f.layers)
+	if err != nil {
+		return nil, nil, err
+	}
+	if f.inventory != "" {
+		s, err := cluster.Load(f.inventory, f.tokenFile)
+		return s, layers, err
+	}
+	cfg, o, err := f.kube.options(say)
+	if err != nil {
+		return nil, nil, err
+	}
+	s, err := cluster.Open(ctx, cfg, o)
+	return s, layers, err
+}
+
+// parseLayers is --layers: node, pod or both, each once.
+func parseLayers(list string) ([]model.Layer, error) {
 	var layers []model.Layer
-	seen := map[model.Layer]bool{}
-	for _, l := range strings.Split(f.layers, ",") {
+	for _, l := range strings.Split(list, ",") {
 		layer := model.Layer(strings.TrimSpace(l))
-		switch layer {
-		case model.LayerNode, model.LayerPod:
-		default:
-			return nil, nil, fmt.Errorf("layer %q: use node, pod or node,pod", l)
+		if layer != model.LayerNode && layer != model.LayerPod {
+			return nil, fmt.Errorf("layer %q: use node, pod or node,pod", l)
 		}
-		if !seen[layer] { // node,node is the node layer once
-			seen[layer] = true
+		if !slices.Contains(layers, layer) { // node,node is the node layer once
 			layers = append(layers, layer)
 		}
 	}
-	if f.inventory == "" {
-		src, err := openCluster(ctx, &f.kube, prog)
-		return src, layers, err
-	}
-	inv, err := inventory.Load(f.inventory)
-	if err != nil {
-		return nil, nil, err
-	}
-	tok, err := inv.Token(f.tokenFile)
-	if err != nil {
-		return nil, nil, err
-	}
-	return &source{inv: inv, token: tok, close: func() {}}, layers, nil
+	return layers, nil
 }
 
-// runMesh probes every planned pair and renders the report. Throughput, if
-// asked for, runs afterwards one pair at a time.
-func runMesh(ctx context.Context, s Streams, f *sourceFlags, req agent.ProbeRequest, facts bool, text func(io.Writer, *model.Report)) error {
-	out, err := openOutput(s, f.outputFile)
+// runMesh probes every planned pair and renders the report.
+func runMesh(ctx context.Context, s Streams, f *sourceFlags, req agent.ProbeRequest, text func(io.Writer, *model.Report)) error {
+	out, err := report.Create(f.outputFile, s.Out)
 	if err != nil {
 		return err
 	}
-	defer out.discard()
-	prog := newProgress(s.Err)
-	src, layers, err := f.open(ctx, prog)
+	defer out.Discard()
+	line := status.New(s.Err)
+	defer line.Done()
+	sess, layers, err := f.open(ctx, line.Say)
 	if err != nil {
 		return err
 	}
-	defer src.close()
-	defer prog.done()
-	inv := src.inv
-	jobs := plan.Mesh(inv, layers...)
-	if len(jobs) == 0 {
-		return fmt.Errorf("nothing to measure: fewer than two agents on the %s layer(s)", f.layers)
-	}
-	if t := req.Throughput; t != nil {
-		// One pair at a time: what does not fit in --timeout would be
-		// reported missing after a long wait. Say so before measuring.
-		pairs := 0
-		for _, j := range jobs {
-			pairs += len(j.Peers)
-		}
-		if need := time.Duration(float64(pairs) * t.Seconds * float64(time.Second)); need > f.timeout {
-			return fmt.Errorf("--throughput %gs one pair at a time over %d pairs takes %s, more than --timeout %s: raise --timeout, shorten --throughput or measure one layer (--layers)",
-				t.Seconds, pairs, need, f.timeout)
-		}
-	}
-	interrupted := ctx.Err // the run's own timeout below is not an interruption
-	ctx, cancel := context.WithTimeout(ctx, f.timeout)
-	defer cancel()
-	start := time.Now()
-	prog.say("podpath: measuring %d agents' pairs…", len(jobs))
-	r := &measure.Runner{Token: src.token, Connect: src.connect}
-	defer r.Close()
-	throughput := req.Throughput
-	req.Throughput = nil
-	rep := &model.Report{Pairs: model.PairsOf(r.Run(ctx, jobs, req))}
-	if throughput != nil {
-		r.RunOneByOne(ctx, jobs, agent.ProbeRequest{Throughput: throughput}, rep.Pairs.Slice())
-	}
-	if facts {
-		rep.Nodes = r.Facts(ctx, inv)
-	}
-	if interrupted() != nil {
+	defer sess.Close()
+	rep, err := doctor.Mesh(ctx, sess, doctor.MeshOptions{Layers: layers, Probe: req, Timeout: f.timeout, Say: line.Say})
+	if ctx.Err() != nil {
 		return errInterrupted
 	}
-	rep.DurationMs = float64(time.Since(start)) / float64(time.Millisecond)
-	if !doctor.AnyAnswer(rep.Pairs) {
-		return fmt.Errorf("no agent answered (first error: %s)", doctor.FirstError(rep.Pairs))
+	if err != nil {
+		return err
 	}
-	rep.Config = src.config()
-	prog.done()
-	if f.output == "json" {
-		err = report.JSON(out, rep)
-	} else {
-		text(out, rep)
-	}
-	return out.finish(err)
+	line.Done()
+	return writeReport(out, f.output, rep, text)
 }
 
 func newMTU(s Streams) *cobra.Command {
@@ -163,7 +125,7 @@ layer is the underlay; the Pod layer is the overlay, what Pods actually get.`,
 		Example: "  podpath lab up --agents && podpath lab fault add underlay-mtu=node3:1400\n  podpath mtu --inventory /run/podpath/lab/podpath/inventory.yaml",
 		Args:    cobra.NoArgs,
 		RunE: func(c *cobra.Command, _ []string) error {
-			return runMesh(c.Context(), s, &f, agent.ProbeRequest{PathMTU: true}, false, report.MTUText)
+			return runMesh(c.Context(), s, &f, agent.ProbeRequest{PathMTU: true}, report.MTUText)
 		},
 	}
 	f.register(c)
@@ -229,7 +191,7 @@ agent. Compare the node and Pod layers to see what the overlay costs.`,
 				}
 				req.Throughput = &agent.ThroughputSpec{Seconds: f.throughput.Seconds(), Streams: f.streams}
 			}
-			return runMesh(c.Context(), s, &f.sourceFlags, req, false, report.PerfText)
+			return runMesh(c.Context(), s, &f.sourceFlags, req, report.PerfText)
 		},
 	}
 	f.register(c)

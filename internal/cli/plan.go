@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"io"
 	"slices"
-	"strings"
 
 	"github.com/spf13/cobra"
 
@@ -73,25 +72,25 @@ func runPlan(c *cobra.Command, s Streams, f *planFlags) error {
 	if err != nil {
 		return err
 	}
-	out, err := openOutput(s, f.outputFile)
+	out, err := report.Create(f.outputFile, s.Out)
 	if err != nil {
 		return err
 	}
-	defer out.discard()
+	defer out.Discard()
 	rep := &model.Report{Findings: res.Findings, Config: &model.Config{Source: "plan", Backend: in.Backend,
 		PodMTU: res.RecommendedMTU, PodCIDR: in.PodCIDR, Notes: warnings}}
-	switch f.output {
-	case "json":
-		err = report.JSON(out, rep)
-	case "html":
-		err = report.HTML(out, rep)
-	default:
-		planText(out, in, res, warnings)
-	}
-	if err := out.finish(err); err != nil {
+	text := func(w io.Writer, _ *model.Report) { report.PlanText(w, in, res, warnings) }
+	if err := writeReport(out, f.output, rep, text); err != nil {
 		return err
 	}
 	return findingsExit(res.Findings)
+}
+
+// planFlagOf is the flag that sets each Kubespray variable.
+var planFlagOf = map[string]string{
+	"kube_pods_subnet": "pod-cidr", "kube_service_addresses": "service-cidr", "calico_network_backend": "backend",
+	"calico_vxlan_mode": "vxlan-mode", "calico_ipip_mode": "ipip-mode", "calico_pool_blocksize": "block-size",
+	"kubelet_max_pods": "max-pods", "calico_mtu": "calico-mtu", "calico_veth_mtu": "calico-veth-mtu",
 }
 
 // planInput merges Kubespray's defaults, the inventory and the flags.
@@ -101,59 +100,18 @@ func planInput(c *cobra.Command, f *planFlags) (netplan.Input, []string, error) 
 	}
 	in := f.in
 	in.NodeCIDRs = f.nodeCIDRs
-	var warnings []string
-	inv := &kubespray.Inventory{Vars: map[string]any{}}
+	ks := &kubespray.Inventory{Vars: map[string]any{}}
 	if f.kubesprayDir != "" {
 		var err error
-		if inv, err = kubespray.Load(f.kubesprayDir); err != nil {
+		if ks, err = kubespray.Load(f.kubesprayDir); err != nil {
 			return in, nil, err
 		}
-		warnings = inv.Warnings
-		for _, h := range inv.Hosts {
-			if inK8s(h.Groups) {
-				in.Hosts = append(in.Hosts, netplan.Host{Name: h.Name, Address: h.Address})
-			}
-		}
-		in.Where = func(v string) string {
-			if src := inv.Source[v]; src != "" {
-				return src
-			}
-			return "default"
-		}
-	}
-	set := func(flag string) bool { return c.Flags().Changed(flag) }
-	str := func(flag string, dst *string, variable string) {
-		if !set(flag) {
-			*dst = inv.String(variable)
-		}
-	}
-	num := func(flag string, dst *int, variable string) {
-		if !set(flag) {
-			*dst, _ = inv.Int(variable)
-		}
-	}
-	str("pod-cidr", &in.PodCIDR, "kube_pods_subnet")
-	str("service-cidr", &in.ServiceCIDR, "kube_service_addresses")
-	str("backend", &in.Backend, "calico_network_backend")
-	str("vxlan-mode", &in.VXLANMode, "calico_vxlan_mode")
-	str("ipip-mode", &in.IPIPMode, "calico_ipip_mode")
-	num("block-size", &in.BlockSize, "calico_pool_blocksize")
-	num("max-pods", &in.MaxPods, "kubelet_max_pods")
-	num("calico-mtu", &in.CalicoMTU, "calico_mtu")
-	num("calico-veth-mtu", &in.VethMTU, "calico_veth_mtu")
-	in.PodCIDRv6 = inv.String("kube_pods_subnet_ipv6")
-	in.ServiceCIDRv6 = inv.String("kube_service_addresses_ipv6")
-	in.BlockSizeV6, _ = inv.Int("calico_pool_blocksize_ipv6")
-	in.IPv4, in.IPv6 = inv.Bool("ipv4_stack"), inv.Bool("ipv6_stack")
-	in.WireGuard = inv.Bool("calico_wireguard_enabled")
-	if in.Nodes == 0 && len(in.Hosts) == 0 && f.kubesprayDir == "" {
+	} else if in.Nodes == 0 {
 		return in, nil, fmt.Errorf("give --kubespray-inventory DIR, or --nodes N with the values to check")
 	}
-	return in, warnings, nil
+	in = netplan.FromKubespray(in, ks, func(v string) bool { return c.Flags().Changed(planFlagOf[v]) })
+	return in, ks.Warnings, nil
 }
-
-// calicoBackends are calico_network_backend's values.
-var calicoBackends = []string{"vxlan", "bird", "none"}
 
 // checkPlanFlags refuses flag values out of range or spelled in a way
 // Kubespray and Calico do not accept; only flags given are checked.
@@ -177,7 +135,7 @@ func checkPlanFlags(c *cobra.Command, f *planFlags) error {
 	if set("nodes") && f.in.Nodes < 1 {
 		return fmt.Errorf("--nodes %d: must be 1 or more", f.in.Nodes)
 	}
-	if set("backend") && !slices.Contains(calicoBackends, f.in.Backend) {
+	if set("backend") && !slices.Contains(calico.KubesprayBackends, f.in.Backend) {
 		return fmt.Errorf("--backend %q: use vxlan, bird or none", f.in.Backend)
 	}
 	for _, m := range []struct{ flag, v string }{{"vxlan-mode", f.in.VXLANMode}, {"ipip-mode", f.in.IPIPMode}} {
@@ -186,41 +144,4 @@ func checkPlanFlags(c *cobra.Command, f *planFlags) error {
 		}
 	}
 	return nil
-}
-
-func inK8s(groups []string) bool {
-	for _, g := range groups {
-		if g == "k8s_cluster" || g == "kube_node" || g == "kube_control_plane" {
-			return true
-		}
-	}
-	return false
-}
-
-func planText(w io.Writer, in netplan.Input, res *netplan.Result, warnings []string) {
-	nodes := in.Nodes
-	if nodes == 0 {
-		nodes = len(in.Hosts)
-	}
-	fmt.Fprintf(w, "Plan: %d node(s), Pods %s in /%d blocks (%d), Services %s, %s encapsulation, underlay MTU %d\n",
-		nodes, in.PodCIDR, in.BlockSize, res.Blocks, in.ServiceCIDR, res.Encapsulation, in.UnderlayMTU)
-	fmt.Fprintf(w, "Recommended calico_mtu: %d\n\n", res.RecommendedMTU)
-	for _, warn := range warnings {
-		fmt.Fprintf(w, "warning: %s\n", warn)
-	}
-	var shown []model.Finding
-	for _, fd := range res.Findings {
-		if fd.ID != netplan.PlanSummary || !strings.HasPrefix(fd.Title, "Recommended") {
-			shown = append(shown, fd)
-		}
-	}
-	report.FindingsText(w, shown)
-	counts := map[string]int{}
-	for _, fd := range shown {
-		counts[fd.Severity]++
-	}
-	if len(shown) == 0 {
-		fmt.Fprintln(w, "✓ No problems in the plan.")
-	}
-	fmt.Fprintf(w, "%d errors, %d warnings, %d notes\n", counts[model.SeverityError], counts[model.SeverityWarning], counts[model.SeverityInfo])
 }

@@ -4,25 +4,15 @@ package cli
 
 import (
 	"context"
-	"errors"
-	"fmt"
 	"io"
-	"net"
-	"slices"
-	"sort"
-	"strconv"
-	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
 
-	"podpath/internal/cluster/inventory"
-	"podpath/internal/cluster/kubespray"
-	"podpath/internal/deploy"
 	"podpath/internal/model"
-	"podpath/internal/netplan"
 	"podpath/internal/preflight"
 	"podpath/internal/report"
+	"podpath/internal/status"
 )
 
 // DefaultPreflightTimeout bounds a preflight run.
@@ -74,117 +64,29 @@ func runPreflight(ctx context.Context, s Streams, f *preflightFlags) error {
 	if err := positiveDuration("timeout", f.timeout); err != nil {
 		return err
 	}
-	if f.backend != "" && !slices.Contains(calicoBackends, f.backend) {
-		return fmt.Errorf("--backend %q: use vxlan, bird or none", f.backend)
-	}
-	out, err := openOutput(s, f.outputFile)
+	out, err := report.Create(f.outputFile, s.Out)
 	if err != nil {
 		return err
 	}
-	defer out.discard()
-	inv, roles, nw, err := preflightInventory(f)
+	defer out.Discard()
+	o, err := preflight.Load(f.inventory, f.kubesprayDir, f.tokenFile, f.backend)
 	if err != nil {
 		return err
 	}
-	token, err := inv.Token(f.tokenFile)
-	if err != nil {
-		return err
-	}
-	interrupted := ctx.Err // the run's own timeout is not an interruption
-	prog := newProgress(s.Err)
-	defer prog.done()
-	res, err := preflight.Run(ctx, preflight.Options{Inventory: inv, Token: token, Roles: roles, Backend: nw.Backend,
-		Encap: nw.Encapsulation(), Typha: nw.Typha, Timeout: f.timeout, Say: prog.say})
-	if interrupted() != nil {
+	line := status.New(s.Err)
+	defer line.Done()
+	o.Timeout, o.Say = f.timeout, line.Say
+	res, err := preflight.Run(ctx, o)
+	if ctx.Err() != nil { // the run's own timeout is not an interruption
 		return errInterrupted
 	}
-	if errors.Is(err, preflight.ErrTooFew) {
-		return err
-	}
 	if err != nil {
 		return err
 	}
-	rep := res.Report
-	prog.done()
-	switch f.output {
-	case "json":
-		err = report.JSON(out, rep)
-	case "html":
-		err = report.HTML(out, rep)
-	default:
-		preflightText(out, res.Nodes, res.PreflightResult, rep)
-	}
-	if err := out.finish(err); err != nil {
+	line.Done()
+	text := func(w io.Writer, rep *model.Report) { report.PreflightText(w, res.Nodes, res.PreflightResult, rep) }
+	if err := writeReport(out, f.output, res.Report, text); err != nil {
 		return err
 	}
 	return findingsExit(res.Findings)
-}
-
-// preflightNet is the planned network preflight checks for.
-type preflightNet struct {
-	netplan.Input
-	Typha bool
-}
-
-// preflightInventory reads the nodes, their roles and the planned network
-// (Kubespray's variables, or --backend and Kubespray's defaults).
-func preflightInventory(f *preflightFlags) (*inventory.Inventory, map[string]preflight.Role, preflightNet, error) {
-	roles := map[string]preflight.Role{}
-	var nw preflightNet
-	switch {
-	case (f.inventory == "") == (f.kubesprayDir == ""):
-		return nil, nil, nw, fmt.Errorf("give either --inventory FILE or --kubespray-inventory DIR")
-	case f.inventory != "":
-		inv, err := inventory.Load(f.inventory)
-		if err != nil {
-			return nil, nil, nw, err
-		}
-		for _, n := range inv.Nodes {
-			roles[n.Name] = preflight.Role{ControlPlane: true, Etcd: true} // unknown: check everything
-		}
-		nw.Backend = f.backend
-		if nw.Backend == "" {
-			nw.Backend = "vxlan"
-		}
-		if nw.Backend == "vxlan" {
-			nw.VXLANMode = "Always"
-		}
-		return inv, roles, nw, nil
-	}
-	ks, err := kubespray.Load(f.kubesprayDir)
-	if err != nil {
-		return nil, nil, nw, err
-	}
-	inv := &inventory.Inventory{APIVersion: inventory.APIVersion, Kind: inventory.Kind}
-	for _, h := range ks.Hosts {
-		if !inK8s(h.Groups) && !slices.Contains(h.Groups, "etcd") {
-			continue
-		}
-		if h.Address == "" {
-			return nil, nil, nw, fmt.Errorf("host %s has no ip, access_ip or ansible_host: preflight needs its address", h.Name)
-		}
-		inv.Nodes = append(inv.Nodes, inventory.Node{Name: h.Name, Address: h.Address,
-			Agent: net.JoinHostPort(h.Address, strconv.Itoa(deploy.AgentPort))})
-		roles[h.Name] = preflight.Role{ControlPlane: slices.Contains(h.Groups, "kube_control_plane"), Etcd: slices.Contains(h.Groups, "etcd")}
-	}
-	nw.Backend = ks.String("calico_network_backend")
-	if f.backend != "" {
-		nw.Backend = f.backend
-	}
-	nw.VXLANMode, nw.IPIPMode = ks.String("calico_vxlan_mode"), ks.String("calico_ipip_mode")
-	nw.WireGuard, nw.Typha = ks.Bool("calico_wireguard_enabled"), ks.Bool("typha_enabled")
-	return inv, roles, nw, nil
-}
-
-func preflightText(w io.Writer, nodes []string, res *netplan.PreflightResult, rep *model.Report) {
-	fmt.Fprintf(w, "Recommended calico_mtu: %d\n\n", res.RecommendedMTU)
-	fmt.Fprintln(w, "node verdicts:")
-	sort.Strings(nodes)
-	for _, n := range nodes {
-		fmt.Fprintf(w, "  %-12s %s\n", n, strings.ToUpper(res.Verdict[n]))
-	}
-	fmt.Fprintln(w)
-	report.FindingsText(w, res.Findings)
-	report.MTUText(w, &model.Report{Pairs: rep.Pairs, DurationMs: rep.DurationMs})
-	fmt.Fprintf(w, "preflight of %d nodes in %.1fs\n", len(nodes), rep.DurationMs/1000)
 }

@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"podpath/internal/agent"
+	"podpath/internal/cluster"
 	"podpath/internal/cluster/inventory"
 	"podpath/internal/cluster/kube"
 	"podpath/internal/diagnose"
@@ -44,16 +45,7 @@ var Probes = agent.ProbeRequest{
 
 // Options is one run.
 type Options struct {
-	Inventory *inventory.Inventory
-	Token     string
-	// Connect makes the client for an agent (through the API server's Pod
-	// proxy on a cluster); nil dials it directly.
-	Connect func(plan.Endpoint) *agent.Client
-	// Cluster is what the API server said (node readiness, cordons, Calico's
-	// objects); nil for an inventory file.
-	Cluster *kube.Cluster
-	Config  *model.Config // what the report says the run read
-	Layers  []model.Layer
+	Layers []model.Layer
 	// FullMesh measures every pair in depth (measure.Pace).
 	FullMesh bool
 	Timeout  time.Duration
@@ -71,11 +63,12 @@ func (o Options) say(format string, a ...any) {
 // layer asked for.
 var ErrNothingToDiagnose = errors.New("nothing to diagnose: fewer than two agents")
 
-// Run probes every pair, reads every node's host facts, diagnoses and
-// returns the report, all within o.Timeout. It fails only when nothing
-// could be asked at all; an agent that does not answer is in the report.
-func Run(ctx context.Context, o Options) (*model.Report, error) {
-	jobs := plan.Mesh(o.Inventory, o.Layers...)
+// Run probes every pair of the session's agents, reads every node's host
+// facts, diagnoses and returns the report, all within o.Timeout. It fails
+// only when nothing could be asked at all; an agent that does not answer
+// is in the report.
+func Run(ctx context.Context, s *cluster.Session, o Options) (*model.Report, error) {
+	jobs := plan.Mesh(s.Inventory, o.Layers...)
 	if len(jobs) == 0 {
 		return nil, ErrNothingToDiagnose
 	}
@@ -91,18 +84,18 @@ func Run(ctx context.Context, o Options) (*model.Report, error) {
 	if len(layers) > 1 {
 		layerWord = "layers"
 	}
-	o.say("podpath doctor: probing %d pairs on %d %s and reading %d nodes' host facts…", pairs, len(layers), layerWord, len(o.Inventory.Nodes))
-	r := &measure.Runner{Token: o.Token, Connect: o.Connect}
+	o.say("podpath doctor: probing %d pairs on %d %s and reading %d nodes' host facts…", pairs, len(layers), layerWord, len(s.Inventory.Nodes))
+	r := &measure.Runner{Token: s.Token, Connect: s.Connect}
 	defer r.Close()
-	rep := &model.Report{Config: o.Config}
+	rep := &model.Report{Config: s.Config()}
 	var wg sync.WaitGroup
-	wg.Go(func() { rep.Nodes = r.Facts(ctx, o.Inventory) })
-	rep.Pairs = r.Paced(ctx, jobs, Probes, measure.Pace{FullMesh: o.FullMesh, Class: linkClass(o.Inventory), Say: o.Say})
+	wg.Go(func() { rep.Nodes = r.Facts(ctx, s.Inventory) })
+	rep.Pairs = r.Paced(ctx, jobs, Probes, measure.Pace{FullMesh: o.FullMesh, Class: linkClass(s.Inventory), Say: o.Say})
 	wg.Wait()
 	o.say("podpath doctor: diagnosing…")
-	ev := evidence(o.Inventory, rep)
-	if o.Cluster != nil {
-		clusterEvidence(&ev, o.Cluster)
+	ev := evidence(s.Inventory, rep)
+	if s.Cluster != nil {
+		clusterEvidence(&ev, s.Cluster)
 	}
 	if len(ev.Facts) == 0 && !AnyAnswer(rep.Pairs) {
 		return nil, fmt.Errorf("no agent answered within %s (first error: %s)", o.Timeout, FirstError(rep.Pairs))

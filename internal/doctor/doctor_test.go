@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"podpath/internal/agent"
+	"podpath/internal/cluster"
 	"podpath/internal/cluster/inventory"
 	"podpath/internal/model"
 )
@@ -55,7 +56,7 @@ func agents(t *testing.T, n int) *inventory.Inventory {
 func TestRunThreeAgents(t *testing.T) {
 	inv := agents(t, 3)
 	var said []string
-	rep, err := Run(t.Context(), Options{Inventory: inv, Token: token, Layers: []model.Layer{model.LayerNode},
+	rep, err := Run(t.Context(), &cluster.Session{Inventory: inv, Token: token}, Options{Layers: []model.Layer{model.LayerNode},
 		Timeout: 30 * time.Second, Say: func(f string, a ...any) { said = append(said, f) }})
 	if err != nil {
 		t.Fatal(err)
@@ -81,7 +82,7 @@ func TestRunThreeAgents(t *testing.T) {
 // One agent is no mesh: said before anything is sent.
 func TestRunNothingToDiagnose(t *testing.T) {
 	inv := agents(t, 1)
-	if _, err := Run(t.Context(), Options{Inventory: inv, Token: token, Layers: []model.Layer{model.LayerNode}, Timeout: time.Second}); !errors.Is(err, ErrNothingToDiagnose) {
+	if _, err := Run(t.Context(), &cluster.Session{Inventory: inv, Token: token}, Options{Layers: []model.Layer{model.LayerNode}, Timeout: time.Second}); !errors.Is(err, ErrNothingToDiagnose) {
 		t.Errorf("one agent: %v; want ErrNothingToDiagnose", err)
 	}
 }
@@ -90,7 +91,7 @@ func TestRunNothingToDiagnose(t *testing.T) {
 // error that says why.
 func TestRunNoAgentAnswers(t *testing.T) {
 	inv := agents(t, 2)
-	_, err := Run(t.Context(), Options{Inventory: inv, Token: "another-token-another-token-1234", Layers: []model.Layer{model.LayerNode}, Timeout: 10 * time.Second})
+	_, err := Run(t.Context(), &cluster.Session{Inventory: inv, Token: "another-token-another-token-1234"}, Options{Layers: []model.Layer{model.LayerNode}, Timeout: 10 * time.Second})
 	if err == nil || !strings.Contains(err.Error(), "no agent answered") || !strings.Contains(err.Error(), "wrong token") {
 		t.Fatalf("a run no agent answered: %v; want no report, and why", err)
 	}

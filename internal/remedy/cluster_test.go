@@ -8,7 +8,7 @@ import (
 	"podpath/internal/cluster/kube"
 )
 
-func cluster(install string, cal kube.Calico) *kube.Cluster {
+func calicoCluster(install string, cal kube.Calico) *kube.Cluster {
 	cal.APIGroup = "crd.projectcalico.org"
 	if cal.IPPools == nil {
 		cal.IPPools = []kube.IPPool{{Name: "default-pool", CIDR: "10.233.64.0/18", VXLANMode: "Always"}}
@@ -27,28 +27,28 @@ func TestClusterPlan(t *testing.T) {
 		revert  string
 		warning string
 	}{
-		{name: "operator", cl: cluster("operator", kube.Calico{InstallStatus: 1450, DaemonSet: "calico-system/calico-node"}),
+		{name: "operator", cl: calicoCluster("operator", kube.Calico{InstallStatus: 1450, DaemonSet: "calico-system/calico-node"}),
 			want: []string{"Installation default spec.calicoNetwork.mtu"}, patch: `{"spec":{"calicoNetwork":{"mtu":1350}}}`, revert: `{"spec":{"calicoNetwork":{"mtu":null}}}`},
-		{name: "operator_ignores_felix", cl: cluster("operator", kube.Calico{InstallMTU: 1440, FelixMTUs: map[string]int{"vxlanMTU": 1440}}),
+		{name: "operator_ignores_felix", cl: calicoCluster("operator", kube.Calico{InstallMTU: 1440, FelixMTUs: map[string]int{"vxlanMTU": 1440}}),
 			want: []string{"Installation default spec.calicoNetwork.mtu"}, patch: `{"spec":{"calicoNetwork":{"mtu":1350}}}`, revert: `{"spec":{"calicoNetwork":{"mtu":1440}}}`},
-		{name: "manifest", cl: cluster("manifest", kube.Calico{ConfigMap: map[string]string{"veth_mtu": "0"}}),
+		{name: "manifest", cl: calicoCluster("manifest", kube.Calico{ConfigMap: map[string]string{"veth_mtu": "0"}}),
 			want: []string{"ConfigMap kube-system/calico-config veth_mtu"}, patch: `{"data":{"veth_mtu":"1350"}}`, revert: `{"data":{"veth_mtu":"0"}}`},
-		{name: "manifest_with_felix_field", cl: cluster("manifest", kube.Calico{ConfigMap: map[string]string{"veth_mtu": "1440"}, FelixMTUs: map[string]int{"vxlanMTU": 1440}}),
+		{name: "manifest_with_felix_field", cl: calicoCluster("manifest", kube.Calico{ConfigMap: map[string]string{"veth_mtu": "1440"}, FelixMTUs: map[string]int{"vxlanMTU": 1440}}),
 			want: []string{"ConfigMap kube-system/calico-config veth_mtu", "FelixConfiguration default spec.vxlanMTU"}, patch: `{"data":{"veth_mtu":"1350"}}`, revert: `{"data":{"veth_mtu":"1440"}}`},
-		{name: "kubespray_felix", cl: cluster("kubespray", kube.Calico{FelixMTUs: map[string]int{"vxlanMTU": 1450}}),
+		{name: "kubespray_felix", cl: calicoCluster("kubespray", kube.Calico{FelixMTUs: map[string]int{"vxlanMTU": 1450}}),
 			want: []string{"FelixConfiguration default spec.vxlanMTU"}, patch: `{"spec":{"vxlanMTU":1350}}`, revert: `{"spec":{"vxlanMTU":1450}}`},
-		{name: "kubespray_auto_sets_felix", cl: cluster("kubespray", kube.Calico{}),
+		{name: "kubespray_auto_sets_felix", cl: calicoCluster("kubespray", kube.Calico{}),
 			want: []string{"FelixConfiguration default spec.vxlanMTU"}, patch: `{"spec":{"vxlanMTU":1350}}`, revert: `{"spec":{"vxlanMTU":null}}`},
-		{name: "kubespray_env_wins", cl: cluster("kubespray", kube.Calico{DaemonSet: "kube-system/calico-node",
+		{name: "kubespray_env_wins", cl: calicoCluster("kubespray", kube.Calico{DaemonSet: "kube-system/calico-node",
 			NodeEnvMTU: []kube.EnvMTU{{Container: 0, Index: 7, Name: "FELIX_VXLANMTU", Value: "1450"}}}),
 			want:  []string{"DaemonSet kube-system/calico-node env FELIX_VXLANMTU"},
 			patch: `[{"op":"test","path":"/spec/template/spec/containers/0/env/7/name","value":"FELIX_VXLANMTU"},{"op":"replace","path":"/spec/template/spec/containers/0/env/7/value","value":"1350"}]`},
-		{name: "kubespray_cni_config", cl: cluster("kubespray", kube.Calico{ConfigMap: map[string]string{"cni_network_config": `{"name":"cni0","plugins":[{"type":"calico","mtu":1450},{"type":"portmap"}]}`}}),
+		{name: "kubespray_cni_config", cl: calicoCluster("kubespray", kube.Calico{ConfigMap: map[string]string{"cni_network_config": `{"name":"cni0","plugins":[{"type":"calico","mtu":1450},{"type":"portmap"}]}`}}),
 			want: []string{"ConfigMap kube-system/calico-config cni_network_config mtu"}},
-		{name: "kubespray_bgp_needs_the_inventory", cl: cluster("kubespray", kube.Calico{IPPools: []kube.IPPool{{Name: "p", CIDR: "10.233.64.0/18"}}}),
+		{name: "kubespray_bgp_needs_the_inventory", cl: calicoCluster("kubespray", kube.Calico{IPPools: []kube.IPPool{{Name: "p", CIDR: "10.233.64.0/18"}}}),
 			want: nil},
-		{name: "unchanged_is_dropped", cl: cluster("manifest", kube.Calico{ConfigMap: map[string]string{"veth_mtu": "1350"}}), want: nil},
-		{name: "ippool_mtu_warned", cl: cluster("manifest", kube.Calico{ConfigMap: map[string]string{"veth_mtu": "0"},
+		{name: "unchanged_is_dropped", cl: calicoCluster("manifest", kube.Calico{ConfigMap: map[string]string{"veth_mtu": "1350"}}), want: nil},
+		{name: "ippool_mtu_warned", cl: calicoCluster("manifest", kube.Calico{ConfigMap: map[string]string{"veth_mtu": "0"},
 			IPPools: []kube.IPPool{{Name: "article", CIDR: "10.233.64.0/18", VXLANMode: "Always", MTU: 1500}}}),
 			want: []string{"ConfigMap kube-system/calico-config veth_mtu"}, warning: "IPPool article carries mtu 1500"},
 	} {
@@ -101,14 +101,14 @@ func TestPermissions(t *testing.T) {
 		restart bool
 		want    []string
 	}{
-		{name: "operator_rolls_its_own", restart: true, cl: cluster("operator", kube.Calico{InstallMTU: 1350, DaemonSet: "calico-system/calico-node"}),
+		{name: "operator_rolls_its_own", restart: true, cl: calicoCluster("operator", kube.Calico{InstallMTU: 1350, DaemonSet: "calico-system/calico-node"}),
 			want: []string{"get installations.operator.tigera.io default", "patch installations.operator.tigera.io default"}},
-		{name: "manifest_restart", restart: true, cl: cluster("manifest", kube.Calico{ConfigMap: map[string]string{"veth_mtu": "1350"},
+		{name: "manifest_restart", restart: true, cl: calicoCluster("manifest", kube.Calico{ConfigMap: map[string]string{"veth_mtu": "1350"},
 			FelixMTUs: map[string]int{"vxlanMTU": 1440, "wireguardMTU": 1440}, DaemonSet: "kube-system/calico-node"}),
 			want: []string{"get configmaps calico-config", "patch configmaps calico-config",
 				"get felixconfigurations.crd.projectcalico.org default", "patch felixconfigurations.crd.projectcalico.org default",
 				"patch daemonsets.apps calico-node"}},
-		{name: "manifest_no_restart", cl: cluster("manifest", kube.Calico{ConfigMap: map[string]string{"veth_mtu": "0"}, DaemonSet: "kube-system/calico-node"}),
+		{name: "manifest_no_restart", cl: calicoCluster("manifest", kube.Calico{ConfigMap: map[string]string{"veth_mtu": "0"}, DaemonSet: "kube-system/calico-node"}),
 			want: []string{"get configmaps calico-config", "patch configmaps calico-config"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

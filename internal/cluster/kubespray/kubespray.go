@@ -29,6 +29,17 @@ type Host struct {
 	Vars   map[string]any // inline host vars, overridden by host_vars files
 }
 
+// InK8s: the host is a Kubernetes node (k8s_cluster, kube_node or
+// kube_control_plane), not only etcd or a bastion.
+func (h Host) InK8s() bool {
+	for _, g := range h.Groups {
+		if g == "k8s_cluster" || g == "kube_node" || g == "kube_control_plane" {
+			return true
+		}
+	}
+	return false
+}
+
 // Inventory is a Kubespray inventory directory as Kubespray sees it.
 type Inventory struct {
 	Dir       string
