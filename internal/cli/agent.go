@@ -126,10 +126,6 @@ func writeIndented(w io.Writer, v any) error {
 	return enc.Encode(v)
 }
 
-// MaxKubeconfigBytes bounds a kubeconfig podpath lets client-go read: a
-// hundred clusters with embedded certificates fit in a few MiB.
-const MaxKubeconfigBytes = 16 << 20
-
 // readTokenFile reads an agent token: a mistake in it is the user's to
 // fix, so every error is a usage error (exit 2).
 func readTokenFile(path string) (string, error) {

@@ -3,15 +3,11 @@
 package cli
 
 import (
-	"encoding/json"
 	"fmt"
-	"io"
 	"strings"
-	"text/tabwriter"
 
 	"github.com/spf13/cobra"
 
-	"podpath/internal/calico"
 	"podpath/internal/lab"
 )
 
@@ -85,7 +81,7 @@ func newLabUp(s Streams) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			return printStatus(s.Out, &l.State, f.output, nil)
+			return lab.WriteStatus(s.Out, &l.State, f.output, nil)
 		},
 	}
 	nameFlag(c, &f.cfg.Name)
@@ -138,19 +134,7 @@ func newLabStatus(s Streams) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			var bgp map[string]any
-			if l.Spec.Backend == lab.BackendBGP {
-				bgp = map[string]any{}
-				for _, n := range l.Spec.Nodes {
-					sessions, err := l.BGPSessions(c.Context(), n.Name)
-					if err != nil {
-						bgp[n.Name] = err.Error()
-						continue
-					}
-					bgp[n.Name] = sessions
-				}
-			}
-			return printStatus(s.Out, &l.State, output, bgp)
+			return lab.WriteStatus(s.Out, &l.State, output, l.BGPStatus(c.Context()))
 		},
 	}
 	nameFlag(c, &name)
@@ -285,63 +269,4 @@ func checkOutput(got string, allowed ...string) error {
 		}
 	}
 	return fmt.Errorf("output format %q: use %s", got, strings.Join(allowed, " or "))
-}
-
-func printStatus(w io.Writer, st *lab.State, output string, bgp map[string]any) error {
-	if output == "json" {
-		enc := json.NewEncoder(w)
-		enc.SetIndent("", "  ")
-		return enc.Encode(struct {
-			*lab.State
-			BGP map[string]any `json:"bgp,omitempty"`
-		}{st, bgp})
-	}
-	sp := &st.Spec
-	fmt.Fprintf(w, "lab %s: %s, %d nodes, backend %s, topology %s (built in %.1fs)\n",
-		sp.Name, st.Phase, len(sp.Nodes), sp.Backend, sp.Topology, st.UpSeconds)
-	fmt.Fprintf(w, "inventory: %s\n", st.Inventory)
-	if st.Kube != nil {
-		fmt.Fprintf(w, "kubeconfig: %s (API server %s, through the lab's forwarder)\n  export KUBECONFIG=%s; kubectl get nodes -o wide\n",
-			st.Kube.Kubeconfig, st.Kube.Forward, st.Kube.Kubeconfig)
-	}
-	fmt.Fprintln(w)
-	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "NODE\tADDRESS\tBLOCK\tMTU (eth0/pod/vxlan)\tPODS")
-	for _, n := range sp.Nodes {
-		var pods []string
-		for _, p := range n.Pods {
-			pods = append(pods, p.Name+" "+p.Address.String())
-		}
-		vx := "-"
-		if sp.Backend == lab.BackendVXLAN {
-			vx = fmt.Sprint(n.VXLANMTU)
-		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%d/%d/%s\t%s\n", n.Name, n.Address, n.Block, n.UnderlayMTU, n.PodMTU, vx, strings.Join(pods, ", "))
-	}
-	tw.Flush()
-	if len(st.Faults) == 0 {
-		fmt.Fprintln(w, "\nfaults: none")
-	} else {
-		var fs []string
-		for _, f := range st.Faults {
-			fs = append(fs, f.String())
-		}
-		fmt.Fprintf(w, "\nfaults: %s\n", strings.Join(fs, " "))
-	}
-	if bgp != nil {
-		fmt.Fprintln(w, "\nBGP sessions (from each node's BIRD control socket):")
-		for _, n := range sp.Nodes {
-			fmt.Fprintf(w, "  %s:", n.Name)
-			switch v := bgp[n.Name].(type) {
-			case string:
-				fmt.Fprintf(w, " unavailable: %s", v)
-			case []calico.Protocol:
-				for _, p := range v {
-					fmt.Fprintf(w, " %s %s", p.Name, p.Info)
-				}
-			}
-			fmt.Fprintln(w)
-		}
-	}
-	return nil
 }

@@ -13,10 +13,6 @@ import (
 	"podpath/internal/safefile"
 )
 
-// MaxKubeconfigBytes bounds a kubeconfig podpath lets client-go read: a
-// hundred clusters with embedded certificates fit in a few MiB.
-const MaxKubeconfigBytes = 16 << 20
-
 // RESTConfig is kf.ToRESTConfig with the mistakes client-go reports
 // badly, or not at all, caught first with a line saying what to do: a
 // device or FIFO named as the kubeconfig (client-go would read /dev/zero
@@ -41,7 +37,7 @@ func RESTConfig(kf *genericclioptions.ConfigFlags) (*rest.Config, error) {
 		if f == "" {
 			continue
 		}
-		err := safefile.Check(f, MaxKubeconfigBytes)
+		err := safefile.Check(f, safefile.MaxKubeconfigBytes)
 		if errors.Is(err, fs.ErrNotExist) && !explicit {
 			continue
 		}

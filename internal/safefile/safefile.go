@@ -14,6 +14,10 @@ import (
 	"syscall"
 )
 
+// MaxKubeconfigBytes bounds a kubeconfig podpath lets client-go read: a
+// hundred clusters with embedded certificates fit in a few MiB.
+const MaxKubeconfigBytes = 16 << 20
+
 // MaxTokenBytes bounds a token file: a bearer token is tens of bytes, a
 // service-account JWT about one KiB.
 const MaxTokenBytes = 4 << 10
