@@ -158,31 +158,18 @@ namespace. delay holds packets leaving the node; loss drops them at random.`,
 		Example: "  podpath lab fault add underlay-mtu=node3:1400\n  podpath lab fault add block-vxlan=node2 delay=node1:20",
 		Args:    cobra.MinimumNArgs(1),
 		RunE: func(c *cobra.Command, args []string) error {
-			faults, err := parseFaults(args)
+			faults, err := lab.ParseFaults(args)
 			if err != nil {
 				return err
 			}
 			if err := lab.RequireRoot(); err != nil {
 				return err
 			}
-			// Check them all before touching the lab, so a typo in the
-			// second leaves the first un-applied.
 			l, err := lab.Open(name)
 			if err != nil {
 				return err
 			}
-			for _, f := range faults {
-				if err := l.Spec.CheckFault(f); err != nil {
-					return err
-				}
-			}
-			for _, f := range faults {
-				if err := l.AddFault(c.Context(), f); err != nil {
-					return err
-				}
-				fmt.Fprintf(s.Out, "fault %s added\n", f)
-			}
-			return nil
+			return l.AddFaults(c.Context(), faults, func(f lab.Fault) { fmt.Fprintf(s.Out, "fault %s added\n", f) })
 		},
 	}
 	clear := &cobra.Command{
@@ -190,7 +177,7 @@ namespace. delay holds packets leaving the node; loss drops them at random.`,
 		Short:   "Clear the given faults, or all of them",
 		Example: "  podpath lab fault clear\n  podpath lab fault clear underlay-mtu=node3:1400",
 		RunE: func(c *cobra.Command, args []string) error {
-			faults, err := parseFaults(args)
+			faults, err := lab.ParseFaults(args)
 			if err != nil {
 				return err
 			}
@@ -206,18 +193,6 @@ namespace. delay holds packets leaving the node; loss drops them at random.`,
 	}
 	c.AddCommand(add, clear)
 	return c
-}
-
-func parseFaults(args []string) ([]lab.Fault, error) {
-	var out []lab.Fault
-	for _, a := range args {
-		f, err := lab.ParseFault(a)
-		if err != nil {
-			return nil, err
-		}
-		out = append(out, f)
-	}
-	return out, nil
 }
 
 func newLabExec(s Streams) *cobra.Command {

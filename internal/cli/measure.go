@@ -6,8 +6,6 @@ import (
 	"context"
 	"fmt"
 	"io"
-	"slices"
-	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -57,7 +55,7 @@ func (f *sourceFlags) open(ctx context.Context, say func(string, ...any), format
 	if err := positiveDuration("timeout", f.timeout); err != nil {
 		return nil, nil, err
 	}
-	layers, err := parseLayers(f.layers)
+	layers, err := model.ParseLayers(f.layers)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -71,21 +69,6 @@ func (f *sourceFlags) open(ctx context.Context, say func(string, ...any), format
 	}
 	s, err := cluster.Open(ctx, cfg, o)
 	return s, layers, err
-}
-
-// parseLayers is --layers: node, pod or both, each once.
-func parseLayers(list string) ([]model.Layer, error) {
-	var layers []model.Layer
-	for _, l := range strings.Split(list, ",") {
-		layer := model.Layer(strings.TrimSpace(l))
-		if layer != model.LayerNode && layer != model.LayerPod {
-			return nil, fmt.Errorf("layer %q: use node, pod or node,pod", l)
-		}
-		if !slices.Contains(layers, layer) { // node,node is the node layer once
-			layers = append(layers, layer)
-		}
-	}
-	return layers, nil
 }
 
 // runMesh probes every planned pair and renders the report.
@@ -134,11 +117,7 @@ layer is the underlay; the Pod layer is the overlay, what Pods actually get.`,
 
 type perfFlags struct {
 	sourceFlags
-	transfer   int64
-	count      int
-	interval   time.Duration
-	throughput time.Duration
-	streams    int
+	perf doctor.Perf
 }
 
 func newPerf(s Streams) *cobra.Command {
@@ -155,52 +134,21 @@ agent. Compare the node and Pod layers to see what the overlay costs.`,
 			if err := positiveDuration("timeout", f.timeout); err != nil {
 				return err
 			}
-			if f.streams < 1 || f.streams > agent.MaxStreams {
-				return fmt.Errorf("--streams %d: must be 1-%d", f.streams, agent.MaxStreams)
-			}
-			if c.Flags().Changed("streams") && f.throughput == 0 {
-				return fmt.Errorf("--streams is for the throughput test: give --throughput too, e.g. --throughput 3s")
-			}
-			if f.count < 1 || f.count > agent.MaxSeriesCount {
-				return fmt.Errorf("--count %d: must be 1-%d", f.count, agent.MaxSeriesCount)
-			}
-			if f.interval < agent.MinIntervalMs*time.Millisecond || f.interval > agent.MaxIntervalMs*time.Millisecond {
-				return fmt.Errorf("--interval %s: must be %s-%s", f.interval, agent.MinIntervalMs*time.Millisecond, agent.MaxIntervalMs*time.Millisecond)
-			}
-			// Every pair's series runs at once: the run needs one series' time.
-			if d := time.Duration(f.count-1) * f.interval; d >= f.timeout {
-				return fmt.Errorf("--count %d × --interval %s takes %s, more than --timeout %s: raise --timeout or lower one of them", f.count, f.interval, d, f.timeout)
-			}
-			series := &agent.Series{Count: f.count, IntervalMs: int(f.interval / time.Millisecond)}
-			req := agent.ProbeRequest{
-				RTT:        series,
-				ICMP:       series, // beside UDP: ICMP filtered while UDP passes is its own finding
-				TCPConnect: 5,
-				HTTP:       true,
-			}
-			if f.transfer < 0 || f.transfer > agent.MaxTransferBytes {
-				return fmt.Errorf("--transfer-bytes %d: must be 0-%d", f.transfer, agent.MaxTransferBytes)
-			}
-			req.TransferBytes = f.transfer
-			if f.throughput < 0 {
-				return fmt.Errorf("--throughput %s: must be 0 (none) or a length up to %ds", f.throughput, agent.MaxThroughputSecs)
-			}
-			if f.throughput > 0 {
-				if f.streams < 1 || f.streams > agent.MaxStreams || f.throughput > agent.MaxThroughputSecs*time.Second {
-					return fmt.Errorf("--throughput up to %ds with 1-%d --streams", agent.MaxThroughputSecs, agent.MaxStreams)
-				}
-				req.Throughput = &agent.ThroughputSpec{Seconds: f.throughput.Seconds(), Streams: f.streams}
+			f.perf.StreamsGiven = c.Flags().Changed("streams")
+			req, err := f.perf.Request(f.timeout)
+			if err != nil {
+				return err
 			}
 			return runMesh(c.Context(), s, &f.sourceFlags, req, report.PerfText)
 		},
 	}
 	f.register(c)
 	fl := c.Flags()
-	fl.IntVar(&f.count, "count", 50, fmt.Sprintf("UDP and ICMP echoes per pair (1-%d)", agent.MaxSeriesCount))
-	fl.Int64Var(&f.transfer, "transfer-bytes", 300_000, fmt.Sprintf("bulk TCP upload per pair that must not stall, the MTU black hole's signature (0: none; up to %d)", agent.MaxTransferBytes))
-	fl.DurationVar(&f.interval, "interval", 10*time.Millisecond, "time between echoes (1ms-10s; --count × --interval must fit in --timeout)")
-	fl.DurationVar(&f.throughput, "throughput", 0, fmt.Sprintf("TCP throughput test length per pair, one pair at a time (0: none; up to %ds; every pair's test must fit in --timeout), e.g. 3s", agent.MaxThroughputSecs))
-	fl.IntVar(&f.streams, "streams", 1, fmt.Sprintf("parallel TCP streams in the throughput test (1-%d; only with --throughput)", agent.MaxStreams))
+	fl.IntVar(&f.perf.Count, "count", 50, fmt.Sprintf("UDP and ICMP echoes per pair (1-%d)", agent.MaxSeriesCount))
+	fl.Int64Var(&f.perf.Transfer, "transfer-bytes", 300_000, fmt.Sprintf("bulk TCP upload per pair that must not stall, the MTU black hole's signature (0: none; up to %d)", agent.MaxTransferBytes))
+	fl.DurationVar(&f.perf.Interval, "interval", 10*time.Millisecond, "time between echoes (1ms-10s; --count × --interval must fit in --timeout)")
+	fl.DurationVar(&f.perf.Throughput, "throughput", 0, fmt.Sprintf("TCP throughput test length per pair, one pair at a time (0: none; up to %ds; every pair's test must fit in --timeout), e.g. 3s", agent.MaxThroughputSecs))
+	fl.IntVar(&f.perf.Streams, "streams", 1, fmt.Sprintf("parallel TCP streams in the throughput test (1-%d; only with --throughput)", agent.MaxStreams))
 	return c
 }
 

@@ -120,6 +120,19 @@ func (f Fault) Key() string {
 	return k
 }
 
+// ParseFaults parses each of args with ParseFault.
+func ParseFaults(args []string) ([]Fault, error) {
+	var out []Fault
+	for _, a := range args {
+		f, err := ParseFault(a)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, f)
+	}
+	return out, nil
+}
+
 // ParseFault reads "kind=args" as typed on the command line. It checks the
 // syntax and ranges; Spec.CheckFault checks it against a lab.
 func ParseFault(s string) (Fault, error) {

@@ -106,6 +106,24 @@ func withState(name string, fn func(*State) error) (*Lab, error) {
 	return &Lab{State: *st}, ferr
 }
 
+// AddFaults checks every fault before it touches the lab, so a typo in
+// the second leaves the first un-applied, then injects them in order;
+// added hears each one injected.
+func (l *Lab) AddFaults(ctx context.Context, faults []Fault, added func(Fault)) error {
+	for _, f := range faults {
+		if err := l.Spec.CheckFault(f); err != nil {
+			return err
+		}
+	}
+	for _, f := range faults {
+		if err := l.AddFault(ctx, f); err != nil {
+			return err
+		}
+		added(f)
+	}
+	return nil
+}
+
 // AddFault injects f and refreshes l.
 func (l *Lab) AddFault(ctx context.Context, f Fault) error {
 	nl, err := AddFault(ctx, l.Spec.Name, f)

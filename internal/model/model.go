@@ -4,6 +4,9 @@ package model
 
 import (
 	"encoding/json"
+	"fmt"
+	"slices"
+	"strings"
 	"time"
 )
 
@@ -22,6 +25,22 @@ const (
 	LayerNode Layer = "node" // host network to host network: the underlay
 	LayerPod  Layer = "pod"  // Pod network to Pod network: the overlay
 )
+
+// ParseLayers reads a comma-separated list of layers (node, pod), each
+// once in the order first given: "node,node" is the node layer once.
+func ParseLayers(list string) ([]Layer, error) {
+	var layers []Layer
+	for _, l := range strings.Split(list, ",") {
+		layer := Layer(strings.TrimSpace(l))
+		if layer != LayerNode && layer != LayerPod {
+			return nil, fmt.Errorf("layer %q: use node, pod or node,pod", l)
+		}
+		if !slices.Contains(layers, layer) {
+			layers = append(layers, layer)
+		}
+	}
+	return layers, nil
+}
 
 // Report is the JSON document every command's -o json prints.
 type Report struct {
