@@ -6,12 +6,9 @@ import (
 	"fmt"
 
 	"github.com/spf13/cobra"
-	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/cli-runtime/pkg/genericclioptions"
-	"k8s.io/client-go/kubernetes"
 
 	"podpath/internal/cluster"
-	"podpath/internal/deploy"
 )
 
 func newCleanup(s Streams) *cobra.Command {
@@ -29,14 +26,7 @@ was killed outright.`,
 			if err != nil {
 				return err
 			}
-			cs, err := kubernetes.NewForConfig(cfg)
-			if err != nil {
-				return fmt.Errorf("kubernetes client: %w", err)
-			}
-			n, err := deploy.DeleteByLabel(c.Context(), cs, deploy.RunSelector)
-			if apierrors.IsForbidden(err) {
-				return fmt.Errorf("not allowed to list and delete podpath's namespaces (%s): bind the user to %s", apierrors.ReasonForError(err), deploy.DoctorRole)
-			}
+			n, err := cluster.RemoveRuns(c.Context(), cfg)
 			if err != nil {
 				return err
 			}

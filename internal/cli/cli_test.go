@@ -121,7 +121,7 @@ func TestLayersDeduplicated(t *testing.T) {
 		layers string
 		want   int
 	}{{"node,node", 1}, {"node, pod,node,pod", 2}} {
-		f := sourceFlags{inventory: inv, output: "text", layers: tt.layers, timeout: time.Second}
+		f := sourceFlags{inventory: inv, layers: tt.layers, timeout: time.Second}
 		src, layers, err := f.open(context.Background(), nil)
 		if err != nil {
 			t.Fatalf("--layers %s: %v", tt.layers, err)

@@ -6,11 +6,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 
 	"github.com/spf13/cobra"
 
-	"podpath/internal/diagnose"
 	"podpath/internal/doctor"
 	"podpath/internal/model"
 	"podpath/internal/report"
@@ -40,24 +38,22 @@ symptoms they explain. Exit code 0: no error found; 1: at least one error; 2: co
 			return runDoctor(c.Context(), s, &f)
 		},
 	}
-	f.register(c)
+	f.register(c, "text", "json", "junit", "html")
 	c.Flags().BoolVar(&f.fullMesh, "full-mesh", false, "measure every pair in depth (size search, echo series, transfer), not only a covering subset and what the cheap check on every pair finds odd (docs/findings.md)")
-	c.Flags().Lookup("output").Usage = "output format: text, json, junit or html"
 	c.Flags().Lookup("timeout").DefValue = DefaultDoctorTimeout.String()
 	f.timeout = DefaultDoctorTimeout
 	return c
 }
 
 func runDoctor(ctx context.Context, s Streams, f *doctorFlags) error {
-	// Before anything is deployed: a bad path must not cost a run.
-	out, err := report.Create(f.outputFile, s.Out)
+	out, err := f.out.open(s)
 	if err != nil {
 		return err
 	}
 	defer out.Discard()
 	line := status.New(s.Err)
 	defer line.Done()
-	sess, layers, err := f.open(ctx, line.Say, "text", "json", "junit", "html")
+	sess, layers, err := f.open(ctx, line.Say)
 	if err != nil {
 		return err
 	}
@@ -72,30 +68,13 @@ func runDoctor(ctx context.Context, s Streams, f *doctorFlags) error {
 		return err
 	}
 	line.Done()
-	if err := writeReport(out, f.output, rep, report.DoctorText); err != nil {
+	if err := f.out.write(out, rep, report.DoctorText); err != nil {
 		return err
 	}
-	if f.outputFile != "" && f.output != "text" {
-		fmt.Fprintf(s.Err, "podpath doctor: report written to %s\n", f.outputFile)
+	if f.out.file != "" && f.out.format != "text" {
+		fmt.Fprintf(s.Err, "podpath doctor: report written to %s\n", f.out.file)
 	}
 	return findingsExit(rep.Findings)
-}
-
-// writeReport renders rep in format (text: the command's own text) and
-// ends the output.
-func writeReport(out *report.Output, format string, rep *model.Report, text func(io.Writer, *model.Report)) error {
-	var err error
-	switch format {
-	case "json":
-		err = report.JSON(out, rep)
-	case "junit":
-		err = report.JUnit(out, rep, diagnose.Catalogue)
-	case "html":
-		err = report.HTML(out, rep)
-	default:
-		text(out, rep)
-	}
-	return out.Finish(err)
 }
 
 // errInterrupted ends a run stopped by SIGINT or SIGTERM: exit 2, as a

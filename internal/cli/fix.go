@@ -16,7 +16,8 @@ import (
 )
 
 type fixFlags struct {
-	sourceFlags
+	kube           kubeFlags
+	timeout        time.Duration
 	mtu            int
 	apply, force   bool
 	restart        string
@@ -55,8 +56,9 @@ With --kubespray-inventory and --mtu and no kubeconfig, only the inventory is ch
 			return runFixMTU(c.Context(), s, &f)
 		},
 	}
-	f.register(c)
+	f.kube.register(c)
 	fl := c.Flags()
+	fl.DurationVar(&f.timeout, "timeout", DefaultDoctorTimeout, "bound on each measurement, before the change and after (more than 0; deploying the agents and the rollout come on top)")
 	fl.IntVar(&f.mtu, "mtu", 0, "Pod MTU to set (default: the doctor's remedy)")
 	fl.BoolVar(&f.apply, "apply", false, "make the change (default: dry run)")
 	fl.BoolVar(&f.force, "force", false, "apply even above what the measured path carries, or while a node or calico-node is not Ready")
@@ -66,14 +68,6 @@ With --kubespray-inventory and --mtu and no kubeconfig, only the inventory is ch
 	fl.StringVar(&f.inventoryDir, "inventory-dir", "", "")
 	_ = fl.MarkHidden("inventory-dir")
 	fl.DurationVar(&f.rolloutTimeout, "rollout-timeout", remedy.DefaultRolloutTimeout, "how long calico-node's rollout may take (more than 0)")
-	_ = fl.MarkHidden("layers")
-	_ = fl.MarkHidden("output") // fix prints text: the diffs, then before and after
-	_ = fl.MarkHidden("output-file")
-	// A podpath inventory names agents; fix changes a cluster's objects.
-	_ = fl.MarkHidden("inventory")
-	_ = fl.MarkHidden("token-file")
-	fl.Lookup("timeout").DefValue = DefaultDoctorTimeout.String()
-	f.timeout = DefaultDoctorTimeout
 	fix.AddCommand(c)
 	return fix
 }
@@ -82,17 +76,11 @@ func runFixMTU(ctx context.Context, s Streams, f *fixFlags) error {
 	if f.restart != "rolling" && f.restart != "none" {
 		return fmt.Errorf("--restart %q: use rolling or none", f.restart)
 	}
-	if err := checkOutput(f.output, "text"); err != nil {
-		return err
-	}
 	if err := positiveDuration("timeout", f.timeout); err != nil {
 		return err
 	}
 	if err := positiveDuration("rollout-timeout", f.rolloutTimeout); err != nil {
 		return err
-	}
-	if f.inventory != "" {
-		return fmt.Errorf("fix mtu changes a cluster's objects or a Kubespray inventory (--kubespray-inventory), not a podpath inventory file")
 	}
 	line := status.New(s.Err)
 	defer line.Done()

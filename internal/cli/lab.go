@@ -4,7 +4,6 @@ package cli
 
 import (
 	"fmt"
-	"strings"
 
 	"github.com/spf13/cobra"
 
@@ -235,13 +234,4 @@ func newLabWire() *cobra.Command {
 			return lab.WireMain(c.Context(), args)
 		},
 	}
-}
-
-func checkOutput(got string, allowed ...string) error {
-	for _, a := range allowed {
-		if got == a {
-			return nil
-		}
-	}
-	return fmt.Errorf("output format %q: use %s", got, strings.Join(allowed, " or "))
 }

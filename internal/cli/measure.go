@@ -26,32 +26,25 @@ const DefaultRunTimeout = 45 * time.Second
 // --inventory) the cluster of the kubeconfig, where podpath deploys its
 // agents for the run.
 type sourceFlags struct {
-	inventory, tokenFile, output, layers string
-	outputFile                           string
-	timeout                              time.Duration
-	kube                                 kubeFlags
+	inventory, tokenFile, layers string
+	timeout                      time.Duration
+	kube                         kubeFlags
+	out                          outputFlags
 }
 
-func (f *sourceFlags) register(c *cobra.Command) {
+// register adds the flags; formats are -o's values, the first the default.
+func (f *sourceFlags) register(c *cobra.Command, formats ...string) {
 	fl := c.Flags()
 	fl.StringVar(&f.inventory, "inventory", "", "inventory file describing the nodes and their agents (default: the cluster of the kubeconfig)")
 	fl.StringVar(&f.tokenFile, "token-file", "", "agent token (default: the inventory's tokenFile)")
-	fl.StringVarP(&f.output, "output", "o", "text", "output format: text or json")
-	fl.StringVar(&f.outputFile, "output-file", "", "write the report here instead of standard output (created before anything runs; removed if the run ends without a whole report)")
+	f.out.register(c, formats...)
 	fl.StringVar(&f.layers, "layers", "node,pod", "layers to measure: node (underlay), pod (overlay)")
 	fl.DurationVar(&f.timeout, "timeout", DefaultRunTimeout, "bound on probing and host facts, more than 0 (on a cluster, deploying the agents, --wait-timeout and cleanup come on top)")
 	f.kube.register(c)
 }
 
-// open checks the flags and opens the session: formats are the -o values
-// the command accepts (default text, json). The caller must close it.
-func (f *sourceFlags) open(ctx context.Context, say func(string, ...any), formats ...string) (*cluster.Session, []model.Layer, error) {
-	if len(formats) == 0 {
-		formats = []string{"text", "json"}
-	}
-	if err := checkOutput(f.output, formats...); err != nil {
-		return nil, nil, err
-	}
+// open checks the flags and opens the session. The caller must close it.
+func (f *sourceFlags) open(ctx context.Context, say func(string, ...any)) (*cluster.Session, []model.Layer, error) {
 	if err := positiveDuration("timeout", f.timeout); err != nil {
 		return nil, nil, err
 	}
@@ -73,7 +66,7 @@ func (f *sourceFlags) open(ctx context.Context, say func(string, ...any), format
 
 // runMesh probes every planned pair and renders the report.
 func runMesh(ctx context.Context, s Streams, f *sourceFlags, req agent.ProbeRequest, text func(io.Writer, *model.Report)) error {
-	out, err := report.Create(f.outputFile, s.Out)
+	out, err := f.out.open(s)
 	if err != nil {
 		return err
 	}
@@ -93,7 +86,7 @@ func runMesh(ctx context.Context, s Streams, f *sourceFlags, req agent.ProbeRequ
 		return err
 	}
 	line.Done()
-	return writeReport(out, f.output, rep, text)
+	return f.out.write(out, rep, text)
 }
 
 func newMTU(s Streams) *cobra.Command {
@@ -111,7 +104,7 @@ layer is the underlay; the Pod layer is the overlay, what Pods actually get.`,
 			return runMesh(c.Context(), s, &f, agent.ProbeRequest{PathMTU: true}, report.MTUText)
 		},
 	}
-	f.register(c)
+	f.register(c, "text", "json")
 	return c
 }
 
@@ -142,7 +135,7 @@ agent. Compare the node and Pod layers to see what the overlay costs.`,
 			return runMesh(c.Context(), s, &f.sourceFlags, req, report.PerfText)
 		},
 	}
-	f.register(c)
+	f.register(c, "text", "json")
 	fl := c.Flags()
 	fl.IntVar(&f.perf.Count, "count", 50, fmt.Sprintf("UDP and ICMP echoes per pair (1-%d)", agent.MaxSeriesCount))
 	fl.Int64Var(&f.perf.Transfer, "transfer-bytes", 300_000, fmt.Sprintf("bulk TCP upload per pair that must not stall, the MTU black hole's signature (0: none; up to %d)", agent.MaxTransferBytes))

@@ -18,9 +18,10 @@ import (
 )
 
 type planFlags struct {
-	kubesprayDir, output, outputFile string
-	in                               netplan.Input
-	nodeCIDRs                        []string
+	kubesprayDir string
+	out          outputFlags
+	in           netplan.Input
+	nodeCIDRs    []string
 }
 
 func newPlan(s Streams) *cobra.Command {
@@ -43,8 +44,7 @@ access to any machine. Flags override the inventory. Exit 1 when the plan has an
 	}
 	fl := c.Flags()
 	fl.StringVar(&f.kubesprayDir, "kubespray-inventory", "", "Kubespray inventory directory (the one holding the hosts file and group_vars/)")
-	fl.StringVarP(&f.output, "output", "o", "text", "output format: text, json or html")
-	fl.StringVar(&f.outputFile, "output-file", "", "write the report here instead of standard output")
+	f.out.register(c, "text", "json", "html")
 	fl.IntVar(&f.in.UnderlayMTU, "underlay-mtu", 1500, "MTU the hosts' network carries end to end (the smallest on any path), 576 to 65535")
 	fl.StringSliceVar(&f.nodeCIDRs, "node-cidr", nil, "the hosts' network(s), to check for overlaps (repeatable)")
 	fl.IntVar(&f.in.Nodes, "nodes", 0, "number of nodes, 1 or more (default: the inventory's hosts)")
@@ -61,7 +61,7 @@ access to any machine. Flags override the inventory. Exit 1 when the plan has an
 }
 
 func runPlan(c *cobra.Command, s Streams, f *planFlags) error {
-	if err := checkOutput(f.output, "text", "json", "html"); err != nil {
+	if err := checkOutput(f.out.format, f.out.formats...); err != nil {
 		return err
 	}
 	in, warnings, err := planInput(c, f)
@@ -72,7 +72,7 @@ func runPlan(c *cobra.Command, s Streams, f *planFlags) error {
 	if err != nil {
 		return err
 	}
-	out, err := report.Create(f.outputFile, s.Out)
+	out, err := f.out.open(s)
 	if err != nil {
 		return err
 	}
@@ -80,7 +80,7 @@ func runPlan(c *cobra.Command, s Streams, f *planFlags) error {
 	rep := &model.Report{Findings: res.Findings, Config: &model.Config{Source: "plan", Backend: in.Backend,
 		PodMTU: res.RecommendedMTU, PodCIDR: in.PodCIDR, Notes: warnings}}
 	text := func(w io.Writer, _ *model.Report) { report.PlanText(w, in, res, warnings) }
-	if err := writeReport(out, f.output, rep, text); err != nil {
+	if err := f.out.write(out, rep, text); err != nil {
 		return err
 	}
 	return findingsExit(res.Findings)

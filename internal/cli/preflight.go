@@ -19,9 +19,9 @@ import (
 const DefaultPreflightTimeout = 30 * time.Second
 
 type preflightFlags struct {
-	inventory, kubesprayDir, tokenFile, output, backend string
-	outputFile                                          string
-	timeout                                             time.Duration
+	inventory, kubesprayDir, tokenFile, backend string
+	out                                         outputFlags
+	timeout                                     time.Duration
 }
 
 func newPreflight(s Streams) *cobra.Command {
@@ -50,21 +50,17 @@ Then from any machine that reaches them (exit 1 when a node fails):
 	fl.StringVar(&f.inventory, "inventory", "", "podpath inventory of the nodes and their agents")
 	fl.StringVar(&f.kubesprayDir, "kubespray-inventory", "", "Kubespray inventory directory: agents at each host's address, port 7946")
 	fl.StringVar(&f.tokenFile, "token-file", "", "agent token (default: the inventory's tokenFile)")
-	fl.StringVarP(&f.output, "output", "o", "text", "output format: text, json or html")
-	fl.StringVar(&f.outputFile, "output-file", "", "write the report here instead of standard output (created before anything runs; removed if the run ends without a whole report)")
+	f.out.register(c, "text", "json", "html")
 	fl.StringVar(&f.backend, "backend", "", "calico_network_backend to check for: vxlan, bird or none (default: the Kubespray inventory's, else vxlan)")
 	fl.DurationVar(&f.timeout, "timeout", DefaultPreflightTimeout, "bound on the whole run (more than 0)")
 	return c
 }
 
 func runPreflight(ctx context.Context, s Streams, f *preflightFlags) error {
-	if err := checkOutput(f.output, "text", "json", "html"); err != nil {
-		return err
-	}
 	if err := positiveDuration("timeout", f.timeout); err != nil {
 		return err
 	}
-	out, err := report.Create(f.outputFile, s.Out)
+	out, err := f.out.open(s)
 	if err != nil {
 		return err
 	}
@@ -85,7 +81,7 @@ func runPreflight(ctx context.Context, s Streams, f *preflightFlags) error {
 	}
 	line.Done()
 	text := func(w io.Writer, rep *model.Report) { report.PreflightText(w, res.Nodes, res.PreflightResult, rep) }
-	if err := writeReport(out, f.output, res.Report, text); err != nil {
+	if err := f.out.write(out, res.Report, text); err != nil {
 		return err
 	}
 	return findingsExit(res.Findings)

@@ -244,6 +244,20 @@ func RemoveLeftovers(ctx context.Context, cs kubernetes.Interface, say func(stri
 	return deploy.WaitGone(wctx, cs, fmt.Sprintf("%s in (%s)", deploy.RunLabel, strings.Join(runs, ",")))
 }
 
+// RemoveRuns deletes every namespace of a podpath run in the cluster, and
+// with them everything the runs created; it returns how many.
+func RemoveRuns(ctx context.Context, cfg *rest.Config) (int, error) {
+	cs, err := kubernetes.NewForConfig(cfg)
+	if err != nil {
+		return 0, fmt.Errorf("kubernetes client: %w", err)
+	}
+	n, err := deploy.DeleteByLabel(ctx, cs, deploy.RunSelector)
+	if apierrors.IsForbidden(err) {
+		return 0, fmt.Errorf("not allowed to list and delete podpath's namespaces (%s): bind the user to %s", apierrors.ReasonForError(err), deploy.DoctorRole)
+	}
+	return n, err
+}
+
 // ShortAPIError keeps the part of a client error a user acts on.
 func ShortAPIError(err error) string {
 	var se *apierrors.StatusError
