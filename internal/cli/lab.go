@@ -54,27 +54,11 @@ func newLabUp(s Streams) *cobra.Command {
   podpath lab up --kubernetes                  # real nodes: kubelet, containerd, runc, kube-proxy`,
 		Args: cobra.NoArgs,
 		RunE: func(c *cobra.Command, _ []string) error {
-			var err error
-			if f.cfg.Nodes < 1 || f.cfg.Nodes > lab.MaxNodes { // 0 would be taken as the default
-				return fmt.Errorf("nodes %d: must be between 1 and %d", f.cfg.Nodes, lab.MaxNodes)
-			}
-			if f.cfg.Backend, err = lab.ParseBackend(f.backend); err != nil {
-				return err
-			}
-			if f.cfg.Topology, err = lab.ParseTopology(f.topology); err != nil {
+			if err := f.cfg.Parse(f.backend, f.topology, f.overrides, c.Flags().Changed("pods-per-node")); err != nil {
 				return err
 			}
 			if err := checkOutput(f.output, "text", "json"); err != nil {
 				return err
-			}
-			if f.cfg.Kubernetes && c.Flags().Changed("pods-per-node") {
-				return fmt.Errorf("--pods-per-node and --kubernetes: a Kubernetes lab's Pods are Kubernetes' own (kubectl run, the doctor's agents)")
-			}
-			f.cfg.NodeMTUs = map[string]lab.NodeMTU{}
-			for _, o := range f.overrides {
-				if err := lab.ParseNodeMTU(o, f.cfg.NodeMTUs); err != nil {
-					return err
-				}
 			}
 			l, err := lab.Up(c.Context(), f.cfg)
 			if err != nil {

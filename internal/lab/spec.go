@@ -170,6 +170,32 @@ func (b Backend) Overhead() int {
 	return 0
 }
 
+// Parse completes c from the command line's spellings: the backend, the
+// topology and the per-node MTU overrides (ParseNodeMTU). podsGiven says
+// --pods-per-node was given, which a Kubernetes lab refuses.
+func (c *Config) Parse(backend, topology string, overrides []string, podsGiven bool) error {
+	var err error
+	if c.Nodes < 1 || c.Nodes > MaxNodes { // 0 would be taken as the default
+		return invalidf("nodes %d: must be between 1 and %d", c.Nodes, MaxNodes)
+	}
+	if c.Backend, err = ParseBackend(backend); err != nil {
+		return err
+	}
+	if c.Topology, err = ParseTopology(topology); err != nil {
+		return err
+	}
+	if c.Kubernetes && podsGiven {
+		return invalidf("--pods-per-node and --kubernetes: a Kubernetes lab's Pods are Kubernetes' own (kubectl run, the doctor's agents)")
+	}
+	c.NodeMTUs = map[string]NodeMTU{}
+	for _, o := range overrides {
+		if err := ParseNodeMTU(o, c.NodeMTUs); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
 // ParseBackend accepts the backend names of the CLI.
 func ParseBackend(s string) (Backend, error) {
 	switch b := Backend(s); b {
