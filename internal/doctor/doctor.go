@@ -8,7 +8,6 @@ package doctor
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"net/netip"
@@ -161,16 +160,11 @@ func evidence(inv *inventory.Inventory, rep *model.Report) diagnose.Evidence {
 		ev.Addresses[n.Name] = n.Address
 	}
 	for _, n := range rep.Nodes {
-		if n.Error != "" || len(n.Facts) == 0 {
+		if n.Error != "" || n.Facts == nil {
 			ev.FactErrors[n.Name] = strings.TrimSpace(n.Error)
 			continue
 		}
-		var f model.Facts
-		if err := json.Unmarshal(n.Facts, &f); err != nil {
-			ev.FactErrors[n.Name] = "unreadable host facts: " + err.Error()
-			continue
-		}
-		ev.Facts[n.Name] = &f
+		ev.Facts[n.Name] = n.Facts
 	}
 	return ev
 }

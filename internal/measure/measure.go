@@ -254,7 +254,13 @@ func (r *Runner) Facts(ctx context.Context, inv *inventory.Inventory) []model.No
 				out[i].Error = err.Error()
 				return
 			}
-			out[i].Facts = json.RawMessage(f)
+			// Decoded once, here: the pipeline after this is typed.
+			var facts model.Facts
+			if err := json.Unmarshal(f, &facts); err != nil {
+				out[i].Error = "unreadable host facts: " + err.Error()
+				return
+			}
+			out[i].Facts = &facts
 		})
 	}
 	wg.Wait()

@@ -3,7 +3,6 @@
 package model
 
 import (
-	"encoding/json"
 	"fmt"
 	"slices"
 	"strings"
@@ -196,7 +195,7 @@ type PortState struct {
 type NodeInfo struct {
 	Name    string          `json:"name"`
 	Address string          `json:"address,omitempty"`
-	Facts   json.RawMessage `json:"facts,omitempty"`
+	Facts   *Facts `json:"facts,omitempty"`
 	Error   string          `json:"error,omitempty"`
 	// ReceivedAt is the controller's clock when the facts were read (the
 	// request's midpoint): the agent's collectedAt minus it is clock skew.

@@ -7,7 +7,6 @@ package preflight
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"strconv"
@@ -91,11 +90,11 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 		in.Nodes = append(in.Nodes, n.Name)
 	}
 	for _, ni := range rep.Nodes {
-		var fc model.Facts
-		if ni.Error != "" || json.Unmarshal(ni.Facts, &fc) != nil {
+		fc := ni.Facts
+		if ni.Error != "" || fc == nil {
 			continue
 		}
-		in.Facts[ni.Name] = &fc
+		in.Facts[ni.Name] = fc
 		if !fc.CollectedAt.IsZero() {
 			in.Skew[ni.Name] = fc.CollectedAt.Sub(ni.ReceivedAt)
 		}

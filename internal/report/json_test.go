@@ -19,7 +19,7 @@ func TestJSONStreamsWhatEncodingJSONWrites(t *testing.T) {
 	full := model.Report{
 		Findings:   []model.Finding{{ID: "mtu-blackhole", Severity: "error", Title: "t", Nodes: []string{"n2"}, Pairs: []model.PairRef{{From: "n1", To: "n2", Layer: model.LayerNode}}}},
 		Pairs:      model.PairsOf(pairs),
-		Nodes:      []model.NodeInfo{{Name: "n1", Address: "10.0.0.1", Facts: json.RawMessage(`{"links": [ {"name":"eth0"} ]}`)}},
+		Nodes:      []model.NodeInfo{{Name: "n1", Address: "10.0.0.1", Facts: &model.Facts{Links: []model.Link{{Name: "eth0", MTU: 1500}}}}},
 		DurationMs: 1234.5,
 		Config:     &model.Config{Source: "inventory", PodMTU: 1450},
 	}
