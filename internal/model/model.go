@@ -193,10 +193,10 @@ type PortState struct {
 
 // NodeInfo is a node and what its agent knows about it.
 type NodeInfo struct {
-	Name    string          `json:"name"`
-	Address string          `json:"address,omitempty"`
+	Name    string `json:"name"`
+	Address string `json:"address,omitempty"`
 	Facts   *Facts `json:"facts,omitempty"`
-	Error   string          `json:"error,omitempty"`
+	Error   string `json:"error,omitempty"`
 	// ReceivedAt is the controller's clock when the facts were read (the
 	// request's midpoint): the agent's collectedAt minus it is clock skew.
 	ReceivedAt time.Time `json:"-"`
