@@ -1,4 +1,5 @@
-// Package calico holds what podpath knows about Calico: encapsulation
-// overheads per encapsulation and IP family, the Pod MTU range, BIRD's
-// control socket, peer naming.
+// Package calico holds what podpath knows about Calico, pure: the
+// encapsulation overheads per encapsulation and IP family, the Pod MTU
+// range, Kubespray's backends, the mesh peers' BIRD names. Talking to
+// BIRD itself is internal/bird's.
 package calico

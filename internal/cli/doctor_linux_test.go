@@ -14,7 +14,7 @@ import (
 	"testing"
 	"time"
 
-	"podpath/internal/calico"
+	"podpath/internal/bird"
 	"podpath/internal/lab"
 	"podpath/internal/model"
 )
@@ -307,7 +307,7 @@ func waitMesh(t *testing.T, l *lab.Lab) {
 	for {
 		up, routes := 0, 0
 		for _, n := range l.Spec.Nodes {
-			ps, err := calico.ShowProtocols(context.Background(), lab.BIRDSocket(l.Spec.Name, n.Name))
+			ps, err := bird.ShowProtocols(context.Background(), lab.BIRDSocket(l.Spec.Name, n.Name))
 			if err != nil {
 				continue
 			}

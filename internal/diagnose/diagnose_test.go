@@ -7,7 +7,7 @@ import (
 	"strings"
 	"testing"
 
-	"podpath/internal/calico"
+	"podpath/internal/bird"
 	"podpath/internal/model"
 )
 
@@ -333,7 +333,7 @@ func TestDiagnose(t *testing.T) {
 							if peer == "node2" {
 								state = "Active"
 							}
-							f.Calico.BIRD.Protocols = append(f.Calico.BIRD.Protocols, calico.Protocol{Name: fmt.Sprintf("Mesh_198_18_0_%d", j), Proto: "BGP", State: "up", Info: state})
+							f.Calico.BIRD.Protocols = append(f.Calico.BIRD.Protocols, bird.Protocol{Name: fmt.Sprintf("Mesh_198_18_0_%d", j), Proto: "BGP", State: "up", Info: state})
 						}
 					}
 				}
@@ -609,7 +609,7 @@ func bgpFirewallBetween2And3(ev *Evidence) {
 				if (n == "node2" && peer == "node3") || (n == "node3" && peer == "node2") {
 					state = "Active"
 				}
-				f.Calico.BIRD.Protocols = append(f.Calico.BIRD.Protocols, calico.Protocol{Name: fmt.Sprintf("Mesh_198_18_0_%d", j), Proto: "BGP", State: "up", Info: state})
+				f.Calico.BIRD.Protocols = append(f.Calico.BIRD.Protocols, bird.Protocol{Name: fmt.Sprintf("Mesh_198_18_0_%d", j), Proto: "BGP", State: "up", Info: state})
 			}
 		}
 	}
@@ -727,7 +727,7 @@ func bgpSessionsTo(ev *Evidence, node, started string) {
 		}
 		for j := 1; j <= 3; j++ {
 			if peer := fmt.Sprintf("node%d", j); j != i+1 {
-				p := calico.Protocol{Name: fmt.Sprintf("Mesh_198_18_0_%d", j), Proto: "BGP", State: "up", Since: "13:45:03.000", Info: "Established"}
+				p := bird.Protocol{Name: fmt.Sprintf("Mesh_198_18_0_%d", j), Proto: "BGP", State: "up", Since: "13:45:03.000", Info: "Established"}
 				if peer == node || n == node {
 					p.State, p.Since, p.Info = "start", "14:45:15.696", "Active"
 				}

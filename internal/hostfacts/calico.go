@@ -10,7 +10,7 @@ import (
 	"strconv"
 	"strings"
 
-	"podpath/internal/calico"
+	"podpath/internal/bird"
 )
 
 // readMTUFile reads the Pod MTU Felix wrote.
@@ -79,11 +79,11 @@ func httpGetStatus(ctx context.Context, url string) (int, error) {
 	return resp.StatusCode, nil
 }
 
-// showBIRD reads BIRD's protocols and clock; calico.ShowBIRD bounds the
+// showBIRD reads BIRD's protocols and clock; bird.ShowBIRD bounds the
 // exchange.
 func showBIRD(ctx context.Context, socket string) BIRDState {
 	b := BIRDState{Socket: socket}
-	protos, st, err := calico.ShowBIRD(ctx, socket)
+	protos, st, err := bird.ShowBIRD(ctx, socket)
 	if err != nil {
 		b.Error = err.Error()
 		return b

@@ -12,7 +12,7 @@ import (
 	"testing"
 	"time"
 
-	"podpath/internal/calico"
+	"podpath/internal/bird"
 )
 
 func TestReadMTUFile(t *testing.T) {
@@ -133,12 +133,12 @@ func TestShowBIRD(t *testing.T) {
 		t.Errorf("showBIRD(missing socket) = %+v; want the socket and a no-such-file error", b)
 	}
 
-	// A BIRD that accepts and never greets: bounded by calico.BIRDTimeout.
+	// A BIRD that accepts and never greets: bounded by bird.Timeout.
 	silent := silentListener(t, "unix", filepath.Join(dir, "silent.ctl"))
 	start := time.Now()
 	b := showBIRD(context.Background(), silent)
-	if took := time.Since(start); took > calico.BIRDTimeout+boundSlack {
-		t.Errorf("showBIRD on a silent socket took %s; want at most %s", took, calico.BIRDTimeout+boundSlack)
+	if took := time.Since(start); took > bird.Timeout+boundSlack {
+		t.Errorf("showBIRD on a silent socket took %s; want at most %s", took, bird.Timeout+boundSlack)
 	}
 	if b.Error == "" {
 		t.Errorf("showBIRD on a silent socket = %+v; want an error", b)

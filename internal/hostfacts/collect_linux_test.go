@@ -15,7 +15,7 @@ import (
 	"testing"
 	"time"
 
-	"podpath/internal/calico"
+	"podpath/internal/bird"
 	"podpath/internal/lab"
 	"podpath/internal/nsenter"
 )
@@ -335,8 +335,8 @@ func waitEstablished(t *testing.T, l *lab.Lab) {
 	for {
 		ready := 0
 		for _, n := range l.Spec.Nodes {
-			ctx, cancel := context.WithTimeout(context.Background(), calico.BIRDTimeout)
-			protos, err := calico.ShowProtocols(ctx, lab.BIRDSocket(l.Spec.Name, n.Name))
+			ctx, cancel := context.WithTimeout(context.Background(), bird.Timeout)
+			protos, err := bird.ShowProtocols(ctx, lab.BIRDSocket(l.Spec.Name, n.Name))
 			cancel()
 			est := 0
 			for _, p := range protos {

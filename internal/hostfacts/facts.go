@@ -16,7 +16,7 @@ const (
 	DefaultCalicoMTUFile  = "/var/lib/calico/mtu"
 
 	// DefaultTimeout bounds a whole collection. Netlink, /proc and nftables
-	// answer in milliseconds; the budget is for BIRD (calico.BIRDTimeout)
+	// answer in milliseconds; the budget is for BIRD (bird.Timeout)
 	// and Felix (FelixTimeout) when they hang.
 	DefaultTimeout = 5 * time.Second
 

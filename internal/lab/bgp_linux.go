@@ -16,6 +16,7 @@ import (
 
 	"github.com/vishvananda/netlink"
 
+	"podpath/internal/bird"
 	"podpath/internal/calico"
 )
 
@@ -193,18 +194,18 @@ func readPid(path string) int {
 }
 
 // BGPSessions reads node's BGP sessions from its BIRD control socket.
-func (l *Lab) BGPSessions(ctx context.Context, node string) ([]calico.Protocol, error) {
+func (l *Lab) BGPSessions(ctx context.Context, node string) ([]bird.Protocol, error) {
 	if l.Spec.Backend != BackendBGP {
 		return nil, errors.New("lab runs no BGP")
 	}
 	if _, err := l.Spec.Node(node); err != nil {
 		return nil, err
 	}
-	protos, err := calico.ShowProtocols(ctx, BIRDSocket(l.Spec.Name, node))
+	protos, err := bird.ShowProtocols(ctx, BIRDSocket(l.Spec.Name, node))
 	if err != nil {
 		return nil, err
 	}
-	var out []calico.Protocol
+	var out []bird.Protocol
 	for _, p := range protos {
 		if p.Proto == "BGP" {
 			out = append(out, p)

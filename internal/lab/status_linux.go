@@ -8,7 +8,7 @@ import (
 	"strings"
 	"text/tabwriter"
 
-	"podpath/internal/calico"
+	"podpath/internal/bird"
 )
 
 // BGPStatus is each node's BGP sessions as its BIRD reports them, or why
@@ -79,7 +79,7 @@ func WriteStatus(w io.Writer, st *State, output string, bgp map[string]any) erro
 			switch v := bgp[n.Name].(type) {
 			case string:
 				fmt.Fprintf(w, " unavailable: %s", v)
-			case []calico.Protocol:
+			case []bird.Protocol:
 				for _, p := range v {
 					fmt.Fprintf(w, " %s %s", p.Name, p.Info)
 				}

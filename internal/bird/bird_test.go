@@ -1,10 +1,9 @@
-package calico
+package bird
 
 import (
 	"bufio"
 	"context"
 	"net"
-	"net/netip"
 	"os"
 	"path/filepath"
 	"strings"
@@ -95,17 +94,6 @@ func TestParseProtocolsErrors(t *testing.T) {
 	}
 }
 
-func TestMeshPeerName(t *testing.T) {
-	for in, want := range map[string]string{
-		"172.17.8.102": "Mesh_172_17_8_102",
-		"fd00::1":      "Mesh_fd00__1",
-	} {
-		if got := MeshPeerName(netip.MustParseAddr(in)); got != want {
-			t.Errorf("MeshPeerName(%s) = %s; want %s", in, got, want)
-		}
-	}
-}
-
 // fakeBIRD listens on a control socket in a temporary directory and hands
 // the first connection to serve.
 func fakeBIRD(t *testing.T, serve func(net.Conn)) string {
@@ -141,7 +129,7 @@ func TestShowProtocolsIsBounded(t *testing.T) {
 		if err == nil {
 			t.Fatal("ShowProtocols on a silent socket succeeded")
 		}
-	case <-time.After(BIRDTimeout + time.Second):
+	case <-time.After(Timeout + time.Second):
 		t.Fatal("ShowProtocols did not return within its timeout")
 	}
 }

@@ -1,4 +1,6 @@
-package calico
+// Package bird talks to BIRD over its control socket, as calicoctl node
+// status does: `show protocols` and `show status`, bounded and parsed.
+package bird
 
 import (
 	"bufio"
@@ -6,7 +8,6 @@ import (
 	"errors"
 	"fmt"
 	"net"
-	"net/netip"
 	"regexp"
 	"strings"
 	"time"
@@ -14,18 +15,12 @@ import (
 	"podpath/internal/model"
 )
 
-// BIRDTimeout bounds a control-socket exchange, as calicoctl node status
+// Timeout bounds a control-socket exchange, as calicoctl node status
 // bounds its read (2 s).
-const BIRDTimeout = 2 * time.Second
+const Timeout = 2 * time.Second
 
 // Protocol is one line of BIRD's `show protocols` (model.BIRDProtocol).
 type Protocol = model.BIRDProtocol
-
-// MeshPeerName is the name calico-node gives the BIRD protocol of a
-// node-to-node mesh peer: Mesh_ and the address with . or : as _.
-func MeshPeerName(a netip.Addr) string {
-	return "Mesh_" + strings.NewReplacer(".", "_", ":", "_").Replace(a.String())
-}
 
 // ShowProtocols asks the BIRD behind socket for `show protocols`.
 func ShowProtocols(ctx context.Context, socket string) ([]Protocol, error) {
@@ -43,7 +38,7 @@ type Status struct {
 // ShowBIRD asks the BIRD behind socket for `show protocols`, then `show
 // status` for its clock.
 func ShowBIRD(ctx context.Context, socket string) ([]Protocol, Status, error) {
-	ctx, cancel := context.WithTimeout(ctx, BIRDTimeout)
+	ctx, cancel := context.WithTimeout(ctx, Timeout)
 	defer cancel()
 	var d net.Dialer
 	conn, err := d.DialContext(ctx, "unix", socket)
