@@ -1,6 +1,6 @@
 package lab
 
-// Builder assembles a Config fluently; Plan (through Up) reports any
+// Builder assembles a Config fluently; SpecOf (through Up) reports any
 // mistake, so set-up code in tests stays flat:
 //
 //	l, err := lab.New("t1").Nodes(3).Backend(lab.BackendVXLAN).Up(ctx)

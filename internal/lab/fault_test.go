@@ -85,10 +85,10 @@ func TestParseFaultRejects(t *testing.T) {
 }
 
 func TestCheckFault(t *testing.T) {
-	vx, _ := Plan(Config{})
-	bgp, _ := Plan(Config{Backend: BackendBGP})
-	none, _ := Plan(Config{Backend: BackendNone})
-	routed, _ := Plan(Config{Topology: TopologyRouted})
+	vx, _ := SpecOf(Config{})
+	bgp, _ := SpecOf(Config{Backend: BackendBGP})
+	none, _ := SpecOf(Config{Backend: BackendNone})
+	routed, _ := SpecOf(Config{Topology: TopologyRouted})
 	tests := []struct {
 		name  string
 		spec  Spec

@@ -45,7 +45,7 @@ func (b *Builder) Up(ctx context.Context) (*Lab, error) { return Up(ctx, b.cfg) 
 // with the same configuration (up is idempotent). A failed up removes
 // everything it created.
 func Up(ctx context.Context, cfg Config) (*Lab, error) {
-	spec, err := Plan(cfg)
+	spec, err := SpecOf(cfg)
 	if err != nil {
 		return nil, err
 	}

@@ -66,7 +66,7 @@ type NodeMTU struct {
 	VXLAN    int `json:"vxlan,omitempty"`
 }
 
-// Config is what a user asks for. Builder fills it; Plan turns it into a Spec.
+// Config is what a user asks for. Builder fills it; SpecOf turns it into a Spec.
 type Config struct {
 	Name        string             `json:"name"`
 	Nodes       int                `json:"nodes"`
@@ -253,8 +253,8 @@ func (c Config) withDefaults() Config {
 // NodeName is the name of the i-th node, counting from 1.
 func NodeName(i int) string { return "node" + strconv.Itoa(i) }
 
-// Plan validates c and lays out every address and name. It is pure.
-func Plan(c Config) (Spec, error) {
+// SpecOf validates c and lays out every address and name. It is pure.
+func SpecOf(c Config) (Spec, error) {
 	c = c.withDefaults()
 	if err := ValidName(c.Name); err != nil {
 		return Spec{}, err

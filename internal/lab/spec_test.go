@@ -10,7 +10,7 @@ import (
 )
 
 func TestPlanDefaults(t *testing.T) {
-	s, err := Plan(Config{})
+	s, err := SpecOf(Config{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -41,7 +41,7 @@ func TestPlanDefaults(t *testing.T) {
 }
 
 func TestPlanBlocksDoNotOverlapAndStayInThePool(t *testing.T) {
-	s, err := Plan(Config{Nodes: MaxNodes, PodsPerNode: MaxPodsPerNode})
+	s, err := SpecOf(Config{Nodes: MaxNodes, PodsPerNode: MaxPodsPerNode})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -69,7 +69,7 @@ func TestPlanBlocksDoNotOverlapAndStayInThePool(t *testing.T) {
 }
 
 func TestPlanRoutedSplitsNodesOverTwoSubnets(t *testing.T) {
-	s, err := Plan(Config{Nodes: 5, Topology: TopologyRouted})
+	s, err := SpecOf(Config{Nodes: 5, Topology: TopologyRouted})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -98,7 +98,7 @@ func TestPlanMTUs(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			s, err := Plan(tt.cfg)
+			s, err := SpecOf(tt.cfg)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -132,9 +132,9 @@ func TestPlanRejects(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			_, err := Plan(tt.cfg)
+			_, err := SpecOf(tt.cfg)
 			if err == nil || !errors.Is(err, ErrInvalid) || !strings.Contains(err.Error(), tt.want) {
-				t.Errorf("Plan(%+v) error = %v; want ErrInvalid containing %q", tt.cfg, err, tt.want)
+				t.Errorf("SpecOf(%+v) error = %v; want ErrInvalid containing %q", tt.cfg, err, tt.want)
 			}
 		})
 	}
@@ -158,7 +158,7 @@ func TestParseNodeMTU(t *testing.T) {
 }
 
 func TestInventoryOfTheLab(t *testing.T) {
-	s, err := Plan(Config{Nodes: 2, PodsPerNode: 2})
+	s, err := SpecOf(Config{Nodes: 2, PodsPerNode: 2})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -174,7 +174,7 @@ func TestInventoryOfTheLab(t *testing.T) {
 	if inv.TokenFile != "token" || inv.Network.Backend != "vxlan" || inv.Network.PodMTU != 0 || inv.Network.PodCIDR != PodCIDR {
 		t.Errorf("network = %+v, token %q; want vxlan, Pod MTU 0 (auto)", inv.Network, inv.TokenFile)
 	}
-	if s, _ := Plan(Config{PodMTU: 1400}); s.Inventory("token").Network.PodMTU != 1400 {
+	if s, _ := SpecOf(Config{PodMTU: 1400}); s.Inventory("token").Network.PodMTU != 1400 {
 		t.Errorf("lab with --pod-mtu 1400: inventory Pod MTU %d; want 1400, as configured", s.Inventory("token").Network.PodMTU)
 	}
 	n2 := inv.Nodes[1]

@@ -27,7 +27,7 @@ const (
 // Preview shows each object change as a diff of the object, asking the API
 // server for the result (a server-side dry run, as `kubectl diff` does): what
 // it shows is what --apply would store, validation included.
-func (p *Plan) Preview(ctx context.Context, dyn dynamic.Interface) ([]string, error) {
+func (p *Change) Preview(ctx context.Context, dyn dynamic.Interface) ([]string, error) {
 	var out []string
 	for _, c := range p.Objects {
 		ctx, cancel := context.WithTimeout(ctx, PatchTimeout)
@@ -77,7 +77,7 @@ func objectYAML(obj map[string]any) []byte {
 // Apply patches every object. When one fails, the ones already changed
 // are put back, so the cluster keeps its previous value, and the error says
 // both.
-func (p *Plan) Apply(ctx context.Context, dyn dynamic.Interface) error {
+func (p *Change) Apply(ctx context.Context, dyn dynamic.Interface) error {
 	for i, c := range p.Objects {
 		if err := patch(ctx, dyn, c, c.Patch); err != nil {
 			err = fmt.Errorf("set %s to %s: %w", c.What, c.New, err)
@@ -91,11 +91,11 @@ func (p *Plan) Apply(ctx context.Context, dyn dynamic.Interface) error {
 }
 
 // Revert puts every object's previous value back.
-func (p *Plan) Revert(ctx context.Context, dyn dynamic.Interface) error {
+func (p *Change) Revert(ctx context.Context, dyn dynamic.Interface) error {
 	return p.revert(ctx, dyn, len(p.Objects))
 }
 
-func (p *Plan) revert(ctx context.Context, dyn dynamic.Interface, n int) error {
+func (p *Change) revert(ctx context.Context, dyn dynamic.Interface, n int) error {
 	var errs []error
 	for _, c := range p.Objects[:n] {
 		if err := patch(context.WithoutCancel(ctx), dyn, c, c.Revert); err != nil {

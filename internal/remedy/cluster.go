@@ -31,8 +31,8 @@ type ObjectChange struct {
 	Old, New  string // the field's value before and after ("" = unset)
 }
 
-// Plan is everything an MTU change touches.
-type Plan struct {
+// Change is everything an MTU change touches.
+type Change struct {
 	MTU      int
 	Install  string
 	Objects  []ObjectChange
@@ -65,10 +65,10 @@ func IPv6(cl *kube.Cluster) bool {
 	return false
 }
 
-// ClusterPlan says which objects carry the Pod MTU in this install and how
+// ClusterChange says which objects carry the Pod MTU in this install and how
 // to set them to mtu.
-func ClusterPlan(cl *kube.Cluster, mtu int) (*Plan, error) {
-	p, err := clusterPlan(cl, mtu)
+func ClusterChange(cl *kube.Cluster, mtu int) (*Change, error) {
+	p, err := clusterChange(cl, mtu)
 	if err != nil {
 		return nil, err
 	}
@@ -83,7 +83,7 @@ func ClusterPlan(cl *kube.Cluster, mtu int) (*Plan, error) {
 // operator install: the operator rolls its own). Checked before anything
 // runs, so that a fix the caller may not make fails at once.
 func Permissions(cl *kube.Cluster, restart bool) ([]deploy.Permission, error) {
-	p, err := clusterPlan(cl, 0)
+	p, err := clusterChange(cl, 0)
 	if err != nil {
 		return nil, err
 	}
@@ -105,14 +105,14 @@ func Permissions(cl *kube.Cluster, restart bool) ([]deploy.Permission, error) {
 	return out, nil
 }
 
-// clusterPlan is every object that carries the MTU in this install, set to
+// clusterChange is every object that carries the MTU in this install, set to
 // mtu, values already in place included.
-func clusterPlan(cl *kube.Cluster, mtu int) (*Plan, error) {
+func clusterChange(cl *kube.Cluster, mtu int) (*Change, error) {
 	cal := cl.Calico
 	if cal == nil || cl.CNI.Name != "calico" {
 		return nil, fmt.Errorf("the cluster runs %s, not Calico: podpath fixes Calico's MTU only", cl.CNI.Name)
 	}
-	p := &Plan{MTU: mtu, Install: cl.CNI.Install, DaemonSet: cal.DaemonSet}
+	p := &Change{MTU: mtu, Install: cl.CNI.Install, DaemonSet: cal.DaemonSet}
 	for _, pool := range cal.IPPools {
 		if pool.MTU > 0 {
 			p.Warnings = append(p.Warnings, fmt.Sprintf("IPPool %s carries mtu %d: Calico has no such field and ignores it; remove it to avoid confusion", pool.Name, pool.MTU))

@@ -53,7 +53,7 @@ func TestClusterPlan(t *testing.T) {
 			want: []string{"ConfigMap kube-system/calico-config veth_mtu"}, warning: "IPPool article carries mtu 1500"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			p, err := ClusterPlan(tc.cl, 1350)
+			p, err := ClusterChange(tc.cl, 1350)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -86,7 +86,7 @@ func TestClusterPlan(t *testing.T) {
 			}
 		})
 	}
-	if _, err := ClusterPlan(&kube.Cluster{CNI: kube.CNI{Name: "cilium"}}, 1350); err == nil || !strings.Contains(err.Error(), "not Calico") {
+	if _, err := ClusterChange(&kube.Cluster{CNI: kube.CNI{Name: "cilium"}}, 1350); err == nil || !strings.Contains(err.Error(), "not Calico") {
 		t.Errorf("cilium: %v; want a refusal", err)
 	}
 }

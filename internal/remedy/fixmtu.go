@@ -117,7 +117,7 @@ func (o FixOptions) recheck(ctx context.Context) (*model.Report, error) {
 
 // plan chooses the MTU, checks it against the measured path, and prints
 // what would change. A nil plan: nothing to change (said on o.Out).
-func (o FixOptions) plan(ctx context.Context, s *cluster.Session, before *model.Report) (*Plan, int, error) {
+func (o FixOptions) plan(ctx context.Context, s *cluster.Session, before *model.Report) (*Change, int, error) {
 	w := o.Out
 	mtu, why := o.MTU, "--mtu"
 	if mtu == 0 {
@@ -135,7 +135,7 @@ func (o FixOptions) plan(ctx context.Context, s *cluster.Session, before *model.
 	if limit, path := pathLimit(before, cl.Network().Backend); limit > 0 && mtu > limit && !o.Force {
 		return nil, 0, fmt.Errorf("MTU %d is above what the measured path carries: %d (%s); --force sets it anyway", mtu, limit, path)
 	}
-	pl, err := ClusterPlan(cl, mtu)
+	pl, err := ClusterChange(cl, mtu)
 	if err != nil {
 		return nil, 0, err
 	}
@@ -184,7 +184,7 @@ func (o FixOptions) plan(ctx context.Context, s *cluster.Session, before *model.
 
 // apply patches, rolls calico-node (reverting when that fails), writes the
 // Kubespray inventory and lists the Pods that keep the old MTU.
-func (o FixOptions) apply(ctx context.Context, s *cluster.Session, pl *Plan, mtu int) error {
+func (o FixOptions) apply(ctx context.Context, s *cluster.Session, pl *Change, mtu int) error {
 	w := o.Out
 	// The operator owns calico-node: it rolls it when the Installation
 	// changes, and would put back a template podpath restarted. podpath
@@ -226,7 +226,7 @@ func (o FixOptions) apply(ctx context.Context, s *cluster.Session, pl *Plan, mtu
 
 // roll restarts calico-node, or waits for the operator to, and puts the
 // previous values back when the rollout fails.
-func (o FixOptions) roll(ctx context.Context, s *cluster.Session, pl *Plan, byOperator bool, generation int64) error {
+func (o FixOptions) roll(ctx context.Context, s *cluster.Session, pl *Change, byOperator bool, generation int64) error {
 	start := time.Now()
 	var err error
 	if byOperator {
