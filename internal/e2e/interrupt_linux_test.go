@@ -1,6 +1,6 @@
 //go:build !agentonly
 
-package cli
+package e2e
 
 import (
 	"bytes"
@@ -11,13 +11,14 @@ import (
 	"testing"
 	"time"
 
+	"podpath/internal/cli"
 	"podpath/internal/lab"
 )
 
 // Ctrl-C while the doctor probes is no network failure: exit 2,
 // "interrupted", no report and no finding, the --output-file not left
 // behind half-written (issue 15: every node was reported node-unreachable
-// with exit 1). Run in process: SIGINT cancels Run's context (main.go's
+// with exit 1). cli.Run in process: SIGINT cancels Run's context (main.go's
 // signal.NotifyContext), which is what is cancelled here.
 func TestDoctorInterrupted(t *testing.T) {
 	l := agentLab(t, lab.New(labName(t)).Nodes(3).Backend(lab.BackendVXLAN))
@@ -34,10 +35,10 @@ func TestDoctorInterrupted(t *testing.T) {
 		time.AfterFunc(1500*time.Millisecond, cancel)
 		var out, errb bytes.Buffer
 		start := time.Now()
-		code := Run(ctx, Streams{In: strings.NewReader(""), Out: &out, Err: &errb}, args)
+		code := cli.Run(ctx, cli.Streams{In: strings.NewReader(""), Out: &out, Err: &errb}, args)
 		cancel()
 		took := time.Since(start)
-		if code != ExitNoRun || !strings.Contains(errb.String(), "podpath: interrupted") {
+		if code != cli.ExitNoRun || !strings.Contains(errb.String(), "podpath: interrupted") {
 			t.Errorf("podpath %s, interrupted: exit %d, stderr %q; want exit 2 and \"interrupted\"", args[0], code, errb.String())
 		}
 		if out.Len() > 0 || strings.Contains(errb.String(), "unreachable") {
@@ -57,7 +58,7 @@ func TestDoctorInterrupted(t *testing.T) {
 func TestDoctorOutputFileFull(t *testing.T) {
 	l := agentLab(t, lab.New(labName(t)).Nodes(2).Backend(lab.BackendVXLAN))
 	code, _, stderr := run(t, "doctor", "--inventory", l.Inventory, "-o", "json", "--output-file", "/dev/full")
-	if code != ExitNoRun || !strings.Contains(stderr, "no space left") {
+	if code != cli.ExitNoRun || !strings.Contains(stderr, "no space left") {
 		t.Errorf("doctor --output-file /dev/full: exit %d, %q; want exit 2 and the write error", code, stderr)
 	}
 }
@@ -108,12 +109,12 @@ func TestPreflightInterruptedClosesItsListeners(t *testing.T) {
 	defer cancel()
 	stderr := &cancelOn{what: "probing", cancel: cancel}
 	var out bytes.Buffer
-	code := Run(ctx, Streams{In: strings.NewReader(""), Out: &out, Err: stderr},
+	code := cli.Run(ctx, cli.Streams{In: strings.NewReader(""), Out: &out, Err: stderr},
 		[]string{"preflight", "--inventory", l.Inventory, "--timeout", "60s"})
 	if !strings.Contains(stderr.String(), "probing") {
 		t.Fatalf("preflight never reached its probes:\n%s", stderr.String())
 	}
-	if code != ExitNoRun || !strings.Contains(stderr.String(), "interrupted") || out.Len() > 0 {
+	if code != cli.ExitNoRun || !strings.Contains(stderr.String(), "interrupted") || out.Len() > 0 {
 		t.Errorf("preflight interrupted: exit %d, stdout %q, stderr %q; want exit 2, interrupted, no report", code, out.String(), stderr.String())
 	}
 	if held := listening(); held != "" {

@@ -1,6 +1,6 @@
 //go:build !agentonly
 
-package cli
+package e2e
 
 import (
 	"crypto/rand"
@@ -14,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"podpath/internal/cli"
 	"podpath/internal/lab"
 )
 
@@ -119,7 +120,7 @@ func TestLabNeedsRoot(t *testing.T) {
 		cmd.Stderr = &stderr
 		err := cmd.Run()
 		code := cmd.ProcessState.ExitCode()
-		if code != ExitNoRun || strings.Count(stderr.String(), "\n") != 1 || !strings.Contains(stderr.String(), "needs root") {
+		if code != cli.ExitNoRun || strings.Count(stderr.String(), "\n") != 1 || !strings.Contains(stderr.String(), "needs root") {
 			t.Errorf("podpath %s as nobody: exit %d (%v), stderr %q; want exit 2 and one line saying it needs root", strings.Join(args, " "), code, err, stderr.String())
 		}
 	}

@@ -1,6 +1,6 @@
 //go:build !agentonly
 
-package cli
+package e2e
 
 import (
 	"encoding/json"
@@ -8,6 +8,7 @@ import (
 	"strings"
 	"testing"
 
+	"podpath/internal/cli"
 	"podpath/internal/lab"
 	"podpath/internal/model"
 	"podpath/internal/netplan"
@@ -21,7 +22,7 @@ func TestPreflightOnTheUnderlay(t *testing.T) {
 	fault(t, l, "block-vxlan=node2")
 
 	code, out, errOut := run(t, "preflight", "--inventory", l.Inventory, "-o", "json")
-	if code != ExitFindings {
+	if code != cli.ExitFindings {
 		t.Fatalf("preflight: exit %d; want 1 (VXLAN is blocked)\n%s", code, errOut)
 	}
 	var r model.Report

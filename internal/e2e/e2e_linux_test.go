@@ -1,6 +1,6 @@
 //go:build !agentonly
 
-package cli
+package e2e
 
 import (
 	"bytes"
@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"podpath/internal/agent"
+	"podpath/internal/cli"
 	"podpath/internal/cluster/inventory"
 	"podpath/internal/lab"
 	"podpath/internal/model"
@@ -135,7 +136,7 @@ func TestPerfOnTheLab(t *testing.T) {
 	l := agentLab(t, lab.New(labName(t)).Nodes(2).Backend(lab.BackendVXLAN))
 	// Throughput runs one pair at a time: 4 pairs × 30 s do not fit in 45 s.
 	code, _, errOut := run(t, "perf", "--inventory", l.Inventory, "--throughput", "30s")
-	if code != ExitNoRun || !strings.Contains(errOut, "--throughput 30s one pair at a time over 4 pairs takes 2m0s, more than --timeout 45s") {
+	if code != cli.ExitNoRun || !strings.Contains(errOut, "--throughput 30s one pair at a time over 4 pairs takes 2m0s, more than --timeout 45s") {
 		t.Errorf("perf --throughput 30s on 4 pairs: exit %d %q; want exit 2 before measuring", code, errOut)
 	}
 	fault(t, l, "delay=node2:20")

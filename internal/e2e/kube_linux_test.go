@@ -1,6 +1,6 @@
 //go:build !agentonly
 
-package cli
+package e2e
 
 import (
 	"bufio"
@@ -31,6 +31,7 @@ import (
 	"k8s.io/client-go/kubernetes"
 
 	"podpath/internal/agent"
+	"podpath/internal/cli"
 	"podpath/internal/deploy"
 	"podpath/internal/diagnose"
 	"podpath/internal/kubetest"
@@ -120,7 +121,7 @@ func (k *kubeCluster) doctor(t *testing.T, args ...string) (*model.Report, int, 
 	start := time.Now()
 	code, out, errOut := run(t, append([]string{"doctor", "--kubeconfig", k.alice, "-o", "json"}, args...)...)
 	t.Logf("doctor took %s:\n%s", time.Since(start), errOut)
-	if code == ExitNoRun {
+	if code == cli.ExitNoRun {
 		t.Fatalf("doctor: exit 2: %s", errOut)
 	}
 	var r model.Report
@@ -169,7 +170,7 @@ func TestKubeDoctorKubespray(t *testing.T) {
 		}()
 		r, code, _ := k.doctor(t)
 		f := finding(r, diagnose.MTUBlackhole)
-		if code != ExitFindings || f == nil || !slices.Contains(f.Nodes, "node3") || f.Remedy == nil || f.Remedy.MTU != 1350 {
+		if code != cli.ExitFindings || f == nil || !slices.Contains(f.Nodes, "node3") || f.Remedy == nil || f.Remedy.MTU != 1350 {
 			t.Fatalf("exit %d, findings %s; want exit 1 and mtu-blackhole on node3 with remedy.mtu 1350", code, summary(r))
 		}
 		var text bytes.Buffer
@@ -192,7 +193,7 @@ func TestKubeDoctorKubespray(t *testing.T) {
 		// mtu through the cluster too: the same agents' view, byte-exact.
 		code, out, errOut := run(t, "mtu", "--kubeconfig", k.alice, "-o", "json")
 		var m model.Report
-		if err := json.Unmarshal([]byte(out), &m); code != ExitOK || err != nil {
+		if err := json.Unmarshal([]byte(out), &m); code != cli.ExitOK || err != nil {
 			t.Fatalf("mtu: exit %d, %v: %s", code, err, errOut)
 		}
 		for _, p := range m.Pairs.All() {
@@ -247,7 +248,7 @@ func TestKubeDoctorKubespray(t *testing.T) {
 		if f := finding(r, diagnose.IPPoolMTUIgnored); f == nil || !strings.Contains(f.Title, "article-pool") {
 			t.Errorf("findings %s; want ippool-mtu-ignored naming article-pool", summary(r))
 		}
-		if code != ExitOK {
+		if code != cli.ExitOK {
 			t.Errorf("healthy cluster with a misleading IPPool: exit %d (%s); want 0 (a warning)", code, summary(r))
 		}
 		k.nothingLeft(t)
@@ -258,11 +259,11 @@ func TestKubeDoctorKubespray(t *testing.T) {
 		first, stderr := k.start(t)
 		waitFor(t, stderr, "waiting up to")
 		code, _, errOut := run(t, "doctor", "--kubeconfig", k.alice, "-o", "json")
-		if code != ExitNoRun || !strings.Contains(errOut, "another podpath run is in progress (namespace podpath-") || strings.Contains(errOut, "removing what") {
+		if code != cli.ExitNoRun || !strings.Contains(errOut, "another podpath run is in progress (namespace podpath-") || strings.Contains(errOut, "removing what") {
 			t.Errorf("second run during the first: exit %d; want exit 2 naming the live run, nothing removed:\n%s", code, errOut)
 		}
 		err := first.Wait()
-		if ee, ok := err.(*exec.ExitError); err != nil && (!ok || ee.ExitCode() == ExitNoRun) {
+		if ee, ok := err.(*exec.ExitError); err != nil && (!ok || ee.ExitCode() == cli.ExitNoRun) {
 			t.Errorf("the first run, after a second one was refused: %v; want it to finish", err)
 		}
 		k.nothingLeft(t)
@@ -275,7 +276,7 @@ func TestKubeDoctorKubespray(t *testing.T) {
 		_ = cmd.Process.Signal(syscall.SIGINT)
 		err := cmd.Wait()
 		took := time.Since(start)
-		if ee, ok := err.(*exec.ExitError); !ok || ee.ExitCode() != ExitNoRun {
+		if ee, ok := err.(*exec.ExitError); !ok || ee.ExitCode() != cli.ExitNoRun {
 			t.Errorf("after SIGINT: %v; want exit 2", err)
 		}
 		if took > 15*time.Second {
@@ -292,7 +293,7 @@ func TestKubeDoctorKubespray(t *testing.T) {
 		start := time.Now()
 		_ = cmd.Process.Signal(syscall.SIGINT)
 		err := cmd.Wait()
-		if ee, ok := err.(*exec.ExitError); !ok || ee.ExitCode() != ExitNoRun {
+		if ee, ok := err.(*exec.ExitError); !ok || ee.ExitCode() != cli.ExitNoRun {
 			t.Errorf("after SIGINT while probing: %v; want exit 2", err)
 		}
 		t.Logf("exit %s after SIGINT while probing, cleanup included", time.Since(start).Round(time.Millisecond))
@@ -310,7 +311,7 @@ func TestKubeDoctorKubespray(t *testing.T) {
 		}
 		t.Logf("left by the SIGKILLed run: %v", left)
 		code, out, errOut := run(t, "cleanup", "--kubeconfig", k.alice)
-		if code != ExitOK {
+		if code != cli.ExitOK {
 			t.Errorf("podpath cleanup: exit %d:\n%s\n%s", code, out, errOut)
 		}
 		// cleanup deletes the namespaces; the namespace controller and the
@@ -334,7 +335,7 @@ func TestKubeDoctorKubespray(t *testing.T) {
 			t.Fatalf("a SIGKILLed run left nothing: the test proves nothing")
 		}
 		r, code, errOut := k.doctor(t)
-		if code != ExitOK || !strings.Contains(errOut, "removing what an interrupted run left") {
+		if code != cli.ExitOK || !strings.Contains(errOut, "removing what an interrupted run left") {
 			t.Errorf("second run: exit %d, findings %s, stderr:\n%s\nwant exit 0 after removing the leftovers", code, summary(r), errOut)
 		}
 		k.nothingLeft(t)
@@ -361,7 +362,7 @@ func fixKubespray(t *testing.T, k *kubeCluster) {
 		t.Fatal(err)
 	}
 	code, out, _ := k.fix(t, "--apply", "--kubespray-inventory", inv)
-	if code != ExitOK || !strings.Contains(out, "set FelixConfiguration default spec.vxlanMTU: 1450 → 1350") ||
+	if code != cli.ExitOK || !strings.Contains(out, "set FelixConfiguration default spec.vxlanMTU: 1450 → 1350") ||
 		!strings.Contains(out, "+calico_mtu: 1350") || strings.Contains(out, "next Kubespray run reverts") {
 		t.Errorf("--apply --kubespray-inventory: exit %d; want Felix's vxlanMTU and the inventory changed:\n%s", code, out)
 	}
@@ -461,7 +462,7 @@ func TestKubeDoctorOperator(t *testing.T) {
 	fault(t, k.lab, "underlay-mtu=node3:1400")
 	r, code, _ := k.doctor(t)
 	f := finding(r, diagnose.MTUBlackhole)
-	if code != ExitFindings || f == nil || !slices.Contains(f.Nodes, "node3") || f.Remedy == nil || f.Remedy.MTU != 1350 {
+	if code != cli.ExitFindings || f == nil || !slices.Contains(f.Nodes, "node3") || f.Remedy == nil || f.Remedy.MTU != 1350 {
 		t.Fatalf("exit %d, findings %s; want exit 1 and mtu-blackhole on node3 with remedy.mtu 1350", code, summary(r))
 	}
 	if c := r.Config; c == nil || c.Install != "operator" || c.Backend != "vxlan" || c.PodMTU != 1450 {
@@ -493,7 +494,7 @@ func TestKubeDoctorNotReadyNode(t *testing.T) {
 			t.Errorf("pair %s→%s probed; node3 is NotReady", p.From, p.To)
 		}
 	}
-	if code != ExitOK {
+	if code != cli.ExitOK {
 		t.Errorf("exit %d; want 0 (a NotReady node is a warning, the network is fine)", code)
 	}
 	if c := r.Config; c == nil || !slices.Equal(c.NotReady, []string{"node3"}) {
@@ -530,7 +531,7 @@ func TestKubePodAgentRestricted(t *testing.T) {
 	k := newKubeCluster(t, "kubespray")
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
-	run, err := deploy.NewRun(k.cs, k.dyn, discovery.NewDiscoveryClientForConfigOrDie(k.env.Config), deploy.Options{Image: DefaultImage()})
+	run, err := deploy.NewRun(k.cs, k.dyn, discovery.NewDiscoveryClientForConfigOrDie(k.env.Config), deploy.Options{Image: cli.DefaultImage()})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -1,6 +1,6 @@
 //go:build !agentonly
 
-package cli
+package e2e
 
 import (
 	"context"
@@ -14,6 +14,7 @@ import (
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/apimachinery/pkg/types"
 
+	"podpath/internal/cli"
 	"podpath/internal/diagnose"
 	"podpath/internal/model"
 )
@@ -48,16 +49,16 @@ func TestKubeFixMTUManifest(t *testing.T) {
 	// alice holds the doctor's role only: refused before anything is deployed.
 	code, _, errOut := run(t, "fix", "mtu", "--kubeconfig", k.alice)
 	lines := strings.Split(strings.TrimSpace(errOut), "\n")
-	if last := lines[len(lines)-1]; code != ExitNoRun || !strings.Contains(last, "missing RBAC permissions: patch configmaps calico-config, patch daemonsets.apps calico-node") ||
+	if last := lines[len(lines)-1]; code != cli.ExitNoRun || !strings.Contains(last, "missing RBAC permissions: patch configmaps calico-config, patch daemonsets.apps calico-node") ||
 		!strings.Contains(last, "podpath-fix from deploy/rbac-fix.yaml") || strings.Contains(errOut, "deploying agents") {
 		t.Errorf("fix as a user without the fix role: exit %d %q; want exit 2 and one line naming the missing rights and the role", code, errOut)
 	}
 	k.nothingLeft(t)
 
-	if code, _, errOut := k.fix(t, "--mtu", "500"); code != ExitNoRun || !strings.Contains(errOut, "MTU 500: an IPv4 cluster needs 576-9000") {
+	if code, _, errOut := k.fix(t, "--mtu", "500"); code != cli.ExitNoRun || !strings.Contains(errOut, "MTU 500: an IPv4 cluster needs 576-9000") {
 		t.Errorf("--mtu 500: exit %d %q; want exit 2 naming the range", code, errOut)
 	}
-	if code, _, errOut := k.fix(t, "--mtu", "1450", "--apply"); code != ExitNoRun || !strings.Contains(errOut, "MTU 1450 is above what the measured path carries: 1350") {
+	if code, _, errOut := k.fix(t, "--mtu", "1450", "--apply"); code != cli.ExitNoRun || !strings.Contains(errOut, "MTU 1450 is above what the measured path carries: 1350") {
 		t.Errorf("--mtu 1450 on a 1400-byte path: exit %d %q; want exit 2 naming 1350", code, errOut)
 	}
 	if v := k.vethMTU(t); v != "0" {
@@ -65,7 +66,7 @@ func TestKubeFixMTUManifest(t *testing.T) {
 	}
 
 	code, out, _ := k.fix(t)
-	if code != ExitOK || !strings.Contains(out, `-  veth_mtu: "0"`) || !strings.Contains(out, `+  veth_mtu: "1350"`) || !strings.Contains(out, "Dry run: nothing was changed") {
+	if code != cli.ExitOK || !strings.Contains(out, `-  veth_mtu: "0"`) || !strings.Contains(out, `+  veth_mtu: "1350"`) || !strings.Contains(out, "Dry run: nothing was changed") {
 		t.Errorf("dry run: exit %d; want exit 0 and calico-config's diff veth_mtu \"0\" → \"1350\":\n%s", code, out)
 	}
 	if v := k.vethMTU(t); v != "0" {
@@ -93,7 +94,7 @@ spec: {policyName: freeze-calico-config, validationActions: [Deny]}
 	}
 	waitFrozen(t, k)
 	code, _, errOut = k.fix(t, "--apply")
-	if code != ExitNoRun || !strings.Contains(errOut, "calico-config is frozen") || !strings.Contains(errOut, "nothing") {
+	if code != cli.ExitNoRun || !strings.Contains(errOut, "calico-config is frozen") || !strings.Contains(errOut, "nothing") {
 		t.Errorf("refused patch: exit %d %q; want exit 2 saying nothing changed", code, errOut)
 	}
 	if v := k.vethMTU(t); v != "0" {
@@ -117,7 +118,7 @@ spec: {policyName: freeze-calico-config, validationActions: [Deny]}
 	code, out, _ = k.fix(t, "--apply")
 	after := out[strings.Index(out, "After:")+1:]
 	after, _, _ = strings.Cut(after, "\n")
-	if code != ExitOK || !strings.Contains(out, "set ConfigMap kube-system/calico-config veth_mtu: 0 → 1350") || !strings.Contains(out, "Before: mtu-blackhole node3 (error)") || strings.Contains(after, "error") {
+	if code != cli.ExitOK || !strings.Contains(out, "set ConfigMap kube-system/calico-config veth_mtu: 0 → 1350") || !strings.Contains(out, "Before: mtu-blackhole node3 (error)") || strings.Contains(after, "error") {
 		t.Errorf("--apply: exit %d; want exit 0, veth_mtu set, a re-check without errors:\n%s", code, out)
 	}
 	if v := k.vethMTU(t); v != "1350" {
@@ -129,7 +130,7 @@ spec: {policyName: freeze-calico-config, validationActions: [Deny]}
 
 	// A rollout that does not finish in time: the value set before it comes back.
 	code, _, errOut = k.fix(t, "--mtu", "1300", "--apply", "--rollout-timeout", "1ms")
-	if code != ExitNoRun || !strings.Contains(errOut, "the previous values are back in place") {
+	if code != cli.ExitNoRun || !strings.Contains(errOut, "the previous values are back in place") {
 		t.Errorf("rollout that cannot finish in 1 ms: exit %d %q; want exit 2 saying the old value is back", code, errOut)
 	}
 	if v := k.vethMTU(t); v != "1350" {
@@ -173,7 +174,7 @@ func checkFixed(t *testing.T, r *model.Report, code int) {
 	if crossed != 4 {
 		t.Errorf("%d Pod pairs with node3; want 4", crossed)
 	}
-	if code != ExitOK {
+	if code != cli.ExitOK {
 		t.Errorf("doctor after the fix: exit %d (%s); want 0 (the host network's own warning is not an error)", code, summary(r))
 	}
 }
@@ -188,7 +189,7 @@ func TestKubeFixMTUOperator(t *testing.T) {
 
 	t.Run("operator_does_not_roll", func(t *testing.T) {
 		code, out, errOut := k.fix(t, "--apply", "--rollout-timeout", "5s")
-		if code != ExitNoRun || !strings.Contains(errOut, "the operator has not changed it yet") || !strings.Contains(errOut, "previous values are back") {
+		if code != cli.ExitNoRun || !strings.Contains(errOut, "the operator has not changed it yet") || !strings.Contains(errOut, "previous values are back") {
 			t.Errorf("--apply with no operator rolling calico-node: exit %d; want 2, the wait named and the change undone:\n%s\n%s", code, out, errOut)
 		}
 		if v := k.installationMTU(t); v != 0 {
@@ -198,7 +199,7 @@ func TestKubeFixMTUOperator(t *testing.T) {
 
 	k.runOperator(t)
 	code, out, _ := k.fix(t, "--apply")
-	if code != ExitOK || !strings.Contains(out, "set Installation default spec.calicoNetwork.mtu: (unset) → 1350") ||
+	if code != cli.ExitOK || !strings.Contains(out, "set Installation default spec.calicoNetwork.mtu: (unset) → 1350") ||
 		!strings.Contains(out, "the operator rolled calico-node (calico-system/calico-node)") {
 		t.Errorf("--apply: exit %d; want the Installation set and the operator's rollout waited for:\n%s", code, out)
 	}

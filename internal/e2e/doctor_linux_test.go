@@ -1,6 +1,6 @@
 //go:build !agentonly
 
-package cli
+package e2e
 
 import (
 	"context"
@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"podpath/internal/bird"
+	"podpath/internal/cli"
 	"podpath/internal/lab"
 	"podpath/internal/model"
 )
@@ -31,7 +32,7 @@ type doctorCase struct {
 func doctorJSON(t *testing.T, inv string, args ...string) (*model.Report, int) {
 	t.Helper()
 	code, out, errOut := run(t, append([]string{"doctor", "--inventory", inv, "-o", "json"}, args...)...)
-	if code == ExitNoRun {
+	if code == cli.ExitNoRun {
 		t.Fatalf("doctor could not run: %s", errOut)
 	}
 	var r model.Report
@@ -69,7 +70,7 @@ func checkTop(t *testing.T, r *model.Report, code int, c doctorCase) {
 	}
 	wantCode := 0
 	if c.severity == "error" {
-		wantCode = ExitFindings
+		wantCode = cli.ExitFindings
 	}
 	if code != wantCode {
 		t.Errorf("%s: exit %d; want %d", c.fault, code, wantCode)
@@ -144,11 +145,11 @@ func checkOtherFormats(t *testing.T, inv string) {
 	file := filepath.Join(t.TempDir(), "report.html")
 	code, _, errOut := run(t, "doctor", "--inventory", inv, "-o", "html", "--output-file", file)
 	page, err := os.ReadFile(file)
-	if code != ExitFindings || err != nil || !strings.Contains(string(page), "mtu-blackhole") || strings.Count(string(page), `class="cell broken`) < 4 {
+	if code != cli.ExitFindings || err != nil || !strings.Contains(string(page), "mtu-blackhole") || strings.Count(string(page), `class="cell broken`) < 4 {
 		t.Errorf("doctor -o html: exit %d (%s), %v; want the finding and its broken cells in %s", code, errOut, err, file)
 	}
 	code, out, _ := run(t, "doctor", "--inventory", inv, "-o", "junit")
-	if code != ExitFindings || !strings.Contains(out, `<testcase name="mtu-blackhole [node3]"`) || !strings.Contains(out, "<failure") {
+	if code != cli.ExitFindings || !strings.Contains(out, `<testcase name="mtu-blackhole [node3]"`) || !strings.Contains(out, "<failure") {
 		t.Errorf("doctor -o junit: exit %d:\n%s", code, out)
 	}
 }
@@ -337,7 +338,7 @@ func waitMesh(t *testing.T, l *lab.Lab) {
 func TestDoctorBackendNone(t *testing.T) {
 	l := agentLab(t, lab.New(labName(t)).Nodes(2).Backend(lab.BackendNone))
 	r, code := doctorJSON(t, l.Inventory)
-	if code != ExitFindings || len(r.Findings) == 0 || r.Findings[0].ID != "route-missing" {
+	if code != cli.ExitFindings || len(r.Findings) == 0 || r.Findings[0].ID != "route-missing" {
 		t.Errorf("backend none: exit %d, %s; want route-missing errors", code, summary(r))
 	}
 }
