@@ -104,6 +104,7 @@ var Rules = []Rule{
 	{RPFilterStrict, []string{Error, Warning}, rpFilterStrict},
 	{RouteMissing, []string{Error}, routeMissing},
 	{NodeNetworkPartition, []string{Error}, nodeNetworkPartition},
+	{MTUAutodetect, []string{Error, Warning}, mtuAutodetect},
 	{MTUInconsistent, []string{Error, Warning}, mtuInconsistent},
 	{MTUBlackhole, []string{Error, Warning}, mtuBlackhole},
 	{UnderlayFragmentation, []string{Warning}, underlayFragmentation},

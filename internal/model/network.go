@@ -10,6 +10,10 @@ type Network struct {
 	// Install is how Calico was installed (operator | manifest | kubespray), when
 	// known: the remedy then names the one place the MTU lives.
 	Install string `yaml:"install,omitempty"`
+	// MTUIfacePattern is Felix's mtuIfacePattern when set (calico-node's
+	// FELIX_MTUIFACEPATTERN, else FelixConfiguration default); "": Felix's
+	// default.
+	MTUIfacePattern string `yaml:"mtuIfacePattern,omitempty"`
 	// Sources say where each value was read (cluster discovery).
 	Sources []string `yaml:"sources,omitempty"`
 }

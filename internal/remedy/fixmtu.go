@@ -291,7 +291,7 @@ func notReady(cl *kube.Cluster) []string {
 func mtuFinding(r *model.Report) *model.Finding {
 	for i, fd := range r.Findings {
 		switch fd.ID {
-		case diagnose.MTUBlackhole, diagnose.MTUInconsistent, diagnose.UnderlayFragmentation, diagnose.MTUWasteful:
+		case diagnose.MTUAutodetect, diagnose.MTUBlackhole, diagnose.MTUInconsistent, diagnose.UnderlayFragmentation, diagnose.MTUWasteful:
 			if fd.Remedy != nil && fd.Remedy.MTU > 0 {
 				return &r.Findings[i]
 			}

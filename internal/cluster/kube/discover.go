@@ -69,13 +69,18 @@ type IPPool struct {
 
 // Calico is the Calico configuration of the cluster.
 type Calico struct {
-	APIGroup      string            `json:"apiGroup"` // crd.projectcalico.org or projectcalico.org
-	IPPools       []IPPool          `json:"ipPools"`
-	ConfigMap     map[string]string `json:"calicoConfig,omitempty"`
-	FelixMTUs     map[string]int    `json:"felixMTUs,omitempty"` // FelixConfiguration default: ipipMTU, vxlanMTU, … when set
-	InstallMTU    int               `json:"installationMTU,omitempty"`
-	InstallStatus int               `json:"installationStatusMTU,omitempty"`
-	NodeReady     map[string]bool   `json:"calicoNodeReady,omitempty"` // node → its calico-node Pod is Ready
+	APIGroup  string            `json:"apiGroup"` // crd.projectcalico.org or projectcalico.org
+	IPPools   []IPPool          `json:"ipPools"`
+	ConfigMap map[string]string `json:"calicoConfig,omitempty"`
+	FelixMTUs map[string]int    `json:"felixMTUs,omitempty"` // FelixConfiguration default: ipipMTU, vxlanMTU, … when set
+	// MTUIfacePattern is the interfaces Felix detects the host MTU on:
+	// calico-node's FELIX_MTUIFACEPATTERN (environment variables win over
+	// the datastore in Felix's configuration), else FelixConfiguration
+	// default's mtuIfacePattern; "" for Felix's default.
+	MTUIfacePattern string          `json:"mtuIfacePattern,omitempty"`
+	InstallMTU      int             `json:"installationMTU,omitempty"`
+	InstallStatus   int             `json:"installationStatusMTU,omitempty"`
+	NodeReady       map[string]bool `json:"calicoNodeReady,omitempty"` // node → its calico-node Pod is Ready
 	// DaemonSet is calico-node's DaemonSet (namespace/name).
 	DaemonSet string `json:"daemonSet,omitempty"`
 	// NodeEnvMTU are calico-node's environment variables that set an MTU
@@ -221,6 +226,9 @@ func (c *Cluster) Network() inventory.Network {
 	} else {
 		n.Sources = append(n.Sources, "configured Pod MTU: auto-detected by Calico (no MTU set in the Installation, calico-config or FelixConfiguration)")
 	}
+	if n.MTUIfacePattern = c.Calico.MTUIfacePattern; n.MTUIfacePattern != "" {
+		n.Sources = append(n.Sources, fmt.Sprintf("Felix's mtuIfacePattern %s", n.MTUIfacePattern))
+	}
 	for _, p := range c.Calico.IPPools {
 		if !p.Disabled && n.PodCIDR == "" {
 			n.PodCIDR = p.CIDR
@@ -337,6 +345,9 @@ func DetectCNI(ctx context.Context, cs kubernetes.Interface, dyn dynamic.Interfa
 				if mtuEnv[e.Name] && e.ValueFrom == nil {
 					cal.NodeEnvMTU = append(cal.NodeEnvMTU, EnvMTU{Container: ci, Index: ei, Name: e.Name, Value: e.Value})
 				}
+				if e.Name == "FELIX_MTUIFACEPATTERN" && e.ValueFrom == nil && e.Value != "" {
+					cal.MTUIfacePattern = e.Value
+				}
 			}
 		}
 		if err := calicoNodeReadiness(ctx, cs, ds, cal); err != nil {
@@ -427,6 +438,10 @@ func readCalicoResources(ctx context.Context, dyn dynamic.Interface, cal *Calico
 			if v := intField(felix.Object, "spec", f); v > 0 {
 				cal.FelixMTUs[f] = v
 			}
+		}
+		// calico-node's FELIX_MTUIFACEPATTERN, read after this, replaces it.
+		if p, _, _ := unstructured.NestedString(felix.Object, "spec", "mtuIfacePattern"); p != "" {
+			cal.MTUIfacePattern = p
 		}
 	}
 	return nil
