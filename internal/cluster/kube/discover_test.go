@@ -42,7 +42,7 @@ spec: {cidr: 10.240.0.0/16, disabled: true}
 apiVersion: crd.projectcalico.org/v1
 kind: FelixConfiguration
 metadata: {name: default}
-spec: {vxlanMTU: 1400}
+spec: {vxlanMTU: 1400, mtuIfacePattern: '^bond0$'}
 ---
 apiVersion: crd.projectcalico.org/v1
 kind: BGPConfiguration
@@ -102,6 +102,9 @@ spec: {node: node1, cidr: 10.233.64.0/26, state: confirmed, deleted: "false"}
 	cal := c.Calico
 	if cal == nil || cal.APIGroup != "crd.projectcalico.org" || cal.Backend() != "vxlan" || cal.ConfigMap["veth_mtu"] != "0" || cal.PodMTU() != 1400 {
 		t.Fatalf("calico = %+v; want crd.projectcalico.org, backend vxlan, veth_mtu 0 (auto), Felix vxlanMTU 1400", cal)
+	}
+	if cal.MTUIfacePattern != "^bond0$" || c.Network().MTUIfacePattern != "^bond0$" {
+		t.Errorf("mtuIfacePattern %q (network %q); want FelixConfiguration's ^bond0$", cal.MTUIfacePattern, c.Network().MTUIfacePattern)
 	}
 	if b := cal.BGP; !b.Configured || b.ASNumber != 64512 || b.NodeMesh == nil || *b.NodeMesh || len(b.Peers) != 1 || b.Peers[0] != "tor (198.18.0.254)" {
 		t.Errorf("BGP = %+v; want AS 64512, mesh off, peer tor (198.18.0.254)", b)
