@@ -10,13 +10,13 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
-	"regexp"
 	"strconv"
 	"strings"
 	"syscall"
 	"time"
 
 	"github.com/vishvananda/netlink"
+	"golang.org/x/sys/unix"
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -28,6 +28,7 @@ import (
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
 
+	"podpath/internal/calico"
 	"podpath/internal/kubeobj"
 	"podpath/internal/version"
 )
@@ -48,10 +49,8 @@ import (
 const (
 	felixHealthAddr = "127.0.0.1:9099"
 	calicoConflist  = "10-calico.conflist"
-	// mtuIfacePattern is Felix's default: bonds, teams and bridges do not match.
-	mtuIfacePattern = `^((en|wl|ww|sl|ib)[Pcopsvx].*|(eth|wlan|wwan).*)`
-	felixNoMTU      = 1460 // what Felix assumes when no interface matches
 	standInStatus   = 30 * time.Second
+	felixMTUWatch   = 30 * time.Second
 	// Reading FelixConfiguration: one call, and the whole wait for the
 	// API server's Service address to answer at start.
 	felixConfigTimeout = 5 * time.Second
@@ -62,13 +61,14 @@ const (
 // environment.
 type CalicoNodeOptions struct {
 	Node, Backend, CNIMTU, VXLANMTU, CNIConfig, CNIDir, StateDir string
+	MTUIfacePattern                                              string // FELIX_MTUIFACEPATTERN
 }
 
 // CalicoNodeFromEnv reads the environment Calico's manifest gives calico-node.
 func CalicoNodeFromEnv() CalicoNodeOptions {
 	return CalicoNodeOptions{Node: os.Getenv("NODENAME"), Backend: os.Getenv("CALICO_NETWORKING_BACKEND"),
 		CNIMTU: os.Getenv("CNI_MTU"), VXLANMTU: os.Getenv("FELIX_VXLANMTU"), CNIConfig: os.Getenv("CNI_NETWORK_CONFIG"),
-		CNIDir: "/host/etc/cni/net.d", StateDir: "/var/lib/calico"}
+		CNIDir: "/host/etc/cni/net.d", StateDir: "/var/lib/calico", MTUIfacePattern: os.Getenv("FELIX_MTUIFACEPATTERN")}
 }
 
 type felixLog struct{}
@@ -93,26 +93,35 @@ func RunCalicoNode(ctx context.Context, o CalicoNodeOptions) error {
 	if mtu == 0 {
 		mtu = atoiPositive(o.VXLANMTU)
 	}
-	if mtu == 0 && o.Backend == "vxlan" {
-		if v, err := felixConfigMTU(ctx); err != nil {
+	pattern := o.MTUIfacePattern // the environment wins over the datastore
+	if mtu == 0 {
+		if v, p, err := felixConfig(ctx); err != nil {
 			log.printf("WARNING", "config_batcher.go", 88, "Could not read FelixConfiguration default, going on without it: %v", err)
-		} else if v > 0 {
-			mtu = v
-			log.printf("INFO", "config_params.go", 612, "Parsed value for VXLANMTU: %d (from datastore (global))", v)
+		} else {
+			if v > 0 && o.Backend == "vxlan" {
+				mtu = v
+				log.printf("INFO", "config_params.go", 612, "Parsed value for VXLANMTU: %d (from datastore (global))", v)
+			}
+			if pattern == "" {
+				pattern = p
+			}
 		}
 	}
 	if mtu == 0 {
 		mtu = templateMTU(o.CNIConfig)
 	}
+	var detected calico.HostMTU // auto-detection only: what Felix watches
 	if mtu == 0 {
 		explicit = false
-		host, err := hostMTU()
+		host, err := hostMTU(pattern)
 		if err != nil {
-			log.printf("WARNING", "mtu.go", 57, "Failed to auto-detect host MTU - no interfaces matched the MTU interface pattern. To use auto-MTU, set mtuIfacePattern to match your host's interfaces")
-			host = felixNoMTU
+			return err // Felix refuses a pattern that does not compile
 		}
-		mtu = host - overhead
-		log.printf("INFO", "mtu.go", 93, "Auto-detected host MTU hostMTU=%d podMTU=%d", host, mtu)
+		if host.Fallback {
+			log.printf("WARNING", "int_dataplane.go", 1770, "Failed to auto-detect host MTU - no interfaces matched the MTU interface pattern. To use auto-MTU, set mtuIfacePattern to match your host's interfaces")
+		}
+		mtu, detected = host.MTU-overhead, host
+		log.printf("INFO", "int_dataplane.go", 1823, "Determined pod MTU hostMTU=%d from=%v podMTU=%d", host.MTU, host.From, mtu)
 	}
 	if err := os.MkdirAll(o.StateDir, 0o755); err != nil {
 		return err
@@ -167,6 +176,12 @@ func RunCalicoNode(ctx context.Context, o CalicoNodeOptions) error {
 	defer stop()
 	tick := time.NewTicker(standInStatus)
 	defer tick.Stop()
+	// Felix looks at the host MTU again every 30 s and restarts when it
+	// changed (monitorHostMTU): a NIC added or an MTU changed reaches the
+	// MTU file within a minute. The stand-in watches only an auto-detected
+	// MTU, the one a change can move.
+	watch := time.NewTicker(felixMTUWatch)
+	defer watch.Stop()
 	for {
 		select {
 		case <-ctx.Done():
@@ -174,21 +189,30 @@ func RunCalicoNode(ctx context.Context, o CalicoNodeOptions) error {
 			return nil
 		case <-tick.C:
 			log.printf("INFO", "summary.go", 100, "Summarising dataplane state: node=%q podMTU=%d", o.Node, mtu)
+		case <-watch.C:
+			if explicit {
+				continue
+			}
+			if now, err := hostMTU(pattern); err == nil && now.MTU != detected.MTU {
+				log.printf("INFO", "int_dataplane.go", 2075, "Host MTU changed from %d to %d: restarting", detected.MTU, now.MTU)
+				return nil // the kubelet starts calico-node again, which detects it anew
+			}
 		}
 	}
 }
 
-// felixConfigMTU reads vxlanMTU of FelixConfiguration default with the
-// Pod's service account, as Felix reads its datastore configuration.
-func felixConfigMTU(ctx context.Context) (int, error) {
+// felixConfig reads vxlanMTU and mtuIfacePattern of FelixConfiguration
+// default with the Pod's service account, as Felix reads its datastore
+// configuration.
+func felixConfig(ctx context.Context) (int, string, error) {
 	cfg, err := rest.InClusterConfig()
 	if err != nil {
-		return 0, err
+		return 0, "", err
 	}
 	cfg.Timeout = felixConfigTimeout
 	dyn, err := dynamic.NewForConfig(cfg)
 	if err != nil {
-		return 0, err
+		return 0, "", err
 	}
 	gvr := schema.GroupVersionResource{Group: "crd.projectcalico.org", Version: "v1", Resource: "felixconfigurations"}
 	ctx, cancel := context.WithTimeout(ctx, felixConfigWait)
@@ -197,14 +221,15 @@ func felixConfigMTU(ctx context.Context) (int, error) {
 		u, err := dyn.Resource(gvr).Get(ctx, "default", metav1.GetOptions{})
 		if err == nil {
 			v, _, _ := unstructured.NestedInt64(u.Object, "spec", "vxlanMTU")
-			return int(v), nil
+			p, _, _ := unstructured.NestedString(u.Object, "spec", "mtuIfacePattern")
+			return int(v), p, nil
 		}
 		if apierrors.IsNotFound(err) || apierrors.IsForbidden(err) {
-			return 0, err
+			return 0, "", err
 		}
 		select {
 		case <-ctx.Done():
-			return 0, err
+			return 0, "", err
 		case <-time.After(time.Second): // kube-proxy may not serve the API's Service address yet
 		}
 	}
@@ -235,28 +260,19 @@ func templateMTU(tmpl string) int {
 	return 0
 }
 
-// hostMTU is Felix's auto-detection: the smallest MTU of the up interfaces
-// matching its pattern.
-func hostMTU() (int, error) {
+// hostMTU is Felix's auto-detection (calico.FelixHostMTU) on this host's
+// interfaces.
+func hostMTU(pattern string) (calico.HostMTU, error) {
 	links, err := netlink.LinkList()
 	if err != nil {
-		return 0, err
+		return calico.HostMTU{}, err
 	}
-	re := regexp.MustCompile(mtuIfacePattern)
-	best := 0
+	var ifaces []calico.Iface
 	for _, l := range links {
 		a := l.Attrs()
-		if a.Flags&net.FlagUp == 0 || !re.MatchString(a.Name) {
-			continue
-		}
-		if best == 0 || a.MTU < best {
-			best = a.MTU
-		}
+		ifaces = append(ifaces, calico.Iface{Name: a.Name, MTU: a.MTU, Running: a.RawFlags&unix.IFF_RUNNING != 0})
 	}
-	if best == 0 {
-		return 0, errors.New("no interface matched")
-	}
-	return best, nil
+	return calico.FelixHostMTU(ifaces, pattern)
 }
 
 // renderCNI fills install-cni's placeholders and keeps only the plugins

@@ -40,6 +40,10 @@ const (
 	// auto-detection picked instead of eth0.
 	FaultAsymmetricNIC FaultKind = "asymmetric-nic" // <node>: peers send VXLAN to its eth1, its routes back leave by eth0, and eth1's rp_filter is strict
 	FaultBGPSecondNIC  FaultKind = "bgp-second-nic" // <node>: its BGP address is eth1's, on a network its peers cannot reach
+	// A second NIC the node's traffic does not use (ens9, up, no route to
+	// the other nodes) whose name matches Felix's mtuIfacePattern: Felix's
+	// auto-detection takes the smallest matching MTU.
+	FaultSecondNICMTU FaultKind = "second-nic-mtu" // <node>:<bytes>
 )
 
 // faultArgs says what follows "kind=" for each kind.
@@ -67,6 +71,7 @@ var faultArgs = map[FaultKind]string{
 	FaultVXLANVNI:           "<node>:<vni>",
 	FaultAsymmetricNIC:      "<node>",
 	FaultBGPSecondNIC:       "<node>",
+	FaultSecondNICMTU:       "<node>:<bytes>",
 }
 
 // FaultUsage lists every fault with its argument, for --help.
@@ -191,7 +196,7 @@ func ParseFault(s string) (Fault, error) {
 		f.Value = n
 	}
 	switch f.Kind {
-	case FaultUnderlayMTU, FaultPodMTU, FaultNodeMTU, FaultRouterMTU:
+	case FaultUnderlayMTU, FaultPodMTU, FaultNodeMTU, FaultRouterMTU, FaultSecondNICMTU:
 		if err := checkMTU(kind, f.Value); err != nil {
 			return Fault{}, err
 		}

@@ -238,6 +238,8 @@ func setFault(ctx context.Context, st *State, f Fault, on bool) error {
 		return asymmetricNIC(s, n, on)
 	case FaultBGPSecondNIC:
 		return bgpSecondNIC(ctx, st, n, on)
+	case FaultSecondNICMTU:
+		return unusedNIC(h, f.Value, on)
 	case FaultBlockVXLAN, FaultBlockBGP, FaultBlockICMP, FaultLoss:
 		table := faultTable(f.Kind)
 		if !on {

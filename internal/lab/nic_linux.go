@@ -224,3 +224,29 @@ func bgpSecondNIC(ctx context.Context, st *State, n *Node, on bool) error {
 	}
 	return nil
 }
+
+// UnusedNIC is the second-nic-mtu fault's interface: a NIC name Felix's
+// default mtuIfacePattern matches (en + s), on no network the nodes use.
+const UnusedNIC = "ens9"
+
+// unusedNIC adds (on) or removes the fault's NIC: a dummy device, up (its
+// operstate is unknown, which the kernel counts as running, as Felix
+// does), with the given MTU and no address or route.
+func unusedNIC(h *nsHandle, mtu int, on bool) error {
+	if l, err := h.nl.LinkByName(UnusedNIC); err == nil {
+		if err := h.nl.LinkDel(l); err != nil {
+			return fmt.Errorf("remove %s in %s: %w", UnusedNIC, h.name, err)
+		}
+	}
+	if !on {
+		return nil
+	}
+	d := &netlink.Dummy{LinkAttrs: netlink.LinkAttrs{Name: UnusedNIC, MTU: mtu}}
+	if err := h.nl.LinkAdd(d); err != nil {
+		return fmt.Errorf("add %s in %s: %w", UnusedNIC, h.name, err)
+	}
+	if err := h.nl.LinkSetUp(d); err != nil {
+		return fmt.Errorf("set %s up in %s: %w", UnusedNIC, h.name, err)
+	}
+	return nil
+}
