@@ -181,6 +181,9 @@ func routeTo(f *model.Facts, a string) (model.Route, bool) {
 			continue
 		}
 		p := netip.PrefixFrom(netip.IPv4Unspecified(), 0)
+		if r.Family == "ipv6" {
+			p = netip.PrefixFrom(netip.IPv6Unspecified(), 0)
+		}
 		if r.Dst != "default" {
 			if p, err = netip.ParsePrefix(r.Dst); err != nil {
 				continue
