@@ -129,3 +129,17 @@ func TestUplinkPattern(t *testing.T) {
 		t.Errorf("pattern %s", got)
 	}
 }
+
+// The route lookup takes each family's default route for that family only.
+func TestRouteToDefaultPerFamily(t *testing.T) {
+	f := &model.Facts{Routes: []model.Route{
+		{Family: "ipv4", Dst: "default", Type: "unicast", Dev: "eth0"},
+		{Family: "ipv6", Dst: "default", Type: "unicast", Dev: "eth1"},
+		{Family: "ipv6", Dst: "fd00:1::/64", Type: "unicast", Dev: "eth2"},
+	}}
+	for addr, want := range map[string]string{"198.18.0.9": "eth0", "2001:db8::9": "eth1", "fd00:1::9": "eth2"} {
+		if got := routeDev(f, addr); got != want {
+			t.Errorf("route to %s: %q; want %s", addr, got, want)
+		}
+	}
+}
