@@ -229,24 +229,34 @@ func bgpSecondNIC(ctx context.Context, st *State, n *Node, on bool) error {
 // default mtuIfacePattern matches (en + s), on no network the nodes use.
 const UnusedNIC = "ens9"
 
-// unusedNIC adds (on) or removes the fault's NIC: a dummy device, up (its
-// operstate is unknown, which the kernel counts as running, as Felix
-// does), with the given MTU and no address or route.
+// unusedNIC adds (on) or removes the fault's NIC: one end of a veth pair
+// (the other, pp-ens9, matches no pattern), both up so the kernel counts
+// ens9 as running, as Felix does, with the given MTU and no address or
+// route. A veth rather than a dummy: every kernel the lab runs on has it.
 func unusedNIC(h *nsHandle, mtu int, on bool) error {
 	if l, err := h.nl.LinkByName(UnusedNIC); err == nil {
-		if err := h.nl.LinkDel(l); err != nil {
+		if err := h.nl.LinkDel(l); err != nil { // takes its peer with it
 			return fmt.Errorf("remove %s in %s: %w", UnusedNIC, h.name, err)
 		}
 	}
 	if !on {
 		return nil
 	}
-	d := &netlink.Dummy{LinkAttrs: netlink.LinkAttrs{Name: UnusedNIC, MTU: mtu}}
-	if err := h.nl.LinkAdd(d); err != nil {
+	v := &netlink.Veth{LinkAttrs: netlink.LinkAttrs{Name: UnusedNIC, MTU: mtu}, PeerName: "pp-" + UnusedNIC}
+	if err := h.nl.LinkAdd(v); err != nil {
 		return fmt.Errorf("add %s in %s: %w", UnusedNIC, h.name, err)
 	}
-	if err := h.nl.LinkSetUp(d); err != nil {
-		return fmt.Errorf("set %s up in %s: %w", UnusedNIC, h.name, err)
+	for _, name := range []string{"pp-" + UnusedNIC, UnusedNIC} {
+		l, err := h.nl.LinkByName(name)
+		if err == nil {
+			err = h.nl.LinkSetMTU(l, mtu)
+		}
+		if err == nil {
+			err = h.nl.LinkSetUp(l)
+		}
+		if err != nil {
+			return fmt.Errorf("set %s up in %s: %w", name, h.name, err)
+		}
 	}
 	return nil
 }
