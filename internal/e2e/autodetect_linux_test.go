@@ -31,6 +31,7 @@ func TestKubeMTUAutodetectSecondNIC(t *testing.T) {
 	fault(t, k.lab, "second-nic-mtu=node2:1400")
 	k.waitCalicoNodeRestarted(t, "node2")
 	r, code, _ = k.doctor(t)
+	t.Logf("with the second NIC: exit %d, findings %s", code, summary(r))
 	f := finding(r, diagnose.MTUAutodetect)
 	if f == nil {
 		t.Fatalf("exit %d, findings %s; want %s on node2", code, summary(r), diagnose.MTUAutodetect)
