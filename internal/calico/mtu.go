@@ -58,5 +58,9 @@ func CheckMTU(mtu int, ipv6 bool) error {
 	return nil
 }
 
+// EncapModes are an IPPool's vxlanMode and ipipMode values (Kubespray's
+// calico_vxlan_mode, calico_ipip_mode).
+var EncapModes = []string{"Always", "CrossSubnet", "Never"}
+
 // KubesprayBackends are the values of Kubespray's calico_network_backend.
 var KubesprayBackends = []string{"vxlan", "bird", "none"}

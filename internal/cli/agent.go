@@ -126,8 +126,8 @@ func writeIndented(w io.Writer, v any) error {
 	return enc.Encode(v)
 }
 
-// readTokenFile reads an agent token: a mistake in it is the user's to
-// fix, so every error is a usage error (exit 2).
+// readTokenFile reads an agent token (regular file, size-capped, one
+// line), saying which file a mistake is in.
 func readTokenFile(path string) (string, error) {
 	tok, err := safefile.ReadToken(path)
 	if err != nil {

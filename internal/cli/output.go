@@ -9,7 +9,6 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"podpath/internal/diagnose"
 	"podpath/internal/model"
 	"podpath/internal/report"
 )
@@ -37,21 +36,9 @@ func (o *outputFlags) open(s Streams) (*report.Output, error) {
 	return report.Create(o.file, s.Out)
 }
 
-// write renders rep in the chosen format (text: the command's own text)
-// and ends the output.
+// write renders rep in the chosen format and ends the output.
 func (o *outputFlags) write(out *report.Output, rep *model.Report, text func(io.Writer, *model.Report)) error {
-	var err error
-	switch o.format {
-	case "json":
-		err = report.JSON(out, rep)
-	case "junit":
-		err = report.JUnit(out, rep, diagnose.Catalogue)
-	case "html":
-		err = report.HTML(out, rep)
-	default:
-		text(out, rep)
-	}
-	return out.Finish(err)
+	return out.Finish(report.Render(out, o.format, rep, text))
 }
 
 func checkOutput(got string, allowed ...string) error {

@@ -5,7 +5,6 @@ package cli
 import (
 	"fmt"
 	"io"
-	"slices"
 
 	"github.com/spf13/cobra"
 
@@ -13,8 +12,6 @@ import (
 	"podpath/internal/model"
 	"podpath/internal/netplan"
 	"podpath/internal/report"
-
-	"podpath/internal/calico"
 )
 
 type planFlags struct {
@@ -95,7 +92,7 @@ var planFlagOf = map[string]string{
 
 // planInput merges Kubespray's defaults, the inventory and the flags.
 func planInput(c *cobra.Command, f *planFlags) (netplan.Input, []string, error) {
-	if err := checkPlanFlags(c, f); err != nil {
+	if err := netplan.CheckGiven(f.in, c.Flags().Changed); err != nil {
 		return f.in, nil, err
 	}
 	in := f.in
@@ -111,37 +108,4 @@ func planInput(c *cobra.Command, f *planFlags) (netplan.Input, []string, error) 
 	}
 	in = netplan.FromKubespray(in, ks, func(v string) bool { return c.Flags().Changed(planFlagOf[v]) })
 	return in, ks.Warnings, nil
-}
-
-// checkPlanFlags refuses flag values out of range or spelled in a way
-// Kubespray and Calico do not accept; only flags given are checked.
-func checkPlanFlags(c *cobra.Command, f *planFlags) error {
-	set := func(flag string) bool { return c.Flags().Changed(flag) }
-	mtu := func(flag string, v, lo, hi int) error {
-		if set(flag) && (v < lo || v > hi) {
-			return fmt.Errorf("--%s %d: must be between %d and %d", flag, v, lo, hi)
-		}
-		return nil
-	}
-	if err := mtu("underlay-mtu", f.in.UnderlayMTU, calico.MinMTUv4, 65535); err != nil {
-		return err
-	}
-	if err := mtu("calico-mtu", f.in.CalicoMTU, calico.MinMTUv4, calico.MaxMTU); err != nil {
-		return err
-	}
-	if err := mtu("calico-veth-mtu", f.in.VethMTU, calico.MinMTUv4, calico.MaxMTU); err != nil {
-		return err
-	}
-	if set("nodes") && f.in.Nodes < 1 {
-		return fmt.Errorf("--nodes %d: must be 1 or more", f.in.Nodes)
-	}
-	if set("backend") && !slices.Contains(calico.KubesprayBackends, f.in.Backend) {
-		return fmt.Errorf("--backend %q: use vxlan, bird or none", f.in.Backend)
-	}
-	for _, m := range []struct{ flag, v string }{{"vxlan-mode", f.in.VXLANMode}, {"ipip-mode", f.in.IPIPMode}} {
-		if set(m.flag) && !slices.Contains([]string{"Always", "CrossSubnet", "Never"}, m.v) {
-			return fmt.Errorf("--%s %q: use Always, CrossSubnet or Never", m.flag, m.v)
-		}
-	}
-	return nil
 }

@@ -8,10 +8,12 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"strconv"
 	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/clientcmd"
@@ -30,8 +32,7 @@ const apiDialTimeout = 10 * time.Second
 type DaemonOptions struct {
 	Name   string
 	Layer  model.Layer // the host role's node layer, or the Pod layer
-	Listen string      // ADDR:PORT of the responder and the read-only endpoints
-	Port   int         // the peers' port, Listen's
+	Listen string      // ADDR:PORT of the responder and the read-only endpoints; the peers' port is its
 	// Namespace and Selector are the DaemonSet's own: its Pods are the peers.
 	Namespace, Selector           string
 	Period, Warmup, FactsInterval time.Duration
@@ -42,14 +43,47 @@ type DaemonOptions struct {
 	Logger *slog.Logger
 }
 
+// Check refuses options the monitor cannot run with, naming the agent's
+// flags.
+func (o DaemonOptions) Check() error {
+	switch {
+	case o.Namespace == "" || o.Selector == "":
+		return fmt.Errorf("monitor mode needs --namespace and --selector: the agent's own DaemonSet, whose Pods are its peers")
+	case o.Period <= 0 || o.Rate <= 0 || o.Warmup < 0:
+		return fmt.Errorf("monitor mode needs a positive --period and --rate, and a --warmup of 0 or more")
+	}
+	if _, err := labels.Parse(o.Selector); err != nil {
+		return fmt.Errorf("--selector %q: %v (use labels as kubectl -l takes them)", o.Selector, err)
+	}
+	_, err := o.port()
+	return err
+}
+
+// port is Listen's port: the peers are probed on it.
+func (o DaemonOptions) port() (int, error) {
+	_, portStr, err := net.SplitHostPort(o.Listen)
+	if err != nil {
+		return 0, fmt.Errorf("--listen %q: %v (use ADDR:PORT)", o.Listen, err)
+	}
+	port, err := strconv.Atoi(portStr)
+	if err != nil || port <= 0 || port > 65535 {
+		return 0, fmt.Errorf("--listen %q: the port must be 1-65535: the peers are probed on it", o.Listen)
+	}
+	return port, nil
+}
+
 // Daemon runs the UDP responder and the read-only HTTP endpoints, the
 // peer watch and the probing loop, until ctx ends or one of them fails.
 func Daemon(ctx context.Context, o DaemonOptions) error {
+	if err := o.Check(); err != nil {
+		return err
+	}
+	port, _ := o.port()
 	cs, err := kubernetes.NewForConfig(o.API)
 	if err != nil {
 		return fmt.Errorf("API client: %w", err)
 	}
-	watcher := &Watcher{Client: cs, Namespace: o.Namespace, Selector: o.Selector, Port: o.Port, Warmup: o.Warmup, Logger: o.Logger}
+	watcher := &Watcher{Client: cs, Namespace: o.Namespace, Selector: o.Selector, Port: port, Warmup: o.Warmup, Logger: o.Logger}
 	reg := prometheus.NewRegistry()
 	mon, err := New(Config{Node: o.Name, Layer: o.Layer, Period: o.Period, Rate: o.Rate, Prober: UDPProber{},
 		Peers: watcher.Updates(), Registerer: reg, Logger: o.Logger, FactsInterval: o.FactsInterval, Facts: o.Calico})

@@ -7,7 +7,25 @@ import (
 	"io/fs"
 	"os"
 	"syscall"
+
+	"podpath/internal/diagnose"
+	"podpath/internal/model"
 )
+
+// Render writes rep as format: json, junit, html, or text, the command's
+// own (text).
+func Render(w io.Writer, format string, rep *model.Report, text func(io.Writer, *model.Report)) error {
+	switch format {
+	case "json":
+		return JSON(w, rep)
+	case "junit":
+		return JUnit(w, rep, diagnose.Catalogue)
+	case "html":
+		return HTML(w, rep)
+	}
+	text(w, rep)
+	return nil
+}
 
 // Output is where a report goes: standard output or an --output-file. It
 // remembers its first write error (a full disk, /dev/full), so the run
