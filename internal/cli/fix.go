@@ -85,7 +85,7 @@ func runFixMTU(ctx context.Context, s Streams, f *fixFlags) error {
 	line := status.New(s.Err)
 	defer line.Done()
 	o := remedy.FixOptions{MTU: f.mtu, Apply: f.apply, Force: f.force, Rolling: f.restart == "rolling",
-		KubesprayInventory: f.inventoryDir, RolloutTimeout: f.rolloutTimeout, Timeout: f.timeout, Out: s.Out}
+		KubesprayInventory: f.inventoryDir, RolloutTimeout: f.rolloutTimeout, Timeout: f.timeout, Out: s.Out, Clear: line.Done}
 	// With --kubespray-inventory and no cluster named, the file alone.
 	if f.inventoryDir == "" || cluster.Configured(f.kube.config) {
 		var err error

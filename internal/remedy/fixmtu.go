@@ -38,6 +38,9 @@ type FixOptions struct {
 	Cluster cluster.Options
 	Timeout time.Duration // of each doctor run
 	Out     io.Writer     // the diffs, what was set, before and after
+	// Clear ends the progress the doctor runs said (a terminal's line)
+	// before Out is written to; nil: nothing to clear.
+	Clear func()
 }
 
 func (o FixOptions) say(format string, a ...any) {
@@ -97,6 +100,9 @@ func FixMTU(ctx context.Context, o FixOptions) (*model.Report, error) {
 }
 
 func (o FixOptions) diagnose(ctx context.Context, s *cluster.Session) (*model.Report, error) {
+	if o.Clear != nil {
+		defer o.Clear()
+	}
 	return doctor.Run(ctx, s, doctor.Options{Layers: []model.Layer{model.LayerNode, model.LayerPod}, Timeout: o.Timeout, Say: o.Cluster.Say})
 }
 
