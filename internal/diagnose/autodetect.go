@@ -38,7 +38,7 @@ func mtuAutodetect(s *state) {
 	if _, err := regexp.Compile(pattern); err != nil {
 		return // Felix refuses such a pattern and does not start
 	}
-	overhead := calico.Overhead(s.ev.Network.Backend)
+	overhead := s.overhead()
 	var wrong []felixChoice
 	for _, n := range s.ev.Nodes {
 		if c, ok := s.felixChoice(n, pattern, overhead); ok {

@@ -1,6 +1,7 @@
 package diagnose
 
 import (
+	"fmt"
 	"slices"
 	"strings"
 	"testing"
@@ -140,6 +141,27 @@ func TestRouteToDefaultPerFamily(t *testing.T) {
 	for addr, want := range map[string]string{"198.18.0.9": "eth0", "2001:db8::9": "eth1", "fd00:1::9": "eth2"} {
 		if got := routeDev(f, addr); got != want {
 			t.Errorf("route to %s: %q; want %s", addr, got, want)
+		}
+	}
+}
+
+// VXLAN over an IPv6 underlay costs 70 bytes, not 50: the MTU a jumbo path
+// allows is 9000 − 70 when every node's address is IPv6, 9000 − 50 when
+// one is IPv4.
+func TestOverheadFollowsTheUnderlayFamily(t *testing.T) {
+	for _, tc := range []struct {
+		v6   int // nodes with an IPv6 address, of 3
+		want int
+	}{{3, 8930}, {2, 8950}, {0, 8950}} {
+		ev := healthy(3)
+		for i, n := range ev.Nodes[:tc.v6] {
+			ev.Addresses[n] = fmt.Sprintf("fd00:198:18::%d", i+1)
+		}
+		each(&ev, func(p model.Pair) bool { return p.Layer == model.LayerNode }, func(p *model.Pair) { p.PathMTU, p.IfaceMTU = 9000, 9000 })
+		fs := Diagnose(ev)
+		i := slices.IndexFunc(fs, func(f model.Finding) bool { return f.ID == MTUWasteful })
+		if i < 0 || fs[i].Remedy == nil || fs[i].Remedy.MTU != tc.want {
+			t.Errorf("%d of 3 nodes on IPv6: findings %v; want %s with remedy.mtu %d", tc.v6, ids(fs), MTUWasteful, tc.want)
 		}
 	}
 }

@@ -12,6 +12,28 @@ import (
 	"podpath/internal/calico"
 )
 
+// overhead is what the backend's encapsulation costs a Pod packet on this
+// cluster's underlay: VXLAN and WireGuard take 20 bytes more over IPv6
+// (its 40-byte header), judged by the nodes' addresses: IPv6 when every
+// known one is.
+func (s *state) overhead() int {
+	v6 := false
+	for _, n := range s.ev.Nodes {
+		a, err := netip.ParseAddr(s.ev.Addresses[n])
+		if err != nil {
+			continue
+		}
+		if a.Is4() || a.Is4In6() {
+			return calico.Overhead(s.ev.Network.Backend)
+		}
+		v6 = true
+	}
+	if v6 {
+		return calico.OverheadIPv6(s.ev.Network.Backend)
+	}
+	return calico.Overhead(s.ev.Network.Backend)
+}
+
 // underlayLink is the link holding the node's underlay address.
 func (s *state) underlayLink(n string) *model.Link {
 	f := s.ev.Facts[n]
@@ -241,7 +263,7 @@ func mtuBlackhole(s *state) {
 		}
 		v := p.PathMTU
 		if p.Layer == model.LayerNode {
-			v -= calico.Overhead(s.ev.Network.Backend)
+			v -= s.overhead()
 			underlay = max(underlay, p.IfaceMTU)
 		}
 		if p.Layer == layer || len(pod) == 0 {
@@ -384,7 +406,7 @@ func (s *state) nodePair(p model.Pair) (model.Pair, bool) {
 // fragments the larger ones, and their loss means the fragments are
 // dropped further on.
 func (s *state) lostFragments(pod []model.Pair) []string {
-	o := calico.Overhead(s.ev.Network.Backend)
+	o := s.overhead()
 	if o == 0 {
 		return nil
 	}
@@ -409,7 +431,7 @@ func (s *state) lostFragments(pod []model.Pair) []string {
 // on the way drops fragments. Nothing fails yet, so a warning, with the
 // Pod MTU that avoids it.
 func underlayFragmentation(s *state) {
-	o := calico.Overhead(s.ev.Network.Backend)
+	o := s.overhead()
 	if o == 0 {
 		return
 	}

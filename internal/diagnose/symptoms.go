@@ -9,8 +9,6 @@ import (
 	"strings"
 
 	"podpath/internal/model"
-
-	"podpath/internal/calico"
 )
 
 // podNetworkPartition: cross-node Pod traffic fails and nothing more
@@ -502,7 +500,7 @@ func mtuWasteful(s *state) {
 			podIface = max(podIface, p.IfaceMTU)
 		}
 	}
-	best := minNode - calico.Overhead(s.ev.Network.Backend)
+	best := minNode - s.overhead()
 	if minNode == 0 || podIface == 0 || podIface+WastefulMarginB > best {
 		return
 	}
