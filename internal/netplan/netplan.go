@@ -92,6 +92,9 @@ func Check(in Input) (*Result, error) {
 	}
 	r := &Result{Encapsulation: in.Encapsulation()}
 	overhead := calico.Overhead(r.Encapsulation)
+	if in.IPv6 && !in.IPv4 { // IPv6 only: the nodes, and the tunnels between them, are IPv6
+		overhead = calico.OverheadIPv6(r.Encapsulation)
+	}
 	r.RecommendedMTU = in.UnderlayMTU - overhead
 	if err := overlaps(in, r); err != nil {
 		return nil, err

@@ -50,6 +50,10 @@ func TestCheck(t *testing.T) {
 		},
 			want: "plan-summary/info", title: []string{"calico_mtu: 8980"}, mtu: 8980, noError: true},
 		{name: "bgp_without_encap", mutate: func(in *Input) { in.Backend, in.VXLANMode = "bird", "Never" }, want: "plan-summary/info", mtu: 1500, noError: true},
+		{name: "ipv6_only_vxlan_takes_70", mutate: func(in *Input) {
+			in.IPv4, in.IPv6, in.PodCIDR, in.PodCIDRv6, in.ServiceCIDR = false, true, "", "fd85:ee78:d8a6:8607::1:0/112", "fd85:ee78:d8a6:8607::1000/116"
+			in.Hosts = []Host{{"node1", "fd00:10::11"}, {"node2", "fd00:10::12"}}
+		}, want: "plan-summary/info", title: []string{"calico_mtu: 1430"}, mtu: 1430, noError: true},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			in := defaults()
