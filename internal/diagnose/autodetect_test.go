@@ -165,3 +165,21 @@ func TestOverheadFollowsTheUnderlayFamily(t *testing.T) {
 		}
 	}
 }
+
+// Pods on one node at another MTU than the rest: that node is named; a
+// tie names nobody.
+func TestOddNodesOut(t *testing.T) {
+	for _, tc := range []struct {
+		by   map[int][]string
+		want []string
+	}{
+		{map[int][]string{1450: {"node1", "node3"}, 1350: {"node2"}}, []string{"node2"}},
+		{map[int][]string{1450: {"node1", "node2", "node3"}, 1350: {"node2"}}, []string{"node2"}},
+		{map[int][]string{1450: {"node1"}, 1350: {"node2"}}, nil},
+		{map[int][]string{1450: {"node1", "node2"}, 1350: {"node3", "node4"}, 1300: {"node5"}}, nil},
+	} {
+		if got := oddNodesOut(tc.by); !slices.Equal(got, tc.want) {
+			t.Errorf("%v: %v; want %v", tc.by, got, tc.want)
+		}
+	}
+}

@@ -175,11 +175,43 @@ func mtuInconsistent(s *state) {
 			summary = "No Pod MTU is configured, so Calico auto-detects one on each node from that node's own interface: nodes with larger NICs give their Pods larger MTUs than the paths between nodes carry. One value must be configured for the cluster."
 			remedy = s.mtuRemedy(smallest, "", 0)
 		}
+		odd := oddNodesOut(podMTUs)
+		title := "Pod MTUs differ between nodes"
+		if len(odd) > 0 {
+			title += ": " + nodesOrAll(odd)
+		}
 		s.add(model.Finding{
-			ID: MTUInconsistent, Severity: Warning, Title: "Pod MTUs differ between nodes",
-			Summary: summary, Evidence: parts, Remedy: remedy,
+			ID: MTUInconsistent, Severity: Warning, Title: title,
+			Summary: summary, Nodes: odd, Evidence: parts, Remedy: remedy,
 		}, nil)
 	}
+}
+
+// oddNodesOut are the nodes with Pods at an MTU other than the one most
+// nodes' Pods have; none when no MTU is had by more nodes than any other.
+func oddNodesOut(byMTU map[int][]string) []string {
+	most, tie := 0, false
+	for m, ns := range byMTU {
+		switch {
+		case most == 0 || len(ns) > len(byMTU[most]):
+			most, tie = m, false
+		case len(ns) == len(byMTU[most]):
+			tie = true
+		}
+	}
+	if tie {
+		return nil
+	}
+	var odd []string
+	for m, ns := range byMTU {
+		for _, n := range ns {
+			if m != most && !slices.Contains(odd, n) {
+				odd = append(odd, n)
+			}
+		}
+	}
+	sort.Strings(odd)
+	return odd
 }
 
 func plural(ns []string) string {
