@@ -58,9 +58,11 @@ access to any machine. Flags override the inventory. Exit 1 when the plan has an
 }
 
 func runPlan(c *cobra.Command, s Streams, f *planFlags) error {
-	if err := checkOutput(f.out.format, f.out.formats...); err != nil {
+	out, err := f.out.open(s) // a file it creates is removed if the plan is refused
+	if err != nil {
 		return err
 	}
+	defer out.Discard()
 	in, warnings, err := planInput(c, f)
 	if err != nil {
 		return err
@@ -69,11 +71,6 @@ func runPlan(c *cobra.Command, s Streams, f *planFlags) error {
 	if err != nil {
 		return err
 	}
-	out, err := f.out.open(s)
-	if err != nil {
-		return err
-	}
-	defer out.Discard()
 	rep := &model.Report{Findings: res.Findings, Config: &model.Config{Source: "plan", Backend: in.Backend,
 		PodMTU: res.RecommendedMTU, PodCIDR: in.PodCIDR, Notes: warnings}}
 	text := func(w io.Writer, _ *model.Report) { report.PlanText(w, in, res, warnings) }
