@@ -190,12 +190,46 @@ func agents(ctx context.Context, run *deploy.Run, cfg *rest.Config, cl *kube.Clu
 			podOf[a.Pod] = a.Pod
 		}
 	}
+	services, skipped, err := createServices(ctx, run, inv, o)
+	if err != nil {
+		return nil, err
+	}
 	base := strings.TrimSuffix(strings.TrimSuffix(cfg.Host, "/")+cfg.APIPath, "/")
 	connect := func(e plan.Endpoint) *agent.Client {
 		url := fmt.Sprintf("%s/api/v1/namespaces/%s/pods/%s:%s/proxy", base, run.Namespace, podOf[e.Name()], port)
 		return agent.NewProxyClient(e.Name(), e.Agent, url, run.Token, hc)
 	}
-	return &Session{Inventory: inv, Token: run.Token, Connect: connect, Cluster: cl, Namespace: run.Namespace}, nil
+	return &Session{Inventory: inv, Token: run.Token, Connect: connect, Cluster: cl, Namespace: run.Namespace,
+		Services: services, ServicesSkipped: skipped, ServicesCreated: time.Now()}, nil
+}
+
+// MaxServiceBackends bounds the run's Services: every node's kube-proxy
+// is checked as a sender (its DNAT is what a Service needs of it) towards
+// a few of them, so a thousand-node cluster needs no thousand Services.
+const MaxServiceBackends = 16
+
+// createServices puts a Service in front of the Pod agents of the first
+// MaxServiceBackends nodes. A caller not allowed to create Services gets
+// a run without the Service checks, and the reason.
+func createServices(ctx context.Context, run *deploy.Run, inv *inventory.Inventory, o Options) ([]deploy.ServiceOf, string, error) {
+	var backends []deploy.Backend
+	for _, n := range inv.Nodes {
+		if len(n.Pods) > 0 && len(backends) < MaxServiceBackends {
+			backends = append(backends, deploy.Backend{Node: n.Name, Pod: n.Pods[0].Name, IP: n.Pods[0].Address})
+		}
+	}
+	if len(backends) < 2 {
+		return nil, "fewer than two nodes have a Pod agent", nil
+	}
+	o.say("podpath: creating %d Services in front of the Pod agents…", len(backends))
+	svcs, err := run.CreateServices(ctx, backends)
+	if errors.Is(err, deploy.ErrServicesForbidden) {
+		return nil, err.Error(), nil
+	}
+	if err != nil {
+		return nil, "", err
+	}
+	return svcs, "", nil
 }
 
 // RemoveLeftovers deletes what an earlier, killed run left (its host

@@ -7,6 +7,7 @@ package cluster
 import (
 	"fmt"
 	"strings"
+	"time"
 
 	"k8s.io/client-go/dynamic"
 	"k8s.io/client-go/kubernetes"
@@ -14,6 +15,7 @@ import (
 	"podpath/internal/agent"
 	"podpath/internal/cluster/inventory"
 	"podpath/internal/cluster/kube"
+	"podpath/internal/deploy"
 	"podpath/internal/model"
 	"podpath/internal/plan"
 )
@@ -30,7 +32,13 @@ type Session struct {
 	Namespace string               // the run's own, on a cluster
 	Clients   kubernetes.Interface // nil for an inventory file
 	Dynamic   dynamic.Interface
-	undo      func()
+	// Services are the run's Services, one per backend Pod agent, for
+	// the Service checks; ServicesSkipped says why there are none.
+	Services        []deploy.ServiceOf
+	ServicesSkipped string
+	// ServicesCreated is when the last of them was created.
+	ServicesCreated time.Time
+	undo            func()
 }
 
 // Load opens an inventory file; tokenFile, when given, replaces the
@@ -66,6 +74,9 @@ func (s *Session) Config() *model.Config {
 		return c
 	}
 	c.Source, c.CNI, c.Namespace = "cluster", s.Cluster.CNI.Name, s.Namespace
+	if s.ServicesSkipped != "" {
+		c.Notes = append(c.Notes, "Service checks skipped: "+s.ServicesSkipped)
+	}
 	if cal := s.Cluster.Calico; cal != nil {
 		c.LogErrors = cal.LogErrors
 		if cal.LogsUnavailable != "" {

@@ -13,11 +13,14 @@ import (
 
 // Evidence is everything a diagnosis may look at.
 type Evidence struct {
-	Nodes     []string                // every node of the run, in inventory order
-	Addresses map[string]string       // node → underlay address, from the inventory
-	Network   model.Network           // what the cluster is configured with (backend, Pod MTU)
-	Pairs     model.Pairs             // one per ordered pair and layer
-	Facts     map[string]*model.Facts // by node; missing when the node's agent did not answer
+	Nodes     []string          // every node of the run, in inventory order
+	Addresses map[string]string // node → underlay address, from the inventory
+	Network   model.Network     // what the cluster is configured with (backend, Pod MTU)
+	Pairs     model.Pairs       // one per ordered pair and layer
+	// Services are the Service checks (Report.Services): Pod agent →
+	// ClusterIP → another node's Pod agent.
+	Services []model.Pair
+	Facts    map[string]*model.Facts // by node; missing when the node's agent did not answer
 	// FactErrors says why a node's facts are missing.
 	FactErrors map[string]string
 	// IPPoolMTUs are IPPools (by name) that carry an `mtu` field, from the
@@ -78,6 +81,12 @@ const (
 	NodeNetworkPartition = "node-network-partition"
 	// TCPBlocked: UDP crosses between nodes, TCP does not.
 	TCPBlocked = "tcp-blocked"
+	// KubeProxyDown: Services fail from a node whose kube-proxy is not
+	// running or reports itself unhealthy; direct Pod traffic works.
+	KubeProxyDown = "kube-proxy-down"
+	// ServicePathFailing: traffic through a Service fails where direct
+	// Pod traffic to the same backend works.
+	ServicePathFailing = "service-path-failing"
 )
 
 // Rule is one check of the doctor: the finding ID it reports, the
@@ -110,6 +119,8 @@ var Rules = []Rule{
 	{UnderlayFragmentation, []string{Warning}, underlayFragmentation},
 	{PodNetworkPartition, []string{Error}, podNetworkPartition},
 	{TCPBlocked, []string{Error}, tcpBlocked},
+	{KubeProxyDown, []string{Error}, serviceRule(KubeProxyDown)},
+	{ServicePathFailing, []string{Error, Warning}, serviceRule(ServicePathFailing)},
 	{KernelModuleMissing, []string{Error}, kernelModuleMissing},
 	{CalicoNodeUnhealthy, []string{Error}, calicoNodeUnhealthy},
 	{ConntrackFull, []string{Warning}, conntrackFull},

@@ -11,6 +11,7 @@ import (
 	"errors"
 	"fmt"
 	"net/netip"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -90,6 +91,16 @@ func Run(ctx context.Context, s *cluster.Session, o Options) (*model.Report, err
 	var wg sync.WaitGroup
 	wg.Go(func() { rep.Nodes = r.Facts(ctx, s.Inventory) })
 	rep.Pairs = r.Paced(ctx, jobs, Probes, measure.Pace{FullMesh: o.FullMesh, Class: linkClass(s.Inventory), Say: o.Say})
+	// After the mesh, not beside it: the Pod agents' peers become the
+	// Services for this step.
+	if sj := serviceJobs(s); len(sj) > 0 && slices.Contains(o.Layers, model.LayerPod) {
+		n := 0
+		for _, j := range sj {
+			n += len(j.Peers)
+		}
+		o.say("podpath doctor: %d checks through %d Services…", n, len(s.Services))
+		rep.Services = checkServices(ctx, r, s, sj)
+	}
 	wg.Wait()
 	o.say("podpath doctor: diagnosing…")
 	ev := evidence(s.Inventory, rep)
@@ -150,7 +161,7 @@ func linkClass(inv *inventory.Inventory) func(node string) string {
 
 // evidence assembles what the rules look at from the inventory and the run.
 func evidence(inv *inventory.Inventory, rep *model.Report) diagnose.Evidence {
-	ev := diagnose.Evidence{Addresses: map[string]string{}, Pairs: rep.Pairs,
+	ev := diagnose.Evidence{Addresses: map[string]string{}, Pairs: rep.Pairs, Services: rep.Services,
 		Facts: map[string]*model.Facts{}, FactErrors: map[string]string{}}
 	if inv.Network != nil {
 		ev.Network = *inv.Network

@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"context"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"os"
@@ -44,14 +45,23 @@ func checkFelix(ctx context.Context, url string) Felix {
 // httpGetStatus GETs url on a connection dialled from the calling goroutine,
 // so that "localhost" is the loopback of the caller's network namespace:
 // net/http would dial from a goroutine of its own, on any thread. Only
-// plain http, which is what Felix serves its health on.
+// plain http, which is what Felix and kube-proxy serve their health on.
 func httpGetStatus(ctx context.Context, url string) (int, error) {
+	code, _, err := httpGet(ctx, url)
+	return code, err
+}
+
+// maxHealthBody bounds what is kept of a health endpoint's answer.
+const maxHealthBody = 512
+
+// httpGet is httpGetStatus with the start of the body.
+func httpGet(ctx context.Context, url string) (int, string, error) {
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
 	if err != nil {
-		return 0, err
+		return 0, "", err
 	}
 	if req.URL.Scheme != "http" {
-		return 0, fmt.Errorf("GET %s: only http is supported", url)
+		return 0, "", fmt.Errorf("GET %s: only http is supported", url)
 	}
 	host := req.URL.Host
 	if req.URL.Port() == "" {
@@ -61,7 +71,7 @@ func httpGetStatus(ctx context.Context, url string) (int, error) {
 	// other on this goroutine instead of racing them on two.
 	conn, err := (&net.Dialer{FallbackDelay: -1}).DialContext(ctx, "tcp", host)
 	if err != nil {
-		return 0, err
+		return 0, "", err
 	}
 	defer conn.Close()
 	if dl, ok := ctx.Deadline(); ok {
@@ -69,14 +79,15 @@ func httpGetStatus(ctx context.Context, url string) (int, error) {
 	}
 	req.Close = true
 	if err := req.Write(conn); err != nil {
-		return 0, fmt.Errorf("GET %s: %w", url, err)
+		return 0, "", fmt.Errorf("GET %s: %w", url, err)
 	}
 	resp, err := http.ReadResponse(bufio.NewReader(conn), req)
 	if err != nil {
-		return 0, fmt.Errorf("GET %s: read response: %w", url, err)
+		return 0, "", fmt.Errorf("GET %s: read response: %w", url, err)
 	}
-	resp.Body.Close()
-	return resp.StatusCode, nil
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(io.LimitReader(resp.Body, maxHealthBody))
+	return resp.StatusCode, strings.TrimSpace(string(body)), nil
 }
 
 // showBIRD reads BIRD's protocols and clock; bird.ShowBIRD bounds the

@@ -80,6 +80,7 @@ func collect(ctx context.Context, opts Options, sys sysfs) (*Facts, error) {
 	view.agentPort = opts.AgentPort
 	f.Firewall = readFirewall(view)
 	f.Calico = calicoState(ctx, opts)
+	f.KubeProxy = kubeProxyState(ctx, opts.KubeProxyHealthURL, f.Links)
 	return f, nil
 }
 

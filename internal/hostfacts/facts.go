@@ -14,6 +14,10 @@ const (
 	DefaultBIRDSocket     = "/var/run/calico/bird.ctl"
 	DefaultFelixHealthURL = "http://localhost:9099/readiness"
 	DefaultCalicoMTUFile  = "/var/lib/calico/mtu"
+	// DefaultKubeProxyHealthURL is kube-proxy's health endpoint on the
+	// node's loopback: its default healthzBindAddress is 0.0.0.0:10256
+	// (Kubespray's too), and the lab binds 127.0.0.1:10256.
+	DefaultKubeProxyHealthURL = "http://127.0.0.1:10256/healthz"
 
 	// DefaultTimeout bounds a whole collection. Netlink, /proc and nftables
 	// answer in milliseconds; the budget is for BIRD (bird.Timeout)
@@ -30,6 +34,9 @@ type Options struct {
 	BIRDSocket     string // default DefaultBIRDSocket
 	FelixHealthURL string // default DefaultFelixHealthURL
 	CalicoMTUFile  string // default DefaultCalicoMTUFile
+	// KubeProxyHealthURL is kube-proxy's /healthz; default
+	// DefaultKubeProxyHealthURL.
+	KubeProxyHealthURL string
 	// Timeout bounds the whole collection; default DefaultTimeout. Only the
 	// socket work (BIRD, Felix) can block: netlink and /proc answer at once.
 	Timeout time.Duration
@@ -48,6 +55,9 @@ func (o Options) withDefaults() Options {
 	}
 	if o.CalicoMTUFile == "" {
 		o.CalicoMTUFile = DefaultCalicoMTUFile
+	}
+	if o.KubeProxyHealthURL == "" {
+		o.KubeProxyHealthURL = DefaultKubeProxyHealthURL
 	}
 	if o.Timeout <= 0 {
 		o.Timeout = DefaultTimeout

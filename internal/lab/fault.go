@@ -44,6 +44,14 @@ const (
 	// the other nodes) whose name matches Felix's mtuIfacePattern: Felix's
 	// auto-detection takes the smallest matching MTU.
 	FaultSecondNICMTU FaultKind = "second-nic-mtu" // <node>:<bytes>
+
+	// Kubernetes labs (--kubernetes).
+	FaultKubeProxyStopped FaultKind = "kube-proxy-stopped" // <node>: its kube-proxy stopped (SIGTERM), its rules left as they were
+	// A node that came back without kube-proxy (rebooted: the kernel's
+	// tables empty, kube-proxy's Pod not starting). Flushed with kube-proxy
+	// running is no lasting fault: kube-proxy rewrites its rules at its
+	// next sync.
+	FaultKubeProxyFlushed FaultKind = "kube-proxy-flushed" // <node>: kube-proxy stopped and its nftables tables deleted
 )
 
 // faultArgs says what follows "kind=" for each kind.
@@ -72,6 +80,8 @@ var faultArgs = map[FaultKind]string{
 	FaultAsymmetricNIC:      "<node>",
 	FaultBGPSecondNIC:       "<node>",
 	FaultSecondNICMTU:       "<node>:<bytes>",
+	FaultKubeProxyStopped:   "<node>",
+	FaultKubeProxyFlushed:   "<node>",
 }
 
 // FaultUsage lists every fault with its argument, for --help.
@@ -249,6 +259,10 @@ func (s *Spec) CheckFault(f Fault) error {
 	case FaultBGPSecondNIC:
 		if s.Backend != BackendBGP {
 			return invalidf("fault %s: lab %s runs backend %s, which has no BGP (use --backend bgp)", f, s.Name, s.Backend)
+		}
+	case FaultKubeProxyStopped, FaultKubeProxyFlushed:
+		if !s.Kubernetes {
+			return invalidf("fault %s: lab %s runs no kube-proxy (build it with --kubernetes)", f, s.Name)
 		}
 	}
 	if f.Node == "" {

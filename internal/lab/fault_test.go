@@ -35,6 +35,8 @@ func TestParseFault(t *testing.T) {
 		{"vxlan-vni=node3:4097", Fault{Kind: FaultVXLANVNI, Node: "node3", Value: 4097}},
 		{"asymmetric-nic=node3", Fault{Kind: FaultAsymmetricNIC, Node: "node3"}},
 		{"bgp-second-nic=node3", Fault{Kind: FaultBGPSecondNIC, Node: "node3"}},
+		{"kube-proxy-stopped=node2", Fault{Kind: FaultKubeProxyStopped, Node: "node2"}},
+		{"kube-proxy-flushed=node3", Fault{Kind: FaultKubeProxyFlushed, Node: "node3"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.in, func(t *testing.T) {
@@ -89,6 +91,8 @@ func TestCheckFault(t *testing.T) {
 	bgp, _ := SpecOf(Config{Backend: BackendBGP})
 	none, _ := SpecOf(Config{Backend: BackendNone})
 	routed, _ := SpecOf(Config{Topology: TopologyRouted})
+	kube := vx
+	kube.Kubernetes = true
 	tests := []struct {
 		name  string
 		spec  Spec
@@ -109,6 +113,8 @@ func TestCheckFault(t *testing.T) {
 		{"vxlan_port_on_bgp", bgp, "vxlan-port=node1:8472", "which has no VXLAN"},
 		{"second_nic_bgp_on_vxlan", vx, "bgp-second-nic=node1", "which has no BGP"},
 		{"asymmetric_nic", vx, "asymmetric-nic=node3", ""},
+		{"kube_proxy_without_kubernetes", vx, "kube-proxy-stopped=node2", "runs no kube-proxy"},
+		{"kube_proxy", kube, "kube-proxy-stopped=node2", ""},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -240,6 +240,16 @@ func setFault(ctx context.Context, st *State, f Fault, on bool) error {
 		return bgpSecondNIC(ctx, st, n, on)
 	case FaultSecondNICMTU:
 		return unusedNIC(h, f.Value, on)
+	case FaultKubeProxyStopped, FaultKubeProxyFlushed:
+		if !on && slices.ContainsFunc(st.Faults, func(o Fault) bool {
+			return o.Node == f.Node && o.Kind != f.Kind && (o.Kind == FaultKubeProxyStopped || o.Kind == FaultKubeProxyFlushed)
+		}) {
+			return nil // the node's other kube-proxy fault keeps it stopped
+		}
+		if err := kubeProxyRunning(ctx, s, n, !on); err != nil || !on || f.Kind != FaultKubeProxyFlushed {
+			return err
+		}
+		return errors.Join(delTableFamily(h, nftables.TableFamilyIPv4, "kube-proxy"), delTableFamily(h, nftables.TableFamilyIPv6, "kube-proxy"))
 	case FaultBlockVXLAN, FaultBlockBGP, FaultBlockICMP, FaultLoss:
 		table := faultTable(f.Kind)
 		if !on {

@@ -680,6 +680,38 @@ func (l *Lab) CAFiles() (cert, key string) {
 	return filepath.Join(cpDir(l.Spec.Name), "ca.crt"), filepath.Join(cpDir(l.Spec.Name), "ca.key")
 }
 
+// kubeProxyRunning stops node's kube-proxy (SIGTERM: it leaves its rules
+// as they are, as a crashed or deleted kube-proxy Pod does), or has the
+// node's supervisor start it again, and waits for either.
+func kubeProxyRunning(ctx context.Context, s *Spec, n *Node, run bool) error {
+	dir := nodeKubeDir(s.Name, n.Name)
+	pidf := filepath.Join(dir, "kube-proxy.pid")
+	if !run {
+		stopPid(readPid(pidf), Dir(s.Name), daemonStopGrace)
+		return nil
+	}
+	if pidAlive(readPid(pidf), Dir(s.Name)) {
+		return nil
+	}
+	sup := readPid(filepath.Join(dir, "supervisor.pid"))
+	if !pidAlive(sup, Dir(s.Name)) {
+		return fmt.Errorf("start kube-proxy on %s: its node supervisor is not running", n.Name)
+	}
+	if err := syscall.Kill(sup, syscall.SIGUSR2); err != nil {
+		return fmt.Errorf("start kube-proxy on %s: %w", n.Name, err)
+	}
+	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	for !pidAlive(readPid(pidf), Dir(s.Name)) {
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("start kube-proxy on %s: not running 10 s after asking its supervisor (log: %s)", n.Name, filepath.Join(dir, "kube-proxy.log"))
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
+	return nil
+}
+
 // StopKubelet stops node's kubelet (SIGTERM), as `systemctl stop kubelet`
 // does: its Pods keep running, the node goes NotReady once the control
 // plane misses its heartbeats.

@@ -345,10 +345,30 @@ func RunKubeNode(ctx context.Context, o KubeNodeOptions) error {
 		"--kubeconfig", p("kubelet.kubeconfig"), "--hostname-override", o.Node, "--node-ip", nodeIP(dir), "--v", "1"); err != nil {
 		return err
 	}
-	if err := startProc("kube-proxy", filepath.Join(o.KubeBin, "kube-proxy"), "--config", p("kube-proxy.yaml")); err != nil {
+	startKubeProxy := func() error {
+		return startProc("kube-proxy", filepath.Join(o.KubeBin, "kube-proxy"), "--config", p("kube-proxy.yaml"))
+	}
+	if err := startKubeProxy(); err != nil {
 		return err
 	}
-	<-ctx.Done()
+	// SIGUSR2 starts kube-proxy again once a fault stopped it (its
+	// DaemonSet's controller would, on a real node).
+	again := make(chan os.Signal, 1)
+	signal.Notify(again, syscall.SIGUSR2)
+	defer signal.Stop(again)
+	for running := true; running; {
+		select {
+		case <-ctx.Done():
+			running = false
+		case <-again:
+			if c := procs["kube-proxy"]; c != nil && pidAlive(c.Process.Pid, Dir(o.Lab)) {
+				continue
+			}
+			if err := startKubeProxy(); err != nil {
+				fmt.Fprintf(os.Stderr, "restart kube-proxy: %v\n", err)
+			}
+		}
+	}
 	for _, name := range []string{"kube-proxy", "kubelet", "containerd"} {
 		if c := procs[name]; c != nil {
 			_ = c.Process.Signal(syscall.SIGTERM)

@@ -23,6 +23,7 @@ type Facts struct {
 	Firewall      Firewall  `json:"firewall"`
 	Conntrack     Conntrack `json:"conntrack"`
 	Calico        Calico    `json:"calico"`
+	KubeProxy     KubeProxy `json:"kubeProxy"`
 	// Errors lists what could not be read, each saying what was being read.
 	// Links are the only part whose failure fails the whole collection.
 	Errors []string `json:"errors,omitempty"`
@@ -343,3 +344,30 @@ type BIRDProtocol struct {
 func (p BIRDProtocol) Established() bool {
 	return p.Proto == "BGP" && strings.HasPrefix(p.Info, "Established")
 }
+
+// KubeProxy is what a node shows of its kube-proxy: whether its health
+// endpoint answers, and which of its rules the kernel holds.
+type KubeProxy struct {
+	// Healthz is what kube-proxy's /healthz said: KubeProxyHealthy,
+	// KubeProxyUnhealthy (it answered 503: rules not synced in time), or
+	// KubeProxyNotListening (nothing listens: kube-proxy is not running,
+	// or serves health elsewhere); "" when not asked.
+	Healthz string `json:"healthz,omitempty"`
+	// HealthzAddress is where it was asked; HealthzDetail what came back
+	// (its body, or the error).
+	HealthzAddress string `json:"healthzAddress,omitempty"`
+	HealthzDetail  string `json:"healthzDetail,omitempty"`
+	// Rules are the kube-proxy rule sets the kernel holds: "nftables"
+	// (table ip/ip6 kube-proxy), "iptables" (chain KUBE-SERVICES in an
+	// iptables-nft nat table), "ipvs" (the kube-ipvs0 device). Empty with
+	// RulesError unset: none of them; legacy iptables rules are not seen.
+	Rules      []string `json:"rules,omitempty"`
+	RulesError string   `json:"rulesError,omitempty"`
+}
+
+// kube-proxy's health, as its /healthz answers.
+const (
+	KubeProxyHealthy      = "healthy"
+	KubeProxyUnhealthy    = "unhealthy"
+	KubeProxyNotListening = "not-listening"
+)

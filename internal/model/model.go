@@ -23,6 +23,9 @@ const (
 const (
 	LayerNode Layer = "node" // host network to host network: the underlay
 	LayerPod  Layer = "pod"  // Pod network to Pod network: the overlay
+	// LayerService: a Pod agent through a Service (ClusterIP) to another
+	// node's Pod agent, the Service's one backend (Report.Services).
+	LayerService Layer = "service"
 )
 
 // ParseLayers reads a comma-separated list of layers (node, pod), each
@@ -43,8 +46,12 @@ func ParseLayers(list string) ([]Layer, error) {
 
 // Report is the JSON document every command's -o json prints.
 type Report struct {
-	Findings   []Finding  `json:"findings"`
-	Pairs      Pairs      `json:"pairs"`
+	Findings []Finding `json:"findings"`
+	Pairs    Pairs     `json:"pairs"`
+	// Services are the Pod-to-Service checks (a cluster's run only): from
+	// a node's Pod agent through a Service whose one backend is another
+	// node's Pod agent, so the source node's kube-proxy does the DNAT.
+	Services   []Pair     `json:"services,omitempty"`
 	Nodes      []NodeInfo `json:"nodes"`
 	DurationMs float64    `json:"durationMs"`
 	Config     *Config    `json:"config,omitempty"`
@@ -106,11 +113,14 @@ type Percentiles struct {
 
 // Pair is one ordered pair on one layer: from's agent towards to's.
 type Pair struct {
-	From      string `json:"from"`
-	To        string `json:"to"`
-	Layer     Layer  `json:"layer"`
-	FromPod   string `json:"fromPod,omitempty"`
-	ToPod     string `json:"toPod,omitempty"`
+	From    string `json:"from"`
+	To      string `json:"to"`
+	Layer   Layer  `json:"layer"`
+	FromPod string `json:"fromPod,omitempty"`
+	ToPod   string `json:"toPod,omitempty"`
+	// Service, on a Service check, is the Service the probes went to
+	// (namespace/name ClusterIP:port); To is its backend's node.
+	Service   string `json:"service,omitempty"`
 	Reachable bool   `json:"reachable"`
 	// Unknown, when set, says why nothing of this pair is known: the
 	// controller could not ask From's agent, or lost its answer. Such a

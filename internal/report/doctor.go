@@ -49,6 +49,7 @@ func DoctorText(w io.Writer, r *model.Report) {
 		})
 		fmt.Fprintln(w)
 	}
+	servicesText(w, r)
 	if len(unknown) > 0 {
 		fmt.Fprintln(w, "? not measured:")
 		for _, u := range capped(unknown, 12) {
@@ -60,8 +61,12 @@ func DoctorText(w io.Writer, r *model.Report) {
 	for _, f := range r.Findings {
 		counts[f.Severity]++
 	}
+	pairs := plural(r.Pairs.Len(), "pair")
+	if len(r.Services) > 0 {
+		pairs += ", " + plural(len(r.Services), "Service check")
+	}
 	fmt.Fprintf(w, "%s, %s, %s; %s, %s in %.1fs\n", plural(counts[model.SeverityError], "error"), plural(counts[model.SeverityWarning], "warning"),
-		plural(counts[model.SeverityInfo], "note"), plural(r.Pairs.Len(), "pair"), plural(len(r.Nodes), "node"), r.DurationMs/1000)
+		plural(counts[model.SeverityInfo], "note"), pairs, plural(len(r.Nodes), "node"), r.DurationMs/1000)
 }
 
 // capped keeps the first n lines and says how many more there were.
@@ -130,6 +135,12 @@ func JUnit(w io.Writer, r *model.Report, catalogue []string) error {
 		if !fired {
 			suite.Cases = append(suite.Cases, junitCase{Name: id + " [cluster]", Classname: "podpath." + id})
 		}
+	}
+	for _, c := range serviceCases(r) {
+		if c.Failure != nil {
+			suite.Failures++
+		}
+		suite.Cases = append(suite.Cases, c)
 	}
 	suite.Tests = len(suite.Cases)
 	if _, err := io.WriteString(w, xml.Header); err != nil {

@@ -63,6 +63,9 @@ type htmlView struct {
 	Findings []htmlFinding
 	Layers   []htmlLayer
 	Nodes    []string // node-level errors (an agent that did not answer, …)
+	Services []serviceRow
+	// KubeProxy is each node's kube-proxy, as its host facts read it.
+	KubeProxy []string
 }
 
 // A finding lists at most htmlPairs affected pairs and htmlEvidence
@@ -164,6 +167,7 @@ func newHTMLView(r *model.Report) htmlView {
 			v.Nodes = append(v.Nodes, n.Name+": "+n.Error)
 		}
 	}
+	v.Services, v.KubeProxy = serviceRows(r), kubeProxyLines(r)
 	return v
 }
 
@@ -669,6 +673,11 @@ svg.heatmap .cell text.long { font-size: 11px; font-weight: normal; }
 svg.heatmap .outline { fill: none; stroke: #b00020; stroke-width: 3.5; }
 svg.heatmap .blank { fill: none; stroke: #e4e4e4; stroke-dasharray: 3 3; }
 ul.problems { font-family: "DejaVu Sans Mono", monospace; font-size: 12.5px; }
+table.services { border-collapse: collapse; background: #fff; font-size: 13px; }
+table.services th, table.services td { border: 1px solid #ddd; padding: 3px 8px; text-align: left; }
+table.services tr.failed td { background: #fbe3e3; }
+table.services tr.unknown td { color: #777; }
+table.services td.svc { font-family: "DejaVu Sans Mono", monospace; font-size: 12px; color: #555; }
 </style>
 </head>
 <body>
@@ -746,6 +755,27 @@ ul.problems { font-family: "DejaVu Sans Mono", monospace; font-size: 12.5px; }
 <p class="label">Problems on this layer:</p>
 <ul class="problems">
 {{- range .Problems}}
+<li>{{.}}</li>
+{{- end}}
+</ul>
+{{- end}}
+</section>
+{{- end}}
+{{- if .Services}}
+
+<section id="services">
+<h2>Services</h2>
+<p class="key">Each node's Pod through a Service whose one backend is another node's Pod: the sending node's kube-proxy does the DNAT.</p>
+<table class="services">
+<tr><th>from</th><th>to</th><th>result</th><th>Service</th></tr>
+{{- range .Services}}
+<tr class="{{if .Unknown}}unknown{{else if not .OK}}failed{{else}}ok{{end}}" data-from="{{.From}}" data-to="{{.To}}" data-ok="{{.OK}}"><td>{{.From}}</td><td>{{.To}}</td><td>{{if .OK}}✓{{else if .Unknown}}?{{else}}✗{{end}} {{.Result}}</td><td class="svc">{{.Service}}</td></tr>
+{{- end}}
+</table>
+{{- if .KubeProxy}}
+<p class="label">kube-proxy:</p>
+<ul class="problems">
+{{- range .KubeProxy}}
 <li>{{.}}</li>
 {{- end}}
 </ul>

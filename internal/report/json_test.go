@@ -20,6 +20,7 @@ func TestJSONStreamsWhatEncodingJSONWrites(t *testing.T) {
 		Findings:   []model.Finding{{ID: "mtu-blackhole", Severity: "error", Title: "t", Nodes: []string{"n2"}, Pairs: []model.PairRef{{From: "n1", To: "n2", Layer: model.LayerNode}}}},
 		Pairs:      model.PairsOf(pairs),
 		Nodes:      []model.NodeInfo{{Name: "n1", Address: "10.0.0.1", Facts: &model.Facts{Links: []model.Link{{Name: "eth0", MTU: 1500}}}}},
+		Services:   []model.Pair{{From: "n1", To: "n2", Layer: model.LayerService, Service: "podpath-1/backend-1 10.96.0.2:7946", Reachable: true}},
 		DurationMs: 1234.5,
 		Config:     &model.Config{Source: "inventory", PodMTU: 1450},
 	}

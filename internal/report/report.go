@@ -57,6 +57,11 @@ func JSON(w io.Writer, r *model.Report) error {
 		bw.WriteString("\n  ")
 	}
 	bw.WriteByte(']')
+	if len(r.Services) > 0 {
+		if err := field(",", "services", r.Services); err != nil {
+			return err
+		}
+	}
 	if err := field(",", "nodes", nodes); err != nil {
 		return err
 	}

@@ -95,6 +95,16 @@ func withFindings(r *model.Report) *model.Report {
 		{ID: "node-unreachable", Severity: "error", Title: "Node node4 is unreachable", Summary: "Nothing could be measured to or from node4.", Nodes: []string{"node4"}},
 		{ID: "icmp-filtered", Severity: "info", Title: "ICMP is filtered on paths of node3", Summary: "ping fails while UDP and TCP pass.", Nodes: []string{"node3"}},
 	}
+	ok := func(from, to string, i int) model.Pair {
+		return model.Pair{From: from, To: to, Layer: model.LayerService, Reachable: true, Service: fmt.Sprintf("podpath-1/backend-%d 10.233.0.%d:7946", i, 10+i),
+			RTTMs: &model.Percentiles{P50: 0.31}, TCPConnectMs: &model.Percentiles{P50: 0.42}, TCPConnectTried: 2, TransferBytes: 300000}
+	}
+	failed := model.Pair{From: "node2", To: "node1", Layer: model.LayerService, Service: "podpath-1/backend-0 10.233.0.10:7946", TCPConnectTried: 2,
+		Errors: []string{"transfer: connect to 10.233.0.10:7946: i/o timeout"}, Retried: "measured again 2s later: no UDP echo and no TCP handshake"}
+	r.Services = []model.Pair{ok("node1", "node2", 1), failed,
+		{From: "node3", To: "node1", Layer: model.LayerService, Service: "podpath-1/backend-0 10.233.0.10:7946", Unknown: "the controller could not ask the agent on node3"}}
+	r.Nodes = []model.NodeInfo{{Name: "node1", Facts: &model.Facts{KubeProxy: model.KubeProxy{Healthz: model.KubeProxyHealthy, HealthzAddress: "http://127.0.0.1:10256/healthz", Rules: []string{"nftables"}}}},
+		{Name: "node2", Facts: &model.Facts{KubeProxy: model.KubeProxy{Healthz: model.KubeProxyNotListening, HealthzAddress: "http://127.0.0.1:10256/healthz", HealthzDetail: "connection refused", Rules: []string{"nftables"}}}}}
 	return r
 }
 

@@ -1,0 +1,257 @@
+package diagnose
+
+import (
+	"fmt"
+	"slices"
+	"strings"
+
+	"podpath/internal/model"
+)
+
+// ServiceOK: every probe of a Service check came through.
+func ServiceOK(p model.Pair) bool {
+	return p.Reachable && p.TCPConnectMs != nil && p.TransferBytes > 0 && !p.Stalled && len(p.Errors) == 0
+}
+
+// ServiceFailure says in a few words what of a Service check failed.
+func ServiceFailure(p model.Pair) string {
+	switch {
+	case !p.Reachable && p.TCPConnectMs == nil:
+		return "no UDP echo and no TCP handshake"
+	case !p.Reachable:
+		return "no UDP echo"
+	case p.TCPConnectMs == nil:
+		return "no TCP handshake"
+	case p.Stalled:
+		return "the upload stalled"
+	case len(p.Errors) > 0:
+		return p.Errors[0]
+	}
+	return "the upload did not arrive"
+}
+
+// servicePaths judges the Service checks against the direct Pod traffic
+// of the same pairs. Only a check whose direct pair worked counts: when
+// Pod traffic itself fails, the Pod network's findings say why and a
+// Service could not do better. A sender whose every check fails, towards
+// backends other senders reach, is that node's kube-proxy (the DNAT is
+// done on the sending node); a backend no sender reaches through its
+// Service while they reach it directly is that Service's path to it.
+func servicePaths(ev *Evidence) []model.Finding {
+	s := &serviceJudge{ev: ev}
+	s.judge()
+	return s.findings
+}
+
+// serviceRule is a rule giving servicePaths' findings of one ID: the
+// judgement is made whole, each ID ranks where it belongs.
+func serviceRule(id string) func(*state) {
+	return func(s *state) {
+		for _, f := range servicePaths(s.ev) {
+			if f.ID == id {
+				s.add(f, nil)
+			}
+		}
+	}
+}
+
+type serviceJudge struct {
+	ev       *Evidence
+	findings []model.Finding
+}
+
+func (s *serviceJudge) add(f model.Finding, _ []model.Pair) { s.findings = append(s.findings, f) }
+
+func (s *serviceJudge) judge() {
+	if len(s.ev.Services) == 0 {
+		return
+	}
+	direct := map[[2]string]bool{}
+	for _, p := range s.ev.Pairs.All() {
+		if p.Layer == model.LayerPod && p.Known() && p.Reachable {
+			direct[[2]string{p.From, p.To}] = true
+		}
+	}
+	out, in := map[string][]model.Pair{}, map[string][]model.Pair{}
+	okTo := map[string]int{} // backend → senders that reached it through its Service
+	var failing []model.Pair
+	for _, p := range s.ev.Services {
+		if !p.Measured() || !direct[[2]string{p.From, p.To}] {
+			continue
+		}
+		out[p.From] = append(out[p.From], p)
+		in[p.To] = append(in[p.To], p)
+		if ServiceOK(p) {
+			okTo[p.To]++
+		} else {
+			failing = append(failing, p)
+		}
+	}
+	if len(failing) == 0 {
+		return
+	}
+	allFail := func(ps []model.Pair) bool {
+		return len(ps) > 0 && !slices.ContainsFunc(ps, ServiceOK)
+	}
+	done := map[[2]string]bool{}
+	for _, n := range s.ev.Nodes {
+		ps := out[n]
+		if !allFail(ps) {
+			continue
+		}
+		// Its backends answer others: the sender is the one.
+		elsewhere := slices.ContainsFunc(ps, func(p model.Pair) bool { return okTo[p.To] > 0 })
+		if !elsewhere && len(ps) < 2 {
+			continue
+		}
+		for _, p := range ps {
+			done[[2]string{p.From, p.To}] = true
+		}
+		s.senderFails(n, ps)
+	}
+	for _, n := range s.ev.Nodes {
+		var ps []model.Pair
+		for _, p := range in[n] {
+			if !done[[2]string{p.From, p.To}] {
+				ps = append(ps, p)
+			}
+		}
+		if len(ps) < 2 || !allFail(ps) {
+			continue
+		}
+		for _, p := range ps {
+			done[[2]string{p.From, p.To}] = true
+		}
+		ev := checkLines(ps)
+		s.add(model.Finding{
+			ID: ServicePathFailing, Severity: Error, Title: "Services to " + n + "'s Pods fail",
+			Summary: "Pods on other nodes reach " + n + "'s Pods directly, and not through a Service in front of them, from any node: the DNAT'd traffic, or its answers, are lost on the way to or from " + n + ".",
+			Nodes:   []string{n}, Evidence: capLines(ev, maxEvidence),
+			Remedy: &model.Remedy{Summary: "Look at what treats DNAT'd traffic differently on " + n + ": a firewall rule on the Pod's own port or a policy on its Pods, conntrack (ct state invalid drops), reverse-path filtering.",
+				Commands: []string{"conntrack -S   # on " + n + ": insert_failed, drop", "nft list ruleset | grep -n 'ct state invalid'   # on " + n}},
+		}, nil)
+	}
+	var rest []model.Pair
+	for _, p := range failing {
+		if !done[[2]string{p.From, p.To}] {
+			rest = append(rest, p)
+		}
+	}
+	if len(rest) > 0 {
+		var nodes []string
+		for _, p := range rest {
+			for _, n := range []string{p.From, p.To} {
+				if !slices.Contains(nodes, n) {
+					nodes = append(nodes, n)
+				}
+			}
+		}
+		s.add(model.Finding{
+			ID: ServicePathFailing, Severity: Warning, Title: fmt.Sprintf("%s through a Service fail", count(len(rest), "check")),
+			Summary: "These Pods reach each other directly and not through a Service in front of the backend, while the same nodes' other Service checks pass: a rule, or conntrack, that treats these flows differently; or a sync kube-proxy had not finished.",
+			Nodes:   nodes, Evidence: capLines(checkLines(rest), maxEvidence),
+		}, nil)
+	}
+}
+
+// senderFails is the finding for a node whose Pods reach no Service while
+// they reach the same backends directly, in the words kube-proxy's state
+// on the node allows.
+func (s *serviceJudge) senderFails(n string, ps []model.Pair) {
+	ev := checkLines(ps)
+	f, ok := s.ev.Facts[n]
+	var kp model.KubeProxy
+	if ok && f != nil {
+		kp = f.KubeProxy
+	}
+	if kp.HealthzAddress != "" {
+		ev = append(ev, fmt.Sprintf("kube-proxy's /healthz on %s (%s): %s", n, kp.HealthzAddress, healthWords(kp)))
+	}
+	if kp.RulesError != "" {
+		ev = append(ev, "kube-proxy's rules on "+n+": could not be read: "+kp.RulesError)
+	} else if ok {
+		ev = append(ev, "kube-proxy's rule sets in "+n+"'s kernel: "+orWord(strings.Join(kp.Rules, ", "), "none"))
+	}
+	if udpOnly(ps) {
+		ev = append(ev, "UDP through the Services came back and TCP did not: besides kube-proxy, the VXLAN checksum-offload trap (TCP through a Service lost while direct Pod traffic works, calico #4727) fits this")
+	}
+	ev = capLines(ev, maxEvidence)
+	noRules := ok && kp.RulesError == "" && len(kp.Rules) == 0
+	pods := "kubectl -n kube-system get pods -l k8s-app=kube-proxy -o wide --field-selector spec.nodeName=" + n
+	switch kp.Healthz {
+	case model.KubeProxyNotListening:
+		lost := "so the Services created since it stopped are not in " + n + "'s rules"
+		if noRules {
+			lost = "and none of its rules are in " + n + "'s kernel (as after a reboot it did not come back from): every Service, old and new, fails from " + n
+		}
+		s.add(model.Finding{
+			ID: KubeProxyDown, Severity: Error, Title: "kube-proxy not running on " + n,
+			Summary: n + "'s Pods reach other nodes' Pods directly and no Service at all, and nothing answers kube-proxy's health port on " + n + ": kube-proxy is not running there, " + lost + ". The Pod network is fine.",
+			Nodes:   []string{n}, Evidence: ev,
+			Remedy: &model.Remedy{Summary: "Start kube-proxy on " + n + " again and read why it stopped.",
+				Commands: []string{pods, "kubectl -n kube-system logs <that pod> --previous", "kubectl -n kube-system delete pod <that pod>   # the DaemonSet starts a new one", "systemctl status kube-proxy   # where it runs as a service"}},
+		}, nil)
+	case model.KubeProxyUnhealthy:
+		s.add(model.Finding{
+			ID: KubeProxyDown, Severity: Error, Title: "kube-proxy unhealthy on " + n,
+			Summary: n + "'s Pods reach other nodes' Pods directly and no Service at all, and kube-proxy on " + n + " reports itself unhealthy: it has not applied the cluster's Services in time. The Pod network is fine.",
+			Nodes:   []string{n}, Evidence: ev,
+			Remedy: &model.Remedy{Summary: "Read kube-proxy's log on " + n + ": it says why its rules are not applied (API server unreachable, nftables or iptables errors).",
+				Commands: []string{pods, "kubectl -n kube-system logs <that pod>"}},
+		}, nil)
+	default:
+		summary := n + "'s Pods reach other nodes' Pods directly and no Service at all, while other nodes' Pods reach the same Services: the sending node's Service rules (kube-proxy's DNAT) are missing or stale."
+		if kp.Healthz == model.KubeProxyHealthy {
+			summary += " kube-proxy answers healthy there: something else removed or overrides its rules (a firewall service reloading its own ruleset), or it lost touch with the API server."
+		}
+		s.add(model.Finding{
+			ID: ServicePathFailing, Severity: Error, Title: "Services fail from " + n + "'s Pods",
+			Summary: summary, Nodes: []string{n}, Evidence: ev,
+			Remedy: &model.Remedy{Summary: "Compare " + n + "'s Service rules with a working node's, and restart kube-proxy there to rewrite them.",
+				Commands: []string{"nft list table ip kube-proxy | grep -c 'ip daddr'   # on " + n + " and on a working node (iptables mode: iptables-save -t nat | grep -c KUBE-SVC)", pods}},
+		}, nil)
+	}
+}
+
+// checkLines are the evidence lines of Service checks.
+func checkLines(ps []model.Pair) []string {
+	var ev []string
+	for _, p := range ps {
+		line := fmt.Sprintf("%s → %s via %s: %s; direct to the same Pod: answered", p.From, p.To, orWord(p.Service, "its Service"), ServiceFailure(p))
+		if p.Retried != "" {
+			line += " (" + p.Retried + ")"
+		}
+		ev = append(ev, line)
+	}
+	return ev
+}
+
+// udpOnly: every check's UDP echoes came back, and TCP did not get through.
+func udpOnly(ps []model.Pair) bool {
+	for _, p := range ps {
+		if !p.Reachable {
+			return false
+		}
+	}
+	return true
+}
+
+// healthWords says what kube-proxy's /healthz answered.
+func healthWords(kp model.KubeProxy) string {
+	switch kp.Healthz {
+	case model.KubeProxyHealthy:
+		return "healthy"
+	case model.KubeProxyNotListening:
+		return "nothing listens (" + kp.HealthzDetail + ")"
+	case model.KubeProxyUnhealthy:
+		return "unhealthy (" + kp.HealthzDetail + ")"
+	}
+	return "no answer (" + orWord(kp.HealthzDetail, "not asked") + ")"
+}
+
+func orWord(s, none string) string {
+	if s = strings.TrimSpace(s); s != "" {
+		return s
+	}
+	return none
+}

@@ -1,0 +1,127 @@
+package report
+
+import (
+	"fmt"
+	"io"
+	"slices"
+	"strings"
+
+	"podpath/internal/diagnose"
+	"podpath/internal/model"
+)
+
+// serviceRow is one Service check as every report shows it.
+type serviceRow struct {
+	From, To string
+	OK       bool
+	Unknown  bool
+	Result   string // what came through, or what failed
+	Service  string
+}
+
+func serviceRows(r *model.Report) []serviceRow {
+	var rows []serviceRow
+	for _, p := range r.Services {
+		row := serviceRow{From: p.From, To: p.To, Service: p.Service, OK: diagnose.ServiceOK(p)}
+		switch {
+		case !p.Measured():
+			row.Unknown, row.Result = true, "not measured: "+p.Unknown
+		case row.OK:
+			row.Result = fmt.Sprintf("UDP echo %s ms, TCP handshake %s ms, %d KB uploaded", ms(p.RTTMs.P50), ms(p.TCPConnectMs.P50), p.TransferBytes/1000)
+		default:
+			row.Result = diagnose.ServiceFailure(p)
+		}
+		if p.Retried != "" {
+			row.Result += " (" + p.Retried + ")"
+		}
+		rows = append(rows, row)
+	}
+	return rows
+}
+
+// kubeProxyLines says each node's kube-proxy state, as its host facts read it.
+func kubeProxyLines(r *model.Report) []string {
+	var out []string
+	for _, n := range r.Nodes {
+		if n.Facts == nil || n.Facts.KubeProxy.HealthzAddress == "" {
+			continue
+		}
+		kp := n.Facts.KubeProxy
+		rules := "no rule sets"
+		if len(kp.Rules) > 0 {
+			rules = "rules: " + strings.Join(kp.Rules, ", ")
+		}
+		out = append(out, fmt.Sprintf("%s: %s, %s", n.Name, orUnknown(kp.Healthz, kp.HealthzDetail), rules))
+	}
+	return out
+}
+
+func orUnknown(state, detail string) string {
+	if state == "" {
+		return "health unknown (" + detail + ")"
+	}
+	return state
+}
+
+// servicesText lists the Service checks, sender by sender, and kube-proxy.
+func servicesText(w io.Writer, r *model.Report) {
+	rows := serviceRows(r)
+	if len(rows) == 0 {
+		return
+	}
+	fmt.Fprintln(w, "Services — each node's Pod through a Service whose one backend is another node's Pod (the sender's kube-proxy does the DNAT):")
+	lines := make([]string, 0, len(rows))
+	for _, row := range rows {
+		mark := "✓"
+		switch {
+		case row.Unknown:
+			mark = "?"
+		case !row.OK:
+			mark = "✗"
+		}
+		lines = append(lines, esc(fmt.Sprintf("%s %s → %s: %s   %s", mark, row.From, row.To, row.Result, row.Service)))
+	}
+	for _, l := range capped(lines, 48) {
+		fmt.Fprintf(w, "  %s\n", l)
+	}
+	if kp := kubeProxyLines(r); len(kp) > 0 {
+		fmt.Fprintln(w, "kube-proxy:")
+		for _, l := range capped(kp, 48) {
+			fmt.Fprintf(w, "  %s\n", esc(l))
+		}
+	}
+	fmt.Fprintln(w)
+}
+
+// serviceCases are JUnit's Service checks: one case per sending node.
+func serviceCases(r *model.Report) []junitCase {
+	rows := serviceRows(r)
+	var senders []string
+	for _, row := range rows {
+		if !slices.Contains(senders, row.From) {
+			senders = append(senders, row.From)
+		}
+	}
+	var cases []junitCase
+	for _, n := range senders {
+		c := junitCase{Name: "service-checks [" + n + "]", Classname: "podpath.services"}
+		var body []string
+		failed := 0
+		for _, row := range rows {
+			if row.From != n {
+				continue
+			}
+			body = append(body, fmt.Sprintf("%s → %s: %s (%s)", row.From, row.To, row.Result, row.Service))
+			if !row.OK && !row.Unknown {
+				failed++
+			}
+		}
+		if failed > 0 {
+			c.Failure = &junitFailure{Message: fmt.Sprintf("%d of %d Service checks from %s failed", failed, len(body), n), Type: model.SeverityError, Body: strings.Join(body, "\n")}
+		} else {
+			c.SystemOut = strings.Join(body, "\n")
+		}
+		cases = append(cases, c)
+	}
+	return cases
+}
