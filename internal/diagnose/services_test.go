@@ -123,3 +123,21 @@ func TestServicePaths(t *testing.T) {
 		})
 	}
 }
+
+// The IPVS modules count only where kube-proxy runs in IPVS mode.
+func TestIPVSModulesByKubeProxyMode(t *testing.T) {
+	for _, mode := range []string{"ipvs", "nftables", ""} {
+		ev := healthy(3)
+		ev.Network.KubeProxyMode = mode
+		ev.Facts["node2"].KernelModules = append(ev.Facts["node2"].KernelModules, model.Module{Name: "ip_vs", State: model.ModuleMissing, Need: "kube-proxy-ipvs", Evidence: "CONFIG_IP_VS is not set"})
+		var got []model.Finding
+		for _, f := range Diagnose(ev) {
+			if f.ID == KernelModuleMissing {
+				got = append(got, f)
+			}
+		}
+		if want := mode == "ipvs"; (len(got) == 1 && slices.Equal(got[0].Nodes, []string{"node2"})) != want || (!want && len(got) > 0) {
+			t.Errorf("mode %q: %v; want kernel-module-missing on node2: %v", mode, ids(got), want)
+		}
+	}
+}

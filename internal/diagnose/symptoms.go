@@ -296,7 +296,8 @@ func kernelModuleMissing(s *state) {
 		}
 		var ev []string
 		for _, m := range f.KernelModules {
-			if m.State != model.ModuleMissing || (m.Need != "calico" && m.Need != s.ev.Network.Backend) {
+			ipvs := m.Need == "kube-proxy-ipvs" && s.ev.Network.KubeProxyMode == "ipvs"
+			if m.State != model.ModuleMissing || (m.Need != "calico" && m.Need != s.ev.Network.Backend && !ipvs) {
 				continue
 			}
 			ev = append(ev, fmt.Sprintf("%s: %s (needed by %s) is missing: %s", n, m.Name, m.Need, m.Evidence))
@@ -306,7 +307,7 @@ func kernelModuleMissing(s *state) {
 		}
 		s.add(model.Finding{
 			ID: KernelModuleMissing, Severity: Error, Title: "Kernel modules missing on " + n,
-			Summary: "The kernel on " + n + " lacks modules Calico needs; the dataplane cannot work there.",
+			Summary: "The kernel on " + n + " lacks modules Calico or kube-proxy's mode needs; the dataplane cannot work there.",
 			Nodes:   []string{n}, Evidence: ev,
 			Remedy: &model.Remedy{Summary: "Install the kernel's extra modules package (e.g. linux-modules-extra-$(uname -r)) and load them, or use a backend this kernel supports.",
 				Commands: []string{"modprobe <module>   # on " + n}},

@@ -106,6 +106,11 @@ var wantedModules = []moduleSpec{
 	{name: "xt_mark", config: []string{"NETFILTER_XT_MARK"}, need: "calico"},
 	{name: "xt_multiport", config: []string{"NETFILTER_XT_MATCH_MULTIPORT"}, need: "calico"},
 	{name: "ipt_REJECT", aliases: []string{"xt_REJECT"}, config: []string{"IP_NF_TARGET_REJECT"}, need: "calico"},
+	// kube-proxy's IPVS mode: what Kubespray loads for kube_proxy_mode ipvs.
+	{name: "ip_vs", config: []string{"IP_VS"}, need: "kube-proxy-ipvs"},
+	{name: "ip_vs_rr", config: []string{"IP_VS_RR"}, need: "kube-proxy-ipvs"},
+	{name: "ip_vs_wrr", config: []string{"IP_VS_WRR"}, need: "kube-proxy-ipvs"},
+	{name: "ip_vs_sh", config: []string{"IP_VS_SH"}, need: "kube-proxy-ipvs"},
 	{name: "xt_ipvs", config: []string{"NETFILTER_XT_MATCH_IPVS"}, need: "kube-proxy-ipvs"},
 	{name: "vxlan", config: []string{"VXLAN"}, need: NeedVXLAN},
 	{name: "ipip", config: []string{"NET_IPIP"}, need: NeedIPIP},

@@ -524,7 +524,7 @@ func installCalico(ctx context.Context, cfg *rest.Config, s *Spec) error {
 		objects = []byte(operatorObjects(s))
 		env = []corev1.EnvVar{{Name: "CALICO_NETWORKING_BACKEND", Value: backend}, {Name: "CNI_NETWORK_CONFIG", Value: operatorCNIConfig}}
 	}
-	if err := kubeobj.CreateAll(ctx, cfg, objects, "podpath-lab"); err != nil {
+	if err := kubeobj.CreateAll(ctx, cfg, append(objects, "\n---\n"+kubeProxyConfigMap()...), "podpath-lab"); err != nil {
 		return err
 	}
 	if s.Calico == CalicoOperator {

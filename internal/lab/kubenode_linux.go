@@ -213,6 +213,25 @@ authorization:
 `, cgroupName(s.Name, n.Name), containerdSocket, n.Address, kubeletPort, dir)
 }
 
+// kubeProxyConfigMap is kube-system/kube-proxy as kubeadm and Kubespray
+// leave it (config.conf: the configuration every node's kube-proxy runs
+// with): what the doctor reads kube-proxy's mode from. The lab's nodes run
+// kube-proxy from a file with the same settings (kubeProxyConfig).
+func kubeProxyConfigMap() string {
+	return fmt.Sprintf(`apiVersion: v1
+kind: ConfigMap
+metadata: {name: kube-proxy, namespace: kube-system, labels: {app: kube-proxy}}
+data:
+  config.conf: |
+    apiVersion: kubeproxy.config.k8s.io/v1alpha1
+    kind: KubeProxyConfiguration
+    mode: nftables
+    clusterCIDR: %s
+    metricsBindAddress: 127.0.0.1:10249
+    healthzBindAddress: 127.0.0.1:10256
+`, PodCIDR)
+}
+
 func kubeProxyConfig(n *Node, dir string) string {
 	return fmt.Sprintf(`apiVersion: kubeproxy.config.k8s.io/v1alpha1
 kind: KubeProxyConfiguration

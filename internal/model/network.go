@@ -14,6 +14,9 @@ type Network struct {
 	// FELIX_MTUIFACEPATTERN, else FelixConfiguration default); "": Felix's
 	// default.
 	MTUIfacePattern string `yaml:"mtuIfacePattern,omitempty"`
+	// KubeProxyMode is kube-proxy's mode (iptables | ipvs | nftables),
+	// when its configuration was read.
+	KubeProxyMode string `yaml:"kubeProxyMode,omitempty"`
 	// Sources say where each value was read (cluster discovery).
 	Sources []string `yaml:"sources,omitempty"`
 }

@@ -70,6 +70,47 @@ func TestHTMLInChromium(t *testing.T) {
 		}
 	})
 
+	// The Service checks as Chromium lays them out: a row per check, the
+	// failed one marked, and each node's kube-proxy.
+	t.Run("services", func(t *testing.T) {
+		var page bytes.Buffer
+		if err := HTML(&page, withFindings(seedReport())); err != nil {
+			t.Fatal(err)
+		}
+		file := filepath.Join(t.TempDir(), "services.html")
+		if err := os.WriteFile(file, page.Bytes(), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		stdout, stderr := runChromium(t, bin, "--dump-dom", "file://"+file)
+		doc, err := html.Parse(bytes.NewReader(stdout))
+		if err != nil {
+			t.Fatalf("parse dumped DOM: %v", err)
+		}
+		sec := findID(doc, "services")
+		if sec == nil {
+			t.Fatalf("no services section in Chromium's DOM:\n%.2000s", stdout)
+		}
+		var rows []string
+		walk(sec, func(n *html.Node) {
+			if n.Type == html.ElementNode && n.Data == "tr" {
+				if from, ok := attr(n, "data-from"); ok {
+					to, _ := attr(n, "data-to")
+					class, _ := attr(n, "class")
+					rows = append(rows, from+">"+to+":"+class)
+				}
+			}
+		})
+		if want := []string{"node1>node2:ok", "node2>node1:failed", "node3>node1:unknown"}; !slices.Equal(rows, want) {
+			t.Errorf("Service rows %v; want %v", rows, want)
+		}
+		if !strings.Contains(string(stdout), "node2: nothing on its health port, rules: nftables") {
+			t.Errorf("the kube-proxy list lacks node2's state")
+		}
+		if errs := consoleLines(stderr); len(errs) > 0 {
+			t.Errorf("the page logged to the console:\n%s", strings.Join(errs, "\n"))
+		}
+	})
+
 	// Without this the check above would pass silently if Chromium ever
 	// changed how it logs a page's console.
 	t.Run("console_errors_are_seen", func(t *testing.T) {

@@ -57,8 +57,11 @@ func kubeProxyLines(r *model.Report) []string {
 }
 
 func orUnknown(state, detail string) string {
-	if state == "" {
+	switch state {
+	case "":
 		return "health unknown (" + detail + ")"
+	case model.KubeProxyNotListening:
+		return "nothing on its health port"
 	}
 	return state
 }

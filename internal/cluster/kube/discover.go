@@ -133,6 +133,8 @@ type Cluster struct {
 	Nodes  []Node  `json:"nodes"`
 	CNI    CNI     `json:"cni"`
 	Calico *Calico `json:"calico,omitempty"`
+	// KubeProxy is kube-proxy's configuration; nil when not found.
+	KubeProxy *KubeProxy `json:"kubeProxy,omitempty"`
 }
 
 // Backend is the encapsulation the IP pools select: vxlan, ipip or bgp.
@@ -212,6 +214,10 @@ func (c *Calico) backend() (string, string) {
 // object each value came from.
 func (c *Cluster) Network() inventory.Network {
 	n := inventory.Network{}
+	if kp := c.KubeProxy; kp != nil {
+		n.KubeProxyMode = kp.Mode
+		n.Sources = append(n.Sources, fmt.Sprintf("kube-proxy mode %s (%s)", kp.Mode, kp.Source))
+	}
 	if c.Calico == nil {
 		n.Sources = append(n.Sources, "CNI "+c.CNI.Name+": configuration not read (podpath reads Calico's)")
 		return n
@@ -250,6 +256,9 @@ func Discover(ctx context.Context, cs kubernetes.Interface, dyn dynamic.Interfac
 	}
 	if c.Calico != nil {
 		calicoLogs(ctx, cs, c.Calico)
+	}
+	if c.KubeProxy, err = kubeProxyConfig(ctx, cs); err != nil {
+		return nil, err
 	}
 	return c, nil
 }

@@ -58,6 +58,16 @@ apiVersion: crd.projectcalico.org/v1
 kind: BlockAffinity
 metadata: {name: node1-10-233-64-0-26}
 spec: {node: node1, cidr: 10.233.64.0/26, state: confirmed, deleted: "false"}
+---
+apiVersion: v1
+kind: ConfigMap
+metadata: {name: kube-proxy, namespace: kube-system}
+data:
+  config.conf: |
+    apiVersion: kubeproxy.config.k8s.io/v1alpha1
+    kind: KubeProxyConfiguration
+    mode: ipvs
+    ipvs: {strictARP: false}
 `)); err != nil {
 		t.Fatal(err)
 	}
@@ -89,6 +99,9 @@ spec: {node: node1, cidr: 10.233.64.0/26, state: confirmed, deleted: "false"}
 	c, err := Discover(ctx, cs, dynamic.NewForConfigOrDie(env.Config))
 	if err != nil {
 		t.Fatal(err)
+	}
+	if c.KubeProxy == nil || c.KubeProxy.Mode != "ipvs" || c.Network().KubeProxyMode != "ipvs" {
+		t.Errorf("kube-proxy %+v; want mode ipvs from its ConfigMap", c.KubeProxy)
 	}
 	if c.CNI.Name != "calico" || c.CNI.Install != "manifest" {
 		t.Errorf("CNI = %+v; want calico installed by manifest", c.CNI)
