@@ -27,7 +27,9 @@ func TestKubeServices(t *testing.T) {
 		t.Fatalf("healthy: exit %d, findings %s; want exit 0, none", code, summary(r))
 	}
 	checkServices(t, r, "")
-	if r.Config == nil || !slices.ContainsFunc(r.Config.Sources, func(s string) bool { return strings.HasPrefix(s, "kube-proxy mode nftables (ConfigMap kube-system/kube-proxy") }) {
+	if r.Config == nil || !slices.ContainsFunc(r.Config.Sources, func(s string) bool {
+		return strings.HasPrefix(s, "kube-proxy mode nftables (ConfigMap kube-system/kube-proxy")
+	}) {
 		t.Errorf("config %+v; want kube-proxy's mode read from its ConfigMap", r.Config)
 	}
 	for _, n := range r.Nodes {
