@@ -30,9 +30,11 @@ func newDoctor(s Streams) *cobra.Command {
 		Short: "Find why Pods on different nodes cannot talk: root cause, evidence and the exact fix",
 		Long: `doctor probes every node pair and Pod pair through the agents (path MTU, echoes, ICMP, TCP,
 a 300 KB transfer), reads every node's host facts (links, routes, sysctls, firewall, BIRD,
-Felix), and names the root cause with its evidence and remedy. Root causes come before the
-symptoms they explain. Exit code 0: no error found; 1: at least one error; 2: could not run.`,
-		Example: "  podpath lab up --agents && podpath lab fault add underlay-mtu=node3:1400\n  podpath doctor --inventory /run/podpath/lab/podpath/inventory.yaml\n  podpath doctor --inventory inv.yaml -o html --output-file report.html",
+Felix, kube-proxy), and names the root cause with its evidence and remedy. Root causes come
+before the symptoms they explain. On a cluster it also sends each node's Pod traffic through
+Services (ClusterIP, one backend Pod on another node each) to check every node's kube-proxy.
+Exit code 0: no error found; 1: at least one error; 2: could not run.`,
+		Example: "  podpath lab up --agents && podpath lab fault add underlay-mtu=node3:1400\n  podpath doctor --inventory /run/podpath/lab/podpath/inventory.yaml\n  podpath doctor --inventory inv.yaml -o html --output-file report.html\n  kubectl podpath doctor --context prod -o junit --output-file podpath.xml",
 		Args:    cobra.NoArgs,
 		RunE: func(c *cobra.Command, _ []string) error {
 			return runDoctor(c.Context(), s, &f)

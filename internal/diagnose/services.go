@@ -37,8 +37,8 @@ func ServiceFailure(p model.Pair) string {
 // backends other senders reach, is that node's kube-proxy (the DNAT is
 // done on the sending node); a backend no sender reaches through its
 // Service while they reach it directly is that Service's path to it.
-func servicePaths(ev *Evidence) []model.Finding {
-	s := &serviceJudge{ev: ev}
+func servicePaths(st *state) []model.Finding {
+	s := &serviceJudge{ev: st.ev, explained: st.isExplained}
 	s.judge()
 	return s.findings
 }
@@ -47,7 +47,7 @@ func servicePaths(ev *Evidence) []model.Finding {
 // judgement is made whole, each ID ranks where it belongs.
 func serviceRule(id string) func(*state) {
 	return func(s *state) {
-		for _, f := range servicePaths(s.ev) {
+		for _, f := range servicePaths(s) {
 			if f.ID == id {
 				s.add(f, nil)
 			}
@@ -56,8 +56,9 @@ func serviceRule(id string) func(*state) {
 }
 
 type serviceJudge struct {
-	ev       *Evidence
-	findings []model.Finding
+	ev        *Evidence
+	explained func(model.Pair) bool // by a finding ranked earlier
+	findings  []model.Finding
 }
 
 func (s *serviceJudge) add(f model.Finding, _ []model.Pair) { s.findings = append(s.findings, f) }
@@ -68,7 +69,7 @@ func (s *serviceJudge) judge() {
 	}
 	direct := map[[2]string]bool{}
 	for _, p := range s.ev.Pairs.All() {
-		if p.Layer == model.LayerPod && p.Known() && p.Reachable {
+		if p.Layer == model.LayerPod && directWorks(p) && !s.explained(p) {
 			direct[[2]string{p.From, p.To}] = true
 		}
 	}
@@ -211,6 +212,15 @@ func (s *serviceJudge) senderFails(n string, ps []model.Pair) {
 				Commands: []string{"nft list table ip kube-proxy | grep -c 'ip daddr'   # on " + n + " and on a working node (iptables mode: iptables-save -t nat | grep -c KUBE-SVC)", pods}},
 		}, nil)
 	}
+}
+
+// directWorks: what was measured of a direct Pod pair came through: the
+// echoes, a full-sized packet, the handshakes and the upload. A path that
+// fails directly fails through a Service too, and is the Pod network's
+// finding, not kube-proxy's.
+func directWorks(p model.Pair) bool {
+	return p.Known() && p.Reachable && p.FullSizeLost == 0 && !p.Stalled &&
+		(p.TCPConnectTried == 0 || p.TCPConnectMs != nil) && (p.PathMTU == 0 || p.IfaceMTU == 0 || p.PathMTU >= p.IfaceMTU)
 }
 
 // checkLines are the evidence lines of Service checks.

@@ -82,6 +82,14 @@ func TestServicePaths(t *testing.T) {
 			eachService(ev, from("node2"), failService)
 			each(ev, func(p model.Pair) bool { return p.Layer == model.LayerPod && p.From == "node2" }, cutPair)
 		}},
+		// The seed case: large packets vanish towards node3; a Service's
+		// upload stalls there as the direct one does. The MTU finding's.
+		{name: "mtu_blackhole_is_not_a_service_fault", mutate: func(ev *Evidence) {
+			each(ev, with("node3"), func(p *model.Pair) {
+				p.PathMTU, p.PathMTULimit, p.Stalled = p.IfaceMTU-100, "silent", p.Layer == model.LayerPod
+			})
+			eachService(ev, func(p model.Pair) bool { return p.To == "node3" || p.From == "node3" }, func(p *model.Pair) { p.Stalled = true })
+		}},
 		{name: "unknown_checks_say_nothing", mutate: func(ev *Evidence) {
 			eachService(ev, from("node2"), func(p *model.Pair) { failService(p); p.Unknown = "the controller could not ask the agent" })
 		}},
