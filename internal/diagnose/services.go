@@ -100,9 +100,10 @@ func (s *serviceJudge) judge() {
 		if !allFail(ps) {
 			continue
 		}
-		// Its backends answer others: the sender is the one.
+		// Its backends answer others, or it failed towards several, or its
+		// own kube-proxy says it is not working: the sender is the one.
 		elsewhere := slices.ContainsFunc(ps, func(p model.Pair) bool { return okTo[p.To] > 0 })
-		if !elsewhere && len(ps) < 2 {
+		if !elsewhere && len(ps) < 2 && !s.kubeProxyDown(n) {
 			continue
 		}
 		for _, p := range ps {
@@ -221,6 +222,13 @@ func (s *serviceJudge) senderFails(n string, ps []model.Pair) {
 func directWorks(p model.Pair) bool {
 	return p.Known() && p.Reachable && p.FullSizeLost == 0 && !p.Stalled &&
 		(p.TCPConnectTried == 0 || p.TCPConnectMs != nil) && (p.PathMTU == 0 || p.IfaceMTU == 0 || p.PathMTU >= p.IfaceMTU)
+}
+
+// kubeProxyDown: n's kube-proxy does not answer its health port, or says
+// it is unhealthy.
+func (s *serviceJudge) kubeProxyDown(n string) bool {
+	f := s.ev.Facts[n]
+	return f != nil && (f.KubeProxy.Healthz == model.KubeProxyNotListening || f.KubeProxy.Healthz == model.KubeProxyUnhealthy)
 }
 
 // checkLines are the evidence lines of Service checks.

@@ -46,6 +46,7 @@ func TestServicePaths(t *testing.T) {
 		severity string
 		nodes    []string
 		evidence string // a line of the evidence contains it
+		size     int    // nodes in the cluster; 0: 4
 	}{
 		{name: "healthy", mutate: func(*Evidence) {}},
 		{name: "kube-proxy_stopped_on_node2", mutate: func(ev *Evidence) {
@@ -74,6 +75,15 @@ func TestServicePaths(t *testing.T) {
 		{name: "backend_node4_unreachable_through_its_service", mutate: func(ev *Evidence) {
 			eachService(ev, func(p model.Pair) bool { return p.To == "node4" }, failService)
 		}, id: ServicePathFailing, severity: Error, nodes: []string{"node4"}},
+		// Two nodes: one check each way, nothing to compare with but
+		// kube-proxy's own word.
+		{name: "two_nodes_kube-proxy_stopped", size: 2, mutate: func(ev *Evidence) {
+			eachService(ev, from("node2"), failService)
+			ev.Facts["node2"].KubeProxy.Healthz = model.KubeProxyNotListening
+		}, id: KubeProxyDown, severity: Error, nodes: []string{"node2"}},
+		{name: "two_nodes_one_check_fails", size: 2, mutate: func(ev *Evidence) {
+			eachService(ev, from("node2"), failService)
+		}, id: ServicePathFailing, severity: Warning, nodes: []string{"node2", "node1"}},
 		{name: "one_check_fails", mutate: func(ev *Evidence) {
 			eachService(ev, func(p model.Pair) bool { return p.From == "node1" && p.To == "node3" }, failService)
 		}, id: ServicePathFailing, severity: Warning, nodes: []string{"node1", "node3"}},
@@ -103,7 +113,11 @@ func TestServicePaths(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			ev := healthy(4)
+			size := tt.size
+			if size == 0 {
+				size = 4
+			}
+			ev := healthy(size)
 			withServices(&ev)
 			tt.mutate(&ev)
 			var fs []model.Finding
