@@ -24,21 +24,25 @@ type ServiceOf struct {
 	Backend
 	Name    string // namespace/name
 	Address string // ClusterIP:port
+	// NodePort is the Service's port on every node, the same for UDP and
+	// TCP (the agent answers both on one port); 0: none.
+	NodePort int
 }
 
 // ErrServicesForbidden: the caller may not create Services or
 // EndpointSlices in the run's namespace; the run goes on without them.
-var ErrServicesForbidden = errors.New("not allowed to create Services and EndpointSlices (deploy/rbac.yaml's podpath-doctor grants it)")
+var ErrServicesForbidden = errors.New("not allowed to create and update Services and create EndpointSlices (deploy/rbac.yaml's podpath-doctor grants it)")
 
 // endpointSliceManager marks the run's EndpointSlices as its own: the
 // EndpointSlice controller leaves slices of other managers alone.
 const endpointSliceManager = "podpath.io"
 
-// CreateServices puts a ClusterIP Service in front of each backend: no
-// selector, and an EndpointSlice naming that backend alone, so that
-// traffic to it goes to that one Pod through the sending node's
-// kube-proxy (its DNAT). Both the agent's UDP and TCP port. The Services
-// live in the run's namespace and go with it.
+// CreateServices puts a NodePort Service (and so a ClusterIP) in front of
+// each backend: no selector, and an EndpointSlice naming that backend
+// alone, so that traffic to it goes to that one Pod through kube-proxy's
+// DNAT: the sending node's for the ClusterIP, the receiving node's for a
+// node's address and the NodePort. Both the agent's UDP and TCP port, on
+// one node port. The Services live in the run's namespace and go with it.
 func (r *Run) CreateServices(ctx context.Context, backends []Backend) ([]ServiceOf, error) {
 	var out []ServiceOf
 	for i, b := range backends {
@@ -81,7 +85,7 @@ func (r *Run) CreateServices(ctx context.Context, backends []Backend) ([]Service
 		svc, err := r.cs.CoreV1().Services(r.Namespace).Create(ctx, &corev1.Service{
 			ObjectMeta: metav1.ObjectMeta{Name: name, Labels: labels,
 				Annotations: map[string]string{"podpath.io/backend-node": b.Node, "podpath.io/backend-pod": b.Pod}},
-			Spec: corev1.ServiceSpec{Type: corev1.ServiceTypeClusterIP, Ports: ports},
+			Spec: corev1.ServiceSpec{Type: corev1.ServiceTypeNodePort, Ports: ports},
 		}, metav1.CreateOptions{})
 		if apierrors.IsForbidden(err) {
 			return out, ErrServicesForbidden
@@ -89,12 +93,45 @@ func (r *Run) CreateServices(ctx context.Context, backends []Backend) ([]Service
 		if err != nil {
 			return out, fmt.Errorf("create Service %s/%s: %w", r.Namespace, name, err)
 		}
+		nodePort, err := r.samePort(ctx, svc)
+		if err != nil {
+			return out, err
+		}
 		cip, err := netip.ParseAddr(svc.Spec.ClusterIP)
 		if err != nil {
 			return out, fmt.Errorf("Service %s/%s: ClusterIP %q: %w", r.Namespace, name, svc.Spec.ClusterIP, err)
 		}
 		addr := netip.AddrPortFrom(cip, AgentPort)
-		out = append(out, ServiceOf{Backend: b, Name: r.Namespace + "/" + name, Address: addr.String()})
+		out = append(out, ServiceOf{Backend: b, Name: r.Namespace + "/" + name, Address: addr.String(), NodePort: nodePort})
 	}
 	return out, nil
+}
+
+// samePort gives the Service's UDP port the node port its TCP port got:
+// the API server allocates one per port, and may give one number to both
+// protocols of a Service.
+func (r *Run) samePort(ctx context.Context, svc *corev1.Service) (int, error) {
+	var tcp int32
+	same := true
+	for _, p := range svc.Spec.Ports {
+		if p.Protocol == corev1.ProtocolTCP {
+			tcp = p.NodePort
+		}
+	}
+	for i, p := range svc.Spec.Ports {
+		if p.Protocol == corev1.ProtocolUDP && p.NodePort != tcp {
+			svc.Spec.Ports[i].NodePort, same = tcp, false
+		}
+	}
+	if same {
+		return int(tcp), nil
+	}
+	_, err := r.cs.CoreV1().Services(svc.Namespace).Update(ctx, svc, metav1.UpdateOptions{})
+	if apierrors.IsForbidden(err) {
+		return 0, ErrServicesForbidden
+	}
+	if err != nil {
+		return 0, fmt.Errorf("give Service %s/%s's UDP port node port %d, its TCP port's: %w", svc.Namespace, svc.Name, tcp, err)
+	}
+	return int(tcp), nil
 }

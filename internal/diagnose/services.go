@@ -67,23 +67,32 @@ func (s *serviceJudge) judge() {
 	if len(s.ev.Services) == 0 {
 		return
 	}
-	direct := map[[2]string]bool{}
+	// The direct pair each check is compared with: Pod to Pod for a
+	// ClusterIP, host to host for a NodePort.
+	direct := map[pairKey]bool{}
 	for _, p := range s.ev.Pairs.All() {
-		if p.Layer == model.LayerPod && directWorks(p) && !s.explained(p) {
-			direct[[2]string{p.From, p.To}] = true
+		if DirectWorks(p) && !s.explained(p) {
+			direct[keyOf(p)] = true
 		}
 	}
-	out, in := map[string][]model.Pair{}, map[string][]model.Pair{}
-	okTo := map[string]int{} // backend → senders that reached it through its Service
+	directOf := map[model.Layer]model.Layer{model.LayerService: model.LayerPod, model.LayerNodePort: model.LayerNode}
+	// What each node's kube-proxy did: the ClusterIP checks sent from it,
+	// the NodePort checks received by it.
+	byProxy := map[pairKey][]model.Pair{} // (layer, node, ""): checks node's kube-proxy took part in
+	okTo := map[pairKey]int{}             // checks that passed, by (layer, "", to) and (layer, from, "")
 	var failing []model.Pair
 	for _, p := range s.ev.Services {
-		if !p.Measured() || !direct[[2]string{p.From, p.To}] {
+		if !p.Measured() || !direct[pairKey{directOf[p.Layer], p.From, p.To}] {
 			continue
 		}
-		out[p.From] = append(out[p.From], p)
-		in[p.To] = append(in[p.To], p)
+		proxy := p.From
+		if p.Layer == model.LayerNodePort {
+			proxy = p.To
+		}
+		byProxy[pairKey{p.Layer, proxy, ""}] = append(byProxy[pairKey{p.Layer, proxy, ""}], p)
 		if ServiceOK(p) {
-			okTo[p.To]++
+			okTo[pairKey{p.Layer, "", p.To}]++
+			okTo[pairKey{p.Layer, p.From, ""}]++
 		} else {
 			failing = append(failing, p)
 		}
@@ -91,51 +100,63 @@ func (s *serviceJudge) judge() {
 	if len(failing) == 0 {
 		return
 	}
-	allFail := func(ps []model.Pair) bool {
-		return len(ps) > 0 && !slices.ContainsFunc(ps, ServiceOK)
-	}
-	done := map[[2]string]bool{}
+	done := map[pairKey]bool{}
 	for _, n := range s.ev.Nodes {
-		ps := out[n]
-		if !allFail(ps) {
-			continue
-		}
-		// Its backends answer others, or it failed towards several, or its
-		// own kube-proxy says it is not working: the sender is the one.
-		elsewhere := slices.ContainsFunc(ps, func(p model.Pair) bool { return okTo[p.To] > 0 })
-		if !elsewhere && len(ps) < 2 && !s.kubeProxyDown(n) {
-			continue
-		}
-		for _, p := range ps {
-			done[[2]string{p.From, p.To}] = true
-		}
-		s.senderFails(n, ps)
-	}
-	for _, n := range s.ev.Nodes {
-		var ps []model.Pair
-		for _, p := range in[n] {
-			if !done[[2]string{p.From, p.To}] {
-				ps = append(ps, p)
+		var bad []model.Pair
+		for _, layer := range []model.Layer{model.LayerService, model.LayerNodePort} {
+			ps := byProxy[pairKey{layer, n, ""}]
+			if len(ps) == 0 || slices.ContainsFunc(ps, ServiceOK) {
+				continue
+			}
+			// The other end works with other kube-proxies (a ClusterIP
+			// check's backend reached from other senders, a NodePort
+			// check's sender reaching other nodes), or n failed several,
+			// or n's kube-proxy says it is not working: n's kube-proxy.
+			elsewhere := slices.ContainsFunc(ps, func(p model.Pair) bool {
+				if layer == model.LayerNodePort {
+					return okTo[pairKey{layer, p.From, ""}] > 0
+				}
+				return okTo[pairKey{layer, "", p.To}] > 0
+			})
+			if elsewhere || len(ps) >= 2 || s.kubeProxyDown(n) {
+				bad = append(bad, ps...)
 			}
 		}
-		if len(ps) < 2 || !allFail(ps) {
+		if len(bad) == 0 {
+			continue
+		}
+		for _, p := range bad {
+			done[keyOf(p)] = true
+		}
+		s.proxyFails(n, bad)
+	}
+	// A backend no sender reaches through its ClusterIP, while they reach
+	// it directly and reach other backends.
+	in := map[string][]model.Pair{}
+	for _, p := range failing {
+		if p.Layer == model.LayerService && !done[keyOf(p)] {
+			in[p.To] = append(in[p.To], p)
+		}
+	}
+	for _, n := range s.ev.Nodes {
+		ps := in[n]
+		if len(ps) < 2 || okTo[pairKey{model.LayerService, "", n}] > 0 {
 			continue
 		}
 		for _, p := range ps {
-			done[[2]string{p.From, p.To}] = true
+			done[keyOf(p)] = true
 		}
-		ev := checkLines(ps)
 		s.add(model.Finding{
 			ID: ServicePathFailing, Severity: Error, Title: "Services to " + n + "'s Pods fail",
 			Summary: "Pods on other nodes reach " + n + "'s Pods directly, and not through a Service in front of them, from any node: the DNAT'd traffic, or its answers, are lost on the way to or from " + n + ".",
-			Nodes:   []string{n}, Evidence: capLines(ev, maxEvidence),
+			Nodes:   []string{n}, Evidence: capLines(checkLines(ps), maxEvidence),
 			Remedy: &model.Remedy{Summary: "Look at what treats DNAT'd traffic differently on " + n + ": a firewall rule on the Pod's own port or a policy on its Pods, conntrack (ct state invalid drops), reverse-path filtering.",
 				Commands: []string{"conntrack -S   # on " + n + ": insert_failed, drop", "nft list ruleset | grep -n 'ct state invalid'   # on " + n}},
 		}, nil)
 	}
 	var rest []model.Pair
 	for _, p := range failing {
-		if !done[[2]string{p.From, p.To}] {
+		if !done[keyOf(p)] {
 			rest = append(rest, p)
 		}
 	}
@@ -150,16 +171,17 @@ func (s *serviceJudge) judge() {
 		}
 		s.add(model.Finding{
 			ID: ServicePathFailing, Severity: Warning, Title: fmt.Sprintf("%s through a Service fail", count(len(rest), "check")),
-			Summary: "These Pods reach each other directly and not through a Service in front of the backend, while the same nodes' other Service checks pass: a rule, or conntrack, that treats these flows differently; or a sync kube-proxy had not finished.",
+			Summary: "These nodes reach each other directly and not through a Service in front of the backend, while their other Service checks pass: a rule, or conntrack, that treats these flows differently; or a sync kube-proxy had not finished.",
 			Nodes:   nodes, Evidence: capLines(checkLines(rest), maxEvidence),
 		}, nil)
 	}
 }
 
-// senderFails is the finding for a node whose Pods reach no Service while
-// they reach the same backends directly, in the words kube-proxy's state
-// on the node allows.
-func (s *serviceJudge) senderFails(n string, ps []model.Pair) {
+// proxyFails is the finding for a node whose kube-proxy's part of every
+// Service check failed (its Pods reach no ClusterIP, other nodes reach no
+// NodePort of it) while the same ends reach each other directly, in the
+// words kube-proxy's state on the node allows.
+func (s *serviceJudge) proxyFails(n string, ps []model.Pair) {
 	ev := checkLines(ps)
 	f, ok := s.ev.Facts[n]
 	var kp model.KubeProxy
@@ -178,17 +200,25 @@ func (s *serviceJudge) senderFails(n string, ps []model.Pair) {
 		ev = append(ev, "UDP through the Services came back and TCP did not: besides kube-proxy, the VXLAN checksum-offload trap (TCP through a Service lost while direct Pod traffic works, calico #4727) fits this")
 	}
 	ev = capLines(ev, maxEvidence)
+	var what []string
+	if slices.ContainsFunc(ps, func(p model.Pair) bool { return p.Layer == model.LayerService }) {
+		what = append(what, n+"'s Pods reach other nodes' Pods directly and through no Service")
+	}
+	if slices.ContainsFunc(ps, func(p model.Pair) bool { return p.Layer == model.LayerNodePort }) {
+		what = append(what, "other nodes reach "+n+" directly and through none of its NodePorts")
+	}
+	seen := strings.Join(what, "; ")
 	noRules := ok && kp.RulesError == "" && len(kp.Rules) == 0
 	pods := "kubectl -n kube-system get pods -l k8s-app=kube-proxy -o wide --field-selector spec.nodeName=" + n
 	switch kp.Healthz {
 	case model.KubeProxyNotListening:
 		lost := "so the Services created since it stopped are not in " + n + "'s rules"
 		if noRules {
-			lost = "and none of its rules are in " + n + "'s kernel (as after a reboot it did not come back from): every Service, old and new, fails from " + n
+			lost = "and none of its rules are in " + n + "'s kernel (as after a reboot it did not come back from): every Service, old and new, fails through " + n
 		}
 		s.add(model.Finding{
 			ID: KubeProxyDown, Severity: Error, Title: "kube-proxy not running on " + n,
-			Summary: n + "'s Pods reach other nodes' Pods directly and no Service at all, and nothing answers kube-proxy's health port on " + n + ": kube-proxy is not running there, " + lost + ". The Pod network is fine.",
+			Summary: seen + ", and nothing answers kube-proxy's health port on " + n + ": kube-proxy is not running there, " + lost + ". The Pod network is fine.",
 			Nodes:   []string{n}, Evidence: ev,
 			Remedy: &model.Remedy{Summary: "Start kube-proxy on " + n + " again and read why it stopped.",
 				Commands: []string{pods, "kubectl -n kube-system logs <that pod> --previous", "kubectl -n kube-system delete pod <that pod>   # the DaemonSet starts a new one", "systemctl status kube-proxy   # where it runs as a service"}},
@@ -196,18 +226,21 @@ func (s *serviceJudge) senderFails(n string, ps []model.Pair) {
 	case model.KubeProxyUnhealthy:
 		s.add(model.Finding{
 			ID: KubeProxyDown, Severity: Error, Title: "kube-proxy unhealthy on " + n,
-			Summary: n + "'s Pods reach other nodes' Pods directly and no Service at all, and kube-proxy on " + n + " reports itself unhealthy: it has not applied the cluster's Services in time. The Pod network is fine.",
+			Summary: seen + ", and kube-proxy on " + n + " reports itself unhealthy: it has not applied the cluster's Services in time. The Pod network is fine.",
 			Nodes:   []string{n}, Evidence: ev,
 			Remedy: &model.Remedy{Summary: "Read kube-proxy's log on " + n + ": it says why its rules are not applied (API server unreachable, nftables or iptables errors).",
 				Commands: []string{pods, "kubectl -n kube-system logs <that pod>"}},
 		}, nil)
 	default:
-		summary := n + "'s Pods reach other nodes' Pods directly and no Service at all, while other nodes' Pods reach the same Services: the sending node's Service rules (kube-proxy's DNAT) are missing or stale."
+		summary := seen + ", while other nodes' Service checks with the same ends pass: " + n + "'s Service rules (kube-proxy's DNAT) are missing or stale."
+		if len(what) == 1 && ps[0].Layer == model.LayerNodePort {
+			summary = seen + ", while other nodes' NodePorts answer the same senders: what " + n + " does with traffic to its NodePorts, kube-proxy's NodePort rules or a firewall on the node-port range (30000-32767 unless the API server's --service-node-port-range says otherwise)."
+		}
 		if kp.Healthz == model.KubeProxyHealthy {
 			summary += " kube-proxy answers healthy there: something else removed or overrides its rules (a firewall service reloading its own ruleset), or it lost touch with the API server."
 		}
 		s.add(model.Finding{
-			ID: ServicePathFailing, Severity: Error, Title: "Services fail from " + n + "'s Pods",
+			ID: ServicePathFailing, Severity: Error, Title: "Services fail through " + n,
 			Summary: summary, Nodes: []string{n}, Evidence: ev,
 			Remedy: &model.Remedy{Summary: "Compare " + n + "'s Service rules with a working node's, and restart kube-proxy there to rewrite them.",
 				Commands: []string{"nft list table ip kube-proxy | grep -c 'ip daddr'   # on " + n + " and on a working node (iptables mode: iptables-save -t nat | grep -c KUBE-SVC)", pods}},
@@ -215,11 +248,11 @@ func (s *serviceJudge) senderFails(n string, ps []model.Pair) {
 	}
 }
 
-// directWorks: what was measured of a direct Pod pair came through: the
+// DirectWorks: what was measured of a direct Pod pair came through: the
 // echoes, a full-sized packet, the handshakes and the upload. A path that
 // fails directly fails through a Service too, and is the Pod network's
 // finding, not kube-proxy's.
-func directWorks(p model.Pair) bool {
+func DirectWorks(p model.Pair) bool {
 	return p.Known() && p.Reachable && p.FullSizeLost == 0 && !p.Stalled &&
 		(p.TCPConnectTried == 0 || p.TCPConnectMs != nil) && (p.PathMTU == 0 || p.IfaceMTU == 0 || p.PathMTU >= p.IfaceMTU)
 }
@@ -235,7 +268,11 @@ func (s *serviceJudge) kubeProxyDown(n string) bool {
 func checkLines(ps []model.Pair) []string {
 	var ev []string
 	for _, p := range ps {
-		line := fmt.Sprintf("%s → %s via %s: %s; direct to the same Pod: answered", p.From, p.To, orWord(p.Service, "its Service"), ServiceFailure(p))
+		direct := "direct to the same Pod: answered"
+		if p.Layer == model.LayerNodePort {
+			direct = "host to host: answered"
+		}
+		line := fmt.Sprintf("%s → %s via %s: %s; %s", p.From, p.To, orWord(p.Service, "its Service"), ServiceFailure(p), direct)
 		if p.Retried != "" {
 			line += " (" + p.Retried + ")"
 		}

@@ -91,15 +91,21 @@ func Run(ctx context.Context, s *cluster.Session, o Options) (*model.Report, err
 	var wg sync.WaitGroup
 	wg.Go(func() { rep.Nodes = r.Facts(ctx, s.Inventory) })
 	rep.Pairs = r.Paced(ctx, jobs, Probes, measure.Pace{FullMesh: o.FullMesh, Class: linkClass(s.Inventory), Say: o.Say})
-	// After the mesh, not beside it: the Pod agents' peers become the
-	// Services for this step.
-	if sj := serviceJobs(s); len(sj) > 0 && slices.Contains(o.Layers, model.LayerPod) {
+	// After the mesh, not beside it: the agents' peers become the
+	// Services for this step. Pod agents check ClusterIPs (pod layer),
+	// host agents NodePorts (node layer).
+	sj := slices.DeleteFunc(serviceJobs(s), func(j plan.Job) bool {
+		return j.Layer == model.LayerService && !slices.Contains(o.Layers, model.LayerPod) ||
+			j.Layer == model.LayerNodePort && !slices.Contains(o.Layers, model.LayerNode)
+	})
+	if len(sj) > 0 {
 		n := 0
 		for _, j := range sj {
 			n += len(j.Peers)
 		}
 		o.say("podpath doctor: %d checks through %d Services…", n, len(s.Services))
-		rep.Services = checkServices(ctx, r, s, sj)
+		run, skipped := withDirectPath(sj, rep.Pairs)
+		rep.Services = append(checkServices(ctx, r, s, run), skipped...)
 	}
 	wg.Wait()
 	o.say("podpath doctor: diagnosing…")

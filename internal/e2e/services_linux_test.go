@@ -14,7 +14,8 @@ import (
 )
 
 // Services through kube-proxy on real nodes (nftables mode): each node's
-// Pod agent through the run's Services to the other nodes' Pod agents.
+// Pod agent through the run's Services' ClusterIPs to the other nodes' Pod
+// agents, and each node's host through the other nodes' NodePorts.
 // Healthy, every check passes and kube-proxy is healthy everywhere; with
 // kube-proxy stopped on node2 the doctor names kube-proxy on node2, not
 // the Pod network; with node3's kube-proxy gone and its rules flushed,
@@ -76,16 +77,22 @@ func TestKubeServices(t *testing.T) {
 	checkServices(t, r, "")
 }
 
-// checkServices: every node's Pod went through the Services of both other
-// nodes; the checks from broken fail, every other one passes.
+// checkServices: every node's Pod went through the ClusterIPs, and its host
+// through the NodePorts, of both other nodes' Services; the checks broken's
+// kube-proxy takes part in (the ClusterIPs from it, its NodePorts) fail,
+// every other one passes.
 func checkServices(t *testing.T, r *model.Report, broken string) {
 	t.Helper()
-	if len(r.Services) != 6 {
-		t.Fatalf("%d Service checks; want 6 (3 nodes, 2 each): %+v", len(r.Services), r.Services)
+	if len(r.Services) != 12 {
+		t.Fatalf("%d Service checks; want 12 (3 nodes, 2 ClusterIPs and 2 NodePorts each): %+v", len(r.Services), r.Services)
 	}
 	for _, p := range r.Services {
-		if ok := diagnose.ServiceOK(p); ok == (p.From == broken) || !strings.Contains(p.Service, "/backend-") {
-			t.Errorf("%s → %s via %q: ok %v (%s); want ok unless from %q", p.From, p.To, p.Service, ok, diagnose.ServiceFailure(p), broken)
+		through := p.From
+		if p.Layer == model.LayerNodePort {
+			through = p.To
+		}
+		if ok := diagnose.ServiceOK(p); ok == (through == broken) || !strings.Contains(p.Service, "/backend-") {
+			t.Errorf("%s %s → %s via %q: ok %v (%s); want ok unless through %q", p.Layer, p.From, p.To, p.Service, ok, diagnose.ServiceFailure(p), broken)
 		}
 	}
 }

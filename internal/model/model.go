@@ -26,6 +26,9 @@ const (
 	// LayerService: a Pod agent through a Service (ClusterIP) to another
 	// node's Pod agent, the Service's one backend (Report.Services).
 	LayerService Layer = "service"
+	// LayerNodePort: a node's host agent to another node's address and a
+	// Service's NodePort, whose one backend is a Pod agent on that node.
+	LayerNodePort Layer = "nodeport"
 )
 
 // ParseLayers reads a comma-separated list of layers (node, pod), each
@@ -48,9 +51,12 @@ func ParseLayers(list string) ([]Layer, error) {
 type Report struct {
 	Findings []Finding `json:"findings"`
 	Pairs    Pairs     `json:"pairs"`
-	// Services are the Pod-to-Service checks (a cluster's run only): from
-	// a node's Pod agent through a Service whose one backend is another
-	// node's Pod agent, so the source node's kube-proxy does the DNAT.
+	// Services are the Service checks (a cluster's run only): from a
+	// node's Pod agent through a Service's ClusterIP whose one backend is
+	// another node's Pod agent, so the sending node's kube-proxy does the
+	// DNAT (layer service); and from a node's host to another node's
+	// address and NodePort, a Pod there the backend, so that node's
+	// kube-proxy does it (layer nodeport).
 	Services   []Pair     `json:"services,omitempty"`
 	Nodes      []NodeInfo `json:"nodes"`
 	DurationMs float64    `json:"durationMs"`

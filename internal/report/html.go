@@ -765,11 +765,11 @@ table.services td.svc { font-family: "DejaVu Sans Mono", monospace; font-size: 1
 
 <section id="services">
 <h2>Services</h2>
-<p class="key">Each node's Pod through a Service whose one backend is another node's Pod: the sending node's kube-proxy does the DNAT.</p>
+<p class="key">Each node's Pod through a ClusterIP (the sending node's kube-proxy does the DNAT), and its host through another node's NodePort (that node's kube-proxy does it), of Services whose one backend is a Pod on another node.</p>
 <table class="services">
-<tr><th>from</th><th>to</th><th>result</th><th>Service</th></tr>
+<tr><th>path</th><th>from</th><th>to</th><th>result</th><th>Service</th></tr>
 {{- range .Services}}
-<tr class="{{if .Unknown}}unknown{{else if not .OK}}failed{{else}}ok{{end}}" data-from="{{.From}}" data-to="{{.To}}" data-ok="{{.OK}}"><td>{{.From}}</td><td>{{.To}}</td><td>{{if .OK}}✓{{else if .Unknown}}?{{else}}✗{{end}} {{.Result}}</td><td class="svc">{{.Service}}</td></tr>
+<tr class="{{if .Unknown}}unknown{{else if not .OK}}failed{{else}}ok{{end}}" data-from="{{.From}}" data-to="{{.To}}" data-ok="{{.OK}}" data-kind="{{.Kind}}"><td>{{.Kind}}</td><td>{{.From}}</td><td>{{.To}}</td><td>{{if .OK}}✓{{else if .Unknown}}?{{else}}✗{{end}} {{.Result}}</td><td class="svc">{{.Service}}</td></tr>
 {{- end}}
 </table>
 {{- if .KubeProxy}}

@@ -100,7 +100,7 @@ func TestHTMLInChromium(t *testing.T) {
 				}
 			}
 		})
-		if want := []string{"node1>node2:ok", "node2>node1:failed", "node3>node1:unknown"}; !slices.Equal(rows, want) {
+		if want := []string{"node1>node2:ok", "node2>node1:failed", "node1>node2:ok", "node3>node1:unknown"}; !slices.Equal(rows, want) {
 			t.Errorf("Service rows %v; want %v", rows, want)
 		}
 		if !strings.Contains(string(stdout), "node2: nothing on its health port, rules: nftables") {

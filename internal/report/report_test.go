@@ -101,7 +101,9 @@ func withFindings(r *model.Report) *model.Report {
 	}
 	failed := model.Pair{From: "node2", To: "node1", Layer: model.LayerService, Service: "podpath-1/backend-0 10.233.0.10:7946", TCPConnectTried: 2,
 		Errors: []string{"transfer: connect to 10.233.0.10:7946: i/o timeout"}, Retried: "measured again 2s later: no UDP echo and no TCP handshake"}
-	r.Services = []model.Pair{ok("node1", "node2", 1), failed,
+	np := ok("node1", "node2", 1)
+	np.Layer, np.Service = model.LayerNodePort, "podpath-1/backend-1 NodePort 198.18.0.2:30001"
+	r.Services = []model.Pair{ok("node1", "node2", 1), failed, np,
 		{From: "node3", To: "node1", Layer: model.LayerService, Service: "podpath-1/backend-0 10.233.0.10:7946", Unknown: "the controller could not ask the agent on node3"}}
 	r.Nodes = []model.NodeInfo{{Name: "node1", Facts: &model.Facts{KubeProxy: model.KubeProxy{Healthz: model.KubeProxyHealthy, HealthzAddress: "http://127.0.0.1:10256/healthz", Rules: []string{"nftables"}}}},
 		{Name: "node2", Facts: &model.Facts{KubeProxy: model.KubeProxy{Healthz: model.KubeProxyNotListening, HealthzAddress: "http://127.0.0.1:10256/healthz", HealthzDetail: "connection refused", Rules: []string{"nftables"}}}}}

@@ -13,6 +13,7 @@ import (
 // serviceRow is one Service check as every report shows it.
 type serviceRow struct {
 	From, To string
+	Kind     string // ClusterIP (from the sender's Pod) or NodePort (from its host)
 	OK       bool
 	Unknown  bool
 	Result   string // what came through, or what failed
@@ -22,10 +23,13 @@ type serviceRow struct {
 func serviceRows(r *model.Report) []serviceRow {
 	var rows []serviceRow
 	for _, p := range r.Services {
-		row := serviceRow{From: p.From, To: p.To, Service: p.Service, OK: diagnose.ServiceOK(p)}
+		row := serviceRow{From: p.From, To: p.To, Kind: "ClusterIP", Service: p.Service, OK: diagnose.ServiceOK(p)}
+		if p.Layer == model.LayerNodePort {
+			row.Kind = "NodePort"
+		}
 		switch {
 		case !p.Measured():
-			row.Unknown, row.Result = true, "not measured: "+p.Unknown
+			row.Unknown, row.Result = true, p.Unknown
 		case row.OK:
 			row.Result = fmt.Sprintf("UDP echo %s ms, TCP handshake %s ms, %d KB uploaded", ms(p.RTTMs.P50), ms(p.TCPConnectMs.P50), p.TransferBytes/1000)
 		default:
@@ -72,7 +76,7 @@ func servicesText(w io.Writer, r *model.Report) {
 	if len(rows) == 0 {
 		return
 	}
-	fmt.Fprintln(w, "Services — each node's Pod through a Service whose one backend is another node's Pod (the sender's kube-proxy does the DNAT):")
+	fmt.Fprintln(w, "Services — each node's Pod through the ClusterIP (the sender's kube-proxy does the DNAT), and its host through another node's NodePort (that node's kube-proxy does it), of Services whose one backend is a Pod on another node:")
 	lines := make([]string, 0, len(rows))
 	for _, row := range rows {
 		mark := "✓"
@@ -82,7 +86,7 @@ func servicesText(w io.Writer, r *model.Report) {
 		case !row.OK:
 			mark = "✗"
 		}
-		lines = append(lines, esc(fmt.Sprintf("%s %s → %s: %s   %s", mark, row.From, row.To, row.Result, row.Service)))
+		lines = append(lines, esc(fmt.Sprintf("%s %-9s %s → %s: %s   %s", mark, row.Kind, row.From, row.To, row.Result, row.Service)))
 	}
 	for _, l := range capped(lines, 48) {
 		fmt.Fprintf(w, "  %s\n", l)
@@ -114,7 +118,7 @@ func serviceCases(r *model.Report) []junitCase {
 			if row.From != n {
 				continue
 			}
-			body = append(body, fmt.Sprintf("%s → %s: %s (%s)", row.From, row.To, row.Result, row.Service))
+			body = append(body, fmt.Sprintf("%s %s → %s: %s (%s)", row.Kind, row.From, row.To, row.Result, row.Service))
 			if !row.OK && !row.Unknown {
 				failed++
 			}
