@@ -14,6 +14,9 @@ import (
 	"k8s.io/client-go/dynamic"
 	"k8s.io/client-go/kubernetes"
 
+	"k8s.io/client-go/rest"
+	"k8s.io/client-go/tools/clientcmd"
+
 	"podpath/internal/kubetest"
 )
 
@@ -106,6 +109,33 @@ func TestInstallWaitCleanup(t *testing.T) {
 		t.Errorf("Wait with a 3 s timeout took %s", d)
 	}
 
+	// The Service checks' Services: a NodePort, the same node port for UDP
+	// and TCP, and an EndpointSlice naming the one backend; refused to a
+	// user without the rights, with the error the run goes on after.
+	svcs, err := run.CreateServices(ctx, []Backend{{Node: "node1", Pod: "podpath-pod-a", IP: "10.233.64.5"}, {Node: "node2", Pod: "podpath-pod-b", IP: "10.233.64.70"}})
+	if err != nil || len(svcs) != 2 {
+		t.Fatalf("CreateServices: %v, %+v", err, svcs)
+	}
+	for _, sv := range svcs {
+		name := strings.TrimPrefix(sv.Name, run.Namespace+"/")
+		got, err := cs.CoreV1().Services(run.Namespace).Get(ctx, name, metav1.GetOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got.Spec.Type != corev1.ServiceTypeNodePort || len(got.Spec.Ports) != 2 || got.Spec.Ports[0].NodePort != got.Spec.Ports[1].NodePort ||
+			int(got.Spec.Ports[0].NodePort) != sv.NodePort || sv.Address != got.Spec.ClusterIP+":7946" {
+			t.Errorf("Service %s: %+v; ServiceOf %+v; want a NodePort, one node port for UDP and TCP", name, got.Spec, sv)
+		}
+		slice, err := cs.DiscoveryV1().EndpointSlices(run.Namespace).Get(ctx, name, metav1.GetOptions{})
+		if err != nil || len(slice.Endpoints) != 1 || slice.Endpoints[0].Addresses[0] != sv.IP || slice.Labels["kubernetes.io/service-name"] != name {
+			t.Errorf("EndpointSlice %s: %+v, %v; want %s alone", name, slice, err, sv.IP)
+		}
+	}
+	bob := &Run{ID: run.ID, Namespace: run.Namespace, cs: kubernetes.NewForConfigOrDie(userConfig(t, env, "bob"))}
+	if _, err := bob.CreateServices(ctx, []Backend{{Node: "node1", Pod: "p", IP: "10.233.64.5"}}); !errors.Is(err, ErrServicesForbidden) {
+		t.Errorf("CreateServices as a user without rights: %v; want ErrServicesForbidden", err)
+	}
+
 	if err := run.Cleanup(ctx); err != nil {
 		t.Fatal(err)
 	}
@@ -126,4 +156,14 @@ func TestInstallWaitCleanup(t *testing.T) {
 	if left := env.Labelled(t, ManagedByLabel+"="+ManagedBy); len(left) > 0 {
 		t.Errorf("objects labelled by podpath left after cleanup: %v", left)
 	}
+}
+
+// userConfig is a client configuration for user, who has no role.
+func userConfig(t *testing.T, env *kubetest.Env, user string) *rest.Config {
+	t.Helper()
+	cfg, err := clientcmd.BuildConfigFromFlags("", env.UserKubeconfig(t, user))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return cfg
 }
