@@ -1,6 +1,7 @@
 // Package image builds container images without a container daemon, FROM
 // scratch: podpath's own (the static binary as /podpath) and, for the lab's
-// real nodes, a busybox image from Debian's static busybox and a pause image.
+// real nodes, a busybox image from Debian's static busybox, a pause image and
+// CoreDNS's (the cluster DNS, built from its Go module).
 // Every timestamp is the epoch, so the same inputs give the same digest.
 package image
 
@@ -150,6 +151,63 @@ func Pause(podpath v1.Image) (v1.Image, error) {
 		c.Entrypoint = []string{Entrypoint, "lab", "pause"}
 		c.User = "65535:65535"
 		c.Labels = map[string]string{"org.opencontainers.image.title": "podpath lab pause"}
+	})
+}
+
+// CoreDNSEntrypoint is where CoreDNS's image keeps its binary, as the
+// official image does; the Deployment gives the arguments.
+const CoreDNSEntrypoint = "/coredns"
+
+// CoreDNS is a CoreDNS image from a static coredns binary: /coredns as the
+// entrypoint, with no command (the Deployment passes `-conf
+// /etc/coredns/Corefile`), and user 0:0 so that with NET_BIND_SERVICE, its
+// one added capability, it binds port 53.
+func CoreDNS(binary []byte, version string) (v1.Image, error) {
+	arch, err := StaticLinux(binary)
+	if err != nil {
+		return nil, fmt.Errorf("coredns: %w", err)
+	}
+	var buf bytes.Buffer
+	tw := tar.NewWriter(&buf)
+	for _, e := range []struct {
+		name string
+		mode int64
+		data []byte
+	}{
+		{"etc/", 0o755, nil},
+		{"etc/group", 0o644, []byte(group)},
+		{"etc/passwd", 0o644, []byte(passwd)},
+		{strings.TrimPrefix(CoreDNSEntrypoint, "/"), 0o755, binary},
+	} {
+		h := &tar.Header{Name: e.name, Mode: e.mode, Size: int64(len(e.data)), ModTime: epoch,
+			Uname: "root", Gname: "root", Format: tar.FormatPAX, Typeflag: tar.TypeReg}
+		if strings.HasSuffix(e.name, "/") {
+			h.Typeflag = tar.TypeDir
+		}
+		if err := tw.WriteHeader(h); err != nil {
+			return nil, fmt.Errorf("layer %s: %w", e.name, err)
+		}
+		if _, err := tw.Write(e.data); err != nil {
+			return nil, fmt.Errorf("layer %s: %w", e.name, err)
+		}
+	}
+	if err := tw.Close(); err != nil {
+		return nil, fmt.Errorf("layer: %w", err)
+	}
+	data := buf.Bytes()
+	layer, err := tarball.LayerFromOpener(func() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(data)), nil })
+	if err != nil {
+		return nil, fmt.Errorf("layer: %w", err)
+	}
+	img, err := mutate.Append(empty.Image, mutate.Addendum{Layer: layer, History: v1.History{
+		Created: v1.Time{Time: epoch}, CreatedBy: "podpath image: CoreDNS " + version + " built from its Go module"}})
+	if err != nil {
+		return nil, fmt.Errorf("add the layer: %w", err)
+	}
+	return withArch(img, arch, func(c *v1.Config) {
+		c.Entrypoint = []string{CoreDNSEntrypoint}
+		c.User = "0:0"
+		c.Labels = map[string]string{"org.opencontainers.image.title": "coredns", "org.opencontainers.image.version": version}
 	})
 }
 
