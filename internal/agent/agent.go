@@ -529,7 +529,35 @@ func (req *ProbeRequest) check() error {
 	if t := req.Throughput; t != nil && (t.Seconds <= 0 || t.Seconds > MaxThroughputSecs || t.Streams < 1 || t.Streams > MaxStreams) {
 		return fmt.Errorf("throughput %+v: seconds must be in (0, %d], streams 1-%d", *t, MaxThroughputSecs, MaxStreams)
 	}
+	if err := checkDNS(req); err != nil {
+		return err
+	}
 	return checkPorts(req.Ports)
+}
+
+// checkDNS refuses DNS questions beside other probes (a DNS server is
+// asked questions, never sent echoes or uploads) and questions no Pod's
+// resolver asks.
+func checkDNS(req *ProbeRequest) error {
+	if len(req.DNS) == 0 {
+		return nil
+	}
+	if len(req.DNS) > MaxDNSQueries {
+		return fmt.Errorf("%d DNS questions: at most %d", len(req.DNS), MaxDNSQueries)
+	}
+	if req.PathMTU || req.RTT != nil || req.ICMP != nil || req.TCPConnect > 0 || req.HTTP || req.TransferBytes > 0 ||
+		req.Throughput != nil || len(req.Ports) > 0 || req.FullSize || req.Cheap {
+		return errors.New("dns: a DNS server is only asked questions: send no other probe in the same request")
+	}
+	for _, q := range req.DNS {
+		if q.Type != "" && q.Type != "A" && q.Type != "AAAA" {
+			return fmt.Errorf("dns: question type %q: A or AAAA", q.Type)
+		}
+		if q.Name == "" || len(q.Name) > 254 {
+			return fmt.Errorf("dns: name %q: 1-254 characters", q.Name)
+		}
+	}
+	return nil
 }
 
 func (a *Agent) probe(w http.ResponseWriter, r *http.Request) {

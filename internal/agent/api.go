@@ -58,6 +58,10 @@ type ProbeRequest struct {
 	// Parallel bounds how many targets are probed at once (1 to
 	// MaxParallel; 0: MaxParallel). The controller paces a run with it.
 	Parallel int `json:"parallel,omitempty"`
+	// DNS asks each target, a DNS server the controller named as a peer,
+	// these questions, one after another, and nothing else: no echo or
+	// handshake goes to a DNS server's port.
+	DNS []probe.DNSQuery `json:"dns,omitempty"`
 }
 
 // SizeCheck is one full-sized probe's answer (ProbeRequest.FullSize).
@@ -105,6 +109,7 @@ type TargetResult struct {
 	Throughput   *probe.Transfer    `json:"throughput,omitempty"`
 	FullSize     *SizeCheck         `json:"fullSize,omitempty"`
 	Ports        []probe.PortResult `json:"ports,omitempty"` // in the request's order
+	DNS          []probe.DNSResult  `json:"dns,omitempty"`   // in the request's order
 	Errors       []string           `json:"errors,omitempty"`
 }
 
@@ -132,4 +137,5 @@ const (
 	MaxThroughputSecs = 30
 	MaxStreams        = 16
 	MaxTransferBytes  = 64 << 20
+	MaxDNSQueries     = 8
 )

@@ -40,6 +40,10 @@ func (a *Agent) run(ctx context.Context, peers []Peer, req *ProbeRequest) []Targ
 		wg.Go(func() {
 			sem <- struct{}{}
 			defer func() { <-sem }()
+			if len(req.DNS) > 0 {
+				results[i] = a.askDNS(ctx, p, req.DNS)
+				return
+			}
 			// Ports alongside, and whether or not the agent's own port
 			// answers: a blocked probe port is no blocked 6443.
 			var ports []probe.PortResult
@@ -72,6 +76,29 @@ func (a *Agent) run(ctx context.Context, peers []Peer, req *ProbeRequest) []Targ
 	}
 	a.probes.Add(float64(len(peers)))
 	return results
+}
+
+// askDNS asks the DNS server p the questions, one after another.
+func (a *Agent) askDNS(ctx context.Context, p Peer, qs []probe.DNSQuery) TargetResult {
+	res := TargetResult{Peer: p.Name, Address: p.Address}
+	dial := a.dialer(addrOf(p))
+	if local := a.source(addrOf(p)); a.ports.plainDial && local.IsValid() {
+		// From the agent's own address, over UDP as over TCP.
+		udp := (&net.Dialer{LocalAddr: &net.UDPAddr{IP: local.AsSlice()}}).DialContext
+		tcp := dial
+		dial = func(ctx context.Context, network, addr string) (net.Conn, error) {
+			if network == "udp" {
+				return udp(ctx, network, addr)
+			}
+			return tcp(ctx, network, addr)
+		}
+	}
+	for _, q := range qs {
+		r := probe.QueryDNS(ctx, dial, p.Address, q)
+		res.DNS = append(res.DNS, r)
+		res.Reachable = res.Reachable || r.Error == ""
+	}
+	return res
 }
 
 // probeOne probes p as req asks. For the cheap check it takes a socket

@@ -194,13 +194,39 @@ func agents(ctx context.Context, run *deploy.Run, cfg *rest.Config, cl *kube.Clu
 	if err != nil {
 		return nil, err
 	}
+	large, dnsSkipped, err := createLargeDNSName(ctx, run, cl, o)
+	if err != nil {
+		return nil, err
+	}
 	base := strings.TrimSuffix(strings.TrimSuffix(cfg.Host, "/")+cfg.APIPath, "/")
 	connect := func(e plan.Endpoint) *agent.Client {
 		url := fmt.Sprintf("%s/api/v1/namespaces/%s/pods/%s:%s/proxy", base, run.Namespace, podOf[e.Name()], port)
 		return agent.NewProxyClient(e.Name(), e.Agent, url, run.Token, hc)
 	}
 	return &Session{Inventory: inv, Token: run.Token, Connect: connect, Cluster: cl, Namespace: run.Namespace,
-		Services: services, ServicesSkipped: skipped, ServicesCreated: time.Now()}, nil
+		Services: services, ServicesSkipped: skipped, ServicesCreated: time.Now(),
+		DNS: cl.DNS, DNSLarge: large, DNSSkipped: dnsSkipped}, nil
+}
+
+// createLargeDNSName gives the run a name whose DNS answer is large
+// (deploy.LargeDNSRecords addresses), for the cluster DNS checks, and
+// returns its fully qualified name; or why the DNS checks cannot run.
+func createLargeDNSName(ctx context.Context, run *deploy.Run, cl *kube.Cluster, o Options) (string, string, error) {
+	switch {
+	case cl.DNS == nil:
+		return "", "no cluster DNS found (Service kube-system/kube-dns or kube-system/coredns)", nil
+	case cl.DNS.Skipped != "":
+		return "", cl.DNS.Skipped, nil
+	}
+	o.say("podpath: creating a name with a large DNS answer…")
+	name, err := run.CreateLargeDNSName(ctx)
+	if errors.Is(err, deploy.ErrServicesForbidden) {
+		return "", err.Error(), nil
+	}
+	if err != nil {
+		return "", "", err
+	}
+	return name + "." + run.Namespace + ".svc." + cl.DNS.Domain, "", nil
 }
 
 // MaxServiceBackends bounds the run's Services: every node's kube-proxy

@@ -38,7 +38,13 @@ type Session struct {
 	ServicesSkipped string
 	// ServicesCreated is when the last of them was created.
 	ServicesCreated time.Time
-	undo            func()
+	// DNS is the cluster DNS the DNS checks ask; DNSLarge the run's name
+	// with a large answer (fully qualified); DNSSkipped says why there
+	// are no DNS checks.
+	DNS        *kube.DNS
+	DNSLarge   string
+	DNSSkipped string
+	undo       func()
 }
 
 // Load opens an inventory file; tokenFile, when given, replaces the
@@ -76,6 +82,9 @@ func (s *Session) Config() *model.Config {
 	c.Source, c.CNI, c.Namespace = "cluster", s.Cluster.CNI.Name, s.Namespace
 	if s.ServicesSkipped != "" {
 		c.Notes = append(c.Notes, "Service checks skipped: "+s.ServicesSkipped)
+	}
+	if s.DNSSkipped != "" {
+		c.Notes = append(c.Notes, "cluster DNS checks skipped: "+s.DNSSkipped)
 	}
 	if cal := s.Cluster.Calico; cal != nil {
 		c.LogErrors = cal.LogErrors

@@ -135,3 +135,60 @@ func (r *Run) samePort(ctx context.Context, svc *corev1.Service) (int, error) {
 	}
 	return int(tcp), nil
 }
+
+// LargeDNSRecords is how many address records the run's large DNS name
+// has: about 3,000 bytes of answer (16 bytes a record, the name
+// compressed), more than any Pod MTU short of jumbo frames lets through
+// unfragmented, and less than the 4,096 bytes of EDNS0 a resolver offers,
+// so over UDP it comes as one fragmented datagram, not truncated.
+const LargeDNSRecords = 180
+
+// LargeDNSName is the run's name with a large DNS answer.
+const LargeDNSName = "dns-large"
+
+// largeDNSNet holds the large name's addresses: RFC 5737's TEST-NET-1,
+// routed nowhere. They are DNS records only: nothing is ever sent to them
+// (the Service is headless, so kube-proxy programs nothing for it).
+var largeDNSNet = netip.MustParsePrefix("192.0.2.0/24")
+
+// CreateLargeDNSName creates a headless Service without a selector and an
+// EndpointSlice naming LargeDNSRecords addresses, so that the cluster DNS
+// answers the Service's name with a large answer. It returns the Service's
+// name; ErrServicesForbidden when the caller may not.
+func (r *Run) CreateLargeDNSName(ctx context.Context) (string, error) {
+	labels := map[string]string{ManagedByLabel: ManagedBy, RunLabel: r.ID}
+	sliceLabels := map[string]string{ManagedByLabel: ManagedBy, RunLabel: r.ID,
+		discoveryv1.LabelServiceName: LargeDNSName, discoveryv1.LabelManagedBy: endpointSliceManager}
+	ready := true
+	tcp, port, portName := corev1.ProtocolTCP, int32(9), "none"
+	var eps []discoveryv1.Endpoint
+	a := largeDNSNet.Addr()
+	for range LargeDNSRecords {
+		a = a.Next()
+		eps = append(eps, discoveryv1.Endpoint{Addresses: []string{a.String()}, Conditions: discoveryv1.EndpointConditions{Ready: &ready}})
+	}
+	_, err := r.cs.DiscoveryV1().EndpointSlices(r.Namespace).Create(ctx, &discoveryv1.EndpointSlice{
+		ObjectMeta: metav1.ObjectMeta{Name: LargeDNSName, Labels: sliceLabels}, AddressType: discoveryv1.AddressTypeIPv4,
+		Endpoints: eps,
+		// CoreDNS makes a headless Service's records port by port: one port, one record an address.
+		Ports: []discoveryv1.EndpointPort{{Name: &portName, Protocol: &tcp, Port: &port}},
+	}, metav1.CreateOptions{})
+	if apierrors.IsForbidden(err) {
+		return "", ErrServicesForbidden
+	}
+	if err != nil {
+		return "", fmt.Errorf("create EndpointSlice %s/%s: %w", r.Namespace, LargeDNSName, err)
+	}
+	_, err = r.cs.CoreV1().Services(r.Namespace).Create(ctx, &corev1.Service{
+		ObjectMeta: metav1.ObjectMeta{Name: LargeDNSName, Labels: labels,
+			Annotations: map[string]string{"podpath.io/purpose": "a large DNS answer for the cluster DNS checks; its addresses (192.0.2.0/24, documentation only) are never contacted"}},
+		Spec: corev1.ServiceSpec{ClusterIP: corev1.ClusterIPNone, Ports: []corev1.ServicePort{{Name: portName, Protocol: tcp, Port: port}}},
+	}, metav1.CreateOptions{})
+	if apierrors.IsForbidden(err) {
+		return "", ErrServicesForbidden
+	}
+	if err != nil {
+		return "", fmt.Errorf("create Service %s/%s: %w", r.Namespace, LargeDNSName, err)
+	}
+	return LargeDNSName, nil
+}

@@ -20,7 +20,9 @@ type Evidence struct {
 	// Services are the Service checks (Report.Services): Pod agent →
 	// ClusterIP → another node's Pod agent.
 	Services []model.Pair
-	Facts    map[string]*model.Facts // by node; missing when the node's agent did not answer
+	// DNS are the cluster DNS checks (Report.DNS).
+	DNS   []model.Pair
+	Facts map[string]*model.Facts // by node; missing when the node's agent did not answer
 	// FactErrors says why a node's facts are missing.
 	FactErrors map[string]string
 	// IPPoolMTUs are IPPools (by name) that carry an `mtu` field, from the
@@ -121,6 +123,7 @@ var Rules = []Rule{
 	{TCPBlocked, []string{Error}, tcpBlocked},
 	{KubeProxyDown, []string{Error}, serviceRule(KubeProxyDown)},
 	{ServicePathFailing, []string{Error, Warning}, serviceRule(ServicePathFailing)},
+	{DNSFailing, []string{Error, Warning}, dnsFailing},
 	{KernelModuleMissing, []string{Error}, kernelModuleMissing},
 	{CalicoNodeUnhealthy, []string{Error}, calicoNodeUnhealthy},
 	{ConntrackFull, []string{Warning}, conntrackFull},

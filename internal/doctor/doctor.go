@@ -107,6 +107,12 @@ func Run(ctx context.Context, s *cluster.Session, o Options) (*model.Report, err
 		run, skipped := withDirectPath(sj, rep.Pairs)
 		rep.Services = append(checkServices(ctx, r, s, run), skipped...)
 	}
+	// The cluster DNS, from every node's Pods: what applications feel
+	// first when the Pod network or a firewall goes wrong.
+	if dj := dnsJobs(s); len(dj) > 0 && slices.Contains(o.Layers, model.LayerPod) {
+		o.say("podpath doctor: asking the cluster DNS from %d nodes' Pods (%s and %d CoreDNS Pods)…", len(dj), s.DNS.Service, len(s.DNS.Pods))
+		rep.DNS = checkDNS(ctx, r, s, dj)
+	}
 	wg.Wait()
 	o.say("podpath doctor: diagnosing…")
 	ev := evidence(s.Inventory, rep)
@@ -167,7 +173,7 @@ func linkClass(inv *inventory.Inventory) func(node string) string {
 
 // evidence assembles what the rules look at from the inventory and the run.
 func evidence(inv *inventory.Inventory, rep *model.Report) diagnose.Evidence {
-	ev := diagnose.Evidence{Addresses: map[string]string{}, Pairs: rep.Pairs, Services: rep.Services,
+	ev := diagnose.Evidence{Addresses: map[string]string{}, Pairs: rep.Pairs, Services: rep.Services, DNS: rep.DNS,
 		Facts: map[string]*model.Facts{}, FactErrors: map[string]string{}}
 	if inv.Network != nil {
 		ev.Network = *inv.Network

@@ -180,6 +180,14 @@ func fill(p *model.Pair, tr agent.TargetResult) {
 	answered := tr.TCPConnect != nil && tr.TCPConnect.Received > 0 || tr.ICMP != nil && tr.ICMP.Received > 0
 	p.NoAgent = !tr.Reachable && (tr.PeerRefused || (p.Layer == model.LayerNode && answered))
 	p.Errors = append(p.Errors, tr.Errors...)
+	for _, d := range tr.DNS {
+		transport := "udp"
+		if d.TCP {
+			transport = "tcp"
+		}
+		p.DNS = append(p.DNS, model.DNSAnswer{Name: d.Name, Type: d.Type, Transport: transport, Bytes: d.Bytes,
+			Records: d.Records, Rcode: d.Rcode, Truncated: d.Truncated, RTTMs: d.RTTMs, Error: d.Error})
+	}
 	for _, pr := range tr.Ports {
 		p.Ports = append(p.Ports, model.PortState{Proto: pr.Proto, Port: pr.Port, State: pr.State, RTTMs: pr.RTTMs})
 	}

@@ -29,6 +29,10 @@ const (
 	// LayerNodePort: a node's host agent to another node's address and a
 	// Service's NodePort, whose one backend is a Pod agent on that node.
 	LayerNodePort Layer = "nodeport"
+	// LayerDNS: a node's Pod agent asking the cluster DNS, through its
+	// Service (To empty, Service set) or one of its Pods directly (To that
+	// Pod's node, ToPod the Pod) (Report.DNS).
+	LayerDNS Layer = "dns"
 )
 
 // ParseLayers reads a comma-separated list of layers (node, pod), each
@@ -57,7 +61,11 @@ type Report struct {
 	// DNAT (layer service); and from a node's host to another node's
 	// address and NodePort, a Pod there the backend, so that node's
 	// kube-proxy does it (layer nodeport).
-	Services   []Pair     `json:"services,omitempty"`
+	Services []Pair `json:"services,omitempty"`
+	// DNS are the cluster DNS checks (a cluster's run only): each node's
+	// Pod agent asks the cluster DNS Service and every CoreDNS Pod a small
+	// and a large question over UDP and over TCP (Pair.DNS).
+	DNS        []Pair     `json:"dns,omitempty"`
 	Nodes      []NodeInfo `json:"nodes"`
 	DurationMs float64    `json:"durationMs"`
 	Config     *Config    `json:"config,omitempty"`
@@ -173,6 +181,7 @@ type Pair struct {
 	Stalled         bool        `json:"stalled,omitempty"`
 	ThroughputBps   float64     `json:"throughputBps,omitempty"`
 	Ports           []PortState `json:"ports,omitempty"` // preflight: ports checked on the target
+	DNS             []DNSAnswer `json:"dns,omitempty"`   // layer dns: each question and its answer
 	Errors          []string    `json:"errors,omitempty"`
 	// Retried says that what is reported is a second measurement, made
 	// alone after the first looked like a fault, and what the first showed.
@@ -198,6 +207,29 @@ func (p Pair) Measured() bool { return p.Unknown == "" }
 // Known reports whether the pair says anything about the path: measured,
 // and an agent answered at To.
 func (p Pair) Known() bool { return p.Unknown == "" && !p.NoAgent }
+
+// DNSAnswer is one question a Pod agent asked a DNS server and what came
+// back.
+type DNSAnswer struct {
+	Name      string `json:"name"`
+	Type      string `json:"type,omitempty"`      // A (or AAAA)
+	Transport string `json:"transport"`           // udp | tcp
+	Size      string `json:"size"`                // small | large: the answer expected
+	Want      int    `json:"wantBytes,omitempty"` // the large answer's expected size in bytes
+	Bytes     int    `json:"bytes,omitempty"`     // the answer's DNS message, as it arrived
+	Records   int    `json:"records,omitempty"`
+	Rcode     string `json:"rcode,omitempty"`
+	Truncated bool   `json:"truncated,omitempty"`
+	// RTTMs is from the question's first sending to its answer.
+	RTTMs float64 `json:"rttMs,omitempty"`
+	// Error says why no answer came: timeout, refused, or another word.
+	Error string `json:"error,omitempty"`
+}
+
+// OK: answered without error, with records, whole.
+func (a DNSAnswer) OK() bool {
+	return a.Error == "" && a.Rcode == "NOERROR" && a.Records > 0 && !a.Truncated
+}
 
 // PortState is one port checked from a pair's source on its target.
 type PortState struct {

@@ -135,6 +135,8 @@ type Cluster struct {
 	Calico *Calico `json:"calico,omitempty"`
 	// KubeProxy is kube-proxy's configuration; nil when not found.
 	KubeProxy *KubeProxy `json:"kubeProxy,omitempty"`
+	// DNS is the cluster DNS (CoreDNS); nil when not found.
+	DNS *DNS `json:"dns,omitempty"`
 }
 
 // Backend is the encapsulation the IP pools select: vxlan, ipip or bgp.
@@ -258,6 +260,9 @@ func Discover(ctx context.Context, cs kubernetes.Interface, dyn dynamic.Interfac
 		calicoLogs(ctx, cs, c.Calico)
 	}
 	if c.KubeProxy, err = kubeProxyConfig(ctx, cs); err != nil {
+		return nil, err
+	}
+	if c.DNS, err = clusterDNS(ctx, cs); err != nil {
 		return nil, err
 	}
 	return c, nil

@@ -68,6 +68,28 @@ data:
     kind: KubeProxyConfiguration
     mode: ipvs
     ipvs: {strictARP: false}
+---
+apiVersion: v1
+kind: Service
+metadata: {name: coredns, namespace: kube-system, labels: {k8s-app: kube-dns}}
+spec:
+  selector: {k8s-app: kube-dns}
+  ports:
+    - {name: dns, port: 53, protocol: UDP}
+    - {name: dns-tcp, port: 53, protocol: TCP}
+---
+apiVersion: v1
+kind: ConfigMap
+metadata: {name: coredns, namespace: kube-system}
+data:
+  Corefile: |
+    .:53 {
+        errors
+        kubernetes corp.internal in-addr.arpa ip6.arpa {
+          pods insecure
+        }
+        cache 30
+    }
 `)); err != nil {
 		t.Fatal(err)
 	}
@@ -102,6 +124,9 @@ data:
 	}
 	if c.KubeProxy == nil || c.KubeProxy.Mode != "ipvs" || c.Network().KubeProxyMode != "ipvs" {
 		t.Errorf("kube-proxy %+v; want mode ipvs from its ConfigMap", c.KubeProxy)
+	}
+	if d := c.DNS; d == nil || d.Service != "kube-system/coredns" || !d.Address.IsValid() || d.Port != 53 || d.Domain != "corp.internal" || d.Skipped != "" {
+		t.Errorf("cluster DNS %+v; want Kubespray's Service kube-system/coredns, port 53, domain corp.internal from the Corefile", c.DNS)
 	}
 	if c.CNI.Name != "calico" || c.CNI.Install != "manifest" {
 		t.Errorf("CNI = %+v; want calico installed by manifest", c.CNI)
