@@ -50,6 +50,7 @@ func DoctorText(w io.Writer, r *model.Report) {
 		fmt.Fprintln(w)
 	}
 	servicesText(w, r)
+	dnsText(w, r)
 	if len(unknown) > 0 {
 		fmt.Fprintln(w, "? not measured:")
 		for _, u := range capped(unknown, 12) {
@@ -64,6 +65,9 @@ func DoctorText(w io.Writer, r *model.Report) {
 	pairs := plural(r.Pairs.Len(), "pair")
 	if len(r.Services) > 0 {
 		pairs += ", " + plural(len(r.Services), "Service check")
+	}
+	if len(r.DNS) > 0 {
+		pairs += ", " + plural(len(r.DNS), "DNS check")
 	}
 	fmt.Fprintf(w, "%s, %s, %s; %s, %s in %.1fs\n", plural(counts[model.SeverityError], "error"), plural(counts[model.SeverityWarning], "warning"),
 		plural(counts[model.SeverityInfo], "note"), pairs, plural(len(r.Nodes), "node"), r.DurationMs/1000)
@@ -136,7 +140,7 @@ func JUnit(w io.Writer, r *model.Report, catalogue []string) error {
 			suite.Cases = append(suite.Cases, junitCase{Name: id + " [cluster]", Classname: "podpath." + id})
 		}
 	}
-	for _, c := range serviceCases(r) {
+	for _, c := range append(serviceCases(r), dnsCases(r)...) {
 		if c.Failure != nil {
 			suite.Failures++
 		}

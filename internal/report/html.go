@@ -66,6 +66,7 @@ type htmlView struct {
 	Services []serviceRow
 	// KubeProxy is each node's kube-proxy, as its host facts read it.
 	KubeProxy []string
+	DNS       []dnsRow
 }
 
 // A finding lists at most htmlPairs affected pairs and htmlEvidence
@@ -167,7 +168,7 @@ func newHTMLView(r *model.Report) htmlView {
 			v.Nodes = append(v.Nodes, n.Name+": "+n.Error)
 		}
 	}
-	v.Services, v.KubeProxy = serviceRows(r), kubeProxyLines(r)
+	v.Services, v.KubeProxy, v.DNS = serviceRows(r), kubeProxyLines(r), dnsRows(r)
 	return v
 }
 
@@ -780,6 +781,19 @@ table.services td.svc { font-family: "DejaVu Sans Mono", monospace; font-size: 1
 {{- end}}
 </ul>
 {{- end}}
+</section>
+{{- end}}
+{{- if .DNS}}
+
+<section id="dns">
+<h2>Cluster DNS</h2>
+<p class="key">Each node's Pod asks the cluster DNS Service and every CoreDNS Pod a small and a large question (larger than the MTU: IP fragments over UDP), over UDP and over TCP.</p>
+<table class="services">
+<tr><th>from</th><th>asked</th><th>result</th></tr>
+{{- range .DNS}}
+<tr class="{{if .Unknown}}unknown{{else if not .OK}}failed{{else}}ok{{end}}" data-from="{{.From}}" data-server="{{.Server}}" data-ok="{{.OK}}"><td>{{.From}}</td><td>{{.Server}}</td><td>{{if .OK}}✓{{else if .Unknown}}?{{else}}✗{{end}} {{.Result}}</td></tr>
+{{- end}}
+</table>
 </section>
 {{- end}}
 {{- if .Nodes}}

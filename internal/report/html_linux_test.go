@@ -106,6 +106,28 @@ func TestHTMLInChromium(t *testing.T) {
 		if !strings.Contains(string(stdout), "node2: nothing on its health port, rules: nftables") {
 			t.Errorf("the kube-proxy list lacks node2's state")
 		}
+		// The cluster DNS checks: a row per server asked, the failing one
+		// marked with how its questions failed.
+		dns := findID(doc, "dns")
+		if dns == nil {
+			t.Fatalf("no dns section in Chromium's DOM")
+		}
+		var asked []string
+		walk(dns, func(n *html.Node) {
+			if n.Type == html.ElementNode && n.Data == "tr" {
+				if from, ok := attr(n, "data-from"); ok {
+					server, _ := attr(n, "data-server")
+					class, _ := attr(n, "class")
+					asked = append(asked, from+">"+server+":"+class)
+				}
+			}
+		})
+		if want := []string{"node1>Service kube-system/coredns 10.233.0.3:53:ok", "node1>coredns-7d9f-x2k4q on node2:failed", "node3>coredns-7d9f-x2k4q on node2:unknown"}; !slices.Equal(asked, want) {
+			t.Errorf("DNS rows %v; want %v", asked, want)
+		}
+		if !strings.Contains(string(stdout), "UDP large ✗ timeout") || !strings.Contains(string(stdout), "TCP large 2967 B 1.3 ms") {
+			t.Errorf("the DNS rows do not say what failed and what came:\n%.3000s", stdout)
+		}
 		if errs := consoleLines(stderr); len(errs) > 0 {
 			t.Errorf("the page logged to the console:\n%s", strings.Join(errs, "\n"))
 		}

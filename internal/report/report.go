@@ -62,6 +62,11 @@ func JSON(w io.Writer, r *model.Report) error {
 			return err
 		}
 	}
+	if len(r.DNS) > 0 {
+		if err := field(",", "dns", r.DNS); err != nil {
+			return err
+		}
+	}
 	if err := field(",", "nodes", nodes); err != nil {
 		return err
 	}

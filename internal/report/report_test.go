@@ -105,6 +105,28 @@ func withFindings(r *model.Report) *model.Report {
 	np.Layer, np.Service = model.LayerNodePort, "podpath-1/backend-1 NodePort 198.18.0.2:30001"
 	r.Services = []model.Pair{ok("node1", "node2", 1), failed, np,
 		{From: "node3", To: "node1", Layer: model.LayerService, Service: "podpath-1/backend-0 10.233.0.10:7946", Unknown: "the controller could not ask the agent on node3"}}
+	answers := func(fail bool) []model.DNSAnswer {
+		var out []model.DNSAnswer
+		for _, size := range []string{"small", "large"} {
+			for _, tr := range []string{"udp", "tcp"} {
+				a := model.DNSAnswer{Name: "kubernetes.default.svc.cluster.local", Type: "A", Transport: tr, Size: size, Bytes: 104, Records: 1, Rcode: "NOERROR", RTTMs: 0.41}
+				if size == "large" {
+					a.Name, a.Want, a.Bytes, a.Records, a.RTTMs = "dns-large.podpath-1.svc.cluster.local", 2967, 2967, 180, 1.27
+				}
+				if fail && tr == "udp" {
+					a = model.DNSAnswer{Name: a.Name, Type: "A", Transport: tr, Size: size, Want: a.Want, Error: "timeout"}
+				}
+				out = append(out, a)
+			}
+		}
+		return out
+	}
+	r.DNS = []model.Pair{
+		{From: "node1", FromPod: "probe-node1", Layer: model.LayerDNS, Reachable: true, Service: "kube-system/coredns 10.233.0.3:53", DNS: answers(false)},
+		{From: "node1", FromPod: "probe-node1", To: "node2", ToPod: "coredns-7d9f-x2k4q", Layer: model.LayerDNS, Reachable: true, DNS: answers(true),
+			Retried: "asked again 1s later, alone"},
+		{From: "node3", To: "node2", ToPod: "coredns-7d9f-x2k4q", Layer: model.LayerDNS, Unknown: "the controller could not ask the agent on node3"},
+	}
 	r.Nodes = []model.NodeInfo{{Name: "node1", Facts: &model.Facts{KubeProxy: model.KubeProxy{Healthz: model.KubeProxyHealthy, HealthzAddress: "http://127.0.0.1:10256/healthz", Rules: []string{"nftables"}}}},
 		{Name: "node2", Facts: &model.Facts{KubeProxy: model.KubeProxy{Healthz: model.KubeProxyNotListening, HealthzAddress: "http://127.0.0.1:10256/healthz", HealthzDetail: "connection refused", Rules: []string{"nftables"}}}}}
 	return r
