@@ -32,7 +32,9 @@ func newDoctor(s Streams) *cobra.Command {
 a 300 KB transfer), reads every node's host facts (links, routes, sysctls, firewall, BIRD,
 Felix, kube-proxy), and names the root cause with its evidence and remedy. Root causes come
 before the symptoms they explain. On a cluster it also sends each node's Pod traffic through
-Services (ClusterIP, one backend Pod on another node each) to check every node's kube-proxy.
+Services (ClusterIP, one backend Pod on another node each) to check every node's kube-proxy,
+and asks the cluster DNS (its Service and every CoreDNS Pod) a small and a large question over
+UDP and TCP from every node's Pods.
 Exit code 0: no error found; 1: at least one error; 2: could not run.`,
 		Example: "  podpath lab up --agents && podpath lab fault add underlay-mtu=node3:1400\n  podpath doctor --inventory /run/podpath/lab/podpath/inventory.yaml\n  podpath doctor --inventory inv.yaml -o html --output-file report.html\n  kubectl podpath doctor --context prod -o junit --output-file podpath.xml",
 		Args:    cobra.NoArgs,
