@@ -194,6 +194,32 @@ func TestProbeOnlyKnownPeers(t *testing.T) {
 	}
 }
 
+// The agent asks a DNS server peer each question, in order, and says how
+// each failed when nobody answers (probe's tests ask a server that does).
+func TestDNSQuestionsToAPeer(t *testing.T) {
+	a := startAgent(t, "a")
+	c := client(a)
+	ctx := context.Background()
+	l, err := net.ListenPacket("udp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	closed := l.LocalAddr().String()
+	l.Close()
+	if err := c.SetPeers(ctx, []Peer{{Name: "kube-system/coredns", Address: closed}}); err != nil {
+		t.Fatal(err)
+	}
+	qs := []probe.DNSQuery{{Name: "kubernetes.default.svc.cluster.local", Type: "A"}, {Name: "kubernetes.default.svc.cluster.local", Type: "A", TCP: true}}
+	resp, err := c.Probe(ctx, ProbeRequest{Targets: []string{"kube-system/coredns"}, DNS: qs})
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := resp.Results[0]
+	if len(r.DNS) != 2 || r.DNS[0].TCP || !r.DNS[1].TCP || r.DNS[0].Error != "refused" || r.DNS[1].Error != "refused" || r.Reachable || r.RTT != nil {
+		t.Errorf("questions to a closed port: %+v", r)
+	}
+}
+
 // A peer whose first burst of echoes is all lost (heavy random loss) is
 // asked again before it is called unreachable.
 func TestReachabilityAsksAgainAfterALostBurst(t *testing.T) {
@@ -267,6 +293,10 @@ func TestBadRequestsAndTheAgentKeepsServing(t *testing.T) {
 		{"oversized_body", "PUT", "/v1/peers", `{"peers": [` + strings.Repeat(`{"name":"x","address":"1.2.3.4:5"},`, MaxBodyBytes/35+1) + `{}]}`, 413},
 		{"bad_peer_address", "PUT", "/v1/peers", `{"peers": [{"name": "b", "address": "b:1"}]}`, 400},
 		{"sink_without_upgrade", "POST", probe.SinkPath, ``, 400},
+		// A DNS server is asked questions and sent nothing else.
+		{"dns_beside_echoes", "POST", "/v1/probe", `{"targets": ["b"], "tcpConnect": 2, "dns": [{"name": "a.example", "type": "A"}]}`, 400},
+		{"dns_type_mx", "POST", "/v1/probe", `{"targets": ["b"], "dns": [{"name": "a.example", "type": "MX"}]}`, 400},
+		{"dns_too_many", "POST", "/v1/probe", `{"targets": ["b"], "dns": [` + strings.Repeat(`{"name": "a.example"},`, MaxDNSQueries) + `{"name": "a.example"}]}`, 400},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
