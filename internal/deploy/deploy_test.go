@@ -135,6 +135,24 @@ func TestInstallWaitCleanup(t *testing.T) {
 		t.Errorf("CreateServices as a user without rights: %v; want ErrServicesForbidden", err)
 	}
 
+	// The DNS checks' large name: a headless Service without a selector,
+	// its slice listing LargeDNSRecords documentation addresses.
+	name, err := run.CreateLargeDNSName(ctx)
+	if err != nil {
+		t.Fatalf("CreateLargeDNSName: %v", err)
+	}
+	headless, err := cs.CoreV1().Services(run.Namespace).Get(ctx, name, metav1.GetOptions{})
+	if err != nil || headless.Spec.ClusterIP != corev1.ClusterIPNone || headless.Spec.Selector != nil || headless.Labels[RunLabel] != run.ID {
+		t.Errorf("large name's Service: %+v, %v; want headless, no selector, the run's", headless, err)
+	}
+	slice, err := cs.DiscoveryV1().EndpointSlices(run.Namespace).Get(ctx, name, metav1.GetOptions{})
+	if err != nil || len(slice.Endpoints) != LargeDNSRecords || slice.Endpoints[0].Addresses[0] != "192.0.2.1" || slice.Labels["kubernetes.io/service-name"] != name {
+		t.Errorf("large name's EndpointSlice: %v; want %d addresses from 192.0.2.1", err, LargeDNSRecords)
+	}
+	if _, err := bob.CreateLargeDNSName(ctx); !errors.Is(err, ErrServicesForbidden) {
+		t.Errorf("CreateLargeDNSName as a user without rights: %v; want ErrServicesForbidden", err)
+	}
+
 	if err := run.Cleanup(ctx); err != nil {
 		t.Fatal(err)
 	}
