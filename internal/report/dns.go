@@ -3,7 +3,6 @@ package report
 import (
 	"fmt"
 	"io"
-	"slices"
 	"strings"
 
 	"podpath/internal/diagnose"
@@ -94,33 +93,10 @@ func dnsText(w io.Writer, r *model.Report) {
 
 // dnsCases are JUnit's cluster DNS checks: one case per asking node.
 func dnsCases(r *model.Report) []junitCase {
-	rows := dnsRows(r)
-	var senders []string
-	for _, row := range rows {
-		if !slices.Contains(senders, row.From) {
-			senders = append(senders, row.From)
-		}
+	var checks []senderCheck
+	for _, row := range dnsRows(r) {
+		checks = append(checks, senderCheck{From: row.From, OK: row.OK, Unknown: row.Unknown,
+			Line: fmt.Sprintf("%s → %s: %s", row.From, row.Server, row.Result)})
 	}
-	var cases []junitCase
-	for _, n := range senders {
-		c := junitCase{Name: "dns-checks [" + n + "]", Classname: "podpath.dns"}
-		var body []string
-		failed := 0
-		for _, row := range rows {
-			if row.From != n {
-				continue
-			}
-			body = append(body, fmt.Sprintf("%s → %s: %s", row.From, row.Server, row.Result))
-			if !row.OK && !row.Unknown {
-				failed++
-			}
-		}
-		if failed > 0 {
-			c.Failure = &junitFailure{Message: fmt.Sprintf("%d of %d cluster DNS checks from %s failed", failed, len(body), n), Type: model.SeverityError, Body: strings.Join(body, "\n")}
-		} else {
-			c.SystemOut = strings.Join(body, "\n")
-		}
-		cases = append(cases, c)
-	}
-	return cases
+	return casesBySender(checks, "dns-checks", "podpath.dns", "cluster DNS checks")
 }

@@ -102,29 +102,47 @@ func servicesText(w io.Writer, r *model.Report) {
 
 // serviceCases are JUnit's Service checks: one case per sending node.
 func serviceCases(r *model.Report) []junitCase {
-	rows := serviceRows(r)
+	var checks []senderCheck
+	for _, row := range serviceRows(r) {
+		checks = append(checks, senderCheck{From: row.From, OK: row.OK, Unknown: row.Unknown,
+			Line: fmt.Sprintf("%s %s → %s: %s (%s)", row.Kind, row.From, row.To, row.Result, row.Service)})
+	}
+	return casesBySender(checks, "service-checks", "podpath.services", "Service checks")
+}
+
+// senderCheck is one check as a JUnit case's body lists it.
+type senderCheck struct {
+	From        string
+	OK, Unknown bool
+	Line        string
+}
+
+// casesBySender makes one JUnit case per sending node, in the order they
+// first send: failed when any of its checks failed (unknown ones do not
+// count), the checks in its body.
+func casesBySender(checks []senderCheck, name, class, what string) []junitCase {
 	var senders []string
-	for _, row := range rows {
-		if !slices.Contains(senders, row.From) {
-			senders = append(senders, row.From)
+	for _, c := range checks {
+		if !slices.Contains(senders, c.From) {
+			senders = append(senders, c.From)
 		}
 	}
 	var cases []junitCase
 	for _, n := range senders {
-		c := junitCase{Name: "service-checks [" + n + "]", Classname: "podpath.services"}
+		c := junitCase{Name: name + " [" + n + "]", Classname: class}
 		var body []string
 		failed := 0
-		for _, row := range rows {
-			if row.From != n {
+		for _, check := range checks {
+			if check.From != n {
 				continue
 			}
-			body = append(body, fmt.Sprintf("%s %s → %s: %s (%s)", row.Kind, row.From, row.To, row.Result, row.Service))
-			if !row.OK && !row.Unknown {
+			body = append(body, check.Line)
+			if !check.OK && !check.Unknown {
 				failed++
 			}
 		}
 		if failed > 0 {
-			c.Failure = &junitFailure{Message: fmt.Sprintf("%d of %d Service checks from %s failed", failed, len(body), n), Type: model.SeverityError, Body: strings.Join(body, "\n")}
+			c.Failure = &junitFailure{Message: fmt.Sprintf("%d of %d %s from %s failed", failed, len(body), what, n), Type: model.SeverityError, Body: strings.Join(body, "\n")}
 		} else {
 			c.SystemOut = strings.Join(body, "\n")
 		}
