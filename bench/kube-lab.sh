@@ -29,9 +29,11 @@ for n in "${@:-3 10}"; do
     done
     printf '  %s cgroup (all its processes, Pods included): %d MB\n' "$node" $(( $(cat "$cg/memory.usage_in_bytes") / 1048576 ))
   done
-  for case in healthy kube-proxy seed; do
+  dnsnode=$("$kubectl" -n kube-system get pods -l k8s-app=kube-dns -o jsonpath='{.items[0].spec.nodeName}')
+  for case in healthy kube-proxy dns seed; do
     case $case in
       kube-proxy) $pp lab fault add --name "$name" kube-proxy-stopped=node2 >/dev/null ;;
+      dns) $pp lab fault clear --name "$name" >/dev/null; $pp lab fault add --name "$name" "dns-udp-dropped=$dnsnode" >/dev/null ;;
       seed) $pp lab fault clear --name "$name" >/dev/null; $pp lab fault add --name "$name" underlay-mtu=node3:1400 >/dev/null ;;
     esac
     log=$(mktemp)
@@ -39,9 +41,11 @@ for n in "${@:-3 10}"; do
     $pp doctor 2>&1 >/dev/null | while IFS= read -r line; do printf '%s %s\n' "$(stamp)" "$line"; done >"$log" || true
     t1=$(stamp)
     at() { awk -v p="$1" 'index($0, p) {print $1; exit}' "$log"; }
-    dep=$(at "deploying agents"); probe=$(at "probing"); svc=$(at "through"); diag=$(at "diagnosing"); rm_=$(at "removing the agents")
-    printf 'doctor %s, %2d nodes: %s s wall (deploy to agents ready %s s, probe %s s of which the Service checks %s s, diagnose %s s, cleanup %s s)\n' \
-      "$case" "$n" "$(since "$t1" "$t0")" "$(since "$probe" "$dep")" "$(since "$diag" "$probe")" "$(since "$diag" "${svc:-$diag}")" \
+    dep=$(at "deploying agents"); probe=$(at "probing"); svc=$(at "through"); dns=$(at "asking the cluster DNS")
+    diag=$(at "diagnosing"); rm_=$(at "removing the agents")
+    dns=${dns:-$diag}
+    printf 'doctor %s, %2d nodes: %s s wall (deploy to agents ready %s s, probe %s s of which the Service checks %s s and the DNS checks %s s, diagnose %s s, cleanup %s s)\n' \
+      "$case" "$n" "$(since "$t1" "$t0")" "$(since "$probe" "$dep")" "$(since "$diag" "$probe")" "$(since "$dns" "${svc:-$dns}")" "$(since "$diag" "$dns")" \
       "$(since "$rm_" "$diag")" "$(since "$t1" "$rm_")"
     rm -f "$log"
   done
