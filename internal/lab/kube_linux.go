@@ -50,42 +50,48 @@ type KubeState struct {
 	// connections to the API server inside the lab.
 	Forward string `json:"forward"`
 	// KubeBin and NodeBin are the directories of the control plane's and
-	// nodes' binaries (scripts/kube-tools.sh, scripts/node-tools.sh).
+	// nodes' binaries (scripts/kube-tools.sh, scripts/node-tools.sh),
+	// DNSBin CoreDNS's (scripts/dns-tools.sh): the cluster DNS's image.
 	KubeBin string `json:"kubeBin"`
 	NodeBin string `json:"nodeBin"`
+	DNSBin  string `json:"dnsBin"`
 }
 
-// KubeTools finds the directories of the Kubernetes binaries and of
-// containerd's. The default runs scripts/kube-tools.sh and
-// scripts/node-tools.sh of the checkout above the working directory (they
-// build once, then answer from their cache), unless PODPATH_KUBE_BIN and
-// PODPATH_NODE_BIN name the directories.
+// KubeTools finds the directories of the Kubernetes binaries, of
+// containerd's and of CoreDNS's. The default runs scripts/kube-tools.sh,
+// scripts/node-tools.sh and scripts/dns-tools.sh of the checkout above the
+// working directory (they build once, then answer from their cache), unless
+// PODPATH_KUBE_BIN, PODPATH_NODE_BIN and PODPATH_DNS_BIN name the
+// directories.
 var KubeTools = findTools
 
-func findTools(ctx context.Context) (kube, node string, err error) {
-	kube, node = os.Getenv("PODPATH_KUBE_BIN"), os.Getenv("PODPATH_NODE_BIN")
-	if kube != "" && node != "" {
-		return kube, node, nil
+func findTools(ctx context.Context) (kube, node, dns string, err error) {
+	kube, node, dns = os.Getenv("PODPATH_KUBE_BIN"), os.Getenv("PODPATH_NODE_BIN"), os.Getenv("PODPATH_DNS_BIN")
+	if kube != "" && node != "" && dns != "" {
+		return kube, node, dns, nil
 	}
 	root, err := checkout()
 	if err != nil {
-		return "", "", err
+		return "", "", "", err
 	}
 	ctx, cancel := context.WithTimeout(ctx, toolsTimeout)
 	defer cancel()
-	dirs := make([]string, 2)
-	for i, script := range []string{"kube-tools.sh", "node-tools.sh"} {
+	dirs := []*string{&kube, &node, &dns}
+	for i, script := range []string{"kube-tools.sh", "node-tools.sh", "dns-tools.sh"} {
+		if *dirs[i] != "" {
+			continue // named by its variable
+		}
 		var stderr bytes.Buffer
 		cmd := exec.CommandContext(ctx, filepath.Join(root, "scripts", script))
 		// The scripts say when they build (minutes, the first time).
 		cmd.Stderr = io.MultiWriter(os.Stderr, &stderr)
 		out, err := cmd.Output()
 		if err != nil {
-			return "", "", fmt.Errorf("build the nodes' binaries (scripts/%s): %w: %s", script, err, lastLine(stderr.Bytes()))
+			return "", "", "", fmt.Errorf("build the nodes' binaries (scripts/%s): %w: %s", script, err, lastLine(stderr.Bytes()))
 		}
-		dirs[i] = strings.TrimSpace(string(out))
+		*dirs[i] = strings.TrimSpace(string(out))
 	}
-	return dirs[0], dirs[1], nil
+	return kube, node, dns, nil
 }
 
 // checkout is the podpath source tree above the working directory.
@@ -100,7 +106,7 @@ func checkout() (string, error) {
 		}
 		parent := filepath.Dir(dir)
 		if parent == dir {
-			return "", errors.New("a Kubernetes lab needs podpath's checkout (scripts/kube-tools.sh builds its binaries): run it from there, or set PODPATH_KUBE_BIN and PODPATH_NODE_BIN")
+			return "", errors.New("a Kubernetes lab needs podpath's checkout (scripts/kube-tools.sh builds its binaries): run it from there, or set PODPATH_KUBE_BIN, PODPATH_NODE_BIN and PODPATH_DNS_BIN")
 		}
 		dir = parent
 	}
@@ -111,15 +117,16 @@ func cpDir(lab string) string { return filepath.Join(Dir(lab), "cp") }
 
 // buildKube makes the lab a cluster: the control plane in its own
 // namespace, the in-lab registry, then a kubelet, containerd and
-// kube-proxy on every node; it returns when every node is Ready and
-// calico-node runs on each.
+// kube-proxy on every node, Calico's objects and the cluster DNS; it
+// returns when every node is Ready, calico-node runs on each and both
+// CoreDNS Pods are Ready.
 func buildKube(ctx context.Context, st *State) error {
 	s := &st.Spec
-	kubeBin, nodeBin, err := KubeTools(ctx)
+	kubeBin, nodeBin, dnsBin, err := KubeTools(ctx)
 	if err != nil {
 		return err
 	}
-	st.Kube = &KubeState{KubeBin: kubeBin, NodeBin: nodeBin, Kubeconfig: filepath.Join(Dir(s.Name), "kubeconfig")}
+	st.Kube = &KubeState{KubeBin: kubeBin, NodeBin: nodeBin, DNSBin: dnsBin, Kubeconfig: filepath.Join(Dir(s.Name), "kubeconfig")}
 	if err := saveState(st); err != nil {
 		return err
 	}
@@ -161,7 +168,7 @@ func buildKube(ctx context.Context, st *State) error {
 	if err := startControllers(s, kubeBin); err != nil {
 		return err
 	}
-	if err := startRegistry(ctx, s, exe); err != nil {
+	if err := startRegistry(ctx, s, exe, dnsBin); err != nil {
 		return err
 	}
 	for i := range s.Nodes {
@@ -176,7 +183,13 @@ func buildKube(ctx context.Context, st *State) error {
 	if err := installCalico(ctx, cfg, s); err != nil {
 		return fmt.Errorf("install Calico's objects: %w", err)
 	}
-	return waitNodes(ctx, cs, s)
+	if err := installDNS(ctx, cfg); err != nil {
+		return err
+	}
+	if err := waitNodes(ctx, cs, s); err != nil {
+		return err
+	}
+	return waitDNS(ctx, cs, s)
 }
 
 // labBinary copies podpath into the lab's directory: the nodes run it (as

@@ -201,7 +201,8 @@ evictionHard: {"memory.available": "100Mi", "nodefs.available": "1%%", "imagefs.
 serializeImagePulls: false
 nodeLeaseDurationSeconds: 12
 nodeStatusUpdateFrequency: 4s
-clusterDomain: cluster.local
+clusterDomain: %[6]s
+clusterDNS: [%[7]s]
 tlsCertFile: %[5]s/kubelet-serving.crt
 tlsPrivateKeyFile: %[5]s/kubelet-serving.key
 authentication:
@@ -210,7 +211,7 @@ authentication:
   x509: {clientCAFile: %[5]s/ca.crt}
 authorization:
   mode: Webhook
-`, cgroupName(s.Name, n.Name), containerdSocket, n.Address, kubeletPort, dir)
+`, cgroupName(s.Name, n.Name), containerdSocket, n.Address, kubeletPort, dir, ClusterDomain, ClusterDNS)
 }
 
 // kubeProxyConfigMap is kube-system/kube-proxy as kubeadm and Kubespray

@@ -130,8 +130,8 @@ func RunPause() error {
 
 // startRegistry runs the registry in the control plane's namespace and
 // pushes the lab's images into it: podpath's (its agents and calico-node's
-// stand-in), the pause image and busybox.
-func startRegistry(ctx context.Context, s *Spec, exe string) error {
+// stand-in), the pause image, busybox and CoreDNS (from dnsBin).
+func startRegistry(ctx context.Context, s *Spec, exe, dnsBin string) error {
 	dir := cpDir(s.Name)
 	ready := filepath.Join(dir, "registry.addr")
 	_ = os.Remove(ready)
@@ -152,10 +152,10 @@ func startRegistry(ctx context.Context, s *Spec, exe string) error {
 	if _, err := waitFile(ctx, ready, exited, 10*time.Second); err != nil {
 		return fmt.Errorf("registry: %w (its log: %s)", err, filepath.Join(dir, "registry.log"))
 	}
-	return pushImages(ctx, s, exe)
+	return pushImages(ctx, s, exe, dnsBin)
 }
 
-func pushImages(ctx context.Context, s *Spec, exe string) error {
+func pushImages(ctx context.Context, s *Spec, exe, dnsBin string) error {
 	bin, err := os.ReadFile(exe)
 	if err != nil {
 		return err
@@ -172,27 +172,61 @@ func pushImages(ctx context.Context, s *Spec, exe string) error {
 	if err != nil {
 		return fmt.Errorf("%w (install Debian's busybox-static: scripts/deps.sh does)", err)
 	}
-	images := map[string]v1.Image{version.Image(): podpath, "podpath/podpath:latest": podpath, PauseImage: pause, "busybox:latest": busybox}
+	coreBin, err := os.ReadFile(filepath.Join(dnsBin, "coredns"))
+	if err != nil {
+		return fmt.Errorf("CoreDNS's binary: %w (scripts/dns-tools.sh builds it)", err)
+	}
+	coredns, err := image.CoreDNS(coreBin, CoreDNSVersion)
+	if err != nil {
+		return err
+	}
+	// The groups go up side by side (gzip is most of the time); within a
+	// group one image after the other: they share podpath's layer, which
+	// so goes up once.
+	groups := [][]struct {
+		ref string
+		img v1.Image
+	}{
+		{{version.Image(), podpath}, {"podpath/podpath:latest", podpath}, {PauseImage, pause}},
+		{{"busybox:latest", busybox}},
+		{{CoreDNSImage, coredns}},
+	}
 	ctx, cancel := context.WithTimeout(ctx, registryTimeout)
 	defer cancel()
 	tr := &http.Transport{DialContext: func(ctx context.Context, network, addr string) (net.Conn, error) {
 		return nsenter.DialContext(ctx, s.ControlPlane, &net.Dialer{Timeout: forwardDialTimeout}, network, addr)
 	}}
 	defer tr.CloseIdleConnections()
-	for ref, img := range images {
-		src, err := name.ParseReference(ref)
-		if err != nil {
-			return err
-		}
-		// The registry holds each image under its path, whatever registry
-		// the name says: the nodes' mirrors ask it for that path.
-		dst, err := name.ParseReference(registryAddr()+"/"+src.Context().RepositoryStr()+":"+src.Identifier(), name.Insecure)
-		if err != nil {
-			return err
-		}
-		if err := remote.Write(dst, img, remote.WithContext(ctx), remote.WithTransport(tr)); err != nil {
-			return fmt.Errorf("push %s into the lab's registry: %w", ref, err)
-		}
+	errs := make([]error, len(groups))
+	var wg sync.WaitGroup
+	for i, g := range groups {
+		wg.Go(func() {
+			for _, im := range g {
+				if err := pushImage(ctx, tr, im.ref, im.img); err != nil {
+					errs[i] = err
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
+	return errors.Join(errs...)
+}
+
+// pushImage puts img into the lab's registry under ref's path.
+func pushImage(ctx context.Context, tr http.RoundTripper, ref string, img v1.Image) error {
+	src, err := name.ParseReference(ref)
+	if err != nil {
+		return err
+	}
+	// The registry holds each image under its path, whatever registry
+	// the name says: the nodes' mirrors ask it for that path.
+	dst, err := name.ParseReference(registryAddr()+"/"+src.Context().RepositoryStr()+":"+src.Identifier(), name.Insecure)
+	if err != nil {
+		return err
+	}
+	if err := remote.Write(dst, img, remote.WithContext(ctx), remote.WithTransport(tr)); err != nil {
+		return fmt.Errorf("push %s into the lab's registry: %w", ref, err)
 	}
 	return nil
 }

@@ -47,6 +47,8 @@ func WriteStatus(w io.Writer, st *State, output string, bgp map[string]any) erro
 	if st.Kube != nil {
 		fmt.Fprintf(w, "kubeconfig: %s (API server %s, through the lab's forwarder)\n  export KUBECONFIG=%s; kubectl get nodes -o wide\n",
 			st.Kube.Kubeconfig, st.Kube.Forward, st.Kube.Kubeconfig)
+		fmt.Fprintf(w, "cluster DNS: %s (Service kube-system/coredns, CoreDNS %s, %d replicas; zone %s only, no upstream)\n",
+			ClusterDNS, CoreDNSVersion, DNSReplicas, ClusterDomain)
 	}
 	fmt.Fprintln(w)
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
