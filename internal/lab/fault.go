@@ -52,6 +52,10 @@ const (
 	// running is no lasting fault: kube-proxy rewrites its rules at its
 	// next sync.
 	FaultKubeProxyFlushed FaultKind = "kube-proxy-flushed" // <node>: kube-proxy stopped and its nftables tables deleted
+	// An operator's firewall rule on the node that drops DNS over UDP
+	// towards its Pods (a CoreDNS replica there stops answering most
+	// clients, which retry over TCP only when told the answer was cut).
+	FaultDNSUDPDropped FaultKind = "dns-udp-dropped" // <node>: nftables drops UDP to port 53 forwarded into the node's Pod veths; TCP 53 passes
 )
 
 // faultArgs says what follows "kind=" for each kind.
@@ -82,6 +86,7 @@ var faultArgs = map[FaultKind]string{
 	FaultSecondNICMTU:       "<node>:<bytes>",
 	FaultKubeProxyStopped:   "<node>",
 	FaultKubeProxyFlushed:   "<node>",
+	FaultDNSUDPDropped:      "<node>",
 }
 
 // FaultUsage lists every fault with its argument, for --help.
@@ -263,6 +268,10 @@ func (s *Spec) CheckFault(f Fault) error {
 	case FaultKubeProxyStopped, FaultKubeProxyFlushed:
 		if !s.Kubernetes {
 			return invalidf("fault %s: lab %s runs no kube-proxy (build it with --kubernetes)", f, s.Name)
+		}
+	case FaultDNSUDPDropped:
+		if !s.Kubernetes {
+			return invalidf("fault %s: lab %s has no cluster DNS (build it with --kubernetes)", f, s.Name)
 		}
 	}
 	if f.Node == "" {

@@ -37,6 +37,7 @@ func TestParseFault(t *testing.T) {
 		{"bgp-second-nic=node3", Fault{Kind: FaultBGPSecondNIC, Node: "node3"}},
 		{"kube-proxy-stopped=node2", Fault{Kind: FaultKubeProxyStopped, Node: "node2"}},
 		{"kube-proxy-flushed=node3", Fault{Kind: FaultKubeProxyFlushed, Node: "node3"}},
+		{"dns-udp-dropped=node1", Fault{Kind: FaultDNSUDPDropped, Node: "node1"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.in, func(t *testing.T) {
@@ -75,6 +76,8 @@ func TestParseFaultRejects(t *testing.T) {
 		{"router-mtu=100", "router-mtu 100: must be between 576"},
 		{"vxlan-port=node3:0", "port 0 must be between 1 and 65535"},
 		{"vxlan-vni=node3:16777216", "VNI 16777216 must be between 1 and 16777215"},
+		{"dns-udp-dropped", "missing argument (write dns-udp-dropped=<node>)"},
+		{"dns-udp-dropped=node1:53", "takes only a node name"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.in, func(t *testing.T) {
@@ -115,6 +118,9 @@ func TestCheckFault(t *testing.T) {
 		{"asymmetric_nic", vx, "asymmetric-nic=node3", ""},
 		{"kube_proxy_without_kubernetes", vx, "kube-proxy-stopped=node2", "runs no kube-proxy"},
 		{"kube_proxy", kube, "kube-proxy-stopped=node2", ""},
+		{"dns_without_kubernetes", vx, "dns-udp-dropped=node1", "has no cluster DNS (build it with --kubernetes)"},
+		{"dns", kube, "dns-udp-dropped=node1", ""},
+		{"dns_unknown_node", kube, "dns-udp-dropped=node7", `no node "node7"`},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -250,7 +250,7 @@ func setFault(ctx context.Context, st *State, f Fault, on bool) error {
 			return err
 		}
 		return errors.Join(delTableFamily(h, nftables.TableFamilyIPv4, "kube-proxy"), delTableFamily(h, nftables.TableFamilyIPv6, "kube-proxy"))
-	case FaultBlockVXLAN, FaultBlockBGP, FaultBlockICMP, FaultLoss:
+	case FaultBlockVXLAN, FaultBlockBGP, FaultBlockICMP, FaultLoss, FaultDNSUDPDropped:
 		table := faultTable(f.Kind)
 		if !on {
 			return delTable(h, table)
@@ -298,6 +298,11 @@ func firewallRules(f Fault) []nftRule {
 		}
 	case FaultLoss:
 		return []nftRule{{nftables.ChainHookPostrouting, randomBelow("eth0", f.Value)}}
+	case FaultDNSUDPDropped:
+		// oifname "cali*" udp dport 53 drop: what the node forwards into
+		// its Pods' veths, from other nodes (through the tunnel or the
+		// underlay) and from its own Pods, a Service's DNAT done before.
+		return []nftRule{{nftables.ChainHookForward, append(ifnamePrefix(expr.MetaKeyOIFNAME, "cali"), portMatch(unix.IPPROTO_UDP, 2, 53)...)}}
 	}
 	return nil
 }

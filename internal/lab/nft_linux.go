@@ -106,6 +106,15 @@ func ifname(key expr.MetaKey, dev string) []expr.Any {
 	}
 }
 
+// ifnamePrefix matches `iifname|oifname "<prefix>*"`: nft compares only
+// the prefix's bytes.
+func ifnamePrefix(key expr.MetaKey, prefix string) []expr.Any {
+	return []expr.Any{
+		&expr.Meta{Key: key, Register: 1},
+		&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: []byte(prefix)},
+	}
+}
+
 // longerThan matches `meta length > n`: in the bridge family that is the
 // length of the IP packet, Ethernet header excluded.
 func longerThan(n int) []expr.Any {
