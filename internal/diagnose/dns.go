@@ -3,7 +3,6 @@ package diagnose
 import (
 	"fmt"
 	"maps"
-	"regexp"
 	"slices"
 	"sort"
 	"strings"
@@ -320,22 +319,10 @@ func (s *state) addDNS(d dnsFinding) {
 	s.add(f, nil)
 }
 
-var port53 = regexp.MustCompile(`dport (53|\{[^}]*\b53\b[^}]*\})\b`)
-
-// port53Drops are node n's firewall rules that mention DNS's port, as
-// evidence beside the measured failures.
+// port53Drops are node n's firewall rules that stop DNS to or from its
+// Pods, as evidence beside the measured failures.
 func (s *state) port53Drops(n string) []string {
-	f := s.ev.Facts[n]
-	if f == nil {
-		return nil
-	}
-	var out []string
-	for _, d := range f.Firewall.Drops {
-		if port53.MatchString(d.Rule) {
-			out = append(out, fmt.Sprintf("%s: nftables %s %s chain %s: %s", n, d.Family, d.Table, d.Chain, d.Rule))
-		}
-	}
-	return out
+	return describe(n, s.drops(n, model.NeedDNS), model.NeedDNS)
 }
 
 // dnsLines is a line per failing DNS check: who asked whom what, and how

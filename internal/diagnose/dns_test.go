@@ -70,8 +70,9 @@ func TestDNSFailing(t *testing.T) {
 		{name: "udp_dropped_towards_node2s_coredns", mutate: func(ev *Evidence) {
 			eachDNS(ev, toPod("node2"), failDNS("udp", ""))
 			eachDNS(ev, func(p model.Pair) bool { return p.To == "" && (p.From == "node1" || p.From == "node4") }, failDNS("udp", ""))
-			ev.Facts["node2"].Firewall.Drops = append(ev.Facts["node2"].Firewall.Drops, model.FirewallDrop{Family: "inet", Table: "filter", Chain: "forward", Rule: "ip daddr 10.233.64.64/26 udp dport 53 drop"})
-		}, severity: Error, nodes: []string{"node2"}, title: "towards CoreDNS Pod coredns-node2 on node2: small answers over UDP, large answers over UDP", evidence: "udp dport 53 drop"},
+			ev.Facts["node2"].Firewall.Drops = append(ev.Facts["node2"].Firewall.Drops, model.FirewallDrop{Family: "inet", Table: "filter", Chain: "forward", Rule: "oifname \"cali*\" udp dport 53 drop",
+				Needs: []string{model.NeedDNS}, Traffic: []string{"dns: UDP 53 to its Pods"}})
+		}, severity: Error, nodes: []string{"node2"}, title: "towards CoreDNS Pod coredns-node2 on node2: small answers over UDP, large answers over UDP", evidence: "udp dport 53 drop; it stops DNS: UDP 53 to its Pods"},
 		// The seed case with CoreDNS on node1 and node2: node3's Pods lose
 		// large answers (both transports), which the MTU finding explains.
 		{name: "mtu_blackhole_on_node3", mutate: func(ev *Evidence) {

@@ -95,6 +95,7 @@ func peersIn(pairs []model.Pair, n string) []string {
 var needNames = map[string]string{
 	model.NeedVXLAN: "VXLAN", model.NeedBGP: "BGP", model.NeedIPIP: "IPIP", model.NeedWireGuard: "WireGuard",
 	model.NeedICMPFragNeeded: "ICMP fragmentation-needed", model.NeedICMP: "ICMP echoes", model.NeedPodTraffic: "Pod traffic",
+	model.NeedDNS: "DNS",
 }
 
 // certain splits a node's drops for a need into those that stop it for

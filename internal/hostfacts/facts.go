@@ -99,6 +99,7 @@ const (
 	NeedWireGuard      = model.NeedWireGuard
 	NeedAgent          = model.NeedAgent
 	NeedPodTraffic     = model.NeedPodTraffic
+	NeedDNS            = model.NeedDNS
 	ModuleLoaded       = model.ModuleLoaded
 	ModuleBuiltin      = model.ModuleBuiltin
 	ModuleAvailable    = model.ModuleAvailable

@@ -391,7 +391,17 @@ func TestFirewallWalk(t *testing.T) {
 					rule(ifnameEq(expr.MetaKeyOIFNAME, "docker0"), ctState(ctRelated|ctEstablished), accept()),
 					rule(ifnameEq(expr.MetaKeyIIFNAME, "docker0"), accept()))
 			},
-			want: []want{{"FORWARD", "policy drop", []string{NeedICMPFragNeeded, NeedICMP, NeedPodTraffic}, nil, false}},
+			want: []want{{"FORWARD", "policy drop", []string{NeedICMPFragNeeded, NeedICMP, NeedPodTraffic, NeedDNS}, nil, false}},
+		},
+		{
+			// DNS dropped on its way into the node's Pods (a CoreDNS Pod
+			// there): that service's traffic, not the Pod network's.
+			name: "dns_to_pods_dropped",
+			build: func(rs *ruleset) {
+				baseChain(rs, inet, "t", "fwd", "forward", 0, "accept",
+					rule(l4Eq(unix.IPPROTO_UDP), portEq(2, expr.CmpOpEq, 53), counter(), drop()))
+			},
+			want: []want{{"fwd", "udp dport 53 drop", []string{NeedDNS}, nil, false}},
 		},
 		{
 			// A rule that drops at random (the lab's loss fault): it may drop
@@ -442,7 +452,7 @@ func TestFirewallWalk(t *testing.T) {
 				baseChain(rs, ip, "filter", "FORWARD", "forward", 0, "drop",
 					rule(prefixOf(expr.PayloadBaseNetworkHeader, 12, "10.0.0.0/8"), accept()))
 			},
-			want: []want{{"FORWARD", "policy drop", nil, []string{NeedICMPFragNeeded, NeedICMP, NeedPodTraffic}, true}},
+			want: []want{{"FORWARD", "policy drop", nil, []string{NeedICMPFragNeeded, NeedICMP, NeedPodTraffic, NeedDNS}, true}},
 		},
 		{
 			// VXLAN accepted from the node network (the far end's address

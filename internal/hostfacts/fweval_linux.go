@@ -443,12 +443,22 @@ func (v hostView) flows() []flow {
 	return append(fs,
 		flow{NeedICMPFragNeeded, "on the way to its Pods", toPod(icmp4(3, 4), ctRelated), forward},
 		flow{NeedICMP, "echo requests to its Pods", toPod(icmp4(8, 0), ctNew), forward},
-		flow{NeedPodTraffic, "new TCP connections to its Pods", toPod(tcp(unix.NFPROTO_IPV4, ephemeralPort, 80), ctNew), forward},
-		flow{NeedPodTraffic, "UDP to its Pods", toPod(udp(unix.NFPROTO_IPV4, ephemeralPort, 53), ctNew), forward},
-		flow{NeedPodTraffic, "new TCP connections from its Pods", fromPod(tcp(unix.NFPROTO_IPV4, ephemeralPort, 80), ctNew), forward},
-		flow{NeedPodTraffic, "UDP from its Pods", fromPod(udp(unix.NFPROTO_IPV4, ephemeralPort, 53), ctNew), forward},
+		flow{NeedPodTraffic, "new TCP connections to its Pods", toPod(tcp(unix.NFPROTO_IPV4, ephemeralPort, appPort), ctNew), forward},
+		flow{NeedPodTraffic, "UDP to its Pods", toPod(udp(unix.NFPROTO_IPV4, ephemeralPort, appPort), ctNew), forward},
+		flow{NeedPodTraffic, "new TCP connections from its Pods", fromPod(tcp(unix.NFPROTO_IPV4, ephemeralPort, appPort), ctNew), forward},
+		flow{NeedPodTraffic, "UDP from its Pods", fromPod(udp(unix.NFPROTO_IPV4, ephemeralPort, appPort), ctNew), forward},
+		flow{NeedDNS, "UDP 53 to its Pods", toPod(udp(unix.NFPROTO_IPV4, ephemeralPort, 53), ctNew), forward},
+		flow{NeedDNS, "TCP 53 to its Pods", toPod(tcp(unix.NFPROTO_IPV4, ephemeralPort, 53), ctNew), forward},
+		flow{NeedDNS, "UDP 53 from its Pods", fromPod(udp(unix.NFPROTO_IPV4, ephemeralPort, 53), ctNew), forward},
+		flow{NeedDNS, "TCP 53 from its Pods", fromPod(tcp(unix.NFPROTO_IPV4, ephemeralPort, 53), ctNew), forward},
 	)
 }
+
+// appPort stands for the port of an application in a Pod that no rule
+// names on its own: a rule that stops it stops Pod traffic as such (a
+// policy, a catch-all), where one naming a service's port (DNS's 53, a web
+// server's 80) stops that service: its own checks say so.
+const appPort = 40000
 
 func familyCarries(f nftables.TableFamily, nfproto byte) bool {
 	switch f {

@@ -76,7 +76,7 @@ func testIptables(t *testing.T, tool, family string) {
 	for _, w := range []want{
 		{"INPUT", `ip saddr 10.1.0.0/16 udp dport 4789 drop`, []string{NeedVXLAN}, true},
 		{"INPUT", `tcp dports 179,10250 comment "no-bgp" reject`, []string{NeedBGP}, false},
-		{"FORWARD", "policy drop", []string{NeedICMPFragNeeded, NeedICMP, NeedPodTraffic}, false},
+		{"FORWARD", "policy drop", []string{NeedICMPFragNeeded, NeedICMP, NeedPodTraffic, NeedDNS}, false},
 	} {
 		if !slices.ContainsFunc(got, func(g want) bool {
 			return g.chain == w.chain && g.rule == w.rule && slices.Equal(g.needs, w.needs) && g.conditional == w.conditional

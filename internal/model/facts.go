@@ -309,6 +309,11 @@ const (
 	// NeedPodTraffic is Pod traffic forwarded through the node: to its Pods
 	// from other nodes', and back.
 	NeedPodTraffic = "pod-traffic"
+	// NeedDNS is DNS (UDP and TCP 53) forwarded through the node, to its
+	// Pods (a CoreDNS Pod there) and from them: one service's traffic, not
+	// the Pod network's, so a rule stopping only it is dns-failing's
+	// evidence, never a firewall-drop of Pod traffic.
+	NeedDNS = "dns"
 )
 
 // Module is the state of one kernel module Calico or Kubespray wants.
