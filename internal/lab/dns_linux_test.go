@@ -2,11 +2,7 @@ package lab
 
 import (
 	"context"
-	byteorder "encoding/binary"
-	"errors"
 	"fmt"
-	"io"
-	"math/rand/v2"
 	"net"
 	"os"
 	"os/exec"
@@ -18,13 +14,13 @@ import (
 	"time"
 
 	"github.com/vishvananda/netns"
-	"golang.org/x/net/dns/dnsmessage"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/tools/clientcmd"
 
 	"podpath/internal/nsenter"
+	"podpath/internal/probe"
 )
 
 // kubeLabBinary builds podpath for a Kubernetes lab: its nodes run it (the
@@ -45,7 +41,6 @@ func kubeLabBinary(t *testing.T) {
 
 const (
 	dnsTestName  = "kubernetes.default.svc.cluster.local."
-	dnsTestWait  = 1500 * time.Millisecond // one query's wait: CoreDNS answers in milliseconds
 	kubernetesIP = "10.233.0.1"
 )
 
@@ -109,16 +104,14 @@ func TestKubeClusterDNS(t *testing.T) {
 		t.Helper()
 		for _, c := range cs {
 			proto := map[bool]string{false: "UDP", true: "TCP"}[c.tcp]
-			took, err := dnsQuery(c.netns, c.to, c.tcp)
+			r := dnsQuery(c.netns, c.to, c.tcp)
 			switch {
-			case c.answer && err != nil:
-				t.Errorf("%s → %s:53/%s: %v; want the answer %s", c.from, c.to, proto, err, kubernetesIP)
-			case !c.answer && err == nil:
-				t.Errorf("%s → %s:53/%s answered in %s; want no answer", c.from, c.to, proto, took)
-			case !c.answer && !isTimeout(err):
-				t.Errorf("%s → %s:53/%s: %v; want a timeout", c.from, c.to, proto, err)
+			case c.answer && (!r.OK() || r.Records != 1):
+				t.Errorf("%s → %s:53/%s: %+v; want one record, %s", c.from, c.to, proto, r, kubernetesIP)
+			case !c.answer && r.Error != "timeout":
+				t.Errorf("%s → %s:53/%s: %+v; want a timeout", c.from, c.to, proto, r)
 			default:
-				t.Logf("%s → %s:53/%s: answered %v (%s)", c.from, c.to, proto, err == nil, took.Round(time.Millisecond))
+				t.Logf("%s → %s:53/%s: %s %s (%.1f ms)", c.from, c.to, proto, r.Rcode, r.Error, r.RTTMs)
 			}
 		}
 	}
@@ -201,70 +194,19 @@ func podNetns(t *testing.T, l *Lab, p *corev1.Pod) string {
 }
 
 // dnsQuery asks server for the kubernetes Service's A record from inside
-// ns (a /proc path or a lab namespace's name), over UDP or TCP, and checks
-// the answer.
-func dnsQuery(ns, server string, tcp bool) (time.Duration, error) {
-	id := uint16(rand.Uint32())
-	q := dnsmessage.NewBuilder(nil, dnsmessage.Header{ID: id, RecursionDesired: true})
-	_ = q.StartQuestions()
-	_ = q.Question(dnsmessage.Question{Name: dnsmessage.MustNewName(dnsTestName), Type: dnsmessage.TypeA, Class: dnsmessage.ClassINET})
-	msg, err := q.Finish()
-	if err != nil {
-		return 0, err
-	}
-	network := "udp"
-	if tcp {
-		network = "tcp"
-		msg = append(byteorder.BigEndian.AppendUint16(nil, uint16(len(msg))), msg...)
-	}
-	start := time.Now()
-	var c net.Conn
-	d := &net.Dialer{Timeout: dnsTestWait}
-	addr := net.JoinHostPort(server, "53")
-	if strings.HasPrefix(ns, "/") {
-		err = inNetnsPath(ns, func() error { c, err = d.Dial(network, addr); return err })
-	} else {
-		c, err = nsenter.DialContext(context.Background(), ns, d, network, addr)
-	}
-	if err != nil {
-		return time.Since(start), err
-	}
-	defer c.Close()
-	_ = c.SetDeadline(start.Add(dnsTestWait))
-	if _, err := c.Write(msg); err != nil {
-		return time.Since(start), err
-	}
-	buf := make([]byte, 65535)
-	var n int
-	if tcp {
-		if _, err = io.ReadFull(c, buf[:2]); err == nil {
-			n = int(byteorder.BigEndian.Uint16(buf[:2]))
-			_, err = io.ReadFull(c, buf[:n])
+// ns (a /proc path or a lab namespace's name), over UDP or TCP, as the
+// doctor's agents ask (probe.QueryDNS), and says how it went.
+func dnsQuery(ns, server string, tcp bool) probe.DNSResult {
+	dial := func(ctx context.Context, network, addr string) (net.Conn, error) {
+		d := &net.Dialer{}
+		if !strings.HasPrefix(ns, "/") {
+			return nsenter.DialContext(ctx, ns, d, network, addr)
 		}
-	} else {
-		n, err = c.Read(buf)
+		var c net.Conn
+		err := inNetnsPath(ns, func() (err error) { c, err = d.DialContext(ctx, network, addr); return err })
+		return c, err
 	}
-	took := time.Since(start)
-	if err != nil {
-		return took, err
-	}
-	var m dnsmessage.Message
-	if err := m.Unpack(buf[:n]); err != nil {
-		return took, err
-	}
-	if m.ID != id || m.RCode != dnsmessage.RCodeSuccess || len(m.Answers) == 0 {
-		return took, fmt.Errorf("answer %v with %d records", m.RCode, len(m.Answers))
-	}
-	a, ok := m.Answers[0].Body.(*dnsmessage.AResource)
-	if !ok || net.IP(a.A[:]).String() != kubernetesIP {
-		return took, fmt.Errorf("answer %v; want A %s", m.Answers[0].Body, kubernetesIP)
-	}
-	return took, nil
-}
-
-func isTimeout(err error) bool {
-	var ne net.Error
-	return errors.As(err, &ne) && ne.Timeout()
+	return probe.QueryDNS(context.Background(), dial, net.JoinHostPort(server, "53"), probe.DNSQuery{Name: dnsTestName, Type: "A", TCP: tcp})
 }
 
 // inNetnsPath runs fn on a thread in the network namespace at path, as
