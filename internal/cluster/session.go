@@ -86,6 +86,13 @@ func (s *Session) Config() *model.Config {
 	if s.DNSSkipped != "" {
 		c.Notes = append(c.Notes, "cluster DNS checks skipped: "+s.DNSSkipped)
 	}
+	if s.DNS != nil && s.DNSSkipped == "" {
+		for _, p := range s.DNS.Pods {
+			if !p.Ready {
+				c.Notes = append(c.Notes, "CoreDNS Pod "+p.Name+" on "+p.Node+" is not Ready: not asked (kube-proxy sends it nothing either)")
+			}
+		}
+	}
 	if cal := s.Cluster.Calico; cal != nil {
 		c.LogErrors = cal.LogErrors
 		if cal.LogsUnavailable != "" {

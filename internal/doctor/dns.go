@@ -64,6 +64,12 @@ func dnsJobs(s *cluster.Session) []plan.Job {
 	var servers []plan.Endpoint
 	servers = append(servers, plan.Endpoint{Pod: d.Service, Agent: netip.AddrPortFrom(d.Address, uint16(d.Port)).String()})
 	for _, p := range d.Pods {
+		if !p.Ready {
+			// kube-proxy sends it nothing, and its silence is its own
+			// (starting, failing its readiness), not the network's: the
+			// session's notes name it.
+			continue
+		}
 		servers = append(servers, plan.Endpoint{Node: p.Node, Pod: p.Name, Agent: netip.AddrPortFrom(p.Address, uint16(d.Port)).String()})
 	}
 	var jobs []plan.Job

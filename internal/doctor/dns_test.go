@@ -25,7 +25,9 @@ func TestDNSJobs(t *testing.T) {
 		t.Errorf("no cluster DNS: %d jobs", len(jobs))
 	}
 	s.DNS = &kube.DNS{Service: "kube-system/coredns", Address: netip.MustParseAddr("10.233.0.3"), Port: 53, Domain: "cluster.local",
-		Pods: []kube.DNSPod{{Name: "coredns-a", Node: "node1", Address: netip.MustParseAddr("10.0.1.5")}, {Name: "coredns-b", Node: "node2", Address: netip.MustParseAddr("10.0.2.5")}}}
+		Pods: []kube.DNSPod{{Name: "coredns-a", Node: "node1", Address: netip.MustParseAddr("10.0.1.5"), Ready: true},
+			{Name: "coredns-c", Node: "node3", Address: netip.MustParseAddr("10.0.3.5")}, // not Ready: not asked
+			{Name: "coredns-b", Node: "node2", Address: netip.MustParseAddr("10.0.2.5"), Ready: true}}}
 	if jobs := dnsJobs(s); len(jobs) != 0 {
 		t.Errorf("no large name: %d jobs", len(jobs))
 	}
