@@ -59,7 +59,7 @@ type ProbeRequest struct {
 	// MaxParallel; 0: MaxParallel). The controller paces a run with it.
 	Parallel int `json:"parallel,omitempty"`
 	// DNS asks each target, a DNS server the controller named as a peer,
-	// these questions, one after another, and nothing else: no echo or
+	// these questions, side by side, and nothing else: no echo or
 	// handshake goes to a DNS server's port.
 	DNS []probe.DNSQuery `json:"dns,omitempty"`
 }

@@ -78,7 +78,7 @@ func (a *Agent) run(ctx context.Context, peers []Peer, req *ProbeRequest) []Targ
 	return results
 }
 
-// askDNS asks the DNS server p the questions, one after another.
+// askDNS asks the DNS server p the questions.
 func (a *Agent) askDNS(ctx context.Context, p Peer, qs []probe.DNSQuery) TargetResult {
 	res := TargetResult{Peer: p.Name, Address: p.Address}
 	dial := a.dialer(addrOf(p))
@@ -93,9 +93,15 @@ func (a *Agent) askDNS(ctx context.Context, p Peer, qs []probe.DNSQuery) TargetR
 			return tcp(ctx, network, addr)
 		}
 	}
-	for _, q := range qs {
-		r := probe.QueryDNS(ctx, dial, p.Address, q)
-		res.DNS = append(res.DNS, r)
+	// All at once, as a resolver asks A and AAAA side by side: a lost
+	// answer costs its timeout once, not once per question after it.
+	res.DNS = make([]probe.DNSResult, len(qs))
+	var wg sync.WaitGroup
+	for i, q := range qs {
+		wg.Go(func() { res.DNS[i] = probe.QueryDNS(ctx, dial, p.Address, q) })
+	}
+	wg.Wait()
+	for _, r := range res.DNS {
 		res.Reachable = res.Reachable || r.Error == ""
 	}
 	return res

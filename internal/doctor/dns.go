@@ -19,7 +19,7 @@ import (
 // dnsSenders bounds how many Pod agents ask the cluster DNS at once: a
 // few CoreDNS Pods serve the whole cluster, and the doctor's questions
 // must stay a small share of what they answer (16 senders × 3 servers ×
-// one question at a time).
+// 4 questions: under 200 at once, a few hundred a second).
 const dnsSenders = 16
 
 // dnsRetryWait is how long a failed DNS check waits before it is asked
