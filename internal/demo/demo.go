@@ -132,6 +132,15 @@ func Run(ctx context.Context, w io.Writer, name string, keep bool) (err error) {
 	if _, err := say("kubectl", "delete", "pod", "tester", "target", "--wait=true"); err != nil {
 		return err
 	}
+	// The cluster DNS's Pods too: deleted and waited for until gone (what
+	// the listed rollout restart does, without old Pods lingering while the
+	// doctor looks), then their Deployment's new ones.
+	if _, err := say("kubectl", "-n", "kube-system", "delete", "pod", "-l", "k8s-app=kube-dns", "--wait=true"); err != nil {
+		return err
+	}
+	if _, err := say("kubectl", "-n", "kube-system", "rollout", "status", "deployment/coredns", "--timeout=120s"); err != nil {
+		return err
+	}
 	for _, p := range [][2]string{{"tester", "node1"}, {"target", "node3"}} {
 		if _, err := say("kubectl", "run", p[0], "--image=busybox", "--overrides", `{"spec":{"nodeName":"`+p[1]+`"}}`, "--", "sleep", "3600"); err != nil {
 			return err

@@ -77,6 +77,7 @@ func dnsFailing(s *state) {
 	if !slices.ContainsFunc(checks, func(p model.Pair) bool { return !DNSOK(p) }) {
 		return
 	}
+	var pending []dnsFinding
 	// Who on other nodes asked each CoreDNS Pod what, with what result:
 	// the Pod's own node reaches it without crossing the network.
 	type podKind struct {
@@ -118,7 +119,7 @@ func dnsFailing(s *state) {
 				ps = append(ps, p)
 			}
 		}
-		s.addDNS(dnsFinding{node: n, title: "towards CoreDNS Pod " + pod + " on " + n,
+		pending = append(pending, dnsFinding{node: n, title: "towards CoreDNS Pod " + pod + " on " + n,
 			where: "towards CoreDNS Pod " + pod + " on " + n + " from every other node that asked it",
 			kinds: kinds, checks: ps, related: s.dnsRelated(kinds, n), server: pod})
 	}
@@ -173,7 +174,7 @@ func dnsFailing(s *state) {
 		if viaService && !direct {
 			// Every CoreDNS Pod answers n directly: the Service path.
 			where := "from " + n + "'s Pods through the Service, while every CoreDNS Pod answers them directly"
-			s.addDNS(dnsFinding{node: n, title: "from " + n + "'s Pods through the Service", where: where, kinds: kinds, checks: ps, serviceOnly: true,
+			pending = append(pending, dnsFinding{node: n, title: "from " + n + "'s Pods through the Service", where: where, kinds: kinds, checks: ps, serviceOnly: true,
 				related: s.dnsServiceRelated(n)})
 			continue
 		}
@@ -192,8 +193,44 @@ func dnsFailing(s *state) {
 				}
 			}
 		}
-		s.addDNS(dnsFinding{node: n, title: "from " + n + "'s Pods", where: "from " + n + "'s Pods", kinds: kinds, checks: ps, related: related})
+		pending = append(pending, dnsFinding{node: n, title: "from " + n + "'s Pods", where: "from " + n + "'s Pods", kinds: kinds, checks: ps, related: related})
 	}
+	for _, d := range mergeByNode(pending) {
+		s.addDNS(d)
+	}
+}
+
+// mergeByNode makes one finding of a node's: its CoreDNS Pod failing
+// others, and its own Pods failing, are one story about that node.
+func mergeByNode(ds []dnsFinding) []dnsFinding {
+	var out []dnsFinding
+	at := map[string]int{}
+	for _, d := range ds {
+		i, seen := at[d.node]
+		if !seen {
+			at[d.node] = len(out)
+			out = append(out, d)
+			continue
+		}
+		m := &out[i]
+		m.title += " and " + d.title
+		m.where += "; and " + d.where
+		for _, k := range d.kinds {
+			if !slices.Contains(m.kinds, k) {
+				m.kinds = append(m.kinds, k)
+			}
+		}
+		m.kinds = sortKinds(m.kinds)
+		m.checks = append(m.checks, d.checks...)
+		if d.related == "" {
+			m.related = "" // a part nothing explains: the whole is its own
+		}
+		if m.server == "" {
+			m.server = d.server
+		}
+		m.serviceOnly = m.serviceOnly && d.serviceOnly
+	}
+	return out
 }
 
 func anyServerBad(serverBad map[string][]dnsKind, k dnsKind) bool {
@@ -279,6 +316,8 @@ func (s *state) addDNS(d dnsFinding) {
 		summary = fmt.Sprintf("Cluster DNS fails %s: %s. %s, reported above, explains it: fix that and DNS follows.", d.where, what, d.related)
 	case d.serviceOnly:
 		summary = fmt.Sprintf("Cluster DNS fails %s: %s. The DNAT to CoreDNS on %s (kube-proxy's rules for the cluster DNS Service) is what differs.", d.where, what, d.node)
+	case len(d.kinds) == 1 && d.kinds[0] == dnsKind{"udp", "large"}:
+		summary = fmt.Sprintf("Cluster DNS fails %s: large answers over UDP, while they come over TCP and small answers come over both. Answers larger than the path's MTU travel as IP fragments, and something on the way drops fragments (a firewall, a cloud network, a fragment-reassembly limit). Resolvers that offer at most 1,232 bytes (Go's, the DNS flag day's default) or no EDNS at all (glibc's, musl's by default) are told to retry over TCP and do not notice; those offering more (CoreDNS forwarding for its clients, dig, some JVMs) lose the answer.", d.where)
 	case len(sizes) == 1 && sizes["large"]:
 		summary = fmt.Sprintf("Cluster DNS fails %s: %s, while small answers pass. Answers larger than the path carries in one packet are lost: an MTU or IP-fragment problem on the path (UDP answers over the MTU arrive as IP fragments; a firewall dropping fragments loses them).", d.where, what)
 	case len(transports) == 1 && transports["udp"]:
@@ -297,6 +336,8 @@ func (s *state) addDNS(d dnsFinding) {
 	if d.related != "" {
 		f.Severity = Warning
 		f.Title += " (explained by " + d.related + ")"
+	} else if len(d.kinds) == 1 && d.kinds[0] == (dnsKind{"udp", "large"}) {
+		f.Severity = Warning // most resolvers take such answers over TCP
 	}
 	for _, p := range d.checks {
 		f.Pairs = append(f.Pairs, model.PairRef{From: p.From, To: p.To, Layer: p.Layer})

@@ -92,7 +92,18 @@ func TestDNSFailing(t *testing.T) {
 		// Fragments dropped on node4 and nothing else known: large UDP answers only.
 		{name: "large_udp_lost_from_node4", mutate: func(ev *Evidence) {
 			eachDNS(ev, from("node4"), failDNS("udp", "large"))
-		}, severity: Error, nodes: []string{"node4"}, title: "from node4's Pods: large answers over UDP"},
+		}, severity: Warning, nodes: []string{"node4"}, title: "from node4's Pods: large answers over UDP"},
+		// The seed case where node3 has a CoreDNS Pod: its Pod's large answers
+		// are lost to the others, and its own Pods' from the others: one
+		// finding on node3.
+		{name: "mtu_blackhole_both_ways_coredns_node", mutate: func(ev *Evidence) {
+			each(ev, with("node3"), func(p *model.Pair) {
+				p.PathMTU, p.PathMTULimit, p.Stalled = p.IfaceMTU-100, "silent", p.Layer == model.LayerPod
+			})
+			eachDNS(ev, func(p model.Pair) bool {
+				return p.To == "node3" && p.From != "node3" || p.From == "node3" && p.To != "node3"
+			}, failDNS("", "large"))
+		}, severity: Warning, nodes: []string{"node3"}, title: "towards CoreDNS Pod coredns-node3 on node3 and from node3's Pods"},
 		// Through the Service only, from node2: its kube-proxy's rules.
 		{name: "service_only_from_node2", mutate: func(ev *Evidence) {
 			eachDNS(ev, func(p model.Pair) bool { return p.From == "node2" && p.To == "" }, failDNS("", ""))

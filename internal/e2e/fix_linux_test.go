@@ -40,8 +40,10 @@ func (k *kubeCluster) vethMTU(t *testing.T) string {
 // The seed case fixed on a manifest install (Calico's own calico-vxlan.yaml):
 // refusals change nothing, the dry run shows the diff and changes nothing, a
 // failed rollout puts the old value back, --apply sets veth_mtu, restarts
-// calico-node (the lab then does what Felix and the CNI plugin do), and the
-// re-check is clean, the 300 KB transfer across node1→node3 included.
+// calico-node (the lab then does what Felix and the CNI plugin do), and its
+// re-check finds only the cluster DNS's Pods made before the change, which it
+// lists to restart; restarted, the doctor is clean, the 300 KB transfer
+// across node1→node3 included.
 func TestKubeFixMTUManifest(t *testing.T) {
 	k := newKubeCluster(t, "manifest")
 	fault(t, k.lab, "underlay-mtu=node3:1400")
@@ -116,14 +118,14 @@ spec: {policyName: freeze-calico-config, validationActions: [Deny]}
 	}
 
 	code, out, _ = k.fix(t, "--apply")
-	after := out[strings.Index(out, "After:")+1:]
-	after, _, _ = strings.Cut(after, "\n")
-	if code != cli.ExitOK || !strings.Contains(out, "set ConfigMap kube-system/calico-config veth_mtu: 0 → 1350") || !strings.Contains(out, "Before: mtu-blackhole node3 (error)") || strings.Contains(after, "error") {
-		t.Errorf("--apply: exit %d; want exit 0, veth_mtu set, a re-check without errors:\n%s", code, out)
+	if !strings.Contains(out, "set ConfigMap kube-system/calico-config veth_mtu: 0 → 1350") || !strings.Contains(out, "Before: mtu-blackhole node3 (error)") {
+		t.Errorf("--apply: exit %d; want veth_mtu set:\n%s", code, out)
 	}
+	checkApplied(t, code, out)
 	if v := k.vethMTU(t); v != "1350" {
 		t.Errorf("veth_mtu %q after --apply; want \"1350\"", v)
 	}
+	k.restartCoreDNS(t)
 	r, code, _ := k.doctor(t)
 	checkFixed(t, r, code)
 	k.nothingLeft(t)
@@ -179,6 +181,55 @@ func checkFixed(t *testing.T, r *model.Report, code int) {
 	}
 }
 
+// checkApplied: the fix's re-check finds the Pods made before the change
+// (the cluster DNS's) and nothing else wrong: it lists them with the
+// command that restarts them, and the only error left is their MTU, above
+// the tunnel's now.
+func checkApplied(t *testing.T, code int, out string) {
+	t.Helper()
+	after, _, _ := strings.Cut(out[strings.Index(out, "After:"):], "\n")
+	errs := strings.Count(after, "(error)")
+	if !strings.Contains(out, "kube-system/deployment/coredns (2 Pod(s)): kubectl -n kube-system rollout restart deployment/coredns") ||
+		errs != strings.Count(after, "mtu-inconsistent") || (code == cli.ExitOK) != (errs == 0) {
+		t.Errorf("--apply: exit %d; want CoreDNS's old Pods listed to restart, and no error in the re-check but their MTU:\n%s", code, out)
+	}
+}
+
+// restartCoreDNS does what the fix says to do with the cluster DNS's Pods
+// (kubectl -n kube-system rollout restart deployment/coredns) and waits
+// until only new Pods, at the new MTU, serve.
+func (k *kubeCluster) restartCoreDNS(t *testing.T) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	since := time.Now().Truncate(time.Second) // creation times have seconds only
+	patch := fmt.Sprintf(`{"spec":{"template":{"metadata":{"annotations":{"kubectl.kubernetes.io/restartedAt":%q}}}}}`, time.Now().Format(time.RFC3339))
+	if _, err := k.cs.AppsV1().Deployments("kube-system").Patch(ctx, "coredns", types.StrategicMergePatchType, []byte(patch), metav1.PatchOptions{}); err != nil {
+		t.Fatalf("restart coredns: %v", err)
+	}
+	for {
+		pods, err := k.cs.CoreV1().Pods("kube-system").List(ctx, metav1.ListOptions{LabelSelector: "k8s-app=kube-dns"})
+		fresh := 0
+		if err == nil {
+			for i := range pods.Items {
+				p := &pods.Items[i]
+				if p.DeletionTimestamp == nil && podReadyCond(p) && !p.CreationTimestamp.Time.Before(since) {
+					fresh++
+				}
+			}
+		}
+		// Only the new ones: the old ones' veths, at the old MTU, gone too.
+		if err == nil && fresh == 2 && len(pods.Items) == 2 {
+			return
+		}
+		select {
+		case <-ctx.Done():
+			t.Fatalf("coredns not restarted within 2 minutes (%v)", err)
+		case <-time.After(500 * time.Millisecond):
+		}
+	}
+}
+
 var installationGVR = schema.GroupVersionResource{Group: "operator.tigera.io", Version: "v1", Resource: "installations"}
 
 // The operator flavour: the Installation carries the MTU, and the operator,
@@ -199,10 +250,11 @@ func TestKubeFixMTUOperator(t *testing.T) {
 
 	k.runOperator(t)
 	code, out, _ := k.fix(t, "--apply")
-	if code != cli.ExitOK || !strings.Contains(out, "set Installation default spec.calicoNetwork.mtu: (unset) → 1350") ||
+	if !strings.Contains(out, "set Installation default spec.calicoNetwork.mtu: (unset) → 1350") ||
 		!strings.Contains(out, "the operator rolled calico-node (calico-system/calico-node)") {
 		t.Errorf("--apply: exit %d; want the Installation set and the operator's rollout waited for:\n%s", code, out)
 	}
+	checkApplied(t, code, out)
 	if v := k.installationMTU(t); v != 1350 {
 		t.Errorf("Installation spec.calicoNetwork.mtu = %d; want 1350", v)
 	}
@@ -213,6 +265,7 @@ func TestKubeFixMTUOperator(t *testing.T) {
 	if a, ok := ds.Spec.Template.Annotations["kubectl.kubernetes.io/restartedAt"]; ok {
 		t.Errorf("podpath restarted the operator's calico-node itself (restartedAt %s); the operator owns it", a)
 	}
+	k.restartCoreDNS(t)
 	r, code, _ := k.doctor(t)
 	checkFixed(t, r, code)
 	k.nothingLeft(t)
