@@ -49,20 +49,9 @@ func Build(binary []byte, version string) (v1.Image, error) {
 	if err != nil {
 		return nil, err
 	}
-	layerTar, err := rootfs(binary)
+	img, err := oneLayer(Entrypoint, binary, "podpath image: /podpath, /etc/passwd, /etc/group")
 	if err != nil {
 		return nil, err
-	}
-	layer, err := tarball.LayerFromOpener(func() (io.ReadCloser, error) {
-		return io.NopCloser(bytes.NewReader(layerTar)), nil
-	})
-	if err != nil {
-		return nil, fmt.Errorf("layer: %w", err)
-	}
-	img, err := mutate.Append(empty.Image, mutate.Addendum{Layer: layer, History: v1.History{
-		Created: v1.Time{Time: epoch}, CreatedBy: "podpath image: /podpath, /etc/passwd, /etc/group"}})
-	if err != nil {
-		return nil, fmt.Errorf("add the layer: %w", err)
 	}
 	cf, err := img.ConfigFile()
 	if err != nil {
@@ -109,9 +98,29 @@ func StaticLinux(binary []byte) (string, error) {
 	}
 }
 
-// rootfs is the layer: the binary and the two files that give uid and gid 65534 a name (tools
-// such as `ps` and `id` in a debug container read them).
-func rootfs(binary []byte) ([]byte, error) {
+// oneLayer is an image of rootfs's one layer, its history saying createdBy.
+func oneLayer(path string, binary []byte, createdBy string) (v1.Image, error) {
+	layerTar, err := rootfs(path, binary)
+	if err != nil {
+		return nil, err
+	}
+	layer, err := tarball.LayerFromOpener(func() (io.ReadCloser, error) {
+		return io.NopCloser(bytes.NewReader(layerTar)), nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("layer: %w", err)
+	}
+	img, err := mutate.Append(empty.Image, mutate.Addendum{Layer: layer, History: v1.History{
+		Created: v1.Time{Time: epoch}, CreatedBy: createdBy}})
+	if err != nil {
+		return nil, fmt.Errorf("add the layer: %w", err)
+	}
+	return img, nil
+}
+
+// rootfs is the layer: the binary at path and the two files that give uid and gid 65534 a name
+// (tools such as `ps` and `id` in a debug container read them).
+func rootfs(path string, binary []byte) ([]byte, error) {
 	var buf bytes.Buffer
 	tw := tar.NewWriter(&buf)
 	entries := []struct {
@@ -122,7 +131,7 @@ func rootfs(binary []byte) ([]byte, error) {
 		{"etc/", 0o755, nil},
 		{"etc/group", 0o644, []byte(group)},
 		{"etc/passwd", 0o644, []byte(passwd)},
-		{strings.TrimPrefix(Entrypoint, "/"), 0o755, binary},
+		{strings.TrimPrefix(path, "/"), 0o755, binary},
 	}
 	for _, e := range entries {
 		h := &tar.Header{Name: e.name, Mode: e.mode, Size: int64(len(e.data)), ModTime: epoch,
@@ -167,42 +176,9 @@ func CoreDNS(binary []byte, version string) (v1.Image, error) {
 	if err != nil {
 		return nil, fmt.Errorf("coredns: %w", err)
 	}
-	var buf bytes.Buffer
-	tw := tar.NewWriter(&buf)
-	for _, e := range []struct {
-		name string
-		mode int64
-		data []byte
-	}{
-		{"etc/", 0o755, nil},
-		{"etc/group", 0o644, []byte(group)},
-		{"etc/passwd", 0o644, []byte(passwd)},
-		{strings.TrimPrefix(CoreDNSEntrypoint, "/"), 0o755, binary},
-	} {
-		h := &tar.Header{Name: e.name, Mode: e.mode, Size: int64(len(e.data)), ModTime: epoch,
-			Uname: "root", Gname: "root", Format: tar.FormatPAX, Typeflag: tar.TypeReg}
-		if strings.HasSuffix(e.name, "/") {
-			h.Typeflag = tar.TypeDir
-		}
-		if err := tw.WriteHeader(h); err != nil {
-			return nil, fmt.Errorf("layer %s: %w", e.name, err)
-		}
-		if _, err := tw.Write(e.data); err != nil {
-			return nil, fmt.Errorf("layer %s: %w", e.name, err)
-		}
-	}
-	if err := tw.Close(); err != nil {
-		return nil, fmt.Errorf("layer: %w", err)
-	}
-	data := buf.Bytes()
-	layer, err := tarball.LayerFromOpener(func() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(data)), nil })
+	img, err := oneLayer(CoreDNSEntrypoint, binary, "podpath image: CoreDNS "+version+" built from its Go module")
 	if err != nil {
-		return nil, fmt.Errorf("layer: %w", err)
-	}
-	img, err := mutate.Append(empty.Image, mutate.Addendum{Layer: layer, History: v1.History{
-		Created: v1.Time{Time: epoch}, CreatedBy: "podpath image: CoreDNS " + version + " built from its Go module"}})
-	if err != nil {
-		return nil, fmt.Errorf("add the layer: %w", err)
+		return nil, err
 	}
 	return withArch(img, arch, func(c *v1.Config) {
 		c.Entrypoint = []string{CoreDNSEntrypoint}
