@@ -29,14 +29,14 @@ func dnsFails(p model.Pair) map[dnsKind]string {
 	out := map[dnsKind]string{}
 	for _, a := range p.DNS {
 		if !a.OK() {
-			out[dnsKind{a.Transport, a.Size}] = dnsWhy(a)
+			out[dnsKind{a.Transport, a.Size}] = DNSFailure(a)
 		}
 	}
 	return out
 }
 
-// dnsWhy says in a few words how a question failed.
-func dnsWhy(a model.DNSAnswer) string {
+// DNSFailure says in a few words how a question failed.
+func DNSFailure(a model.DNSAnswer) string {
 	switch {
 	case a.Error != "":
 		return a.Error
@@ -378,7 +378,7 @@ func dnsLines(ps []model.Pair) []string {
 				if a.Want > 0 {
 					size = fmt.Sprintf("%s (%d bytes)", a.Size, a.Want)
 				}
-				bad = append(bad, fmt.Sprintf("%s %s: %s", strings.ToUpper(a.Transport), size, dnsWhy(a)))
+				bad = append(bad, fmt.Sprintf("%s %s: %s", strings.ToUpper(a.Transport), size, DNSFailure(a)))
 			}
 		}
 		if len(bad) == 0 {

@@ -162,15 +162,8 @@ func nameDNS(p *model.Pair, s *cluster.Session, qs []dnsQuestion) {
 func firstFailure(p model.Pair) string {
 	for _, a := range p.DNS {
 		if !a.OK() {
-			return a.Transport + " " + a.Size + ": " + orNone(a.Error, a.Rcode)
+			return a.Transport + " " + a.Size + ": " + diagnose.DNSFailure(a)
 		}
 	}
 	return "?"
-}
-
-func orNone(a, b string) string {
-	if a != "" {
-		return a
-	}
-	return b
 }

@@ -46,17 +46,7 @@ func dnsRows(r *model.Report) []dnsRow {
 func dnsAnswerWords(a model.DNSAnswer) string {
 	head := strings.ToUpper(a.Transport) + " " + a.Size
 	if !a.OK() {
-		why := a.Error
-		switch {
-		case why != "":
-		case a.Truncated:
-			why = fmt.Sprintf("truncated at %d B", a.Bytes)
-		case a.Rcode != "NOERROR":
-			why = a.Rcode
-		default:
-			why = "no records"
-		}
-		return head + " ✗ " + why
+		return head + " ✗ " + diagnose.DNSFailure(a)
 	}
 	if a.Size == "large" {
 		return fmt.Sprintf("%s %d B %.1f ms", head, a.Bytes, a.RTTMs)

@@ -79,14 +79,7 @@ func servicesText(w io.Writer, r *model.Report) {
 	fmt.Fprintln(w, "Services — each node's Pod through the ClusterIP (the sender's kube-proxy does the DNAT), and its host through another node's NodePort (that node's kube-proxy does it), of Services whose one backend is a Pod on another node:")
 	lines := make([]string, 0, len(rows))
 	for _, row := range rows {
-		mark := "✓"
-		switch {
-		case row.Unknown:
-			mark = "?"
-		case !row.OK:
-			mark = "✗"
-		}
-		lines = append(lines, esc(fmt.Sprintf("%s %-9s %s → %s: %s   %s", mark, row.Kind, row.From, row.To, row.Result, row.Service)))
+		lines = append(lines, esc(fmt.Sprintf("%s %-9s %s → %s: %s   %s", rowMark(row.OK, row.Unknown), row.Kind, row.From, row.To, row.Result, row.Service)))
 	}
 	for _, l := range capped(lines, 48) {
 		fmt.Fprintf(w, "  %s\n", l)
