@@ -361,9 +361,12 @@ func (s *state) addDNS(d dnsFinding) {
 }
 
 // port53Drops are node n's firewall rules that stop DNS to or from its
-// Pods, as evidence beside the measured failures.
+// Pods for certain, as evidence beside the measured failures; a rule that
+// only may (kube-proxy's reject of ClusterIPs without endpoints, a set
+// podpath cannot read) would point the reader the wrong way.
 func (s *state) port53Drops(n string) []string {
-	return describe(n, s.drops(n, model.NeedDNS), model.NeedDNS)
+	sure, _ := certain(s.drops(n, model.NeedDNS), model.NeedDNS)
+	return describe(n, sure, model.NeedDNS)
 }
 
 // dnsLines is a line per failing DNS check: who asked whom what, and how

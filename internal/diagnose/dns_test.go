@@ -63,6 +63,8 @@ func TestDNSFailing(t *testing.T) {
 		nodes    []string
 		title    string // the title contains it
 		evidence string
+		// notEvidence: no line of the evidence contains it.
+		notEvidence string
 	}{
 		{name: "healthy", mutate: func(*Evidence) {}},
 		// UDP 53 dropped in front of node2's CoreDNS Pod: every sender, its
@@ -71,8 +73,12 @@ func TestDNSFailing(t *testing.T) {
 			eachDNS(ev, toPod("node2"), failDNS("udp", ""))
 			eachDNS(ev, func(p model.Pair) bool { return p.To == "" && (p.From == "node1" || p.From == "node4") }, failDNS("udp", ""))
 			ev.Facts["node2"].Firewall.Drops = append(ev.Facts["node2"].Firewall.Drops, model.FirewallDrop{Family: "inet", Table: "filter", Chain: "forward", Rule: "oifname \"cali*\" udp dport 53 drop",
-				Needs: []string{model.NeedDNS}, Traffic: []string{"dns: UDP 53 to its Pods"}})
-		}, severity: Error, nodes: []string{"node2"}, title: "towards CoreDNS Pod coredns-node2 on node2: small answers over UDP, large answers over UDP", evidence: "udp dport 53 drop; it stops DNS: UDP 53 to its Pods"},
+				Needs: []string{model.NeedDNS}, Traffic: []string{"dns: UDP 53 to its Pods"}},
+				// kube-proxy's reject of ClusterIPs without endpoints: only perhaps DNS's.
+				model.FirewallDrop{Family: "ip", Table: "kube-proxy", Chain: "cluster-ips-check", Rule: "ip daddr @cluster-ips reject",
+					Possible: []string{model.NeedDNS, model.NeedPodTraffic}, Traffic: []string{"dns: UDP 53 to its Pods (perhaps)"}})
+		}, severity: Error, nodes: []string{"node2"}, title: "towards CoreDNS Pod coredns-node2 on node2: small answers over UDP, large answers over UDP",
+			evidence: "udp dport 53 drop; it stops DNS: UDP 53 to its Pods", notEvidence: "cluster-ips"},
 		// The seed case with CoreDNS on node1 and node2: node3's Pods lose
 		// large answers (both transports), which the MTU finding explains.
 		{name: "mtu_blackhole_on_node3", mutate: func(ev *Evidence) {
@@ -147,6 +153,9 @@ func TestDNSFailing(t *testing.T) {
 			}
 			if tt.evidence != "" && !strings.Contains(strings.Join(f.Evidence, "\n"), tt.evidence) {
 				t.Errorf("evidence:\n%s\nwant a line with %q", strings.Join(f.Evidence, "\n"), tt.evidence)
+			}
+			if tt.notEvidence != "" && strings.Contains(strings.Join(f.Evidence, "\n"), tt.notEvidence) {
+				t.Errorf("evidence:\n%s\nwant no line with %q", strings.Join(f.Evidence, "\n"), tt.notEvidence)
 			}
 			if f.Severity == Error && f.Remedy == nil {
 				t.Error("an error without a remedy")

@@ -7,13 +7,11 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"runtime"
 	"strconv"
 	"strings"
 	"testing"
 	"time"
 
-	"github.com/vishvananda/netns"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
@@ -198,48 +196,7 @@ func podNetns(t *testing.T, l *Lab, p *corev1.Pod) string {
 // doctor's agents ask (probe.QueryDNS), and says how it went.
 func dnsQuery(ns, server string, tcp bool) probe.DNSResult {
 	dial := func(ctx context.Context, network, addr string) (net.Conn, error) {
-		d := &net.Dialer{}
-		if !strings.HasPrefix(ns, "/") {
-			return nsenter.DialContext(ctx, ns, d, network, addr)
-		}
-		var c net.Conn
-		err := inNetnsPath(ns, func() (err error) { c, err = d.DialContext(ctx, network, addr); return err })
-		return c, err
+		return nsenter.DialContext(ctx, ns, &net.Dialer{}, network, addr)
 	}
 	return probe.QueryDNS(context.Background(), dial, net.JoinHostPort(server, "53"), probe.DNSQuery{Name: dnsTestName, Type: "A", TCP: tcp})
-}
-
-// inNetnsPath runs fn on a thread in the network namespace at path, as
-// nsenter.Do does for named ones.
-func inNetnsPath(path string, fn func() error) error {
-	errc := make(chan error, 1)
-	go func() {
-		runtime.LockOSThread()
-		orig, err := netns.Get()
-		if err != nil {
-			errc <- err
-			return
-		}
-		defer orig.Close()
-		target, err := netns.GetFromPath(path)
-		if err != nil {
-			runtime.UnlockOSThread()
-			errc <- err
-			return
-		}
-		defer target.Close()
-		if err := netns.Set(target); err != nil {
-			runtime.UnlockOSThread()
-			errc <- err
-			return
-		}
-		ferr := fn()
-		if err := netns.Set(orig); err != nil {
-			errc <- err
-			return // the thread stays locked and dies with the goroutine
-		}
-		runtime.UnlockOSThread()
-		errc <- ferr
-	}()
-	return <-errc
 }

@@ -6,11 +6,13 @@ import (
 	"fmt"
 	"net"
 	"runtime"
+	"strings"
 
 	"github.com/vishvananda/netns"
 )
 
-// Do runs fn on an OS thread switched into the named namespace, on a
+// Do runs fn on an OS thread switched into the named namespace (or the one
+// at a path, such as /proc/PID/ns/net, when name starts with /), on a
 // goroutine of its own: if the thread cannot be switched back it is left
 // locked and dies with the goroutine instead of leaking into other work
 // (the pattern of containernetworking's ns.Do). Sockets fn creates stay in
@@ -25,7 +27,11 @@ func Do(name string, fn func() error) error {
 			return
 		}
 		defer orig.Close()
-		target, err := netns.GetFromName(name)
+		open := netns.GetFromName
+		if strings.HasPrefix(name, "/") {
+			open = netns.GetFromPath
+		}
+		target, err := open(name)
 		if err != nil {
 			runtime.UnlockOSThread()
 			errc <- fmt.Errorf("open netns %s: %w", name, err)
@@ -48,7 +54,8 @@ func Do(name string, fn func() error) error {
 	return <-errc
 }
 
-// DialContext dials from inside the named namespace ("" dials from the
+// DialContext dials from inside the named namespace (or a path's, as Do)
+// ("" dials from the
 // current one), so a controller can reach an agent that only listens there.
 func DialContext(ctx context.Context, ns string, d *net.Dialer, network, addr string) (net.Conn, error) {
 	if ns == "" {
