@@ -21,7 +21,12 @@ type Evidence struct {
 	// ClusterIP → another node's Pod agent.
 	Services []model.Pair
 	// DNS are the cluster DNS checks (Report.DNS).
-	DNS   []model.Pair
+	DNS []model.Pair
+	// Family is model.FamilyIPv6 when Pairs are a dual-stack cluster's
+	// IPv6 pass (Addresses then the nodes' IPv6 addresses): the tunnel is
+	// vxlan-v6.calico and the overhead IPv6's. WithIPv6 merges its
+	// findings with the first pass's.
+	Family string
 	Facts map[string]*model.Facts // by node; missing when the node's agent did not answer
 	// FactErrors says why a node's facts are missing.
 	FactErrors map[string]string
@@ -180,7 +185,9 @@ type pairKey struct {
 
 func keyOf(p model.Pair) pairKey { return pairKey{p.Layer, p.From, p.To} }
 
-func ref(p model.Pair) model.PairRef { return model.PairRef{From: p.From, To: p.To, Layer: p.Layer} }
+func ref(p model.Pair) model.PairRef {
+	return model.PairRef{From: p.From, To: p.To, Layer: p.Layer, Family: p.Family}
+}
 
 // Localize names the nodes a set of pairs has in common: a node that is an
 // end of every pair, or of all of its own pairs in the set when the set

@@ -51,8 +51,18 @@ func (s *state) underlayLink(n string) *model.Link {
 	return nil
 }
 
-// podAndTunnelMTU reads a node's cali* MTUs and its vxlan.calico MTU.
-func podAndTunnelMTU(f *model.Facts) (pod []int, tunnel int) {
+// tunnelDevice is the VXLAN device the pass's Pod traffic crosses:
+// Felix's vxlan-v6.calico for a dual-stack cluster's IPv6.
+func (s *state) tunnelDevice() string {
+	if s.ev.Family == model.FamilyIPv6 {
+		return "vxlan-v6.calico"
+	}
+	return "vxlan.calico"
+}
+
+// podAndTunnelMTU reads a node's cali* MTUs and its tunnel device's
+// (vxlan.calico, or vxlan-v6.calico) MTU.
+func podAndTunnelMTU(f *model.Facts, device string) (pod []int, tunnel int) {
 	seen := map[int]bool{}
 	for _, l := range f.Links {
 		switch {
@@ -61,7 +71,7 @@ func podAndTunnelMTU(f *model.Facts) (pod []int, tunnel int) {
 				seen[l.MTU] = true
 				pod = append(pod, l.MTU)
 			}
-		case l.Name == "vxlan.calico":
+		case l.Name == device:
 			tunnel = l.MTU
 		}
 	}
@@ -125,12 +135,12 @@ func mtuInconsistent(s *state) {
 		if f == nil {
 			continue
 		}
-		pod, tunnel := podAndTunnelMTU(f)
+		pod, tunnel := podAndTunnelMTU(f, s.tunnelDevice())
 		for _, m := range pod {
 			podMTUs[m] = append(podMTUs[m], n)
 			if tunnel > 0 && m > tunnel && !slices.Contains(over, n) {
 				over = append(over, n)
-				ev = append(ev, fmt.Sprintf("%s: Pod interfaces MTU %d, vxlan.calico MTU %d", n, m, tunnel))
+				ev = append(ev, fmt.Sprintf("%s: Pod interfaces MTU %d, %s MTU %d", n, m, s.tunnelDevice(), tunnel))
 				tunnelMTU = tunnel
 			}
 		}
@@ -147,12 +157,16 @@ func mtuInconsistent(s *state) {
 		if 2*len(over) < withFacts {
 			// A few nodes' tunnels are smaller than everyone's Pods, and the
 			// rest agree: those tunnels are the odd ones, not the Pod MTU.
-			remedy = &model.Remedy{Summary: fmt.Sprintf("Give vxlan.calico on %s the Pod MTU again, as on the other nodes: Felix sets it from FelixConfiguration vxlanMTU or that node's calico-node FELIX_VXLANMTU (a per-node override or FelixConfiguration node.%s); then restart calico-node there.", nodesOrAll(over), over[0]),
-				Commands: []string{"ip link show vxlan.calico   # on " + nodesOrAll(over), "kubectl get felixconfiguration -o yaml | grep -i -e name: -e vxlanMTU"}}
+			field := "vxlanMTU"
+			if s.ev.Family == model.FamilyIPv6 {
+				field = "vxlanMTUV6"
+			}
+			remedy = &model.Remedy{Summary: fmt.Sprintf("Give %s on %s the Pod MTU again, as on the other nodes: Felix sets it from FelixConfiguration %s or that node's calico-node FELIX_%s (a per-node override or FelixConfiguration node.%s); then restart calico-node there.", s.tunnelDevice(), nodesOrAll(over), field, strings.ToUpper(field), over[0]),
+				Commands: []string{"ip link show " + s.tunnelDevice() + "   # on " + nodesOrAll(over), "kubectl get felixconfiguration -o yaml | grep -i -e name: -e vxlanMTU"}}
 		}
 		s.add(model.Finding{
 			ID: MTUInconsistent, Severity: Error, Title: "Pod MTU is above the VXLAN tunnel's on " + nodesOrAll(over),
-			Summary: fmt.Sprintf("Pods on %s may send packets larger than vxlan.calico carries (%d): those are dropped or need ICMP to shrink, and any path that filters ICMP turns it into a black hole. The tunnel must carry what the Pods send: its MTU at least theirs (Calico sets the two equal).", nodesOrAll(over), tunnelMTU),
+			Summary: fmt.Sprintf("Pods on %s may send packets larger than %s carries (%d): those are dropped or need ICMP to shrink, and any path that filters ICMP turns it into a black hole. The tunnel must carry what the Pods send: its MTU at least theirs (Calico sets the Pods' to the smallest of its tunnels').", nodesOrAll(over), s.tunnelDevice(), tunnelMTU),
 			Nodes:   over, Pairs: refs(affected), Evidence: ev,
 			Remedy: remedy,
 		}, affected)

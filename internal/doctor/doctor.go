@@ -90,7 +90,15 @@ func Run(ctx context.Context, s *cluster.Session, o Options) (*model.Report, err
 	rep := &model.Report{Config: s.Config()}
 	var wg sync.WaitGroup
 	wg.Go(func() { rep.Nodes = r.Facts(ctx, s.Inventory) })
-	rep.Pairs = r.Paced(ctx, jobs, Probes, measure.Pace{FullMesh: o.FullMesh, Class: linkClass(s.Inventory), Say: o.Say})
+	pace := measure.Pace{FullMesh: o.FullMesh, Class: linkClass(s.Inventory), Say: o.Say}
+	rep.Pairs = r.Paced(ctx, jobs, Probes, pace)
+	// A dual-stack cluster's IPv6 addresses: the same mesh again, after
+	// the first, since the agents take them as their peers in its place.
+	var pairs6 model.Pairs
+	if jobs6 := plan.Mesh6(s.Inventory, o.Layers...); len(jobs6) > 0 {
+		o.say("podpath doctor: the same over IPv6…")
+		pairs6 = r.Paced(ctx, jobs6, Probes, pace)
+	}
 	// After the mesh, not beside it: the agents' peers become the
 	// Services for this step. Pod agents check ClusterIPs (pod layer),
 	// host agents NodePorts (node layer).
@@ -119,10 +127,14 @@ func Run(ctx context.Context, s *cluster.Session, o Options) (*model.Report, err
 	if s.Cluster != nil {
 		clusterEvidence(&ev, s.Cluster)
 	}
-	if len(ev.Facts) == 0 && !AnyAnswer(rep.Pairs) {
+	if len(ev.Facts) == 0 && !AnyAnswer(rep.Pairs) && !AnyAnswer(pairs6) {
 		return nil, fmt.Errorf("no agent answered within %s (first error: %s)", o.Timeout, FirstError(rep.Pairs))
 	}
 	rep.Findings = diagnose.Diagnose(ev)
+	if pairs6.Len() > 0 {
+		rep.Findings = diagnose.WithIPv6(rep.Findings, diagnose.Diagnose(ipv6Evidence(s.Inventory, ev, pairs6)))
+		rep.Pairs = model.Join(rep.Pairs, pairs6)
+	}
 	rep.DurationMs = float64(time.Since(start)) / float64(time.Millisecond)
 	return rep, nil
 }
@@ -188,6 +200,18 @@ func evidence(inv *inventory.Inventory, rep *model.Report) diagnose.Evidence {
 			continue
 		}
 		ev.Facts[n.Name] = n.Facts
+	}
+	return ev
+}
+
+// ipv6Evidence is ev for a dual-stack cluster's IPv6 pass: its pairs,
+// the nodes' IPv6 addresses (so the rules take IPv6's overhead), the same
+// facts; the Service and DNS checks are the first pass's.
+func ipv6Evidence(inv *inventory.Inventory, ev diagnose.Evidence, pairs6 model.Pairs) diagnose.Evidence {
+	ev.Family, ev.Pairs, ev.Services, ev.DNS = model.FamilyIPv6, pairs6, nil, nil
+	ev.Addresses = map[string]string{}
+	for _, n := range inv.Nodes {
+		ev.Addresses[n.Name] = n.Address6
 	}
 	return ev
 }

@@ -36,7 +36,7 @@ func Mesh(ctx context.Context, s *cluster.Session, o MeshOptions) (*model.Report
 		// One pair at a time: what does not fit would be reported missing
 		// after a long wait. Say so before measuring.
 		pairs := 0
-		for _, j := range jobs {
+		for _, j := range append(plan.Mesh6(s.Inventory, o.Layers...), jobs...) {
 			pairs += len(j.Peers)
 		}
 		if need := time.Duration(float64(pairs) * throughput.Seconds * float64(time.Second)); need > o.Timeout {
@@ -52,10 +52,23 @@ func Mesh(ctx context.Context, s *cluster.Session, o MeshOptions) (*model.Report
 	}
 	r := &measure.Runner{Token: s.Token, Connect: s.Connect}
 	defer r.Close()
-	rep := &model.Report{Pairs: model.PairsOf(r.Run(ctx, jobs, req))}
+	pairs := r.Run(ctx, jobs, req)
 	if throughput != nil {
-		r.RunOneByOne(ctx, jobs, agent.ProbeRequest{Throughput: throughput}, rep.Pairs.Slice())
+		r.RunOneByOne(ctx, jobs, agent.ProbeRequest{Throughput: throughput}, pairs)
 	}
+	// A dual-stack cluster's IPv6 addresses after: the agents take them
+	// as their peers in place of the first ones.
+	if jobs6 := plan.Mesh6(s.Inventory, o.Layers...); len(jobs6) > 0 {
+		if o.Say != nil {
+			o.Say("podpath: measuring %d agents' pairs over IPv6…", len(jobs6))
+		}
+		pairs6 := r.Run(ctx, jobs6, req)
+		if throughput != nil {
+			r.RunOneByOne(ctx, jobs6, agent.ProbeRequest{Throughput: throughput}, pairs6)
+		}
+		pairs = append(pairs, pairs6...)
+	}
+	rep := &model.Report{Pairs: model.PairsOf(pairs)}
 	rep.DurationMs = float64(time.Since(start)) / float64(time.Millisecond)
 	if !AnyAnswer(rep.Pairs) {
 		return nil, fmt.Errorf("no agent answered (first error: %s)", FirstError(rep.Pairs))

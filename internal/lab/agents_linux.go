@@ -41,19 +41,22 @@ func binary() (string, error) {
 type agentProc struct {
 	name, netns, role string
 	addr              netip.Addr
-	birdSocket        string
+	// anyAddr: listen on every address of both families (a dual-stack
+	// lab's agents answer on their IPv6 address too).
+	anyAddr    bool
+	birdSocket string
 }
 
 func (s *Spec) agentProcs() []agentProc {
 	var out []agentProc
 	for _, n := range s.Nodes {
-		a := agentProc{name: n.Name, netns: n.Netns, role: "host", addr: n.Address}
+		a := agentProc{name: n.Name, netns: n.Netns, role: "host", addr: n.Address, anyAddr: s.Dual()}
 		if s.Backend == BackendBGP {
 			a.birdSocket = BIRDSocket(s.Name, n.Name)
 		}
 		out = append(out, a)
 		for _, p := range n.Pods {
-			out = append(out, agentProc{name: p.Name, netns: p.Netns, role: "pod", addr: p.Address})
+			out = append(out, agentProc{name: p.Name, netns: p.Netns, role: "pod", addr: p.Address, anyAddr: s.Dual()})
 		}
 	}
 	return out
@@ -101,8 +104,12 @@ func startAgent(bin, dir string, a agentProc) (<-chan struct{}, error) {
 		return nil, fmt.Errorf("open agent log: %w", err)
 	}
 	defer logFile.Close()
+	listen := netip.AddrPortFrom(a.addr, AgentPort)
+	if a.anyAddr {
+		listen = netip.AddrPortFrom(netip.IPv6Unspecified(), AgentPort)
+	}
 	args := []string{"netns", "exec", a.netns, bin, "agent",
-		"--listen", netip.AddrPortFrom(a.addr, AgentPort).String(), "--name", a.name, "--role", a.role,
+		"--listen", listen.String(), "--name", a.name, "--role", a.role,
 		"--token-file", filepath.Join(dir, "token")}
 	if a.birdSocket != "" {
 		args = append(args, "--bird-socket", a.birdSocket)

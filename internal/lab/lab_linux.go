@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"time"
@@ -221,6 +222,11 @@ func build(ctx context.Context, st *State) error {
 			if err := programVXLAN(s, &s.Nodes[i]); err != nil {
 				return fmt.Errorf("%s: vxlan: %w", s.Nodes[i].Name, err)
 			}
+			if s.Dual() {
+				if err := programVXLANv6(s, &s.Nodes[i]); err != nil {
+					return fmt.Errorf("%s: vxlan-v6: %w", s.Nodes[i].Name, err)
+				}
+			}
 		}
 	case BackendBGP:
 		st.BIRDSockets = map[string]string{}
@@ -281,6 +287,11 @@ func buildFabric(s *Spec) error {
 	if err := h.sysctl("net/ipv4/ip_forward", boolStr(len(s.Subnets) > 1)); err != nil {
 		return err
 	}
+	if s.Dual() {
+		if err := h.sysctls(ipv6Sysctls(len(s.Subnets) > 1)); err != nil {
+			return err
+		}
+	}
 	for _, sn := range s.Subnets {
 		br := &netlink.Bridge{LinkAttrs: netlink.LinkAttrs{Name: sn.Bridge, MTU: MaxMTU}}
 		if err := h.nl.LinkAdd(br); err != nil {
@@ -290,11 +301,31 @@ func buildFabric(s *Spec) error {
 		if err := h.nl.AddrAdd(br, addr); err != nil {
 			return fmt.Errorf("address %s on %s: %w", sn.Gateway, sn.Bridge, err)
 		}
+		if sn.Gateway6.IsValid() {
+			if err := addAddr(h, br, sn.Gateway6, sn.Prefix6.Bits()); err != nil {
+				return err
+			}
+		}
 		if err := h.nl.LinkSetUp(br); err != nil {
 			return fmt.Errorf("bring up %s: %w", sn.Bridge, err)
 		}
 	}
 	return nil
+}
+
+// ipv6Sysctls are a dual-stack lab namespace's IPv6 settings, set before
+// its interfaces are made (they copy conf/default): forwarding as asked,
+// no router advertisements taken, no duplicate address detection (the
+// lab plans its addresses; DAD would hold the link-local gateways of the
+// Pods back for a second).
+func ipv6Sysctls(forward bool) [][2]string {
+	return [][2]string{
+		{"net/ipv6/conf/all/forwarding", boolStr(forward)},
+		{"net/ipv6/conf/all/accept_dad", "0"},
+		{"net/ipv6/conf/default/accept_dad", "0"},
+		{"net/ipv6/conf/all/accept_ra", "0"},
+		{"net/ipv6/conf/default/accept_ra", "0"},
+	}
 }
 
 func buildNode(s *Spec, n *Node) error {
@@ -309,14 +340,16 @@ func buildNode(s *Spec, n *Node) error {
 	// Interfaces copy conf/default when created, so set it first. rp_filter 0
 	// everywhere is the healthy state; the rp-filter-strict fault raises "all",
 	// which wins over the per-interface value (the kernel takes the larger).
-	for _, kv := range [][2]string{
+	kvs := [][2]string{
 		{"net/ipv4/ip_forward", "1"},
 		{"net/ipv4/conf/all/rp_filter", "0"},
 		{"net/ipv4/conf/default/rp_filter", "0"},
-	} {
-		if err := h.sysctl(kv[0], kv[1]); err != nil {
-			return err
-		}
+	}
+	if s.Dual() {
+		kvs = append(kvs, ipv6Sysctls(true)...)
+	}
+	if err := h.sysctls(kvs); err != nil {
+		return err
 	}
 	if err := linkUp(h, "lo"); err != nil {
 		return err
@@ -364,8 +397,20 @@ func buildNode(s *Spec, n *Node) error {
 	if err := h.nl.RouteAdd(&netlink.Route{Dst: prefixNet(n.Block), Type: unix.RTN_BLACKHOLE}); err != nil {
 		return fmt.Errorf("blackhole %s: %w", n.Block, err)
 	}
+	if s.Dual() {
+		sn := s.Subnets[n.Subnet]
+		if err := addAddr(h, eth0, n.Address6, sn.Prefix6.Bits()); err != nil {
+			return err
+		}
+		if err := h.nl.RouteAdd(&netlink.Route{Gw: sn.Gateway6.AsSlice(), LinkIndex: eth0.Attrs().Index}); err != nil {
+			return fmt.Errorf("default route via %s: %w", sn.Gateway6, err)
+		}
+		if err := h.nl.RouteAdd(&netlink.Route{Dst: prefixNet(n.Block6), Type: unix.RTN_BLACKHOLE}); err != nil {
+			return fmt.Errorf("blackhole %s: %w", n.Block6, err)
+		}
+	}
 	for i := range n.Pods {
-		if err := buildPod(h, n, &n.Pods[i]); err != nil {
+		if err := buildPod(h, s, n, &n.Pods[i]); err != nil {
 			return fmt.Errorf("%s: %w", n.Pods[i].Name, err)
 		}
 	}
@@ -394,7 +439,7 @@ func attachPort(f *nsHandle, port, bridge string) error {
 var caliMAC, _ = net.ParseMAC(CaliMAC)
 
 // buildPod wires a Pod the way the Calico CNI plugin does.
-func buildPod(h *nsHandle, n *Node, p *Pod) error {
+func buildPod(h *nsHandle, s *Spec, n *Node, p *Pod) error {
 	if err := createNetns(p.Netns); err != nil {
 		return err
 	}
@@ -403,6 +448,11 @@ func buildPod(h *nsHandle, n *Node, p *Pod) error {
 		return err
 	}
 	defer ph.Close()
+	if s.Dual() {
+		if err := ph.sysctls(ipv6Sysctls(false)); err != nil {
+			return err
+		}
+	}
 	veth := &netlink.Veth{
 		LinkAttrs:     netlink.LinkAttrs{Name: p.HostIf, MTU: n.PodMTU, HardwareAddr: caliMAC},
 		PeerName:      "eth0",
@@ -451,6 +501,22 @@ func buildPod(h *nsHandle, n *Node, p *Pod) error {
 	}
 	if err := ph.nl.RouteAdd(&netlink.Route{Gw: gw, LinkIndex: eth0.Attrs().Index}); err != nil {
 		return fmt.Errorf("default route via %s: %w", PodGateway, err)
+	}
+	if !p.Address6.IsValid() {
+		return nil
+	}
+	// IPv6 as the Calico CNI plugin wires it: a /128 on eth0, the default
+	// route via the host side's link-local address (from its MAC), and a
+	// /128 route to the Pod on the host side.
+	if err := addAddr(ph, eth0, p.Address6, 128); err != nil {
+		return err
+	}
+	gw6 := netip.MustParseAddr(PodGatewayV6)
+	if err := ph.nl.RouteAdd(&netlink.Route{Gw: gw6.AsSlice(), LinkIndex: eth0.Attrs().Index}); err != nil {
+		return fmt.Errorf("default route via %s: %w", PodGatewayV6, err)
+	}
+	if err := h.nl.RouteAdd(&netlink.Route{Dst: hostNet(p.Address6), LinkIndex: host.Attrs().Index, Scope: netlink.SCOPE_LINK}); err != nil {
+		return fmt.Errorf("route %s via %s: %w", p.Address6, p.HostIf, err)
 	}
 	return nil
 }

@@ -116,6 +116,16 @@ func (h *nsHandle) sysctl(key, value string) error {
 }
 
 // link looks a link up by name, saying where it looked when it is missing.
+// sysctls sets each key to its value, in order.
+func (h *nsHandle) sysctls(kvs [][2]string) error {
+	for _, kv := range kvs {
+		if err := h.sysctl(kv[0], kv[1]); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
 func (h *nsHandle) link(name string) (netlink.Link, error) {
 	l, err := h.nl.LinkByName(name)
 	if err != nil {

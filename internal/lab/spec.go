@@ -26,6 +26,12 @@ const (
 
 	TopologyFlat   Topology = "flat"
 	TopologyRouted Topology = "routed"
+
+	// IP families: IPv4 alone (the default), or dual-stack, as Kubespray's
+	// ipv6_stack: every node, Pod and tunnel has an IPv6 address beside its
+	// IPv4 one.
+	FamilyIPv4 = "ipv4"
+	FamilyDual = "dual"
 )
 
 // Limits and defaults of the lab. Calico's and Kubespray's values where they have one.
@@ -42,6 +48,14 @@ const (
 	VXLANVNI           = 4096
 	VXLANPort          = 4789
 	VXLANDevice        = "vxlan.calico"
+	VXLANDeviceV6      = "vxlan-v6.calico" // Felix's IPv6 tunnel: IPv6 in VXLAN over the nodes' IPv6 addresses
+	VXLANOverheadV6    = calico.OverheadVXLANv6
+	PodCIDRv6          = "fd85:ee78:d8a6:8607::1:0/112" // Kubespray's kube_pods_subnet_ipv6
+	BlockBitsV6        = 122                            // Kubespray's calico_pool_blocksize_ipv6
+	// PodGatewayV6 is the link-local address the host side of a Pod veth
+	// gets from its MAC ee:ee:ee:ee:ee:ee: the Calico CNI plugin routes the
+	// Pod's IPv6 through it.
+	PodGatewayV6 = "fe80::ecee:eeff:feee:eeee"
 	ASNumber           = 64512
 	AgentPort          = 7946
 	PodGateway         = "169.254.1.1"
@@ -77,6 +91,10 @@ type Config struct {
 	PodMTU      int                `json:"podMTU"`   // 0: underlay MTU less the backend's overhead
 	VXLANMTU    int                `json:"vxlanMTU"` // 0: as PodMTU, as Calico sets it
 	NodeMTUs    map[string]NodeMTU `json:"nodeMTUs,omitempty"`
+	// IPFamily is FamilyIPv4 (empty) or FamilyDual: an IPv6 underlay, Pod
+	// blocks and vxlan-v6.calico beside IPv4's. Calico then gives the Pods
+	// the smaller of its two tunnels' MTUs (VXLAN over IPv6 costs 70 bytes).
+	IPFamily string `json:"ipFamily,omitempty"`
 	// Agents starts a host agent in every node and a Pod-network agent in
 	// every Pod, listening on AgentPort.
 	Agents bool `json:"agents,omitempty"`
@@ -111,6 +129,9 @@ type Subnet struct {
 	Bridge  string       `json:"bridge"`
 	Prefix  netip.Prefix `json:"prefix"`
 	Gateway netip.Addr   `json:"gateway"`
+	// Prefix6 and Gateway6 are its IPv6 ones on a dual-stack lab.
+	Prefix6  netip.Prefix `json:"prefix6,omitzero"`
+	Gateway6 netip.Addr   `json:"gateway6,omitzero"`
 }
 
 // Node is one lab node: a namespace with eth0 on the underlay.
@@ -127,6 +148,13 @@ type Node struct {
 	PodMTU      int          `json:"podMTU"`
 	VXLANMTU    int          `json:"vxlanMTU"`
 	Pods        []Pod        `json:"pods"`
+	// A dual-stack lab's IPv6 side: the underlay address, the Pod block,
+	// vxlan-v6.calico's address (first of the block), MAC and MTU.
+	Address6   netip.Addr   `json:"address6,omitzero"`
+	Block6     netip.Prefix `json:"block6,omitzero"`
+	VTEP6      netip.Addr   `json:"vtep6,omitzero"`
+	VTEPMAC6   string       `json:"vtepMAC6,omitempty"`
+	VXLANMTUV6 int          `json:"vxlanMTUV6,omitempty"`
 }
 
 // Pod is a Pod namespace with eth0 veth'd to a cali* interface on its node.
@@ -135,6 +163,8 @@ type Pod struct {
 	Netns   string     `json:"netns"`
 	Address netip.Addr `json:"address"`
 	HostIf  string     `json:"hostIf"`
+	// Address6 is its IPv6 address on a dual-stack lab.
+	Address6 netip.Addr `json:"address6,omitzero"`
 }
 
 // ErrInvalid marks bad input: the CLI exits 2 on it.
@@ -173,8 +203,11 @@ func (b Backend) Overhead() int {
 // Parse completes c from the command line's spellings: the backend, the
 // topology and the per-node MTU overrides (ParseNodeMTU). podsGiven says
 // --pods-per-node was given, which a Kubernetes lab refuses.
-func (c *Config) Parse(backend, topology string, overrides []string, podsGiven bool) error {
+func (c *Config) Parse(backend, topology, family string, overrides []string, podsGiven bool) error {
 	var err error
+	if c.IPFamily, err = ParseIPFamily(family); err != nil {
+		return err
+	}
 	if c.Nodes < 1 || c.Nodes > MaxNodes { // 0 would be taken as the default
 		return invalidf("nodes %d: must be between 1 and %d", c.Nodes, MaxNodes)
 	}
@@ -204,6 +237,23 @@ func ParseBackend(s string) (Backend, error) {
 	}
 	return "", invalidf("backend %q: use vxlan, bgp or none", s)
 }
+
+// ParseIPFamily accepts --ip-family's values; the default, IPv4, is
+// kept as the empty string (a lab's state file without the field).
+func ParseIPFamily(s string) (string, error) {
+	switch s {
+	case "", FamilyIPv4:
+		return "", nil
+	case FamilyDual:
+		return FamilyDual, nil
+	case "ipv6":
+		return "", invalidf("ip family ipv6: an IPv6-only lab is not built yet; use ipv4 or dual (dual probes and diagnoses IPv6 on its own)")
+	}
+	return "", invalidf("ip family %q: use ipv4 or dual", s)
+}
+
+// Dual reports whether the lab is dual-stack.
+func (c Config) Dual() bool { return c.IPFamily == FamilyDual }
 
 // ParseTopology accepts the topology names of the CLI.
 func ParseTopology(s string) (Topology, error) {
@@ -279,6 +329,17 @@ func SpecOf(c Config) (Spec, error) {
 	if err := checkMTU("underlay MTU", c.UnderlayMTU); err != nil {
 		return Spec{}, err
 	}
+	if _, err := ParseIPFamily(c.IPFamily); err != nil {
+		return Spec{}, err
+	}
+	if c.Dual() {
+		switch {
+		case c.Kubernetes:
+			return Spec{}, invalidf("ip family dual and --kubernetes: the Kubernetes lab is IPv4 only so far; use the namespace lab (without --kubernetes) for dual-stack")
+		case c.Backend == BackendBGP:
+			return Spec{}, invalidf("ip family dual and backend bgp: the lab's BIRD speaks IPv4 only so far; use --backend vxlan (Calico's vxlan-v6.calico) or none")
+		}
+	}
 	for _, f := range []struct {
 		name string
 		v    int
@@ -327,7 +388,16 @@ func SpecOf(c Config) (Spec, error) {
 		s.Subnets = append(s.Subnets, Subnet{Bridge: "br-b",
 			Prefix: netip.MustParsePrefix("198.19.0.0/16"), Gateway: netip.MustParseAddr("198.19.255.254")})
 	}
+	if c.Dual() {
+		// Unique-local prefixes named after the IPv4 ones: nothing outside
+		// the lab routes them.
+		for i, p := range []string{"fd00:198:18::/64", "fd00:198:19::/64"}[:len(s.Subnets)] {
+			s.Subnets[i].Prefix6 = netip.MustParsePrefix(p)
+			s.Subnets[i].Gateway6 = addrAdd(s.Subnets[i].Prefix6.Addr(), 0xfffe)
+		}
+	}
 	pool := netip.MustParsePrefix(PodCIDR)
+	pool6 := netip.MustParsePrefix(PodCIDRv6)
 	firstHalf := (c.Nodes + 1) / 2
 	for i := 1; i <= c.Nodes; i++ {
 		n := Node{Name: NodeName(i), FabricPort: "n" + strconv.Itoa(i)}
@@ -351,14 +421,36 @@ func SpecOf(c Config) (Spec, error) {
 				n.VXLANMTU = m.VXLAN
 			}
 		}
-		if n.PodMTU == 0 {
+		podAuto := n.PodMTU == 0
+		if podAuto {
 			n.PodMTU = n.UnderlayMTU - c.Backend.Overhead()
+		}
+		if c.Dual() {
+			n.Address6 = addrAdd(s.Subnets[n.Subnet].Prefix6.Addr(), i)
+			n.Block6 = netip.PrefixFrom(addrAdd(pool6.Addr(), (i-1)*64), BlockBitsV6)
+			n.VTEP6 = n.Block6.Addr()
+			n.VTEPMAC6 = fmt.Sprintf("66:70:76:00:%02x:%02x", i>>8, i&0xff)
+			// As Felix: each tunnel's MTU from the underlay (or the one
+			// set), the Pods' the smaller of the two.
+			if c.Backend == BackendVXLAN {
+				n.VXLANMTUV6 = n.PodMTU
+				if podAuto {
+					n.VXLANMTUV6 = n.UnderlayMTU - VXLANOverheadV6
+					if n.VXLANMTU == 0 {
+						n.VXLANMTU = n.PodMTU
+					}
+					n.PodMTU = min(n.PodMTU, n.VXLANMTUV6)
+				}
+			}
 		}
 		if n.VXLANMTU == 0 {
 			n.VXLANMTU = n.PodMTU
 		}
 		for k := 1; k <= c.PodsPerNode; k++ {
 			p := Pod{Name: fmt.Sprintf("%s-pod%d", n.Name, k), Address: addrAdd(n.Block.Addr(), k)}
+			if c.Dual() {
+				p.Address6 = addrAdd(n.Block6.Addr(), k)
+			}
 			p.Netns = c.Name + "." + p.Name
 			p.HostIf = caliName(c.Name, p.Name)
 			n.Pods = append(n.Pods, p)
@@ -376,6 +468,15 @@ func caliName(lab, pod string) string {
 }
 
 func addrAdd(a netip.Addr, n int) netip.Addr {
+	if a.Is6() {
+		b := a.As16()
+		carry := uint32(n)
+		for i := 15; i >= 0 && carry > 0; i-- {
+			v := uint32(b[i]) + carry
+			b[i], carry = byte(v), v>>8
+		}
+		return netip.AddrFrom16(b)
+	}
 	b := a.As4()
 	v := uint32(b[0])<<24 | uint32(b[1])<<16 | uint32(b[2])<<8 | uint32(b[3])
 	v += uint32(n)

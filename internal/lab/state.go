@@ -100,13 +100,22 @@ func (s *Spec) Inventory(tokenFile string) *inventory.Inventory {
 		from = func(string) string { return ns }
 	}
 	for _, n := range s.Nodes {
-		in := inventory.Node{Name: n.Name, Address: n.Address.String(), Agent: agentAddr(n.Address), Netns: from(n.Netns)}
+		in := inventory.Node{Name: n.Name, Address: n.Address.String(), Address6: addrString(n.Address6), Agent: agentAddr(n.Address), Netns: from(n.Netns)}
 		for _, p := range n.Pods {
-			in.Pods = append(in.Pods, inventory.Pod{Name: p.Name, Address: p.Address.String(), Agent: agentAddr(p.Address), Netns: from(p.Netns)})
+			in.Pods = append(in.Pods, inventory.Pod{Name: p.Name, Address: p.Address.String(), Address6: addrString(p.Address6),
+				Agent: agentAddr(p.Address), Netns: from(p.Netns)})
 		}
 		inv.Nodes = append(inv.Nodes, in)
 	}
 	return inv
+}
+
+// addrString is a's text, empty for the zero address.
+func addrString(a netip.Addr) string {
+	if !a.IsValid() {
+		return ""
+	}
+	return a.String()
 }
 
 func agentAddr(a netip.Addr) string {

@@ -100,7 +100,12 @@ func vxlanRoute(ifindex int, r Node) *netlink.Route {
 }
 
 func addAddr(h *nsHandle, l netlink.Link, a netip.Addr, bits int) error {
-	addr := &netlink.Addr{IPNet: &net.IPNet{IP: a.AsSlice(), Mask: net.CIDRMask(bits, 32)}}
+	addr := &netlink.Addr{IPNet: &net.IPNet{IP: a.AsSlice(), Mask: net.CIDRMask(bits, a.BitLen())}}
+	if a.Is6() {
+		// No duplicate address detection: the lab plans its addresses, and
+		// DAD would hold each one back for a second.
+		addr.Flags = unix.IFA_F_NODAD
+	}
 	if err := h.nl.AddrAdd(l, addr); err != nil {
 		return fmt.Errorf("address %s/%d on %s in %s: %w", a, bits, l.Attrs().Name, h.name, err)
 	}
@@ -108,7 +113,73 @@ func addAddr(h *nsHandle, l netlink.Link, a netip.Addr, bits int) error {
 }
 
 func prefixNet(p netip.Prefix) *net.IPNet {
-	return &net.IPNet{IP: p.Addr().AsSlice(), Mask: net.CIDRMask(p.Bits(), 32)}
+	return &net.IPNet{IP: p.Addr().AsSlice(), Mask: net.CIDRMask(p.Bits(), p.Addr().BitLen())}
 }
 
-func hostNet(a netip.Addr) *net.IPNet { return prefixNet(netip.PrefixFrom(a, 32)) }
+func hostNet(a netip.Addr) *net.IPNet { return prefixNet(netip.PrefixFrom(a, a.BitLen())) }
+
+// programVXLANv6 sets up vxlan-v6.calico on a dual-stack lab's node as
+// Felix does for IPv6 pools: IPv6 Pod traffic in VXLAN over the nodes'
+// IPv6 addresses (70 bytes of overhead), with static neighbour, FDB and
+// onlink route entries to every other node.
+func programVXLANv6(s *Spec, n *Node) error {
+	h, err := openNS(n.Netns)
+	if err != nil {
+		return err
+	}
+	defer h.Close()
+	eth0, err := h.link("eth0")
+	if err != nil {
+		return err
+	}
+	mac, err := net.ParseMAC(n.VTEPMAC6)
+	if err != nil {
+		return fmt.Errorf("VTEP MAC %s: %w", n.VTEPMAC6, err)
+	}
+	vx := &netlink.Vxlan{
+		LinkAttrs:    netlink.LinkAttrs{Name: VXLANDeviceV6, MTU: n.VXLANMTUV6, HardwareAddr: mac},
+		VxlanId:      VXLANVNI,
+		VtepDevIndex: eth0.Attrs().Index,
+		SrcAddr:      n.Address6.AsSlice(),
+		Port:         VXLANPort,
+		Learning:     false,
+	}
+	if err := h.nl.LinkAdd(vx); err != nil {
+		return fmt.Errorf("create %s: %w", VXLANDeviceV6, err)
+	}
+	link, err := h.link(VXLANDeviceV6)
+	if err != nil {
+		return err
+	}
+	if err := addAddr(h, link, n.VTEP6, 128); err != nil {
+		return err
+	}
+	if err := h.nl.LinkSetUp(link); err != nil {
+		return fmt.Errorf("bring up %s: %w", VXLANDeviceV6, err)
+	}
+	for _, r := range s.Nodes {
+		if r.Name == n.Name {
+			continue
+		}
+		rmac, err := net.ParseMAC(r.VTEPMAC6)
+		if err != nil {
+			return fmt.Errorf("VTEP MAC of %s: %w", r.Name, err)
+		}
+		nd := &netlink.Neigh{LinkIndex: link.Attrs().Index, Family: unix.AF_INET6, State: netlink.NUD_PERMANENT,
+			IP: r.VTEP6.AsSlice(), HardwareAddr: rmac}
+		if err := h.nl.NeighSet(nd); err != nil {
+			return fmt.Errorf("neighbour %s of %s: %w", r.VTEP6, r.Name, err)
+		}
+		fdb := &netlink.Neigh{LinkIndex: link.Attrs().Index, Family: unix.AF_BRIDGE, State: netlink.NUD_PERMANENT,
+			Flags: netlink.NTF_SELF, IP: r.Address6.AsSlice(), HardwareAddr: rmac}
+		if err := h.nl.NeighSet(fdb); err != nil {
+			return fmt.Errorf("FDB entry for %s: %w", r.Name, err)
+		}
+		route := &netlink.Route{Dst: prefixNet(r.Block6), Gw: r.VTEP6.AsSlice(), LinkIndex: link.Attrs().Index,
+			Flags: int(netlink.FLAG_ONLINK), Protocol: rtprotFelix}
+		if err := h.nl.RouteAdd(route); err != nil {
+			return fmt.Errorf("route to %s: %w", r.Block6, err)
+		}
+	}
+	return nil
+}

@@ -85,12 +85,12 @@ func (r *Runner) runJob(ctx context.Context, j plan.Job, req agent.ProbeRequest)
 	var peers []agent.Peer
 	req.Targets = nil
 	for _, p := range j.Peers {
-		peers = append(peers, agent.Peer{Name: p.Name(), Address: p.Agent})
+		peers = append(peers, agent.Peer{Name: p.Name(), Address: p.ProbeAt()})
 		req.Targets = append(req.Targets, p.Name())
 	}
 	pairs := make([]model.Pair, len(j.Peers))
 	for i, p := range j.Peers {
-		pairs[i] = model.Pair{From: j.From.Node, To: p.Node, Layer: j.Layer, FromPod: j.From.Pod, ToPod: p.Pod}
+		pairs[i] = j.Pair(p)
 	}
 	fail := func(err error) []model.Pair {
 		for i := range pairs {
@@ -113,7 +113,7 @@ func (r *Runner) probeJob(ctx context.Context, j plan.Job, req agent.ProbeReques
 	}
 	pairs := make([]model.Pair, len(j.Peers))
 	for i, p := range j.Peers {
-		pairs[i] = model.Pair{From: j.From.Node, To: p.Node, Layer: j.Layer, FromPod: j.From.Pod, ToPod: p.Pod}
+		pairs[i] = j.Pair(p)
 	}
 	fail := func(err error) []model.Pair {
 		for i := range pairs {

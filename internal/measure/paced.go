@@ -293,7 +293,7 @@ func (t *table) names(i int) model.Pair {
 	j := sort.Search(len(t.jobs), func(j int) bool { return t.base[j+1] > i })
 	job := t.jobs[j]
 	to := job.Peers[i-t.base[j]]
-	return model.Pair{From: job.From.Node, To: to.Node, Layer: job.Layer, FromPod: job.From.Pod, ToPod: to.Pod}
+	return job.Pair(to)
 }
 
 // find returns ps with their indices in the table (-1: not there). Each
@@ -366,7 +366,7 @@ func (r *Runner) arm(ctx context.Context, jobs []plan.Job) (map[string]agent.Loa
 			defer func() { <-slots }()
 			peers := make([]agent.Peer, len(j.Peers))
 			for i, p := range j.Peers {
-				peers[i] = agent.Peer{Name: p.Name(), Address: p.Agent}
+				peers[i] = agent.Peer{Name: p.Name(), Address: p.ProbeAt()}
 			}
 			ans, err := r.client(j.From).PutPeers(ctx, peers)
 			mu.Lock()
@@ -644,7 +644,7 @@ func (r *Runner) blameLoad(ctx context.Context, jobs []plan.Job, before map[stri
 		wg.Go(func() {
 			peers := make([]agent.Peer, len(j.Peers))
 			for i, p := range j.Peers {
-				peers[i] = agent.Peer{Name: p.Name(), Address: p.Agent}
+				peers[i] = agent.Peer{Name: p.Name(), Address: p.ProbeAt()}
 			}
 			ans, err := r.client(j.From).PutPeers(ctx, peers) // the same peers: only the counters change
 			if err != nil {

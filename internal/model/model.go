@@ -35,6 +35,23 @@ const (
 	LayerDNS Layer = "dns"
 )
 
+// Families of a dual-stack run's pairs and findings. A pair's Family is
+// empty on the addresses the inventory lists first (IPv4 on most
+// clusters, IPv6 on an IPv6-only one), FamilyIPv6 on the second, IPv6,
+// addresses of a dual-stack cluster's nodes and Pods: they are probed in
+// a pass of their own and diagnosed apart, since IPv6 has its own
+// tunnel device, MTU and overhead.
+const FamilyIPv6 = "ipv6"
+
+// FamilyName is how a report says family: "IPv6", or "" for the first
+// addresses.
+func FamilyName(family string) string {
+	if family == FamilyIPv6 {
+		return "IPv6"
+	}
+	return ""
+}
+
 // ParseLayers reads a comma-separated list of layers (node, pod), each
 // once in the order first given: "node,node" is the node layer once.
 func ParseLayers(list string) ([]Layer, error) {
@@ -99,13 +116,17 @@ type Finding struct {
 	Pairs    []PairRef `json:"pairs,omitempty"`
 	Evidence []string  `json:"evidence,omitempty"`
 	Remedy   *Remedy   `json:"remedy,omitempty"`
+	// Family is "ipv6" when the finding rests on a dual-stack cluster's
+	// IPv6 pairs (Pair.Family); remedy.mtu is then IPv6's.
+	Family string `json:"family,omitempty"`
 }
 
 // PairRef names a pair in a finding.
 type PairRef struct {
-	From  string `json:"from"`
-	To    string `json:"to"`
-	Layer Layer  `json:"layer"`
+	From   string `json:"from"`
+	To     string `json:"to"`
+	Layer  Layer  `json:"layer"`
+	Family string `json:"family,omitempty"`
 }
 
 // Remedy is what to change.
@@ -132,6 +153,9 @@ type Pair struct {
 	Layer   Layer  `json:"layer"`
 	FromPod string `json:"fromPod,omitempty"`
 	ToPod   string `json:"toPod,omitempty"`
+	// Family is "ipv6" on a dual-stack cluster's IPv6 pairs, empty on the
+	// first addresses' (FamilyIPv6).
+	Family string `json:"family,omitempty"`
 	// Service, on a Service check, is the Service the probes went to
 	// (namespace/name ClusterIP:port); To is its backend's node.
 	Service   string `json:"service,omitempty"`

@@ -17,7 +17,7 @@ type Pairs struct {
 	list []Pair // PairsOf's pairs, or nil
 
 	n     int
-	ident func(i int) Pair // pair i's names (From, To, Layer, FromPod, ToPod)
+	ident func(i int) Pair // pair i's names (From, To, Layer, FromPod, ToPod, Family)
 	plain []uint64         // bit i: pair i is ident(i), reachable, nothing more
 	whole map[int]*Pair    // every other pair that was set
 }
@@ -77,10 +77,10 @@ func (s Pairs) isPlain(i int, p Pair) bool {
 		return false
 	}
 	id := s.ident(i)
-	if p.From != id.From || p.To != id.To || p.Layer != id.Layer || p.FromPod != id.FromPod || p.ToPod != id.ToPod {
+	if p.From != id.From || p.To != id.To || p.Layer != id.Layer || p.FromPod != id.FromPod || p.ToPod != id.ToPod || p.Family != id.Family {
 		return false
 	}
-	p.From, p.To, p.Layer, p.FromPod, p.ToPod, p.Reachable = "", "", "", "", "", false
+	p.From, p.To, p.Layer, p.FromPod, p.ToPod, p.Family, p.Reachable = "", "", "", "", "", "", false
 	return reflect.ValueOf(&p).Elem().IsZero()
 }
 
@@ -93,6 +93,64 @@ func (s Pairs) All() iter.Seq2[int, Pair] {
 			}
 		}
 	}
+}
+
+// Join is a's pairs followed by b's, compact when either is: a
+// dual-stack run's IPv4 pairs and then its IPv6 ones.
+func Join(a, b Pairs) Pairs {
+	switch {
+	case b.Len() == 0:
+		return a
+	case a.Len() == 0:
+		return b
+	case a.ident == nil && b.ident == nil:
+		return PairsOf(append(append(make([]Pair, 0, a.Len()+b.Len()), a.list...), b.list...))
+	}
+	n := a.Len()
+	ident := func(i int) Pair {
+		if i < n {
+			return names(a.At(i))
+		}
+		return names(b.At(i - n))
+	}
+	out := CompactPairs(n+b.Len(), ident)
+	for i, p := range a.All() {
+		out.Set(i, p)
+	}
+	for i, p := range b.All() {
+		out.Set(n+i, p)
+	}
+	return out
+}
+
+// Filter is the pairs keep keeps, in order, compact when s is: one
+// family's pairs of a dual-stack run.
+func (s Pairs) Filter(keep func(Pair) bool) Pairs {
+	if s.ident == nil {
+		var out []Pair
+		for _, p := range s.list {
+			if keep(p) {
+				out = append(out, p)
+			}
+		}
+		return PairsOf(out)
+	}
+	var idx []int32
+	for i, p := range s.All() {
+		if keep(p) {
+			idx = append(idx, int32(i))
+		}
+	}
+	out := CompactPairs(len(idx), func(i int) Pair { return names(s.ident(int(idx[i]))) })
+	for i, j := range idx {
+		out.Set(i, s.At(int(j)))
+	}
+	return out
+}
+
+// names is p's names alone.
+func names(p Pair) Pair {
+	return Pair{From: p.From, To: p.To, Layer: p.Layer, FromPod: p.FromPod, ToPod: p.ToPod, Family: p.Family}
 }
 
 // Slice returns every pair whole: for small runs and tests.

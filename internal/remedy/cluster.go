@@ -149,8 +149,16 @@ func clusterChange(cl *kube.Cluster, mtu int) (*Change, error) {
 	// cluster (new Pods follow it through /var/lib/calico/mtu). Without an
 	// encapsulation there is no such field: only calico_mtu sets it.
 	if b := cal.Backend(); cl.CNI.Install == "kubespray" && !felixSet && len(p.Objects) == 0 && b != "bgp" {
-		p.Objects = append(p.Objects, mergeChange("FelixConfiguration default spec."+b+"MTU", cal.FelixGVR(), "", "default",
-			[]string{"spec", b + "MTU"}, "", mtu, true))
+		fields := []string{b + "MTU"}
+		if IPv6(cl) && b != "ipip" { // IPIP carries IPv4 only
+			// Felix auto-detects IPv6's tunnel MTU apart (70 bytes off
+			// with VXLAN); with an IPv6 pool it takes part in the Pods'.
+			fields = append(fields, b+"MTUV6")
+		}
+		for _, f := range fields {
+			p.Objects = append(p.Objects, mergeChange("FelixConfiguration default spec."+f, cal.FelixGVR(), "", "default",
+				[]string{"spec", f}, "", mtu, true))
+		}
 	}
 	slices.SortFunc(p.Objects, func(a, b ObjectChange) int { return strings.Compare(a.What, b.What) })
 	return p, nil

@@ -295,15 +295,32 @@ func notReady(cl *kube.Cluster) []string {
 
 // mtuFinding is the first finding whose remedy is an MTU.
 func mtuFinding(r *model.Report) *model.Finding {
+	var first *model.Finding
 	for i, fd := range r.Findings {
 		switch fd.ID {
 		case diagnose.MTUAutodetect, diagnose.MTUBlackhole, diagnose.MTUInconsistent, diagnose.UnderlayFragmentation, diagnose.MTUWasteful:
-			if fd.Remedy != nil && fd.Remedy.MTU > 0 {
-				return &r.Findings[i]
+			if fd.Remedy == nil || fd.Remedy.MTU == 0 {
+				continue
+			}
+			switch {
+			case first == nil:
+				first = &r.Findings[i]
+			case fd.ID == first.ID && fd.Family != first.Family && fd.Remedy.MTU < first.Remedy.MTU:
+				// A dual-stack cluster's other family needs less: a Pod has
+				// one MTU for both.
+				first = &r.Findings[i]
 			}
 		}
 	}
-	return nil
+	return first
+}
+
+// familySuffix marks a dual-stack run's IPv6 pair.
+func familySuffix(family string) string {
+	if f := model.FamilyName(family); f != "" {
+		return " (" + f + ")"
+	}
+	return ""
 }
 
 // pathLimit is the largest Pod MTU the measured underlay carries: the
@@ -314,9 +331,13 @@ func pathLimit(r *model.Report, backend string) (int, string) {
 		if p.Layer != model.LayerNode || p.PathMTU == 0 {
 			continue
 		}
-		if v := p.PathMTU - calico.Overhead(backend); limit == 0 || v < limit {
+		overhead := calico.Overhead(backend)
+		if p.Family == model.FamilyIPv6 {
+			overhead = calico.OverheadIPv6(backend)
+		}
+		if v := p.PathMTU - overhead; limit == 0 || v < limit {
 			limit = v
-			path = fmt.Sprintf("%s→%s carries %d bytes, %s takes %d", p.From, p.To, p.PathMTU, backend, calico.Overhead(backend))
+			path = fmt.Sprintf("%s→%s%s carries %d bytes, %s takes %d", p.From, p.To, familySuffix(p.Family), p.PathMTU, backend, overhead)
 		}
 	}
 	return limit, path

@@ -18,7 +18,7 @@ func DoctorText(w io.Writer, r *model.Report) {
 	var unknown []string // what is not known, pair by pair
 	for _, p := range r.Pairs.All() {
 		if what := pairProblems(p); len(what) > 0 && (!p.Known() || p.PathMTUError != "") {
-			unknown = append(unknown, esc(fmt.Sprintf("%s %s → %s: %s", p.Layer, p.From, p.To, strings.Join(what, "; "))))
+			unknown = append(unknown, esc(fmt.Sprintf("%s %s → %s: %s", pairLayer(p), p.From, p.To, strings.Join(what, "; "))))
 		}
 	}
 	if len(r.Findings) == 0 {
@@ -29,25 +29,27 @@ func DoctorText(w io.Writer, r *model.Report) {
 		}
 	}
 	FindingsText(w, r.Findings)
-	for _, l := range layers(r.Pairs) {
-		if wide(r.Pairs, l) {
-			nodeSummary(w, r.Pairs, l)
-			fmt.Fprintln(w)
-			continue
-		}
-		fmt.Fprintf(w, "%s layer — path MTU (bytes; * = below the sender's MTU, larger packets vanish; ^ = below it, a router says so; x = unreachable; ? = not measured):\n", l)
-		matrix(w, r.Pairs, l, mtuCell("x"))
-		fmt.Fprintf(w, "%s layer — RTT p50 ms / loss %%:\n", l)
-		matrix(w, r.Pairs, l, func(p model.Pair) string {
-			switch {
-			case !p.Known():
-				return "?"
-			case p.RTTMs == nil:
-				return "x"
+	for _, v := range views(r.Pairs) {
+		for _, l := range layers(v.pairs) {
+			if wide(v.pairs, l) {
+				nodeSummary(w, v.pairs, l, v.family)
+				fmt.Fprintln(w)
+				continue
 			}
-			return fmt.Sprintf("%.2f/%.0f", p.RTTMs.P50, p.LossPct)
-		})
-		fmt.Fprintln(w)
+			fmt.Fprintf(w, "%s — path MTU (bytes; * = below the sender's MTU, larger packets vanish; ^ = below it, a router says so; x = unreachable; ? = not measured):\n", layerName(l, v.family))
+			matrix(w, v.pairs, l, mtuCell("x"))
+			fmt.Fprintf(w, "%s — RTT p50 ms / loss %%:\n", layerName(l, v.family))
+			matrix(w, v.pairs, l, func(p model.Pair) string {
+				switch {
+				case !p.Known():
+					return "?"
+				case p.RTTMs == nil:
+					return "x"
+				}
+				return fmt.Sprintf("%.2f/%.0f", p.RTTMs.P50, p.LossPct)
+			})
+			fmt.Fprintln(w)
+		}
 	}
 	servicesText(w, r)
 	dnsText(w, r)
@@ -122,6 +124,9 @@ func JUnit(w io.Writer, r *model.Report, catalogue []string) error {
 			scope := "cluster"
 			if len(f.Nodes) > 0 {
 				scope = strings.Join(f.Nodes, ",")
+			}
+			if fam := model.FamilyName(f.Family); fam != "" {
+				scope += " " + fam // a dual-stack run's IPv6 finding: its own case
 			}
 			c := junitCase{Name: id + " [" + scope + "]", Classname: "podpath." + id}
 			body := f.Summary + "\n" + strings.Join(f.Evidence, "\n")

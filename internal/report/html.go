@@ -145,7 +145,7 @@ func newHTMLView(r *model.Report) htmlView {
 				hf.PairText = append(hf.PairText, fmt.Sprintf("… and %d more", len(f.Pairs)-i))
 				break
 			}
-			hf.PairText = append(hf.PairText, fmt.Sprintf("%s → %s (%s)", p.From, p.To, p.Layer))
+			hf.PairText = append(hf.PairText, fmt.Sprintf("%s → %s (%s)", p.From, p.To, pairLayer(model.Pair{Layer: p.Layer, Family: p.Family})))
 		}
 		if len(f.Evidence) > htmlEvidence+1 {
 			hf.Evidence = append(f.Evidence[:htmlEvidence:htmlEvidence], fmt.Sprintf("… and %d more (the JSON report has them all)", len(f.Evidence)-htmlEvidence))
@@ -160,8 +160,15 @@ func newHTMLView(r *model.Report) htmlView {
 	}
 	v.Counts = strings.Join(counts, ", ")
 
-	for _, l := range layers(r.Pairs) {
-		v.Layers = append(v.Layers, newHTMLLayer(r.Pairs, l, broken))
+	for _, fv := range views(r.Pairs) {
+		for _, l := range layers(fv.pairs) {
+			hl := newHTMLLayer(fv.pairs, l, broken)
+			if f := model.FamilyName(fv.family); f != "" {
+				hl.Name = model.Layer(string(l) + "-" + fv.family)
+				hl.Title += " — " + f
+			}
+			v.Layers = append(v.Layers, hl)
+		}
 	}
 	for _, n := range r.Nodes {
 		if n.Error != "" {
@@ -292,7 +299,7 @@ func newHTMLLayer(pairs model.Pairs, layer model.Layer, broken map[model.PairRef
 		if stats[k] == nil {
 			stats[k] = &blockStat{}
 		}
-		stats[k].add(p, broken[model.PairRef{From: p.From, To: p.To, Layer: layer}])
+		stats[k].add(p, broken[model.PairRef{From: p.From, To: p.To, Layer: layer, Family: p.Family}])
 	}
 	if problems > maxProblems {
 		hl.Problems = append(hl.Problems, fmt.Sprintf("… and %d more pairs (the JSON report has every pair)", problems-maxProblems))

@@ -82,6 +82,42 @@ func JSON(w io.Writer, r *model.Report) error {
 	return bw.Flush()
 }
 
+// view is one family's pairs: a dual-stack run's report shows the IPv6
+// pairs' matrices apart from the first addresses'.
+type view struct {
+	pairs  model.Pairs
+	family string
+}
+
+// views splits pairs by family; one view, pairs as they are, when there
+// is no IPv6 pass (its pairs come last: model.Join).
+func views(pairs model.Pairs) []view {
+	if n := pairs.Len(); n == 0 || pairs.At(n-1).Family != model.FamilyIPv6 {
+		return []view{{pairs: pairs}}
+	}
+	return []view{
+		{pairs: pairs.Filter(func(p model.Pair) bool { return p.Family != model.FamilyIPv6 })},
+		{pairs: pairs.Filter(func(p model.Pair) bool { return p.Family == model.FamilyIPv6 }), family: model.FamilyIPv6},
+	}
+}
+
+// layerName is how the report names a layer of a family: "pod layer",
+// "pod layer (IPv6)".
+func layerName(l model.Layer, family string) string {
+	if f := model.FamilyName(family); f != "" {
+		return fmt.Sprintf("%s layer (%s)", l, f)
+	}
+	return string(l) + " layer"
+}
+
+// pairLayer is p's layer as a line about it says it: "pod", "pod/IPv6".
+func pairLayer(p model.Pair) string {
+	if f := model.FamilyName(p.Family); f != "" {
+		return string(p.Layer) + "/" + f
+	}
+	return string(p.Layer)
+}
+
 // layers returns the layers present, node first.
 func layers(pairs model.Pairs) []model.Layer {
 	var out []model.Layer
@@ -125,15 +161,17 @@ func matrix(w io.Writer, pairs model.Pairs, layer model.Layer, cell func(model.P
 
 // MTUText renders path MTUs: a matrix per layer, then what went wrong.
 func MTUText(w io.Writer, r *model.Report) {
-	for _, l := range layers(r.Pairs) {
-		if wide(r.Pairs, l) {
-			nodeSummary(w, r.Pairs, l)
+	for _, v := range views(r.Pairs) {
+		for _, l := range layers(v.pairs) {
+			if wide(v.pairs, l) {
+				nodeSummary(w, v.pairs, l, v.family)
+				fmt.Fprintln(w)
+				continue
+			}
+			fmt.Fprintf(w, "Path MTU, %s (largest IP packet, bytes, that crossed from row to column):\n", layerName(l, v.family))
+			matrix(w, v.pairs, l, mtuCell("unreachable"))
 			fmt.Fprintln(w)
-			continue
 		}
-		fmt.Fprintf(w, "Path MTU, %s layer (largest IP packet, bytes, that crossed from row to column):\n", l)
-		matrix(w, r.Pairs, l, mtuCell("unreachable"))
-		fmt.Fprintln(w)
 	}
 	fmt.Fprintln(w, "* below the sender's own interface MTU: larger packets vanish on the way")
 	fmt.Fprintln(w, "^ below the sender's own interface MTU, and a router says so (ICMP fragmentation needed): path MTU discovery works")
@@ -196,7 +234,7 @@ func PerfText(w io.Writer, r *model.Report) {
 func problems(w io.Writer, r *model.Report) {
 	for _, p := range r.Pairs.All() {
 		if what := pairProblems(p); len(what) > 0 {
-			fmt.Fprintln(w, esc(fmt.Sprintf("%s %s → %s: %s", p.Layer, p.From, p.To, strings.Join(what, "; "))))
+			fmt.Fprintln(w, esc(fmt.Sprintf("%s %s → %s: %s", pairLayer(p), p.From, p.To, strings.Join(what, "; "))))
 		}
 	}
 }
@@ -231,7 +269,7 @@ type nodeStat struct {
 // nodeSummary renders a layer too large for a matrix: what its pairs
 // showed overall, then a line for each node with anything odd on its
 // pairs, worst first.
-func nodeSummary(w io.Writer, pairs model.Pairs, layer model.Layer) {
+func nodeSummary(w io.Writer, pairs model.Pairs, layer model.Layer, family string) {
 	stats := map[string]*nodeStat{}
 	var order []string
 	total, reachable, deep, minMTU, maxMTU := 0, 0, 0, 0, 0
@@ -283,7 +321,7 @@ func nodeSummary(w io.Writer, pairs model.Pairs, layer model.Layer) {
 	if deep > 0 {
 		mtus = fmt.Sprintf("path MTU %d–%d bytes", minMTU, maxMTU)
 	}
-	fmt.Fprintf(w, "%s layer — %d nodes, %d pairs: %d reachable, %d measured in depth (%s). Too many nodes for a matrix: ", layer, len(order), total, reachable, deep, mtus)
+	fmt.Fprintf(w, "%s — %d nodes, %d pairs: %d reachable, %d measured in depth (%s). Too many nodes for a matrix: ", layerName(layer, family), len(order), total, reachable, deep, mtus)
 	var odd []string
 	for _, n := range order {
 		if stats[n].odd > 0 {

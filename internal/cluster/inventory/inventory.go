@@ -41,7 +41,11 @@ type Network = model.Network
 type Node struct {
 	Name    string `yaml:"name"`
 	Address string `yaml:"address"`
-	Agent   string `yaml:"agent,omitempty"`
+	// Address6 is the node's IPv6 address on a dual-stack cluster whose
+	// Address is IPv4: its agent answers there too, on the agent's port,
+	// and podpath probes it in an IPv6 pass of its own.
+	Address6 string `yaml:"address6,omitempty"`
+	Agent    string `yaml:"agent,omitempty"`
 	// Netns, when set, is the network namespace to reach the agent from
 	// (the lab's agents listen only inside their namespaces).
 	Netns string `yaml:"netns,omitempty"`
@@ -50,9 +54,10 @@ type Node struct {
 
 // Pod is a Pod-network agent.
 type Pod struct {
-	Name    string `yaml:"name"`
-	Address string `yaml:"address"`
-	Agent   string `yaml:"agent,omitempty"`
+	Name     string `yaml:"name"`
+	Address  string `yaml:"address"`
+	Address6 string `yaml:"address6,omitempty"` // as Node.Address6
+	Agent    string `yaml:"agent,omitempty"`
 	Netns   string `yaml:"netns,omitempty"`
 }
 
@@ -161,6 +166,9 @@ func Parse(data []byte) (*Inventory, error) {
 				return nil, fmt.Errorf("node %s: agent %q is not IP:port", n.Name, n.Agent)
 			}
 		}
+		if err := checkAddress6(n.Address, n.Address6); err != nil {
+			return nil, fmt.Errorf("node %s: %w", n.Name, err)
+		}
 		for _, p := range n.Pods {
 			if err := checkName(p.Name); err != nil {
 				return nil, fmt.Errorf("node %s: Pod name %w", n.Name, err)
@@ -177,9 +185,28 @@ func Parse(data []byte) (*Inventory, error) {
 					return nil, fmt.Errorf("node %s: Pod %q agent %q is not IP:port", n.Name, p.Name, p.Agent)
 				}
 			}
+			if err := checkAddress6(p.Address, p.Address6); err != nil {
+				return nil, fmt.Errorf("node %s: Pod %q: %w", n.Name, p.Name, err)
+			}
 		}
 	}
 	return &inv, nil
+}
+
+// checkAddress6 accepts a second address only as an IPv6 one beside an
+// IPv4 address: the pair a dual-stack cluster gives its nodes and Pods.
+func checkAddress6(addr, addr6 string) error {
+	if addr6 == "" {
+		return nil
+	}
+	a6, err := netip.ParseAddr(addr6)
+	if err != nil || !a6.Is6() || a6.Is4In6() {
+		return fmt.Errorf("address6 %q is not an IPv6 address", addr6)
+	}
+	if a, err := netip.ParseAddr(addr); err == nil && !a.Unmap().Is4() {
+		return fmt.Errorf("address6 %q beside the IPv6 address %s: address6 is the IPv6 address of a dual-stack node or Pod whose address is IPv4", addr6, addr)
+	}
+	return nil
 }
 
 // MaxNameBytes is a Kubernetes object name's limit (a DNS subdomain).

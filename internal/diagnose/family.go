@@ -1,0 +1,81 @@
+package diagnose
+
+import (
+	"fmt"
+	"regexp"
+	"slices"
+	"strconv"
+
+	"podpath/internal/model"
+)
+
+// WithIPv6 merges a dual-stack cluster's two diagnoses: the first
+// addresses' findings, and those of its IPv6 pass (Evidence.Family).
+// An IPv6 finding the first pass made as well — same rule, nodes, title
+// and evidence: one resting on host facts alone — is said once; the
+// others are marked IPv6 (Finding.Family, the title). The Pods have one
+// MTU for both families, so an MTU finding of one family whose remedy
+// MTU is above the other's says that the smaller must be set.
+func WithIPv6(first, v6 []model.Finding) []model.Finding {
+	out := slices.Clone(first)
+	var added []int
+	for _, f := range v6 {
+		if slices.ContainsFunc(first, func(g model.Finding) bool { return sameFinding(f, g) }) {
+			continue
+		}
+		f.Family = model.FamilyIPv6
+		f.Title += " (IPv6)"
+		added = append(added, len(out))
+		out = append(out, f)
+	}
+	smallest := map[string]int{} // family → smallest remedy MTU of its MTU findings
+	for _, f := range out {
+		if isMTUFinding(f) && (smallest[f.Family] == 0 || f.Remedy.MTU < smallest[f.Family]) {
+			smallest[f.Family] = f.Remedy.MTU
+		}
+	}
+	if len(added) > 0 && smallest[""] > 0 && smallest[model.FamilyIPv6] > 0 {
+		for i := range out {
+			f := &out[i]
+			other := model.FamilyIPv6
+			if f.Family == model.FamilyIPv6 {
+				other = ""
+			}
+			if !isMTUFinding(*f) || f.Remedy.MTU <= smallest[other] {
+				continue
+			}
+			// Remedy.MTU stays this family's; what to run sets the smaller.
+			r := *f.Remedy
+			r.Summary += fmt.Sprintf(" This cluster is dual-stack and its %s paths need %d (the finding about them): a Pod has one MTU for both families, so set %d.",
+				familyWord(other), smallest[other], smallest[other])
+			r.Commands = make([]string, len(f.Remedy.Commands))
+			for k, c := range f.Remedy.Commands {
+				r.Commands[k] = mtuNumber(f.Remedy.MTU).ReplaceAllString(c, strconv.Itoa(smallest[other]))
+			}
+			f.Remedy = &r
+		}
+	}
+	sortFindings(out)
+	return out
+}
+
+func sameFinding(a, b model.Finding) bool {
+	return a.ID == b.ID && a.Title == b.Title && slices.Equal(a.Nodes, b.Nodes) && slices.Equal(a.Evidence, b.Evidence)
+}
+
+// isMTUFinding: a finding whose remedy is a Pod MTU.
+func isMTUFinding(f model.Finding) bool {
+	return f.Remedy != nil && f.Remedy.MTU > 0
+}
+
+// mtuNumber matches mtu as a number of its own in a command.
+func mtuNumber(mtu int) *regexp.Regexp {
+	return regexp.MustCompile(`\b` + strconv.Itoa(mtu) + `\b`)
+}
+
+func familyWord(family string) string {
+	if family == model.FamilyIPv6 {
+		return "IPv6"
+	}
+	return "IPv4"
+}
