@@ -27,7 +27,7 @@ type Evidence struct {
 	// vxlan-v6.calico and the overhead IPv6's. WithIPv6 merges its
 	// findings with the first pass's.
 	Family string
-	Facts map[string]*model.Facts // by node; missing when the node's agent did not answer
+	Facts  map[string]*model.Facts // by node; missing when the node's agent did not answer
 	// FactErrors says why a node's facts are missing.
 	FactErrors map[string]string
 	// IPPoolMTUs are IPPools (by name) that carry an `mtu` field, from the

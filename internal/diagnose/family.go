@@ -11,9 +11,8 @@ import (
 
 // WithIPv6 merges a dual-stack cluster's two diagnoses: the first
 // addresses' findings, and those of its IPv6 pass (Evidence.Family).
-// An IPv6 finding the first pass made as well — same rule, nodes, title
-// and evidence: one resting on host facts alone — is said once; the
-// others are marked IPv6 (Finding.Family, the title). The Pods have one
+// An IPv6 finding the first pass made as well (sameFinding) is said
+// once; the others are marked IPv6 (Finding.Family, the title). The Pods have one
 // MTU for both families, so an MTU finding of one family whose remedy
 // MTU is above the other's says that the smaller must be set.
 func WithIPv6(first, v6 []model.Finding) []model.Finding {
@@ -59,8 +58,12 @@ func WithIPv6(first, v6 []model.Finding) []model.Finding {
 	return out
 }
 
-func sameFinding(a, b model.Finding) bool {
-	return a.ID == b.ID && a.Title == b.Title && slices.Equal(a.Nodes, b.Nodes) && slices.Equal(a.Evidence, b.Evidence)
+// sameFinding: v6 says what first says, by the same rule about the same
+// nodes, with the same evidence or none of IPv6's pairs (a rule reading
+// host facts that both passes share).
+func sameFinding(v6, first model.Finding) bool {
+	return v6.ID == first.ID && v6.Title == first.Title && slices.Equal(v6.Nodes, first.Nodes) &&
+		(len(v6.Pairs) == 0 || slices.Equal(v6.Evidence, first.Evidence))
 }
 
 // isMTUFinding: a finding whose remedy is a Pod MTU.

@@ -412,13 +412,17 @@ func uptime(f *model.Facts) string {
 
 // ipForwardDisabled: a node with net.ipv4.ip_forward=0 forwards nothing to or from its Pods.
 func ipForwardDisabled(s *state) {
+	key, read := "net.ipv4.ip_forward", func(f *model.Facts) *int { return f.Sysctls.IPv4Forward }
+	if s.ev.Family == model.FamilyIPv6 {
+		key, read = "net.ipv6.conf.all.forwarding", func(f *model.Facts) *int { return f.Sysctls.IPv6Forwarding }
+	}
 	for _, n := range s.ev.Nodes {
 		f := s.ev.Facts[n]
-		if f == nil || f.Sysctls.IPv4Forward == nil || *f.Sysctls.IPv4Forward != 0 {
+		if f == nil || read(f) == nil || *read(f) != 0 {
 			continue
 		}
 		failing := s.failingPodPairsOf(n)
-		ev := []string{n + ": net.ipv4.ip_forward = 0"}
+		ev := []string{n + ": " + key + " = 0"}
 		if len(failing) > 0 {
 			ev = append(ev, failingLine(failing, n))
 		}
@@ -427,7 +431,7 @@ func ipForwardDisabled(s *state) {
 			Summary: n + " does not forward packets, so nothing crosses between its Pods and the rest of the cluster.",
 			Nodes:   []string{n}, Pairs: refs(failing), Evidence: ev,
 			Remedy: &model.Remedy{Summary: "Turn forwarding on, and keep it on across reboots (Kubespray sets it; something reset it).",
-				Commands: []string{"sysctl -w net.ipv4.ip_forward=1   # on " + n, "echo net.ipv4.ip_forward=1 > /etc/sysctl.d/99-ip-forward.conf"}},
+				Commands: []string{"sysctl -w " + key + "=1   # on " + n, "echo " + key + "=1 > /etc/sysctl.d/99-ip-forward.conf"}},
 		}, s.podPairsOf(n))
 	}
 }

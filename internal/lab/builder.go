@@ -14,6 +14,9 @@ func (b *Builder) PodsPerNode(k int) *Builder   { b.cfg.PodsPerNode = k; return 
 func (b *Builder) Backend(x Backend) *Builder   { b.cfg.Backend = x; return b }
 func (b *Builder) Topology(t Topology) *Builder { b.cfg.Topology = t; return b }
 
+// IPFamily makes the lab dual-stack (FamilyDual) or IPv4 only.
+func (b *Builder) IPFamily(f string) *Builder { b.cfg.IPFamily = f; return b }
+
 // Controller has the inventory dial every agent from node's network.
 func (b *Builder) Controller(node string) *Builder { b.cfg.Controller = node; return b }
 

@@ -21,6 +21,7 @@ const (
 	FaultBIRDDown       FaultKind = "bird-down"        // <node>: BIRD stopped
 	FaultRouteMissing   FaultKind = "route-missing"    // <node>:<block>: the route to a remote block deleted
 	FaultIPForwardOff   FaultKind = "ip-forward-off"   // <node>: net.ipv4.ip_forward=0
+	FaultIPv6ForwardOff FaultKind = "ipv6-forward-off" // <node>: net.ipv6.conf.all.forwarding=0 (dual-stack labs): IPv4 forwards, IPv6 does not
 	FaultRPFilterStrict FaultKind = "rp-filter-strict" // <node>: net.ipv4.conf.all.rp_filter=1
 	FaultDelay          FaultKind = "delay"            // <node>:<ms>: packets leaving the node wait ms
 	FaultLoss           FaultKind = "loss"             // <node>:<pct>: packets leaving the node dropped at random
@@ -68,6 +69,7 @@ var faultArgs = map[FaultKind]string{
 	FaultBIRDDown:       "<node>",
 	FaultRouteMissing:   "<node>:<block CIDR>",
 	FaultIPForwardOff:   "<node>",
+	FaultIPv6ForwardOff: "<node>",
 	FaultRPFilterStrict: "<node>",
 	FaultDelay:          "<node>:<ms>",
 	FaultLoss:           "<node>:<pct>",
@@ -268,6 +270,10 @@ func (s *Spec) CheckFault(f Fault) error {
 	case FaultKubeProxyStopped, FaultKubeProxyFlushed:
 		if !s.Kubernetes {
 			return invalidf("fault %s: lab %s runs no kube-proxy (build it with --kubernetes)", f, s.Name)
+		}
+	case FaultIPv6ForwardOff:
+		if !s.Dual() {
+			return invalidf("fault %s: lab %s is IPv4 only (build it with --ip-family dual)", f, s.Name)
 		}
 	case FaultDNSUDPDropped:
 		if !s.Kubernetes {

@@ -215,6 +215,8 @@ func setFault(ctx context.Context, st *State, f Fault, on bool) error {
 		return shape(h, f.Value, on)
 	case FaultIPForwardOff:
 		return h.sysctl("net/ipv4/ip_forward", boolStr(!on))
+	case FaultIPv6ForwardOff:
+		return h.sysctl("net/ipv6/conf/all/forwarding", boolStr(!on))
 	case FaultRPFilterStrict:
 		return h.sysctl("net/ipv4/conf/all/rp_filter", boolStr(on))
 	case FaultBIRDDown:
@@ -324,6 +326,11 @@ func limitLength(fab *nsHandle, n *Node, mtu int, on bool) error {
 		for _, key := range []expr.MetaKey{expr.MetaKeyIIFNAME, expr.MetaKeyOIFNAME} {
 			rules = append(rules, nftRule{nftables.ChainHookForward, append(ifname(key, port), longerThan(mtu)...)})
 		}
+		// Frames between the node and the bridge itself (the routed
+		// topology's router is the bridge's address) skip the forward hook;
+		// and veth lets 4 bytes more than its MTU in (room for a VLAN tag).
+		rules = append(rules, nftRule{nftables.ChainHookInput, append(ifname(expr.MetaKeyIIFNAME, port), longerThan(mtu)...)},
+			nftRule{nftables.ChainHookOutput, append(ifname(expr.MetaKeyOIFNAME, port), longerThan(mtu)...)})
 	}
 	return addTable(fab, nftables.TableFamilyBridge, table, rules)
 }

@@ -56,13 +56,13 @@ const (
 	// gets from its MAC ee:ee:ee:ee:ee:ee: the Calico CNI plugin routes the
 	// Pod's IPv6 through it.
 	PodGatewayV6 = "fe80::ecee:eeff:feee:eeee"
-	ASNumber           = 64512
-	AgentPort          = 7946
-	PodGateway         = "169.254.1.1"
-	CaliMAC            = "ee:ee:ee:ee:ee:ee"
-	PodCIDR            = "10.233.64.0/18"
-	ServiceCIDR        = "10.233.0.0/18"
-	BlockBits          = 26
+	ASNumber     = 64512
+	AgentPort    = 7946
+	PodGateway   = "169.254.1.1"
+	CaliMAC      = "ee:ee:ee:ee:ee:ee"
+	PodCIDR      = "10.233.64.0/18"
+	ServiceCIDR  = "10.233.0.0/18"
+	BlockBits    = 26
 
 	// The control plane of a Kubernetes lab: on the first subnet, beside its gateway.
 	ControlPlaneAddr = "198.18.255.253"

@@ -29,6 +29,30 @@ type Runner struct {
 	// request, and left it idle and open: at 1,000 nodes tens of
 	// thousands).
 	clients map[plan.Endpoint]*agent.Client
+	// refused: agents that did not take their peers in an earlier Paced
+	// of this run. A dual-stack run's IPv6 pass asks them at the same
+	// control address, so it does not wait for them a second time.
+	refused map[string]error
+}
+
+func (r *Runner) markUnaskable(name string, err error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.refused == nil {
+		r.refused = map[string]error{}
+	}
+	r.refused[name] = err
+}
+
+// unaskable is why an earlier pass could not ask the agent called name,
+// nil when it could.
+func (r *Runner) unaskable(name string) error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if err, ok := r.refused[name]; ok {
+		return fmt.Errorf("%w (not asked again)", err)
+	}
+	return nil
 }
 
 func (r *Runner) client(e plan.Endpoint) *agent.Client {

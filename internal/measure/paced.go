@@ -361,6 +361,10 @@ func (r *Runner) arm(ctx context.Context, jobs []plan.Job) (map[string]agent.Loa
 	var wg sync.WaitGroup
 	slots := make(chan struct{}, armInFlight)
 	for _, j := range jobs {
+		if err := r.unaskable(j.From.Name()); err != nil {
+			refused[j.From.Name()] = err
+			continue
+		}
 		slots <- struct{}{}
 		wg.Go(func() {
 			defer func() { <-slots }()
@@ -373,6 +377,7 @@ func (r *Runner) arm(ctx context.Context, jobs []plan.Job) (map[string]agent.Loa
 			defer mu.Unlock()
 			if err != nil {
 				refused[j.From.Name()] = err
+				r.markUnaskable(j.From.Name(), err)
 				return
 			}
 			loads[j.From.Name()], armed[j.From.Name()] = ans.Load, true

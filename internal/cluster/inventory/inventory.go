@@ -58,7 +58,7 @@ type Pod struct {
 	Address  string `yaml:"address"`
 	Address6 string `yaml:"address6,omitempty"` // as Node.Address6
 	Agent    string `yaml:"agent,omitempty"`
-	Netns   string `yaml:"netns,omitempty"`
+	Netns    string `yaml:"netns,omitempty"`
 }
 
 // Marshal renders inv as YAML.

@@ -1,0 +1,91 @@
+//go:build !agentonly
+
+package e2e
+
+import (
+	"strings"
+	"testing"
+
+	"podpath/internal/cli"
+	"podpath/internal/lab"
+	"podpath/internal/model"
+)
+
+// A dual-stack lab, routed, the controller on node1: IPv6 underlay and
+// Pod addresses beside IPv4's, IPv6 Pod traffic in vxlan-v6.calico over
+// the nodes' IPv6 addresses (70 bytes), the Pods at the smaller tunnel
+// MTU (1430) as Calico sets it. Each family is probed and diagnosed; a
+// fault of one family is named as that family's, and the seed's MTU
+// fault gives each family its own Pod MTU.
+func TestDoctorDualStack(t *testing.T) {
+	l := agentLab(t, lab.New(labName(t)).Nodes(3).Backend(lab.BackendVXLAN).Topology(lab.TopologyRouted).
+		Controller("node1").IPFamily(lab.FamilyDual))
+	cases := []doctorCase{
+		{"healthy", "", "", nil},
+		{"underlay-mtu=node3:1400", "mtu-blackhole", "error", []string{"node3"}},
+		{"ipv6-forward-off=node2", "ip-forward-disabled", "error", []string{"node2"}},
+		{"ip-forward-off=node2", "ip-forward-disabled", "error", []string{"node2"}},
+	}
+	runMatrix(t, l, cases, nil, func(t *testing.T, c doctorCase, r *model.Report) {
+		switch c.fault {
+		case "healthy":
+			checkFamilies(t, r)
+		case "underlay-mtu=node3:1400":
+			mtu := map[string]int{}
+			for _, f := range r.Findings {
+				if f.ID == "mtu-blackhole" && f.Remedy != nil {
+					mtu[f.Family] = f.Remedy.MTU
+					if f.Family == "" && !strings.Contains(strings.Join(f.Remedy.Commands, "\n"), "--mtu 1330") {
+						t.Errorf("IPv4 remedy's commands %q; want the smaller, IPv6's, MTU 1330 (one Pod MTU for both)", f.Remedy.Commands)
+					}
+				}
+			}
+			if mtu[""] != 1350 || mtu[model.FamilyIPv6] != 1330 {
+				t.Errorf("mtu-blackhole remedy MTUs by family %v; want IPv4 1350 (1400 less VXLAN's 50) and IPv6 1330 (less 70)", mtu)
+			}
+			code, out, _ := run(t, "doctor", "--inventory", l.Inventory, "-o", "junit")
+			if code != cli.ExitFindings || !strings.Contains(out, `<testcase name="mtu-blackhole [node3]"`) || !strings.Contains(out, `<testcase name="mtu-blackhole [node3 IPv6]"`) {
+				t.Errorf("doctor -o junit: exit %d; want a case per family:\n%s", code, out)
+			}
+			code, out, _ = run(t, "doctor", "--inventory", l.Inventory)
+			if code != cli.ExitFindings || !strings.Contains(out, "pod layer (IPv6) — path MTU") || !strings.Contains(out, "1330*") {
+				t.Errorf("doctor text: exit %d; want the IPv6 pod matrix with 1330*:\n%s", code, out)
+			}
+		case "ipv6-forward-off=node2":
+			// IPv4 forwards: only the IPv6 pass sees the fault.
+			for _, f := range r.Findings {
+				if f.Severity == model.SeverityError && f.Family != model.FamilyIPv6 {
+					t.Errorf("%s (error) without family: IPv4 works; findings %s", f.ID, summary(r))
+				}
+			}
+			for _, p := range r.Pairs.All() {
+				if p.Family == "" && p.Known() && !p.Reachable {
+					t.Errorf("IPv4 pair %s %s → %s unreachable; only IPv6 forwarding is off", p.Layer, p.From, p.To)
+				}
+			}
+		case "ip-forward-off=node2":
+			if r.Findings[0].Family != "" {
+				t.Errorf("top finding %s is IPv6's; IPv4 forwarding is what is off", summary(r))
+			}
+		}
+	})
+}
+
+// checkFamilies: both families' pairs, every one reachable, the Pods at
+// the IPv6 tunnel's MTU on both.
+func checkFamilies(t *testing.T, r *model.Report) {
+	t.Helper()
+	count := map[string]int{}
+	for _, p := range r.Pairs.All() {
+		count[p.Family]++
+		if !p.Reachable {
+			t.Errorf("%s %s %s → %s unreachable on a healthy lab", p.Family, p.Layer, p.From, p.To)
+		}
+		if p.Layer == model.LayerPod && p.PathMTU != 0 && p.PathMTU != 1430 {
+			t.Errorf("%s pod %s → %s path MTU %d; want 1430", p.Family, p.From, p.To, p.PathMTU)
+		}
+	}
+	if count[""] != 12 || count[model.FamilyIPv6] != 12 {
+		t.Errorf("pairs by family %v; want 12 IPv4 and 12 IPv6 (3 nodes, 2 layers)", count)
+	}
+}
