@@ -508,10 +508,15 @@ func underlayFragmentation(s *state) {
 	if len(nodes) == 0 && len(frag) < s.count(model.LayerPod) {
 		at = "on " + count(len(frag), "Pod path") + " (below)"
 	}
+	who := fmt.Sprintf("%s's outer packets carry no Don't Fragment bit, so a router fragments them", s.ev.Network.Backend)
+	if s.ev.Family == model.FamilyIPv6 {
+		// IPv6 routers never fragment: the sending node's tunnel does.
+		who = fmt.Sprintf("the sending node fragments %s's outer IPv6 packets itself", s.ev.Network.Backend)
+	}
 	s.add(model.Finding{
 		ID: UnderlayFragmentation, Severity: Warning, Title: fmt.Sprintf("Pod packets above %d bytes are fragmented on the underlay %s", safe, at),
-		Summary: fmt.Sprintf("The node network %s carries less than a full-size Pod packet once %s adds its %d bytes, and %s's outer packets carry no Don't Fragment bit, so a router fragments them: every Pod packet above %d bytes becomes two IP packets, the receiving node reassembles them, the loss of either loses both, and a firewall, load balancer or security group that drops fragments turns it into a black hole. A Pod MTU of %d avoids it.",
-			at, s.ev.Network.Backend, o, s.ev.Network.Backend, safe, safe),
+		Summary: fmt.Sprintf("The node network %s carries less than a full-size Pod packet once %s adds its %d bytes, and %s: every Pod packet above %d bytes becomes two IP packets, the receiving node reassembles them, the loss of either loses both, and a firewall, load balancer or security group that drops fragments turns it into a black hole. A Pod MTU of %d avoids it.",
+			at, s.ev.Network.Backend, o, who, safe, safe),
 		Nodes: nodes, Pairs: refs(frag), Evidence: capLines(ev, maxEvidence), Remedy: r,
 	}, nil)
 }

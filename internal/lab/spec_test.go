@@ -183,3 +183,63 @@ func TestInventoryOfTheLab(t *testing.T) {
 		t.Errorf("node2 = %+v", n2)
 	}
 }
+
+// A dual-stack lab: IPv6 beside every IPv4 address, blocks of Kubespray's
+// IPv6 pool, and MTUs as Felix sets them: each tunnel from the underlay
+// (VXLAN over IPv6 costs 70 bytes), the Pods the smaller of the two.
+func TestPlanDualStack(t *testing.T) {
+	s, err := SpecOf(Config{IPFamily: FamilyDual, Topology: TopologyRouted, Nodes: 4})
+	if err != nil {
+		t.Fatal(err)
+	}
+	n1, n4 := s.Nodes[0], s.Nodes[3]
+	checks := []struct{ what, got, want string }{
+		{"node1 address6", n1.Address6.String(), "fd00:198:18::1"},
+		{"node4 address6 (second subnet)", n4.Address6.String(), "fd00:198:19::4"},
+		{"node4 block6", n4.Block6.String(), "fd85:ee78:d8a6:8607::1:c0/122"},
+		{"node4 VTEP6", n4.VTEP6.String(), "fd85:ee78:d8a6:8607::1:c0"},
+		{"node4 Pod address6", n4.Pods[0].Address6.String(), "fd85:ee78:d8a6:8607::1:c1"},
+		{"second subnet's IPv6 gateway", s.Subnets[1].Gateway6.String(), "fd00:198:19::fffe"},
+	}
+	for _, c := range checks {
+		if c.got != c.want {
+			t.Errorf("%s = %s; want %s", c.what, c.got, c.want)
+		}
+	}
+	pool := netip.MustParsePrefix(PodCIDRv6)
+	for _, n := range s.Nodes {
+		if !pool.Contains(n.Block6.Addr()) || n.VTEPMAC6 == n.VTEPMAC {
+			t.Errorf("%s: block %s outside %s, or the same VTEP MAC for both tunnels", n.Name, n.Block6, pool)
+		}
+	}
+	if n1.PodMTU != 1430 || n1.VXLANMTU != 1450 || n1.VXLANMTUV6 != 1430 {
+		t.Errorf("MTUs pod/vxlan/vxlan-v6 = %d/%d/%d; want 1430/1450/1430", n1.PodMTU, n1.VXLANMTU, n1.VXLANMTUV6)
+	}
+	// A Pod MTU set: every tunnel takes it, as the operator's one MTU does.
+	s, err = SpecOf(Config{IPFamily: FamilyDual, PodMTU: 1400})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n := s.Nodes[0]; n.PodMTU != 1400 || n.VXLANMTU != 1400 || n.VXLANMTUV6 != 1400 {
+		t.Errorf("--pod-mtu 1400: %d/%d/%d; want 1400 everywhere", n.PodMTU, n.VXLANMTU, n.VXLANMTUV6)
+	}
+	inv := s.Inventory("token")
+	if inv.Nodes[0].Address6 != "fd00:198:18::1" || inv.Nodes[0].Pods[0].Address6 != "fd85:ee78:d8a6:8607::1:1" {
+		t.Errorf("inventory's IPv6 addresses: node %q, Pod %q", inv.Nodes[0].Address6, inv.Nodes[0].Pods[0].Address6)
+	}
+	for _, c := range []Config{
+		{IPFamily: FamilyDual, Backend: BackendBGP},
+		{IPFamily: FamilyDual, Kubernetes: true},
+		{IPFamily: "ipv6"},
+		{IPFamily: "ipv5"},
+	} {
+		if _, err := SpecOf(c); !errors.Is(err, ErrInvalid) {
+			t.Errorf("%+v: %v; want invalid input", c, err)
+		}
+	}
+	// An IPv4 lab's state is what it was: no IPv6 fields written.
+	s, _ = SpecOf(Config{})
+	if s.Nodes[0].Address6.IsValid() || s.Nodes[0].VXLANMTUV6 != 0 {
+		t.Errorf("IPv4 lab has IPv6 parts: %+v", s.Nodes[0])
+	}
+}

@@ -39,6 +39,10 @@ func TestClusterPlan(t *testing.T) {
 			want: []string{"FelixConfiguration default spec.vxlanMTU"}, patch: `{"spec":{"vxlanMTU":1350}}`, revert: `{"spec":{"vxlanMTU":1450}}`},
 		{name: "kubespray_auto_sets_felix", cl: calicoCluster("kubespray", kube.Calico{}),
 			want: []string{"FelixConfiguration default spec.vxlanMTU"}, patch: `{"spec":{"vxlanMTU":1350}}`, revert: `{"spec":{"vxlanMTU":null}}`},
+		{name: "kubespray_auto_dual_stack_sets_v6", cl: calicoCluster("kubespray", kube.Calico{IPPools: []kube.IPPool{
+			{Name: "default-pool", CIDR: "10.233.64.0/18", VXLANMode: "Always"},
+			{Name: "default-pool-ipv6", CIDR: "fd85:ee78:d8a6:8607::1:0/112", VXLANMode: "Always"}}}),
+			want: []string{"FelixConfiguration default spec.vxlanMTU", "FelixConfiguration default spec.vxlanMTUV6"}, patch: `{"spec":{"vxlanMTU":1350}}`},
 		{name: "kubespray_env_wins", cl: calicoCluster("kubespray", kube.Calico{DaemonSet: "kube-system/calico-node",
 			NodeEnvMTU: []kube.EnvMTU{{Container: 0, Index: 7, Name: "FELIX_VXLANMTU", Value: "1450"}}}),
 			want:  []string{"DaemonSet kube-system/calico-node env FELIX_VXLANMTU"},

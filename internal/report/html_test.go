@@ -452,3 +452,30 @@ func TestHTMLCapsAFindingsLists(t *testing.T) {
 		t.Errorf("the report's own evidence was changed")
 	}
 }
+
+// A dual-stack run: each family's layers apart, the IPv6 ones named so,
+// and a finding's broken cells in its own family's map only.
+func TestHTMLPerFamily(t *testing.T) {
+	r := seedHTMLReport()
+	ps := r.Pairs.Slice()
+	var six []model.Pair
+	for _, p := range ps {
+		p.Family = model.FamilyIPv6
+		six = append(six, p)
+	}
+	r.Pairs = model.Join(model.PairsOf(ps), model.PairsOf(six))
+	raw, _ := renderHTML(t, r)
+	page := string(raw)
+	for _, want := range []string{`id="layer-pod"`, `id="layer-pod-ipv6"`, "Pod network to Pod network (overlay) — IPv6"} {
+		if !strings.Contains(page, want) {
+			t.Errorf("page lacks %s", want)
+		}
+	}
+	// The IPv4 maps mark what they marked alone: the IPv6 pairs' state
+	// stays in the IPv6 maps.
+	one, _ := renderHTML(t, seedHTMLReport())
+	first, _, _ := strings.Cut(page, `id="layer-node-ipv6"`)
+	if got, single := strings.Count(first, `class="cell broken`), strings.Count(string(one), `class="cell broken`); got != single {
+		t.Errorf("%d broken cells in the IPv4 maps; want %d, as without the IPv6 pass", got, single)
+	}
+}

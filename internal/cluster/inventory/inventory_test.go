@@ -53,6 +53,8 @@ func TestParseRejects(t *testing.T) {
 		{"duplicate_pod_same_node", good + "      - name: probe-node1\n        address: 10.233.64.3\n", `Pod "probe-node1" listed twice (also on node node1)`},
 		{"ansi_in_node_name", strings.Replace(good, "name: node1", `name: "node1\e[2K\rkubectl delete ns kube-system"`, 1), `node name "node1\x1b[2K\rkubectl delete ns kube-system": only printable characters`},
 		{"newline_in_pod_name", strings.Replace(good, "name: probe-node1", `name: "probe\nfix: run this"`, 1), `Pod name "probe\nfix: run this": only printable`},
+		{"address6_not_ipv6", strings.Replace(good, "address: 198.18.0.1\n", "address: 198.18.0.1\n    address6: 198.18.1.1\n", 1), `node node1: address6 "198.18.1.1" is not an IPv6 address`},
+		{"address6_beside_ipv6", strings.Replace(good, "address: 198.18.0.1\n", "address: fd00::1\n    address6: fd00::2\n", 1), `address6 is the IPv6 address of a dual-stack node`},
 		{"duplicate_pod_other_node", good + "  - name: node2\n    address: 198.18.0.2\n    pods:\n      - name: probe-node1\n        address: 10.233.65.2\n", `node node2: Pod "probe-node1" listed twice (also on node node1)`},
 	}
 	for _, tt := range tests {
