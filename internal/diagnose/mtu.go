@@ -17,6 +17,15 @@ import (
 // (its 40-byte header), judged by the nodes' addresses: IPv6 when every
 // known one is.
 func (s *state) overhead() int {
+	if s.ipv6() {
+		return calico.OverheadIPv6(s.ev.Network.Backend)
+	}
+	return calico.Overhead(s.ev.Network.Backend)
+}
+
+// ipv6 reports whether the pass is IPv6's: every known node address is
+// IPv6 (an IPv6-only cluster, or a dual-stack cluster's IPv6 pass).
+func (s *state) ipv6() bool {
 	v6 := false
 	for _, n := range s.ev.Nodes {
 		a, err := netip.ParseAddr(s.ev.Addresses[n])
@@ -24,14 +33,11 @@ func (s *state) overhead() int {
 			continue
 		}
 		if a.Is4() || a.Is4In6() {
-			return calico.Overhead(s.ev.Network.Backend)
+			return false
 		}
 		v6 = true
 	}
-	if v6 {
-		return calico.OverheadIPv6(s.ev.Network.Backend)
-	}
-	return calico.Overhead(s.ev.Network.Backend)
+	return v6
 }
 
 // underlayLink is the link holding the node's underlay address.

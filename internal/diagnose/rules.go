@@ -163,13 +163,16 @@ func (s *state) failingPodPairsOf(n string) []model.Pair {
 // addrNode maps underlay addresses to node names, from the node-layer facts.
 func (s *state) addrNode() map[netip.Addr]string {
 	out := map[netip.Addr]string{}
+	// The pass's family only: a dual-stack node's BGP sessions of the
+	// other family are the other pass's to judge.
+	six := s.ipv6()
 	for n, f := range s.ev.Facts {
 		if f == nil {
 			continue
 		}
 		for _, l := range f.Links {
 			for _, a := range l.Addresses {
-				if p, err := netip.ParsePrefix(a); err == nil && !p.Addr().IsLoopback() && !p.Addr().IsLinkLocalUnicast() {
+				if p, err := netip.ParsePrefix(a); err == nil && !p.Addr().IsLoopback() && !p.Addr().IsLinkLocalUnicast() && p.Addr().Unmap().Is6() == six {
 					out[p.Addr()] = n
 				}
 			}

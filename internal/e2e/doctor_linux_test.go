@@ -305,6 +305,10 @@ func TestDoctorBGPSecondNIC(t *testing.T) {
 func waitMesh(t *testing.T, l *lab.Lab) {
 	t.Helper()
 	deadline := time.Now().Add(40 * time.Second)
+	families := []string{"-4"}
+	if l.Spec.Dual() { // sessions and routes of each family
+		families = append(families, "-6")
+	}
 	for {
 		up, routes := 0, 0
 		for _, n := range l.Spec.Nodes {
@@ -317,14 +321,16 @@ func waitMesh(t *testing.T, l *lab.Lab) {
 					up++
 				}
 			}
-			out, _ := exec.Command("ip", "-n", n.Netns, "-4", "route", "show", "proto", "bird").Output()
-			for _, line := range strings.Split(string(out), "\n") {
-				if strings.TrimSpace(line) != "" {
-					routes++
+			for _, family := range families {
+				out, _ := exec.Command("ip", "-n", n.Netns, family, "route", "show", "proto", "bird").Output()
+				for _, line := range strings.Split(string(out), "\n") {
+					if strings.TrimSpace(line) != "" {
+						routes++
+					}
 				}
 			}
 		}
-		if want := len(l.Spec.Nodes) * (len(l.Spec.Nodes) - 1); up == want && routes >= want {
+		if want := len(l.Spec.Nodes) * (len(l.Spec.Nodes) - 1) * len(families); up == want && routes >= want {
 			return
 		}
 		if time.Now().After(deadline) {

@@ -89,3 +89,40 @@ func checkFamilies(t *testing.T, r *model.Report) {
 		t.Errorf("pairs by family %v; want 12 IPv4 and 12 IPv6 (3 nodes, 2 layers)", count)
 	}
 }
+
+// Dual-stack over BGP: BIRD peers each node over IPv4 and IPv6 (sessions
+// named as calico-node's are) and announces each family's block. A BGP
+// filter on one node stops both families' sessions: one firewall finding.
+func TestDoctorDualStackBGP(t *testing.T) {
+	l := agentLab(t, lab.New(labName(t)).Nodes(3).Backend(lab.BackendBGP).IPFamily(lab.FamilyDual))
+	cases := []doctorCase{
+		{"healthy", "", "", nil},
+		{"block-bgp=node2", "firewall-drop", "error", []string{"node2"}},
+		{"ipv6-forward-off=node3", "ip-forward-disabled", "error", []string{"node3"}},
+	}
+	runMatrix(t, l, cases, func(t *testing.T) { waitMesh(t, l) }, func(t *testing.T, c doctorCase, r *model.Report) {
+		switch c.fault {
+		case "healthy":
+			count := map[string]int{}
+			for _, p := range r.Pairs.All() {
+				count[p.Family]++
+				if !p.Reachable || p.Layer == model.LayerPod && p.PathMTU != 1500 {
+					t.Errorf("%s %s %s → %s: reachable %v, path MTU %d; want reachable at 1500 (no encapsulation)", p.Family, p.Layer, p.From, p.To, p.Reachable, p.PathMTU)
+				}
+			}
+			if count[""] != 12 || count[model.FamilyIPv6] != 12 {
+				t.Errorf("pairs by family %v; want 12 and 12", count)
+			}
+		case "block-bgp=node2":
+			n := 0
+			for _, f := range r.Findings {
+				if f.ID == "firewall-drop" {
+					n++
+				}
+			}
+			if n != 1 {
+				t.Errorf("%d firewall-drop findings; want one, the rule stopping both families' sessions (%s)", n, summary(r))
+			}
+		}
+	})
+}

@@ -63,6 +63,35 @@ template bgp mesh {
 {{range .Peers}}
 protocol bgp {{.Name}} from mesh { neighbor {{.Address}} as {{$.AS}}; }
 {{- end}}
+{{- if .Node.Block6.IsValid}}
+
+# Dual-stack: the IPv6 side, as calico-node's bird6 runs it (in BIRD 2 one
+# daemon, channels of both families): sessions between the nodes' IPv6
+# addresses announcing the IPv6 blocks.
+protocol kernel kernel6 {
+  scan time 3600;
+  merge paths on;
+  ipv6 { import none; export where source = RTS_BGP; };
+}
+
+protocol static blocks6 {
+  ipv6;
+  route {{.Node.Block6}} blackhole;
+}
+
+template bgp mesh6 {
+  local {{.Node.Address6}} as {{.AS}};
+  direct;
+  hold time 9;
+  keepalive time 3;
+  connect retry time 2;
+  error wait time 1, 4;
+  ipv6 { import all; export where proto = "blocks6"; next hop self; };
+}
+{{range .Peers6}}
+protocol bgp {{.Name}} from mesh6 { neighbor {{.Address}} as {{$.AS}}; }
+{{- end}}
+{{- end}}
 `))
 
 type birdPeer struct {
@@ -109,14 +138,18 @@ func startBIRDWith(ctx context.Context, s *Spec, n *Node, bgpAddr map[string]net
 		}
 		return r.Address
 	}
-	var peers []birdPeer
+	var peers, peers6 []birdPeer
 	for i := range s.Nodes {
 		if r := &s.Nodes[i]; r.Name != n.Name {
 			peers = append(peers, birdPeer{Name: calico.MeshPeerName(addr(r)), Address: addr(r).String()})
+			if r.Address6.IsValid() {
+				peers6 = append(peers6, birdPeer{Name: calico.MeshPeerName(r.Address6), Address: r.Address6.String()})
+			}
 		}
 	}
 	var b strings.Builder
-	if err := birdConf.Execute(&b, map[string]any{"Lab": s.Name, "Node": n, "Local": addr(n), "Dir": filepath.Dir(conf), "AS": ASNumber, "Peers": peers}); err != nil {
+	if err := birdConf.Execute(&b, map[string]any{"Lab": s.Name, "Node": n, "Local": addr(n), "Dir": filepath.Dir(conf), "AS": ASNumber,
+		"Peers": peers, "Peers6": peers6}); err != nil {
 		return "", fmt.Errorf("render BIRD configuration: %w", err)
 	}
 	if err := os.WriteFile(conf, []byte(b.String()), 0o644); err != nil {

@@ -336,8 +336,6 @@ func SpecOf(c Config) (Spec, error) {
 		switch {
 		case c.Kubernetes:
 			return Spec{}, invalidf("ip family dual and --kubernetes: the Kubernetes lab is IPv4 only so far; use the namespace lab (without --kubernetes) for dual-stack")
-		case c.Backend == BackendBGP:
-			return Spec{}, invalidf("ip family dual and backend bgp: the lab's BIRD speaks IPv4 only so far; use --backend vxlan (Calico's vxlan-v6.calico) or none")
 		}
 	}
 	for _, f := range []struct {

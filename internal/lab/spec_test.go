@@ -228,7 +228,6 @@ func TestPlanDualStack(t *testing.T) {
 		t.Errorf("inventory's IPv6 addresses: node %q, Pod %q", inv.Nodes[0].Address6, inv.Nodes[0].Pods[0].Address6)
 	}
 	for _, c := range []Config{
-		{IPFamily: FamilyDual, Backend: BackendBGP},
 		{IPFamily: FamilyDual, Kubernetes: true},
 		{IPFamily: "ipv6"},
 		{IPFamily: "ipv5"},

@@ -41,8 +41,12 @@ func WriteStatus(w io.Writer, st *State, output string, bgp map[string]any) erro
 		}{st, bgp})
 	}
 	sp := &st.Spec
-	fmt.Fprintf(w, "lab %s: %s, %d nodes, backend %s, topology %s (built in %.1fs)\n",
-		sp.Name, st.Phase, len(sp.Nodes), sp.Backend, sp.Topology, st.UpSeconds)
+	family := ""
+	if sp.Dual() {
+		family = ", dual-stack"
+	}
+	fmt.Fprintf(w, "lab %s: %s, %d nodes, backend %s, topology %s%s (built in %.1fs)\n",
+		sp.Name, st.Phase, len(sp.Nodes), sp.Backend, sp.Topology, family, st.UpSeconds)
 	fmt.Fprintf(w, "inventory: %s\n", st.Inventory)
 	if st.Kube != nil {
 		fmt.Fprintf(w, "kubeconfig: %s (API server %s, through the lab's forwarder)\n  export KUBECONFIG=%s; kubectl get nodes -o wide\n",
@@ -63,6 +67,20 @@ func WriteStatus(w io.Writer, st *State, output string, bgp map[string]any) erro
 			vx = fmt.Sprint(n.VXLANMTU)
 		}
 		fmt.Fprintf(tw, "%s\t%s\t%s\t%d/%d/%s\t%s\n", n.Name, n.Address, n.Block, n.UnderlayMTU, n.PodMTU, vx, strings.Join(pods, ", "))
+	}
+	if sp.Dual() {
+		fmt.Fprintln(tw, "\nNODE\tIPv6 ADDRESS\tIPv6 BLOCK\tMTU (vxlan-v6)\tPODS")
+		for _, n := range sp.Nodes {
+			var pods []string
+			for _, p := range n.Pods {
+				pods = append(pods, p.Name+" "+p.Address6.String())
+			}
+			vx := "-"
+			if sp.Backend == BackendVXLAN {
+				vx = fmt.Sprint(n.VXLANMTUV6)
+			}
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", n.Name, n.Address6, n.Block6, vx, strings.Join(pods, ", "))
+		}
 	}
 	tw.Flush()
 	if len(st.Faults) == 0 {
