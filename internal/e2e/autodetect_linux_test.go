@@ -32,20 +32,33 @@ func TestKubeMTUAutodetectSecondNIC(t *testing.T) {
 	k.waitCalicoNodeRestarted(t, "node2")
 	r, code, _ = k.doctor(t)
 	t.Logf("with the second NIC: exit %d, findings %s", code, summary(r))
+	checkAutodetect(t, r, code, "eth0", "took ens9's MTU 1400 and wrote Pod MTU 1350", "leave by eth0, MTU 1500")
+	if i := rankOf(r, diagnose.MTUAutodetect); i != 0 {
+		t.Errorf("%s ranks %d in %s; the root cause comes first", diagnose.MTUAutodetect, i, summary(r))
+	}
+}
+
+// checkAutodetect: the finding is a warning on node2 whose evidence says
+// what Felix took and which uplink the traffic uses, and whose remedy
+// names that uplink in mtuIfacePattern first, or the MTU 1450 it fits.
+func checkAutodetect(t *testing.T, r *model.Report, code int, uplink string, evidence ...string) {
+	t.Helper()
 	f := finding(r, diagnose.MTUAutodetect)
 	if f == nil {
 		t.Fatalf("exit %d, findings %s; want %s on node2", code, summary(r), diagnose.MTUAutodetect)
 	}
 	ev := strings.Join(f.Evidence, "\n")
-	if f.Severity != model.SeverityWarning || len(f.Nodes) != 1 || f.Nodes[0] != "node2" ||
-		!strings.Contains(ev, "took ens9's MTU 1400 and wrote Pod MTU 1350") || !strings.Contains(ev, "leave by eth0, MTU 1500") {
-		t.Errorf("%s %v:\n%s\nwant a warning on node2: Felix took ens9's 1400, the uplink is eth0 at 1500", f.Severity, f.Nodes, ev)
+	if f.Severity != model.SeverityWarning || len(f.Nodes) != 1 || f.Nodes[0] != "node2" {
+		t.Errorf("%s %v; want a warning on node2", f.Severity, f.Nodes)
 	}
-	if f.Remedy == nil || f.Remedy.MTU != 1450 || !strings.Contains(f.Remedy.Commands[0], `"mtuIfacePattern":"^(eth0)$"`) {
-		t.Errorf("remedy %+v; want mtuIfacePattern ^(eth0)$ first, or the MTU 1450 set explicitly", f.Remedy)
+	for _, want := range evidence {
+		if !strings.Contains(ev, want) {
+			t.Errorf("evidence lacks %q:\n%s", want, ev)
+		}
 	}
-	if i := rankOf(r, diagnose.MTUAutodetect); i != 0 {
-		t.Errorf("%s ranks %d in %s; the root cause comes first", diagnose.MTUAutodetect, i, summary(r))
+	pattern := `"mtuIfacePattern":"^(` + uplink + `)$"`
+	if f.Remedy == nil || f.Remedy.MTU != 1450 || !strings.Contains(f.Remedy.Commands[0], pattern) {
+		t.Errorf("remedy %+v; want %s first, or the MTU 1450 set explicitly", f.Remedy, pattern)
 	}
 }
 
@@ -80,6 +93,25 @@ func (k *kubeCluster) waitCalicoNodeRestarted(t *testing.T, node string) {
 		case <-ctx.Done():
 			t.Fatalf("calico-node on %s did not restart and become Ready within 3 minutes of its host MTU changing (%v)", node, err)
 		case <-time.After(time.Second):
+		}
+	}
+}
+
+// The uplink a bridge over a NIC named em1 (a host set up for VMs, a Dell
+// server's interface name): mtuIfacePattern matches neither, Felix falls
+// back to 1460 and writes 1410, where the uplink carries 1500. The doctor
+// names the fallback, the uplink and the pattern that fixes it.
+func TestKubeMTUAutodetectUplinkBridge(t *testing.T) {
+	k := newKubeCluster(t, "manifest")
+	fault(t, k.lab, "uplink-bridge=node2")
+	k.waitCalicoNodeRestarted(t, "node2")
+	r, code, _ := k.doctor(t)
+	t.Logf("with br0 as the uplink: exit %d, findings %s", code, summary(r))
+	checkAutodetect(t, r, code, "br0", "matched no interface and fell back to 1460 and wrote Pod MTU 1410",
+		"leave by br0, MTU 1500, which mtuIfacePattern does not match")
+	for _, g := range r.Findings {
+		if g.Severity == model.SeverityError {
+			t.Errorf("%s (error) %v: the node's traffic works over br0", g.ID, g.Nodes)
 		}
 	}
 }

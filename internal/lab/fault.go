@@ -45,6 +45,11 @@ const (
 	// the other nodes) whose name matches Felix's mtuIfacePattern: Felix's
 	// auto-detection takes the smallest matching MTU.
 	FaultSecondNICMTU FaultKind = "second-nic-mtu" // <node>:<bytes>
+	// The node's uplink a bridge, br0, over its NIC renamed em1 (a Dell
+	// server's name under biosdevname), the node's addresses and routes on
+	// br0: a host set up for VMs. mtuIfacePattern matches neither name, so
+	// Felix's auto-detection falls back to 1460.
+	FaultUplinkBridge FaultKind = "uplink-bridge" // <node>
 
 	// Kubernetes labs (--kubernetes).
 	FaultKubeProxyStopped FaultKind = "kube-proxy-stopped" // <node>: its kube-proxy stopped (SIGTERM), its rules left as they were
@@ -86,6 +91,7 @@ var faultArgs = map[FaultKind]string{
 	FaultAsymmetricNIC:      "<node>",
 	FaultBGPSecondNIC:       "<node>",
 	FaultSecondNICMTU:       "<node>:<bytes>",
+	FaultUplinkBridge:       "<node>",
 	FaultKubeProxyStopped:   "<node>",
 	FaultKubeProxyFlushed:   "<node>",
 	FaultDNSUDPDropped:      "<node>",
@@ -259,7 +265,7 @@ func (s *Spec) CheckFault(f Fault) error {
 		if s.Topology != TopologyRouted {
 			return invalidf("fault %s: lab %s has a flat underlay with no router (use --topology routed)", f, s.Name)
 		}
-	case FaultVXLANPort, FaultVXLANVNI, FaultAsymmetricNIC:
+	case FaultVXLANPort, FaultVXLANVNI, FaultAsymmetricNIC, FaultUplinkBridge:
 		if s.Backend != BackendVXLAN {
 			return invalidf("fault %s: lab %s runs backend %s, which has no VXLAN (use --backend vxlan)", f, s.Name, s.Backend)
 		}

@@ -21,6 +21,8 @@ func TestParseFault(t *testing.T) {
 		{"route-missing=node1:10.233.64.64/26", Fault{Kind: FaultRouteMissing, Node: "node1", Block: netip.MustParsePrefix("10.233.64.64/26")}},
 		{"route-missing=node1:10.233.64.70/26", Fault{Kind: FaultRouteMissing, Node: "node1", Block: netip.MustParsePrefix("10.233.64.64/26")}},
 		{"ip-forward-off=node2", Fault{Kind: FaultIPForwardOff, Node: "node2"}},
+		{"ipv6-forward-off=node2", Fault{Kind: FaultIPv6ForwardOff, Node: "node2"}},
+		{"uplink-bridge=node2", Fault{Kind: FaultUplinkBridge, Node: "node2"}},
 		{"rp-filter-strict=node2", Fault{Kind: FaultRPFilterStrict, Node: "node2"}},
 		{"delay=node2:20", Fault{Kind: FaultDelay, Node: "node2", Value: 20}},
 		{"loss=node2:5", Fault{Kind: FaultLoss, Node: "node2", Value: 5}},
@@ -121,6 +123,9 @@ func TestCheckFault(t *testing.T) {
 		{"dns_without_kubernetes", vx, "dns-udp-dropped=node1", "has no cluster DNS (build it with --kubernetes)"},
 		{"dns", kube, "dns-udp-dropped=node1", ""},
 		{"dns_unknown_node", kube, "dns-udp-dropped=node7", `no node "node7"`},
+		{"uplink_bridge", vx, "uplink-bridge=node2", ""},
+		{"uplink_bridge_on_bgp", bgp, "uplink-bridge=node2", "which has no VXLAN"},
+		{"ipv6_forward_on_ipv4", vx, "ipv6-forward-off=node2", "is IPv4 only (build it with --ip-family dual)"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -242,6 +242,8 @@ func setFault(ctx context.Context, st *State, f Fault, on bool) error {
 		return bgpSecondNIC(ctx, st, n, on)
 	case FaultSecondNICMTU:
 		return unusedNIC(h, f.Value, on)
+	case FaultUplinkBridge:
+		return uplinkBridge(s, n, on)
 	case FaultKubeProxyStopped, FaultKubeProxyFlushed:
 		if !on && slices.ContainsFunc(st.Faults, func(o Fault) bool {
 			return o.Node == f.Node && o.Kind != f.Kind && (o.Kind == FaultKubeProxyStopped || o.Kind == FaultKubeProxyFlushed)

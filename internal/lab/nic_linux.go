@@ -2,6 +2,7 @@ package lab
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net"
 	"net/netip"
@@ -256,6 +257,137 @@ func unusedNIC(h *nsHandle, mtu int, on bool) error {
 		}
 		if err != nil {
 			return fmt.Errorf("set %s up in %s: %w", name, h.name, err)
+		}
+	}
+	return nil
+}
+
+// Names of the uplink-bridge fault: the bridge that takes the node's
+// addresses, and what its NIC is renamed to.
+const (
+	UplinkBridge = "br0"
+	UplinkNIC    = "em1"
+)
+
+// uplinkBridge (on) makes the node's uplink br0 over its NIC renamed em1,
+// moving the node's addresses and routes to br0 and vxlan.calico's parent
+// with them, as a host set up for VMs has it; off puts eth0 back.
+func uplinkBridge(s *Spec, n *Node, on bool) error {
+	h, err := openNS(n.Netns)
+	if err != nil {
+		return err
+	}
+	from, to, nic := "eth0", UplinkBridge, "eth0"
+	if !on {
+		from, to, nic = UplinkBridge, "eth0", UplinkNIC
+	}
+	err = moveUplink(h, from, to, nic, on)
+	h.Close()
+	if err != nil {
+		return err
+	}
+	// Felix re-creates vxlan.calico on the interface that now holds the
+	// node's address.
+	if err := reprogramVXLAN(s, n, VXLANPort, VXLANVNI); err != nil {
+		return err
+	}
+	if s.Dual() {
+		return reprogramVXLANv6(s, n)
+	}
+	return nil
+}
+
+// moveUplink moves the addresses and routes of link from to link to:
+// eth0 to a new br0 over eth0 renamed em1 (toBridge), or back.
+func moveUplink(h *nsHandle, from, to, nic string, toBridge bool) error {
+	src, err := h.link(from)
+	if err != nil {
+		return err
+	}
+	addrs, err := h.nl.AddrList(src, netlink.FAMILY_ALL)
+	if err != nil {
+		return fmt.Errorf("addresses of %s in %s: %w", from, h.name, err)
+	}
+	routes, err := h.nl.RouteListFiltered(netlink.FAMILY_ALL, &netlink.Route{LinkIndex: src.Attrs().Index, Table: unix.RT_TABLE_MAIN},
+		netlink.RT_FILTER_OIF|netlink.RT_FILTER_TABLE)
+	if err != nil {
+		return fmt.Errorf("routes of %s in %s: %w", from, h.name, err)
+	}
+	var dst netlink.Link
+	if toBridge {
+		if err := h.nl.LinkSetDown(src); err != nil {
+			return fmt.Errorf("take %s down in %s: %w", from, h.name, err)
+		}
+		if err := h.nl.LinkSetName(src, UplinkNIC); err != nil {
+			return fmt.Errorf("rename %s to %s in %s: %w", from, UplinkNIC, h.name, err)
+		}
+		// The bridge keeps the NIC's MAC, so the other nodes' neighbour
+		// entries stay right.
+		br := &netlink.Bridge{LinkAttrs: netlink.LinkAttrs{Name: to, MTU: src.Attrs().MTU, HardwareAddr: src.Attrs().HardwareAddr}}
+		if err := h.nl.LinkAdd(br); err != nil {
+			return fmt.Errorf("create %s in %s: %w", to, h.name, err)
+		}
+		if dst, err = h.link(to); err != nil {
+			return err
+		}
+		nicLink, err := h.link(UplinkNIC)
+		if err != nil {
+			return err
+		}
+		if err := h.nl.LinkSetMaster(nicLink, dst); err != nil {
+			return fmt.Errorf("attach %s to %s in %s: %w", UplinkNIC, to, h.name, err)
+		}
+		if err := h.nl.LinkSetUp(nicLink); err != nil {
+			return fmt.Errorf("bring up %s in %s: %w", UplinkNIC, h.name, err)
+		}
+	} else {
+		nicLink, err := h.link(nic)
+		if err != nil {
+			return err
+		}
+		if err := h.nl.LinkDel(src); err != nil { // the bridge; its port is released
+			return fmt.Errorf("delete %s in %s: %w", from, h.name, err)
+		}
+		if err := h.nl.LinkSetDown(nicLink); err != nil {
+			return fmt.Errorf("take %s down in %s: %w", nic, h.name, err)
+		}
+		if err := h.nl.LinkSetName(nicLink, to); err != nil {
+			return fmt.Errorf("rename %s to %s in %s: %w", nic, to, h.name, err)
+		}
+		if dst, err = h.link(to); err != nil {
+			return err
+		}
+	}
+	for _, a := range addrs {
+		if a.IP.IsLinkLocalUnicast() {
+			continue // the kernel makes the new link's own
+		}
+		if toBridge {
+			// Its label still reads eth0 (the kernel renamed it with the
+			// link); IPv6's went when the link went down (keep_addr_on_down 0).
+			a.Label = ""
+			if err := h.nl.AddrDel(src, &a); err != nil && !errors.Is(err, unix.EADDRNOTAVAIL) {
+				return fmt.Errorf("remove %s from %s in %s: %w", a.IPNet, UplinkNIC, h.name, err)
+			}
+		}
+		na := &netlink.Addr{IPNet: a.IPNet}
+		if a.IP.To4() == nil {
+			na.Flags = unix.IFA_F_NODAD
+		}
+		if err := h.nl.AddrReplace(dst, na); err != nil {
+			return fmt.Errorf("address %s on %s in %s: %w", a.IPNet, to, h.name, err)
+		}
+	}
+	if err := h.nl.LinkSetUp(dst); err != nil {
+		return fmt.Errorf("bring up %s in %s: %w", to, h.name, err)
+	}
+	for _, r := range routes {
+		if r.Protocol == unix.RTPROT_KERNEL {
+			continue // the addresses' own, back with them
+		}
+		r.LinkIndex, r.ILinkIndex = dst.Attrs().Index, 0
+		if err := h.nl.RouteReplace(&r); err != nil {
+			return fmt.Errorf("route %s on %s in %s: %w", r.Dst, to, h.name, err)
 		}
 	}
 	return nil

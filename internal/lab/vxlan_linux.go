@@ -34,13 +34,29 @@ func reprogramVXLAN(s *Spec, n *Node, port, vni int) error {
 	return programVXLANWith(s, n, port, vni)
 }
 
+// reprogramVXLANv6 replaces n's vxlan-v6.calico, as reprogramVXLAN.
+func reprogramVXLANv6(s *Spec, n *Node) error {
+	h, err := openNS(n.Netns)
+	if err != nil {
+		return err
+	}
+	if l, err := h.nl.LinkByName(VXLANDeviceV6); err == nil {
+		if err := h.nl.LinkDel(l); err != nil {
+			h.Close()
+			return fmt.Errorf("delete %s in %s: %w", VXLANDeviceV6, h.name, err)
+		}
+	}
+	h.Close()
+	return programVXLANv6(s, n)
+}
+
 func programVXLANWith(s *Spec, n *Node, port, vni int) error {
 	h, err := openNS(n.Netns)
 	if err != nil {
 		return err
 	}
 	defer h.Close()
-	eth0, err := h.link("eth0")
+	eth0, err := uplink(h, n.Address)
 	if err != nil {
 		return err
 	}
@@ -94,6 +110,27 @@ func programVXLANWith(s *Spec, n *Node, port, vni int) error {
 	return nil
 }
 
+// uplink is the link holding the node's address a, as Felix takes
+// vxlan.calico's parent: eth0, or what the node's address moved to.
+func uplink(h *nsHandle, a netip.Addr) (netlink.Link, error) {
+	links, err := h.nl.LinkList()
+	if err != nil {
+		return nil, fmt.Errorf("list links in %s: %w", h.name, err)
+	}
+	for _, l := range links {
+		addrs, err := h.nl.AddrList(l, netlink.FAMILY_ALL)
+		if err != nil {
+			continue
+		}
+		for _, ad := range addrs {
+			if b, ok := netip.AddrFromSlice(ad.IP); ok && b.Unmap() == a {
+				return l, nil
+			}
+		}
+	}
+	return nil, fmt.Errorf("no link holds %s in %s", a, h.name)
+}
+
 func vxlanRoute(ifindex int, r Node) *netlink.Route {
 	return &netlink.Route{Dst: prefixNet(r.Block), Gw: r.VTEP.AsSlice(), LinkIndex: ifindex,
 		Flags: int(netlink.FLAG_ONLINK), Protocol: rtprotFelix}
@@ -128,7 +165,7 @@ func programVXLANv6(s *Spec, n *Node) error {
 		return err
 	}
 	defer h.Close()
-	eth0, err := h.link("eth0")
+	eth0, err := uplink(h, n.Address6)
 	if err != nil {
 		return err
 	}
