@@ -6,8 +6,9 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"net/netip"
+	"net"
 	"os"
+	"strconv"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -104,8 +105,9 @@ func runAgent(ctx context.Context, s Streams, f agentFlags) error {
 		Logger: slog.New(slog.NewTextHandler(s.Err, nil))}
 	if f.role == "host" {
 		opts := hostfacts.Options{BIRDSocket: f.birdSocket, FelixHealthURL: f.felixHealth}
-		if ap, err := netip.ParseAddrPort(f.listen); err == nil {
-			opts.AgentPort = int(ap.Port())
+		// ":7946" too: every address of both families, as the DaemonSets listen.
+		if _, port, err := net.SplitHostPort(f.listen); err == nil {
+			opts.AgentPort, _ = strconv.Atoi(port)
 		}
 		cfg.Facts = func(ctx context.Context) (any, error) { return hostfacts.Collect(ctx, opts) }
 	}

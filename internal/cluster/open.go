@@ -179,14 +179,19 @@ func agents(ctx context.Context, run *deploy.Run, cfg *rest.Config, cl *kube.Clu
 			continue
 		}
 		addr := net.JoinHostPort(a.IP, port)
+		// A dual-stack cluster's IPv6 addresses: the doctor probes them in
+		// a pass of its own (the agents listen on both families).
 		if a.Host {
 			n.Agent = addr
 			if n.Address == "" {
 				n.Address = a.IP
 			}
+			if a.IP == n.Address {
+				n.Address6 = a.IP6
+			}
 			podOf[n.Name] = a.Pod
 		} else {
-			n.Pods = append(n.Pods, inventory.Pod{Name: a.Pod, Address: a.IP, Agent: addr})
+			n.Pods = append(n.Pods, inventory.Pod{Name: a.Pod, Address: a.IP, Address6: a.IP6, Agent: addr})
 			podOf[a.Pod] = a.Pod
 		}
 	}

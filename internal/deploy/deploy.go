@@ -11,6 +11,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"net/netip"
 	"strings"
 	"text/template"
 	"time"
@@ -239,8 +240,26 @@ func WaitGone(ctx context.Context, cs kubernetes.Interface, selector string) err
 // Agent is one running agent Pod of a run.
 type Agent struct {
 	Pod, Node, IP string
-	Host          bool // host network (node layer); else the Pod network
-	Ready         bool
+	// IP6 is its IPv6 address on a dual-stack cluster whose IP is IPv4
+	// (the Pod's second IP; a host-network Pod's is its node's).
+	IP6   string
+	Host  bool // host network (node layer); else the Pod network
+	Ready bool
+}
+
+// secondIPv6 is a dual-stack Pod's IPv6 address beside its primary IPv4
+// one (status.podIPs), "" otherwise.
+func secondIPv6(p *corev1.Pod) string {
+	first, err := netip.ParseAddr(p.Status.PodIP)
+	if err != nil || !first.Unmap().Is4() {
+		return ""
+	}
+	for _, ip := range p.Status.PodIPs {
+		if a, err := netip.ParseAddr(ip.IP); err == nil && a.Is6() && !a.Is4In6() {
+			return a.String()
+		}
+	}
+	return ""
 }
 
 // Agents lists the run's agent Pods.
@@ -254,7 +273,7 @@ func (r *Run) Agents(ctx context.Context) ([]Agent, error) {
 		if p.DeletionTimestamp != nil || p.Spec.NodeName == "" {
 			continue
 		}
-		a := Agent{Pod: p.Name, Node: p.Spec.NodeName, IP: p.Status.PodIP, Host: p.Spec.HostNetwork}
+		a := Agent{Pod: p.Name, Node: p.Spec.NodeName, IP: p.Status.PodIP, IP6: secondIPv6(&p), Host: p.Spec.HostNetwork}
 		for _, c := range p.Status.Conditions {
 			if c.Type == corev1.PodReady && c.Status == corev1.ConditionTrue {
 				a.Ready = true

@@ -184,3 +184,31 @@ func userConfig(t *testing.T, env *kubetest.Env, user string) *rest.Config {
 	}
 	return cfg
 }
+
+// A dual-stack Pod's IPv6 address is its second IP; none on a single-stack
+// or IPv6-first Pod.
+func TestSecondIPv6(t *testing.T) {
+	pod := func(ips ...string) *corev1.Pod {
+		p := &corev1.Pod{}
+		if len(ips) > 0 {
+			p.Status.PodIP = ips[0]
+		}
+		for _, ip := range ips {
+			p.Status.PodIPs = append(p.Status.PodIPs, corev1.PodIP{IP: ip})
+		}
+		return p
+	}
+	for _, tc := range []struct {
+		ips  []string
+		want string
+	}{
+		{[]string{"10.233.64.2", "fd85:ee78:d8a6:8607::1:2"}, "fd85:ee78:d8a6:8607::1:2"},
+		{[]string{"10.233.64.2"}, ""},
+		{[]string{"fd85:ee78:d8a6:8607::1:2", "10.233.64.2"}, ""}, // IPv6 first: one pass, IPv6's
+		{nil, ""},
+	} {
+		if got := secondIPv6(pod(tc.ips...)); got != tc.want {
+			t.Errorf("%v: %q; want %q", tc.ips, got, tc.want)
+		}
+	}
+}
