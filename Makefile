@@ -8,7 +8,11 @@ LDFLAGS := -s -w -X podpath/internal/version.Version=$(VERSION)
 # Go lives here on a fresh Debian machine set up by the official tarball.
 export PATH := $(PATH):/usr/local/go/bin
 
-.PHONY: all deps build demo test test-unprivileged fuzz vet bench clean image krew
+.PHONY: all deps build demo test test-unprivileged fuzz vet cross bench clean image krew
+
+# Where operators run kubectl: the cluster commands build and run on each; the agent, the lab and
+# facts need Linux and say so elsewhere.
+PLATFORMS := linux/amd64 linux/arm64 darwin/amd64 darwin/arm64 windows/amd64
 
 # Fuzz targets run briefly in every `make test`; longer with FUZZTIME=2000000x make fuzz.
 # A count, not a duration: Go 1.26's fuzz coordinator can report a spurious
@@ -40,9 +44,21 @@ vet:
 	CGO_ENABLED=0 $(GO) build -tags agentonly -o /dev/null ./cmd/podpath
 	@! CGO_ENABLED=0 $(GO) list -tags agentonly -deps ./cmd/podpath | grep -x 'podpath/internal/lab.*' || { echo "the agent-only build links the lab"; exit 1; }
 
+# Every platform's build of the CLI, and vet of the packages it links (their tests included) as
+# macOS and Windows see them.
+cross:
+	@for p in $(PLATFORMS); do \
+		echo "build $$p"; \
+		GOOS=$${p%/*} GOARCH=$${p#*/} CGO_ENABLED=0 $(GO) build -o /dev/null ./cmd/podpath || exit 1; \
+	done
+	@for os in darwin windows; do \
+		echo "vet as $$os"; \
+		GOOS=$$os $(GO) vet $$(GOOS=$$os $(GO) list -deps ./cmd/podpath | grep '^podpath/') || exit 1; \
+	done
+
 # Every test. As root (CI) the namespace tests run, then the suite runs again
 # as an unprivileged user to prove those tests skip cleanly there.
-test: deps vet
+test: deps vet cross
 	@# The real control plane, nodes and cluster DNS for the Kubernetes tests: built once (minutes), then cached.
 	@if [ "$$(id -u)" -eq 0 ]; then scripts/kube-tools.sh >/dev/null && scripts/node-tools.sh >/dev/null && scripts/dns-tools.sh >/dev/null; fi
 	$(GO) test -count=1 -timeout 45m ./...
@@ -82,7 +98,7 @@ image: deps
 	CGO_ENABLED=0 $(GO) build -tags agentonly -ldflags "$(LDFLAGS)" -o bin/podpath-agent ./cmd/podpath
 	$(GO) run ./scripts/image -binary bin/podpath-agent -o dist/podpath-image.tar -tag $(IMAGE) -version $(VERSION) $(if $(PUSH),-push $(PUSH))
 
-# kubectl-podpath's krew release: dist/kubectl-podpath_$(VERSION)_linux_{amd64,arm64}.tar.gz and
+# kubectl-podpath's krew release: dist/kubectl-podpath_$(VERSION)_<os>_<arch>.tar.gz for $(PLATFORMS) and
 # the plugin manifest dist/podpath.yaml. krew wants a semantic version: make krew VERSION=v0.1.0.
 krew:
 	$(GO) run ./scripts/krew -version $(VERSION) -o dist -ldflags "$(LDFLAGS)"

@@ -574,6 +574,12 @@ func (a *Agent) probe(w http.ResponseWriter, r *http.Request) {
 		httpError(w, http.StatusForbidden, err.Error())
 		return
 	}
+	if errProbing != nil {
+		// Refused whole: the controller reports the pairs unknown, never
+		// unreachable.
+		httpError(w, http.StatusNotImplemented, errProbing.Error())
+		return
+	}
 	ctx, cancel := context.WithTimeout(r.Context(), MaxProbeRun)
 	defer cancel()
 	start := time.Now()

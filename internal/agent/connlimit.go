@@ -5,8 +5,6 @@ import (
 	"net/netip"
 	"sync"
 	"sync/atomic"
-
-	"golang.org/x/sys/unix"
 )
 
 // connLimiter closes, at once, connections past a total or a per-source-IP
@@ -83,9 +81,8 @@ func (c *limitedConn) Close() error {
 // connCap is MaxConns, or half the file descriptors this process may open
 // if that is less: the agent's sockets and files need the rest.
 func connCap() int {
-	var rl unix.Rlimit
-	if err := unix.Getrlimit(unix.RLIMIT_NOFILE, &rl); err == nil && rl.Cur/2 < MaxConns {
-		return max(int(rl.Cur/2), 1)
+	if n, ok := openFileLimit(); ok && n/2 < MaxConns {
+		return max(int(n/2), 1)
 	}
 	return MaxConns
 }

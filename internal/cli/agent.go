@@ -3,11 +3,13 @@ package cli
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
 	"net"
 	"os"
+	"runtime"
 	"strconv"
 	"time"
 
@@ -80,6 +82,9 @@ on GET /debug/pairs. A monitor takes no orders: no token, no probe API.`,
 }
 
 func runAgent(ctx context.Context, s Streams, f agentFlags) error {
+	if runtime.GOOS != "linux" {
+		return errors.New("podpath agent needs Linux: it probes with Linux's socket options and reads netlink, /proc and nftables; run it on the cluster's nodes (kubectl podpath doctor deploys it there)")
+	}
 	if f.role != "host" && f.role != "pod" {
 		return fmt.Errorf("role %q: use host or pod", f.role)
 	}

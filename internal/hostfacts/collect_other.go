@@ -10,5 +10,5 @@ import (
 
 // Collect needs Linux: netlink, /proc/sys and nftables.
 func Collect(ctx context.Context, opts Options) (*Facts, error) {
-	return nil, fmt.Errorf("collect host facts: %w", errors.ErrUnsupported)
+	return nil, fmt.Errorf("host facts need Linux (netlink, /proc/sys, nftables): run podpath facts on a Linux node: %w", errors.ErrUnsupported)
 }

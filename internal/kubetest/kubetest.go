@@ -19,11 +19,11 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
 	"slices"
 	"strconv"
 	"strings"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
 
@@ -119,6 +119,9 @@ func StartWith(t testing.TB, opts Options) *Env {
 	t.Helper()
 	if testing.Short() {
 		t.Skip("skipped in -short: starts a real control plane")
+	}
+	if runtime.GOOS != "linux" {
+		t.Skip("skipped: the control plane's binaries are built for Linux")
 	}
 	if os.Geteuid() != 0 {
 		t.Skip("skipped: the control plane's binaries are built and cached by root (CI runs as root)")
@@ -261,7 +264,7 @@ func start(t testing.TB, dir, bin, name string, args ...string) process {
 	}
 	cmd := exec.Command(bin, args...)
 	cmd.Stdout, cmd.Stderr = logf, logf
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
+	cmd.SysProcAttr = groupAttr()
 	if err := cmd.Start(); err != nil {
 		t.Fatalf("start %s: %v", name, err)
 	}
@@ -270,11 +273,11 @@ func start(t testing.TB, dir, bin, name string, args ...string) process {
 	var once sync.Once
 	stop := func() {
 		once.Do(func() {
-			_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGTERM)
+			signalGroup(cmd.Process, false)
 			select {
 			case <-done:
 			case <-time.After(10 * time.Second):
-				_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
+				signalGroup(cmd.Process, true)
 				<-done
 			}
 			logf.Close()

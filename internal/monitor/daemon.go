@@ -78,6 +78,9 @@ func Daemon(ctx context.Context, o DaemonOptions) error {
 	if err := o.Check(); err != nil {
 		return err
 	}
+	if errProber != nil {
+		return errProber
+	}
 	port, _ := o.port()
 	cs, err := kubernetes.NewForConfig(o.API)
 	if err != nil {

@@ -15,6 +15,9 @@ import (
 // only when that is lost.
 type UDPProber struct{}
 
+// errProber is why the monitor cannot probe here: nil on Linux.
+var errProber error
+
 // Probe implements Prober.
 func (UDPProber) Probe(ctx context.Context, p Peer, last *MTUResult, search bool) Result {
 	r := Result{At: time.Now()}

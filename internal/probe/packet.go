@@ -116,3 +116,14 @@ func MinProbeSize(v6 bool) int {
 	}
 	return IPv4Header + UDPHeader + HeaderLen
 }
+
+// MaxPacket is the largest IP packet one UDP datagram can make: IPv4's
+// total length and IPv6's payload length are 16 bits. Loopback's MTU of
+// 65,536 is one more than any probe can be: a path MTU of 65,535 there
+// is the whole interface, not a limit on the path.
+func MaxPacket(v6 bool) int {
+	if v6 {
+		return 40 + 65535
+	}
+	return 65535
+}

@@ -204,3 +204,23 @@ func spread(lo, hi, n int) []int {
 	}
 	return slices.Compact(out)
 }
+
+// Location is where on a path packets of some size stop, found as
+// traceroute finds routers: probes with a limited TTL, each router on the
+// way answering "time exceeded" when the TTL runs out there.
+type Location struct {
+	Size int `json:"size"` // the probe size that does not cross
+	// Hops is how many hops away the peer is, as small probes found: 1 when
+	// nothing routes between (the same link), 0 when not found.
+	Hops int `json:"hops,omitempty"`
+	// After is the last hop that large probes still reach (0: not even the
+	// first); At is that hop's address, as it answered.
+	After int    `json:"after"`
+	At    string `json:"at,omitempty"`
+	// Gap: the hop after After answered no probe at all, not even a small
+	// one, so the large ones vanish there or further on.
+	Gap bool `json:"gap,omitempty"`
+	// Silent: no hop before the peer said "time exceeded" to any probe, so
+	// where on the way large packets vanish is not known.
+	Silent bool `json:"silent,omitempty"`
+}

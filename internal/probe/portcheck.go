@@ -9,9 +9,8 @@ import (
 	"net"
 	"net/netip"
 	"os"
+	"syscall"
 	"time"
-
-	"golang.org/x/sys/unix"
 )
 
 // Port check bounds. A node pair on one site answers in well under a
@@ -62,7 +61,7 @@ func CheckTCP(ctx context.Context, dial Dialer, target netip.AddrPort) PortResul
 	case err == nil:
 		c.Close()
 		res.State, res.RTTMs = PortOpen, ms(time.Since(start))
-	case errors.Is(err, unix.ECONNREFUSED):
+	case errors.Is(err, syscall.ECONNREFUSED):
 		res.State, res.RTTMs = PortRefused, ms(time.Since(start))
 	case cctx.Err() != nil && ctx.Err() == nil:
 		res.State, res.Error = PortFiltered, fmt.Sprintf("no answer within %s", PortConnectTimeout)
@@ -109,7 +108,7 @@ func CheckUDP(ctx context.Context, local netip.Addr, target netip.AddrPort) Port
 			// The echo may be of an earlier attempt: time it from its own send.
 			res.State, res.RTTMs = PortOpen, ms(time.Duration(time.Now().UnixNano()-echoed))
 			return res
-		case errors.Is(err, unix.ECONNREFUSED):
+		case errors.Is(err, syscall.ECONNREFUSED):
 			// ICMP port unreachable, reported on the connected socket.
 			res.State, res.RTTMs = PortClosed, ms(time.Since(sent))
 			return res

@@ -266,3 +266,10 @@ func ServeSink(c net.Conn, br *bufio.Reader, maxDur time.Duration, sign func(res
 	_, err := c.Write(append(res[:], sign(res[:])...))
 	return err
 }
+
+func minTime(a, b time.Time) time.Time {
+	if b.Before(a) {
+		return b
+	}
+	return a
+}

@@ -201,17 +201,6 @@ func (c *Conn) RouteMTU() (int, error) {
 	return min(mtu, MaxPacket(c.v6)), nil
 }
 
-// MaxPacket is the largest IP packet one UDP datagram can make: IPv4's
-// total length and IPv6's payload length are 16 bits. Loopback's MTU of
-// 65,536 is one more than any probe can be: a path MTU of 65,535 there
-// is the whole interface, not a limit on the path.
-func MaxPacket(v6 bool) int {
-	if v6 {
-		return 40 + 65535
-	}
-	return 65535
-}
-
 func (c *Conn) nextSeq() uint32 {
 	c.mu.Lock()
 	defer c.mu.Unlock()
@@ -526,13 +515,6 @@ func distinct(m map[uint32]int) map[int]bool {
 	return out
 }
 
-func minTime(a, b time.Time) time.Time {
-	if b.Before(a) {
-		return b
-	}
-	return a
-}
-
 // PathMTU finds the largest IP packet that crosses to the peer, exact to
 // the byte, in this direction only (answers are header-sized).
 func (c *Conn) PathMTU(ctx context.Context) (PMTUResult, error) {
@@ -681,26 +663,6 @@ func (c *Conn) refusedSends() int {
 // MaxHops bounds how far Locate looks: a cluster's nodes are a few
 // routers apart at most.
 const MaxHops = 8
-
-// Location is where on a path packets of some size stop, found as
-// traceroute finds routers: probes with a limited TTL, each router on the
-// way answering "time exceeded" when the TTL runs out there.
-type Location struct {
-	Size int `json:"size"` // the probe size that does not cross
-	// Hops is how many hops away the peer is, as small probes found: 1 when
-	// nothing routes between (the same link), 0 when not found.
-	Hops int `json:"hops,omitempty"`
-	// After is the last hop that large probes still reach (0: not even the
-	// first); At is that hop's address, as it answered.
-	After int    `json:"after"`
-	At    string `json:"at,omitempty"`
-	// Gap: the hop after After answered no probe at all, not even a small
-	// one, so the large ones vanish there or further on.
-	Gap bool `json:"gap,omitempty"`
-	// Silent: no hop before the peer said "time exceeded" to any probe, so
-	// where on the way large packets vanish is not known.
-	Silent bool `json:"silent,omitempty"`
-}
 
 // hopWait is how long Locate waits before asking a hop again that said
 // nothing: routers send "time exceeded" from a token bucket per

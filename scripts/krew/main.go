@@ -45,9 +45,9 @@ const (
 	buildTimeout = 15 * time.Minute
 )
 
-// DefaultPlatforms are the platforms podpath builds for. Darwin and Windows are left out:
-// internal/nsenter, netlink and nftables are Linux-only, so cmd/podpath does not compile there.
-var DefaultPlatforms = "linux/amd64,linux/arm64"
+// DefaultPlatforms are the platforms podpath builds for: where operators run kubectl. Off
+// Linux the cluster commands run; the agent, the lab and facts say they need Linux.
+var DefaultPlatforms = "linux/amd64,linux/arm64,darwin/amd64,darwin/arm64,windows/amd64"
 
 // epoch is every archive entry's time: the same binaries give the same archives and sha256.
 var epoch = time.Unix(0, 0).UTC()
@@ -64,6 +64,14 @@ type platform struct{ OS, Arch string }
 
 func (p platform) String() string { return p.OS + "/" + p.Arch }
 
+// bin is the executable's name on p: Windows runs only what ends in .exe.
+func (p platform) bin() string {
+	if p.OS == "windows" {
+		return Bin + ".exe"
+	}
+	return Bin
+}
+
 // manifestData fills the template.
 type manifestData struct {
 	Version   string
@@ -71,7 +79,7 @@ type manifestData struct {
 }
 
 type manifestPlatform struct {
-	OS, Arch, URI, SHA256 string
+	OS, Arch, URI, SHA256, Bin string
 }
 
 func main() {
@@ -93,7 +101,7 @@ func parseFlags(args []string) (options, error) {
 	fs.StringVar(&o.baseURL, "base-url", "https://github.com/podpath/podpath/releases/download/{{.Version}}", "where the archives are published (a template: {{.Version}})")
 	fs.StringVar(&o.ldflags, "ldflags", "", "go build -ldflags (the Makefile passes the version stamp)")
 	fs.StringVar(&o.license, "license", "LICENSE", "license file to ship in each archive; skipped when it does not exist")
-	fs.StringVar(&o.binaries, "binaries", "", "use prebuilt binaries DIR/<os>_<arch>/"+Bin+" instead of building them")
+	fs.StringVar(&o.binaries, "binaries", "", "use prebuilt binaries DIR/<os>_<arch>/"+Bin+" (.exe on windows) instead of building them")
 	plats := fs.String("platforms", DefaultPlatforms, "comma-separated os/arch list")
 	if err := fs.Parse(args); err != nil {
 		return o, err
@@ -139,12 +147,12 @@ func run(ctx context.Context, args []string, stdout io.Writer) error {
 			return err
 		}
 		name := fmt.Sprintf("%s_%s_%s_%s.tar.gz", Bin, o.version, p.OS, p.Arch)
-		sum, err := writeArchive(filepath.Join(o.out, name), bin, license)
+		sum, err := writeArchive(filepath.Join(o.out, name), p.bin(), bin, license)
 		if err != nil {
 			return fmt.Errorf("%s: %w", name, err)
 		}
 		data.Platforms = append(data.Platforms, manifestPlatform{OS: p.OS, Arch: p.Arch,
-			URI: strings.TrimSuffix(base, "/") + "/" + name, SHA256: sum})
+			URI: strings.TrimSuffix(base, "/") + "/" + name, SHA256: sum, Bin: p.bin()})
 		fmt.Fprintf(stdout, "%s  %s\n", sum, filepath.Join(o.out, name))
 	}
 	tmpl, err := os.ReadFile(o.tmpl)
@@ -188,7 +196,7 @@ func (o options) Version() string { return o.version }
 // binary builds the static binary for p, or reads the prebuilt one.
 func binary(ctx context.Context, o options, p platform) ([]byte, error) {
 	if o.binaries != "" {
-		b, err := os.ReadFile(filepath.Join(o.binaries, p.OS+"_"+p.Arch, Bin))
+		b, err := os.ReadFile(filepath.Join(o.binaries, p.OS+"_"+p.Arch, p.bin()))
 		if err != nil {
 			return nil, fmt.Errorf("prebuilt binary for %s: %w", p, err)
 		}
@@ -217,7 +225,7 @@ func binary(ctx context.Context, o options, p platform) ([]byte, error) {
 
 // writeArchive writes a .tar.gz with the binary (and the license) at its root and returns its
 // sha256 in hex, as the manifest carries it.
-func writeArchive(path string, bin, license []byte) (string, error) {
+func writeArchive(path, binName string, bin, license []byte) (string, error) {
 	var buf bytes.Buffer
 	gz := gzip.NewWriter(&buf)
 	gz.ModTime = epoch
@@ -226,7 +234,7 @@ func writeArchive(path string, bin, license []byte) (string, error) {
 		name string
 		mode int64
 		data []byte
-	}{{Bin, 0o755, bin}}
+	}{{binName, 0o755, bin}}
 	if len(license) > 0 {
 		files = append(files, struct {
 			name string

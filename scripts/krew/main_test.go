@@ -34,7 +34,11 @@ func fakeBinaries(t *testing.T, plats ...string) string {
 		if err := os.MkdirAll(d, 0o755); err != nil {
 			t.Fatal(err)
 		}
-		if err := os.WriteFile(filepath.Join(d, Bin), []byte("binary for "+p), 0o755); err != nil {
+		name := Bin
+		if strings.HasPrefix(p, "windows/") {
+			name += ".exe"
+		}
+		if err := os.WriteFile(filepath.Join(d, name), []byte("binary for "+p), 0o755); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -90,7 +94,8 @@ func readManifest(t *testing.T, path string) Plugin {
 }
 
 func TestGenerate(t *testing.T) {
-	bins := fakeBinaries(t, "linux/amd64", "linux/arm64")
+	all := []string{"linux/amd64", "linux/arm64", "darwin/amd64", "darwin/arm64", "windows/amd64"}
+	bins := fakeBinaries(t, all...)
 	out := filepath.Join(t.TempDir(), "dist")
 	license := filepath.Join(t.TempDir(), "LICENSE")
 	if err := os.WriteFile(license, []byte("license text"), 0o644); err != nil {
@@ -106,11 +111,15 @@ func TestGenerate(t *testing.T) {
 		p.Spec.Version != "v0.2.0" || p.Spec.Homepage != "https://github.com/podpath/podpath" || p.Spec.ShortDescription == "" || p.Spec.Caveats == "" {
 		t.Errorf("manifest header: %+v", p)
 	}
-	if len(p.Spec.Platforms) != 2 {
-		t.Fatalf("%d platforms; want linux/amd64 and linux/arm64", len(p.Spec.Platforms))
+	if len(p.Spec.Platforms) != len(all) {
+		t.Fatalf("%d platforms; want %v (the default)", len(p.Spec.Platforms), all)
 	}
-	for i, plat := range []string{"linux/amd64", "linux/arm64"} {
+	for i, plat := range all {
 		goos, arch, _ := strings.Cut(plat, "/")
+		bin := Bin
+		if goos == "windows" {
+			bin += ".exe" // Windows runs only what ends in .exe
+		}
 		pl := p.Spec.Platforms[i]
 		name := "kubectl-podpath_v0.2.0_" + goos + "_" + arch + ".tar.gz"
 		if pl.Selector.MatchLabels["os"] != goos || pl.Selector.MatchLabels["arch"] != arch {
@@ -119,8 +128,8 @@ func TestGenerate(t *testing.T) {
 		if want := "https://github.com/podpath/podpath/releases/download/v0.2.0/" + name; pl.URI != want {
 			t.Errorf("uri %s; want %s", pl.URI, want)
 		}
-		if pl.Bin != Bin {
-			t.Errorf("bin %q", pl.Bin)
+		if pl.Bin != bin {
+			t.Errorf("%s: bin %q; want %q", plat, pl.Bin, bin)
 		}
 		archive := filepath.Join(out, name)
 		data, err := os.ReadFile(archive)
@@ -134,9 +143,9 @@ func TestGenerate(t *testing.T) {
 			t.Errorf("output does not list %s with its sha256:\n%s", name, stdout.String())
 		}
 		entries := untar(t, archive)
-		e, ok := entries[Bin]
+		e, ok := entries[bin]
 		if !ok || e.hdr.Mode != 0o755 || e.data != "binary for "+plat {
-			t.Errorf("%s: %s entry %+v; want the binary for %s, mode 0755", name, Bin, e, plat)
+			t.Errorf("%s: %s entry %+v; want the binary for %s, mode 0755", name, bin, e, plat)
 		}
 		if l, ok := entries["LICENSE"]; !ok || l.data != "license text" {
 			t.Errorf("%s: no LICENSE", name)
@@ -298,7 +307,7 @@ func TestKrewInstall(t *testing.T) {
 		t.Skip("skipped in -short: builds krew " + krewVersion)
 	}
 	if runtime.GOOS != "linux" || runtime.GOARCH != "amd64" && runtime.GOARCH != "arm64" {
-		t.Skipf("skipped: the manifest's platforms are linux/amd64 and linux/arm64, not %s/%s", runtime.GOOS, runtime.GOARCH)
+		t.Skipf("skipped: installs the linux/amd64 or linux/arm64 archive, not %s/%s's", runtime.GOOS, runtime.GOARCH)
 	}
 	gobin := t.TempDir()
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
@@ -327,12 +336,21 @@ func TestKrewInstall(t *testing.T) {
 	if out, err := build.CombinedOutput(); err != nil {
 		t.Fatalf("build the test plugin: %v\n%s", err, out)
 	}
-	other := map[string]string{"amd64": "arm64", "arm64": "amd64"}[runtime.GOARCH]
-	if err := os.MkdirAll(filepath.Join(bins, "linux_"+other), 0o755); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(filepath.Join(bins, "linux_"+other, Bin), []byte("not for this machine"), 0o755); err != nil {
-		t.Fatal(err)
+	for _, p := range strings.Split(DefaultPlatforms, ",") {
+		goos, arch, _ := strings.Cut(p, "/")
+		if goos+"_"+arch == plat {
+			continue
+		}
+		name := Bin
+		if goos == "windows" {
+			name += ".exe"
+		}
+		if err := os.MkdirAll(filepath.Join(bins, goos+"_"+arch), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(bins, goos+"_"+arch, name), []byte("not for this machine"), 0o755); err != nil {
+			t.Fatal(err)
+		}
 	}
 	out := t.TempDir()
 	if err := run(ctx, []string{"-version", "v0.4.0", "-o", out, "-binaries", bins, "-template", tmplPath}, io.Discard); err != nil {
