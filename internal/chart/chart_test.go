@@ -12,8 +12,9 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/VictoriaMetrics/metricsql"
 	"github.com/prometheus/common/model"
+	"github.com/prometheus/prometheus/model/labels"
+	"github.com/prometheus/prometheus/promql/parser"
 	"go.yaml.in/yaml/v3"
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
@@ -552,33 +553,33 @@ var grafanaVars = strings.NewReplacer("$__rate_interval", "5m", "$node", ".*", "
 // contract label values.
 func checkExpr(t *testing.T, where, expr string) {
 	t.Helper()
-	// MetricsQL's parser reads PromQL (it accepts a superset): a syntax error or an unknown
-	// name is caught, which is what breaks a rule or a panel silently.
-	e, err := metricsql.Parse(expr)
+	// Prometheus's own parser: a syntax error, or a function or an
+	// aggregation Prometheus does not have, breaks a rule or a panel
+	// silently once deployed.
+	e, err := parser.NewParser(parser.Options{}).ParseExpr(expr)
 	if err != nil {
 		t.Errorf("%s: %v in %q", where, err, expr)
 		return
 	}
 	selectors := 0
-	metricsql.VisitAll(e, func(x metricsql.Expr) {
-		me, ok := x.(*metricsql.MetricExpr)
+	parser.Inspect(e, func(node parser.Node, _ []parser.Node) error {
+		vs, ok := node.(*parser.VectorSelector)
 		if !ok {
-			return
+			return nil
 		}
-		for _, filters := range me.LabelFilterss {
-			for _, f := range filters {
-				if f.Label == "__name__" {
-					selectors++
-					if !contractMetrics[f.Value] {
-						t.Errorf("%s: metric %q is not one the agents export (%q)", where, f.Value, expr)
-					}
-					continue
+		for _, m := range vs.LabelMatchers {
+			if m.Name == labels.MetricName {
+				selectors++
+				if !contractMetrics[m.Value] {
+					t.Errorf("%s: metric %q is not one the agents export (%q)", where, m.Value, expr)
 				}
-				if allowed, ok := contractLabelValues[f.Label]; ok && !f.IsRegexp && !slices.Contains(allowed, f.Value) {
-					t.Errorf("%s: %s=%q is none of %q", where, f.Label, f.Value, allowed)
-				}
+				continue
+			}
+			if allowed, ok := contractLabelValues[m.Name]; ok && m.Type == labels.MatchEqual && !slices.Contains(allowed, m.Value) {
+				t.Errorf("%s: %s=%q is none of %q", where, m.Name, m.Value, allowed)
 			}
 		}
+		return nil
 	})
 	if selectors == 0 && !strings.Contains(expr, "vector(") {
 		t.Errorf("%s: %q selects no metric", where, expr)
