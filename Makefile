@@ -59,8 +59,9 @@ cross:
 # Every test. As root (CI) the namespace tests run, then the suite runs again
 # as an unprivileged user to prove those tests skip cleanly there.
 test: deps vet cross
-	@# The real control plane, nodes and cluster DNS for the Kubernetes tests: built once (minutes), then cached.
-	@if [ "$$(id -u)" -eq 0 ]; then scripts/kube-tools.sh >/dev/null && scripts/node-tools.sh >/dev/null && scripts/dns-tools.sh >/dev/null; fi
+	@# The real control plane, nodes and cluster DNS for the Kubernetes tests, and Prometheus for the
+	@# chart's alert tests: built once (minutes), then cached.
+	@if [ "$$(id -u)" -eq 0 ]; then scripts/kube-tools.sh >/dev/null && scripts/node-tools.sh >/dev/null && scripts/dns-tools.sh >/dev/null && scripts/prom-tools.sh >/dev/null; fi
 	$(GO) test -count=1 -timeout 45m ./...
 	@$(MAKE) --no-print-directory fuzz
 	@if [ "$$(id -u)" -eq 0 ]; then $(MAKE) --no-print-directory test-unprivileged; fi

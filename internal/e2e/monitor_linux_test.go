@@ -6,6 +6,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"os"
@@ -128,12 +129,17 @@ func (m *monitorLab) get(ctx context.Context, node, layer, path string) ([]byte,
 			netns = n.Netns
 		}
 	}
-	client := &http.Client{Timeout: 3 * time.Second, Transport: &http.Transport{
+	return getIn(ctx, netns, "http://"+m.agents[node+"/"+layer]+path)
+}
+
+// getIn GETs url from inside the network namespace netns and returns the body of a 200.
+func getIn(ctx context.Context, netns, url string) ([]byte, error) {
+	client := &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{
 		DialContext: func(ctx context.Context, network, addr string) (net.Conn, error) {
 			return nsenter.DialContext(ctx, netns, &net.Dialer{Timeout: 2 * time.Second}, network, addr)
 		}}}
 	defer client.CloseIdleConnections()
-	req, err := http.NewRequestWithContext(ctx, "GET", "http://"+m.agents[node+"/"+layer]+path, nil)
+	req, err := http.NewRequestWithContext(ctx, "GET", url, nil)
 	if err != nil {
 		return nil, err
 	}
@@ -142,19 +148,11 @@ func (m *monitorLab) get(ctx context.Context, node, layer, path string) ([]byte,
 		return nil, err
 	}
 	defer resp.Body.Close()
-	var b strings.Builder
-	buf := make([]byte, 32<<10)
-	for {
-		n, err := resp.Body.Read(buf)
-		b.Write(buf[:n])
-		if err != nil {
-			break
-		}
+	body, err := io.ReadAll(io.LimitReader(resp.Body, 16<<20))
+	if err == nil && resp.StatusCode != http.StatusOK {
+		err = fmt.Errorf("GET %s: %s", url, resp.Status)
 	}
-	if resp.StatusCode != 200 {
-		return nil, fmt.Errorf("GET %s: %s", path, resp.Status)
-	}
-	return []byte(b.String()), nil
+	return body, err
 }
 
 // scrape reads an agent's monitor metrics: name{labels} → value.
@@ -291,6 +289,11 @@ func TestMonitorLab(t *testing.T) {
 	// visited at most a period apart.
 	time.Sleep(monitorPeriod)
 
+	// A real Prometheus scraping the agents as the chart's PodMonitor says, with the chart's
+	// alerts: the healthy lab fires none.
+	prom := startPrometheus(t, m)
+	prom.healthy(t, 2*nodes)
+
 	if err := m.lab.AddFault(ctx, lab.Fault{Kind: lab.FaultUnderlayMTU, Node: node3, Value: 1400}); err != nil {
 		t.Fatal(err)
 	}
@@ -312,6 +315,10 @@ func TestMonitorLab(t *testing.T) {
 		return nil
 	})
 	t.Logf("underlay-mtu=%s:1400 seen by every agent after %s (period %s)", node3, took.Round(time.Millisecond), monitorPeriod)
+	// In Prometheus: the black hole's alert fires, nothing else does, and every panel of the
+	// chart's dashboard has series to show.
+	prom.firing(t, "PodpathMTUBlackhole", 6*livePeriod)
+	prom.dashboard(t)
 
 	// The full local view names the limit and how it was found.
 	body, err := m.get(ctx, m.lab.Spec.Nodes[0].Name, "pod", "/debug/pairs")
