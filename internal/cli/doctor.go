@@ -21,6 +21,8 @@ const DefaultDoctorTimeout = doctor.DefaultTimeout
 type doctorFlags struct {
 	sourceFlags
 	fullMesh bool
+	// timeoutGiven: --timeout was set; else the doctor's own default.
+	timeoutGiven bool
 }
 
 func newDoctor(s Streams) *cobra.Command {
@@ -39,12 +41,15 @@ Exit code 0: no error found; 1: at least one error; 2: could not run.`,
 		Example: "  podpath lab up --agents && podpath lab fault add underlay-mtu=node3:1400\n  podpath doctor --inventory /run/podpath/lab/podpath/inventory.yaml\n  podpath doctor --inventory inv.yaml -o html --output-file report.html\n  kubectl podpath doctor --context prod -o junit --output-file podpath.xml",
 		Args:    cobra.NoArgs,
 		RunE: func(c *cobra.Command, _ []string) error {
+			f.timeoutGiven = c.Flags().Changed("timeout")
 			return runDoctor(c.Context(), s, &f)
 		},
 	}
 	f.register(c, "text", "json", "junit", "html")
 	c.Flags().BoolVar(&f.fullMesh, "full-mesh", false, "measure every pair in depth (size search, echo series, transfer), not only a covering subset and what the cheap check on every pair finds odd (docs/findings.md)")
-	c.Flags().Lookup("timeout").DefValue = DefaultDoctorTimeout.String()
+	tf := c.Flags().Lookup("timeout")
+	tf.DefValue = DefaultDoctorTimeout.String()
+	tf.Usage += "; the default is per address family: a dual-stack cluster's IPv6 pass gets as long again"
 	f.timeout = DefaultDoctorTimeout
 	return c
 }
@@ -62,7 +67,11 @@ func runDoctor(ctx context.Context, s Streams, f *doctorFlags) error {
 		return err
 	}
 	defer sess.Close()
-	rep, err := doctor.Run(ctx, sess, doctor.Options{Layers: layers, FullMesh: f.fullMesh, Timeout: f.timeout, Say: line.Say})
+	timeout := f.timeout
+	if !f.timeoutGiven {
+		timeout = 0 // the doctor's default: a minute per address family it measures
+	}
+	rep, err := doctor.Run(ctx, sess, doctor.Options{Layers: layers, FullMesh: f.fullMesh, Timeout: timeout, Say: line.Say})
 	if ctx.Err() != nil {
 		// Ctrl-C or SIGTERM: what was measured until then is the
 		// interruption's, not the network's. No report, no findings.

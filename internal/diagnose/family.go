@@ -17,14 +17,12 @@ import (
 // MTU is above the other's says that the smaller must be set.
 func WithIPv6(first, v6 []model.Finding) []model.Finding {
 	out := slices.Clone(first)
-	var added []int
 	for _, f := range v6 {
 		if slices.ContainsFunc(first, func(g model.Finding) bool { return sameFinding(f, g) }) {
 			continue
 		}
 		f.Family = model.FamilyIPv6
 		f.Title += " (IPv6)"
-		added = append(added, len(out))
 		out = append(out, f)
 	}
 	smallest := map[string]int{} // family → smallest remedy MTU of its MTU findings
@@ -33,7 +31,7 @@ func WithIPv6(first, v6 []model.Finding) []model.Finding {
 			smallest[f.Family] = f.Remedy.MTU
 		}
 	}
-	if len(added) > 0 && smallest[""] > 0 && smallest[model.FamilyIPv6] > 0 {
+	if len(out) > len(first) && smallest[""] > 0 && smallest[model.FamilyIPv6] > 0 {
 		for i := range out {
 			f := &out[i]
 			other := model.FamilyIPv6

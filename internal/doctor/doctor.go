@@ -48,7 +48,9 @@ type Options struct {
 	Layers []model.Layer
 	// FullMesh measures every pair in depth (measure.Pace).
 	FullMesh bool
-	Timeout  time.Duration
+	// Timeout bounds the run; 0: DefaultTimeout for each address family
+	// measured (a dual-stack cluster's IPv6 pass gets as long again).
+	Timeout time.Duration
 	// Say hears each step as it starts (progress); nil: nothing is said.
 	Say func(format string, a ...any)
 }
@@ -71,6 +73,13 @@ func Run(ctx context.Context, s *cluster.Session, o Options) (*model.Report, err
 	jobs := plan.Mesh(s.Inventory, o.Layers...)
 	if len(jobs) == 0 {
 		return nil, ErrNothingToDiagnose
+	}
+	jobs6 := plan.Mesh6(s.Inventory, o.Layers...)
+	if o.Timeout == 0 {
+		o.Timeout = DefaultTimeout
+		if len(jobs6) > 0 {
+			o.Timeout *= 2
+		}
 	}
 	ctx, cancel := context.WithTimeout(ctx, o.Timeout)
 	defer cancel()
@@ -95,7 +104,7 @@ func Run(ctx context.Context, s *cluster.Session, o Options) (*model.Report, err
 	// A dual-stack cluster's IPv6 addresses: the same mesh again, after
 	// the first, since the agents take them as their peers in its place.
 	var pairs6 model.Pairs
-	if jobs6 := plan.Mesh6(s.Inventory, o.Layers...); len(jobs6) > 0 {
+	if len(jobs6) > 0 {
 		o.say("podpath doctor: the same over IPv6…")
 		pairs6 = r.Paced(ctx, jobs6, Probes, pace)
 	}

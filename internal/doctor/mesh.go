@@ -26,7 +26,7 @@ type MeshOptions struct {
 // measurements, without diagnosing them. It refuses, before measuring, a
 // throughput test that cannot finish within o.Timeout.
 func Mesh(ctx context.Context, s *cluster.Session, o MeshOptions) (*model.Report, error) {
-	jobs := plan.Mesh(s.Inventory, o.Layers...)
+	jobs, jobs6 := plan.Mesh(s.Inventory, o.Layers...), plan.Mesh6(s.Inventory, o.Layers...)
 	if len(jobs) == 0 {
 		return nil, fmt.Errorf("nothing to measure: fewer than two agents on the %s layer(s)", layerList(o.Layers))
 	}
@@ -36,7 +36,7 @@ func Mesh(ctx context.Context, s *cluster.Session, o MeshOptions) (*model.Report
 		// One pair at a time: what does not fit would be reported missing
 		// after a long wait. Say so before measuring.
 		pairs := 0
-		for _, j := range append(plan.Mesh6(s.Inventory, o.Layers...), jobs...) {
+		for _, j := range append(jobs6, jobs...) {
 			pairs += len(j.Peers)
 		}
 		if need := time.Duration(float64(pairs) * throughput.Seconds * float64(time.Second)); need > o.Timeout {
@@ -58,7 +58,7 @@ func Mesh(ctx context.Context, s *cluster.Session, o MeshOptions) (*model.Report
 	}
 	// A dual-stack cluster's IPv6 addresses after: the agents take them
 	// as their peers in place of the first ones.
-	if jobs6 := plan.Mesh6(s.Inventory, o.Layers...); len(jobs6) > 0 {
+	if len(jobs6) > 0 {
 		if o.Say != nil {
 			o.Say("podpath: measuring %d agents' pairs over IPv6…", len(jobs6))
 		}

@@ -29,28 +29,21 @@ func DoctorText(w io.Writer, r *model.Report) {
 		}
 	}
 	FindingsText(w, r.Findings)
-	for _, v := range views(r.Pairs) {
-		for _, l := range layers(v.pairs) {
-			if wide(v.pairs, l) {
-				nodeSummary(w, v.pairs, l, v.family)
-				fmt.Fprintln(w)
-				continue
+	eachMatrix(w, r.Pairs, func(name string, ps model.Pairs, l model.Layer) {
+		fmt.Fprintf(w, "%s — path MTU (bytes; * = below the sender's MTU, larger packets vanish; ^ = below it, a router says so; x = unreachable; ? = not measured):\n", name)
+		matrix(w, ps, l, mtuCell("x"))
+		fmt.Fprintf(w, "%s — RTT p50 ms / loss %%:\n", name)
+		matrix(w, ps, l, func(p model.Pair) string {
+			switch {
+			case !p.Known():
+				return "?"
+			case p.RTTMs == nil:
+				return "x"
 			}
-			fmt.Fprintf(w, "%s — path MTU (bytes; * = below the sender's MTU, larger packets vanish; ^ = below it, a router says so; x = unreachable; ? = not measured):\n", layerName(l, v.family))
-			matrix(w, v.pairs, l, mtuCell("x"))
-			fmt.Fprintf(w, "%s — RTT p50 ms / loss %%:\n", layerName(l, v.family))
-			matrix(w, v.pairs, l, func(p model.Pair) string {
-				switch {
-				case !p.Known():
-					return "?"
-				case p.RTTMs == nil:
-					return "x"
-				}
-				return fmt.Sprintf("%.2f/%.0f", p.RTTMs.P50, p.LossPct)
-			})
-			fmt.Fprintln(w)
-		}
-	}
+			return fmt.Sprintf("%.2f/%.0f", p.RTTMs.P50, p.LossPct)
+		})
+		fmt.Fprintln(w)
+	})
 	servicesText(w, r)
 	dnsText(w, r)
 	if len(unknown) > 0 {

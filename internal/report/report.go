@@ -110,6 +110,21 @@ func layerName(l model.Layer, family string) string {
 	return string(l) + " layer"
 }
 
+// eachMatrix walks every family's layers, node first: a layer too large for
+// a matrix gets its node summary, the others render (name is layerName's).
+func eachMatrix(w io.Writer, pairs model.Pairs, render func(name string, ps model.Pairs, l model.Layer)) {
+	for _, v := range views(pairs) {
+		for _, l := range layers(v.pairs) {
+			if wide(v.pairs, l) {
+				nodeSummary(w, v.pairs, l, v.family)
+				fmt.Fprintln(w)
+				continue
+			}
+			render(layerName(l, v.family), v.pairs, l)
+		}
+	}
+}
+
 // pairLayer is p's layer as a line about it says it: "pod", "pod/IPv6".
 func pairLayer(p model.Pair) string {
 	if f := model.FamilyName(p.Family); f != "" {
@@ -161,18 +176,11 @@ func matrix(w io.Writer, pairs model.Pairs, layer model.Layer, cell func(model.P
 
 // MTUText renders path MTUs: a matrix per layer, then what went wrong.
 func MTUText(w io.Writer, r *model.Report) {
-	for _, v := range views(r.Pairs) {
-		for _, l := range layers(v.pairs) {
-			if wide(v.pairs, l) {
-				nodeSummary(w, v.pairs, l, v.family)
-				fmt.Fprintln(w)
-				continue
-			}
-			fmt.Fprintf(w, "Path MTU, %s (largest IP packet, bytes, that crossed from row to column):\n", layerName(l, v.family))
-			matrix(w, v.pairs, l, mtuCell("unreachable"))
-			fmt.Fprintln(w)
-		}
-	}
+	eachMatrix(w, r.Pairs, func(name string, ps model.Pairs, l model.Layer) {
+		fmt.Fprintf(w, "Path MTU, %s (largest IP packet, bytes, that crossed from row to column):\n", name)
+		matrix(w, ps, l, mtuCell("unreachable"))
+		fmt.Fprintln(w)
+	})
 	fmt.Fprintln(w, "* below the sender's own interface MTU: larger packets vanish on the way")
 	fmt.Fprintln(w, "^ below the sender's own interface MTU, and a router says so (ICMP fragmentation needed): path MTU discovery works")
 	fmt.Fprintln(w, "? not measured: the reason is listed below")
