@@ -187,17 +187,42 @@ func (a *Agent) Serve(ctx context.Context, ln net.Listener, pc net.PacketConn) e
 
 // ListenAndServe listens on addr (TCP for the API, UDP for probes) and serves.
 func (a *Agent) ListenAndServe(ctx context.Context, addr string) error {
-	ln, err := net.Listen("tcp", addr)
+	ln, pc, err := ListenPair(addr)
 	if err != nil {
-		return fmt.Errorf("listen on tcp %s: %w", addr, err)
-	}
-	pc, err := net.ListenPacket("udp", ln.Addr().String())
-	if err != nil {
-		ln.Close()
-		return fmt.Errorf("listen on udp %s: %w", addr, err)
+		return err
 	}
 	a.cfg.Logger.Info("agent listening", "addr", ln.Addr().String(), "name", a.cfg.Name, "role", a.cfg.Role)
 	return a.Serve(ctx, ln, pc)
+}
+
+// ListenPair listens on addr over TCP (the API) and UDP (probes), on one
+// port. With port 0 the kernel picks TCP's port, and UDP's same number
+// may already be taken by something else: then it tries another port,
+// a bounded number of times, rather than failing a start that asked for
+// any port.
+func ListenPair(addr string) (net.Listener, net.PacketConn, error) {
+	_, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		return nil, nil, fmt.Errorf("listen on %s: %w", addr, err)
+	}
+	tries := 1
+	if port == "0" {
+		tries = 50
+	}
+	for i := 0; ; i++ {
+		ln, err := net.Listen("tcp", addr)
+		if err != nil {
+			return nil, nil, fmt.Errorf("listen on tcp %s: %w", addr, err)
+		}
+		pc, err := net.ListenPacket("udp", ln.Addr().String())
+		if err == nil {
+			return ln, pc, nil
+		}
+		ln.Close()
+		if i+1 >= tries {
+			return nil, nil, fmt.Errorf("listen on udp %s: %w", ln.Addr(), err)
+		}
+	}
 }
 
 // Handler is the agent's HTTP API.

@@ -54,11 +54,7 @@ func newAgent(t *testing.T, name string) *Agent {
 // serveAgent serves a on listen; stop ends it (also at cleanup).
 func serveAgent(t *testing.T, a *Agent, listen string) (addr string, stop func()) {
 	t.Helper()
-	ln, err := net.Listen("tcp", listen)
-	if err != nil {
-		t.Fatal(err)
-	}
-	pc, err := net.ListenPacket("udp", ln.Addr().String())
+	ln, pc, err := ListenPair(listen)
 	if err != nil {
 		t.Fatal(err)
 	}

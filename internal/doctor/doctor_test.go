@@ -3,7 +3,6 @@ package doctor
 import (
 	"context"
 	"errors"
-	"net"
 	"strings"
 	"testing"
 	"time"
@@ -35,11 +34,7 @@ func agents(t *testing.T, n int) *inventory.Inventory {
 		if err != nil {
 			t.Fatal(err)
 		}
-		ln, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			t.Fatal(err)
-		}
-		pc, err := net.ListenPacket("udp", ln.Addr().String())
+		ln, pc, err := agent.ListenPair("127.0.0.1:0")
 		if err != nil {
 			t.Fatal(err)
 		}

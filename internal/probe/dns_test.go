@@ -26,15 +26,7 @@ type dnsServer struct {
 
 func startDNS(t *testing.T, records int, drop bool) *dnsServer {
 	t.Helper()
-	u, err := net.ListenUDP("udp", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	l, err := net.Listen("tcp", u.LocalAddr().String())
-	if err != nil {
-		u.Close()
-		t.Fatal(err)
-	}
+	u, l := listenPair(t)
 	s := &dnsServer{udp: u, tcp: l, records: records, drop: drop}
 	t.Cleanup(func() { u.Close(); l.Close() })
 	go func() {
@@ -79,6 +71,29 @@ func startDNS(t *testing.T, records int, drop bool) *dnsServer {
 		}
 	}()
 	return s
+}
+
+// listenPair binds UDP and TCP on one loopback port, as a DNS server
+// does. The port UDP got may be taken for TCP by another test's
+// connection (CI saw "address already in use"), so it tries again on
+// another port a bounded number of times.
+func listenPair(t *testing.T) (*net.UDPConn, net.Listener) {
+	t.Helper()
+	var lastErr error
+	for range 50 {
+		u, err := net.ListenUDP("udp", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		l, err := net.Listen("tcp", u.LocalAddr().String())
+		if err == nil {
+			return u, l
+		}
+		u.Close()
+		lastErr = err
+	}
+	t.Fatalf("no loopback port free for both UDP and TCP: %v", lastErr)
+	return nil, nil
 }
 
 func (s *dnsServer) addr() string { return s.udp.LocalAddr().String() }
