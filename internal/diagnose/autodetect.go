@@ -110,7 +110,7 @@ func (s *state) felixChoice(n, pattern string, overhead int) (felixChoice, bool)
 	if c.uplink == "" || c.uplinkMTU == host.MTU {
 		return felixChoice{}, false // unknown, or the choice is right whichever interface it came from
 	}
-	pod, _ := podAndTunnelMTU(f, "vxlan.calico")
+	pod, _ := podAndTunnelMTU(f, s.tunnelDevice())
 	c.inUse = slices.Contains(pod, c.file)
 	return c, true
 }

@@ -47,18 +47,20 @@ func encapBlocked(s *state) {
 type vtep struct {
 	node      string
 	port, vni int
-	mac, addr string // the device's MAC and its IPv4 address (the VTEP IP)
+	mac, addr string // the device's MAC and its address of the device's family (the VTEP IP)
 	vx        *model.VXLAN
 }
 
-func vtepOf(n string, f *model.Facts) *vtep {
+// vtepOf reads n's VTEP on device: vxlan.calico with an IPv4 address,
+// or vxlan-v6.calico with an IPv6 one (six).
+func vtepOf(n string, f *model.Facts, device string, six bool) *vtep {
 	for _, l := range f.Links {
-		if l.Name != "vxlan.calico" || l.VXLAN == nil {
+		if l.Name != device || l.VXLAN == nil {
 			continue
 		}
 		v := &vtep{node: n, port: l.VXLAN.Port, vni: l.VXLAN.VNI, mac: strings.ToLower(l.MAC), vx: l.VXLAN}
 		for _, a := range l.Addresses {
-			if p, err := netip.ParsePrefix(a); err == nil && p.Addr().Is4() {
+			if p, err := netip.ParsePrefix(a); err == nil && p.Addr().Unmap().Is6() == six && !p.Addr().IsLinkLocalUnicast() {
 				v.addr = p.Addr().String()
 			}
 		}
@@ -87,10 +89,11 @@ func encapMismatch(s *state) {
 	if s.ev.Network.Backend != "vxlan" && s.ev.Network.Backend != "" {
 		return
 	}
+	dev := s.tunnelDevice()
 	var vteps []*vtep
 	for _, n := range s.ev.Nodes {
 		if f := s.ev.Facts[n]; f != nil {
-			if v := vtepOf(n, f); v != nil {
+			if v := vtepOf(n, f, dev, s.v6()); v != nil {
 				vteps = append(vteps, v)
 			}
 		}
@@ -115,9 +118,9 @@ func encapMismatch(s *state) {
 		}
 		for _, v := range vteps {
 			if x := val(v); x != mode && 2*best > len(vteps) {
-				bad[v.node] = append(bad[v.node], fmt.Sprintf("%s: vxlan.calico uses %s %d, the other nodes %d", v.node, setting, x, mode))
+				bad[v.node] = append(bad[v.node], fmt.Sprintf("%s: %s uses %s %d, the other nodes %d", v.node, dev, setting, x, mode))
 			} else if 2*best <= len(vteps) {
-				bad[v.node] = append(bad[v.node], fmt.Sprintf("%s: vxlan.calico uses %s %d; the nodes do not agree on one", v.node, setting, x))
+				bad[v.node] = append(bad[v.node], fmt.Sprintf("%s: %s uses %s %d; the nodes do not agree on one", v.node, dev, setting, x))
 			}
 		}
 	}
@@ -155,7 +158,7 @@ func encapMismatch(s *state) {
 			}
 			for _, nb := range m.vx.Neighbors {
 				if nb.IP == v.addr && !strings.EqualFold(nb.MAC, v.mac) {
-					note(m.node, v.node, fmt.Sprintf("%s resolves %s's VTEP %s to MAC %s; %s's vxlan.calico has MAC %s", m.node, v.node, v.addr, nb.MAC, v.node, v.mac))
+					note(m.node, v.node, fmt.Sprintf("%s resolves %s's VTEP %s to MAC %s; %s's %s has MAC %s", m.node, v.node, v.addr, nb.MAC, v.node, dev, v.mac))
 				}
 			}
 		}
@@ -174,7 +177,7 @@ func encapMismatch(s *state) {
 				Summary: fmt.Sprintf("%s's VXLAN endpoint is not what the other nodes send to: its frames and theirs are dropped on arrival, so Pods on %s cannot reach Pods on other nodes, while the nodes themselves talk.", n, n),
 				Nodes:   []string{n}, Pairs: refs(failing), Evidence: capLines(ev, maxEvidence),
 				Remedy: &model.Remedy{Summary: fmt.Sprintf("Give %s the cluster's VXLAN port and VNI (FelixConfiguration vxlanPort and vxlanVNI, the same for every node; Kubespray calico_vxlan_port and calico_vxlan_vni) and restart calico-node there so Felix programs the device and the other nodes' FDB entries again.", n),
-					Commands: []string{"ip -d link show vxlan.calico; bridge fdb show dev vxlan.calico; ip neigh show dev vxlan.calico   # on " + n + " and one other node",
+					Commands: []string{fmt.Sprintf("ip -d link show %s; bridge fdb show dev %s; %sneigh show dev %s   # on %s and one other node", dev, dev, s.ipCmd(), dev, n),
 						"kubectl get felixconfiguration default -o yaml", restart(n)}},
 			}, s.podPairsOf(n))
 		}
@@ -190,9 +193,18 @@ func encapMismatch(s *state) {
 				ID: EncapMismatch, Severity: Error, Title: fmt.Sprintf("%s's VXLAN entries for %s are wrong", n, nodesOrAll(victims[n])),
 				Summary: fmt.Sprintf("%s sends VXLAN for %s where that node is not, or to a MAC it does not have: Felix programs these entries from each node's address and VTEP, and on %s they are stale or were changed by hand, so Pods on %s cannot reach Pods there.", n, nodesOrAll(victims[n]), n, n),
 				Nodes:   []string{n}, Pairs: refs(failing), Evidence: capLines(ev, maxEvidence),
-				Remedy: &model.Remedy{Summary: fmt.Sprintf("Restart calico-node on %s so Felix programs its FDB and neighbour entries again from the nodes' current addresses; if they come back wrong, the other nodes' Calico addresses (projectcalico.org/IPv4Address, IPv4VXLANTunnelAddr, VXLANTunnelMACAddr) are what is stale.", n),
-					Commands: []string{"bridge fdb show dev vxlan.calico; ip neigh show dev vxlan.calico   # on " + n, restart(n)}},
+				Remedy: &model.Remedy{Summary: fmt.Sprintf("Restart calico-node on %s so Felix programs its FDB and neighbour entries again from the nodes' current addresses; if they come back wrong, the other nodes' Calico addresses (%s) are what is stale.", n, calicoAddrAnnotations(s.v6())),
+					Commands: []string{fmt.Sprintf("bridge fdb show dev %s; %sneigh show dev %s   # on %s", dev, s.ipCmd(), dev, n), restart(n)}},
 			}, pairs)
 		}
 	}
+}
+
+// calicoAddrAnnotations are the node annotations Felix programs the
+// other nodes' VXLAN entries from, for the pass's family.
+func calicoAddrAnnotations(v6 bool) string {
+	if v6 {
+		return "projectcalico.org/IPv6Address, IPv6VXLANTunnelAddr, VXLANTunnelMACAddrV6"
+	}
+	return "projectcalico.org/IPv4Address, IPv4VXLANTunnelAddr, VXLANTunnelMACAddr"
 }

@@ -17,7 +17,7 @@ import (
 // (its 40-byte header), judged by the nodes' addresses: IPv6 when every
 // known one is.
 func (s *state) overhead() int {
-	if s.ipv6() {
+	if s.v6() {
 		return calico.OverheadIPv6(s.ev.Network.Backend)
 	}
 	return calico.Overhead(s.ev.Network.Backend)
@@ -57,10 +57,36 @@ func (s *state) underlayLink(n string) *model.Link {
 	return nil
 }
 
+// v6 reports whether the pass's traffic is IPv6: a dual-stack cluster's
+// IPv6 pass, or an IPv6-only cluster's one pass. Its rules then read
+// IPv6's tunnel device, overhead, forwarding sysctl, routes and BGP
+// sessions; IPv4's say nothing about it.
+func (s *state) v6() bool {
+	return s.ev.Family == model.FamilyIPv6 || s.ipv6()
+}
+
+// ipCmd is iproute2's command for the pass's family: "ip -6 " lists
+// IPv6 routes and neighbours, which plain "ip " leaves out.
+func (s *state) ipCmd() string {
+	if s.v6() {
+		return "ip -6 "
+	}
+	return "ip "
+}
+
+// routeFamily is the pass's family as host facts name a route's.
+func (s *state) routeFamily() string {
+	if s.v6() {
+		return "ipv6"
+	}
+	return "ipv4"
+}
+
 // tunnelDevice is the VXLAN device the pass's Pod traffic crosses:
-// Felix's vxlan-v6.calico for a dual-stack cluster's IPv6.
+// Felix's vxlan-v6.calico for IPv6 (a dual-stack cluster's IPv6 pass, or
+// an IPv6-only cluster).
 func (s *state) tunnelDevice() string {
-	if s.ev.Family == model.FamilyIPv6 {
+	if s.v6() {
 		return "vxlan-v6.calico"
 	}
 	return "vxlan.calico"
@@ -164,7 +190,7 @@ func mtuInconsistent(s *state) {
 			// A few nodes' tunnels are smaller than everyone's Pods, and the
 			// rest agree: those tunnels are the odd ones, not the Pod MTU.
 			field := "vxlanMTU"
-			if s.ev.Family == model.FamilyIPv6 {
+			if s.v6() {
 				field = "vxlanMTUV6"
 			}
 			remedy = &model.Remedy{Summary: fmt.Sprintf("Give %s on %s the Pod MTU again, as on the other nodes: Felix sets it from FelixConfiguration %s or that node's calico-node FELIX_%s (a per-node override or FelixConfiguration node.%s); then restart calico-node there.", s.tunnelDevice(), nodesOrAll(over), field, strings.ToUpper(field), over[0]),
@@ -515,7 +541,7 @@ func underlayFragmentation(s *state) {
 		at = "on " + count(len(frag), "Pod path") + " (below)"
 	}
 	who := fmt.Sprintf("%s's outer packets carry no Don't Fragment bit, so a router fragments them", s.ev.Network.Backend)
-	if s.ev.Family == model.FamilyIPv6 {
+	if s.v6() {
 		// IPv6 routers never fragment: the sending node's tunnel does.
 		who = fmt.Sprintf("the sending node fragments %s's outer IPv6 packets itself", s.ev.Network.Backend)
 	}

@@ -165,7 +165,7 @@ func (s *state) addrNode() map[netip.Addr]string {
 	out := map[netip.Addr]string{}
 	// The pass's family only: a dual-stack node's BGP sessions of the
 	// other family are the other pass's to judge.
-	six := s.ipv6()
+	six := s.v6()
 	for n, f := range s.ev.Facts {
 		if f == nil {
 			continue
@@ -416,7 +416,7 @@ func uptime(f *model.Facts) string {
 // ipForwardDisabled: a node with net.ipv4.ip_forward=0 forwards nothing to or from its Pods.
 func ipForwardDisabled(s *state) {
 	key, read := "net.ipv4.ip_forward", func(f *model.Facts) *int { return f.Sysctls.IPv4Forward }
-	if s.ev.Family == model.FamilyIPv6 {
+	if s.v6() {
 		key, read = "net.ipv6.conf.all.forwarding", func(f *model.Facts) *int { return f.Sysctls.IPv6Forwarding }
 	}
 	for _, n := range s.ev.Nodes {
@@ -455,11 +455,12 @@ func hijacked(f *model.Facts, block string) (model.Route, bool) {
 	return model.Route{}, false
 }
 
-// blocks are the Pod blocks a node owns: Calico blackholes each locally.
-func blocks(f *model.Facts) []string {
+// blocks are the Pod blocks of family ("ipv4", "ipv6") a node owns:
+// Calico blackholes each locally.
+func blocks(f *model.Facts, family string) []string {
 	var out []string
 	for _, r := range f.Routes {
-		if r.Type == "blackhole" && r.Family == "ipv4" {
+		if r.Type == "blackhole" && r.Family == family {
 			out = append(out, r.Dst)
 		}
 	}
@@ -485,7 +486,7 @@ func routeMissing(s *state) {
 			if m == n || s.ev.Facts[m] == nil {
 				continue
 			}
-			for _, b := range blocks(s.ev.Facts[m]) {
+			for _, b := range blocks(s.ev.Facts[m], s.routeFamily()) {
 				if !have[b] {
 					missing = append(missing, fmt.Sprintf("%s has no route to %s (%s's block)", n, b, m))
 					owners = append(owners, m)
@@ -551,7 +552,7 @@ func routeMissing(s *state) {
 			ID: RouteMissing, Severity: Error, Title: "Routes to other nodes' Pods are missing or wrong on " + n,
 			Summary: fmt.Sprintf("%s cannot send to some Pod blocks: %s missing.", n, count(len(unexplained), "route")),
 			Nodes:   []string{n}, Pairs: refs(pairs), Evidence: unexplained,
-			Remedy: &model.Remedy{Summary: remedy, Commands: []string{"ip route   # on " + n}},
+			Remedy: &model.Remedy{Summary: remedy, Commands: []string{s.ipCmd() + "route   # on " + n}},
 		}, pairs)
 	}
 }

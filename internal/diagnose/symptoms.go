@@ -39,9 +39,18 @@ func podNetworkPartition(s *state) {
 		ID: PodNetworkPartition, Severity: Error, Title: "Pods cannot reach Pods on other nodes: " + nodesOrAll(nodes),
 		Summary: "Cross-node Pod traffic fails and no firewall rule, route, BGP session or sysctl podpath reads explains it.",
 		Nodes:   nodes, Pairs: refs(failing), Evidence: capLines(ev, maxEvidence),
-		Remedy: &model.Remedy{Summary: "Compare the failing nodes' routes to other nodes' Pod blocks, their vxlan.calico neighbour/FDB entries or BGP routes, calico-node's logs, and the Pods' own routes (a default route via 169.254.1.1).",
-			Commands: []string{"ip route; ip neigh show dev vxlan.calico; bridge fdb show dev vxlan.calico", "kubectl -n kube-system logs -l k8s-app=calico-node --tail=100"}},
+		Remedy: &model.Remedy{Summary: fmt.Sprintf("Compare the failing nodes' routes to other nodes' Pod blocks, their %s neighbour/FDB entries or BGP routes, calico-node's logs, and the Pods' own routes (a default route via %s).", s.tunnelDevice(), podGateway(s.v6())),
+			Commands: []string{fmt.Sprintf("%sroute; %sneigh show dev %s; bridge fdb show dev %s", s.ipCmd(), s.ipCmd(), s.tunnelDevice(), s.tunnelDevice()), "kubectl -n kube-system logs -l k8s-app=calico-node --tail=100"}},
 	}, failing)
+}
+
+// podGateway is the next hop the Calico CNI plugin gives a Pod's
+// default route: a link-local address its host side answers for.
+func podGateway(v6 bool) string {
+	if v6 {
+		return "fe80::ecee:eeff:feee:eeee"
+	}
+	return "169.254.1.1"
 }
 
 // rpFilterStrict: strict reverse-path filtering on a node drops packets
@@ -51,6 +60,9 @@ func podNetworkPartition(s *state) {
 // say), that is the root cause of every failing Pod pair between them;
 // strict mode without such an asymmetry is only a warning.
 func rpFilterStrict(s *state) {
+	if s.v6() {
+		return // rp_filter is IPv4's; IPv6 has no such sysctl
+	}
 	var warnNodes, warnEv []string
 	for _, n := range s.ev.Nodes {
 		f := s.ev.Facts[n]
@@ -104,7 +116,7 @@ func rpFilterStrict(s *state) {
 // FDB entries for n's VTEP send it: the interface of n that holds that
 // address; where it comes from is each peer's VXLAN source address.
 func (s *state) asymmetricRPF(n string, f *model.Facts) (ev, peers, ifaces []string) {
-	v := vtepOf(n, f)
+	v := vtepOf(n, f, "vxlan.calico", false) // rp_filter judges IPv4 only
 	if v == nil || v.mac == "" {
 		return nil, nil, nil
 	}
@@ -113,7 +125,7 @@ func (s *state) asymmetricRPF(n string, f *model.Facts) (ev, peers, ifaces []str
 		if m == n || mf == nil {
 			continue
 		}
-		mv := vtepOf(m, mf)
+		mv := vtepOf(m, mf, "vxlan.calico", false)
 		if mv == nil {
 			continue
 		}
@@ -247,7 +259,7 @@ func nodeNetworkPartition(s *state) {
 		if f := s.ev.Facts[n]; f != nil {
 			var defaults []string
 			for _, r := range f.Routes {
-				if r.Family == "ipv4" && r.Dst == "default" && r.Type == "unicast" {
+				if r.Family == s.routeFamily() && r.Dst == "default" && r.Type == "unicast" {
 					defaults = append(defaults, fmt.Sprintf("via %s dev %s metric %d", r.Gw, r.Dev, r.Metric))
 				}
 			}

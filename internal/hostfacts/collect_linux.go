@@ -157,13 +157,17 @@ func (f collector) vxlanEntries(nl *netlink.Handle, index int, v *VXLAN) {
 			v.FDB = append(v.FDB, FDBEntry{MAC: n.HardwareAddr.String(), Dst: n.IP.String()})
 		}
 	}
-	neigh, err := dump(func() ([]netlink.Neigh, error) { return nl.NeighList(index, unix.AF_INET) })
-	if err != nil && !errors.Is(err, netlink.ErrDumpInterrupted) {
-		f.Errors = append(f.Errors, fmt.Sprintf("list neighbours: %v", err))
-	}
-	for _, n := range neigh {
-		if n.IP != nil && len(n.HardwareAddr) > 0 {
-			v.Neighbors = append(v.Neighbors, Neighbor{IP: n.IP.String(), MAC: n.HardwareAddr.String()})
+	// Both families: Felix programs vxlan-v6.calico's remote VTEPs as
+	// IPv6 neighbours.
+	for _, fam := range []int{unix.AF_INET, unix.AF_INET6} {
+		neigh, err := dump(func() ([]netlink.Neigh, error) { return nl.NeighList(index, fam) })
+		if err != nil && !errors.Is(err, netlink.ErrDumpInterrupted) {
+			f.Errors = append(f.Errors, fmt.Sprintf("list neighbours: %v", err))
+		}
+		for _, n := range neigh {
+			if n.IP != nil && len(n.HardwareAddr) > 0 && !n.IP.IsLinkLocalUnicast() {
+				v.Neighbors = append(v.Neighbors, Neighbor{IP: n.IP.String(), MAC: n.HardwareAddr.String()})
+			}
 		}
 	}
 }

@@ -288,10 +288,22 @@ func viewOf(links []Link, routes []Route) hostView {
 	if v.underlay == "" && v.node.IsValid() {
 		v.underlay = holder(v.node)
 	}
-	for _, r := range routes {
-		if v.underlay == "" && r.Family == "ipv4" && r.Dst == "default" && r.Dev != "" {
-			v.underlay = r.Dev
+	// An IPv6-only node: its VXLAN device, vxlan-v6.calico, names the
+	// underlay its peers' IPv6 VXLAN arrives on.
+	if l := byName["vxlan-v6.calico"]; v.underlay == "" && l != nil && l.VXLAN != nil {
+		v.underlay = l.VXLAN.Dev
+		if a, err := netip.ParseAddr(l.VXLAN.Local); v.underlay == "" && err == nil {
+			v.underlay = holder(a)
 		}
+	}
+	for _, fam := range []string{"ipv4", "ipv6"} {
+		for _, r := range routes {
+			if v.underlay == "" && r.Family == fam && r.Dst == "default" && r.Dev != "" {
+				v.underlay = r.Dev
+			}
+		}
+	}
+	for _, r := range routes {
 		if v.workload == "" && r.Family == "ipv4" && strings.HasPrefix(r.Dev, "cali") && strings.HasSuffix(r.Dst, "/32") {
 			if p, err := netip.ParsePrefix(r.Dst); err == nil {
 				v.workload, v.pod = r.Dev, p.Addr()
