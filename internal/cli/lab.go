@@ -53,6 +53,7 @@ func newLabUp(s Streams) *cobra.Command {
   podpath lab up --topology routed --controller node1 --agents
   podpath lab up --mtu-override node3:underlay=9000
   podpath lab up --ip-family dual --agents      # IPv6 beside IPv4: vxlan-v6.calico, Pods MTU 1430
+  podpath lab up --ip-family ipv6 --agents      # IPv6 alone (vxlan only): vxlan-v6.calico, Pods MTU 1430
   podpath lab up --kubernetes                  # real nodes: kubelet, containerd, runc, kube-proxy`,
 		Args: cobra.NoArgs,
 		RunE: func(c *cobra.Command, _ []string) error {
@@ -75,7 +76,7 @@ func newLabUp(s Streams) *cobra.Command {
 	fl.IntVar(&f.cfg.PodsPerNode, "pods-per-node", lab.DefaultPodsPerNode, fmt.Sprintf("Pods on each node (0-%d)", lab.MaxPodsPerNode))
 	fl.StringVar(&f.backend, "backend", string(lab.BackendVXLAN), "how nodes reach each other's Pods: vxlan, bgp or none")
 	fl.StringVar(&f.topology, "topology", string(lab.TopologyFlat), "underlay: flat (one bridge) or routed (two subnets and a router)")
-	fl.StringVar(&f.family, "ip-family", lab.FamilyIPv4, "ipv4, or dual: IPv6 underlay addresses, Pod blocks (Kubespray's fd85:ee78:d8a6:8607::1:0/112, /122 per node) and, with vxlan, vxlan-v6.calico (70 bytes of overhead) beside IPv4's; the Pods take the smaller tunnel MTU, as Calico does")
+	fl.StringVar(&f.family, "ip-family", lab.FamilyIPv4, "ipv4; dual: IPv6 underlay addresses, Pod blocks (Kubespray's fd85:ee78:d8a6:8607::1:0/112, /122 per node) and, with vxlan, vxlan-v6.calico (70 bytes of overhead) beside IPv4's, the Pods at the smaller tunnel MTU, as Calico does; ipv6: the IPv6 side alone (backend vxlan; the inventory lists IPv6 addresses only)")
 	fl.IntVar(&f.cfg.UnderlayMTU, "underlay-mtu", lab.DefaultUnderlayMTU, "MTU of every node's eth0 and fabric port")
 	fl.IntVar(&f.cfg.PodMTU, "pod-mtu", 0, "MTU of Pod interfaces (0: underlay MTU less the backend's overhead, 1450 for vxlan)")
 	fl.IntVar(&f.cfg.VXLANMTU, "vxlan-mtu", 0, "MTU of vxlan.calico (0: the Pod MTU, as Calico sets it)")

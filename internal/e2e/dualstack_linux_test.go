@@ -126,3 +126,60 @@ func TestDoctorDualStackBGP(t *testing.T) {
 		}
 	})
 }
+
+// An IPv6-only lab (routed VXLAN, the controller on node1): nodes and
+// Pods with IPv6 addresses alone, Pod traffic in vxlan-v6.calico only,
+// the inventory naming everything by its IPv6 address. The doctor makes
+// one pass and judges it by IPv6's rules: the seed's MTU fault asks for
+// 1330 (1400 less 70), IPv6 forwarding off is named, and IPv4's
+// forwarding and rp_filter, which carry none of this cluster's traffic,
+// are not.
+func TestDoctorIPv6Only(t *testing.T) {
+	l := agentLab(t, lab.New(labName(t)).Nodes(3).Backend(lab.BackendVXLAN).Topology(lab.TopologyRouted).
+		Controller("node1").IPFamily(lab.FamilyIPv6))
+	node3Block := l.Spec.Nodes[2].Block6.String()
+	cases := []doctorCase{
+		{"healthy", "", "", nil},
+		{"underlay-mtu=node3:1400", "mtu-blackhole", "error", []string{"node3"}},
+		{"ipv6-forward-off=node2", "ip-forward-disabled", "error", []string{"node2"}},
+		{"ip-forward-off=node2", "", "", nil},
+		{"rp-filter-strict=node2", "", "", nil},
+		{"block-vxlan=node2", "encap-blocked", "error", []string{"node2"}},
+		{"route-missing=node1:" + node3Block, "route-missing", "error", []string{"node1"}},
+	}
+	runMatrix(t, l, cases, nil, func(t *testing.T, c doctorCase, r *model.Report) {
+		for _, f := range r.Findings {
+			if f.Family != "" {
+				t.Errorf("%s carries family %q: an IPv6-only cluster is one pass", f.ID, f.Family)
+			}
+		}
+		switch c.fault {
+		case "healthy":
+			n := 0
+			for _, p := range r.Pairs.All() {
+				n++
+				if !p.Reachable || p.Family != "" {
+					t.Errorf("%s %s → %s: reachable %v, family %q", p.Layer, p.From, p.To, p.Reachable, p.Family)
+				}
+				if p.Layer == model.LayerPod && p.PathMTU != 1430 {
+					t.Errorf("pod %s → %s path MTU %d; want 1430 (vxlan-v6.calico: 1500 less 70)", p.From, p.To, p.PathMTU)
+				}
+			}
+			if n != 12 {
+				t.Errorf("%d pairs; want 12 (3 nodes, 2 layers, one family)", n)
+			}
+		case "underlay-mtu=node3:1400":
+			if f := r.Findings[0]; f.Remedy == nil || f.Remedy.MTU != 1330 {
+				t.Errorf("mtu-blackhole remedy %+v; want MTU 1330 (1400 less VXLAN over IPv6's 70)", f.Remedy)
+			}
+		case "ipv6-forward-off=node2":
+			if ev := strings.Join(r.Findings[0].Evidence, "\n"); !strings.Contains(ev, "net.ipv6.conf.all.forwarding = 0") {
+				t.Errorf("ip-forward-disabled evidence %q; want IPv6's sysctl", ev)
+			}
+		}
+	})
+	code, out, _ := run(t, "lab", "status", "--name", l.Spec.Name)
+	if code != 0 || !strings.Contains(out, "IPv6 only") || !strings.Contains(out, "fd00:198:18::1") || strings.Contains(out, "198.18.0.1") {
+		t.Errorf("lab status: exit %d; want the IPv6 side alone:\n%s", code, out)
+	}
+}

@@ -524,3 +524,24 @@ func TestFirewallWalk(t *testing.T) {
 		})
 	}
 }
+
+// An IPv6-only node: no vxlan.calico, no IPv4 route. Its underlay, where
+// peers' IPv6 VXLAN arrives and the IPv6 flows are walked from, is the
+// link vxlan-v6.calico sends by, or the one holding its local address,
+// or the one IPv6's default route leaves by.
+func TestViewOfIPv6Only(t *testing.T) {
+	links := []Link{
+		{Name: "lo", Addresses: []string{"::1/128"}},
+		{Name: "ens3", Addresses: []string{"fd00:198:18::2/64"}},
+		{Name: "vxlan-v6.calico", VXLAN: &VXLAN{VNI: 4096, Port: 4789, Local: "fd00:198:18::2"}},
+	}
+	v := viewOf(links, nil)
+	if v.underlay != "ens3" || !v.ipv6 || v.node.IsValid() {
+		t.Errorf("view %+v; want underlay ens3 (holding vxlan-v6.calico's local address), IPv6, no IPv4 node address", v)
+	}
+	links[2].VXLAN = nil
+	v = viewOf(links, []Route{{Family: "ipv6", Dst: "default", Dev: "ens3", Type: "unicast"}})
+	if v.underlay != "ens3" {
+		t.Errorf("underlay %q; want ens3, where IPv6's default route leaves", v.underlay)
+	}
+}

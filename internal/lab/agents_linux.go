@@ -50,13 +50,13 @@ type agentProc struct {
 func (s *Spec) agentProcs() []agentProc {
 	var out []agentProc
 	for _, n := range s.Nodes {
-		a := agentProc{name: n.Name, netns: n.Netns, role: "host", addr: n.Address, anyAddr: s.Dual()}
+		a := agentProc{name: n.Name, netns: n.Netns, role: "host", addr: s.Primary(n.Address, n.Address6), anyAddr: s.HasIPv6()}
 		if s.Backend == BackendBGP {
 			a.birdSocket = BIRDSocket(s.Name, n.Name)
 		}
 		out = append(out, a)
 		for _, p := range n.Pods {
-			out = append(out, agentProc{name: p.Name, netns: p.Netns, role: "pod", addr: p.Address, anyAddr: s.Dual()})
+			out = append(out, agentProc{name: p.Name, netns: p.Netns, role: "pod", addr: s.Primary(p.Address, p.Address6), anyAddr: s.HasIPv6()})
 		}
 	}
 	return out

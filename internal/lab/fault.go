@@ -21,7 +21,7 @@ const (
 	FaultBIRDDown       FaultKind = "bird-down"        // <node>: BIRD stopped
 	FaultRouteMissing   FaultKind = "route-missing"    // <node>:<block>: the route to a remote block deleted
 	FaultIPForwardOff   FaultKind = "ip-forward-off"   // <node>: net.ipv4.ip_forward=0
-	FaultIPv6ForwardOff FaultKind = "ipv6-forward-off" // <node>: net.ipv6.conf.all.forwarding=0 (dual-stack labs): IPv4 forwards, IPv6 does not
+	FaultIPv6ForwardOff FaultKind = "ipv6-forward-off" // <node>: net.ipv6.conf.all.forwarding=0 (dual-stack and IPv6-only labs): IPv4 forwards, IPv6 does not
 	FaultRPFilterStrict FaultKind = "rp-filter-strict" // <node>: net.ipv4.conf.all.rp_filter=1
 	FaultDelay          FaultKind = "delay"            // <node>:<ms>: packets leaving the node wait ms
 	FaultLoss           FaultKind = "loss"             // <node>:<pct>: packets leaving the node dropped at random
@@ -206,8 +206,8 @@ func ParseFault(s string) (Fault, error) {
 		f.Node = node
 		if form == "<node>:<block CIDR>" {
 			p, err := netip.ParsePrefix(v)
-			if err != nil || !p.Addr().Is4() {
-				return bad(fmt.Sprintf("%q is not an IPv4 CIDR", v))
+			if err != nil {
+				return bad(fmt.Sprintf("%q is not a CIDR (a node's block, IPv4 or IPv6)", v))
 			}
 			f.Block = p.Masked()
 			break
@@ -256,10 +256,34 @@ func faultNames() []string {
 	return out
 }
 
+// ipv6OnlyFaults are the faults an IPv6-only lab takes: those that act
+// on IPv6 as on IPv4 (MTUs, VXLAN's port, the wire, the shaper, a random
+// drop), IPv6's own (ipv6-forward-off, an IPv6 block's route), and
+// IPv4's sysctls, which must change nothing there (a healthy variant).
+// The rest act on IPv4 alone or would need IPv6 rules of their own
+// (ICMPv6 carries neighbour discovery: blocking it is another fault).
+var ipv6OnlyFaults = map[FaultKind]bool{
+	FaultUnderlayMTU: true, FaultPodMTU: true, FaultNodeMTU: true, FaultBlockVXLAN: true,
+	FaultIPv6ForwardOff: true, FaultIPForwardOff: true, FaultRPFilterStrict: true, FaultRouteMissing: true,
+	FaultDelay: true, FaultLoss: true, FaultRate: true, FaultRouterMTU: true,
+}
+
+func ipv6OnlyFaultNames() []string {
+	var out []string
+	for k := range ipv6OnlyFaults {
+		out = append(out, string(k))
+	}
+	sort.Strings(out)
+	return out
+}
+
 // CheckFault checks that f makes sense on this lab: the node exists, the
 // block is one the node routes, BIRD runs where it is to be stopped, a
 // router is there to misbehave.
 func (s *Spec) CheckFault(f Fault) error {
+	if s.IPv6Only() && !ipv6OnlyFaults[f.Kind] {
+		return invalidf("fault %s: not built for an IPv6-only lab yet (there: %s)", f, strings.Join(ipv6OnlyFaultNames(), ", "))
+	}
 	switch f.Kind {
 	case FaultRouterMTU, FaultRouterNoFragNeeded, FaultRouterNoICMP:
 		if s.Topology != TopologyRouted {
@@ -278,8 +302,8 @@ func (s *Spec) CheckFault(f Fault) error {
 			return invalidf("fault %s: lab %s runs no kube-proxy (build it with --kubernetes)", f, s.Name)
 		}
 	case FaultIPv6ForwardOff:
-		if !s.Dual() {
-			return invalidf("fault %s: lab %s is IPv4 only (build it with --ip-family dual)", f, s.Name)
+		if !s.HasIPv6() {
+			return invalidf("fault %s: lab %s is IPv4 only (build it with --ip-family dual or ipv6)", f, s.Name)
 		}
 	case FaultDNSUDPDropped:
 		if !s.Kubernetes {
@@ -303,9 +327,13 @@ func (s *Spec) CheckFault(f Fault) error {
 			return invalidf("fault %s: backend none has no routes between nodes", f)
 		}
 		for _, o := range s.Nodes {
-			if o.Block == f.Block && o.Name != n.Name {
+			if o.Name != n.Name && (o.Block == f.Block && s.HasIPv4() || o.Block6.IsValid() && o.Block6 == f.Block && s.Backend == BackendVXLAN) {
 				return nil
 			}
+		}
+		if s.IPv6Only() {
+			return invalidf("fault %s: %s has no route to %s (remote blocks are the other nodes' IPv6 /122 blocks, e.g. %s)",
+				f, n.Name, f.Block, s.Nodes[(nodeIdx(s, n.Name)+1)%len(s.Nodes)].Block6)
 		}
 		return invalidf("fault %s: %s has no route to %s (remote blocks are the other nodes' /26 blocks, e.g. %s)",
 			f, n.Name, f.Block, s.Nodes[(nodeIdx(s, n.Name)+1)%len(s.Nodes)].Block)

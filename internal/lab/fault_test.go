@@ -70,7 +70,7 @@ func TestParseFaultRejects(t *testing.T) {
 		{"underlay-mtu=node3:big", `"big" is not a number`},
 		{"pod-mtu=0", "pod-mtu 0"},
 		{"block-vxlan=node2:4789", "takes only a node name"},
-		{"route-missing=node1:10.233.64.64", "is not an IPv4 CIDR"},
+		{"route-missing=node1:10.233.64.64", "is not a CIDR"},
 		{"delay=node1:0", "delay 0 ms must be between 1 and 10000"},
 		{"loss=node1:101", "loss 101% must be between 1 and 100"},
 		{"rate=node1:0", "rate 0 Mbit/s must be between 1 and 100000"},
@@ -98,6 +98,8 @@ func TestCheckFault(t *testing.T) {
 	routed, _ := SpecOf(Config{Topology: TopologyRouted})
 	kube := vx
 	kube.Kubernetes = true
+	v6, _ := SpecOf(Config{IPFamily: FamilyIPv6})
+	dual, _ := SpecOf(Config{IPFamily: FamilyDual})
 	tests := []struct {
 		name  string
 		spec  Spec
@@ -125,7 +127,14 @@ func TestCheckFault(t *testing.T) {
 		{"dns_unknown_node", kube, "dns-udp-dropped=node7", `no node "node7"`},
 		{"uplink_bridge", vx, "uplink-bridge=node2", ""},
 		{"uplink_bridge_on_bgp", bgp, "uplink-bridge=node2", "which has no VXLAN"},
-		{"ipv6_forward_on_ipv4", vx, "ipv6-forward-off=node2", "is IPv4 only (build it with --ip-family dual)"},
+		{"ipv6_forward_on_ipv4", vx, "ipv6-forward-off=node2", "is IPv4 only (build it with --ip-family dual or ipv6)"},
+		{"ipv6_only_forward", v6, "ipv6-forward-off=node2", ""},
+		{"ipv6_only_ipv4_forward", v6, "ip-forward-off=node2", ""}, // changes nothing there: a healthy variant
+		{"ipv6_only_block6", v6, "route-missing=node1:fd85:ee78:d8a6:8607::1:40/122", ""},
+		{"ipv6_only_block4", v6, "route-missing=node1:10.233.64.64/26", "IPv6 /122 blocks, e.g. fd85:ee78:d8a6:8607::1:40/122"},
+		{"ipv6_only_icmp", v6, "block-icmp=node2", "not built for an IPv6-only lab yet"},
+		{"ipv6_only_vxlan_port", v6, "vxlan-port=node2:8472", "not built for an IPv6-only lab yet"},
+		{"dual_block6", dual, "route-missing=node1:fd85:ee78:d8a6:8607::1:40/122", ""},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -418,14 +418,24 @@ func setPodMTU(n *Node, mtu int) error {
 func setRoute(s *Spec, h *nsHandle, n *Node, f Fault, on bool) error {
 	var r *Node
 	for i := range s.Nodes {
-		if s.Nodes[i].Block == f.Block {
+		if s.Nodes[i].Block == f.Block || (s.Nodes[i].Block6.IsValid() && s.Nodes[i].Block6 == f.Block) {
 			r = &s.Nodes[i]
 		}
 	}
 	if r == nil {
 		return invalidf("no node owns block %s", f.Block)
 	}
-	route, err := backendRoute(h, r, s.Backend)
+	var route *netlink.Route
+	var err error
+	if f.Block.Addr().Is6() { // an IPv6 block: Felix's route by vxlan-v6.calico
+		var vx netlink.Link
+		if vx, err = h.link(VXLANDeviceV6); err == nil {
+			route = &netlink.Route{Dst: prefixNet(r.Block6), Gw: r.VTEP6.AsSlice(), LinkIndex: vx.Attrs().Index,
+				Flags: int(netlink.FLAG_ONLINK), Protocol: rtprotFelix}
+		}
+	} else {
+		route, err = backendRoute(h, r, s.Backend)
+	}
 	if err != nil {
 		return err
 	}

@@ -219,10 +219,12 @@ func build(ctx context.Context, st *State) error {
 	switch s.Backend {
 	case BackendVXLAN:
 		for i := range s.Nodes {
-			if err := programVXLAN(s, &s.Nodes[i]); err != nil {
-				return fmt.Errorf("%s: vxlan: %w", s.Nodes[i].Name, err)
+			if s.HasIPv4() {
+				if err := programVXLAN(s, &s.Nodes[i]); err != nil {
+					return fmt.Errorf("%s: vxlan: %w", s.Nodes[i].Name, err)
+				}
 			}
-			if s.Dual() {
+			if s.HasIPv6() {
 				if err := programVXLANv6(s, &s.Nodes[i]); err != nil {
 					return fmt.Errorf("%s: vxlan-v6: %w", s.Nodes[i].Name, err)
 				}
@@ -287,7 +289,7 @@ func buildFabric(s *Spec) error {
 	if err := h.sysctl("net/ipv4/ip_forward", boolStr(len(s.Subnets) > 1)); err != nil {
 		return err
 	}
-	if s.Dual() {
+	if s.HasIPv6() {
 		if err := h.sysctls(ipv6Sysctls(len(s.Subnets) > 1)); err != nil {
 			return err
 		}
@@ -345,7 +347,7 @@ func buildNode(s *Spec, n *Node) error {
 		{"net/ipv4/conf/all/rp_filter", "0"},
 		{"net/ipv4/conf/default/rp_filter", "0"},
 	}
-	if s.Dual() {
+	if s.HasIPv6() {
 		kvs = append(kvs, ipv6Sysctls(true)...)
 	}
 	if err := h.sysctls(kvs); err != nil {
@@ -383,21 +385,25 @@ func buildNode(s *Spec, n *Node) error {
 	if err := h.nl.LinkSetGSOMaxSegs(eth0, 1); err != nil {
 		return fmt.Errorf("set gso_max_segs on eth0: %w", err)
 	}
-	if err := addAddr(h, eth0, n.Address, s.Subnets[n.Subnet].Prefix.Bits()); err != nil {
-		return err
+	if s.HasIPv4() {
+		if err := addAddr(h, eth0, n.Address, s.Subnets[n.Subnet].Prefix.Bits()); err != nil {
+			return err
+		}
 	}
 	if err := h.nl.LinkSetUp(eth0); err != nil {
 		return fmt.Errorf("bring up eth0: %w", err)
 	}
-	gw := s.Subnets[n.Subnet].Gateway
-	if err := h.nl.RouteAdd(&netlink.Route{Gw: gw.AsSlice(), LinkIndex: eth0.Attrs().Index}); err != nil {
-		return fmt.Errorf("default route via %s: %w", gw, err)
+	if s.HasIPv4() {
+		gw := s.Subnets[n.Subnet].Gateway
+		if err := h.nl.RouteAdd(&netlink.Route{Gw: gw.AsSlice(), LinkIndex: eth0.Attrs().Index}); err != nil {
+			return fmt.Errorf("default route via %s: %w", gw, err)
+		}
+		// Calico IPAM: the node owns its block and blackholes what it has not handed out.
+		if err := h.nl.RouteAdd(&netlink.Route{Dst: prefixNet(n.Block), Type: unix.RTN_BLACKHOLE}); err != nil {
+			return fmt.Errorf("blackhole %s: %w", n.Block, err)
+		}
 	}
-	// Calico IPAM: the node owns its block and blackholes what it has not handed out.
-	if err := h.nl.RouteAdd(&netlink.Route{Dst: prefixNet(n.Block), Type: unix.RTN_BLACKHOLE}); err != nil {
-		return fmt.Errorf("blackhole %s: %w", n.Block, err)
-	}
-	if s.Dual() {
+	if s.HasIPv6() {
 		sn := s.Subnets[n.Subnet]
 		if err := addAddr(h, eth0, n.Address6, sn.Prefix6.Bits()); err != nil {
 			return err
@@ -448,7 +454,7 @@ func buildPod(h *nsHandle, s *Spec, n *Node, p *Pod) error {
 		return err
 	}
 	defer ph.Close()
-	if s.Dual() {
+	if s.HasIPv6() {
 		if err := ph.sysctls(ipv6Sysctls(false)); err != nil {
 			return err
 		}
@@ -463,24 +469,12 @@ func buildPod(h *nsHandle, s *Spec, n *Node, p *Pod) error {
 	if err := h.nl.LinkAdd(veth); err != nil {
 		return fmt.Errorf("create veth %s: %w", p.HostIf, err)
 	}
-	// Felix answers the Pod's ARP for 169.254.1.1 by proxy ARP, at once.
-	for _, kv := range [][2]string{
-		{"net/ipv4/conf/" + p.HostIf + "/proxy_arp", "1"},
-		{"net/ipv4/neigh/" + p.HostIf + "/proxy_delay", "0"},
-	} {
-		if err := h.sysctl(kv[0], kv[1]); err != nil {
-			return err
-		}
-	}
 	host, err := h.link(p.HostIf)
 	if err != nil {
 		return err
 	}
 	if err := h.nl.LinkSetUp(host); err != nil {
 		return fmt.Errorf("bring up %s: %w", p.HostIf, err)
-	}
-	if err := h.nl.RouteAdd(&netlink.Route{Dst: hostNet(p.Address), LinkIndex: host.Attrs().Index, Scope: netlink.SCOPE_LINK}); err != nil {
-		return fmt.Errorf("route %s via %s: %w", p.Address, p.HostIf, err)
 	}
 	if err := linkUp(ph, "lo"); err != nil {
 		return err
@@ -489,18 +483,13 @@ func buildPod(h *nsHandle, s *Spec, n *Node, p *Pod) error {
 	if err != nil {
 		return err
 	}
-	if err := addAddr(ph, eth0, p.Address, 32); err != nil {
-		return err
-	}
 	if err := ph.nl.LinkSetUp(eth0); err != nil {
 		return fmt.Errorf("bring up Pod eth0: %w", err)
 	}
-	gw := net.ParseIP(PodGateway).To4()
-	if err := ph.nl.RouteAdd(&netlink.Route{Dst: &net.IPNet{IP: gw, Mask: net.CIDRMask(32, 32)}, LinkIndex: eth0.Attrs().Index, Scope: netlink.SCOPE_LINK}); err != nil {
-		return fmt.Errorf("route to %s: %w", PodGateway, err)
-	}
-	if err := ph.nl.RouteAdd(&netlink.Route{Gw: gw, LinkIndex: eth0.Attrs().Index}); err != nil {
-		return fmt.Errorf("default route via %s: %w", PodGateway, err)
+	if s.HasIPv4() {
+		if err := wirePodIPv4(h, ph, host, eth0, p); err != nil {
+			return err
+		}
 	}
 	if !p.Address6.IsValid() {
 		return nil
@@ -517,6 +506,34 @@ func buildPod(h *nsHandle, s *Spec, n *Node, p *Pod) error {
 	}
 	if err := h.nl.RouteAdd(&netlink.Route{Dst: hostNet(p.Address6), LinkIndex: host.Attrs().Index, Scope: netlink.SCOPE_LINK}); err != nil {
 		return fmt.Errorf("route %s via %s: %w", p.Address6, p.HostIf, err)
+	}
+	return nil
+}
+
+// wirePodIPv4 gives a Pod its IPv4 as the Calico CNI plugin does: a /32
+// on eth0, the default route via 169.254.1.1, which Felix answers for by
+// proxy ARP on the host side, and a /32 route to the Pod there.
+func wirePodIPv4(h, ph *nsHandle, host, eth0 netlink.Link, p *Pod) error {
+	for _, kv := range [][2]string{
+		{"net/ipv4/conf/" + p.HostIf + "/proxy_arp", "1"},
+		{"net/ipv4/neigh/" + p.HostIf + "/proxy_delay", "0"},
+	} {
+		if err := h.sysctl(kv[0], kv[1]); err != nil {
+			return err
+		}
+	}
+	if err := h.nl.RouteAdd(&netlink.Route{Dst: hostNet(p.Address), LinkIndex: host.Attrs().Index, Scope: netlink.SCOPE_LINK}); err != nil {
+		return fmt.Errorf("route %s via %s: %w", p.Address, p.HostIf, err)
+	}
+	if err := addAddr(ph, eth0, p.Address, 32); err != nil {
+		return err
+	}
+	gw := net.ParseIP(PodGateway).To4()
+	if err := ph.nl.RouteAdd(&netlink.Route{Dst: &net.IPNet{IP: gw, Mask: net.CIDRMask(32, 32)}, LinkIndex: eth0.Attrs().Index, Scope: netlink.SCOPE_LINK}); err != nil {
+		return fmt.Errorf("route to %s: %w", PodGateway, err)
+	}
+	if err := ph.nl.RouteAdd(&netlink.Route{Gw: gw, LinkIndex: eth0.Attrs().Index}); err != nil {
+		return fmt.Errorf("default route via %s: %w", PodGateway, err)
 	}
 	return nil
 }

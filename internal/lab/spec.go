@@ -27,11 +27,14 @@ const (
 	TopologyFlat   Topology = "flat"
 	TopologyRouted Topology = "routed"
 
-	// IP families: IPv4 alone (the default), or dual-stack, as Kubespray's
-	// ipv6_stack: every node, Pod and tunnel has an IPv6 address beside its
-	// IPv4 one.
+	// IP families: IPv4 alone (the default), dual-stack, as Kubespray's
+	// ipv6_stack (every node, Pod and tunnel has an IPv6 address beside
+	// its IPv4 one), or IPv6 alone (Kubespray's ipv6_stack without
+	// ipv4_stack: nodes, Pods and the tunnel IPv6 only, as calico-node with
+	// IP=none).
 	FamilyIPv4 = "ipv4"
 	FamilyDual = "dual"
+	FamilyIPv6 = "ipv6"
 )
 
 // Limits and defaults of the lab. Calico's and Kubespray's values where they have one.
@@ -50,8 +53,9 @@ const (
 	VXLANDevice        = "vxlan.calico"
 	VXLANDeviceV6      = "vxlan-v6.calico" // Felix's IPv6 tunnel: IPv6 in VXLAN over the nodes' IPv6 addresses
 	VXLANOverheadV6    = calico.OverheadVXLANv6
-	PodCIDRv6          = "fd85:ee78:d8a6:8607::1:0/112" // Kubespray's kube_pods_subnet_ipv6
-	BlockBitsV6        = 122                            // Kubespray's calico_pool_blocksize_ipv6
+	PodCIDRv6          = "fd85:ee78:d8a6:8607::1:0/112"  // Kubespray's kube_pods_subnet_ipv6
+	ServiceCIDRv6      = "fd85:ee78:d8a6:8607::1000/116" // Kubespray's kube_service_addresses_ipv6
+	BlockBitsV6        = 122                             // Kubespray's calico_pool_blocksize_ipv6
 	// PodGatewayV6 is the link-local address the host side of a Pod veth
 	// gets from its MAC ee:ee:ee:ee:ee:ee: the Calico CNI plugin routes the
 	// Pod's IPv6 through it.
@@ -244,16 +248,34 @@ func ParseIPFamily(s string) (string, error) {
 	switch s {
 	case "", FamilyIPv4:
 		return "", nil
-	case FamilyDual:
-		return FamilyDual, nil
-	case "ipv6":
-		return "", invalidf("ip family ipv6: an IPv6-only lab is not built yet; use ipv4 or dual (dual probes and diagnoses IPv6 on its own)")
+	case FamilyDual, FamilyIPv6:
+		return s, nil
 	}
-	return "", invalidf("ip family %q: use ipv4 or dual", s)
+	return "", invalidf("ip family %q: use ipv4, ipv6 or dual", s)
 }
 
 // Dual reports whether the lab is dual-stack.
 func (c Config) Dual() bool { return c.IPFamily == FamilyDual }
+
+// IPv6Only reports whether the lab's nodes and Pods have IPv6 addresses
+// alone. Its IPv4 addresses are planned (faults and names refer to the
+// nodes by them) but never given to an interface.
+func (c Config) IPv6Only() bool { return c.IPFamily == FamilyIPv6 }
+
+// HasIPv6 reports whether the lab's nodes and Pods have IPv6 addresses.
+func (c Config) HasIPv6() bool { return c.Dual() || c.IPv6Only() }
+
+// HasIPv4 reports whether the lab's nodes and Pods have IPv4 addresses.
+func (c Config) HasIPv4() bool { return !c.IPv6Only() }
+
+// Primary is the address an IPv6-only lab's agents are known by (a6),
+// any other lab's (a4).
+func (c Config) Primary(a4, a6 netip.Addr) netip.Addr {
+	if c.IPv6Only() {
+		return a6
+	}
+	return a4
+}
 
 // ParseTopology accepts the topology names of the CLI.
 func ParseTopology(s string) (Topology, error) {
@@ -332,11 +354,11 @@ func SpecOf(c Config) (Spec, error) {
 	if _, err := ParseIPFamily(c.IPFamily); err != nil {
 		return Spec{}, err
 	}
-	if c.Dual() {
-		switch {
-		case c.Kubernetes:
-			return Spec{}, invalidf("ip family dual and --kubernetes: the Kubernetes lab is IPv4 only so far; use the namespace lab (without --kubernetes) for dual-stack")
-		}
+	if c.HasIPv6() && c.Kubernetes {
+		return Spec{}, invalidf("ip family %s and --kubernetes: the Kubernetes lab is IPv4 only so far; use the namespace lab (without --kubernetes) for IPv6", c.IPFamily)
+	}
+	if c.IPv6Only() && c.Backend != BackendVXLAN {
+		return Spec{}, invalidf("ip family ipv6 with backend %s: the IPv6-only lab has VXLAN only so far (use --backend vxlan, or --ip-family dual for BGP over IPv6)", c.Backend)
 	}
 	for _, f := range []struct {
 		name string
@@ -386,7 +408,7 @@ func SpecOf(c Config) (Spec, error) {
 		s.Subnets = append(s.Subnets, Subnet{Bridge: "br-b",
 			Prefix: netip.MustParsePrefix("198.19.0.0/16"), Gateway: netip.MustParseAddr("198.19.255.254")})
 	}
-	if c.Dual() {
+	if c.HasIPv6() {
 		// Unique-local prefixes named after the IPv4 ones: nothing outside
 		// the lab routes them.
 		for i, p := range []string{"fd00:198:18::/64", "fd00:198:19::/64"}[:len(s.Subnets)] {
@@ -423,14 +445,26 @@ func SpecOf(c Config) (Spec, error) {
 		if podAuto {
 			n.PodMTU = n.UnderlayMTU - c.Backend.Overhead()
 		}
-		if c.Dual() {
+		if c.HasIPv6() {
 			n.Address6 = addrAdd(s.Subnets[n.Subnet].Prefix6.Addr(), i)
 			n.Block6 = netip.PrefixFrom(addrAdd(pool6.Addr(), (i-1)*64), BlockBitsV6)
 			n.VTEP6 = n.Block6.Addr()
 			n.VTEPMAC6 = fmt.Sprintf("66:70:76:00:%02x:%02x", i>>8, i&0xff)
 			// As Felix: each tunnel's MTU from the underlay (or the one
 			// set), the Pods' the smaller of the two.
-			if c.Backend == BackendVXLAN {
+			switch {
+			case c.IPv6Only():
+				// One tunnel, vxlan-v6.calico: the Pods' MTU from its
+				// overhead, --vxlan-mtu its own.
+				if podAuto {
+					n.PodMTU = n.UnderlayMTU - VXLANOverheadV6
+				}
+				n.VXLANMTUV6 = n.PodMTU
+				if n.VXLANMTU != 0 {
+					n.VXLANMTUV6 = n.VXLANMTU
+				}
+				n.VXLANMTU = n.VXLANMTUV6
+			case c.Backend == BackendVXLAN:
 				n.VXLANMTUV6 = n.PodMTU
 				if podAuto {
 					n.VXLANMTUV6 = n.UnderlayMTU - VXLANOverheadV6
@@ -446,7 +480,7 @@ func SpecOf(c Config) (Spec, error) {
 		}
 		for k := 1; k <= c.PodsPerNode; k++ {
 			p := Pod{Name: fmt.Sprintf("%s-pod%d", n.Name, k), Address: addrAdd(n.Block.Addr(), k)}
-			if c.Dual() {
+			if c.HasIPv6() {
 				p.Address6 = addrAdd(n.Block6.Addr(), k)
 			}
 			p.Netns = c.Name + "." + p.Name

@@ -229,7 +229,8 @@ func TestPlanDualStack(t *testing.T) {
 	}
 	for _, c := range []Config{
 		{IPFamily: FamilyDual, Kubernetes: true},
-		{IPFamily: "ipv6"},
+		{IPFamily: FamilyIPv6, Kubernetes: true},
+		{IPFamily: FamilyIPv6, Backend: BackendBGP},
 		{IPFamily: "ipv5"},
 	} {
 		if _, err := SpecOf(c); !errors.Is(err, ErrInvalid) {
@@ -240,5 +241,39 @@ func TestPlanDualStack(t *testing.T) {
 	s, _ = SpecOf(Config{})
 	if s.Nodes[0].Address6.IsValid() || s.Nodes[0].VXLANMTUV6 != 0 {
 		t.Errorf("IPv4 lab has IPv6 parts: %+v", s.Nodes[0])
+	}
+}
+
+// An IPv6-only lab: the IPv6 side of a dual-stack one alone. One tunnel,
+// vxlan-v6.calico, whose 70 bytes set the Pods' MTU; the inventory names
+// every node and Pod by its IPv6 address, agents included, and the Pod
+// and Service ranges are Kubespray's IPv6 ones.
+func TestPlanIPv6Only(t *testing.T) {
+	s, err := SpecOf(Config{IPFamily: FamilyIPv6, Nodes: 3})
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := s.Nodes[1]
+	if !s.IPv6Only() || s.HasIPv4() || !s.HasIPv6() || s.Dual() {
+		t.Errorf("family predicates of %q wrong", s.IPFamily)
+	}
+	if n.Address6.String() != "fd00:198:18::2" || n.PodMTU != 1430 || n.VXLANMTUV6 != 1430 || n.VXLANMTU != 1430 {
+		t.Errorf("node2: %s, MTU pod/vxlan/vxlan-v6 %d/%d/%d; want fd00:198:18::2 and 1430 everywhere", n.Address6, n.PodMTU, n.VXLANMTU, n.VXLANMTUV6)
+	}
+	inv := s.Inventory("token")
+	in := inv.Nodes[1]
+	if in.Address != "fd00:198:18::2" || in.Address6 != "" || in.Agent != "[fd00:198:18::2]:7946" ||
+		in.Pods[0].Address != "fd85:ee78:d8a6:8607::1:41" || in.Pods[0].Agent != "[fd85:ee78:d8a6:8607::1:41]:7946" {
+		t.Errorf("inventory node2 = %+v", in)
+	}
+	if inv.Network.PodCIDR != PodCIDRv6 || inv.Network.ServiceCIDR != ServiceCIDRv6 {
+		t.Errorf("inventory ranges %s, %s; want Kubespray's IPv6 ones", inv.Network.PodCIDR, inv.Network.ServiceCIDR)
+	}
+	// --vxlan-mtu sets the one tunnel's; --pod-mtu the Pods' and the tunnel's.
+	if s, _ := SpecOf(Config{IPFamily: FamilyIPv6, VXLANMTU: 1400}); s.Nodes[0].VXLANMTUV6 != 1400 || s.Nodes[0].PodMTU != 1430 {
+		t.Errorf("--vxlan-mtu 1400: vxlan-v6 %d, pod %d; want 1400 and 1430", s.Nodes[0].VXLANMTUV6, s.Nodes[0].PodMTU)
+	}
+	if s, _ := SpecOf(Config{IPFamily: FamilyIPv6, PodMTU: 1380}); s.Nodes[0].VXLANMTUV6 != 1380 || s.Nodes[0].PodMTU != 1380 {
+		t.Errorf("--pod-mtu 1380: vxlan-v6 %d, pod %d; want 1380 both", s.Nodes[0].VXLANMTUV6, s.Nodes[0].PodMTU)
 	}
 }

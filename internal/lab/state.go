@@ -94,16 +94,29 @@ func (s *Spec) Inventory(tokenFile string) *inventory.Inventory {
 			ServiceCIDR: ServiceCIDR,
 		},
 	}
+	if s.IPv6Only() {
+		inv.Network.PodCIDR, inv.Network.ServiceCIDR = PodCIDRv6, ServiceCIDRv6
+	}
+	// An IPv6-only lab's nodes and Pods are known by their IPv6
+	// addresses alone; a dual-stack lab's by both.
+	second := func(a netip.Addr) string {
+		if s.Dual() {
+			return addrString(a)
+		}
+		return ""
+	}
 	from := func(own string) string { return own }
 	if s.Controller != "" {
 		ns := s.Name + "." + s.Controller
 		from = func(string) string { return ns }
 	}
 	for _, n := range s.Nodes {
-		in := inventory.Node{Name: n.Name, Address: n.Address.String(), Address6: addrString(n.Address6), Agent: agentAddr(n.Address), Netns: from(n.Netns)}
+		a := s.Primary(n.Address, n.Address6)
+		in := inventory.Node{Name: n.Name, Address: a.String(), Address6: second(n.Address6), Agent: agentAddr(a), Netns: from(n.Netns)}
 		for _, p := range n.Pods {
-			in.Pods = append(in.Pods, inventory.Pod{Name: p.Name, Address: p.Address.String(), Address6: addrString(p.Address6),
-				Agent: agentAddr(p.Address), Netns: from(p.Netns)})
+			a := s.Primary(p.Address, p.Address6)
+			in.Pods = append(in.Pods, inventory.Pod{Name: p.Name, Address: a.String(), Address6: second(p.Address6),
+				Agent: agentAddr(a), Netns: from(p.Netns)})
 		}
 		inv.Nodes = append(inv.Nodes, in)
 	}

@@ -42,8 +42,11 @@ func WriteStatus(w io.Writer, st *State, output string, bgp map[string]any) erro
 	}
 	sp := &st.Spec
 	family := ""
-	if sp.Dual() {
+	switch {
+	case sp.Dual():
 		family = ", dual-stack"
+	case sp.IPv6Only():
+		family = ", IPv6 only"
 	}
 	fmt.Fprintf(w, "lab %s: %s, %d nodes, backend %s, topology %s%s (built in %.1fs)\n",
 		sp.Name, st.Phase, len(sp.Nodes), sp.Backend, sp.Topology, family, st.UpSeconds)
@@ -56,31 +59,14 @@ func WriteStatus(w io.Writer, st *State, output string, bgp map[string]any) erro
 	}
 	fmt.Fprintln(w)
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "NODE\tADDRESS\tBLOCK\tMTU (eth0/pod/vxlan)\tPODS")
-	for _, n := range sp.Nodes {
-		var pods []string
-		for _, p := range n.Pods {
-			pods = append(pods, p.Name+" "+p.Address.String())
-		}
-		vx := "-"
-		if sp.Backend == BackendVXLAN {
-			vx = fmt.Sprint(n.VXLANMTU)
-		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%d/%d/%s\t%s\n", n.Name, n.Address, n.Block, n.UnderlayMTU, n.PodMTU, vx, strings.Join(pods, ", "))
+	if sp.HasIPv4() {
+		writeRows(tw, sp, false)
 	}
-	if sp.Dual() {
-		fmt.Fprintln(tw, "\nNODE\tIPv6 ADDRESS\tIPv6 BLOCK\tMTU (vxlan-v6)\tPODS")
-		for _, n := range sp.Nodes {
-			var pods []string
-			for _, p := range n.Pods {
-				pods = append(pods, p.Name+" "+p.Address6.String())
-			}
-			vx := "-"
-			if sp.Backend == BackendVXLAN {
-				vx = fmt.Sprint(n.VXLANMTUV6)
-			}
-			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", n.Name, n.Address6, n.Block6, vx, strings.Join(pods, ", "))
+	if sp.HasIPv6() {
+		if sp.Dual() {
+			fmt.Fprintln(tw)
 		}
+		writeRows(tw, sp, true)
 	}
 	tw.Flush()
 	if len(st.Faults) == 0 {
@@ -108,4 +94,32 @@ func WriteStatus(w io.Writer, st *State, output string, bgp map[string]any) erro
 		}
 	}
 	return nil
+}
+
+// writeRows writes the table of the nodes' IPv4 side, or IPv6's (six).
+func writeRows(tw io.Writer, sp *Spec, six bool) {
+	if six {
+		fmt.Fprintln(tw, "NODE\tIPv6 ADDRESS\tIPv6 BLOCK\tMTU (eth0/pod/vxlan-v6)\tPODS")
+	} else {
+		fmt.Fprintln(tw, "NODE\tADDRESS\tBLOCK\tMTU (eth0/pod/vxlan)\tPODS")
+	}
+	for _, n := range sp.Nodes {
+		addr, block, vxMTU := n.Address, n.Block, n.VXLANMTU
+		if six {
+			addr, block, vxMTU = n.Address6, n.Block6, n.VXLANMTUV6
+		}
+		var pods []string
+		for _, p := range n.Pods {
+			a := p.Address
+			if six {
+				a = p.Address6
+			}
+			pods = append(pods, p.Name+" "+a.String())
+		}
+		vx := "-"
+		if sp.Backend == BackendVXLAN {
+			vx = fmt.Sprint(vxMTU)
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%d/%d/%s\t%s\n", n.Name, addr, block, n.UnderlayMTU, n.PodMTU, vx, strings.Join(pods, ", "))
+	}
 }
