@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"net/netip"
 	"sort"
 	"strings"
 	"time"
@@ -327,12 +328,13 @@ func familySuffix(family string) string {
 // smallest node-layer path MTU less the backend's encapsulation.
 func pathLimit(r *model.Report, backend string) (int, string) {
 	limit, path := 0, ""
+	v6only := ipv6Only(r)
 	for _, p := range r.Pairs.All() {
 		if p.Layer != model.LayerNode || p.PathMTU == 0 {
 			continue
 		}
 		overhead := calico.Overhead(backend)
-		if p.Family == model.FamilyIPv6 {
+		if p.Family == model.FamilyIPv6 || v6only {
 			overhead = calico.OverheadIPv6(backend)
 		}
 		if v := p.PathMTU - overhead; limit == 0 || v < limit {
@@ -341,6 +343,23 @@ func pathLimit(r *model.Report, backend string) (int, string) {
 		}
 	}
 	return limit, path
+}
+
+// ipv6Only reports whether every node address of r is IPv6: an
+// IPv6-only cluster, whose first (only) pass is IPv6's.
+func ipv6Only(r *model.Report) bool {
+	six := false
+	for _, n := range r.Nodes {
+		a, err := netip.ParseAddr(n.Address)
+		if err != nil {
+			continue
+		}
+		if a.Unmap().Is4() {
+			return false
+		}
+		six = true
+	}
+	return six
 }
 
 func findingLine(r *model.Report) string {

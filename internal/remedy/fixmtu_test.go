@@ -6,6 +6,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"podpath/internal/model"
 )
 
 // FixMTU without a cluster (no Config) changes only the Kubespray
@@ -52,5 +54,30 @@ func TestFixMTUInventoryWithoutCluster(t *testing.T) {
 	}
 	if out, err = run(1350, false); err != nil || !strings.Contains(out, "Nothing to change") {
 		t.Errorf("second run: %v %q; want nothing to change", err, out)
+	}
+}
+
+// The measured path's limit on the Pod MTU takes each pair's own
+// encapsulation overhead: IPv6's 70 with VXLAN on a dual-stack run's IPv6
+// pairs, and on every pair of an IPv6-only cluster (its one pass, no
+// family), whose nodes' addresses say so.
+func TestPathLimitByFamily(t *testing.T) {
+	pair := func(family string) model.Pair {
+		return model.Pair{From: "node1", To: "node2", Layer: model.LayerNode, Reachable: true, PathMTU: 1400, Family: family}
+	}
+	for _, c := range []struct {
+		name  string
+		addr  string
+		pairs []model.Pair
+		want  int
+	}{
+		{"ipv4", "198.18.0.1", []model.Pair{pair("")}, 1350},
+		{"dual-stack", "198.18.0.1", []model.Pair{pair(""), pair(model.FamilyIPv6)}, 1330},
+		{"ipv6-only", "fd00:198:18::1", []model.Pair{pair("")}, 1330},
+	} {
+		r := &model.Report{Pairs: model.PairsOf(c.pairs), Nodes: []model.NodeInfo{{Name: "node1", Address: c.addr}, {Name: "node2", Address: c.addr}}}
+		if got, path := pathLimit(r, "vxlan"); got != c.want {
+			t.Errorf("%s: limit %d (%s); want %d", c.name, got, path, c.want)
+		}
 	}
 }
