@@ -2,6 +2,7 @@ package diagnose
 
 import (
 	"fmt"
+	"net/netip"
 	"slices"
 	"sort"
 	"strings"
@@ -179,6 +180,11 @@ func podTrafficDrop(s *state, n string, ds []model.FirewallDrop) (title, summary
 	if strings.Contains(d.Family, "iptables-legacy") {
 		table = "iptables-legacy " + d.Table
 	}
+	// An IPv6 Pod network is matched by ip6tables and nft's ip6.
+	ipt, nftAddr := "iptables", "ip"
+	if p, err := netip.ParsePrefix(cidr); err == nil && p.Addr().Is6() {
+		ipt, nftAddr = "ip6tables", "ip6"
+	}
 	if d.Policy {
 		title = fmt.Sprintf("%s's %s chain %s drops Pod traffic by its policy", n, table, d.Chain)
 		summary = fmt.Sprintf("Pod traffic that %s forwards, to its Pods from other nodes and back, reaches the end of %s %s, whose policy is drop: nothing before it accepts the Pod network. Docker sets FORWARD's policy to drop this way.", n, table, d.Chain)
@@ -189,14 +195,14 @@ func podTrafficDrop(s *state, n string, ds []model.FirewallDrop) (title, summary
 	r = &model.Remedy{
 		Summary: fmt.Sprintf("Accept the Pod network (%s) in that chain before its policy, on %s: on a Docker host in DOCKER-USER, which Docker leaves for this; or give the chain an accept policy if nothing relies on it.", cidr, n),
 		Commands: []string{
-			fmt.Sprintf("iptables -I DOCKER-USER -s %s -j ACCEPT && iptables -I DOCKER-USER -d %s -j ACCEPT   # on %s, a Docker host", cidr, cidr, n),
-			fmt.Sprintf("nft insert rule %s %s %s ip saddr %s accept; nft insert rule %s %s %s ip daddr %s accept   # on %s, any nftables host", d.Family, d.Table, d.Chain, cidr, d.Family, d.Table, d.Chain, cidr, n),
+			fmt.Sprintf("%s -I DOCKER-USER -s %s -j ACCEPT && %s -I DOCKER-USER -d %s -j ACCEPT   # on %s, a Docker host", ipt, cidr, ipt, cidr, n),
+			fmt.Sprintf("nft insert rule %s %s %s %s saddr %s accept; nft insert rule %s %s %s %s daddr %s accept   # on %s, any nftables host", d.Family, d.Table, d.Chain, nftAddr, cidr, d.Family, d.Table, d.Chain, nftAddr, cidr, n),
 		},
 	}
 	if strings.Contains(d.Family, "iptables-legacy") {
 		// The legacy tables are not nftables': neither nft nor the
 		// iptables-nft that Debian's iptables runs can change them.
-		r.Commands = []string{fmt.Sprintf("iptables-legacy -I %s 1 -s %s -j ACCEPT && iptables-legacy -I %s 1 -d %s -j ACCEPT   # on %s (DOCKER-USER instead of %s on a Docker host)", d.Chain, cidr, d.Chain, cidr, n, d.Chain)}
+		r.Commands = []string{fmt.Sprintf("%s-legacy -I %s 1 -s %s -j ACCEPT && %s-legacy -I %s 1 -d %s -j ACCEPT   # on %s (DOCKER-USER instead of %s on a Docker host)", ipt, d.Chain, cidr, ipt, d.Chain, cidr, n, d.Chain)}
 	}
 	return title, summary, r
 }

@@ -104,6 +104,12 @@ func TestIPv6OnlyCluster(t *testing.T) {
 			ev.Facts["node1"].Links[2].VXLAN.Neighbors[0].MAC = "66:70:70:00:00:99"
 			each(ev, func(p model.Pair) bool { return p.Layer == model.LayerPod && p.From == "node1" && p.To == "node2" }, cutPair)
 		}, EncapMismatch, "node1", "ip -6 neigh show dev vxlan-v6.calico"},
+		{"forward_policy_drop_on_node3", func(ev *Evidence) {
+			ev.Network.PodCIDR = "fd85:ee78:d8a6:8607::1:0/112"
+			ev.Facts["node3"].Firewall.Drops = []model.FirewallDrop{{Family: "ip6", Table: "filter", Chain: "FORWARD", Hook: "forward",
+				Rule: "policy drop", Policy: true, Needs: []string{model.NeedPodTraffic}}}
+			each(ev, podWith("node3"), cutPair)
+		}, FirewallDrop, "node3", "ip6tables -I DOCKER-USER -s fd85:ee78:d8a6:8607::1:0/112 -j ACCEPT"},
 		{"seed_mtu_on_node3", func(ev *Evidence) {
 			each(ev, with("node3"), func(p *model.Pair) {
 				p.PathMTU, p.PathMTULimit = 1400, "silent"
