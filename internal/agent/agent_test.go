@@ -674,6 +674,74 @@ func TestCheapCheck(t *testing.T) {
 	}
 }
 
+// A peer that does not answer the cheap round gives its slot back while
+// its echo bursts wait out their timeouts: with one peer at a time, the
+// second silent peer's round goes out while the first is still being
+// sent echoes. (Held, a node cut off from 59 peers waited them out
+// eight at a time, most of the doctor's minute.) The order of what the
+// two silent peers receive says it, no clock bound.
+func TestCheapCheckGivesSlotsOfSilentPeersBack(t *testing.T) {
+	a := startAgent(t, "a")
+	type silent struct {
+		pc          net.PacketConn
+		first, last time.Time
+	}
+	var mu sync.Mutex
+	peers := map[string]*silent{}
+	var list []Peer
+	for _, name := range []string{"silent1", "silent2"} {
+		pc, err := net.ListenPacket("udp4", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { pc.Close() })
+		sp := &silent{pc: pc}
+		peers[name] = sp
+		list = append(list, Peer{Name: name, Address: pc.LocalAddr().String()})
+		go func() {
+			buf := make([]byte, 1<<16)
+			for {
+				if _, _, err := pc.ReadFrom(buf); err != nil {
+					return
+				}
+				mu.Lock()
+				if sp.first.IsZero() {
+					sp.first = time.Now()
+				}
+				sp.last = time.Now()
+				mu.Unlock()
+			}
+		}()
+	}
+	c := client(a)
+	ctx := context.Background()
+	if err := c.SetPeers(ctx, list); err != nil {
+		t.Fatal(err)
+	}
+	resp, err := c.Probe(ctx, ProbeRequest{Targets: []string{"silent1", "silent2"}, Cheap: true, Parallel: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, r := range resp.Results {
+		if r.Reachable {
+			t.Errorf("%s answered nothing: %+v; want unreachable", r.Peer, r)
+		}
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	s1, s2 := peers["silent1"], peers["silent2"]
+	if s1.first.IsZero() || s2.first.IsZero() {
+		t.Fatal("a silent peer received nothing")
+	}
+	if early, late := s1, s2; s2.first.Before(s1.first) {
+		s1, s2 = late, early
+	}
+	if !s2.first.Before(s1.last) {
+		t.Errorf("the second silent peer's round went out %s after the first peer's last echo: its slot was held while it waited",
+			s2.first.Sub(s1.last))
+	}
+}
+
 // A large cluster's peer list fits a request: 5,000 peers with names as
 // long as a cloud's node names.
 func TestFiveThousandPeers(t *testing.T) {

@@ -29,7 +29,14 @@ func (a *Agent) run(ctx context.Context, peers []Peer, req *ProbeRequest) []Targ
 	for i, p := range peers {
 		wg.Go(func() {
 			sem <- struct{}{}
-			defer func() { <-sem }()
+			// A peer that did not answer the cheap round gives its slot
+			// back: what is left for it (echo bursts, a TCP handshake) is
+			// waiting out timeouts, no load, and a node cut off from its
+			// peers would otherwise wait them out parallel at a time
+			// (about 5 s each: 59 peers of a 60-node cluster took the
+			// doctor's minute).
+			release := sync.OnceFunc(func() { <-sem })
+			defer release()
 			if len(req.DNS) > 0 {
 				results[i] = a.askDNS(ctx, p, req.DNS)
 				return
@@ -46,9 +53,13 @@ func (a *Agent) run(ctx context.Context, peers []Peer, req *ProbeRequest) []Targ
 			case conn = <-spare:
 			default:
 			}
-			results[i], conn = a.probeOne(ctx, p, req, conn)
+			results[i], conn = a.probeOne(ctx, p, req, conn, release)
 			if conn != nil {
-				spare <- conn
+				select { // more than parallel may end at once once slots are given back
+				case spare <- conn:
+				default:
+					conn.Close()
+				}
 			}
 			pw.Wait()
 			results[i].Ports = ports
@@ -100,7 +111,9 @@ func (a *Agent) askDNS(ctx context.Context, p Peer, qs []probe.DNSQuery) TargetR
 // probeOne probes p as req asks. For the cheap check it takes a socket
 // of an earlier peer when given one (redialled to p, or closed) and hands
 // its socket back for the next; otherwise it closes what it opened.
-func (a *Agent) probeOne(ctx context.Context, p Peer, req *ProbeRequest, spare *probe.Conn) (TargetResult, *probe.Conn) {
+// waiting is called when what is left of a cheap check is waiting (the
+// peer did not answer its round).
+func (a *Agent) probeOne(ctx context.Context, p Peer, req *ProbeRequest, spare *probe.Conn, waiting func()) (TargetResult, *probe.Conn) {
 	res := TargetResult{Peer: p.Name, Address: p.Address}
 	fail := func(err error) { res.Errors = append(res.Errors, err.Error()) }
 	addr, err := netip.ParseAddrPort(p.Address)
@@ -120,20 +133,22 @@ func (a *Agent) probeOne(ctx context.Context, p Peer, req *ProbeRequest, spare *
 		}
 	}
 	if req.Cheap {
-		return a.probeConn(ctx, conn, p, addr, req, res), conn
+		return a.probeConn(ctx, conn, p, addr, req, res, waiting), conn
 	}
 	defer conn.Close()
-	return a.probeConn(ctx, conn, p, addr, req, res), nil
+	return a.probeConn(ctx, conn, p, addr, req, res, waiting), nil
 }
 
 // probeConn is probeOne on an open socket.
-func (a *Agent) probeConn(ctx context.Context, conn *probe.Conn, p Peer, addr netip.AddrPort, req *ProbeRequest, res TargetResult) TargetResult {
+func (a *Agent) probeConn(ctx context.Context, conn *probe.Conn, p Peer, addr netip.AddrPort, req *ProbeRequest, res TargetResult, waiting func()) TargetResult {
 	fail := func(err error) { res.Errors = append(res.Errors, err.Error()) }
 	// Reachability first: a burst of small echoes, so random loss does not
 	// pass for a cut path (one answer is enough).
 	rtt := req.RTT
 	if req.Cheap {
-		res.FullSize, res.Reachable = cheapRound(ctx, conn, fail)
+		if res.FullSize, res.Reachable = cheapRound(ctx, conn, fail); !res.Reachable && waiting != nil {
+			waiting()
+		}
 	}
 	if !res.Reachable {
 		reach, err := conn.Ping(ctx, reachEchoes, 0, 0)

@@ -49,6 +49,13 @@ const (
 	// retryWave bounds how many suspect pairs are measured again at once,
 	// each agent in at most one of them.
 	retryWave = 32
+	// cutPerAgent and cutWave bound the depth rounds of pairs that no
+	// echo crossed in the cheap check and its second look: no size
+	// search, series or transfer follows on them (the agent sees them
+	// unreachable), only timeouts, an ICMP echo and a TCP handshake.
+	// An agent waits on agent.MaxParallel unreachable peers at once.
+	cutPerAgent = agent.MaxParallel
+	cutWave     = 4 * DeepWave
 )
 
 // Pace is how a paced run is laid out.
@@ -195,9 +202,26 @@ func (r *Runner) Paced(ctx context.Context, jobs []plan.Job, deep agent.ProbeReq
 	pace.say("podpath doctor: measuring %d pairs in depth (path MTU, echo series, transfers)…", len(depth))
 	light, heavy := deep, agent.ProbeRequest{TransferBytes: deep.TransferBytes}
 	light.TransferBytes = 0
-	for _, wave := range plan.Waves(plain(depth), DeepPerAgent, DeepWave) {
-		for k, got := range r.runPairs(ctx, wave, light) {
-			update(wave[k].Key(), func(p *model.Pair) { merge(p, got) })
+	// Pairs no echo crossed twice go in waves of their own, wider: each
+	// waits out its timeouts (about 6 s) and sends a few small packets,
+	// so sixteen at a time made a node cut off from 59 peers cost a
+	// minute, the run's whole budget.
+	var answering, dead []at
+	for _, p := range depth {
+		if cut[p.i] {
+			dead = append(dead, p)
+		} else {
+			answering = append(answering, p)
+		}
+	}
+	for _, set := range []struct {
+		pairs     []at
+		per, size int
+	}{{answering, DeepPerAgent, DeepWave}, {dead, cutPerAgent, cutWave}} {
+		for _, wave := range plan.Waves(plain(set.pairs), set.per, set.size) {
+			for k, got := range r.runPairs(ctx, wave, light) {
+				update(wave[k].Key(), func(p *model.Pair) { merge(p, got) })
+			}
 		}
 	}
 	if heavy.TransferBytes > 0 {
