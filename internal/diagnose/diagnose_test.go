@@ -16,24 +16,50 @@ func vtepMAC(i int) string { return fmt.Sprintf("66:70:70:00:00:%02x", i) }
 func block(i int) string   { return fmt.Sprintf("10.233.64.%d/26", 64*(i-1)) }
 func iptr(v int) *int      { return &v }
 
+// stack is one address family's side of a test cluster: the nodes'
+// addresses and Pod blocks, the VXLAN device, MTU and sysctls.
+type stack struct {
+	family      string // route family: ipv4, ipv6
+	addr, block func(int) string
+	bits        string // the underlay's prefix length
+	lo          []string
+	tunnel      string
+	podMTU      int
+	sysctls     func() model.Sysctls
+}
+
+var ipv4Stack = stack{family: "ipv4", addr: ip, block: block, bits: "/16", lo: []string{"127.0.0.1/8"},
+	tunnel: "vxlan.calico", podMTU: 1450,
+	sysctls: func() model.Sysctls {
+		return model.Sysctls{IPv4Forward: iptr(1), RPFilterAll: iptr(0), Conf: map[string]model.LinkConf{"eth0": {RPFilter: iptr(0)}}}
+	}}
+
 // healthy is the evidence of a healthy n-node VXLAN cluster, as the doctor
 // collects it on the lab.
-func healthy(n int) Evidence {
-	ev := Evidence{Network: model.Network{Backend: "vxlan", PodMTU: 1450}, Addresses: map[string]string{},
+func healthy(n int) Evidence { return healthyOn(n, ipv4Stack) }
+
+// healthyOn is healthy on one address family's stack.
+func healthyOn(n int, st stack) Evidence {
+	ev := Evidence{Network: model.Network{Backend: "vxlan", PodMTU: st.podMTU}, Addresses: map[string]string{},
 		Facts: map[string]*model.Facts{}, FactErrors: map[string]string{}}
+	vtep := func(i int) string { return strings.SplitN(st.block(i), "/", 2)[0] }
+	host := "/32"
+	if st.family == "ipv6" {
+		host = "/128"
+	}
 	for i := 1; i <= n; i++ {
 		name := fmt.Sprintf("node%d", i)
 		ev.Nodes = append(ev.Nodes, name)
-		ev.Addresses[name] = ip(i)
+		ev.Addresses[name] = st.addr(i)
 		f := &model.Facts{
 			Links: []model.Link{
-				{Name: "lo", MTU: 65536, Addresses: []string{"127.0.0.1/8"}},
-				{Name: "eth0", MTU: 1500, Addresses: []string{ip(i) + "/16"}},
-				{Name: "vxlan.calico", MTU: 1450, MAC: vtepMAC(i), Addresses: []string{strings.TrimSuffix(block(i), "/26") + "/32"}, VXLAN: &model.VXLAN{VNI: 4096, Port: 4789, Local: ip(i)}},
-				{Name: "cali0123456789a", MTU: 1450},
+				{Name: "lo", MTU: 65536, Addresses: st.lo},
+				{Name: "eth0", MTU: 1500, Addresses: []string{st.addr(i) + st.bits}},
+				{Name: st.tunnel, MTU: st.podMTU, MAC: vtepMAC(i), Addresses: []string{vtep(i) + host}, VXLAN: &model.VXLAN{VNI: 4096, Port: 4789, Local: st.addr(i)}},
+				{Name: "cali0123456789a", MTU: st.podMTU},
 			},
-			Routes:        []model.Route{{Family: "ipv4", Dst: block(i), Type: "blackhole"}},
-			Sysctls:       model.Sysctls{IPv4Forward: iptr(1), RPFilterAll: iptr(0), Conf: map[string]model.LinkConf{"eth0": {RPFilter: iptr(0)}}},
+			Routes:        []model.Route{{Family: st.family, Dst: st.block(i), Type: "blackhole"}},
+			Sysctls:       st.sysctls(),
 			KernelModules: []model.Module{{Name: "vxlan", State: model.ModuleBuiltin, Need: "vxlan"}, {Name: "ipip", State: model.ModuleMissing, Need: "ipip"}},
 			Conntrack:     model.Conntrack{Count: iptr(10), Max: iptr(1000)},
 			Calico: model.Calico{Felix: model.Felix{Error: "connection refused"},
@@ -41,10 +67,10 @@ func healthy(n int) Evidence {
 		}
 		for j := 1; j <= n; j++ {
 			if j != i {
-				f.Routes = append(f.Routes, model.Route{Family: "ipv4", Dst: block(j), Type: "unicast", Dev: "vxlan.calico"})
+				f.Routes = append(f.Routes, model.Route{Family: st.family, Dst: st.block(j), Type: "unicast", Dev: st.tunnel})
 				vx := f.Links[2].VXLAN
-				vx.FDB = append(vx.FDB, model.FDBEntry{MAC: vtepMAC(j), Dst: ip(j)})
-				vx.Neighbors = append(vx.Neighbors, model.Neighbor{IP: strings.TrimSuffix(block(j), "/26"), MAC: vtepMAC(j)})
+				vx.FDB = append(vx.FDB, model.FDBEntry{MAC: vtepMAC(j), Dst: st.addr(j)})
+				vx.Neighbors = append(vx.Neighbors, model.Neighbor{IP: vtep(j), MAC: vtepMAC(j)})
 			}
 		}
 		ev.Facts[name] = f
@@ -53,7 +79,7 @@ func healthy(n int) Evidence {
 	for _, l := range []model.Layer{model.LayerNode, model.LayerPod} {
 		mtu := 1500
 		if l == model.LayerPod {
-			mtu = 1450
+			mtu = st.podMTU
 		}
 		for _, a := range ev.Nodes {
 			for _, b := range ev.Nodes {

@@ -16,60 +16,14 @@ func block6(i int) string { return fmt.Sprintf("fd85:ee78:d8a6:8607::1:%x/122", 
 // healthyV6 is the evidence of a healthy n-node IPv6-only VXLAN cluster:
 // the nodes' addresses IPv6, Pod traffic in vxlan-v6.calico (MTU 1430,
 // 70 bytes under the uplink's 1500), IPv6 routes and forwarding. IPv4
-// forwarding is off, as an IPv6-only host may well leave it: nothing of
-// this cluster crosses it.
+// forwarding is off and IPv4's rp_filter strict, as an IPv6-only host
+// may well leave them: nothing of this cluster crosses them.
 func healthyV6(n int) Evidence {
-	ev := Evidence{Network: model.Network{Backend: "vxlan", PodMTU: 1430}, Addresses: map[string]string{},
-		Facts: map[string]*model.Facts{}, FactErrors: map[string]string{}}
-	for i := 1; i <= n; i++ {
-		name := fmt.Sprintf("node%d", i)
-		ev.Nodes = append(ev.Nodes, name)
-		ev.Addresses[name] = ip6(i)
-		f := &model.Facts{
-			Links: []model.Link{
-				{Name: "lo", MTU: 65536, Addresses: []string{"127.0.0.1/8", "::1/128"}},
-				{Name: "eth0", MTU: 1500, Addresses: []string{ip6(i) + "/64", "fe80::1/64"}},
-				{Name: "vxlan-v6.calico", MTU: 1430, MAC: vtepMAC(i), Addresses: []string{strings.TrimSuffix(block6(i), "/122") + "/128"}, VXLAN: &model.VXLAN{VNI: 4096, Port: 4789, Local: ip6(i)}},
-				{Name: "cali0123456789a", MTU: 1430},
-			},
-			Routes:        []model.Route{{Family: "ipv6", Dst: block6(i), Type: "blackhole"}},
-			Sysctls:       model.Sysctls{IPv4Forward: iptr(0), IPv6Forwarding: iptr(1), RPFilterAll: iptr(1), Conf: map[string]model.LinkConf{"eth0": {RPFilter: iptr(1)}}},
-			KernelModules: []model.Module{{Name: "vxlan", State: model.ModuleBuiltin, Need: "vxlan"}},
-			Conntrack:     model.Conntrack{Count: iptr(10), Max: iptr(1000)},
-			Calico: model.Calico{Felix: model.Felix{Error: "connection refused"},
-				BIRD: model.BIRDState{Error: "no such file or directory"}},
-		}
-		for j := 1; j <= n; j++ {
-			if j != i {
-				f.Routes = append(f.Routes, model.Route{Family: "ipv6", Dst: block6(j), Type: "unicast", Dev: "vxlan-v6.calico"})
-				vx := f.Links[2].VXLAN
-				vx.FDB = append(vx.FDB, model.FDBEntry{MAC: vtepMAC(j), Dst: ip6(j)})
-				vx.Neighbors = append(vx.Neighbors, model.Neighbor{IP: strings.TrimSuffix(block6(j), "/122"), MAC: vtepMAC(j)})
-			}
-		}
-		ev.Facts[name] = f
-	}
-	var ps []model.Pair
-	for _, l := range []model.Layer{model.LayerNode, model.LayerPod} {
-		mtu := 1500
-		if l == model.LayerPod {
-			mtu = 1430
-		}
-		for _, a := range ev.Nodes {
-			for _, b := range ev.Nodes {
-				if a == b {
-					continue
-				}
-				loss := 0.0
-				ps = append(ps, model.Pair{From: a, To: b, Layer: l, Reachable: true,
-					PathMTU: mtu, IfaceMTU: mtu, PathMTULimit: "none",
-					RTTMs: &model.Percentiles{P50: 0.1, P99: 0.3}, ICMPRTTMs: &model.Percentiles{P50: 0.1},
-					ICMPLossPct: &loss, TCPConnectMs: &model.Percentiles{P50: 0.1}, TransferBytes: 300000})
-			}
-		}
-	}
-	ev.Pairs = model.PairsOf(ps)
-	return ev
+	return healthyOn(n, stack{family: "ipv6", addr: ip6, block: block6, bits: "/64", lo: []string{"127.0.0.1/8", "::1/128"},
+		tunnel: "vxlan-v6.calico", podMTU: 1430,
+		sysctls: func() model.Sysctls {
+			return model.Sysctls{IPv4Forward: iptr(0), IPv6Forwarding: iptr(1), RPFilterAll: iptr(1), Conf: map[string]model.LinkConf{"eth0": {RPFilter: iptr(1)}}}
+		}})
 }
 
 // An IPv6-only cluster is diagnosed in one pass (no Family) by IPv6's

@@ -61,9 +61,7 @@ func (s *state) underlayLink(n string) *model.Link {
 // IPv6 pass, or an IPv6-only cluster's one pass. Its rules then read
 // IPv6's tunnel device, overhead, forwarding sysctl, routes and BGP
 // sessions; IPv4's say nothing about it.
-func (s *state) v6() bool {
-	return s.ev.Family == model.FamilyIPv6 || s.ipv6()
-}
+func (s *state) v6() bool { return s.six }
 
 // ipCmd is iproute2's command for the pass's family: "ip -6 " lists
 // IPv6 routes and neighbours, which plain "ip " leaves out.

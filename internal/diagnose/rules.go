@@ -37,6 +37,9 @@ type state struct {
 	// byNode indexes ev.Pairs by layer ("": any) and node at either end,
 	// in their order; built on first use (pairsOf).
 	byNode map[layerNode][]int32
+	// six: the pass is IPv6's (v6), worked out once from the addresses:
+	// rules ask it inside loops over node pairs.
+	six bool
 }
 
 type layerNode struct {
@@ -98,6 +101,7 @@ func anyPair(model.Pair) bool { return true }
 // cluster gives none above info.
 func Diagnose(ev Evidence) []model.Finding {
 	s := &state{ev: &ev, explained: map[pairKey]string{}}
+	s.six = ev.Family == model.FamilyIPv6 || s.ipv6()
 	for _, rule := range Rules {
 		rule.run(s)
 	}

@@ -5,14 +5,12 @@
 package kubetest
 
 import (
-	"bytes"
 	"context"
 	"crypto/rand"
 	"crypto/rsa"
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"encoding/pem"
-	"fmt"
 	"math/big"
 	"net"
 	"net/http"
@@ -36,6 +34,7 @@ import (
 	"k8s.io/client-go/tools/clientcmd"
 	clientcmdapi "k8s.io/client-go/tools/clientcmd/api"
 	"podpath/internal/kubeobj"
+	"podpath/internal/toolbuild"
 )
 
 // Bounds of the control plane's start.
@@ -61,37 +60,7 @@ type Env struct {
 // Binaries builds (or finds in the cache) the control plane's binaries.
 func Binaries(t testing.TB) string {
 	t.Helper()
-	root, err := repoRoot()
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), BuildTimeout)
-	defer cancel()
-	cmd := exec.CommandContext(ctx, filepath.Join(root, "scripts", "kube-tools.sh"))
-	var stderr bytes.Buffer
-	cmd.Stderr = &stderr
-	out, err := cmd.Output()
-	if err != nil {
-		t.Fatalf("build the control plane (scripts/kube-tools.sh): %v\n%s", err, stderr.String())
-	}
-	return strings.TrimSpace(string(out))
-}
-
-func repoRoot() (string, error) {
-	dir, err := os.Getwd()
-	if err != nil {
-		return "", err
-	}
-	for {
-		if _, err := os.Stat(filepath.Join(dir, "scripts", "kube-tools.sh")); err == nil {
-			return dir, nil
-		}
-		parent := filepath.Dir(dir)
-		if parent == dir {
-			return "", fmt.Errorf("no scripts/kube-tools.sh above the working directory")
-		}
-		dir = parent
-	}
+	return toolbuild.Run(t, "kube-tools.sh", BuildTimeout)
 }
 
 // Options shape a control plane.
